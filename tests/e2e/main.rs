@@ -1,1 +1,8 @@
-fn main(){}
+//! End-to-end tests against a real anvil devnet and the real contracts. Each test starts its
+//! own anvil on a free port; run with `cargo test -p farthing-e2e` after building the contracts
+//! (`scripts/test.sh` does everything).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod deploy;
+mod lifecycle;

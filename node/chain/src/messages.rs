@@ -1,0 +1,149 @@
+//! The EIP-712 messages participants sign, exactly as `ChannelManager` (and `MockUSDC`/USDC
+//! for the gasless paths) verify them. The end-to-end tests check every digest computed here
+//! against the contract's own digest views on a real chain.
+
+#![allow(missing_docs)]
+
+use alloy::primitives::{Address, B256, Bytes};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{Eip712Domain, SolStruct, eip712_domain};
+
+alloy::sol! {
+    /// What P signs for each payment: everything P has paid the partner in this channel.
+    #[derive(Debug, PartialEq, Eq)]
+    struct BalanceProof {
+        uint256 channelId;
+        uint64 nonce;
+        uint128 transferred;
+    }
+
+    /// Signed by both participants: `participant` may withdraw up to `totalWithdrawn`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Withdraw {
+        uint256 channelId;
+        address participant;
+        uint96 totalWithdrawn;
+        uint64 expiry;
+    }
+
+    /// Signed by both participants: close now with these payouts.
+    #[derive(Debug, PartialEq, Eq)]
+    struct CooperativeClose {
+        uint256 channelId;
+        uint96 payoutA;
+        uint96 payoutB;
+    }
+
+    /// Signed by a funder whose EIP-2612 permit someone else submits to open a channel.
+    #[derive(Debug, PartialEq, Eq)]
+    struct OpenWithPermit {
+        address token;
+        address partner;
+        uint96 deposit;
+        uint32 challengePeriod;
+        uint256 permitNonce;
+    }
+
+    /// Hashed (struct hash, no domain) into the EIP-3009 nonce of a gasless open.
+    #[derive(Debug, PartialEq, Eq)]
+    struct OpenAuthorization {
+        address partner;
+        uint32 challengePeriod;
+        bytes32 salt;
+    }
+
+    /// EIP-2612, in the token's domain.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Permit {
+        address owner;
+        address spender;
+        uint256 value;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    /// EIP-3009, in the token's domain.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ReceiveWithAuthorization {
+        address from;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 nonce;
+    }
+}
+
+/// The `ChannelManager`'s EIP-712 domain on a chain.
+pub fn channel_domain(chain_id: u64, channel_manager: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "Farthing",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: channel_manager,
+    }
+}
+
+/// USDC's EIP-712 domain (name "USD Coin", version "2"), which MockUSDC copies.
+pub fn usdc_domain(chain_id: u64, token: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "USD Coin",
+        version: "2",
+        chain_id: chain_id,
+        verifying_contract: token,
+    }
+}
+
+/// The EIP-3009 nonce that binds a gasless open to its partner and challenge period.
+pub fn open_authorization_nonce(partner: Address, challenge_period: u32, salt: B256) -> B256 {
+    OpenAuthorization { partner, challengePeriod: challenge_period, salt }.eip712_hash_struct()
+}
+
+/// Sign `message` in `domain`: 65 bytes r | s | v with v in {27, 28} and low s, as the
+/// contract requires.
+pub fn sign<T: SolStruct>(signer: &PrivateKeySigner, message: &T, domain: &Eip712Domain) -> Bytes {
+    let digest = message.eip712_signing_hash(domain);
+    let signature = signer
+        .sign_hash_sync(&digest)
+        .expect("signing a 32-byte digest with a valid local key cannot fail");
+    Bytes::copy_from_slice(&signature.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{U256, keccak256};
+
+    #[test]
+    fn type_hashes_match_the_contract_strings() {
+        assert_eq!(
+            BalanceProof { channelId: U256::ZERO, nonce: 0, transferred: 0 }.eip712_type_hash(),
+            keccak256("BalanceProof(uint256 channelId,uint64 nonce,uint128 transferred)")
+        );
+        assert_eq!(
+            CooperativeClose { channelId: U256::ZERO, payoutA: Default::default(), payoutB: Default::default() }
+                .eip712_type_hash(),
+            keccak256("CooperativeClose(uint256 channelId,uint96 payoutA,uint96 payoutB)")
+        );
+    }
+
+    #[test]
+    fn signatures_are_low_s_with_electrum_v() {
+        let signer = PrivateKeySigner::random();
+        let domain = channel_domain(31337, Address::repeat_byte(7));
+        for nonce in 1..50u64 {
+            let proof = BalanceProof { channelId: U256::from(1), nonce, transferred: nonce as u128 * 10 };
+            let sig = sign(&signer, &proof, &domain);
+            assert_eq!(sig.len(), 65);
+            assert!(sig[64] == 27 || sig[64] == 28);
+            let s = U256::from_be_slice(&sig[32..64]);
+            let half_n = U256::from_str_radix(
+                "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0",
+                16,
+            )
+            .unwrap();
+            assert!(s <= half_n, "high s at nonce {nonce}");
+        }
+    }
+}
