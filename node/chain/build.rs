@@ -6,6 +6,7 @@ use std::path::Path;
 const ARTIFACTS: &[&str] = &[
     "../../contracts/out/ChannelManager.sol/ChannelManager.json",
     "../../contracts/out/MockUSDC.sol/MockUSDC.json",
+    "../../contracts/out/PlainERC20.sol/PlainERC20.json",
 ];
 
 fn main() {

@@ -15,3 +15,10 @@ alloy::sol!(
     MockUSDC,
     "../../contracts/out/MockUSDC.sol/MockUSDC.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    PlainERC20,
+    "../../contracts/out/PlainERC20.sol/PlainERC20.json"
+);
