@@ -30,10 +30,10 @@ stamp="$CONTRACTS/node_modules/.farthing-lock-sha"
 want="$(sha256sum "$CONTRACTS/package-lock.json" | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" || ! -x "$ANVIL" ]]; then
   note "installing the pinned EVM toolchain from npm"
-  (cd "$CONTRACTS" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed in contracts/"
+  (cd "$CONTRACTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in contracts/"
   echo "$want" >"$stamp"
 fi
 
 "$ANVIL" --version >/dev/null || die "anvil does not run: delete contracts/node_modules and rerun"
 "$FORGE" --version >/dev/null || die "forge does not run: delete contracts/node_modules and rerun"
-note "toolchain ready: $("$FORGE" --version | head -1 | cut -d' ' -f1-3), solc $("$CONTRACTS/tools/solc" --version | tail -1 | cut -d' ' -f2 | cut -d+ -f1)"
+note "toolchain ready: $("$FORGE" --version | head -1 | sed 's/ Version:/ /'), solc $("$CONTRACTS/tools/solc" --version | tail -1 | cut -d' ' -f2 | cut -d+ -f1)"

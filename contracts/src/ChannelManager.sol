@@ -36,7 +36,7 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         keccak256("Withdraw(uint256 channelId,address participant,uint96 totalWithdrawn,uint64 expiry)");
     /// @notice Signed by both participants to close with these final payouts.
     bytes32 public constant COOPERATIVE_CLOSE_TYPEHASH =
-        keccak256("CooperativeClose(uint256 channelId,uint96 payoutA,uint96 payoutB)");
+        keccak256("CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB)");
     /// @notice The EIP-3009 authorization nonce of a gasless open is this struct's hash, so the
     /// payer's one signature also fixes the partner and the challenge period.
     bytes32 public constant OPEN_AUTHORIZATION_TYPEHASH =
@@ -48,7 +48,8 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
     );
 
     uint256 private constant MAX_DEPOSIT = type(uint96).max;
-    uint256 private constant SECP256K1N_HALF = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+    uint256 private constant SECP256K1N_HALF =
+        0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     // ------------------------------------------------------------ storage
 
@@ -112,10 +113,10 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
     }
 
     /// @notice Open and fund in one transaction from an EIP-2612 permit instead of an approve.
-    /// The caller may be the funder itself (`funderSignature` then unused) or anyone relaying for
-    /// it: then `funderSignature` is the funder's `OpenWithPermit` signature, which names the
-    /// permit's nonce and so fixes partner, amount and period for this one permit.
-    /// @dev A permit that was front-run (already used) is tolerated if the allowance is there.
+    /// The caller may be the funder itself (`funderSignature` then unused; a permit someone
+    /// front-ran is tolerated if the allowance is there) or anyone relaying for it: then
+    /// `funderSignature` is the funder's `OpenWithPermit` signature, which names the permit's
+    /// nonce and so fixes partner, amount and period for this one permit, which must succeed.
     function openWithPermit(
         address token,
         address funder,
@@ -128,11 +129,16 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         bytes32 s,
         bytes calldata funderSignature
     ) external nonReentrant returns (uint256 channelId) {
-        if (msg.sender != funder) {
-            _requireOpenWithPermitSigner(token, funder, partner, deposit, challengePeriod, funderSignature);
-        }
         channelId = _create(token, funder, partner, deposit, challengePeriod);
-        _tryPermit(token, funder, deposit, permitDeadline, v, r, s);
+        if (msg.sender == funder) {
+            _tryPermit(token, funder, deposit, permitDeadline, v, r, s);
+        } else {
+            // The funder's signature names the permit's nonce and is spent by the permit
+            // itself, so the permit must go through here: a standing allowance must not let a
+            // relayer replay the signature.
+            _requireOpenWithPermitSigner(token, funder, partner, deposit, challengePeriod, funderSignature);
+            IERC20Permit(token).permit(funder, address(this), deposit, permitDeadline, v, r, s);
+        }
         if (deposit != 0) _pull(token, funder, deposit);
     }
 
@@ -156,9 +162,8 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         channelId = _create(token, funder, partner, deposit, challengePeriod);
         bytes32 nonce = openAuthorizationNonce(partner, challengePeriod, salt);
         uint256 before = IERC20(token).balanceOf(address(this));
-        IERC3009(token).receiveWithAuthorization(
-            funder, address(this), deposit, validAfter, validBefore, nonce, v, r, s
-        );
+        IERC3009(token)
+            .receiveWithAuthorization(funder, address(this), deposit, validAfter, validBefore, nonce, v, r, s);
         _checkReceived(token, before, deposit);
     }
 
@@ -254,7 +259,9 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         if (!callerIsA && msg.sender != c.b) revert NotParticipant(channelId, msg.sender);
 
         if (nonce != 0) {
-            _requireSigner(balanceProofDigest(channelId, nonce, transferred), partnerSignature, callerIsA ? c.b : c.a);
+            _requireSigner(
+                balanceProofDigest(channelId, nonce, transferred), partnerSignature, callerIsA ? c.b : c.a
+            );
             Proof storage partnerProof = callerIsA ? c.proofB : c.proofA;
             partnerProof.nonce = nonce;
             partnerProof.transferred = transferred;
@@ -271,7 +278,12 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
 
     /// @notice During the challenge period, record a newer balance proof of either participant.
     /// Anyone holding the signed proof may submit it (the partner, or a watchtower): the signer
-    /// is recovered, and only a higher nonce than the recorded one is accepted.
+    /// is recovered and the proof replaces the recorded one only if it transfers more (or as
+    /// much, with a higher nonce).
+    /// @dev Proofs are cumulative, so for an honest signer "more transferred" and "higher nonce"
+    /// order proofs alike. Ordering by amount is what makes the open submission safe: a payer who
+    /// signs its own proof with a huge nonce and a small amount cannot erase what it paid, nor
+    /// block the real proof; it can only commit itself to pay more.
     function updateProof(uint256 channelId, uint64 nonce, uint128 transferred, bytes calldata signature)
         external
         nonReentrant
@@ -291,8 +303,15 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         else if (signer == c.b) proof = c.proofB;
         else revert SignerNotParticipant(signer);
 
-        uint64 recorded = proof.nonce;
-        if (nonce <= recorded) revert StaleNonce(recorded, nonce);
+        uint64 recordedNonce = proof.nonce;
+        uint128 recordedTransferred = proof.transferred;
+        if (
+            transferred < recordedTransferred
+                || (transferred == recordedTransferred && nonce <= recordedNonce)
+        ) {
+            revert StaleProof(recordedNonce, recordedTransferred, nonce, transferred);
+        }
+        if (nonce < recordedNonce) nonce = recordedNonce;
         proof.nonce = nonce;
         proof.transferred = transferred;
         emit BalanceProofUpdated(channelId, signer, nonce, transferred);
@@ -392,12 +411,13 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
     }
 
     /// @notice The digest both participants sign for a cooperative close.
-    function cooperativeCloseDigest(uint256 channelId, uint96 payoutA, uint96 payoutB)
+    function cooperativeCloseDigest(uint256 channelId, uint256 payoutA, uint256 payoutB)
         external
         view
         returns (bytes32)
     {
-        return _hashTypedDataV4(keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, channelId, payoutA, payoutB)));
+        return
+            _hashTypedDataV4(keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, channelId, payoutA, payoutB)));
     }
 
     /// @notice The digest a funder signs so that someone else may submit its permit to open.
@@ -409,7 +429,9 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         uint256 permitNonce
     ) external view returns (bytes32) {
         return _hashTypedDataV4(
-            keccak256(abi.encode(OPEN_WITH_PERMIT_TYPEHASH, token, partner, deposit, challengePeriod, permitNonce))
+            keccak256(
+                abi.encode(OPEN_WITH_PERMIT_TYPEHASH, token, partner, deposit, challengePeriod, permitNonce)
+            )
         );
     }
 
@@ -459,16 +481,24 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         if (deposit > MAX_DEPOSIT) revert AmountTooLarge(deposit, MAX_DEPOSIT);
         uint256 permitNonce = IERC20Permit(token).nonces(funder);
         bytes32 digest = _hashTypedDataV4(
-            keccak256(abi.encode(OPEN_WITH_PERMIT_TYPEHASH, token, partner, deposit, challengePeriod, permitNonce))
+            keccak256(
+                abi.encode(OPEN_WITH_PERMIT_TYPEHASH, token, partner, deposit, challengePeriod, permitNonce)
+            )
         );
         _requireSigner(digest, funderSignature, funder);
     }
 
-    /// @dev A permit someone already submitted (front-running) is fine: the pull then checks the
-    /// allowance.
-    function _tryPermit(address token, address funder, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
-        private
-    {
+    /// @dev For the funder's own open: a permit someone already submitted (front-running) is fine,
+    /// the pull then checks the allowance.
+    function _tryPermit(
+        address token,
+        address funder,
+        uint256 value,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) private {
         try IERC20Permit(token).permit(funder, address(this), value, deadline, v, r, s) {} catch {}
     }
 
@@ -503,10 +533,12 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
     }
 
     /// @dev Raise `participant`'s total withdrawn to `totalWithdrawn`; returns the amount to pay.
-    function _recordWithdrawal(uint256 channelId, Channel storage c, address participant, uint256 totalWithdrawn)
-        private
-        returns (uint256 amount)
-    {
+    function _recordWithdrawal(
+        uint256 channelId,
+        Channel storage c,
+        address participant,
+        uint256 totalWithdrawn
+    ) private returns (uint256 amount) {
         bool isA = participant == c.a;
         if (!isA && participant != c.b) revert NotParticipant(channelId, participant);
         uint256 current = isA ? c.withdrawnA : c.withdrawnB;

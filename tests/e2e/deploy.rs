@@ -29,13 +29,27 @@ async fn contracts_deploy_and_read_back_through_bindings() {
 
     // The node's EIP-712 hashing equals the contract's, for every message type.
     let domain = messages::channel_domain(deployment.chain_id, deployment.channel_manager);
-    assert_eq!(manager.DOMAIN_SEPARATOR().call().await.unwrap(), domain.separator());
-    let proof = BalanceProof { channelId: U256::from(7), nonce: 42, transferred: 123_456_789 };
     assert_eq!(
-        manager.balanceProofDigest(proof.channelId, proof.nonce, proof.transferred).call().await.unwrap(),
+        manager.DOMAIN_SEPARATOR().call().await.unwrap(),
+        domain.separator()
+    );
+    let proof = BalanceProof {
+        channelId: U256::from(7),
+        nonce: 42,
+        transferred: 123_456_789,
+    };
+    assert_eq!(
+        manager
+            .balanceProofDigest(proof.channelId, proof.nonce, proof.transferred)
+            .call()
+            .await
+            .unwrap(),
         proof.eip712_signing_hash(&domain)
     );
-    assert_eq!(manager.BALANCE_PROOF_TYPEHASH().call().await.unwrap(), proof.eip712_type_hash());
+    assert_eq!(
+        manager.BALANCE_PROOF_TYPEHASH().call().await.unwrap(),
+        proof.eip712_type_hash()
+    );
     let withdraw = Withdraw {
         channelId: U256::from(3),
         participant: Address::repeat_byte(0xab),
@@ -44,7 +58,12 @@ async fn contracts_deploy_and_read_back_through_bindings() {
     };
     assert_eq!(
         manager
-            .withdrawDigest(withdraw.channelId, withdraw.participant, withdraw.totalWithdrawn, withdraw.expiry)
+            .withdrawDigest(
+                withdraw.channelId,
+                withdraw.participant,
+                withdraw.totalWithdrawn,
+                withdraw.expiry
+            )
             .call()
             .await
             .unwrap(),
@@ -52,16 +71,24 @@ async fn contracts_deploy_and_read_back_through_bindings() {
     );
     let close = CooperativeClose {
         channelId: U256::from(3),
-        payoutA: alloy::primitives::Uint::from(1u64),
-        payoutB: alloy::primitives::Uint::from(2u64),
+        payoutA: U256::from(1),
+        payoutB: U256::from(2),
     };
     assert_eq!(
-        manager.cooperativeCloseDigest(close.channelId, close.payoutA, close.payoutB).call().await.unwrap(),
+        manager
+            .cooperativeCloseDigest(close.channelId, close.payoutA, close.payoutB)
+            .call()
+            .await
+            .unwrap(),
         close.eip712_signing_hash(&domain)
     );
     let salt = keccak256("salt");
     assert_eq!(
-        manager.openAuthorizationNonce(Address::repeat_byte(1), 3600, salt).call().await.unwrap(),
+        manager
+            .openAuthorizationNonce(Address::repeat_byte(1), 3600, salt)
+            .call()
+            .await
+            .unwrap(),
         messages::open_authorization_nonce(Address::repeat_byte(1), 3600, salt)
     );
 
@@ -96,20 +123,32 @@ async fn deploy_script_writes_a_deployment_the_node_checks() {
     assert_eq!(deployment.deployer, devnet.key("DEPLOYER").address());
     assert!(deployment.deployment_block >= 1 && deployment.deployment_block <= check.block_number);
     let token = MockUSDC::new(deployment.token, &provider);
-    assert_eq!(token.balanceOf(alice).call().await.unwrap(), U256::from(12_500_000u64));
+    assert_eq!(
+        token.balanceOf(alice).call().await.unwrap(),
+        U256::from(12_500_000u64)
+    );
 }
 
 #[tokio::test]
 async fn deploy_script_refuses_bad_input_in_one_line() {
     let devnet = Devnet::start().unwrap();
     let run = |args: &[&str]| {
-        let output = Command::new(repo_root().join("scripts/deploy.sh")).args(args).output().unwrap();
+        let output = Command::new(repo_root().join("scripts/deploy.sh"))
+            .args(args)
+            .output()
+            .unwrap();
         assert!(!output.status.success(), "{args:?} should fail");
         String::from_utf8(output.stderr).unwrap()
     };
     let cases: [(&[&str], &str); 4] = [
-        (&["--rpc-url", "http://127.0.0.1:9"], "no chain answers at http://127.0.0.1:9"),
-        (&["--rpc-url", &devnet.rpc_url, "--chain-id", "1"], "has id 31337, not 1"),
+        (
+            &["--rpc-url", "http://127.0.0.1:9"],
+            "no chain answers at http://127.0.0.1:9",
+        ),
+        (
+            &["--rpc-url", &devnet.rpc_url, "--chain-id", "1"],
+            "has id 31337, not 1",
+        ),
         (
             &[
                 "--rpc-url",
@@ -119,12 +158,22 @@ async fn deploy_script_refuses_bad_input_in_one_line() {
             ],
             "has no ether on chain 31337",
         ),
-        (&["--rpc-url", &devnet.rpc_url, "--fund", "0x12=5"], "'0x12' is not an address"),
+        (
+            &["--rpc-url", &devnet.rpc_url, "--fund", "0x12=5"],
+            "'0x12' is not an address",
+        ),
     ];
     for (args, expected) in cases {
         let stderr = run(args);
-        assert_eq!(stderr.lines().count(), 1, "one line for {args:?}, got: {stderr}");
-        assert!(stderr.starts_with("error: ") && stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "one line for {args:?}, got: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
     }
     // Nothing was deployed by any refused run.
     let provider = ProviderBuilder::new().connect_http(devnet.rpc_url.parse().unwrap());
@@ -137,17 +186,53 @@ async fn chain_check_refuses_wrong_chain_missing_code_and_dead_rpc() {
     let deployment = devnet.deploy().await.unwrap();
     let provider = ProviderBuilder::new().connect_http(devnet.rpc_url.parse().unwrap());
 
-    let wrong_chain = Deployment { chain_id: 1, ..deployment.clone() };
+    let wrong_chain = Deployment {
+        chain_id: 1,
+        ..deployment.clone()
+    };
     let err = wrong_chain.check(&provider).await.unwrap_err();
-    assert!(matches!(err, DeploymentError::WrongChain { expected: 1, actual: 31337 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DeploymentError::WrongChain {
+                expected: 1,
+                actual: 31337
+            }
+        ),
+        "{err}"
+    );
 
-    let no_code = Deployment { channel_manager: Address::repeat_byte(0x42), ..deployment.clone() };
+    let no_code = Deployment {
+        channel_manager: Address::repeat_byte(0x42),
+        ..deployment.clone()
+    };
     let err = no_code.check(&provider).await.unwrap_err();
-    assert!(matches!(err, DeploymentError::NoCode { name: "ChannelManager", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DeploymentError::NoCode {
+                name: "ChannelManager",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
-    let swapped = Deployment { channel_manager: deployment.token, ..deployment.clone() };
+    let swapped = Deployment {
+        channel_manager: deployment.token,
+        ..deployment.clone()
+    };
     let err = swapped.check(&provider).await.unwrap_err();
-    assert!(matches!(err, DeploymentError::Mismatch { name: "ChannelManager", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DeploymentError::Mismatch {
+                name: "ChannelManager",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let dead = ProviderBuilder::new().connect_http("http://127.0.0.1:9".parse().unwrap());
     let err = deployment.check(&dead).await.unwrap_err();

@@ -53,7 +53,12 @@ impl Party {
     }
 
     async fn balance(&self) -> u64 {
-        self.token.balanceOf(self.address()).call().await.unwrap().to()
+        self.token
+            .balanceOf(self.address())
+            .call()
+            .await
+            .unwrap()
+            .to()
     }
 }
 
@@ -67,7 +72,8 @@ struct GasLog {
 impl GasLog {
     fn record(&mut self, step: &str, receipt: &TransactionReceipt) {
         assert!(receipt.status(), "{step} reverted");
-        self.steps.insert(format!("{}/{step}", self.prefix), receipt.gas_used);
+        self.steps
+            .insert(format!("{}/{step}", self.prefix), receipt.gas_used);
     }
 }
 
@@ -83,7 +89,10 @@ async fn every_lifecycle_step_pays_exactly_and_costs_the_snapshot_gas() {
     let usdc = devnet.deploy().await.unwrap();
     let deployer = devnet.provider(&devnet.key("DEPLOYER"));
     let plain = PlainERC20::deploy(&deployer).await.unwrap();
-    let erc20 = Deployment { token: *plain.address(), ..usdc.clone() };
+    let erc20 = Deployment {
+        token: *plain.address(),
+        ..usdc.clone()
+    };
     let erc20_domain = Eip712Domain {
         name: Some("Plain Test Dollar".into()),
         version: Some("1".into()),
@@ -92,7 +101,10 @@ async fn every_lifecycle_step_pays_exactly_and_costs_the_snapshot_gas() {
         salt: None,
     };
 
-    let mut gas = GasLog { prefix: "usdc", ..Default::default() };
+    let mut gas = GasLog {
+        prefix: "usdc",
+        ..Default::default()
+    };
     let usdc_domain = messages::usdc_domain(usdc.chain_id, usdc.token);
     common_lifecycle(&devnet, &usdc, &usdc_domain, &mut gas).await;
     usdc_only_paths(&devnet, &usdc, &mut gas).await;
@@ -105,7 +117,12 @@ async fn every_lifecycle_step_pays_exactly_and_costs_the_snapshot_gas() {
 
 /// Open (approved, permit, no deposit), top-up, withdraw, close, update, settle, cooperative
 /// close on a fresh pair of accounts, with exact balances after each payout.
-async fn common_lifecycle(devnet: &Devnet, d: &Deployment, token_domain: &Eip712Domain, gas: &mut GasLog) {
+async fn common_lifecycle(
+    devnet: &Devnet,
+    d: &Deployment,
+    token_domain: &Eip712Domain,
+    gas: &mut GasLog,
+) {
     let domain = messages::channel_domain(d.chain_id, d.channel_manager);
     let alice = Party::new(devnet, d, devnet.key("ALICE"));
     let bob = Party::new(devnet, d, devnet.key("BOB"));
@@ -115,23 +132,45 @@ async fn common_lifecycle(devnet: &Devnet, d: &Deployment, token_domain: &Eip712
         devnet.mint(d, who.address(), 1_000 * USDC).await.unwrap();
         send!(who.token.approve(d.channel_manager, U256::MAX));
     }
-    let manager_start: u64 = alice.token.balanceOf(d.channel_manager).call().await.unwrap().to();
+    let manager_start: u64 = alice
+        .token
+        .balanceOf(d.channel_manager)
+        .call()
+        .await
+        .unwrap()
+        .to();
     let first_id = alice.manager.channelCount().call().await.unwrap() + U256::from(1);
     let next_id = |n: u64| first_id + U256::from(n);
 
     // Warm-up (not measured): the contract holds a channel and tokens, as in steady state.
-    send!(alice.manager.open(d.token, bob.address(), U256::from(USDC), PERIOD));
+    send!(
+        alice
+            .manager
+            .open(d.token, bob.address(), U256::from(USDC), PERIOD)
+    );
 
     // --- Open with deposit (approved), top-up, withdraw, unilateral close, update, settle.
-    let r = send!(alice.manager.open(d.token, bob.address(), U256::from(100 * USDC), PERIOD));
+    let r = send!(
+        alice
+            .manager
+            .open(d.token, bob.address(), U256::from(100 * USDC), PERIOD)
+    );
     gas.record("open_with_deposit", &r);
     let id = next_id(1);
     let r = send!(bob.manager.topUp(id, bob.address(), U256::from(50 * USDC)));
     gas.record("top_up", &r);
 
     // Off-chain: alice has paid bob 30 USDC over three payments, bob paid alice 5 in one.
-    let alice_proof = BalanceProof { channelId: id, nonce: 3, transferred: 30 * USDC as u128 };
-    let bob_proof = BalanceProof { channelId: id, nonce: 1, transferred: 5 * USDC as u128 };
+    let alice_proof = BalanceProof {
+        channelId: id,
+        nonce: 3,
+        transferred: 30 * USDC as u128,
+    };
+    let bob_proof = BalanceProof {
+        channelId: id,
+        nonce: 1,
+        transferred: 5 * USDC as u128,
+    };
     let alice_sig = messages::sign(&alice.key, &alice_proof, &domain);
     let bob_sig = messages::sign(&bob.key, &bob_proof, &domain);
 
@@ -154,9 +193,17 @@ async fn common_lifecycle(devnet: &Devnet, d: &Deployment, token_domain: &Eip712
     assert_eq!(bob.balance().await, bob_start + 960 * USDC);
 
     // Alice closes with bob's proof; bob answers with alice's latest proof.
-    let r = send!(alice.manager.close(id, bob_proof.nonce, bob_proof.transferred, bob_sig));
+    let r = send!(
+        alice
+            .manager
+            .close(id, bob_proof.nonce, bob_proof.transferred, bob_sig)
+    );
     gas.record("close", &r);
-    let r = send!(bob.manager.updateProof(id, alice_proof.nonce, alice_proof.transferred, alice_sig));
+    let r =
+        send!(
+            bob.manager
+                .updateProof(id, alice_proof.nonce, alice_proof.transferred, alice_sig)
+        );
     gas.record("update_proof", &r);
     let info = alice.manager.getChannel(id).call().await.unwrap();
     assert_eq!((info.nonceA, info.transferredA), (3, 30 * USDC as u128));
@@ -173,15 +220,33 @@ async fn common_lifecycle(devnet: &Devnet, d: &Deployment, token_domain: &Eip712
     // (alice also has 1 USDC in the warm-up channel)
     assert_eq!(alice.balance().await, alice_start + 899 * USDC + 75 * USDC);
     assert_eq!(bob.balance().await, bob_start + 960 * USDC + 65 * USDC);
-    let manager_now: u64 = alice.token.balanceOf(d.channel_manager).call().await.unwrap().to();
-    assert_eq!(manager_now, manager_start + USDC, "only the warm-up channel's deposit is left");
+    let manager_now: u64 = alice
+        .token
+        .balanceOf(d.channel_manager)
+        .call()
+        .await
+        .unwrap()
+        .to();
+    assert_eq!(
+        manager_now,
+        manager_start + USDC,
+        "only the warm-up channel's deposit is left"
+    );
 
     // --- Open without deposit (the partner funds it), then cooperative close.
-    let r = send!(alice.manager.open(d.token, bob.address(), U256::ZERO, PERIOD));
+    let r = send!(
+        alice
+            .manager
+            .open(d.token, bob.address(), U256::ZERO, PERIOD)
+    );
     gas.record("open_without_deposit", &r);
     let id2 = next_id(2);
     send!(bob.manager.topUp(id2, bob.address(), U256::from(40 * USDC)));
-    let close = CooperativeClose { channelId: id2, payoutA: u96(15 * USDC), payoutB: u96(25 * USDC) };
+    let close = CooperativeClose {
+        channelId: id2,
+        payoutA: U256::from(15 * USDC),
+        payoutB: U256::from(25 * USDC),
+    };
     let r = send!(bob.manager.cooperativeClose(
         id2,
         U256::from(15 * USDC),
@@ -221,7 +286,10 @@ async fn common_lifecycle(devnet: &Devnet, d: &Deployment, token_domain: &Eip712
     gas.record("open_with_permit", &r);
     assert_eq!(carol.balance().await, 40 * USDC);
     let info = carol.manager.getChannel(next_id(3)).call().await.unwrap();
-    assert_eq!((info.participantA, info.depositA), (carol.address(), u96(60 * USDC)));
+    assert_eq!(
+        (info.participantA, info.depositA),
+        (carol.address(), u96(60 * USDC))
+    );
 }
 
 /// What only USDC-style tokens offer or do: a gasless EIP-3009 open, and a blacklisted
@@ -262,19 +330,38 @@ async fn usdc_only_paths(devnet: &Devnet, d: &Deployment, gas: &mut GasLog) {
     ));
     gas.record("open_gasless_eip3009", &r);
     let dave_provider = devnet.provider(&dave);
-    assert_eq!(dave_provider.get_balance(dave.address()).await.unwrap(), U256::ZERO);
-    let info = bob.manager.getChannel(count + U256::from(1)).call().await.unwrap();
-    assert_eq!((info.participantA, info.participantB), (dave.address(), bob.address()));
+    assert_eq!(
+        dave_provider.get_balance(dave.address()).await.unwrap(),
+        U256::ZERO
+    );
+    let info = bob
+        .manager
+        .getChannel(count + U256::from(1))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.participantA, info.participantB),
+        (dave.address(), bob.address())
+    );
     assert_eq!(info.depositA, u96(70 * USDC));
 
     // --- A payout the token refuses (blacklisted receiver) is deferred, then claimed.
     let alice_before = alice.balance().await;
-    let r = send!(alice.manager.open(d.token, bob.address(), U256::from(20 * USDC), PERIOD));
+    let r = send!(
+        alice
+            .manager
+            .open(d.token, bob.address(), U256::from(20 * USDC), PERIOD)
+    );
     assert!(r.status());
     let id5 = count + U256::from(2);
     let owner = MockUSDC::new(d.token, devnet.provider(&devnet.key("DEPLOYER")));
     send!(owner.blacklist(bob.address()));
-    let close = CooperativeClose { channelId: id5, payoutA: u96(12 * USDC), payoutB: u96(8 * USDC) };
+    let close = CooperativeClose {
+        channelId: id5,
+        payoutA: U256::from(12 * USDC),
+        payoutB: U256::from(8 * USDC),
+    };
     send!(alice.manager.cooperativeClose(
         id5,
         U256::from(12 * USDC),
@@ -284,7 +371,12 @@ async fn usdc_only_paths(devnet: &Devnet, d: &Deployment, gas: &mut GasLog) {
     ));
     assert_eq!(alice.balance().await, alice_before - 20 * USDC + 12 * USDC);
     assert_eq!(
-        alice.manager.claimable(d.token, bob.address()).call().await.unwrap(),
+        alice
+            .manager
+            .claimable(d.token, bob.address())
+            .call()
+            .await
+            .unwrap(),
         U256::from(8 * USDC)
     );
     send!(owner.unBlacklist(bob.address()));
@@ -296,7 +388,11 @@ async fn usdc_only_paths(devnet: &Devnet, d: &Deployment, gas: &mut GasLog) {
 
 /// 65-byte r|s|v signature into the (v, r, s) the token functions take.
 fn split(sig: &Bytes) -> (u8, B256, B256) {
-    (sig[64], B256::from_slice(&sig[..32]), B256::from_slice(&sig[32..64]))
+    (
+        sig[64],
+        B256::from_slice(&sig[..32]),
+        B256::from_slice(&sig[32..64]),
+    )
 }
 
 fn check_gas_snapshot(gas: &GasLog) {

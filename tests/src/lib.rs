@@ -25,7 +25,10 @@ pub const USDC: u64 = 1_000_000;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// `anvil-config/devnet.env` as key/value pairs.
@@ -68,7 +71,9 @@ impl Devnet {
             .args(["--hardfork", &env["DEVNET_HARDFORK"]])
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        let mut child = cmd.spawn().wrap_err_with(|| format!("spawning {}", anvil.display()))?;
+        let mut child = cmd
+            .spawn()
+            .wrap_err_with(|| format!("spawning {}", anvil.display()))?;
 
         // anvil prints "Listening on 127.0.0.1:PORT" once it serves; keep draining its output
         // afterwards so it never blocks on a full pipe.
@@ -77,10 +82,10 @@ impl Devnet {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("Listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.trim().to_owned());
-                    }
+                if let Some(addr) = line.strip_prefix("Listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.trim().to_owned());
                 }
             }
         });
@@ -108,7 +113,9 @@ impl Devnet {
     pub async fn fund_ether(&self, who: Address, eth: u64) -> Result<()> {
         let provider = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
         let wei = U256::from(eth) * U256::from(10u64).pow(U256::from(18));
-        let _: serde_json::Value = provider.raw_request("anvil_setBalance".into(), (who, wei)).await?;
+        let _: serde_json::Value = provider
+            .raw_request("anvil_setBalance".into(), (who, wei))
+            .await?;
         Ok(())
     }
 
@@ -130,7 +137,12 @@ impl Devnet {
         let max: u32 = self.env["DEVNET_MAX_CHALLENGE_PERIOD"].parse()?;
         let deployment_block = provider.get_block_number().await? + 1;
         let token = MockUSDC::deploy(&provider, deployer.address()).await?;
-        token.configureMinter(deployer.address(), U256::MAX).send().await?.get_receipt().await?;
+        token
+            .configureMinter(deployer.address(), U256::MAX)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
         let manager = ChannelManager::deploy(&provider, min, max).await?;
         Ok(Deployment {
             chain_id: self.chain_id,
@@ -148,7 +160,12 @@ impl Devnet {
     pub async fn mint(&self, deployment: &Deployment, to: Address, amount: u64) -> Result<()> {
         let provider = self.provider(&self.key("DEPLOYER"));
         let token = MockUSDC::new(deployment.token, &provider);
-        let receipt = token.mint(to, U256::from(amount)).send().await?.get_receipt().await?;
+        let receipt = token
+            .mint(to, U256::from(amount))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
         if !receipt.status() {
             bail!("mint to {to} reverted");
         }
@@ -158,7 +175,9 @@ impl Devnet {
     /// Move the chain's clock forward by `seconds` and mine a block.
     pub async fn advance_time(&self, seconds: u64) -> Result<()> {
         let provider = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
-        let _: serde_json::Value = provider.raw_request("evm_increaseTime".into(), (seconds,)).await?;
+        let _: serde_json::Value = provider
+            .raw_request("evm_increaseTime".into(), (seconds,))
+            .await?;
         let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await?;
         Ok(())
     }

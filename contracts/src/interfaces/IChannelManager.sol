@@ -28,7 +28,7 @@ interface IChannelManager {
         uint32 challengePeriod;
         /// @dev Unix time from which `settle` is allowed; updates are accepted strictly before it.
         uint40 settleAfter;
-        /// @dev Who called `close` (zero while open or after a cooperative close).
+        /// @dev Who called `close` (zero if nobody did).
         address closer;
         uint64 nonceA;
         uint128 transferredA;
@@ -118,8 +118,8 @@ interface IChannelManager {
     error SignerNotParticipant(address recovered);
     /// @notice A balance proof with nonce zero must carry a zero amount.
     error EmptyProofWithAmount(uint256 transferred);
-    /// @notice The proof is not newer than the one already recorded for that participant.
-    error StaleNonce(uint64 recorded, uint64 given);
+    /// @notice The proof transfers less than the recorded one (or as much with no higher nonce).
+    error StaleProof(uint64 recordedNonce, uint128 recordedTransferred, uint64 nonce, uint128 transferred);
     /// @notice The challenge period ended at `settleAfter`; no more updates.
     error ChallengePeriodOver(uint256 channelId, uint40 settleAfter);
     /// @notice The challenge period runs until `settleAfter`; settle then.

@@ -24,13 +24,14 @@ abstract contract ChannelTestBase is Test {
     bytes32 internal constant WITHDRAW_TYPEHASH =
         keccak256("Withdraw(uint256 channelId,address participant,uint96 totalWithdrawn,uint64 expiry)");
     bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH =
-        keccak256("CooperativeClose(uint256 channelId,uint96 payoutA,uint96 payoutB)");
+        keccak256("CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB)");
     bytes32 internal constant OPEN_WITH_PERMIT_TYPEHASH = keccak256(
         "OpenWithPermit(address token,address partner,uint96 deposit,uint32 challengePeriod,uint256 permitNonce)"
     );
     bytes32 internal constant OPEN_AUTHORIZATION_TYPEHASH =
         keccak256("OpenAuthorization(address partner,uint32 challengePeriod,bytes32 salt)");
-    uint256 internal constant SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+    uint256 internal constant SECP256K1_N =
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
 
     MockUSDC internal usdc;
     ChannelManager internal manager;
@@ -119,7 +120,7 @@ abstract contract ChannelTestBase is Test {
         return _sign(pk, _digest(keccak256(abi.encode(WITHDRAW_TYPEHASH, id, participant, total, expiry))));
     }
 
-    function _signCoopClose(uint256 pk, uint256 id, uint96 payoutA, uint96 payoutB)
+    function _signCoopClose(uint256 pk, uint256 id, uint256 payoutA, uint256 payoutB)
         internal
         view
         returns (bytes memory)
@@ -128,9 +129,13 @@ abstract contract ChannelTestBase is Test {
     }
 
     /// @dev Both parties sign and anyone submits a cooperative close.
-    function _coopClose(uint256 id, uint96 payoutA, uint96 payoutB) internal {
+    function _coopClose(uint256 id, uint256 payoutA, uint256 payoutB) internal {
         manager.cooperativeClose(
-            id, payoutA, payoutB, _signCoopClose(alicePk, id, payoutA, payoutB), _signCoopClose(bobPk, id, payoutA, payoutB)
+            id,
+            payoutA,
+            payoutB,
+            _signCoopClose(alicePk, id, payoutA, payoutB),
+            _signCoopClose(bobPk, id, payoutA, payoutB)
         );
     }
 
@@ -170,8 +175,9 @@ abstract contract ChannelTestBase is Test {
         returns (uint8 v, bytes32 r, bytes32 s)
     {
         address owner = vm.addr(pk);
-        bytes32 structHash =
-            keccak256(abi.encode(usdc.PERMIT_TYPEHASH(), owner, spender, value, usdc.nonces(owner), deadline));
+        bytes32 structHash = keccak256(
+            abi.encode(usdc.PERMIT_TYPEHASH(), owner, spender, value, usdc.nonces(owner), deadline)
+        );
         return vm.sign(pk, keccak256(abi.encodePacked("\x19\x01", usdc.DOMAIN_SEPARATOR(), structHash)));
     }
 
@@ -185,13 +191,23 @@ abstract contract ChannelTestBase is Test {
     ) internal view returns (uint8 v, bytes32 r, bytes32 s) {
         bytes32 structHash = keccak256(
             abi.encode(
-                usdc.RECEIVE_WITH_AUTHORIZATION_TYPEHASH(), vm.addr(pk), to, value, validAfter, validBefore, nonce
+                usdc.RECEIVE_WITH_AUTHORIZATION_TYPEHASH(),
+                vm.addr(pk),
+                to,
+                value,
+                validAfter,
+                validBefore,
+                nonce
             )
         );
         return vm.sign(pk, keccak256(abi.encodePacked("\x19\x01", usdc.DOMAIN_SEPARATOR(), structHash)));
     }
 
-    function _openAuthorizationNonce(address partner, uint32 period, bytes32 salt) internal pure returns (bytes32) {
+    function _openAuthorizationNonce(address partner, uint32 period, bytes32 salt)
+        internal
+        pure
+        returns (bytes32)
+    {
         return keccak256(abi.encode(OPEN_AUTHORIZATION_TYPEHASH, partner, period, salt));
     }
 }

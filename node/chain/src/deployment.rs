@@ -66,7 +66,9 @@ pub enum DeploymentError {
     #[error("chain RPC unreachable: {0} (is the chain running and the RPC URL right?)")]
     Unreachable(String),
     /// The RPC serves another chain than the deployment's.
-    #[error("the RPC serves chain {actual}, but the deployment is for chain {expected}: fix the RPC URL or the deployment file")]
+    #[error(
+        "the RPC serves chain {actual}, but the deployment is for chain {expected}: fix the RPC URL or the deployment file"
+    )]
     WrongChain {
         /// Chain id in the deployment file.
         expected: u64,
@@ -74,7 +76,9 @@ pub enum DeploymentError {
         actual: u64,
     },
     /// No contract code at a configured address.
-    #[error("no {name} contract at {address} on chain {chain_id}: deploy with scripts/deploy.sh or fix the deployment file")]
+    #[error(
+        "no {name} contract at {address} on chain {chain_id}: deploy with scripts/deploy.sh or fix the deployment file"
+    )]
     NoCode {
         /// Which contract.
         name: &'static str,
@@ -112,14 +116,30 @@ impl Deployment {
     /// Check that the chain behind `provider` is the one this deployment describes: same
     /// chain id, code at both addresses, and contracts that answer as expected.
     pub async fn check<P: Provider>(&self, provider: &P) -> Result<ChainCheck, DeploymentError> {
-        let unreachable = |e: alloy::transports::TransportError| DeploymentError::Unreachable(e.to_string());
+        let unreachable =
+            |e: alloy::transports::TransportError| DeploymentError::Unreachable(e.to_string());
         let chain_id = provider.get_chain_id().await.map_err(unreachable)?;
         if chain_id != self.chain_id {
-            return Err(DeploymentError::WrongChain { expected: self.chain_id, actual: chain_id });
+            return Err(DeploymentError::WrongChain {
+                expected: self.chain_id,
+                actual: chain_id,
+            });
         }
-        for (name, address) in [("ChannelManager", self.channel_manager), ("token", self.token)] {
-            if provider.get_code_at(address).await.map_err(unreachable)?.is_empty() {
-                return Err(DeploymentError::NoCode { name, address, chain_id });
+        for (name, address) in [
+            ("ChannelManager", self.channel_manager),
+            ("token", self.token),
+        ] {
+            if provider
+                .get_code_at(address)
+                .await
+                .map_err(unreachable)?
+                .is_empty()
+            {
+                return Err(DeploymentError::NoCode {
+                    name,
+                    address,
+                    chain_id,
+                });
             }
         }
         let manager = ChannelManager::new(self.channel_manager, provider);
@@ -129,8 +149,16 @@ impl Deployment {
             detail,
         };
         let bounds = (
-            manager.minChallengePeriod().call().await.map_err(|e| mismatch(e.to_string()))?,
-            manager.maxChallengePeriod().call().await.map_err(|e| mismatch(e.to_string()))?,
+            manager
+                .minChallengePeriod()
+                .call()
+                .await
+                .map_err(|e| mismatch(e.to_string()))?,
+            manager
+                .maxChallengePeriod()
+                .call()
+                .await
+                .map_err(|e| mismatch(e.to_string()))?,
         );
         if bounds != (self.min_challenge_period, self.max_challenge_period) {
             return Err(mismatch(format!(
@@ -138,7 +166,11 @@ impl Deployment {
                 self.min_challenge_period, self.max_challenge_period
             )));
         }
-        let channel_count = manager.channelCount().call().await.map_err(|e| mismatch(e.to_string()))?;
+        let channel_count = manager
+            .channelCount()
+            .call()
+            .await
+            .map_err(|e| mismatch(e.to_string()))?;
 
         let token = MockUSDC::new(self.token, provider);
         let token_mismatch = |detail: String| DeploymentError::Mismatch {
@@ -146,14 +178,22 @@ impl Deployment {
             address: self.token,
             detail,
         };
-        let decimals = token.decimals().call().await.map_err(|e| token_mismatch(e.to_string()))?;
+        let decimals = token
+            .decimals()
+            .call()
+            .await
+            .map_err(|e| token_mismatch(e.to_string()))?;
         if decimals != self.token_decimals {
             return Err(token_mismatch(format!(
                 "decimals() is {decimals}, the deployment file says {}",
                 self.token_decimals
             )));
         }
-        let token_symbol = token.symbol().call().await.map_err(|e| token_mismatch(e.to_string()))?;
+        let token_symbol = token
+            .symbol()
+            .call()
+            .await
+            .map_err(|e| token_mismatch(e.to_string()))?;
         let block_number = provider.get_block_number().await.map_err(unreachable)?;
         Ok(ChainCheck {
             chain_id,
@@ -190,7 +230,9 @@ mod tests {
         assert_eq!(d.deployment_block, 1);
         assert_eq!(
             d.channel_manager,
-            "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512".parse::<Address>().unwrap()
+            "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512"
+                .parse::<Address>()
+                .unwrap()
         );
     }
 
@@ -198,12 +240,18 @@ mod tests {
     fn missing_and_malformed_files_say_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let missing = Deployment::load(dir.path().join("nope.json")).unwrap_err();
-        assert!(missing.to_string().contains("run scripts/deploy.sh"), "{missing}");
+        assert!(
+            missing.to_string().contains("run scripts/deploy.sh"),
+            "{missing}"
+        );
 
         let path = dir.path().join("bad.json");
         std::fs::write(&path, SAMPLE.replace("\"token_decimals\": 6,", "")).unwrap();
         let malformed = Deployment::load(&path).unwrap_err();
         assert!(matches!(malformed, DeploymentError::Parse { .. }));
-        assert!(malformed.to_string().contains("token_decimals"), "{malformed}");
+        assert!(
+            malformed.to_string().contains("token_decimals"),
+            "{malformed}"
+        );
     }
 }

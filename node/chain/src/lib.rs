@@ -8,7 +8,7 @@
 //! This crate must never hold a private key longer than a call needs it, nor log one.
 
 pub mod contracts;
-pub mod messages;
 mod deployment;
+pub mod messages;
 
 pub use deployment::{ChainCheck, Deployment, DeploymentError};

@@ -31,8 +31,8 @@ alloy::sol! {
     #[derive(Debug, PartialEq, Eq)]
     struct CooperativeClose {
         uint256 channelId;
-        uint96 payoutA;
-        uint96 payoutB;
+        uint256 payoutA;
+        uint256 payoutB;
     }
 
     /// Signed by a funder whose EIP-2612 permit someone else submits to open a channel.
@@ -97,7 +97,12 @@ pub fn usdc_domain(chain_id: u64, token: Address) -> Eip712Domain {
 
 /// The EIP-3009 nonce that binds a gasless open to its partner and challenge period.
 pub fn open_authorization_nonce(partner: Address, challenge_period: u32, salt: B256) -> B256 {
-    OpenAuthorization { partner, challengePeriod: challenge_period, salt }.eip712_hash_struct()
+    OpenAuthorization {
+        partner,
+        challengePeriod: challenge_period,
+        salt,
+    }
+    .eip712_hash_struct()
 }
 
 /// Sign `message` in `domain`: 65 bytes r | s | v with v in {27, 28} and low s, as the
@@ -118,13 +123,22 @@ mod tests {
     #[test]
     fn type_hashes_match_the_contract_strings() {
         assert_eq!(
-            BalanceProof { channelId: U256::ZERO, nonce: 0, transferred: 0 }.eip712_type_hash(),
+            BalanceProof {
+                channelId: U256::ZERO,
+                nonce: 0,
+                transferred: 0
+            }
+            .eip712_type_hash(),
             keccak256("BalanceProof(uint256 channelId,uint64 nonce,uint128 transferred)")
         );
         assert_eq!(
-            CooperativeClose { channelId: U256::ZERO, payoutA: Default::default(), payoutB: Default::default() }
-                .eip712_type_hash(),
-            keccak256("CooperativeClose(uint256 channelId,uint96 payoutA,uint96 payoutB)")
+            CooperativeClose {
+                channelId: U256::ZERO,
+                payoutA: Default::default(),
+                payoutB: Default::default()
+            }
+            .eip712_type_hash(),
+            keccak256("CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB)")
         );
     }
 
@@ -133,7 +147,11 @@ mod tests {
         let signer = PrivateKeySigner::random();
         let domain = channel_domain(31337, Address::repeat_byte(7));
         for nonce in 1..50u64 {
-            let proof = BalanceProof { channelId: U256::from(1), nonce, transferred: nonce as u128 * 10 };
+            let proof = BalanceProof {
+                channelId: U256::from(1),
+                nonce,
+                transferred: nonce as u128 * 10,
+            };
             let sig = sign(&signer, &proof, &domain);
             assert_eq!(sig.len(), 65);
             assert!(sig[64] == 27 || sig[64] == 28);
