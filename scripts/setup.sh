@@ -36,4 +36,4 @@ fi
 
 "$ANVIL" --version >/dev/null || die "anvil does not run: delete contracts/node_modules and rerun"
 "$FORGE" --version >/dev/null || die "forge does not run: delete contracts/node_modules and rerun"
-note "toolchain ready: $("$FORGE" --version | head -1 | sed 's/ Version:/ /'), solc $("$CONTRACTS/tools/solc" --version | tail -1 | cut -d' ' -f2 | cut -d+ -f1)"
+note "toolchain ready: $("$FORGE" --version | head -1 | sed 's/ Version://'), solc $("$CONTRACTS/tools/solc" --version | tail -1 | cut -d' ' -f2 | cut -d+ -f1)"
