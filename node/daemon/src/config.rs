@@ -1,0 +1,270 @@
+//! The node's configuration.
+//!
+//! One TOML file (`farthing.toml` in the data directory unless `--config` says otherwise);
+//! every field has a default that works on the local devnet, and command-line flags override
+//! the file. Secrets never live here: a keystore password comes from a file or from the
+//! `FARTHING_KEY_PASSWORD` environment variable.
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `data_dir` | `.farthing` | RocksDB, the RPC token file, the config file |
+//! | `log_level` | `info` | `error`, `warn`, `info`, `debug`, `trace` or a tracing filter |
+//! | `chain.rpc_url` | `http://127.0.0.1:8545` | the chain's JSON-RPC endpoint |
+//! | `chain.chain_id` | `31337` | refused at start-up if the RPC serves another chain |
+//! | `chain.deployment` | `.devnet/deployment.json` | the file `scripts/deploy.sh` writes |
+//! | `chain.confirmations` | `1` | blocks an event needs on top of it before the node applies it |
+//! | `chain.poll_interval_ms` | `500` | how often the watcher asks for new blocks |
+//! | `key` | `{ dev_account = 1 }` | one of `keystore` (+ `password_file`), `raw_key_file`, `dev_account` |
+//! | `rpc.listen` | `127.0.0.1:7750` | JSON-RPC over HTTP and WebSocket for agents and operators |
+//! | `rpc.max_connections` | `64` | concurrent RPC connections |
+//! | `rpc.max_request_bytes` | `65536` | larger requests are refused |
+//! | `peer.listen` | `127.0.0.1:7751` | where partner nodes connect |
+//! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the node needs to run. See the module docs for the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the node keeps its database, RPC token and config file.
+    pub data_dir: PathBuf,
+    /// Log filter (`info`, `debug`, or a `tracing` env-filter string).
+    pub log_level: String,
+    /// The chain and the contracts.
+    pub chain: ChainConfig,
+    /// Where the node's key comes from.
+    pub key: KeySource,
+    /// The agents' and operators' JSON-RPC.
+    pub rpc: RpcConfig,
+    /// The link to partner nodes.
+    pub peer: PeerConfig,
+    /// Channel policy.
+    pub channels: ChannelConfig,
+}
+
+/// The chain and the contracts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// JSON-RPC URL of the chain.
+    pub rpc_url: String,
+    /// Expected chain id.
+    pub chain_id: u64,
+    /// Deployment file (chain id, contract addresses, deployment block).
+    pub deployment: PathBuf,
+    /// Confirmations an event needs before the node applies it.
+    pub confirmations: u64,
+    /// Watcher polling interval in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+/// Where the node's secp256k1 key comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeySource {
+    /// An Ethereum JSON keystore; the password is read from `password_file`, or from the
+    /// `FARTHING_KEY_PASSWORD` environment variable when no file is given.
+    Keystore {
+        /// The keystore file.
+        path: PathBuf,
+        /// A file holding the password (first line).
+        password_file: Option<PathBuf>,
+    },
+    /// A file holding the key as 64 hex digits; it must not be readable by group or others.
+    RawKeyFile(PathBuf),
+    /// Account N of the devnet's public test mnemonic (`--dev`): devnets only.
+    DevAccount(u32),
+}
+
+/// The agents' and operators' JSON-RPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Listen address (HTTP and WebSocket on one port).
+    pub listen: SocketAddr,
+    /// Maximum concurrent connections.
+    pub max_connections: u32,
+    /// Maximum request body in bytes.
+    pub max_request_bytes: u32,
+}
+
+/// The link to partner nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Listen address for partner nodes.
+    pub listen: SocketAddr,
+}
+
+/// Channel policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Challenge period for channels opened without one, in seconds.
+    pub default_challenge_period: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".farthing"),
+            log_level: "info".into(),
+            chain: ChainConfig::default(),
+            key: KeySource::DevAccount(1),
+            rpc: RpcConfig::default(),
+            peer: PeerConfig::default(),
+            channels: ChannelConfig::default(),
+        }
+    }
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            chain_id: 31337,
+            deployment: PathBuf::from(".devnet/deployment.json"),
+            confirmations: 1,
+            poll_interval_ms: 500,
+        }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7750)),
+            max_connections: 64,
+            max_request_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7751)) }
+    }
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self { default_challenge_period: 3600 }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of its range.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Read a TOML config file; fields it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.to_owned(), source },
+            other => other,
+        })
+    }
+
+    /// Parse TOML text (see [`Config::from_file`]).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::from("<text>"), source: Box::new(e) })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check ranges that the types alone do not express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.chain.rpc_url.starts_with("http://") || self.chain.rpc_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "chain.rpc_url {:?} must start with http:// or https://",
+                self.chain.rpc_url
+            )));
+        }
+        if self.chain.poll_interval_ms == 0 {
+            return Err(ConfigError::Invalid("chain.poll_interval_ms must be at least 1".into()));
+        }
+        if self.rpc.max_connections == 0 || self.rpc.max_request_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "rpc.max_connections must be at least 1 and rpc.max_request_bytes at least 1024".into(),
+            ));
+        }
+        if self.channels.default_challenge_period == 0 {
+            return Err(ConfigError::Invalid("channels.default_challenge_period must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_devnet_default() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+        assert_eq!(Config::default().rpc.listen.ip().to_string(), "127.0.0.1", "R5: loopback by default");
+    }
+
+    #[test]
+    fn fields_override_defaults_and_keys_parse() {
+        let config = Config::from_toml(
+            r#"
+            data_dir = "/var/lib/farthing"
+            [chain]
+            rpc_url = "https://rpc.example"
+            confirmations = 3
+            [key.keystore]
+            path = "/etc/farthing/key.json"
+            password_file = "/etc/farthing/password"
+            [rpc]
+            listen = "0.0.0.0:9000"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/farthing"));
+        assert_eq!(config.chain.confirmations, 3);
+        assert_eq!(config.chain.chain_id, 31337, "unset fields keep their default");
+        assert!(matches!(config.key, KeySource::Keystore { password_file: Some(_), .. }));
+        assert_eq!(config.rpc.listen.port(), 9000);
+
+        let raw = Config::from_toml("key = { raw_key_file = \"k.hex\" }").unwrap();
+        assert_eq!(raw.key, KeySource::RawKeyFile("k.hex".into()));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let typo = Config::from_toml("[chain]\nrpc_ulr = \"x\"").unwrap_err().to_string();
+        assert!(typo.contains("rpc_ulr"), "{typo}");
+        let scheme = Config::from_toml("[chain]\nrpc_url = \"127.0.0.1:8545\"").unwrap_err().to_string();
+        assert!(scheme.contains("must start with http://"), "{scheme}");
+        let zero = Config::from_toml("[rpc]\nmax_connections = 0").unwrap_err().to_string();
+        assert!(zero.contains("max_connections"), "{zero}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The Farthing node as a library, wired by the `farthing` binary.
+//!
+//! - [`config`]: the one `Config` (TOML file, documented defaults that work on the local
+//!   devnet, overridden by command-line flags);
+//! - [`keys`]: loading the node's secp256k1 key from an Ethereum keystore, a 0600 raw key
+//!   file, or a devnet account.
+//!
+//! This crate must never log a key or a password, and never expose a way to sign arbitrary
+//! data.
+
+pub mod config;
+pub mod keys;
+
+pub use config::{Config, ConfigError, KeySource};
+pub use keys::{KeyError, load_key};
