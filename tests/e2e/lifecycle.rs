@@ -10,17 +10,17 @@
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::{Address, B256, Bytes, U256, Uint, keccak256};
-use alloy::providers::{DynProvider, Provider};
+use alloy::primitives::{B256, Bytes, U256, Uint, keccak256};
+use alloy::providers::Provider;
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use farthing_chain::Deployment;
-use farthing_chain::contracts::{ChannelManager, MockUSDC, PlainERC20};
+use farthing_chain::contracts::{MockUSDC, PlainERC20};
 use farthing_chain::messages::{
     self, BalanceProof, CooperativeClose, Permit, ReceiveWithAuthorization, Withdraw,
 };
-use farthing_e2e::{Devnet, USDC, repo_root};
+use farthing_e2e::{Devnet, Party, USDC, repo_root, send};
 
 const PERIOD: u32 = 3600;
 /// Fixed far-future expiry/deadline so signatures, and so calldata and gas, are deterministic.
@@ -30,36 +30,6 @@ type U96 = Uint<96, 2>;
 
 fn u96(v: u64) -> U96 {
     U96::from(v)
-}
-
-struct Party {
-    key: PrivateKeySigner,
-    manager: ChannelManager::ChannelManagerInstance<DynProvider>,
-    token: MockUSDC::MockUSDCInstance<DynProvider>,
-}
-
-impl Party {
-    fn new(devnet: &Devnet, d: &Deployment, key: PrivateKeySigner) -> Self {
-        let provider = devnet.provider(&key);
-        Self {
-            manager: ChannelManager::new(d.channel_manager, provider.clone()),
-            token: MockUSDC::new(d.token, provider),
-            key,
-        }
-    }
-
-    fn address(&self) -> Address {
-        self.key.address()
-    }
-
-    async fn balance(&self) -> u64 {
-        self.token
-            .balanceOf(self.address())
-            .call()
-            .await
-            .unwrap()
-            .to()
-    }
 }
 
 /// Gas used by each lifecycle step, in the order the README's table lists them.
@@ -75,12 +45,6 @@ impl GasLog {
         self.steps
             .insert(format!("{}/{step}", self.prefix), receipt.gas_used);
     }
-}
-
-macro_rules! send {
-    ($call:expr) => {
-        $call.send().await.unwrap().get_receipt().await.unwrap()
-    };
 }
 
 #[tokio::test]

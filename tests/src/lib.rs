@@ -197,6 +197,57 @@ impl Devnet {
     }
 }
 
+/// One participant: its key and the contracts bound to a provider that signs as it.
+pub struct Party {
+    /// The participant's key.
+    pub key: PrivateKeySigner,
+    /// ChannelManager, sending as this participant.
+    pub manager: ChannelManager::ChannelManagerInstance<DynProvider>,
+    /// The token (MockUSDC ABI, also fits a plain ERC-20), sending as this participant.
+    pub token: MockUSDC::MockUSDCInstance<DynProvider>,
+}
+
+impl Party {
+    /// Bind `key` to the deployment's contracts on `devnet`.
+    pub fn new(devnet: &Devnet, d: &Deployment, key: PrivateKeySigner) -> Self {
+        let provider = devnet.provider(&key);
+        Self {
+            manager: ChannelManager::new(d.channel_manager, provider.clone()),
+            token: MockUSDC::new(d.token, provider),
+            key,
+        }
+    }
+
+    /// The participant's address.
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    /// Its token balance in base units.
+    pub async fn balance(&self) -> u64 {
+        self.token
+            .balanceOf(self.address())
+            .call()
+            .await
+            .unwrap()
+            .to()
+    }
+}
+
+/// Send a contract call and wait for its receipt, panicking (in tests) if it reverts.
+#[macro_export]
+macro_rules! send {
+    ($call:expr) => {{
+        let receipt = $call.send().await.unwrap().get_receipt().await.unwrap();
+        assert!(
+            receipt.status(),
+            "transaction reverted: {}",
+            stringify!($call)
+        );
+        receipt
+    }};
+}
+
 impl Drop for Devnet {
     fn drop(&mut self) {
         let _ = self.child.kill();

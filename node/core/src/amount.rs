@@ -48,12 +48,22 @@ pub fn parse_amount(text: &str, decimals: u8, max: u128) -> Result<u128, AmountE
         return Err(AmountError::Malformed(text.to_owned()));
     }
     if frac.len() > usize::from(decimals) {
-        return Err(AmountError::TooPrecise { amount: text.to_owned(), decimals });
+        return Err(AmountError::TooPrecise {
+            amount: text.to_owned(),
+            decimals,
+        });
     }
-    let too_large = || AmountError::TooLarge { amount: text.to_owned(), max };
+    let too_large = || AmountError::TooLarge {
+        amount: text.to_owned(),
+        max,
+    };
     let mut value: u128 = 0;
     let padding = usize::from(decimals) - frac.len();
-    for digit in whole.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', padding)) {
+    for digit in whole
+        .bytes()
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(b'0', padding))
+    {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_add(u128::from(digit - b'0')))
@@ -97,13 +107,28 @@ mod tests {
     #[test]
     fn refuses_what_is_not_an_amount() {
         for bad in ["-1", "+1", "1e6", "1.2.3", "0x10", "one", ".", "1,5"] {
-            assert!(matches!(parse_amount(bad, 6, u128::MAX), Err(AmountError::Malformed(_))), "{bad}");
+            assert!(
+                matches!(
+                    parse_amount(bad, 6, u128::MAX),
+                    Err(AmountError::Malformed(_))
+                ),
+                "{bad}"
+            );
         }
         assert_eq!(parse_amount("", 6, u128::MAX), Err(AmountError::Empty));
-        assert!(matches!(parse_amount("0.0000001", 6, u128::MAX), Err(AmountError::TooPrecise { .. })));
-        assert!(matches!(parse_amount("2", 6, 1_999_999), Err(AmountError::TooLarge { .. })));
+        assert!(matches!(
+            parse_amount("0.0000001", 6, u128::MAX),
+            Err(AmountError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            parse_amount("2", 6, 1_999_999),
+            Err(AmountError::TooLarge { .. })
+        ));
         let huge = "9".repeat(60);
-        assert!(matches!(parse_amount(&huge, 6, u128::MAX), Err(AmountError::TooLarge { .. })));
+        assert!(matches!(
+            parse_amount(&huge, 6, u128::MAX),
+            Err(AmountError::TooLarge { .. })
+        ));
     }
 
     #[test]

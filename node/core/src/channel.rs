@@ -89,6 +89,14 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// (participant A, participant B).
+    pub fn participants(&self) -> (Address, Address) {
+        match self.role {
+            Role::A => (self.us, self.partner),
+            Role::B => (self.partner, self.us),
+        }
+    }
+
     /// (our deposit, our withdrawn, partner's deposit, partner's withdrawn).
     fn sides(&self) -> (u128, u128, u128, u128) {
         let c = &self.on_chain;
@@ -152,8 +160,16 @@ mod tests {
                 proof_a: (0, 0),
                 proof_b: (0, 0),
             },
-            ours: Some(SignedProof { nonce: 3, transferred: 30, signature: Bytes::new() }),
-            theirs: Some(SignedProof { nonce: 1, transferred: 5, signature: Bytes::new() }),
+            ours: Some(SignedProof {
+                nonce: 3,
+                transferred: 30,
+                signature: Bytes::new(),
+            }),
+            theirs: Some(SignedProof {
+                nonce: 1,
+                transferred: 5,
+                signature: Bytes::new(),
+            }),
         }
     }
 
@@ -161,7 +177,10 @@ mod tests {
     fn balances_follow_the_protocol_formula() {
         // A: 100 - 0 + 5 - 30 = 75; B: 50 - 10 + 30 - 5 = 65; together the 140 held.
         let a = channel(Role::A);
-        assert_eq!((a.our_balance(), a.partner_balance(), a.holdings()), (75, 65, 140));
+        assert_eq!(
+            (a.our_balance(), a.partner_balance(), a.holdings()),
+            (75, 65, 140)
+        );
         // Seen from B (ours/theirs swap meaning): B sent 30, received 5.
         let b = channel(Role::B);
         assert_eq!(b.our_balance(), 50 - 10 + 5 - 30);

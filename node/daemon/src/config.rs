@@ -146,13 +146,17 @@ impl Default for RpcConfig {
 
 impl Default for PeerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7751)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7751)),
+        }
     }
 }
 
 impl Default for ChannelConfig {
     fn default() -> Self {
-        Self { default_challenge_period: 3600 }
+        Self {
+            default_challenge_period: 3600,
+        }
     }
 }
 
@@ -183,40 +187,54 @@ pub enum ConfigError {
 impl Config {
     /// Read a TOML config file; fields it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.to_owned(), source },
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
             other => other,
         })
     }
 
     /// Parse TOML text (see [`Config::from_file`]).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::from("<text>"), source: Box::new(e) })?;
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            source: Box::new(e),
+        })?;
         config.validate()?;
         Ok(config)
     }
 
     /// Check ranges that the types alone do not express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.chain.rpc_url.starts_with("http://") || self.chain.rpc_url.starts_with("https://")) {
+        if !(self.chain.rpc_url.starts_with("http://")
+            || self.chain.rpc_url.starts_with("https://"))
+        {
             return Err(ConfigError::Invalid(format!(
                 "chain.rpc_url {:?} must start with http:// or https://",
                 self.chain.rpc_url
             )));
         }
         if self.chain.poll_interval_ms == 0 {
-            return Err(ConfigError::Invalid("chain.poll_interval_ms must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "chain.poll_interval_ms must be at least 1".into(),
+            ));
         }
         if self.rpc.max_connections == 0 || self.rpc.max_request_bytes < 1024 {
             return Err(ConfigError::Invalid(
-                "rpc.max_connections must be at least 1 and rpc.max_request_bytes at least 1024".into(),
+                "rpc.max_connections must be at least 1 and rpc.max_request_bytes at least 1024"
+                    .into(),
             ));
         }
         if self.channels.default_challenge_period == 0 {
-            return Err(ConfigError::Invalid("channels.default_challenge_period must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "channels.default_challenge_period must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -229,7 +247,11 @@ mod tests {
     #[test]
     fn an_empty_file_is_the_devnet_default() {
         assert_eq!(Config::from_toml("").unwrap(), Config::default());
-        assert_eq!(Config::default().rpc.listen.ip().to_string(), "127.0.0.1", "R5: loopback by default");
+        assert_eq!(
+            Config::default().rpc.listen.ip().to_string(),
+            "127.0.0.1",
+            "R5: loopback by default"
+        );
     }
 
     #[test]
@@ -250,8 +272,17 @@ mod tests {
         .unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/farthing"));
         assert_eq!(config.chain.confirmations, 3);
-        assert_eq!(config.chain.chain_id, 31337, "unset fields keep their default");
-        assert!(matches!(config.key, KeySource::Keystore { password_file: Some(_), .. }));
+        assert_eq!(
+            config.chain.chain_id, 31337,
+            "unset fields keep their default"
+        );
+        assert!(matches!(
+            config.key,
+            KeySource::Keystore {
+                password_file: Some(_),
+                ..
+            }
+        ));
         assert_eq!(config.rpc.listen.port(), 9000);
 
         let raw = Config::from_toml("key = { raw_key_file = \"k.hex\" }").unwrap();
@@ -260,11 +291,17 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        let typo = Config::from_toml("[chain]\nrpc_ulr = \"x\"").unwrap_err().to_string();
+        let typo = Config::from_toml("[chain]\nrpc_ulr = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(typo.contains("rpc_ulr"), "{typo}");
-        let scheme = Config::from_toml("[chain]\nrpc_url = \"127.0.0.1:8545\"").unwrap_err().to_string();
+        let scheme = Config::from_toml("[chain]\nrpc_url = \"127.0.0.1:8545\"")
+            .unwrap_err()
+            .to_string();
         assert!(scheme.contains("must start with http://"), "{scheme}");
-        let zero = Config::from_toml("[rpc]\nmax_connections = 0").unwrap_err().to_string();
+        let zero = Config::from_toml("[rpc]\nmax_connections = 0")
+            .unwrap_err()
+            .to_string();
         assert!(zero.contains("max_connections"), "{zero}");
     }
 }

@@ -43,7 +43,9 @@ pub enum KeyError {
         mode: u32,
     },
     /// The raw key file does not hold a key.
-    #[error("key file {0} does not hold a secp256k1 private key (64 hex digits, optionally 0x-prefixed)")]
+    #[error(
+        "key file {0} does not hold a secp256k1 private key (64 hex digits, optionally 0x-prefixed)"
+    )]
     Malformed(PathBuf),
     /// The keystore could not be decrypted.
     #[error("cannot decrypt keystore {path}: wrong password or not an Ethereum keystore")]
@@ -52,7 +54,9 @@ pub enum KeyError {
         path: PathBuf,
     },
     /// A keystore was configured but no password given.
-    #[error("keystore {0} needs a password: set key.password_file or the FARTHING_KEY_PASSWORD environment variable")]
+    #[error(
+        "keystore {0} needs a password: set key.password_file or the FARTHING_KEY_PASSWORD environment variable"
+    )]
     NoPassword(PathBuf),
     /// The devnet account index cannot be derived.
     #[error("devnet account {0} cannot be derived from the test mnemonic")]
@@ -62,10 +66,15 @@ pub enum KeyError {
 /// Load the node's key from `source`.
 pub fn load_key(source: &KeySource) -> Result<PrivateKeySigner, KeyError> {
     match source {
-        KeySource::Keystore { path, password_file } => {
+        KeySource::Keystore {
+            path,
+            password_file,
+        } => {
             let password = match password_file {
                 Some(file) => first_line(&read(file)?),
-                None => std::env::var(PASSWORD_ENV).map_err(|_| KeyError::NoPassword(path.clone()))?,
+                None => {
+                    std::env::var(PASSWORD_ENV).map_err(|_| KeyError::NoPassword(path.clone()))?
+                }
             };
             PrivateKeySigner::decrypt_keystore(path, password)
                 .map_err(|_| KeyError::Keystore { path: path.clone() })
@@ -87,7 +96,10 @@ pub fn load_key(source: &KeySource) -> Result<PrivateKeySigner, KeyError> {
 }
 
 fn read(path: &Path) -> Result<String, KeyError> {
-    std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn first_line(text: &str) -> String {
@@ -98,12 +110,18 @@ fn first_line(text: &str) -> String {
 fn check_owner_only(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
-        .map_err(|source| KeyError::Read { path: path.to_owned(), source })?
+        .map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?
         .permissions()
         .mode()
         & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyError::InsecurePermissions { path: path.to_owned(), mode });
+        return Err(KeyError::InsecurePermissions {
+            path: path.to_owned(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -124,7 +142,10 @@ mod tests {
     #[test]
     fn dev_account_one_is_the_devnet_alice() {
         let key = load_key(&KeySource::DevAccount(1)).unwrap();
-        assert_eq!(key.address(), KEY.parse::<PrivateKeySigner>().unwrap().address());
+        assert_eq!(
+            key.address(),
+            KEY.parse::<PrivateKeySigner>().unwrap().address()
+        );
     }
 
     #[test]
@@ -135,13 +156,22 @@ mod tests {
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_key(&KeySource::RawKeyFile(path.clone())).unwrap_err();
-        assert!(matches!(err, KeyError::InsecurePermissions { mode: 0o644, .. }), "{err}");
+        assert!(
+            matches!(err, KeyError::InsecurePermissions { mode: 0o644, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("chmod 600"), "{err}");
-        assert!(!err.to_string().contains(&KEY[2..]), "no key material in errors");
+        assert!(
+            !err.to_string().contains(&KEY[2..]),
+            "no key material in errors"
+        );
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let key = load_key(&KeySource::RawKeyFile(path.clone())).unwrap();
-        assert_eq!(key.address(), load_key(&KeySource::DevAccount(1)).unwrap().address());
+        assert_eq!(
+            key.address(),
+            load_key(&KeySource::DevAccount(1)).unwrap().address()
+        );
 
         std::fs::write(&path, "not a key").unwrap();
         let err = load_key(&KeySource::RawKeyFile(path)).unwrap_err();
@@ -165,7 +195,10 @@ mod tests {
         let password_file = dir.path().join("password");
 
         std::fs::write(&password_file, "correct horse\n").unwrap();
-        let source = KeySource::Keystore { path: path.clone(), password_file: Some(password_file.clone()) };
+        let source = KeySource::Keystore {
+            path: path.clone(),
+            password_file: Some(password_file.clone()),
+        };
         assert_eq!(load_key(&source).unwrap().address(), key.address());
 
         std::fs::write(&password_file, "sesame-17\n").unwrap();

@@ -1,0 +1,186 @@
+//! Reading the `ChannelManager`'s events from the chain in confirmed block ranges, decoded into
+//! the node's [`ChainEvent`]s. Applying them (idempotently) is `farthing_core::apply`; keeping
+//! the cursor is the store's job.
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::{Filter, Log};
+use alloy::sol_types::SolEventInterface;
+use farthing_core::{ChainEvent, ChannelId};
+
+use crate::contracts::ChannelManager::ChannelManagerEvents as Raw;
+
+/// A decoded event and where it was mined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Block number.
+    pub block: u64,
+    /// Block hash (to notice reorgs).
+    pub block_hash: B256,
+    /// Position of the log in its block.
+    pub log_index: u64,
+    /// The transaction that emitted it.
+    pub tx_hash: B256,
+    /// What happened.
+    pub event: ChainEvent,
+}
+
+/// Why events could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The chain RPC failed.
+    #[error("chain RPC: {0} (the node retries; check the chain's RPC if this persists)")]
+    Rpc(String),
+    /// A log from the contract did not decode (a contract that is not Farthing's?).
+    #[error("undecodable log {tx_hash}#{log_index} from the ChannelManager: {reason}")]
+    Decode {
+        /// Transaction of the log.
+        tx_hash: B256,
+        /// Index of the log.
+        log_index: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// The node cannot place a log (a pending log without block number).
+    #[error("log without block position from the RPC: is it serving pending logs?")]
+    Unpositioned,
+}
+
+/// Reads the events of one `ChannelManager`.
+#[derive(Debug, Clone)]
+pub struct EventSource<P> {
+    provider: P,
+    manager: Address,
+    confirmations: u64,
+    max_range: u64,
+}
+
+impl<P: Provider> EventSource<P> {
+    /// Events of the `ChannelManager` at `manager`; a block counts once it has `confirmations`
+    /// blocks including itself (0 and 1 both mean "mined").
+    pub fn new(provider: P, manager: Address, confirmations: u64) -> Self {
+        Self {
+            provider,
+            manager,
+            confirmations,
+            max_range: 5_000,
+        }
+    }
+
+    /// The newest block with enough confirmations, if the chain is long enough.
+    pub async fn confirmed_head(&self) -> Result<Option<u64>, EventError> {
+        let head = self
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| EventError::Rpc(e.to_string()))?;
+        Ok((head + 1).checked_sub(self.confirmations.max(1)))
+    }
+
+    /// The events mined in blocks `from..=to`, in chain order. Large ranges are read in chunks.
+    pub async fn events(&self, from: u64, to: u64) -> Result<Vec<Observed>, EventError> {
+        let mut out = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(self.max_range - 1));
+            let filter = Filter::new()
+                .address(self.manager)
+                .from_block(start)
+                .to_block(end);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(|e| EventError::Rpc(e.to_string()))?;
+            for log in &logs {
+                if let Some(observed) = decode(log)? {
+                    out.push(observed);
+                }
+            }
+            start = end + 1;
+        }
+        out.sort_by_key(|o| (o.block, o.log_index));
+        Ok(out)
+    }
+}
+
+/// Decode one log of the `ChannelManager`; `Ok(None)` for events the node does not follow
+/// (`Claimed` concerns an owner, not a channel).
+pub fn decode(log: &Log) -> Result<Option<Observed>, EventError> {
+    let (Some(block), Some(block_hash), Some(log_index), Some(tx_hash)) = (
+        log.block_number,
+        log.block_hash,
+        log.log_index,
+        log.transaction_hash,
+    ) else {
+        return Err(EventError::Unpositioned);
+    };
+    let fail = |reason: String| EventError::Decode {
+        tx_hash,
+        log_index,
+        reason,
+    };
+    let raw = Raw::decode_log(&log.inner)
+        .map_err(|e| fail(e.to_string()))?
+        .data;
+    let id = |v: U256| -> Result<ChannelId, EventError> {
+        u64::try_from(v).map_err(|_| fail(format!("channel id {v} beyond u64")))
+    };
+    let amount = |v: U256| -> Result<u128, EventError> {
+        u128::try_from(v).map_err(|_| fail(format!("amount {v} beyond u128")))
+    };
+    let event = match raw {
+        Raw::ChannelOpened(e) => ChainEvent::Opened {
+            id: id(e.channelId)?,
+            a: e.participantA,
+            b: e.participantB,
+            token: e.token,
+            deposit_a: amount(e.depositA)?,
+            challenge_period: e.challengePeriod,
+        },
+        Raw::Deposited(e) => ChainEvent::Deposited {
+            id: id(e.channelId)?,
+            participant: e.participant,
+            total: amount(e.totalDeposit)?,
+        },
+        Raw::Withdrawn(e) => ChainEvent::Withdrawn {
+            id: id(e.channelId)?,
+            participant: e.participant,
+            total: amount(e.totalWithdrawn)?,
+        },
+        Raw::ChannelClosed(e) => ChainEvent::Closed {
+            id: id(e.channelId)?,
+            closer: e.closer,
+            settle_after: e.settleAfter.to(),
+            partner_nonce: e.partnerNonce,
+            partner_transferred: e.partnerTransferred,
+        },
+        Raw::BalanceProofUpdated(e) => ChainEvent::ProofUpdated {
+            id: id(e.channelId)?,
+            signer: e.participant,
+            nonce: e.nonce,
+            transferred: e.transferred,
+        },
+        Raw::ChannelSettled(e) => ChainEvent::Settled {
+            id: id(e.channelId)?,
+            payout_a: amount(e.payoutA)?,
+            payout_b: amount(e.payoutB)?,
+            cooperative: e.cooperative,
+        },
+        Raw::PayoutDeferred(e) => ChainEvent::PayoutDeferred {
+            id: id(e.channelId)?,
+            token: e.token,
+            owner: e.owner,
+            amount: amount(e.amount)?,
+        },
+        Raw::Claimed(_) => return Ok(None),
+        other => return Err(fail(format!("unexpected event {other:?}"))),
+    };
+    Ok(Some(Observed {
+        block,
+        block_hash,
+        log_index,
+        tx_hash,
+        event,
+    }))
+}

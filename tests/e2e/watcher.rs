@@ -1,0 +1,133 @@
+//! The watcher's view of the chain: the ChannelManager's events, read in confirmed ranges and
+//! replayed through `farthing_core::apply`, rebuild exactly the channel state the contract
+//! stores — for the channels the node is part of, and only those.
+
+use alloy::primitives::U256;
+use alloy::providers::{Provider, ProviderBuilder};
+use farthing_chain::contracts::ChannelManager;
+use farthing_chain::events::EventSource;
+use farthing_chain::messages::{self, BalanceProof};
+use farthing_core::{ChainState, Channel, Role, apply};
+use farthing_e2e::{Devnet, Party, USDC, send};
+
+#[tokio::test]
+async fn events_replayed_rebuild_the_contracts_channel_state() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let domain = messages::channel_domain(d.chain_id, d.channel_manager);
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    let carol = Party::new(&devnet, &d, devnet.key("DEPLOYER"));
+    for who in [&alice, &bob, &carol] {
+        devnet.mint(&d, who.address(), 1_000 * USDC).await.unwrap();
+        send!(who.token.approve(d.channel_manager, U256::MAX));
+    }
+
+    // Channel 1: alice → bob, full unilateral lifecycle.
+    send!(
+        alice
+            .manager
+            .open(d.token, bob.address(), U256::from(100 * USDC), 3600)
+    );
+    let one = U256::from(1);
+    send!(bob.manager.topUp(one, bob.address(), U256::from(50 * USDC)));
+    let from_bob = BalanceProof {
+        channelId: one,
+        nonce: 2,
+        transferred: 7 * USDC as u128,
+    };
+    let from_alice = BalanceProof {
+        channelId: one,
+        nonce: 4,
+        transferred: 20 * USDC as u128,
+    };
+    send!(alice.manager.close(
+        one,
+        2,
+        from_bob.transferred,
+        messages::sign(&bob.key, &from_bob, &domain)
+    ));
+    send!(bob.manager.updateProof(
+        one,
+        4,
+        from_alice.transferred,
+        messages::sign(&alice.key, &from_alice, &domain)
+    ));
+    devnet.advance_time(3601).await.unwrap();
+    send!(carol.manager.settle(one));
+    // Channel 2: opened by bob towards alice, stays open.
+    send!(
+        bob.manager
+            .open(d.token, alice.address(), U256::from(30 * USDC), 600)
+    );
+    // Channel 3: between bob and carol only; alice's node must ignore it.
+    send!(
+        carol
+            .manager
+            .open(d.token, bob.address(), U256::from(5 * USDC), 600)
+    );
+
+    let provider = ProviderBuilder::new().connect_http(devnet.rpc_url.parse().unwrap());
+    let source = EventSource::new(&provider, d.channel_manager, 1);
+    let head = source.confirmed_head().await.unwrap().unwrap();
+    assert_eq!(head, provider.get_block_number().await.unwrap());
+    let events = source.events(d.deployment_block, head).await.unwrap();
+
+    let replay = |events: &[farthing_chain::events::Observed]| {
+        let mut channels: std::collections::BTreeMap<u64, Channel> = Default::default();
+        for o in events {
+            let id = o.event.channel_id();
+            if let Some(c) = apply(channels.remove(&id), &o.event, alice.address(), o.block) {
+                channels.insert(id, c);
+            }
+        }
+        channels
+    };
+    let channels = replay(&events);
+    assert_eq!(
+        channels.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2],
+        "only alice's channels"
+    );
+    assert_eq!(channels[&1].role, Role::A);
+    assert_eq!(channels[&2].role, Role::B);
+    assert_eq!(channels[&2].partner, bob.address());
+    assert_eq!(channels[&1].on_chain.state, ChainState::Settled);
+    assert_eq!(channels[&2].on_chain.state, ChainState::Open);
+
+    // Field for field what the contract stores.
+    let manager = ChannelManager::new(d.channel_manager, &provider);
+    for (id, record) in &channels {
+        let info = manager.getChannel(U256::from(*id)).call().await.unwrap();
+        let c = &record.on_chain;
+        assert_eq!(c.deposit_a, info.depositA.to::<u128>(), "channel {id}");
+        assert_eq!(c.deposit_b, info.depositB.to::<u128>(), "channel {id}");
+        assert_eq!(c.withdrawn_a, info.withdrawnA.to::<u128>(), "channel {id}");
+        assert_eq!(c.withdrawn_b, info.withdrawnB.to::<u128>(), "channel {id}");
+        assert_eq!(c.settle_after, info.settleAfter.to::<u64>(), "channel {id}");
+        assert_eq!(c.proof_a, (info.nonceA, info.transferredA), "channel {id}");
+        assert_eq!(c.proof_b, (info.nonceB, info.transferredB), "channel {id}");
+        assert_eq!(c.closer.unwrap_or_default(), info.closer, "channel {id}");
+        assert_eq!(
+            record.challenge_period, info.challengePeriod,
+            "channel {id}"
+        );
+        assert_eq!(record.token, info.token, "channel {id}");
+    }
+
+    // Replaying everything twice (a watcher unsure where it stopped) changes nothing.
+    let twice: Vec<_> = events.iter().chain(events.iter()).cloned().collect();
+    assert_eq!(replay(&twice), channels);
+
+    // With 3 confirmations, the two newest blocks (channels 2 and 3's opens) are not yet seen.
+    let cautious = EventSource::new(&provider, d.channel_manager, 3);
+    let confirmed = cautious.confirmed_head().await.unwrap().unwrap();
+    assert_eq!(confirmed, head - 2);
+    let early = replay(
+        &cautious
+            .events(d.deployment_block, confirmed)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(early.keys().copied().collect::<Vec<_>>(), vec![1]);
+}
