@@ -1,28 +1,53 @@
-//! Farthing's durable store: RocksDB in the node's data directory.
+//! Farthing's durable store: what the node must still know after a crash — its channels
+//! with the latest balance proofs, the chain watcher's cursor, and the transactions it
+//! submitted — kept in RocksDB in the node's data directory.
 //!
-//! Rules this crate keeps (see ARCHITECTURE in the README): a write that a counterparty or the
-//! chain could later hold us to is synced to disk before the call returns; every database
-//! carries the schema version it was written with, and a database from a newer or unknown
-//! schema is refused instead of being misread.
+//! - [`Store`]: the contract every backend keeps (read this before calling or implementing it);
+//! - [`RocksStore`]: the RocksDB backend the node runs on;
+//! - [`MemStore`]: the in-memory twin for other crates' unit tests, same semantics;
+//! - [`records`]: the versioned binary records;
+//! - [`testing`]: test support — [`testing::FailingStore`] and sample records;
+//! - [`conformance`]: the one test suite every backend must pass.
 //!
-//! The full channel store (records, the store trait, the in-memory twin) grows here; this
-//! first piece fixes the on-disk contract: the schema record and synced writes.
+//! This crate must never:
+//!
+//! - return from a commit before the whole batch is synced to disk (page cache is not
+//!   durable), or make a batch partly visible — the node sends signatures, acknowledgements
+//!   and transactions on the strength of that return;
+//! - open a database with a newer or foreign schema, or read a record of an unknown version,
+//!   or guess at a damaged one: those are errors that name the key and say what to do;
+//! - decide anything about channels: it stores what the core decided, nothing more.
 
-use std::path::{Path, PathBuf};
+pub mod conformance;
+pub mod records;
+pub mod testing;
 
-use rocksdb::{DB, Options, WriteOptions};
+mod codec;
+mod kv;
+mod mem;
+mod rocks;
 
-/// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Key of the schema record.
-const SCHEMA_KEY: &[u8] = b"meta/schema";
+use farthing_core::{Channel, ChannelId};
 
-/// Why the store cannot be used.
+pub use codec::{DecodeError, EncodeError};
+pub use mem::MemStore;
+pub use records::{Cursor, PendingTx, TxKind};
+pub use rocks::{RocksStore, SCHEMA_VERSION};
+
+/// What a store call returns.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// RocksDB refused to open or to write.
-    #[error("store at {path}: {source}")]
+    /// RocksDB refused to open, read or write.
+    #[error(
+        "store at {path}: {source}; check the disk (space, permissions, another node using \
+         the same data directory) and restart"
+    )]
     Rocks {
         /// The database directory.
         path: PathBuf,
@@ -44,7 +69,8 @@ pub enum StoreError {
     },
     /// The schema record is not one this code ever wrote.
     #[error(
-        "store at {path} has an unreadable schema record ({len} bytes): it was not written by Farthing"
+        "store at {path} has an unreadable schema record ({len} bytes): it was not written by \
+         Farthing; point the node at its own data directory"
     )]
     UnknownSchema {
         /// The database directory.
@@ -52,129 +78,121 @@ pub enum StoreError {
         /// Length of the record found.
         len: usize,
     },
+    /// A stored record cannot be read: unknown version, damaged, or filed under the wrong key.
+    #[error("record {key} cannot be read: {source}")]
+    Corrupt {
+        /// The record's key, readable (`chan/42`, `ptx/7`, `meta/cursor`).
+        key: String,
+        /// What is wrong with it.
+        source: DecodeError,
+    },
+    /// A write in the batch cannot be encoded; nothing of the batch was written.
+    #[error("{0}; nothing of this batch was written")]
+    Unencodable(#[from] EncodeError),
+    /// The store cannot take writes right now; nothing of the batch was written.
+    #[error(
+        "store unavailable: {reason}; nothing of this batch was written, freeze what depends \
+         on it and retry once the store is back"
+    )]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
 }
 
-/// The node's RocksDB database.
-pub struct Store {
-    db: DB,
-    path: PathBuf,
-    synced: WriteOptions,
+/// One change in a [`Store::commit`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "batches are built once and passed by slice; boxing would add an allocation per write"
+)]
+pub enum Write {
+    /// Store the channel under its id, replacing any earlier version of it.
+    Channel(Channel),
+    /// Store the chain watcher's cursor, replacing the earlier one.
+    Cursor(Cursor),
+    /// Store the pending transaction under its key, replacing any earlier one.
+    PendingTx(PendingTx),
+    /// Remove the pending transaction with this key (nothing if there is none).
+    RemovePendingTx(u64),
 }
 
-impl Store {
-    /// Open (or create) the database in `path`, checking its schema version.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_owned();
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        let db = DB::open(&options, &path).map_err(|source| StoreError::Rocks {
-            path: path.clone(),
-            source,
-        })?;
-        let mut synced = WriteOptions::default();
-        synced.set_sync(true);
-        let store = Self { db, path, synced };
-        match store.get(SCHEMA_KEY)? {
-            None => store.put_synced(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?,
-            Some(bytes) => {
-                let found = <[u8; 4]>::try_from(bytes.as_slice())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::UnknownSchema {
-                        path: store.path.clone(),
-                        len: bytes.len(),
-                    })?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema {
-                        path: store.path.clone(),
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
+/// The node's durable state: channels, the chain cursor, pending transactions.
+///
+/// # Durability and atomicity
+///
+/// When [`commit`](Store::commit) returns `Ok`, every write of the batch is durable — synced
+/// to stable storage, not just handed to the OS — and will be read back after a crash or
+/// power loss. A batch is atomic: after a crash, either all of its writes are visible or none
+/// are, never a part. Only after `Ok` may the caller let anything that depends on the batch
+/// leave the process (a signature, an acknowledgement, a transaction).
+///
+/// When `commit` returns `Err`, the caller must treat the batch as not durable (send nothing
+/// that depends on it), but must not assume it was not written either: after a restart it
+/// may be found whole (never partly). Retrying the same batch, or committing a newer state
+/// that supersedes it, is always safe. [`StoreError::Unencodable`] and
+/// [`StoreError::Unavailable`] guarantee that nothing was written.
+///
+/// Speed comes from putting many writes in one batch (group commit: one sync for all), never
+/// from skipping a sync.
+///
+/// # Ordering
+///
+/// Writes within a batch apply in slice order, so a later write to the same key wins
+/// (`[PendingTx(t), RemovePendingTx(t.key)]` leaves no `t`). Commits are linearizable: a
+/// read that starts after a commit returned sees it, and concurrent commits apply in some
+/// total order, each whole. Each read call observes one state between commits (a
+/// [`channels`](Store::channels) listing never shows half of a batch); two separate read
+/// calls may see different states.
+///
+/// # Threads
+///
+/// Stores are `Send + Sync` and every method takes `&self`: share one behind an `Arc` and
+/// call it from any thread. Calls block on disk I/O; from async code, call them on a
+/// blocking thread.
+///
+/// # Errors
+///
+/// A record this build cannot read is [`StoreError::Corrupt`], naming its key: never skipped,
+/// never guessed at.
+pub trait Store: Send + Sync {
+    /// The channel with this id, if stored.
+    fn channel(&self, id: ChannelId) -> Result<Option<Channel>>;
+
+    /// Every stored channel, in ascending id order.
+    fn channels(&self) -> Result<Vec<Channel>>;
+
+    /// The chain watcher's cursor, if one was stored.
+    fn cursor(&self) -> Result<Option<Cursor>>;
+
+    /// Every pending transaction, in ascending key order.
+    fn pending_txs(&self) -> Result<Vec<PendingTx>>;
+
+    /// Apply `writes` as one atomic batch and return once it is durable (see the trait
+    /// docs). An empty batch does nothing.
+    fn commit(&self, writes: &[Write]) -> Result<()>;
+}
+
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        impl<S: Store + ?Sized> Store for $ty {
+            fn channel(&self, id: ChannelId) -> Result<Option<Channel>> {
+                (**self).channel(id)
+            }
+            fn channels(&self) -> Result<Vec<Channel>> {
+                (**self).channels()
+            }
+            fn cursor(&self) -> Result<Option<Cursor>> {
+                (**self).cursor()
+            }
+            fn pending_txs(&self) -> Result<Vec<PendingTx>> {
+                (**self).pending_txs()
+            }
+            fn commit(&self, writes: &[Write]) -> Result<()> {
+                (**self).commit(writes)
             }
         }
-        Ok(store)
-    }
-
-    /// Write `value` under `key` and return only once it is synced to disk.
-    pub fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.db
-            .put_opt(key, value, &self.synced)
-            .map_err(|source| self.rocks(source))
-    }
-
-    /// Read the value under `key`.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get(key).map_err(|source| self.rocks(source))
-    }
-
-    /// The schema version of this database (always [`SCHEMA_VERSION`] once opened).
-    pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let bytes = self.get(SCHEMA_KEY)?.unwrap_or_default();
-        <[u8; 4]>::try_from(bytes.as_slice())
-            .map(u32::from_be_bytes)
-            .map_err(|_| StoreError::UnknownSchema {
-                path: self.path.clone(),
-                len: bytes.len(),
-            })
-    }
-
-    fn rocks(&self, source: rocksdb::Error) -> StoreError {
-        StoreError::Rocks {
-            path: self.path.clone(),
-            source,
-        }
-    }
+    )*};
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_new_store_records_its_schema_and_keeps_synced_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-            store.put_synced(b"k", b"v").unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
-    }
-
-    #[test]
-    fn a_newer_schema_is_refused_with_what_to_do() {
-        let dir = tempfile::tempdir().unwrap();
-        Store::open(dir.path())
-            .unwrap()
-            .put_synced(SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())
-            .unwrap();
-        let err = Store::open(dir.path())
-            .err()
-            .expect("newer schema must be refused");
-        assert!(
-            matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1)
-        );
-        assert!(
-            err.to_string()
-                .contains("run the Farthing version that wrote it"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_foreign_schema_record_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        Store::open(dir.path())
-            .unwrap()
-            .put_synced(SCHEMA_KEY, b"garbage!")
-            .unwrap();
-        let err = Store::open(dir.path())
-            .err()
-            .expect("foreign schema must be refused");
-        assert!(
-            matches!(err, StoreError::UnknownSchema { len: 8, .. }),
-            "{err}"
-        );
-    }
-}
+forward_store!(&S, Box<S>, Arc<S>);

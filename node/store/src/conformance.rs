@@ -1,0 +1,316 @@
+//! The one conformance suite every [`Store`] backend must pass (RELIABILITY D5).
+//!
+//! Call [`run`] from a test with a function that makes a fresh, empty store; or call the
+//! checks one by one. Each check panics, with what was expected, when the store breaks the
+//! contract. Durability across a restart depends on how a backend is reopened, so each
+//! backend's own tests check it (see `RocksStore`'s).
+
+use farthing_core::Channel;
+
+use crate::records::MAX_SIGNATURE_LEN;
+use crate::testing::{sample_channel, sample_cursor, sample_pending_tx};
+use crate::{Store, StoreError, Write};
+
+/// One check of the suite.
+type Check = fn(&dyn Store);
+
+/// Run every check, each on a fresh store from `make`.
+pub fn run<S: Store>(make: impl Fn() -> S) {
+    let checks: [(&str, Check); 10] = [
+        ("empty store", empty_store_reads_nothing),
+        ("read back", committed_writes_read_back),
+        ("batch atomicity", a_batch_lands_whole),
+        ("refused batch", a_refused_batch_leaves_nothing),
+        ("overwrite", later_writes_overwrite_earlier_ones),
+        ("remove", removed_pending_txs_are_gone),
+        ("ordering", reads_come_in_id_order),
+        ("many channels", many_channels),
+        ("large signatures", large_signatures),
+        ("threads", concurrent_commits_land_whole),
+    ];
+    for (name, check) in checks {
+        let store = make();
+        let reads = store.channels().expect("a fresh store lists its channels");
+        assert!(
+            reads.is_empty(),
+            "check {name}: `make` must return an empty store"
+        );
+        check(&store);
+    }
+}
+
+/// An empty store has no channel, no cursor, no pending transaction; an empty commit is fine.
+pub fn empty_store_reads_nothing(store: &dyn Store) {
+    assert_eq!(store.channel(0).expect("read channel 0"), None);
+    assert_eq!(store.channel(u64::MAX).expect("read channel max"), None);
+    assert!(store.channels().expect("list channels").is_empty());
+    assert_eq!(store.cursor().expect("read cursor"), None);
+    assert!(store.pending_txs().expect("list pending txs").is_empty());
+    store.commit(&[]).expect("an empty batch commits");
+    assert!(store.channels().expect("list channels").is_empty());
+}
+
+/// What a commit wrote reads back equal, field for field.
+pub fn committed_writes_read_back(store: &dyn Store) {
+    let channel = sample_channel(7);
+    let mut bare = sample_channel(8);
+    bare.ours = None;
+    bare.theirs = None;
+    bare.on_chain.closer = Some(bare.partner);
+    let tx = sample_pending_tx(3, Some(7));
+    store
+        .commit(&[Write::Channel(channel.clone())])
+        .expect("commit a channel");
+    assert_eq!(store.channel(7).expect("read"), Some(channel.clone()));
+    store
+        .commit(&[
+            Write::Channel(bare.clone()),
+            Write::PendingTx(tx.clone()),
+            Write::Cursor(sample_cursor(12)),
+        ])
+        .expect("commit");
+    assert_eq!(store.channel(8).expect("read"), Some(bare.clone()));
+    assert_eq!(store.channels().expect("list"), vec![channel, bare]);
+    assert_eq!(store.cursor().expect("read"), Some(sample_cursor(12)));
+    assert_eq!(store.pending_txs().expect("list"), vec![tx]);
+    assert_eq!(store.channel(9).expect("read"), None);
+}
+
+/// A batch with a channel, the cursor and a pending transaction is visible whole.
+pub fn a_batch_lands_whole(store: &dyn Store) {
+    let batch = [
+        Write::Channel(sample_channel(1)),
+        Write::Cursor(sample_cursor(500)),
+        Write::PendingTx(sample_pending_tx(9, Some(1))),
+    ];
+    store.commit(&batch).expect("commit the batch");
+    assert_eq!(store.channels().expect("list"), vec![sample_channel(1)]);
+    assert_eq!(store.cursor().expect("read"), Some(sample_cursor(500)));
+    assert_eq!(
+        store.pending_txs().expect("list"),
+        vec![sample_pending_tx(9, Some(1))]
+    );
+}
+
+/// A batch refused for one bad write (a signature too long to store) writes nothing.
+pub fn a_refused_batch_leaves_nothing(store: &dyn Store) {
+    store
+        .commit(&[Write::Cursor(sample_cursor(1))])
+        .expect("commit");
+    let mut bad = sample_channel(2);
+    if let Some(p) = bad.theirs.as_mut() {
+        p.signature = vec![1; MAX_SIGNATURE_LEN + 1].into();
+    }
+    let err = store
+        .commit(&[
+            Write::Channel(sample_channel(1)),
+            Write::Cursor(sample_cursor(2)),
+            Write::PendingTx(sample_pending_tx(1, None)),
+            Write::Channel(bad),
+        ])
+        .expect_err("a signature past the maximum is refused");
+    assert!(
+        matches!(err, StoreError::Unencodable(_)),
+        "unexpected error: {err}"
+    );
+    assert!(store.channels().expect("list").is_empty(), "half a batch");
+    assert_eq!(store.cursor().expect("read"), Some(sample_cursor(1)));
+    assert!(
+        store.pending_txs().expect("list").is_empty(),
+        "half a batch"
+    );
+}
+
+/// A later write to the same key replaces the earlier one, across commits and within one.
+pub fn later_writes_overwrite_earlier_ones(store: &dyn Store) {
+    let mut channel = sample_channel(4);
+    store
+        .commit(&[
+            Write::Channel(channel.clone()),
+            Write::Cursor(sample_cursor(10)),
+        ])
+        .expect("commit");
+    if let Some(p) = channel.ours.as_mut() {
+        p.nonce += 1;
+        p.transferred += 5;
+    }
+    store
+        .commit(&[Write::Channel(channel.clone())])
+        .expect("commit");
+    assert_eq!(store.channel(4).expect("read"), Some(channel.clone()));
+    assert_eq!(store.channels().expect("list").len(), 1);
+
+    // Within one batch the last write wins.
+    let mut last = channel.clone();
+    last.on_chain.deposit_b += 1;
+    let mut tx = sample_pending_tx(6, Some(4));
+    store
+        .commit(&[
+            Write::Channel(channel),
+            Write::Cursor(sample_cursor(11)),
+            Write::PendingTx(tx.clone()),
+            Write::Channel(last.clone()),
+            Write::Cursor(sample_cursor(12)),
+        ])
+        .expect("commit");
+    assert_eq!(store.channel(4).expect("read"), Some(last));
+    assert_eq!(store.cursor().expect("read"), Some(sample_cursor(12)));
+
+    // Replacing a pending transaction (a fee bump) keeps one record under its key.
+    tx.raw.push(0xff);
+    tx.submitted_at += 60;
+    store
+        .commit(&[Write::PendingTx(tx.clone())])
+        .expect("commit");
+    assert_eq!(store.pending_txs().expect("list"), vec![tx]);
+}
+
+/// Removing a pending transaction removes only it; removing an absent one is a no-op.
+pub fn removed_pending_txs_are_gone(store: &dyn Store) {
+    let txs: Vec<_> = (1..=3).map(|k| sample_pending_tx(k, Some(k))).collect();
+    let puts: Vec<_> = txs.iter().cloned().map(Write::PendingTx).collect();
+    store.commit(&puts).expect("commit");
+    store
+        .commit(&[Write::RemovePendingTx(2), Write::RemovePendingTx(99)])
+        .expect("remove");
+    assert_eq!(
+        store.pending_txs().expect("list"),
+        vec![txs[0].clone(), txs[2].clone()]
+    );
+    // Put and remove in one batch: removed. Remove then put: present.
+    store
+        .commit(&[
+            Write::PendingTx(sample_pending_tx(4, None)),
+            Write::RemovePendingTx(4),
+            Write::RemovePendingTx(1),
+            Write::PendingTx(txs[0].clone()),
+        ])
+        .expect("commit");
+    assert_eq!(
+        store.pending_txs().expect("list"),
+        vec![txs[0].clone(), txs[2].clone()]
+    );
+    store
+        .commit(&[Write::RemovePendingTx(1), Write::RemovePendingTx(3)])
+        .expect("remove");
+    assert!(store.pending_txs().expect("list").is_empty());
+}
+
+/// Channels and pending transactions list in ascending numeric order, whatever the order
+/// of writing (ids chosen where byte order and little-endian order would disagree).
+pub fn reads_come_in_id_order(store: &dyn Store) {
+    let ids = [256, u64::MAX, 1, 0, 255, 1 << 32, 1 << 56, 2, u64::MAX - 1];
+    let mut writes: Vec<_> = ids
+        .iter()
+        .map(|&id| Write::Channel(sample_channel(id)))
+        .collect();
+    writes.extend(
+        ids.iter()
+            .map(|&k| Write::PendingTx(sample_pending_tx(k, None))),
+    );
+    store.commit(&writes).expect("commit");
+    let mut sorted = ids;
+    sorted.sort_unstable();
+    let channel_ids: Vec<_> = store
+        .channels()
+        .expect("list")
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(channel_ids, sorted, "channels out of id order");
+    let keys: Vec<_> = store
+        .pending_txs()
+        .expect("list")
+        .iter()
+        .map(|t| t.key)
+        .collect();
+    assert_eq!(keys, sorted, "pending txs out of key order");
+}
+
+/// A thousand channels in one batch, then more in several: all there, each readable.
+pub fn many_channels(store: &dyn Store) {
+    let first: Vec<_> = (0..1_000)
+        .rev()
+        .map(|id| Write::Channel(sample_channel(id)))
+        .collect();
+    store.commit(&first).expect("commit 1000 channels");
+    for chunk in (1_000..1_200).collect::<Vec<u64>>().chunks(50) {
+        let writes: Vec<_> = chunk
+            .iter()
+            .map(|&id| Write::Channel(sample_channel(id)))
+            .collect();
+        store.commit(&writes).expect("commit 50 channels");
+    }
+    let all = store.channels().expect("list");
+    let expected: Vec<Channel> = (0..1_200).map(sample_channel).collect();
+    assert!(
+        all == expected,
+        "the 1200 channels differ from what was written"
+    );
+    for id in [0, 499, 999, 1_000, 1_199] {
+        assert_eq!(store.channel(id).expect("read"), Some(sample_channel(id)));
+    }
+    assert_eq!(store.channel(1_200).expect("read"), None);
+}
+
+/// Signatures of 65 bytes with every bit set, empty ones, and the longest storable one.
+pub fn large_signatures(store: &dyn Store) {
+    let mut channels = Vec::new();
+    for (id, len, byte) in [(1, 65, 0xff), (2, 0, 0), (3, MAX_SIGNATURE_LEN, 0xab)] {
+        let mut c = sample_channel(id);
+        if let Some(p) = c.ours.as_mut() {
+            p.signature = vec![byte; len].into();
+            p.transferred = u128::MAX;
+            p.nonce = u64::MAX;
+        }
+        if let Some(p) = c.theirs.as_mut() {
+            p.signature = vec![!byte; len].into();
+        }
+        channels.push(c);
+    }
+    let writes: Vec<_> = channels.iter().cloned().map(Write::Channel).collect();
+    store.commit(&writes).expect("commit");
+    assert_eq!(store.channels().expect("list"), channels);
+    assert_eq!(store.channel(3).expect("read"), Some(channels[2].clone()));
+}
+
+/// Commits from several threads at once all land, and a listing never shows half a batch.
+pub fn concurrent_commits_land_whole(store: &dyn Store) {
+    const THREADS: u64 = 4;
+    const ROUNDS: u64 = 20;
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            s.spawn(move || {
+                for round in 0..ROUNDS {
+                    // Each batch moves a pair of channels to the same deposit together.
+                    let pair = [t * 2, t * 2 + 1].map(|id| {
+                        let mut c = sample_channel(id);
+                        c.on_chain.deposit_b = u128::from(round);
+                        Write::Channel(c)
+                    });
+                    store.commit(&pair).expect("commit from a thread");
+                }
+            });
+        }
+        s.spawn(|| {
+            for _ in 0..ROUNDS * 2 {
+                let listed = store.channels().expect("list while others commit");
+                for pair in listed.chunks(2) {
+                    if let [a, b] = pair {
+                        assert_eq!(
+                            (a.id / 2, a.on_chain.deposit_b),
+                            (b.id / 2, b.on_chain.deposit_b),
+                            "a listing showed half of a batch"
+                        );
+                    }
+                }
+            }
+        });
+    });
+    let all = store.channels().expect("list");
+    assert_eq!(all.len() as u64, THREADS * 2);
+    assert!(
+        all.iter()
+            .all(|c| c.on_chain.deposit_b == u128::from(ROUNDS - 1))
+    );
+}

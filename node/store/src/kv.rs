@@ -1,0 +1,190 @@
+//! The key layout both backends share, and the [`Store`](crate::Store) logic on top of an
+//! ordered byte map, so that [`RocksStore`](crate::RocksStore) and
+//! [`MemStore`](crate::MemStore) encode, order and refuse exactly alike.
+//!
+//! Keys are a short ASCII prefix and, for per-item records, the item's id as 8 big-endian
+//! bytes, so a forward scan of a prefix returns items in ascending id order.
+
+use farthing_core::{Channel, ChannelId};
+
+use crate::codec::DecodeError;
+use crate::records::{self, Cursor, PendingTx};
+use crate::{Result, StoreError, Write};
+
+/// Key of the schema record (four big-endian bytes).
+pub(crate) const SCHEMA_KEY: &[u8] = b"meta/schema";
+/// Key of the chain cursor.
+pub(crate) const CURSOR_KEY: &[u8] = b"meta/cursor";
+/// Prefix of channel records; the id follows.
+pub(crate) const CHANNEL_PREFIX: &[u8] = b"chan/";
+/// Prefix of pending-transaction records; the key follows.
+pub(crate) const PENDING_TX_PREFIX: &[u8] = b"ptx/";
+
+/// The key of channel `id`.
+pub(crate) fn channel_key(id: ChannelId) -> Vec<u8> {
+    [CHANNEL_PREFIX, &id.to_be_bytes()].concat()
+}
+
+/// The key of pending transaction `key`.
+pub(crate) fn pending_tx_key(key: u64) -> Vec<u8> {
+    [PENDING_TX_PREFIX, &key.to_be_bytes()].concat()
+}
+
+/// `key` as an operator can read it in a message: `chan/42`, `ptx/7`, `meta/cursor`, or the
+/// escaped bytes of anything else.
+pub(crate) fn describe(key: &[u8]) -> String {
+    for prefix in [CHANNEL_PREFIX, PENDING_TX_PREFIX] {
+        if let Some(id) = key
+            .strip_prefix(prefix)
+            .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
+        {
+            return format!("{}{}", prefix.escape_ascii(), u64::from_be_bytes(id));
+        }
+    }
+    key.escape_ascii().to_string()
+}
+
+/// One change in a batch.
+pub(crate) enum Op {
+    /// Set `key` to `value`.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove `key` (nothing if absent).
+    Delete(Vec<u8>),
+}
+
+/// What a scan calls on each entry: key, value.
+pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
+/// An ordered byte map that applies a batch atomically and durably.
+pub(crate) trait Kv {
+    /// The value under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Call `each` on every entry whose key starts with `prefix`, in key order, from one
+    /// consistent view; stops at the first error.
+    fn scan(&self, prefix: &[u8], each: &mut Visit<'_>) -> Result<()>;
+    /// Apply `ops` in order, all or none, and return once they are durable.
+    fn apply(&self, ops: Vec<Op>) -> Result<()>;
+}
+
+fn corrupt(key: &[u8], source: DecodeError) -> StoreError {
+    StoreError::Corrupt {
+        key: describe(key),
+        source,
+    }
+}
+
+/// The id a per-item key carries after `prefix`.
+fn key_id(key: &[u8], prefix: &[u8], record: &'static str) -> Result<u64> {
+    let rest = key.get(prefix.len()..).unwrap_or_default();
+    <[u8; 8]>::try_from(rest)
+        .map(u64::from_be_bytes)
+        .map_err(|_| {
+            corrupt(
+                key,
+                DecodeError::BadKey {
+                    record,
+                    len: rest.len(),
+                    expected: 8,
+                },
+            )
+        })
+}
+
+/// Decode the channel stored under `key`, checking it is filed under its own id.
+fn read_channel(key: &[u8], value: &[u8]) -> Result<Channel> {
+    let id = key_id(key, CHANNEL_PREFIX, "channel")?;
+    let channel = records::decode_channel(value).map_err(|e| corrupt(key, e))?;
+    if channel.id != id {
+        let e = DecodeError::IdMismatch {
+            record: "channel",
+            key: id,
+            found: channel.id,
+        };
+        return Err(corrupt(key, e));
+    }
+    Ok(channel)
+}
+
+/// Decode the pending transaction stored under `key`, checking it is filed under its own key.
+fn read_pending_tx(key: &[u8], value: &[u8]) -> Result<PendingTx> {
+    let id = key_id(key, PENDING_TX_PREFIX, "pending tx")?;
+    let tx = records::decode_pending_tx(value).map_err(|e| corrupt(key, e))?;
+    if tx.key != id {
+        let e = DecodeError::IdMismatch {
+            record: "pending tx",
+            key: id,
+            found: tx.key,
+        };
+        return Err(corrupt(key, e));
+    }
+    Ok(tx)
+}
+
+pub(crate) fn channel(kv: &impl Kv, id: ChannelId) -> Result<Option<Channel>> {
+    let key = channel_key(id);
+    kv.get(&key)?
+        .map(|value| read_channel(&key, &value))
+        .transpose()
+}
+
+pub(crate) fn channels(kv: &impl Kv) -> Result<Vec<Channel>> {
+    let mut out = Vec::new();
+    kv.scan(CHANNEL_PREFIX, &mut |key, value| {
+        out.push(read_channel(key, value)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+pub(crate) fn cursor(kv: &impl Kv) -> Result<Option<Cursor>> {
+    kv.get(CURSOR_KEY)?
+        .map(|value| records::decode_cursor(&value).map_err(|e| corrupt(CURSOR_KEY, e)))
+        .transpose()
+}
+
+pub(crate) fn pending_txs(kv: &impl Kv) -> Result<Vec<PendingTx>> {
+    let mut out = Vec::new();
+    kv.scan(PENDING_TX_PREFIX, &mut |key, value| {
+        out.push(read_pending_tx(key, value)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Encode every write first, so a write that cannot be stored refuses the whole batch before
+/// anything reaches the backend; then apply them as one batch.
+pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let ops = writes
+        .iter()
+        .map(|write| {
+            Ok(match write {
+                Write::Channel(c) => Op::Put(channel_key(c.id), records::encode_channel(c)?),
+                Write::Cursor(c) => Op::Put(CURSOR_KEY.to_vec(), records::encode_cursor(c)),
+                Write::PendingTx(t) => {
+                    Op::Put(pending_tx_key(t.key), records::encode_pending_tx(t)?)
+                }
+                Write::RemovePendingTx(key) => Op::Delete(pending_tx_key(*key)),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    kv.apply(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_like_their_ids_and_read_well() {
+        let ids = [0, 1, 255, 256, 1 << 32, u64::MAX - 1, u64::MAX];
+        let keys: Vec<_> = ids.iter().map(|&id| channel_key(id)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(describe(&channel_key(42)), "chan/42");
+        assert_eq!(describe(&pending_tx_key(7)), "ptx/7");
+        assert_eq!(describe(CURSOR_KEY), "meta/cursor");
+        assert_eq!(describe(b"chan/\x01"), "chan/\\x01");
+    }
+}

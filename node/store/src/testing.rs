@@ -1,0 +1,179 @@
+//! Test support for other crates (and this one): a store that can be made to fail, and
+//! sample records. Not for production wiring.
+//!
+//! [`FailingStore`] implements RELIABILITY D3 ("the store fails"): wrap the store the node
+//! under test uses, keep its [`FailSwitch`], and flip it to make every commit fail with
+//! [`StoreError::Unavailable`] while reads keep working, then flip it back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use alloy_primitives::{Address, Bytes};
+use farthing_core::{ChainState, Channel, ChannelId, OnChain, Role, SignedProof};
+
+use crate::{Cursor, PendingTx, Result, Store, StoreError, TxKind, Write};
+
+/// The handle that makes a [`FailingStore`] fail; clones control the same store.
+#[derive(Debug, Clone, Default)]
+pub struct FailSwitch {
+    failing: Arc<AtomicBool>,
+    refused: Arc<AtomicU64>,
+}
+
+impl FailSwitch {
+    /// From now on, refuse every commit (nothing of a refused batch is written).
+    pub fn fail(&self) {
+        self.failing.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, pass commits through again.
+    pub fn recover(&self) {
+        self.failing.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether commits are being refused.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
+    }
+
+    /// How many commits have been refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+/// A [`Store`] wrapper whose commits can be switched to fail; reads always pass through.
+#[derive(Debug)]
+pub struct FailingStore<S> {
+    inner: S,
+    switch: FailSwitch,
+}
+
+impl<S: Store> FailingStore<S> {
+    /// Wrap `inner`, passing everything through until the switch is flipped.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            switch: FailSwitch::default(),
+        }
+    }
+
+    /// The switch controlling this store (keep a clone in the test).
+    pub fn switch(&self) -> FailSwitch {
+        self.switch.clone()
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwrap the store.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Store> Store for FailingStore<S> {
+    fn channel(&self, id: ChannelId) -> Result<Option<Channel>> {
+        self.inner.channel(id)
+    }
+
+    fn channels(&self) -> Result<Vec<Channel>> {
+        self.inner.channels()
+    }
+
+    fn cursor(&self) -> Result<Option<Cursor>> {
+        self.inner.cursor()
+    }
+
+    fn pending_txs(&self) -> Result<Vec<PendingTx>> {
+        self.inner.pending_txs()
+    }
+
+    fn commit(&self, writes: &[Write]) -> Result<()> {
+        if self.switch.is_failing() {
+            self.switch.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable {
+                reason: "commits switched off by testing::FailingStore".to_owned(),
+            });
+        }
+        self.inner.commit(writes)
+    }
+}
+
+/// A 65-byte signature-shaped byte string (`r | s | v`), varied by `seed`.
+pub fn sample_signature(seed: u64) -> Bytes {
+    let mut sig = [0u8; 65];
+    for (i, b) in sig.iter_mut().enumerate() {
+        *b = (seed as u8).wrapping_mul(31).wrapping_add(i as u8);
+    }
+    sig[64] = 27 + (seed % 2) as u8;
+    Bytes::copy_from_slice(&sig)
+}
+
+/// An open channel with id `id`, both proofs present, every field depending on `id`.
+pub fn sample_channel(id: ChannelId) -> Channel {
+    let byte = (id % 251) as u8;
+    let base = u128::from(id) * 1_000;
+    Channel {
+        id,
+        token: Address::repeat_byte(0xa0 ^ byte),
+        role: if id.is_multiple_of(2) {
+            Role::A
+        } else {
+            Role::B
+        },
+        us: Address::repeat_byte(byte),
+        partner: Address::repeat_byte(!byte),
+        challenge_period: 3_600,
+        opened_block: id.wrapping_add(100),
+        on_chain: OnChain {
+            state: ChainState::Open,
+            deposit_a: base + 500,
+            deposit_b: base + 300,
+            withdrawn_a: 10,
+            withdrawn_b: 0,
+            settle_after: 0,
+            closer: None,
+            proof_a: (1, 20),
+            proof_b: (0, 0),
+        },
+        ours: Some(SignedProof {
+            nonce: id.wrapping_add(3),
+            transferred: base + 40,
+            signature: sample_signature(id),
+        }),
+        theirs: Some(SignedProof {
+            nonce: id.wrapping_add(2),
+            transferred: base + 25,
+            signature: sample_signature(id.wrapping_add(1)),
+        }),
+    }
+}
+
+/// A cursor at `block`, with a hash derived from it.
+pub fn sample_cursor(block: u64) -> Cursor {
+    let mut block_hash = [0xcc; 32];
+    block_hash[..8].copy_from_slice(&block.to_be_bytes());
+    Cursor { block, block_hash }
+}
+
+/// A pending settle (or an open, without a channel) with key `key`.
+pub fn sample_pending_tx(key: u64, channel: Option<ChannelId>) -> PendingTx {
+    let mut tx_hash = [0x7e; 32];
+    tx_hash[24..].copy_from_slice(&key.to_be_bytes());
+    PendingTx {
+        key,
+        channel,
+        kind: if channel.is_some() {
+            TxKind::Settle
+        } else {
+            TxKind::Open
+        },
+        tx_hash,
+        nonce: key.wrapping_mul(2),
+        submitted_at: key.wrapping_add(1_700_000_000),
+        raw: (0..=(key % 200) as u8).collect(),
+    }
+}
