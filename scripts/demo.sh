@@ -68,8 +68,9 @@ proof_sig="$(sign "$DEVNET_ALICE_KEY" BalanceProof \
 echo "BalanceProof{channel $id, nonce 5, transferred 12.5 USDC} signed by alice: ${proof_sig:0:22}..."
 
 note "both sign the final payouts; bob submits the cooperative close (one transaction)"
-fields='[{"name":"channelId","type":"uint256"},{"name":"payoutA","type":"uint96"},{"name":"payoutB","type":"uint96"}]'
-message="{\"channelId\":\"$id\",\"payoutA\":\"87500000\",\"payoutB\":\"12500000\"}"
+fields='[{"name":"channelId","type":"uint256"},{"name":"payoutA","type":"uint256"},{"name":"payoutB","type":"uint256"},
+         {"name":"withdrawnA","type":"uint96"},{"name":"withdrawnB","type":"uint96"}]'
+message="{\"channelId\":\"$id\",\"payoutA\":\"87500000\",\"payoutB\":\"12500000\",\"withdrawnA\":\"0\",\"withdrawnB\":\"0\"}"
 sig_a="$(sign "$DEVNET_ALICE_KEY" CooperativeClose "$fields" "$message")"
 sig_b="$(sign "$DEVNET_BOB_KEY" CooperativeClose "$fields" "$message")"
 send "$DEVNET_BOB_KEY" "$manager" "cooperativeClose(uint256,uint256,uint256,bytes,bytes)" "$id" 87500000 12500000 "$sig_a" "$sig_b"

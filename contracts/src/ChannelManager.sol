@@ -34,9 +34,12 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
     /// @notice Signed by both participants to let `participant` withdraw up to `totalWithdrawn`.
     bytes32 public constant WITHDRAW_TYPEHASH =
         keccak256("Withdraw(uint256 channelId,address participant,uint96 totalWithdrawn,uint64 expiry)");
-    /// @notice Signed by both participants to close with these final payouts.
-    bytes32 public constant COOPERATIVE_CLOSE_TYPEHASH =
-        keccak256("CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB)");
+    /// @notice Signed by both participants to close with these final payouts. It names the
+    /// withdrawal totals it was signed at: with payouts summing to the holdings, that pins the
+    /// deposits too, so a close signed earlier can never execute on a channel that moved on.
+    bytes32 public constant COOPERATIVE_CLOSE_TYPEHASH = keccak256(
+        "CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB,uint96 withdrawnA,uint96 withdrawnB)"
+    );
     /// @notice The EIP-3009 authorization nonce of a gasless open is this struct's hash, so the
     /// payer's one signature also fixes the partner and the challenge period.
     bytes32 public constant OPEN_AUTHORIZATION_TYPEHASH =
@@ -167,11 +170,14 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         _checkReceived(token, before, deposit);
     }
 
-    /// @notice Raise `participant`'s total deposit to `totalDeposit`, paid by the caller.
-    /// Idempotent: the same call twice fails the second time instead of paying twice.
+    /// @notice Raise `participant`'s total deposit to `totalDeposit`, paid by the caller, who
+    /// must be a participant (an outsider's top-up could otherwise change the holdings under a
+    /// co-signed cooperative close and make it revert). Idempotent: the same call twice fails
+    /// the second time instead of paying twice.
     function topUp(uint256 channelId, address participant, uint256 totalDeposit) external nonReentrant {
         Channel storage c = _channels[channelId];
         _requireOpen(channelId, c);
+        if (msg.sender != c.a && msg.sender != c.b) revert NotParticipant(channelId, msg.sender);
         if (totalDeposit > MAX_DEPOSIT) revert AmountTooLarge(totalDeposit, MAX_DEPOSIT);
         uint256 current;
         if (participant == c.a) {
@@ -238,8 +244,7 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         uint256 held = _holdings(c);
         if (payoutA + payoutB != held) revert PayoutsMismatch(held, payoutA + payoutB);
 
-        bytes32 digest =
-            _hashTypedDataV4(keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, channelId, payoutA, payoutB)));
+        bytes32 digest = cooperativeCloseDigest(channelId, payoutA, payoutB);
         _requireSigner(digest, signatureA, c.a);
         _requireSigner(digest, signatureB, c.b);
 
@@ -410,14 +415,21 @@ contract ChannelManager is IChannelManager, EIP712, ReentrancyGuardTransient {
         );
     }
 
-    /// @notice The digest both participants sign for a cooperative close.
+    /// @notice The digest both participants sign for a cooperative close of the channel as it
+    /// stands now (its current withdrawal totals are part of the message).
     function cooperativeCloseDigest(uint256 channelId, uint256 payoutA, uint256 payoutB)
-        external
+        public
         view
         returns (bytes32)
     {
-        return
-            _hashTypedDataV4(keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, channelId, payoutA, payoutB)));
+        Channel storage c = _channels[channelId];
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    COOPERATIVE_CLOSE_TYPEHASH, channelId, payoutA, payoutB, c.withdrawnA, c.withdrawnB
+                )
+            )
+        );
     }
 
     /// @notice The digest a funder signs so that someone else may submit its permit to open.

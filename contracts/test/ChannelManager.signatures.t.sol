@@ -552,10 +552,28 @@ contract ChannelManagerSignaturesTest is ChannelTestBase {
     }
 
     function testFuzz_cooperativeCloseDigest(uint256 id, uint96 payoutA, uint96 payoutB) public view {
+        (uint96 withdrawnA, uint96 withdrawnB) = _withdrawn(id);
         assertEq(
             manager.cooperativeCloseDigest(id, payoutA, payoutB),
-            _digest(keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, payoutA, payoutB)))
+            _digest(
+                keccak256(
+                    abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, payoutA, payoutB, withdrawnA, withdrawnB)
+                )
+            )
         );
+    }
+
+    /// @dev The close digest names the withdrawal totals the channel has when it is signed; the
+    /// base's vm.load shortcut for them must read the same slot the contract uses.
+    function test_withdrawnSlot_matchesView() public {
+        uint256 id = _openFunded(100e6, 50e6);
+        _withdraw(id, alice, 7e6);
+        _withdraw(id, bob, 3e6);
+        (uint96 withdrawnA, uint96 withdrawnB) = _withdrawn(id);
+        assertEq(withdrawnA, _channel(id).withdrawnA);
+        assertEq(withdrawnB, _channel(id).withdrawnB);
+        assertEq(withdrawnA, 7e6);
+        assertEq(withdrawnB, 3e6);
     }
 
     function testFuzz_openWithPermitDigest(
@@ -636,8 +654,10 @@ contract ChannelManagerSignaturesTest is ChannelTestBase {
         return keccak256(abi.encode(WITHDRAW_TYPEHASH, id, alice, WITHDRAW_TOTAL, expiry));
     }
 
-    function _coopStructHash(uint256 id) internal pure returns (bytes32) {
-        return keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, PAYOUT_A, PAYOUT_B));
+    function _coopStructHash(uint256 id) internal view returns (bytes32) {
+        (uint96 withdrawnA, uint96 withdrawnB) = _withdrawn(id);
+        return
+            keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, PAYOUT_A, PAYOUT_B, withdrawnA, withdrawnB));
     }
 
     function _openWithPermitStructHash(

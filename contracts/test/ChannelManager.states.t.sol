@@ -559,13 +559,20 @@ contract ChannelManagerStatesTest is ChannelTestBase {
         manager.topUp(id, carol, 10e6);
     }
 
-    function test_topUp_byAnyoneForParticipant_succeeds() public {
+    /// @dev Only participants may top up (an outsider's top-up could change the holdings under
+    /// a co-signed cooperative close); a participant may fund either side.
+    function test_topUp_byOutsiderRefused_byPartnerForOtherSideAccepted() public {
         uint256 id = _openFunded(DEPOSIT_A, DEPOSIT_B);
-        vm.expectEmit(address(manager));
-        emit IChannelManager.Deposited(id, alice, 130e6, 30e6);
+        vm.expectRevert(abi.encodeWithSelector(IChannelManager.NotParticipant.selector, id, carol));
         vm.prank(carol);
         manager.topUp(id, alice, 130e6);
-        assertEq(usdc.balanceOf(carol), START_BALANCE - 30e6);
+        assertEq(usdc.balanceOf(carol), START_BALANCE);
+
+        vm.expectEmit(address(manager));
+        emit IChannelManager.Deposited(id, alice, 130e6, 30e6);
+        vm.prank(bob);
+        manager.topUp(id, alice, 130e6);
+        assertEq(usdc.balanceOf(bob), START_BALANCE - DEPOSIT_B - 30e6);
         assertEq(usdc.balanceOf(alice), START_BALANCE - DEPOSIT_A);
         assertEq(_channel(id).depositA, 130e6);
     }

@@ -73,6 +73,8 @@ async fn contracts_deploy_and_read_back_through_bindings() {
         channelId: U256::from(3),
         payoutA: U256::from(1),
         payoutB: U256::from(2),
+        withdrawnA: Default::default(),
+        withdrawnB: Default::default(),
     };
     assert_eq!(
         manager

@@ -210,6 +210,8 @@ async fn common_lifecycle(
         channelId: id2,
         payoutA: U256::from(15 * USDC),
         payoutB: U256::from(25 * USDC),
+        withdrawnA: u96(0),
+        withdrawnB: u96(0),
     };
     let r = send!(bob.manager.cooperativeClose(
         id2,
@@ -325,6 +327,8 @@ async fn usdc_only_paths(devnet: &Devnet, d: &Deployment, gas: &mut GasLog) {
         channelId: id5,
         payoutA: U256::from(12 * USDC),
         payoutB: U256::from(8 * USDC),
+        withdrawnA: u96(0),
+        withdrawnB: u96(0),
     };
     send!(alice.manager.cooperativeClose(
         id5,

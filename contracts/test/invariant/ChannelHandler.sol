@@ -234,12 +234,22 @@ contract ChannelHandler is CommonBase, StdCheats, StdUtils {
         Ghost storage g = ghosts[id];
         uint256 side = sideSeed % 2;
         address participant = _party(g, side);
+        // Usually the participant itself; sometimes its partner funds it; sometimes an outsider
+        // tries (only participants may top up).
         address payer = payerSeed % 4 == 0 ? actors[(payerSeed / 4) % actors.length] : participant;
         if (!_canMove(payer)) return _skip();
         amount = bound(amount, 1, MAX_AMOUNT);
         uint256 total = g.deposit[side] + amount;
 
         vm.prank(payer);
+        if (payer != _party(g, 0) && payer != _party(g, 1)) {
+            try manager.topUp(id, participant, total) {
+                _violate(V_REVERT, "topUp: outsider accepted");
+            } catch (bytes memory err) {
+                _expectSelector(err, IChannelManager.NotParticipant.selector, "topUp by outsider");
+            }
+            return;
+        }
         try manager.topUp(id, participant, total) {
             g.deposit[side] = total;
             expectedBalance[payer] -= amount;
@@ -885,7 +895,12 @@ contract ChannelHandler is CommonBase, StdCheats, StdUtils {
     }
 
     function _coopDigest(uint256 id, uint256 payoutA, uint256 payoutB) internal view returns (bytes32) {
-        return _digest(keccak256(abi.encode(cooperativeCloseTypehash, id, payoutA, payoutB)));
+        IChannelManager.ChannelInfo memory info = manager.getChannel(id);
+        return _digest(
+            keccak256(
+                abi.encode(cooperativeCloseTypehash, id, payoutA, payoutB, info.withdrawnA, info.withdrawnB)
+            )
+        );
     }
 
     function _sign(uint256 pk, bytes32 digest) internal pure returns (bytes memory) {

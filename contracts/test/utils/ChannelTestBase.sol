@@ -23,8 +23,9 @@ abstract contract ChannelTestBase is Test {
         keccak256("BalanceProof(uint256 channelId,uint64 nonce,uint128 transferred)");
     bytes32 internal constant WITHDRAW_TYPEHASH =
         keccak256("Withdraw(uint256 channelId,address participant,uint96 totalWithdrawn,uint64 expiry)");
-    bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH =
-        keccak256("CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB)");
+    bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH = keccak256(
+        "CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB,uint96 withdrawnA,uint96 withdrawnB)"
+    );
     bytes32 internal constant OPEN_WITH_PERMIT_TYPEHASH = keccak256(
         "OpenWithPermit(address token,address partner,uint96 deposit,uint32 challengePeriod,uint256 permitNonce)"
     );
@@ -120,12 +121,33 @@ abstract contract ChannelTestBase is Test {
         return _sign(pk, _digest(keccak256(abi.encode(WITHDRAW_TYPEHASH, id, participant, total, expiry))));
     }
 
+    /// @dev Signs a cooperative close of channel `id` as it stands now (its withdrawal totals
+    /// are part of the message).
     function _signCoopClose(uint256 pk, uint256 id, uint256 payoutA, uint256 payoutB)
         internal
         view
         returns (bytes memory)
     {
-        return _sign(pk, _digest(keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, payoutA, payoutB))));
+        (uint96 withdrawnA, uint96 withdrawnB) = _withdrawn(id);
+        return _sign(
+            pk,
+            _digest(
+                keccak256(
+                    abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, payoutA, payoutB, withdrawnA, withdrawnB)
+                )
+            )
+        );
+    }
+
+    /// @dev The channel's withdrawal totals, read from storage with vm.load rather than through a
+    /// call, so signing helpers can sit between vm.expectRevert and the call it expects.
+    /// Layout (forge inspect ChannelManager storageLayout): `_channels` is slot 3, and
+    /// [withdrawnA | withdrawnB] is the 4th slot of a Channel. `test_withdrawnSlot_matchesView`
+    /// in ChannelManager.signatures.t.sol keeps this honest.
+    function _withdrawn(uint256 id) internal view returns (uint96 withdrawnA, uint96 withdrawnB) {
+        uint256 word = uint256(vm.load(address(manager), bytes32(uint256(keccak256(abi.encode(id, 3))) + 3)));
+        withdrawnA = uint96(word);
+        withdrawnB = uint96(word >> 96);
     }
 
     /// @dev Both parties sign and anyone submits a cooperative close.

@@ -27,12 +27,15 @@ alloy::sol! {
         uint64 expiry;
     }
 
-    /// Signed by both participants: close now with these payouts.
+    /// Signed by both participants: close now with these payouts. The withdrawal totals are the
+    /// channel's at signing time, so the message is void once the channel moves on.
     #[derive(Debug, PartialEq, Eq)]
     struct CooperativeClose {
         uint256 channelId;
         uint256 payoutA;
         uint256 payoutB;
+        uint96 withdrawnA;
+        uint96 withdrawnB;
     }
 
     /// Signed by a funder whose EIP-2612 permit someone else submits to open a channel.
@@ -134,11 +137,16 @@ mod tests {
         assert_eq!(
             CooperativeClose {
                 channelId: U256::ZERO,
-                payoutA: Default::default(),
-                payoutB: Default::default()
+                payoutA: U256::ZERO,
+                payoutB: U256::ZERO,
+                withdrawnA: Default::default(),
+                withdrawnB: Default::default(),
             }
             .eip712_type_hash(),
-            keccak256("CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB)")
+            keccak256(
+                "CooperativeClose(uint256 channelId,uint256 payoutA,uint256 payoutB,\
+                 uint96 withdrawnA,uint96 withdrawnB)"
+            )
         );
     }
 
