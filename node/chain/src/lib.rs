@@ -4,13 +4,18 @@
 //!   time from forge's artifacts in `contracts/out/` (never from a hand-written ABI);
 //! - [`Deployment`]: the deployment file `scripts/deploy.sh` writes, and the start-up check that
 //!   the chain behind an RPC URL is the one it describes;
-//! - [`events`]: the contract's events in confirmed block ranges, decoded for the watcher.
+//! - [`events`]: the contract's events in confirmed block ranges, decoded for the watcher;
+//! - [`ChainClient`]: the node's transactions, with nonces handed out locally (concurrent
+//!   operations never collide, a failed send resynchronises) and receipts awaited with the
+//!   configured confirmations.
 //!
 //! This crate must never hold a private key longer than a call needs it, nor log one.
 
+mod client;
 pub mod contracts;
 mod deployment;
 pub mod events;
 pub mod messages;
 
+pub use client::{ChainClient, ChainError, TxOutcome};
 pub use deployment::{ChainCheck, Deployment, DeploymentError};

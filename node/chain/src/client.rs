@@ -1,0 +1,389 @@
+//! Sending the node's transactions to the `ChannelManager`.
+//!
+//! One key, many concurrent operations: the client hands out transaction nonces itself, one
+//! after the other under a lock held only while a transaction is submitted (never while it
+//! waits for its receipt), so concurrent operations never collide. A failed submission forgets
+//! the local nonce, and the next one re-reads the chain's pending count: the client
+//! resynchronises instead of leaving a gap. Receipts are awaited with the configured
+//! confirmations. A call the contract would refuse fails before anything is sent (gas
+//! estimation simulates it), with the contract's custom error decoded into words.
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolInterface;
+use farthing_core::{ChannelId, SignedProof};
+use tokio::sync::Mutex;
+
+use crate::contracts::ChannelManager::{self, ChannelManagerErrors};
+use crate::contracts::MockUSDC;
+use crate::messages::{self, Permit};
+
+/// What a mined transaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Block it was mined in.
+    pub block: u64,
+    /// Gas it used.
+    pub gas_used: u64,
+    /// The id of the channel it opened, for opens.
+    pub opened: Option<ChannelId>,
+}
+
+/// Why a chain operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The contract (or the token) refuses the call; nothing was sent.
+    #[error("{what} refused by the contract: {reason}")]
+    Refused {
+        /// The operation.
+        what: &'static str,
+        /// The decoded revert reason.
+        reason: String,
+    },
+    /// The chain RPC failed or is unreachable.
+    #[error(
+        "{what}: chain RPC failed: {reason} (check the chain's RPC; the operation can be retried)"
+    )]
+    Rpc {
+        /// The operation.
+        what: &'static str,
+        /// The transport error.
+        reason: String,
+    },
+    /// The transaction was mined but reverted.
+    #[error("{what}: transaction {tx_hash} reverted on-chain")]
+    Reverted {
+        /// The operation.
+        what: &'static str,
+        /// Its hash.
+        tx_hash: B256,
+    },
+}
+
+/// Sends the node's transactions; cheap to share behind an `Arc`.
+pub struct ChainClient {
+    provider: DynProvider,
+    address: Address,
+    manager: Address,
+    chain_id: u64,
+    confirmations: u64,
+    next_nonce: Mutex<Option<u64>>,
+    /// Held across operations that spend a token-side counter or allowance (permit nonces,
+    /// approve-then-top-up), so that two of them never race for it.
+    token_lock: Mutex<()>,
+}
+
+impl ChainClient {
+    /// A client sending as `signer` to the `ChannelManager` at `manager` over HTTP.
+    pub fn new(
+        rpc_url: alloy::transports::http::reqwest::Url,
+        signer: PrivateKeySigner,
+        chain_id: u64,
+        manager: Address,
+        confirmations: u64,
+    ) -> Self {
+        let address = signer.address();
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_chain_id(chain_id)
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(rpc_url)
+            .erased();
+        Self {
+            provider,
+            address,
+            manager,
+            chain_id,
+            confirmations,
+            next_nonce: Mutex::new(None),
+            token_lock: Mutex::new(()),
+        }
+    }
+
+    /// The node's address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// The provider (for reads).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    fn manager(&self) -> ChannelManager::ChannelManagerInstance<&DynProvider> {
+        ChannelManager::new(self.manager, &self.provider)
+    }
+
+    /// Open a channel to `partner` funded with `deposit` of `token`, in one transaction: with
+    /// an EIP-2612 permit the node signs itself (no separate approve).
+    pub async fn open_with_permit(
+        &self,
+        signer: &PrivateKeySigner,
+        token: Address,
+        partner: Address,
+        deposit: u128,
+        challenge_period: u32,
+    ) -> Result<TxOutcome, ChainError> {
+        const WHAT: &str = "open";
+        let _token = self.token_lock.lock().await;
+        let erc20 = MockUSDC::new(token, &self.provider);
+        let permit_nonce = erc20
+            .nonces(self.address)
+            .call()
+            .await
+            .map_err(|e| rpc(WHAT, e))?;
+        let deadline = U256::from(u64::MAX);
+        let permit = Permit {
+            owner: self.address,
+            spender: self.manager,
+            value: U256::from(deposit),
+            nonce: permit_nonce,
+            deadline,
+        };
+        let sig = messages::sign(
+            signer,
+            &permit,
+            &messages::usdc_domain(self.chain_id, token),
+        );
+        let (r, s) = (B256::from_slice(&sig[..32]), B256::from_slice(&sig[32..64]));
+        let tx = self
+            .manager()
+            .openWithPermit(
+                token,
+                self.address,
+                partner,
+                U256::from(deposit),
+                challenge_period,
+                deadline,
+                sig[64],
+                r,
+                s,
+                Bytes::new(),
+            )
+            .into_transaction_request();
+        let mut outcome = self.send(WHAT, tx).await?;
+        outcome.opened = self.opened_id(outcome.tx_hash).await;
+        Ok(outcome)
+    }
+
+    /// Raise our total deposit in channel `id` to `total`: approves exactly the difference,
+    /// then tops up (two transactions, nonces in order).
+    pub async fn top_up(
+        &self,
+        token: Address,
+        id: ChannelId,
+        current: u128,
+        total: u128,
+    ) -> Result<TxOutcome, ChainError> {
+        let _token = self.token_lock.lock().await;
+        let erc20 = MockUSDC::new(token, &self.provider);
+        let amount = U256::from(total.saturating_sub(current));
+        self.send(
+            "approve",
+            erc20
+                .approve(self.manager, amount)
+                .into_transaction_request(),
+        )
+        .await?;
+        let tx = self
+            .manager()
+            .topUp(U256::from(id), self.address, U256::from(total))
+            .into_transaction_request();
+        self.send("top-up", tx).await
+    }
+
+    /// Close channel `id` unilaterally with the partner's latest proof (none: they never paid).
+    pub async fn close(
+        &self,
+        id: ChannelId,
+        partner_proof: Option<&SignedProof>,
+    ) -> Result<TxOutcome, ChainError> {
+        let (nonce, transferred, sig) = match partner_proof {
+            Some(p) => (p.nonce, p.transferred, p.signature.clone()),
+            None => (0, 0, Bytes::new()),
+        };
+        let tx = self
+            .manager()
+            .close(U256::from(id), nonce, transferred, sig)
+            .into_transaction_request();
+        self.send("close", tx).await
+    }
+
+    /// Record a newer proof (signed by either participant) during the challenge period.
+    pub async fn update_proof(
+        &self,
+        id: ChannelId,
+        proof: &SignedProof,
+    ) -> Result<TxOutcome, ChainError> {
+        let tx = self
+            .manager()
+            .updateProof(
+                U256::from(id),
+                proof.nonce,
+                proof.transferred,
+                proof.signature.clone(),
+            )
+            .into_transaction_request();
+        self.send("update proof", tx).await
+    }
+
+    /// Close with payouts both participants signed.
+    pub async fn cooperative_close(
+        &self,
+        id: ChannelId,
+        payout_a: u128,
+        payout_b: u128,
+        sig_a: Bytes,
+        sig_b: Bytes,
+    ) -> Result<TxOutcome, ChainError> {
+        let tx = self
+            .manager()
+            .cooperativeClose(
+                U256::from(id),
+                U256::from(payout_a),
+                U256::from(payout_b),
+                sig_a,
+                sig_b,
+            )
+            .into_transaction_request();
+        self.send("cooperative close", tx).await
+    }
+
+    /// Withdraw while open with both participants' signatures.
+    pub async fn withdraw(
+        &self,
+        id: ChannelId,
+        participant: Address,
+        total: u128,
+        expiry: u64,
+        sig_a: Bytes,
+        sig_b: Bytes,
+    ) -> Result<TxOutcome, ChainError> {
+        let tx = self
+            .manager()
+            .withdraw(
+                U256::from(id),
+                participant,
+                U256::from(total),
+                U256::from(expiry),
+                sig_a,
+                sig_b,
+            )
+            .into_transaction_request();
+        self.send("withdraw", tx).await
+    }
+
+    /// Pay out a channel whose challenge period is over.
+    pub async fn settle(&self, id: ChannelId) -> Result<TxOutcome, ChainError> {
+        let tx = self
+            .manager()
+            .settle(U256::from(id))
+            .into_transaction_request();
+        self.send("settle", tx).await
+    }
+
+    /// Claim what a token refused to pay `owner` at settle time.
+    pub async fn claim(&self, token: Address, owner: Address) -> Result<TxOutcome, ChainError> {
+        let tx = self
+            .manager()
+            .claim(token, owner)
+            .into_transaction_request();
+        self.send("claim", tx).await
+    }
+
+    /// Submit `tx` with the next nonce of the node's key and wait for its receipt.
+    async fn send(
+        &self,
+        what: &'static str,
+        tx: TransactionRequest,
+    ) -> Result<TxOutcome, ChainError> {
+        let mut tx = tx.with_from(self.address);
+        let pending = {
+            let mut next = self.next_nonce.lock().await;
+            let nonce = match *next {
+                Some(nonce) => nonce,
+                None => self
+                    .provider
+                    .get_transaction_count(self.address)
+                    .pending()
+                    .await
+                    .map_err(|e| ChainError::Rpc {
+                        what,
+                        reason: e.to_string(),
+                    })?,
+            };
+            tx.set_nonce(nonce);
+            match self.provider.send_transaction(tx).await {
+                Ok(pending) => {
+                    *next = Some(nonce + 1);
+                    pending
+                }
+                Err(e) => {
+                    *next = None; // resynchronise from the chain on the next send
+                    return Err(refusal_or_rpc(what, &e));
+                }
+            }
+        };
+        let tx_hash = *pending.tx_hash();
+        let receipt: TransactionReceipt = pending
+            .with_required_confirmations(self.confirmations.max(1))
+            .get_receipt()
+            .await
+            .map_err(|e| ChainError::Rpc {
+                what,
+                reason: e.to_string(),
+            })?;
+        if !receipt.status() {
+            return Err(ChainError::Reverted { what, tx_hash });
+        }
+        Ok(TxOutcome {
+            tx_hash,
+            block: receipt.block_number.unwrap_or_default(),
+            gas_used: receipt.gas_used,
+            opened: None,
+        })
+    }
+
+    async fn opened_id(&self, tx_hash: B256) -> Option<ChannelId> {
+        let receipt = self
+            .provider
+            .get_transaction_receipt(tx_hash)
+            .await
+            .ok()??;
+        receipt.inner.logs().iter().find_map(|log| {
+            log.log_decode::<ChannelManager::ChannelOpened>()
+                .ok()
+                .and_then(|l| u64::try_from(l.inner.data.channelId).ok())
+        })
+    }
+}
+
+fn rpc(what: &'static str, e: impl std::fmt::Display) -> ChainError {
+    ChainError::Rpc {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// A refusal if the node's RPC returned revert data (decoded when it is one of the contract's
+/// errors or a revert string), else a transport failure.
+fn refusal_or_rpc(what: &'static str, e: &alloy::transports::TransportError) -> ChainError {
+    let Some(data) = e.as_error_resp().and_then(|resp| resp.as_revert_data()) else {
+        return ChainError::Rpc {
+            what,
+            reason: e.to_string(),
+        };
+    };
+    let reason = match ChannelManagerErrors::abi_decode(&data) {
+        Ok(err) => format!("{err:?}"),
+        Err(_) => alloy::sol_types::decode_revert_reason(&data)
+            .unwrap_or_else(|| format!("revert data {data}")),
+    };
+    ChainError::Refused { what, reason }
+}

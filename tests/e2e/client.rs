@@ -1,0 +1,114 @@
+//! The node's chain client against a real anvil: one key, concurrent operations, refusals
+//! decoded before anything is sent, and nonce resynchronisation after someone else used the key.
+
+use std::sync::Arc;
+
+use alloy::primitives::U256;
+use alloy::providers::Provider;
+use farthing_chain::contracts::ChannelManager;
+use farthing_chain::{ChainClient, ChainError};
+use farthing_e2e::{Devnet, Party, USDC, send};
+
+#[tokio::test]
+async fn one_key_many_concurrent_operations_refusals_and_resync() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let alice_key = devnet.key("ALICE");
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    devnet
+        .mint(&d, alice_key.address(), 1_000 * USDC)
+        .await
+        .unwrap();
+    let client = Arc::new(ChainClient::new(
+        devnet.rpc_url.parse().unwrap(),
+        alice_key.clone(),
+        d.chain_id,
+        d.channel_manager,
+        1,
+    ));
+
+    // Opens in one transaction each (permit, no approve); ids come back from the receipts.
+    let mut ids = Vec::new();
+    for i in 1..=4u64 {
+        let outcome = client
+            .open_with_permit(&alice_key, d.token, bob.address(), 10 * USDC as u128, 600)
+            .await
+            .unwrap();
+        assert_eq!(outcome.opened, Some(i));
+        ids.push(i);
+    }
+
+    // Four closes from the same key at once: four distinct nonces, all mined.
+    let closes = ids.iter().map(|&id| {
+        let client = client.clone();
+        tokio::spawn(async move { client.close(id, None).await })
+    });
+    for close in closes {
+        close.await.unwrap().unwrap();
+    }
+    let manager = ChannelManager::new(d.channel_manager, client.provider());
+    for &id in &ids {
+        assert_eq!(
+            manager
+                .getChannel(U256::from(id))
+                .call()
+                .await
+                .unwrap()
+                .state,
+            2,
+            "channel {id} closed"
+        );
+    }
+
+    // Someone else sends from the same key: the client's next nonce is stale; the send that
+    // hits it fails and the client resynchronises, so the following one goes through.
+    let other = Party::new(&devnet, &d, alice_key.clone());
+    send!(other.token.approve(d.channel_manager, U256::from(1)));
+    devnet.advance_time(601).await.unwrap();
+    let stale = client.settle(1).await.unwrap_err();
+    assert!(
+        matches!(stale, ChainError::Rpc { what: "settle", .. }),
+        "{stale}"
+    );
+    assert!(
+        stale.to_string().to_lowercase().contains("nonce"),
+        "{stale}"
+    );
+    client
+        .settle(2)
+        .await
+        .expect("after a resync the next operation lands");
+    client
+        .settle(1)
+        .await
+        .expect("and the one that hit the stale nonce can be retried");
+    // A call the contract refuses fails before sending, with the contract's error by name.
+    let err = client.close(1, None).await.unwrap_err();
+    assert!(
+        matches!(err, ChainError::Refused { what: "close", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("ChannelNotOpen"), "{err}");
+
+    for id in [1, 2] {
+        assert_eq!(
+            manager
+                .getChannel(U256::from(id))
+                .call()
+                .await
+                .unwrap()
+                .state,
+            3,
+            "channel {id} settled"
+        );
+    }
+    let nonce = client
+        .provider()
+        .get_transaction_count(alice_key.address())
+        .await
+        .unwrap();
+    assert!(
+        nonce >= 4 + 4 + 2 + 1,
+        "every transaction used its own nonce ({nonce})"
+    );
+}
