@@ -7,4 +7,5 @@
 mod client;
 mod deploy;
 mod lifecycle;
+mod node;
 mod watcher;

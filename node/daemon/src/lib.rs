@@ -3,13 +3,19 @@
 //! - [`config`]: the one `Config` (TOML file, documented defaults that work on the local
 //!   devnet, overridden by command-line flags);
 //! - [`keys`]: loading the node's secp256k1 key from an Ethereum keystore, a 0600 raw key
-//!   file, or a devnet account.
+//!   file, or a devnet account;
+//! - [`Node`]: the running node — key, store, chain check, the watcher that keeps every
+//!   channel the node is part of in sync with the chain, and its health.
 //!
 //! This crate must never log a key or a password, and never expose a way to sign arbitrary
 //! data.
 
 pub mod config;
 pub mod keys;
+mod node;
+mod ops;
 
 pub use config::{Config, ConfigError, KeySource};
 pub use keys::{KeyError, load_key};
+pub use node::{ChannelChange, Health, Node, StartError, SyncError};
+pub use ops::{MAX_DEPOSIT, OpError};

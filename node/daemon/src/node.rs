@@ -1,0 +1,382 @@
+//! The running node: its key, store, chain client and watcher, and its health.
+//!
+//! [`Node::start`] loads the key, opens the store, checks the chain against the deployment file
+//! (a wrong or unreachable chain stops the start with one line), then runs the watcher until
+//! [`Node::shutdown`]. The watcher follows the `ChannelManager`'s events from the persisted
+//! cursor, after the configured confirmations, and commits each batch of channel changes
+//! together with the new cursor in one synced write: a restart resumes exactly where it
+//! stopped, and a replayed range changes nothing (events carry absolute values). A chain that
+//! drops out later is retried with backoff while the node reports itself degraded.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use farthing_chain::events::EventSource;
+use farthing_chain::{ChainClient, Deployment, DeploymentError};
+use farthing_core::{ChainState, Channel, ChannelId, apply, format_amount};
+use farthing_store::{Cursor, RocksStore, Store, StoreError, Write};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::keys::{KeyError, load_key};
+
+/// Why the node cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The deployment file or the chain behind the RPC URL is not usable.
+    #[error(transparent)]
+    Chain(#[from] DeploymentError),
+    /// The chain id in the config and the deployment file disagree.
+    #[error("config says chain {config}, the deployment file says {deployment}: fix one of them")]
+    ChainIdMismatch {
+        /// `chain.chain_id`.
+        config: u64,
+        /// The deployment file's.
+        deployment: u64,
+    },
+    /// The RPC URL does not parse.
+    #[error("chain.rpc_url {0:?} is not a URL")]
+    RpcUrl(String),
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A change the watcher applied to one of the node's channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelChange {
+    /// What happened, in a word: `opened`, `deposit`, `withdrawal`, `closed`, `proof`,
+    /// `settled`.
+    pub kind: &'static str,
+    /// The channel after the change.
+    pub channel: Channel,
+}
+
+/// The node's health, as the RPC reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Newest block whose events are applied.
+    pub synced_block: u64,
+    /// Newest block the chain reported.
+    pub chain_head: u64,
+    /// Why the node is degraded (empty when healthy).
+    pub problems: Vec<String>,
+}
+
+struct Shared {
+    config: Config,
+    deployment: Deployment,
+    us: Address,
+    store: Arc<dyn Store>,
+    reader: DynProvider,
+    client: Arc<ChainClient>,
+    health: Mutex<Health>,
+    changes: broadcast::Sender<ChannelChange>,
+}
+
+/// A running node. Cheap to clone; every clone drives the same node.
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<Shared>,
+    key: Arc<PrivateKeySigner>,
+    stop: watch::Sender<bool>,
+    watcher: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Node {
+    /// Start the node: key, store, chain check, watcher.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let key = load_key(&config.key)?;
+        let deployment = Deployment::load(&config.chain.deployment)?;
+        if deployment.chain_id != config.chain.chain_id {
+            return Err(StartError::ChainIdMismatch {
+                config: config.chain.chain_id,
+                deployment: deployment.chain_id,
+            });
+        }
+        let url: alloy::transports::http::reqwest::Url = config
+            .chain
+            .rpc_url
+            .parse()
+            .map_err(|_| StartError::RpcUrl(config.chain.rpc_url.clone()))?;
+        let reader = ProviderBuilder::new().connect_http(url.clone()).erased();
+        let check = deployment.check(&reader).await?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store: Arc<dyn Store> = Arc::new(RocksStore::open(config.data_dir.join("db"))?);
+        let client = Arc::new(ChainClient::new(
+            url,
+            key.clone(),
+            deployment.chain_id,
+            deployment.channel_manager,
+            config.chain.confirmations,
+        ));
+        tracing::info!(
+            address = %key.address(),
+            chain = check.chain_id,
+            block = check.block_number,
+            channel_manager = %deployment.channel_manager,
+            "node started"
+        );
+        let (changes, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            us: key.address(),
+            config,
+            deployment,
+            store,
+            reader,
+            client,
+            health: Mutex::new(Health::default()),
+            changes,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let watcher = tokio::spawn(watch_chain(shared.clone(), stopped));
+        Ok(Self {
+            shared,
+            key: Arc::new(key),
+            stop,
+            watcher: Arc::new(Mutex::new(Some(watcher))),
+        })
+    }
+
+    /// Stop the watcher and wait for it; the store is closed when the last clone is dropped.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let handle = self
+            .watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+        tracing::info!("node stopped");
+    }
+
+    /// The node's address.
+    pub fn address(&self) -> Address {
+        self.shared.us
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The deployment it runs against.
+    pub fn deployment(&self) -> &Deployment {
+        &self.shared.deployment
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// The chain client (sends as the node's key).
+    pub fn client(&self) -> &Arc<ChainClient> {
+        &self.shared.client
+    }
+
+    /// A provider for reads.
+    pub fn reader(&self) -> &DynProvider {
+        &self.shared.reader
+    }
+
+    /// The node's key, for signing the protocol's own messages (never arbitrary data).
+    pub(crate) fn key(&self) -> &PrivateKeySigner {
+        &self.key
+    }
+
+    /// Current health.
+    pub fn health(&self) -> Health {
+        self.shared
+            .health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes to the node's channels as the watcher applies them.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChannelChange> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Run one watcher pass now (tests and RPC calls that just sent a transaction use it to see
+    /// its effect without waiting for the next poll).
+    pub async fn sync(&self) -> Result<u64, SyncError> {
+        sync_once(&self.shared).await
+    }
+}
+
+/// Why a watcher pass failed (the watcher retries).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Reading the chain failed.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// Writing the store failed: the watcher does not advance its cursor.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+async fn watch_chain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let base = Duration::from_millis(shared.config.chain.poll_interval_ms);
+    let mut wait = base;
+    loop {
+        match sync_once(&shared).await {
+            Ok(_) => {
+                let recovered = {
+                    let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
+                    !std::mem::take(&mut health.problems).is_empty()
+                };
+                if recovered {
+                    tracing::info!("chain reachable again: node healthy");
+                }
+                wait = base;
+            }
+            Err(e) => {
+                let problem = format!("watcher: {e}");
+                let first = {
+                    let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
+                    let first = health.problems.is_empty();
+                    health.problems = vec![problem.clone()];
+                    first
+                };
+                if first {
+                    tracing::warn!("{problem}; node degraded, retrying");
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Apply every confirmed event after the cursor; returns the new synced block.
+async fn sync_once(shared: &Shared) -> Result<u64, SyncError> {
+    let chain = |e: &dyn std::fmt::Display| SyncError::Chain(e.to_string());
+    let source = EventSource::new(
+        &shared.reader,
+        shared.deployment.channel_manager,
+        shared.config.chain.confirmations,
+    );
+    let head = shared
+        .reader
+        .get_block_number()
+        .await
+        .map_err(|e| chain(&e))?;
+    let confirmed = source.confirmed_head().await.map_err(|e| chain(&e))?;
+    let cursor = shared.store.cursor()?;
+    let from = cursor.map_or(shared.deployment.deployment_block, |c| c.block + 1);
+    let synced = |block: u64| {
+        let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
+        health.chain_head = head;
+        health.synced_block = block;
+    };
+    let Some(confirmed) = confirmed.filter(|&c| c >= from) else {
+        synced(from.saturating_sub(1));
+        return Ok(from.saturating_sub(1));
+    };
+    let to = confirmed.min(from + 4_999);
+    let events = source.events(from, to).await.map_err(|e| chain(&e))?;
+
+    let mut touched: BTreeMap<ChannelId, (Option<Channel>, Channel)> = BTreeMap::new();
+    let mut changes = Vec::new();
+    for observed in &events {
+        let id = observed.event.channel_id();
+        let before = match touched.remove(&id) {
+            Some((original, current)) => (original, Some(current)),
+            None => {
+                let stored = shared.store.channel(id)?;
+                (stored.clone(), stored)
+            }
+        };
+        if let Some(after) = apply(before.1.clone(), &observed.event, shared.us, observed.block) {
+            if before.1.as_ref() != Some(&after) {
+                let kind = change_kind(before.1.as_ref(), &after);
+                log_change(kind, &after, shared.deployment.token_decimals);
+                changes.push(ChannelChange {
+                    kind,
+                    channel: after.clone(),
+                });
+            }
+            touched.insert(id, (before.0, after));
+        }
+    }
+    let block = shared
+        .reader
+        .get_block_by_number(to.into())
+        .await
+        .map_err(|e| chain(&e))?;
+    let block_hash = block.map(|b| b.header.hash.0).unwrap_or_default();
+    let mut writes: Vec<Write> = touched
+        .into_values()
+        .filter(|(original, current)| original.as_ref() != Some(current))
+        .map(|(_, current)| Write::Channel(current))
+        .collect();
+    writes.push(Write::Cursor(Cursor {
+        block: to,
+        block_hash,
+    }));
+    shared.store.commit(&writes)?;
+    synced(to);
+    for change in changes {
+        let _ = shared.changes.send(change);
+    }
+    Ok(to)
+}
+
+fn change_kind(before: Option<&Channel>, after: &Channel) -> &'static str {
+    let Some(before) = before else {
+        return "opened";
+    };
+    let (b, a) = (&before.on_chain, &after.on_chain);
+    if a.state != b.state {
+        return match a.state {
+            ChainState::Open => "opened",
+            ChainState::Closed => "closed",
+            ChainState::Settled => "settled",
+        };
+    }
+    if (a.deposit_a, a.deposit_b) != (b.deposit_a, b.deposit_b) {
+        "deposit"
+    } else if (a.withdrawn_a, a.withdrawn_b) != (b.withdrawn_a, b.withdrawn_b) {
+        "withdrawal"
+    } else {
+        "proof"
+    }
+}
+
+fn log_change(kind: &'static str, c: &Channel, decimals: u8) {
+    let o = &c.on_chain;
+    tracing::info!(
+        channel = c.id,
+        partner = %c.partner,
+        role = ?c.role,
+        state = ?o.state,
+        holdings = %format_amount(c.holdings(), decimals),
+        "channel {kind}"
+    );
+}

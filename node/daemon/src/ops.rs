@@ -1,0 +1,205 @@
+//! What agents and operators ask of the node, as plain methods on [`Node`]; the RPC server
+//! maps them one to one. Each operation checks what it can locally first (unknown channel,
+//! wrong state, amount bounds), then sends its transaction, then runs a watcher pass so the
+//! answer reflects the chain.
+
+use alloy::primitives::Address;
+use farthing_chain::ChainError;
+use farthing_chain::contracts::MockUSDC;
+use farthing_core::{ChainState, Channel, ChannelId};
+use farthing_store::StoreError;
+
+use crate::node::{Node, SyncError};
+
+/// Largest deposit the contract stores (uint96).
+pub const MAX_DEPOSIT: u128 = (1u128 << 96) - 1;
+
+/// Why an operation failed, by what the caller must do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// No channel of the node has this id.
+    #[error("no channel {0}: list the node's channels to find the id")]
+    UnknownChannel(ChannelId),
+    /// The channel's state does not allow this.
+    #[error("channel {id} is {state:?}: {hint}")]
+    WrongState {
+        /// Channel id.
+        id: ChannelId,
+        /// Its state.
+        state: ChainState,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// The node's token balance does not cover the amount.
+    #[error("the node holds {available} base units of the token, {needed} are needed")]
+    InsufficientFunds {
+        /// Needed, base units.
+        needed: u128,
+        /// Held, base units.
+        available: u128,
+    },
+    /// A parameter is invalid.
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The chain refused or failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The watcher pass after the transaction failed (the watcher retries on its own).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl Node {
+    /// Open a channel to `partner` funded with `amount` base units, in one transaction.
+    pub async fn open_channel(
+        &self,
+        partner: Address,
+        amount: u128,
+        challenge_period: Option<u32>,
+    ) -> Result<Channel, OpError> {
+        let d = self.deployment();
+        if partner == Address::ZERO || partner == self.address() {
+            return Err(OpError::InvalidParams(format!(
+                "partner {partner} is the zero address or this node itself"
+            )));
+        }
+        let period = challenge_period.unwrap_or(self.config().channels.default_challenge_period);
+        if period < d.min_challenge_period || period > d.max_challenge_period {
+            return Err(OpError::InvalidParams(format!(
+                "challenge period {period} s is outside the contract's bounds [{}, {}]",
+                d.min_challenge_period, d.max_challenge_period
+            )));
+        }
+        if amount > MAX_DEPOSIT {
+            return Err(OpError::InvalidParams(format!(
+                "{amount} base units exceed the contract's deposit limit"
+            )));
+        }
+        self.require_funds(amount).await?;
+        let outcome = self
+            .client()
+            .open_with_permit(self.key(), d.token, partner, amount, period)
+            .await?;
+        self.sync().await?;
+        let id = outcome.opened.ok_or_else(|| {
+            OpError::InvalidParams("the open emitted no ChannelOpened event".into())
+        })?;
+        self.channel(id)
+    }
+
+    /// Raise our deposit in channel `id` by `amount` base units.
+    pub async fn top_up(&self, id: ChannelId, amount: u128) -> Result<Channel, OpError> {
+        let channel = self.open_channel_record(id, "top up only an open channel")?;
+        let current = match channel.role {
+            farthing_core::Role::A => channel.on_chain.deposit_a,
+            farthing_core::Role::B => channel.on_chain.deposit_b,
+        };
+        let total = current
+            .checked_add(amount)
+            .filter(|t| *t <= MAX_DEPOSIT)
+            .ok_or_else(|| {
+                OpError::InvalidParams(format!(
+                    "a total deposit of {current} + {amount} exceeds the contract's limit"
+                ))
+            })?;
+        self.require_funds(amount).await?;
+        self.client()
+            .top_up(self.deployment().token, id, current, total)
+            .await?;
+        self.sync().await?;
+        self.channel(id)
+    }
+
+    /// Close channel `id` unilaterally with the partner's latest proof (the cooperative path
+    /// needs the peer link, which comes with payments).
+    pub async fn close_channel(&self, id: ChannelId) -> Result<Channel, OpError> {
+        let channel = self.open_channel_record(
+            id,
+            "it is already closing; settle after its challenge period",
+        )?;
+        self.client().close(id, channel.theirs.as_ref()).await?;
+        self.sync().await?;
+        self.channel(id)
+    }
+
+    /// Settle channel `id` after its challenge period.
+    pub async fn settle_channel(&self, id: ChannelId) -> Result<Channel, OpError> {
+        let channel = self.channel(id)?;
+        if channel.on_chain.state != ChainState::Closed {
+            return Err(OpError::WrongState {
+                id,
+                state: channel.on_chain.state,
+                hint: "only a unilaterally closed channel is settled; close it first",
+            });
+        }
+        self.client().settle(id).await?;
+        self.sync().await?;
+        self.channel(id)
+    }
+
+    /// Claim whatever the token refused to pay the node at settle time; returns the amount.
+    pub async fn claim(&self) -> Result<u128, OpError> {
+        let d = self.deployment();
+        let manager =
+            farthing_chain::contracts::ChannelManager::new(d.channel_manager, self.reader());
+        let claimable: u128 = manager
+            .claimable(d.token, self.address())
+            .call()
+            .await
+            .map_err(|e| ChainError::Rpc {
+                what: "claimable",
+                reason: e.to_string(),
+            })?
+            .saturating_to();
+        if claimable > 0 {
+            self.client().claim(d.token, self.address()).await?;
+        }
+        Ok(claimable)
+    }
+
+    /// One of the node's channels.
+    pub fn channel(&self, id: ChannelId) -> Result<Channel, OpError> {
+        self.store().channel(id)?.ok_or(OpError::UnknownChannel(id))
+    }
+
+    /// The node's token balance, in base units.
+    pub async fn token_balance(&self) -> Result<u128, OpError> {
+        let token = MockUSDC::new(self.deployment().token, self.reader());
+        let balance =
+            token
+                .balanceOf(self.address())
+                .call()
+                .await
+                .map_err(|e| ChainError::Rpc {
+                    what: "balance",
+                    reason: e.to_string(),
+                })?;
+        Ok(balance.saturating_to())
+    }
+
+    fn open_channel_record(&self, id: ChannelId, hint: &'static str) -> Result<Channel, OpError> {
+        let channel = self.channel(id)?;
+        if channel.on_chain.state != ChainState::Open {
+            return Err(OpError::WrongState {
+                id,
+                state: channel.on_chain.state,
+                hint,
+            });
+        }
+        Ok(channel)
+    }
+
+    async fn require_funds(&self, amount: u128) -> Result<(), OpError> {
+        let available = self.token_balance().await?;
+        if available < amount {
+            return Err(OpError::InsufficientFunds {
+                needed: amount,
+                available,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! The node in-process against a real anvil: its watcher follows every channel it is part of
+//! (including one a partner opens towards it) into its RocksDB store, and after a restart it
+//! catches up on what happened while it was down, resuming from its persisted cursor.
+
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use farthing_core::{ChainState, Role};
+use farthing_daemon::{Config, KeySource, Node};
+use farthing_e2e::{Devnet, Party, USDC, send};
+
+async fn until_synced(node: &Node, block: u64) {
+    for _ in 0..200 {
+        if node.health().synced_block >= block {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("node did not sync to block {block}: {:?}", node.health());
+}
+
+#[tokio::test]
+async fn the_watcher_follows_our_channels_and_catches_up_after_a_restart() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+    let mut config = Config {
+        data_dir: dir.path().join("node"),
+        key: KeySource::DevAccount(1),
+        ..Config::default()
+    };
+    config.chain.rpc_url = devnet.rpc_url.clone();
+    config.chain.deployment = deployment;
+    config.chain.poll_interval_ms = 20;
+
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    for who in [&alice, &bob] {
+        devnet.mint(&d, who.address(), 1_000 * USDC).await.unwrap();
+        send!(who.token.approve(d.channel_manager, U256::MAX));
+    }
+
+    let node = Node::start(config.clone()).await.unwrap();
+    assert_eq!(
+        node.address(),
+        alice.address(),
+        "dev account 1 is the devnet's alice"
+    );
+    let mut changes = node.subscribe();
+
+    // Alice opens to bob; bob opens towards alice.
+    send!(
+        alice
+            .manager
+            .open(d.token, bob.address(), U256::from(100 * USDC), 600)
+    );
+    let r = send!(
+        bob.manager
+            .open(d.token, alice.address(), U256::from(40 * USDC), 600)
+    );
+    until_synced(&node, r.block_number.unwrap()).await;
+    let channels = node.store().channels().unwrap();
+    assert_eq!(channels.len(), 2);
+    assert_eq!(
+        (channels[0].role, channels[0].on_chain.deposit_a),
+        (Role::A, 100 * USDC as u128)
+    );
+    assert_eq!(
+        (channels[1].role, channels[1].partner),
+        (Role::B, bob.address())
+    );
+    let first = changes.recv().await.unwrap();
+    assert_eq!((first.kind, first.channel.id), ("opened", 1));
+
+    // Down: bob tops up channel 1 and closes channel 2 while the node is stopped.
+    node.shutdown().await;
+    drop(node);
+    send!(
+        bob.manager
+            .topUp(U256::from(1), bob.address(), U256::from(25 * USDC))
+    );
+    let r = send!(bob.manager.close(U256::from(2), 0, 0, Default::default()));
+
+    let node = Node::start(config).await.unwrap();
+    until_synced(&node, r.block_number.unwrap()).await;
+    let one = node.store().channel(1).unwrap().unwrap();
+    assert_eq!(
+        one.on_chain.deposit_b,
+        25 * USDC as u128,
+        "top-up made while down"
+    );
+    let two = node.store().channel(2).unwrap().unwrap();
+    assert_eq!(
+        two.on_chain.state,
+        ChainState::Closed,
+        "close made while down"
+    );
+    assert_eq!(two.on_chain.closer, Some(bob.address()));
+    let cursor = node.store().cursor().unwrap().unwrap();
+    assert_eq!(cursor.block, r.block_number.unwrap());
+    assert!(node.health().problems.is_empty(), "{:?}", node.health());
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+    let mut config = Config {
+        data_dir: dir.path().join("node"),
+        key: KeySource::DevAccount(1),
+        ..Config::default()
+    };
+    config.chain.rpc_url = devnet.rpc_url.clone();
+    config.chain.deployment = deployment;
+    config.chain.poll_interval_ms = 20;
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
+    let node = Node::start(config).await.unwrap();
+
+    // Open in one transaction (permit: the node never sent an approve).
+    let opened = node
+        .open_channel(bob.address(), 50 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        (opened.id, opened.role, opened.on_chain.deposit_a),
+        (1, Role::A, 50 * USDC as u128)
+    );
+    assert_eq!(alice.balance().await, 50 * USDC);
+    let topped = node.top_up(1, 10 * USDC as u128).await.unwrap();
+    assert_eq!(topped.on_chain.deposit_a, 60 * USDC as u128);
+    assert_eq!(alice.balance().await, 40 * USDC);
+
+    // Refusals, before anything is sent.
+    use farthing_daemon::OpError;
+    assert!(matches!(node.channel(99), Err(OpError::UnknownChannel(99))));
+    assert!(matches!(
+        node.settle_channel(1).await,
+        Err(OpError::WrongState {
+            state: ChainState::Open,
+            ..
+        })
+    ));
+    let broke = node.top_up(1, 41 * USDC as u128).await.unwrap_err();
+    assert!(
+        matches!(broke, OpError::InsufficientFunds { needed, available } if needed == 41_000_000 && available == 40_000_000),
+        "{broke}"
+    );
+    assert!(matches!(
+        node.open_channel(alice.address(), 1, None).await,
+        Err(OpError::InvalidParams(_))
+    ));
+    assert!(matches!(
+        node.open_channel(bob.address(), 1, Some(1)).await,
+        Err(OpError::InvalidParams(_))
+    ));
+
+    // Unilateral close (no payments yet), the window passes, settle: all 60 come back.
+    let closed = node.close_channel(1).await.unwrap();
+    assert_eq!(closed.on_chain.state, ChainState::Closed);
+    assert!(matches!(
+        node.close_channel(1).await,
+        Err(OpError::WrongState {
+            state: ChainState::Closed,
+            ..
+        })
+    ));
+    let early = node.settle_channel(1).await.unwrap_err();
+    assert!(
+        early.to_string().contains("ChallengePeriodActive"),
+        "{early}"
+    );
+    devnet.advance_time(601).await.unwrap();
+    let settled = node.settle_channel(1).await.unwrap();
+    assert_eq!(settled.on_chain.state, ChainState::Settled);
+    assert_eq!(alice.balance().await, 100 * USDC);
+    assert_eq!(bob.balance().await, 0);
+    assert_eq!(node.claim().await.unwrap(), 0, "nothing deferred");
+    node.shutdown().await;
+}
