@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole devnet story, from a fresh machine: install the toolchain, build, start anvil,
-# deploy MockUSDC + ChannelManager, fund two parties, check the deployment with the farthing
-# binary, then open a channel, sign a balance proof off-chain, and close cooperatively in one
-# transaction, printing the on-chain balances.
+# deploy MockUSDC + ChannelManager, fund alice and bob, start alice's Farthing node, then:
+#   1. through the node's RPC (the farthing CLI): open a channel, top it up, close it
+#      unilaterally, let the challenge period pass, settle — every unit comes back;
+#   2. the node opens a second channel; alice signs a balance proof paying bob 12.5 USDC and
+#      both sign the final payouts (off-chain, with cast: node-to-node payments come next);
+#      bob closes cooperatively in one transaction, and alice's node sees it settle.
+# The on-chain balances are printed and checked at every step.
 #
-#   scripts/demo.sh [--keep]     --keep leaves the devnet running afterwards
-#
-# Until the node daemon lands (issue 3), the channel steps are driven with cast.
+#   scripts/demo.sh [--keep]     --keep leaves the devnet and the node running afterwards
 source "$(dirname "$0")/lib.sh"
 
 keep=false
@@ -53,15 +55,41 @@ sign() {
   }"
 }
 
-echo
-echo "alice $alice: $(usdc "$alice") USDC    bob $bob: $(usdc "$bob") USDC"
-note "alice opens a channel to bob and funds it with 100 USDC (approve + open)"
-send "$DEVNET_ALICE_KEY" "$token" "approve(address,uint256)" "$manager" 100000000
-send "$DEVNET_ALICE_KEY" "$manager" "open(address,address,uint256,uint32)" "$token" "$bob" 100000000 3600
-id="$("$CAST" call "$manager" "channelCount()(uint256)" --rpc-url "$rpc")"
-echo "channel $id: holdings $("$CAST" call "$manager" "holdings(uint256)(uint256)" "$id" --rpc-url "$rpc" | cut -d' ' -f1) base units"
+node_dir="$ROOT/.devnet/alice"
+rm -rf "$node_dir"
+"$farthing" --data-dir "$node_dir" node --dev 1 --rpc-url "$rpc" --deployment "$deployment" \
+  --rpc-listen 127.0.0.1:0 --log-level warn >"$ROOT/.devnet/alice.out" 2>"$ROOT/.devnet/alice.log" &
+node_pid=$!
+$keep || trap 'kill $node_pid 2>/dev/null; wait $node_pid 2>/dev/null; "$ROOT/scripts/devnet.sh" stop >/dev/null' EXIT
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$ROOT/.devnet/alice.out" 2>/dev/null && break
+  kill -0 $node_pid 2>/dev/null || die "alice's node did not start: $(tail -1 "$ROOT/.devnet/alice.log")"
+  sleep 0.1
+done
+node_url="http://$(grep -o 'listening on .*' "$ROOT/.devnet/alice.out" | cut -d' ' -f3)"
+cli() { "$farthing" --data-dir "$node_dir" --node-url "$node_url" "$@"; }
+check_balance() { [[ "$(usdc "$1")" == "$2" ]] || die "$3 has $(usdc "$1") USDC, expected $2"; }
 
-note "off-chain: alice pays bob 12.5 USDC in 5 payments; her 5th balance proof says so"
+echo
+cli info
+echo "alice $alice: $(usdc "$alice") USDC    bob $bob: $(usdc "$bob") USDC"
+
+note "1. alice's node opens a 100 USDC channel to bob (one transaction: permit, no approve), tops it up by 10"
+cli channel open "$bob" 100 --challenge-period 600 >/dev/null
+cli channel top-up 1 10 >/dev/null
+cli channel list
+check_balance "$alice" 890.000000 alice
+note "the node closes unilaterally; the 600 s challenge period passes (anvil's clock); the node settles"
+cli channel close 1 >/dev/null
+"$CAST" rpc evm_increaseTime 601 --rpc-url "$rpc" >/dev/null
+"$CAST" rpc evm_mine --rpc-url "$rpc" >/dev/null
+cli channel settle 1
+check_balance "$alice" 1000.000000 alice
+echo "alice: $(usdc "$alice") USDC (every unit back)"
+
+note "2. the node opens channel 2 with 100 USDC; alice pays bob 12.5 USDC off-chain (her 5th balance proof)"
+cli channel open "$bob" 100 >/dev/null
+id=2
 proof_sig="$(sign "$DEVNET_ALICE_KEY" BalanceProof \
   '[{"name":"channelId","type":"uint256"},{"name":"nonce","type":"uint64"},{"name":"transferred","type":"uint128"}]' \
   "{\"channelId\":\"$id\",\"nonce\":\"5\",\"transferred\":\"12500000\"}")"
@@ -75,9 +103,13 @@ sig_a="$(sign "$DEVNET_ALICE_KEY" CooperativeClose "$fields" "$message")"
 sig_b="$(sign "$DEVNET_BOB_KEY" CooperativeClose "$fields" "$message")"
 send "$DEVNET_BOB_KEY" "$manager" "cooperativeClose(uint256,uint256,uint256,bytes,bytes)" "$id" 87500000 12500000 "$sig_a" "$sig_b"
 
-a_end="$(usdc "$alice")"
-b_end="$(usdc "$bob")"
-echo "alice: $a_end USDC    bob: $b_end USDC    (channel $id settled)"
-[[ "$a_end" == "987.500000" && "$b_end" == "1012.500000" ]] || die "unexpected final balances"
+for _ in $(seq 1 50); do
+  cli --json channel get "$id" | grep -q '"state": "settled"' && break
+  sleep 0.1
+done
+cli channel list
+check_balance "$alice" 987.500000 alice
+check_balance "$bob" 1012.500000 bob
+echo "alice: $(usdc "$alice") USDC    bob: $(usdc "$bob") USDC    (alice's node saw channel $id settle)"
 note "demo done: balances exact"
-$keep && note "devnet left running at $rpc; stop it with scripts/devnet.sh stop"
+$keep && note "devnet at $rpc and alice's node at $node_url left running (data dir $node_dir)"

@@ -1,26 +1,59 @@
 //! `farthing`: the Farthing payment-channel node's command line.
 //!
-//! Today it checks a deployment against a chain; the daemon (`farthing node`) and the agent
-//! commands arrive with the node issues. The binary stays thin: it parses arguments, sets up
-//! logging, and calls the library crates.
+//! `farthing node` runs the daemon; every other command talks to a running node over its
+//! JSON-RPC (the bearer token is read from the data directory). The binary stays thin: it
+//! parses arguments, sets up logging and calls the library crates.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use alloy::primitives::Address;
 use alloy::providers::ProviderBuilder;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use eyre::{Context, Result, eyre};
 use farthing_chain::Deployment;
+use farthing_daemon::{Config, KeySource, Node, RpcHandler};
+use farthing_rpc::{
+    ChannelView, FarthingApiClient, FarthingApiServer, OpenParams, RpcServerConfig,
+};
+use serde::Serialize;
 
 /// Farthing: a stablecoin payment-channel node.
 #[derive(Debug, Parser)]
 #[command(name = "farthing", version, about, long_about = None)]
 struct Cli {
+    /// The node's data directory (RPC token, database, farthing.toml).
+    #[arg(
+        long,
+        global = true,
+        env = "FARTHING_DATA_DIR",
+        default_value = ".farthing"
+    )]
+    data_dir: PathBuf,
+    /// Print results as JSON (for scripts).
+    #[arg(long, global = true)]
+    json: bool,
+    /// URL of the node's RPC (client commands).
+    #[arg(long, global = true, default_value = "http://127.0.0.1:7750")]
+    node_url: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the node daemon until SIGINT or SIGTERM.
+    Node(NodeArgs),
+    /// The node's address, chain, contracts, sync height and health.
+    Info,
+    /// Channels: open, list, get, top-up, close, settle.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Token, gas, in-channel and claimable balances.
+    Balances,
+    /// Claim payouts a token refused at settle time.
+    Claim,
     /// Check that the chain at RPC_URL holds the contracts a deployment file describes.
     Check {
         /// Deployment file written by scripts/deploy.sh.
@@ -32,20 +65,112 @@ enum Command {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+#[derive(Debug, Subcommand)]
+enum ChannelCommand {
+    /// Open a channel to PARTNER funded with AMOUNT (token units, e.g. 12.5).
+    Open {
+        /// The partner's address.
+        partner: Address,
+        /// Deposit in token units.
+        amount: String,
+        /// Challenge period in seconds (default: the node's channels.default_challenge_period).
+        #[arg(long)]
+        challenge_period: Option<u32>,
+    },
+    /// The node's channels, as a table.
+    List,
+    /// One channel.
+    Get {
+        /// Channel id.
+        id: u64,
+    },
+    /// Add AMOUNT (token units) to our deposit.
+    TopUp {
+        /// Channel id.
+        id: u64,
+        /// Amount in token units.
+        amount: String,
+    },
+    /// Close (unilaterally, with the partner's latest proof).
+    Close {
+        /// Channel id.
+        id: u64,
+    },
+    /// Pay out a closed channel after its challenge period.
+    Settle {
+        /// Channel id.
+        id: u64,
+    },
+}
+
+/// `farthing node` flags; each overrides the config file.
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// Config file (default: DATA_DIR/farthing.toml if it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Chain RPC URL.
+    #[arg(long)]
+    rpc_url: Option<String>,
+    /// Expected chain id.
+    #[arg(long)]
+    chain_id: Option<u64>,
+    /// Deployment file.
+    #[arg(long)]
+    deployment: Option<PathBuf>,
+    /// Confirmations before an event is applied.
+    #[arg(long)]
+    confirmations: Option<u64>,
+    /// Listen address of the RPC.
+    #[arg(long)]
+    rpc_listen: Option<SocketAddr>,
+    /// Use devnet account N of the public test mnemonic (devnets only).
+    #[arg(long, value_name = "N", conflicts_with_all = ["key_file", "keystore"])]
+    dev: Option<u32>,
+    /// Raw key file (64 hex digits, mode 0600).
+    #[arg(long, conflicts_with = "keystore")]
+    key_file: Option<PathBuf>,
+    /// Ethereum keystore; password from --password-file or FARTHING_KEY_PASSWORD.
+    #[arg(long)]
+    keystore: Option<PathBuf>,
+    /// File holding the keystore password.
+    #[arg(long, requires = "keystore")]
+    password_file: Option<PathBuf>,
+    /// Log filter (info, debug, ...).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            match err.downcast_ref::<farthing_rpc::ClientError>() {
+                // The node's own words: the message says what was wrong and what to do.
+                Some(farthing_rpc::ClientError::Call(call)) => {
+                    eprintln!("error {}: {}", call.code(), call.message())
+                }
+                _ => eprintln!("error: {err:#}"),
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> eyre::Result<()> {
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Node(args) => run_node(&cli.data_dir, args).await,
         Command::Check {
             deployment,
             rpc_url,
@@ -53,9 +178,10 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             let deployment = Deployment::load(&deployment)?;
             let url = rpc_url
                 .parse()
-                .map_err(|e| eyre::eyre!("--rpc-url {rpc_url:?} is not a URL: {e}"))?;
-            let provider = ProviderBuilder::new().connect_http(url);
-            let check = deployment.check(&provider).await?;
+                .map_err(|e| eyre!("--rpc-url {rpc_url:?} is not a URL: {e}"))?;
+            let check = deployment
+                .check(&ProviderBuilder::new().connect_http(url))
+                .await?;
             println!(
                 "chain {} at block {}: ChannelManager {} ({} channels), token {} {}",
                 check.chain_id,
@@ -67,5 +193,206 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             );
             Ok(())
         }
+        command => {
+            let token = farthing_rpc::read_token(&cli.data_dir)?;
+            let client = farthing_rpc::connect_http(&cli.node_url, &token)?;
+            let json = cli.json;
+            match command {
+                Command::Info => {
+                    let info = client.info().await?;
+                    output(json, &info, || {
+                        format!(
+                            "node {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}",
+                            info.address,
+                            info.chain_id,
+                            info.channel_manager,
+                            info.token_symbol,
+                            info.token,
+                            info.synced_block,
+                            info.chain_head,
+                            serde_json::to_value(info.health.status)
+                                .unwrap_or_default()
+                                .as_str()
+                                .unwrap_or("?"),
+                            if info.health.reasons.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", info.health.reasons.join("; "))
+                            }
+                        )
+                    })
+                }
+                Command::Balances => {
+                    let b = client.balances().await?;
+                    output(json, &b, || {
+                        format!(
+                            "token {}\nin channels {}\nclaimable {}\ngas {} ETH",
+                            b.token, b.in_channels, b.claimable, b.gas
+                        )
+                    })
+                }
+                Command::Claim => {
+                    let c = client.claim().await?;
+                    output(json, &c, || format!("claimed {}", c.claimed))
+                }
+                Command::Channel(cmd) => {
+                    let view = match cmd {
+                        ChannelCommand::List => {
+                            let channels = client.list_channels().await?;
+                            return output(json, &channels, || table(&channels));
+                        }
+                        ChannelCommand::Open {
+                            partner,
+                            amount,
+                            challenge_period,
+                        } => {
+                            client
+                                .open_channel(OpenParams {
+                                    partner,
+                                    amount,
+                                    challenge_period,
+                                })
+                                .await?
+                        }
+                        ChannelCommand::Get { id } => client.get_channel(id).await?,
+                        ChannelCommand::TopUp { id, amount } => client.top_up(id, amount).await?,
+                        ChannelCommand::Close { id } => client.close_channel(id).await?,
+                        ChannelCommand::Settle { id } => client.settle(id).await?,
+                    };
+                    output(json, &view, || table(std::slice::from_ref(&view)))
+                }
+                Command::Node(_) | Command::Check { .. } => unreachable_command(),
+            }
+        }
     }
+}
+
+fn unreachable_command() -> Result<()> {
+    Err(eyre!("internal: command dispatched twice"))
+}
+
+fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", human());
+    }
+    Ok(())
+}
+
+fn table(channels: &[ChannelView]) -> String {
+    let mut out = format!(
+        "{:>4}  {:<8} {:<4} {:<42} {:>14} {:>14}  {}",
+        "id", "state", "role", "partner", "ours", "partner's", "settle after"
+    );
+    for c in channels {
+        out.push_str(&format!(
+            "\n{:>4}  {:<8} {:<4} {:<42} {:>14} {:>14}  {}",
+            c.id,
+            c.state.as_str(),
+            format!("{:?}", c.role),
+            c.partner.to_string(),
+            c.balance_ours,
+            c.balance_partner,
+            c.settle_after
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    if channels.is_empty() {
+        out.push_str("\n(no channels)");
+    }
+    out
+}
+
+async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
+    let file = args
+        .config
+        .clone()
+        .unwrap_or_else(|| data_dir.join("farthing.toml"));
+    let mut config = if file.exists() {
+        Config::from_file(&file)?
+    } else {
+        Config::default()
+    };
+    config.data_dir = data_dir.to_owned();
+    if let Some(v) = args.rpc_url {
+        config.chain.rpc_url = v;
+    }
+    if let Some(v) = args.chain_id {
+        config.chain.chain_id = v;
+    }
+    if let Some(v) = args.deployment {
+        config.chain.deployment = v;
+    }
+    if let Some(v) = args.confirmations {
+        config.chain.confirmations = v;
+    }
+    if let Some(v) = args.rpc_listen {
+        config.rpc.listen = v;
+    }
+    if let Some(n) = args.dev {
+        config.key = KeySource::DevAccount(n);
+    }
+    if let Some(path) = args.key_file {
+        config.key = KeySource::RawKeyFile(path);
+    }
+    if let Some(path) = args.keystore {
+        config.key = KeySource::Keystore {
+            path,
+            password_file: args.password_file,
+        };
+    }
+    if let Some(v) = args.log_level {
+        config.log_level = v;
+    }
+    config.validate()?;
+    init_logging(&config.log_level)?;
+
+    let node = Node::start(config.clone()).await?;
+    let token = farthing_rpc::ensure_token(&config.data_dir)?;
+    let rpc_config = RpcServerConfig {
+        listen: config.rpc.listen,
+        max_connections: config.rpc.max_connections,
+        max_request_bytes: config.rpc.max_request_bytes,
+        ..RpcServerConfig::default()
+    };
+    let (addr, server) = farthing_rpc::start(
+        &rpc_config,
+        &token,
+        RpcHandler::new(node.clone()).into_rpc(),
+    )
+    .await?;
+    tracing::info!(rpc = %addr, token_file = %farthing_rpc::token_path(&config.data_dir).display(), "RPC listening");
+    println!("farthing node {} listening on {addr}", node.address());
+
+    wait_for_signal()
+        .await
+        .wrap_err("installing signal handlers")?;
+    tracing::info!("shutting down");
+    let _ = server.stop();
+    server.stopped().await;
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_logging(filter: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| eyre!("log_level {filter:?} is not a valid filter: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
 }

@@ -14,8 +14,10 @@ pub mod config;
 pub mod keys;
 mod node;
 mod ops;
+mod rpc;
 
 pub use config::{Config, ConfigError, KeySource};
 pub use keys::{KeyError, load_key};
 pub use node::{ChannelChange, Health, Node, StartError, SyncError};
 pub use ops::{MAX_DEPOSIT, OpError};
+pub use rpc::RpcHandler;

@@ -81,6 +81,7 @@ pub struct Health {
 
 struct Shared {
     config: Config,
+    token_symbol: String,
     deployment: Deployment,
     us: Address,
     store: Arc<dyn Store>,
@@ -139,6 +140,7 @@ impl Node {
         let (changes, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             us: key.address(),
+            token_symbol: check.token_symbol.clone(),
             config,
             deployment,
             store,
@@ -179,6 +181,11 @@ impl Node {
     /// The node's configuration.
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The token's symbol, as the chain reported it at start-up.
+    pub fn token_symbol(&self) -> &str {
+        &self.shared.token_symbol
     }
 
     /// The deployment it runs against.

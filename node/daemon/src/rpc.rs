@@ -1,0 +1,226 @@
+//! The node behind the JSON-RPC API: `farthing_rpc::FarthingApiServer` implemented by calling
+//! [`Node`]'s operations, with amounts parsed and shown in token units and every failure
+//! mapped to the API's stable error codes.
+
+use alloy::providers::Provider;
+use farthing_chain::ChainError;
+use farthing_chain::contracts::ChannelManager;
+use farthing_core::{ChainState, ChannelId, format_amount};
+use farthing_rpc::{
+    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, FarthingApiServer, Health,
+    NodeInfo, OpenParams, Shortfall, parse_amount_param,
+};
+use jsonrpsee::PendingSubscriptionSink;
+use jsonrpsee::core::{SubscriptionResult, async_trait};
+
+use crate::node::{Node, SyncError};
+use crate::ops::{MAX_DEPOSIT, OpError};
+
+/// The RPC face of a [`Node`].
+#[derive(Clone)]
+pub struct RpcHandler {
+    node: Node,
+}
+
+impl RpcHandler {
+    /// Serve `node`.
+    pub fn new(node: Node) -> Self {
+        Self { node }
+    }
+
+    fn decimals(&self) -> u8 {
+        self.node.deployment().token_decimals
+    }
+
+    fn view(&self, channel: &farthing_core::Channel) -> ChannelView {
+        ChannelView::from_channel(channel, self.decimals())
+    }
+
+    /// New risk (opening, funding) only while healthy.
+    fn require_healthy(&self) -> Result<(), ApiError> {
+        let health = self.node.health();
+        if health.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Degraded {
+                reasons: health.problems,
+            })
+        }
+    }
+
+    fn map(&self, call: &'static str, e: OpError) -> ApiError {
+        match e {
+            OpError::UnknownChannel(id) => ApiError::UnknownChannel { id },
+            OpError::WrongState { id, state, .. } => ApiError::WrongState {
+                id,
+                state: state.into(),
+                call,
+            },
+            OpError::InsufficientFunds { needed, available } => ApiError::InsufficientFunds {
+                kind: Shortfall::TokenBalance,
+                needed,
+                available,
+                decimals: self.decimals(),
+            },
+            OpError::InvalidParams(message) => ApiError::InvalidParams(message),
+            OpError::Chain(ChainError::Rpc { reason, .. })
+            | OpError::Sync(SyncError::Chain(reason)) => ApiError::ChainUnavailable(reason),
+            OpError::Chain(refused @ ChainError::Refused { .. }) => {
+                ApiError::InvalidParams(refused.to_string())
+            }
+            other => {
+                tracing::error!(call, "{other}");
+                ApiError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl FarthingApiServer for RpcHandler {
+    async fn info(&self) -> Result<NodeInfo, ApiError> {
+        let d = self.node.deployment();
+        let health = self.node.health();
+        Ok(NodeInfo {
+            address: self.node.address(),
+            chain_id: d.chain_id,
+            channel_manager: d.channel_manager,
+            token: d.token,
+            token_symbol: self.node.token_symbol().to_owned(),
+            token_decimals: d.token_decimals,
+            synced_block: health.synced_block,
+            chain_head: health.chain_head,
+            health: if health.problems.is_empty() {
+                Health::ok()
+            } else {
+                Health::degraded(health.problems)
+            },
+        })
+    }
+
+    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError> {
+        self.require_healthy()?;
+        let amount = parse_amount_param(&params.amount, self.decimals(), MAX_DEPOSIT)?;
+        let channel = self
+            .node
+            .open_channel(params.partner, amount, params.challenge_period)
+            .await
+            .map_err(|e| self.map("openChannel", e))?;
+        Ok(self.view(&channel))
+    }
+
+    async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError> {
+        self.require_healthy()?;
+        let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
+        let channel = self
+            .node
+            .top_up(channel_id, amount)
+            .await
+            .map_err(|e| self.map("topUp", e))?;
+        Ok(self.view(&channel))
+    }
+
+    async fn list_channels(&self) -> Result<Vec<ChannelView>, ApiError> {
+        let channels = self
+            .node
+            .store()
+            .channels()
+            .map_err(|e| self.map("listChannels", e.into()))?;
+        Ok(channels.iter().map(|c| self.view(c)).collect())
+    }
+
+    async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        let channel = self
+            .node
+            .channel(channel_id)
+            .map_err(|e| self.map("getChannel", e))?;
+        Ok(self.view(&channel))
+    }
+
+    async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        let channel = self
+            .node
+            .close_channel(channel_id)
+            .await
+            .map_err(|e| self.map("closeChannel", e))?;
+        Ok(self.view(&channel))
+    }
+
+    async fn settle(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        let channel = self
+            .node
+            .settle_channel(channel_id)
+            .await
+            .map_err(|e| self.map("settle", e))?;
+        Ok(self.view(&channel))
+    }
+
+    async fn claim(&self) -> Result<ClaimResult, ApiError> {
+        let claimed = self.node.claim().await.map_err(|e| self.map("claim", e))?;
+        Ok(ClaimResult {
+            claimed: format_amount(claimed, self.decimals()),
+        })
+    }
+
+    async fn balances(&self) -> Result<Balances, ApiError> {
+        let d = self.node.deployment();
+        let unavailable = |e: &dyn std::fmt::Display| ApiError::ChainUnavailable(e.to_string());
+        let gas = self
+            .node
+            .reader()
+            .get_balance(self.node.address())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let token = self
+            .node
+            .token_balance()
+            .await
+            .map_err(|e| self.map("balances", e))?;
+        let manager = ChannelManager::new(d.channel_manager, self.node.reader());
+        let claimable: u128 = manager
+            .claimable(d.token, self.node.address())
+            .call()
+            .await
+            .map_err(|e| unavailable(&e))?
+            .saturating_to();
+        let channels = self
+            .node
+            .store()
+            .channels()
+            .map_err(|e| self.map("balances", e.into()))?;
+        let in_channels: u128 = channels
+            .iter()
+            .filter(|c| c.on_chain.state != ChainState::Settled)
+            .map(|c| c.our_balance())
+            .sum();
+        Ok(Balances {
+            gas: format_amount(gas.saturating_to(), 18),
+            token: format_amount(token, self.decimals()),
+            in_channels: format_amount(in_channels, self.decimals()),
+            claimable: format_amount(claimable, self.decimals()),
+        })
+    }
+
+    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        // Subscribe before accepting, so nothing published after the client's call is missed.
+        let mut changes = self.node.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                () = sink.closed() => return Ok(()),
+                change = changes.recv() => match change {
+                    Ok(change) => {
+                        let update = ChannelUpdate {
+                            channel_id: change.channel.id,
+                            kind: change.kind.to_owned(),
+                            channel: self.view(&change.channel),
+                        };
+                        sink.send(serde_json::value::to_raw_value(&update)?).await?;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Ok(()),
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The API itself: one `#[rpc]` trait for server and client, and the JSON types it carries.
+//!
+//! Conventions on the wire: field names in `snake_case`; amounts are decimal strings in token
+//! units ("12.5", never base units, never numbers, so no precision is lost in JSON); addresses
+//! are 0x hex; channel ids are JSON numbers.
+
+use alloy_primitives::Address;
+use farthing_core::{ChainState, Channel, ChannelId, Role, format_amount, parse_amount};
+use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::proc_macros::rpc;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AmountProblem, ApiError};
+
+/// The Farthing node's JSON-RPC API, namespace `farthing` (`farthing_info`, …).
+///
+/// The macro generates `FarthingApiServer` (the daemon implements it and registers
+/// `into_rpc()` with [`crate::start`]) and `FarthingApiClient` (implemented for the clients
+/// [`crate::connect_http`] and [`crate::connect_ws`] return; import the trait to call them).
+/// A failed call carries an [`ApiError`] code (see the crate docs for the table).
+#[rpc(server, client, namespace = "farthing")]
+pub trait FarthingApi {
+    /// `farthing_info`: who and where the node is, how far it has synced, whether it is healthy.
+    #[method(name = "info")]
+    async fn info(&self) -> Result<NodeInfo, ApiError>;
+
+    /// `farthing_openChannel`: open a channel to `partner`, funded with `amount` from the
+    /// node's token balance.
+    #[method(name = "openChannel")]
+    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError>;
+
+    /// `farthing_topUp`: add `amount` to our deposit in an open channel.
+    #[method(name = "topUp")]
+    async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError>;
+
+    /// `farthing_listChannels`: every channel the node knows, in id order.
+    #[method(name = "listChannels")]
+    async fn list_channels(&self) -> Result<Vec<ChannelView>, ApiError>;
+
+    /// `farthing_getChannel`: one channel.
+    #[method(name = "getChannel")]
+    async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
+
+    /// `farthing_closeChannel`: close unilaterally with the partner's latest proof; the
+    /// challenge period starts.
+    #[method(name = "closeChannel")]
+    async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
+
+    /// `farthing_settle`: pay out a closed channel once its challenge period is over.
+    #[method(name = "settle")]
+    async fn settle(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
+
+    /// `farthing_claim`: collect what settles left claimable for the node (payouts the token
+    /// refused at the time).
+    #[method(name = "claim")]
+    async fn claim(&self) -> Result<ClaimResult, ApiError>;
+
+    /// `farthing_balances`: gas money, free tokens, tokens in channels, claimable tokens.
+    #[method(name = "balances")]
+    async fn balances(&self) -> Result<Balances, ApiError>;
+
+    /// `farthing_subscribeChannels`: a [`ChannelUpdate`] each time a channel changes, until
+    /// `farthing_unsubscribeChannels` (WebSocket only).
+    #[subscription(
+        name = "subscribeChannels" => "channelUpdate",
+        unsubscribe = "unsubscribeChannels",
+        item = ChannelUpdate
+    )]
+    async fn subscribe_channels(&self) -> SubscriptionResult;
+}
+
+/// `farthing_info`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's own address (its key).
+    pub address: Address,
+    /// The chain the node is on.
+    pub chain_id: u64,
+    /// The `ChannelManager` contract.
+    pub channel_manager: Address,
+    /// The ERC-20 the node's channels hold.
+    pub token: Address,
+    /// The token's symbol, e.g. "USDC".
+    pub token_symbol: String,
+    /// The token's decimals: amounts are shown and parsed with this many fractional digits.
+    pub token_decimals: u8,
+    /// The last block whose events the node has applied.
+    pub synced_block: u64,
+    /// The chain's latest block as last seen.
+    pub chain_head: u64,
+    /// Whether the node takes new risk.
+    pub health: Health,
+}
+
+/// The node's health: while degraded, calls that take new risk fail with
+/// [`ApiError::Degraded`]; reads keep working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `"ok"` or `"degraded"`.
+    pub status: HealthStatus,
+    /// Why it is degraded, one line each (empty when ok).
+    pub reasons: Vec<String>,
+}
+
+impl Health {
+    /// Healthy, no reasons.
+    pub fn ok() -> Self {
+        Self {
+            status: HealthStatus::Ok,
+            reasons: Vec::new(),
+        }
+    }
+
+    /// Degraded for these reasons.
+    pub fn degraded(reasons: Vec<String>) -> Self {
+        Self {
+            status: HealthStatus::Degraded,
+            reasons,
+        }
+    }
+}
+
+/// [`Health::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Everything the node depends on answers.
+    Ok,
+    /// Something is down or behind: no new risk.
+    Degraded,
+}
+
+/// `farthing_openChannel`'s parameter (one object, so fields can be added later). Unknown
+/// fields are refused, so a misspelt option is an error rather than silently ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenParams {
+    /// Who to open the channel to.
+    pub partner: Address,
+    /// Our deposit, in token units ("100").
+    pub amount: String,
+    /// Challenge period in seconds; the node's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_period: Option<u32>,
+}
+
+/// A channel as the API shows it: amounts in token units, sides from the node's point of view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelView {
+    /// The contract's channel id.
+    pub id: ChannelId,
+    /// `"open"`, `"closed"` (challenge period running) or `"settled"`.
+    pub state: ChannelState,
+    /// `"A"` if the node opened the channel, `"B"` if it was opened to the node.
+    pub role: ChannelRole,
+    /// The other participant.
+    pub partner: Address,
+    /// The ERC-20 the channel holds.
+    pub token: Address,
+    /// Challenge period in seconds, fixed at open.
+    pub challenge_period: u32,
+    /// Our total deposit.
+    pub deposit_ours: String,
+    /// The partner's total deposit.
+    pub deposit_partner: String,
+    /// What we can still pay (deposit − withdrawn + received − sent).
+    pub balance_ours: String,
+    /// What the partner can still pay us.
+    pub balance_partner: String,
+    /// Unix time from which `farthing_settle` is allowed; `None` while open.
+    #[serde(default)]
+    pub settle_after: Option<u64>,
+    /// Who closed the channel unilaterally, if anyone.
+    #[serde(default)]
+    pub closer: Option<Address>,
+}
+
+impl ChannelView {
+    /// The view of a channel record, amounts shown with the token's `decimals`.
+    pub fn from_channel(channel: &Channel, decimals: u8) -> Self {
+        let on_chain = &channel.on_chain;
+        let (deposit_ours, deposit_partner) = match channel.role {
+            Role::A => (on_chain.deposit_a, on_chain.deposit_b),
+            Role::B => (on_chain.deposit_b, on_chain.deposit_a),
+        };
+        Self {
+            id: channel.id,
+            state: on_chain.state.into(),
+            role: channel.role.into(),
+            partner: channel.partner,
+            token: channel.token,
+            challenge_period: channel.challenge_period,
+            deposit_ours: format_amount(deposit_ours, decimals),
+            deposit_partner: format_amount(deposit_partner, decimals),
+            balance_ours: format_amount(channel.our_balance(), decimals),
+            balance_partner: format_amount(channel.partner_balance(), decimals),
+            settle_after: (on_chain.state != ChainState::Open && on_chain.settle_after != 0)
+                .then_some(on_chain.settle_after),
+            closer: on_chain.closer,
+        }
+    }
+}
+
+/// [`ChannelView::state`]: the contract's view of the channel's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelState {
+    /// Payments, top-ups and closing are possible.
+    Open,
+    /// Closed unilaterally: the challenge period runs until `settle_after`.
+    Closed,
+    /// Paid out; final.
+    Settled,
+}
+
+impl ChannelState {
+    /// The name on the wire: `"open"`, `"closed"`, `"settled"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Settled => "settled",
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ChainState> for ChannelState {
+    fn from(state: ChainState) -> Self {
+        match state {
+            ChainState::Open => Self::Open,
+            ChainState::Closed => Self::Closed,
+            ChainState::Settled => Self::Settled,
+        }
+    }
+}
+
+/// [`ChannelView::role`]: which participant the node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChannelRole {
+    /// The opener, who funded the open.
+    A,
+    /// The partner the channel was opened to.
+    B,
+}
+
+impl From<Role> for ChannelRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::A => Self::A,
+            Role::B => Self::B,
+        }
+    }
+}
+
+/// `farthing_claim`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimResult {
+    /// What was paid to the node, in token units ("0" if nothing was claimable).
+    pub claimed: String,
+}
+
+/// `farthing_balances`' answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balances {
+    /// The node's ether for gas, in ether ("0.05").
+    pub gas: String,
+    /// Tokens the node holds outside channels, in token units.
+    pub token: String,
+    /// Our balances in all channels that are not settled, in token units.
+    pub in_channels: String,
+    /// Tokens the contract holds claimable for the node (`farthing_claim` collects them).
+    pub claimable: String,
+}
+
+/// One item of the `farthing_subscribeChannels` subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelUpdate {
+    /// The channel that changed.
+    pub channel_id: ChannelId,
+    /// What happened, e.g. `"opened"`, `"deposited"`, `"paid"`, `"closed"`, `"settled"`.
+    pub kind: String,
+    /// The channel after the change.
+    pub channel: ChannelView,
+}
+
+/// Parse an amount parameter (token units, e.g. "12.5") into base units, refusing what
+/// [`farthing_core::parse_amount`] refuses (above `max` included) and zero, as
+/// [`ApiError::InvalidAmount`].
+pub fn parse_amount_param(text: &str, decimals: u8, max: u128) -> Result<u128, ApiError> {
+    match parse_amount(text, decimals, max)? {
+        0 => Err(AmountProblem::Zero.into()),
+        value => Ok(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use farthing_core::{OnChain, SignedProof};
+    use serde_json::json;
+
+    fn channel(role: Role, state: ChainState) -> Channel {
+        Channel {
+            id: 7,
+            token: Address::repeat_byte(0x11),
+            role,
+            us: Address::repeat_byte(0x22),
+            partner: Address::repeat_byte(0x33),
+            challenge_period: 3600,
+            opened_block: 10,
+            on_chain: OnChain {
+                state,
+                deposit_a: 100_000_000,
+                deposit_b: 2_500_000,
+                withdrawn_a: 0,
+                withdrawn_b: 0,
+                settle_after: if state == ChainState::Open {
+                    0
+                } else {
+                    1_700_000_000
+                },
+                closer: (state != ChainState::Open).then_some(Address::repeat_byte(0x33)),
+                proof_a: (0, 0),
+                proof_b: (0, 0),
+            },
+            ours: Some(SignedProof {
+                nonce: 1,
+                transferred: 12_500_000,
+                signature: Default::default(),
+            }),
+            theirs: Some(SignedProof {
+                nonce: 1,
+                transferred: 1,
+                signature: Default::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn channel_view_shows_amounts_in_token_units() {
+        let view = ChannelView::from_channel(&channel(Role::A, ChainState::Open), 6);
+        assert_eq!(view.deposit_ours, "100");
+        assert_eq!(view.deposit_partner, "2.5");
+        // 100 + 0.000001 received − 12.5 sent; 2.5 + 12.5 − 0.000001.
+        assert_eq!(view.balance_ours, "87.500001");
+        assert_eq!(view.balance_partner, "14.999999");
+        assert_eq!((view.settle_after, view.closer), (None, None));
+
+        // Another token's decimals, another rendering of the same base units.
+        let view18 = ChannelView::from_channel(&channel(Role::A, ChainState::Open), 18);
+        assert_eq!(view18.deposit_ours, "0.0000000001");
+        let view0 = ChannelView::from_channel(&channel(Role::A, ChainState::Open), 0);
+        assert_eq!(view0.deposit_partner, "2500000");
+    }
+
+    #[test]
+    fn channel_view_takes_the_nodes_side() {
+        let view = ChannelView::from_channel(&channel(Role::B, ChainState::Closed), 6);
+        assert_eq!(view.role, ChannelRole::B);
+        assert_eq!(view.deposit_ours, "2.5");
+        assert_eq!(view.deposit_partner, "100");
+        assert_eq!(view.state, ChannelState::Closed);
+        assert_eq!(view.settle_after, Some(1_700_000_000));
+        assert_eq!(view.closer, Some(Address::repeat_byte(0x33)));
+    }
+
+    #[test]
+    fn channel_view_json_has_the_documented_shape() {
+        let view = ChannelView::from_channel(&channel(Role::A, ChainState::Settled), 6);
+        let value = serde_json::to_value(&view).unwrap();
+        assert_eq!(value["id"], json!(7));
+        assert_eq!(value["state"], json!("settled"));
+        assert_eq!(value["role"], json!("A"));
+        assert_eq!(value["deposit_ours"], json!("100"));
+        assert_eq!(value["settle_after"], json!(1_700_000_000u64));
+        let partner = value["partner"].as_str().unwrap().to_lowercase();
+        assert_eq!(partner, format!("0x{}", "33".repeat(20)));
+        let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 12, "{keys:?}");
+        assert_eq!(serde_json::from_value::<ChannelView>(value).unwrap(), view);
+    }
+
+    #[test]
+    fn open_params_refuse_unknown_fields_and_default_the_period() {
+        let partner = format!("0x{}", "ab".repeat(20));
+        let params: OpenParams =
+            serde_json::from_value(json!({ "partner": partner, "amount": "100" })).unwrap();
+        assert_eq!(params.challenge_period, None);
+        let typo = json!({ "partner": partner, "amount": "1", "challengePeriod": 60 });
+        assert!(serde_json::from_value::<OpenParams>(typo).is_err());
+    }
+
+    #[test]
+    fn health_and_info_serialise_as_documented() {
+        let health = Health::degraded(vec!["chain RPC down".into()]);
+        assert_eq!(
+            serde_json::to_value(&health).unwrap(),
+            json!({ "status": "degraded", "reasons": ["chain RPC down"] })
+        );
+        assert_eq!(
+            serde_json::to_value(Health::ok()).unwrap()["status"],
+            json!("ok")
+        );
+    }
+
+    #[test]
+    fn amount_params_refuse_zero_and_what_the_core_refuses() {
+        assert_eq!(parse_amount_param("12.5", 6, u128::MAX), Ok(12_500_000));
+        assert_eq!(
+            parse_amount_param("0.00", 6, u128::MAX),
+            Err(ApiError::InvalidAmount(AmountProblem::Zero))
+        );
+        for bad in ["", "1e3", "0.0000001", "-1"] {
+            let error = parse_amount_param(bad, 6, u128::MAX).unwrap_err();
+            assert_eq!(error.code(), crate::code::INVALID_AMOUNT, "{bad}");
+        }
+        let error = parse_amount_param("2", 6, 1_000_000).unwrap_err();
+        assert!(
+            error.to_string().contains("larger than the maximum"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! Who may call the node (R1, R3): one bearer token, kept in `rpc.token` in the data dir
+//! (mode 0600), checked on every HTTP request and every WebSocket upgrade before jsonrpsee
+//! sees the request. A refused request gets HTTP 401 and reaches no method.
+//!
+//! The token is never logged: the middleware's `Debug` hides it and refusals log only why.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::future::Future;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use alloy_primitives::hex;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use jsonrpsee::core::BoxError;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
+
+use crate::{Error, Result};
+
+/// The token file's name inside the data dir.
+pub const TOKEN_FILE: &str = "rpc.token";
+
+/// Random bytes in a new token (hex-encoded: 64 characters).
+const TOKEN_BYTES: usize = 32;
+
+/// Where the token lives: `data_dir/rpc.token`.
+pub fn token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(TOKEN_FILE)
+}
+
+/// The node's RPC token: read from `data_dir/rpc.token`, or, on first start, made from
+/// 32 random bytes and written there (hex, mode 0600, synced). A token file that group or
+/// others can read is refused (the error says to `chmod 600` it), as is one that does not
+/// hold a 64-character hex token.
+pub fn ensure_token(data_dir: &Path) -> Result<String> {
+    let path = token_path(data_dir);
+    let io_error = |source| Error::TokenIo {
+        path: path.clone(),
+        source,
+    };
+    let mut file = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return read_token(data_dir),
+        Err(e) => return Err(io_error(e)),
+    };
+    let mut bytes = [0u8; TOKEN_BYTES];
+    let written = getrandom::fill(&mut bytes)
+        .map_err(|e| io::Error::other(format!("no randomness from the OS: {e}")))
+        .map(|()| hex::encode(bytes))
+        .and_then(|token| {
+            file.write_all(format!("{token}\n").as_bytes())?;
+            file.sync_all()?;
+            // The new name must survive a crash too.
+            File::open(data_dir)?.sync_all()?;
+            Ok(token)
+        });
+    match written {
+        Ok(token) => Ok(token),
+        Err(e) => {
+            // A half-written file would be refused as malformed on the next start.
+            let _ = fs::remove_file(&path);
+            Err(io_error(e))
+        }
+    }
+}
+
+/// Read the token from `data_dir/rpc.token` (what the CLI does). Refuses a file that group or
+/// others can read, and one that does not hold a 64-character hex token.
+pub fn read_token(data_dir: &Path) -> Result<String> {
+    let path = token_path(data_dir);
+    let io_error = |source| Error::TokenIo {
+        path: path.clone(),
+        source,
+    };
+    let mut file = File::open(&path).map_err(io_error)?;
+    let metadata = file.metadata().map_err(io_error)?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::TokenInsecure { path, mode });
+    }
+    let mut text = String::new();
+    io::Read::read_to_string(&mut file, &mut text).map_err(io_error)?;
+    let token = text.trim_end_matches(['\n', '\r']);
+    if token.len() != 2 * TOKEN_BYTES || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::TokenMalformed { path });
+    }
+    Ok(token.to_owned())
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No `Authorization` header.
+    Missing,
+    /// Not exactly one `Authorization: Bearer <token>` header.
+    Malformed,
+    /// A bearer token, but not the node's.
+    Wrong,
+}
+
+impl Refusal {
+    /// The response body: what was wrong and what to do.
+    fn message(self) -> &'static str {
+        match self {
+            Self::Missing => {
+                "missing Authorization header: send `Authorization: Bearer <token>` with the token from rpc.token in the node's data dir\n"
+            }
+            Self::Malformed => {
+                "malformed Authorization header: send exactly one `Authorization: Bearer <token>` with the token from rpc.token in the node's data dir\n"
+            }
+            Self::Wrong => {
+                "wrong token: use the token from rpc.token in the node's data dir (it changes only if that file is deleted)\n"
+            }
+        }
+    }
+
+    /// RFC 6750's challenge for the `WWW-Authenticate` header.
+    fn challenge(self) -> &'static str {
+        match self {
+            Self::Missing => "Bearer realm=\"farthing\"",
+            Self::Malformed => "Bearer realm=\"farthing\", error=\"invalid_request\"",
+            Self::Wrong => "Bearer realm=\"farthing\", error=\"invalid_token\"",
+        }
+    }
+
+    /// The 401 response.
+    fn response(self) -> HttpResponse {
+        let mut response = HttpResponse::new(HttpBody::from(self.message()));
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        let headers = response.headers_mut();
+        headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(self.challenge()));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response
+    }
+}
+
+/// Accept exactly one `Authorization: Bearer <expected>` header (scheme case-insensitive),
+/// comparing the token in constant time.
+fn check(headers: &HeaderMap, expected: &[u8]) -> Result<(), Refusal> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(Refusal::Missing)?;
+    if values.next().is_some() {
+        return Err(Refusal::Malformed);
+    }
+    let value = value.as_bytes();
+    let space = value
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(Refusal::Malformed)?;
+    let (scheme, token) = (&value[..space], value[space..].trim_ascii());
+    if !scheme.eq_ignore_ascii_case(b"Bearer") || token.is_empty() {
+        return Err(Refusal::Malformed);
+    }
+    if bool::from(token.ct_eq(expected)) {
+        Ok(())
+    } else {
+        Err(Refusal::Wrong)
+    }
+}
+
+/// The tower layer that puts [`Auth`] in front of jsonrpsee's HTTP service.
+#[derive(Clone)]
+pub(crate) struct AuthLayer {
+    expected: Arc<[u8]>,
+}
+
+impl AuthLayer {
+    /// Accept requests that carry `token`.
+    pub(crate) fn new(token: &str) -> Self {
+        Self {
+            expected: Arc::from(token.as_bytes()),
+        }
+    }
+}
+
+impl fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            expected: Arc::clone(&self.expected),
+        }
+    }
+}
+
+/// Passes a request on only if it carries the node's bearer token; answers 401 otherwise.
+#[derive(Clone)]
+pub(crate) struct Auth<S> {
+    inner: S,
+    expected: Arc<[u8]>,
+}
+
+impl<S> fmt::Debug for Auth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<HttpRequest<B>> for Auth<S>
+where
+    S: Service<HttpRequest<B>, Response = HttpResponse>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: HttpRequest<B>) -> Self::Future {
+        match check(request.headers(), &self.expected) {
+            Ok(()) => {
+                let response = self.inner.call(request);
+                Box::pin(async move { response.await.map_err(Into::into) })
+            }
+            Err(refusal) => {
+                tracing::debug!(?refusal, uri = %request.uri(), "RPC request refused: 401");
+                Box::pin(std::future::ready(Ok(refusal.response())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            map.append(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn accepts_only_one_bearer_header_with_the_token() {
+        let expected = TOKEN.as_bytes();
+        let check = |values: &[&str]| check(&headers(values), expected);
+        assert_eq!(check(&[&format!("Bearer {TOKEN}")]), Ok(()));
+        assert_eq!(check(&[&format!("bearer  {TOKEN}")]), Ok(()));
+        assert_eq!(check(&[]), Err(Refusal::Missing));
+        for malformed in [
+            TOKEN.to_owned(),
+            format!("Basic {TOKEN}"),
+            "Bearer".to_owned(),
+            "Bearer ".to_owned(),
+            format!("Bearer{TOKEN}"),
+        ] {
+            assert_eq!(check(&[&malformed]), Err(Refusal::Malformed), "{malformed}");
+        }
+        let twice = format!("Bearer {TOKEN}");
+        assert_eq!(check(&[&twice, &twice]), Err(Refusal::Malformed));
+        assert_eq!(check(&[&format!("Bearer {TOKEN}0")]), Err(Refusal::Wrong));
+        assert_eq!(check(&["Bearer 0011"]), Err(Refusal::Wrong));
+        assert_eq!(
+            check(&[&format!("Bearer {}", TOKEN.to_uppercase())]),
+            Err(Refusal::Wrong)
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let layer = AuthLayer::new(TOKEN);
+        assert!(!format!("{layer:?}").contains("0011"));
+        let service = layer.layer(());
+        assert!(!format!("{service:?}").contains("0011"));
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn ensure_token_creates_a_private_file_then_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = ensure_token(dir.path()).unwrap();
+        assert_eq!(token.len(), 64);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        let path = token_path(dir.path());
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(ensure_token(dir.path()).unwrap(), token);
+        assert_eq!(read_token(dir.path()).unwrap(), token);
+        // Another data dir, another token.
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(ensure_token(other.path()).unwrap(), token);
+    }
+
+    #[test]
+    fn refuses_a_token_file_others_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure_token(dir.path()).unwrap();
+        let path = token_path(dir.path());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        for result in [ensure_token(dir.path()), read_token(dir.path())] {
+            let error = result.unwrap_err();
+            assert!(matches!(error, Error::TokenInsecure { mode: 0o644, .. }));
+            let message = error.to_string();
+            assert!(message.contains("chmod 600"), "{message}");
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains("644"), "{message}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            read_token(dir.path()),
+            Err(Error::TokenInsecure { .. })
+        ));
+        // After the advice is followed, the same token is used again.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(ensure_token(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_malformed_token_file_and_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(read_token(dir.path()), Err(Error::TokenIo { .. })));
+        let path = token_path(dir.path());
+        for content in ["", "short\n", &format!("{TOKEN} extra\n"), &"zz".repeat(32)] {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap();
+            file.write_all(content.as_bytes()).unwrap();
+            let error = ensure_token(dir.path()).unwrap_err();
+            assert!(matches!(error, Error::TokenMalformed { .. }), "{content:?}");
+            assert!(error.to_string().contains("delete"), "{error}");
+        }
+    }
+}

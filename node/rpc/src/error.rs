@@ -1,0 +1,341 @@
+//! What a call can fail with: [`ApiError`], typed by what the caller must do, each variant with
+//! a stable numeric code (the table is in the crate docs), and its conversion into a JSON-RPC
+//! error object.
+
+use farthing_core::{AmountError, ChannelId, format_amount};
+use jsonrpsee::types::{ErrorObject, ErrorObjectOwned};
+use serde_json::{Value, json};
+
+use crate::api::ChannelState;
+
+/// The stable JSON-RPC error codes of [`ApiError`]. Clients match on these, never on messages.
+pub mod code {
+    /// [`super::ApiError::UnknownChannel`].
+    pub const UNKNOWN_CHANNEL: i32 = 1001;
+    /// [`super::ApiError::WrongState`].
+    pub const WRONG_STATE: i32 = 1002;
+    /// [`super::ApiError::InsufficientFunds`].
+    pub const INSUFFICIENT_FUNDS: i32 = 1003;
+    /// [`super::ApiError::InvalidAmount`].
+    pub const INVALID_AMOUNT: i32 = 1004;
+    /// [`super::ApiError::InvalidParams`].
+    pub const INVALID_PARAMS: i32 = 1005;
+    /// [`super::ApiError::ChainUnavailable`].
+    pub const CHAIN_UNAVAILABLE: i32 = 1006;
+    /// [`super::ApiError::Degraded`].
+    pub const DEGRADED: i32 = 1007;
+    /// [`super::ApiError::Internal`].
+    pub const INTERNAL: i32 = 1099;
+}
+
+/// Why a call failed. The message (`Display`, sent as the JSON-RPC error message) says what
+/// was wrong and what to do; the code (see [`code`]) is stable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No channel has this id (code 1001).
+    #[error("no channel {id}: farthing_listChannels lists the node's channels")]
+    UnknownChannel {
+        /// The id asked for.
+        id: ChannelId,
+    },
+    /// The channel is not in a state that allows the call (code 1002).
+    #[error("channel {id} is {state}, so {call} is not possible; next: {}", next_step(*.state))]
+    WrongState {
+        /// The channel.
+        id: ChannelId,
+        /// Its current state.
+        state: ChannelState,
+        /// The refused method, e.g. `"farthing_topUp"`.
+        call: &'static str,
+    },
+    /// The node's token balance or allowance is too low for the call (code 1003).
+    #[error(
+        "{kind} is too low: {} needed, {} available, {} missing; {}",
+        format_amount(*.needed, *.decimals),
+        format_amount(*.available, *.decimals),
+        format_amount(.needed.saturating_sub(*.available), *.decimals),
+        kind.remedy(&format_amount(.needed.saturating_sub(*.available), *.decimals))
+    )]
+    InsufficientFunds {
+        /// What is short.
+        kind: Shortfall,
+        /// What the call needs, in base units.
+        needed: u128,
+        /// What there is, in base units.
+        available: u128,
+        /// The token's decimals, to show the amounts.
+        decimals: u8,
+    },
+    /// An amount parameter is malformed, too precise, zero or out of range (code 1004).
+    #[error("invalid amount: {0}")]
+    InvalidAmount(#[from] AmountProblem),
+    /// Another parameter is wrong, e.g. the partner is the zero address or the node itself
+    /// (code 1005). The text says which and why.
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
+    /// The chain's RPC does not answer (code 1006): retry later.
+    #[error(
+        "the chain RPC is unavailable ({0}): retry later; farthing_info shows the node's health"
+    )]
+    ChainUnavailable(String),
+    /// The node is degraded and takes no new risk (code 1007); reads still work.
+    #[error(
+        "the node is degraded and takes no new risk ({}): reads still work; retry when farthing_info reports health \"ok\"",
+        .reasons.join("; ")
+    )]
+    Degraded {
+        /// Why, as in [`crate::Health::reasons`].
+        reasons: Vec<String>,
+    },
+    /// A bug or an unexpected failure inside the node (code 1099).
+    #[error("internal error: {0}; the node's log has the details")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable JSON-RPC error code (the table in the crate docs).
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::UnknownChannel { .. } => code::UNKNOWN_CHANNEL,
+            Self::WrongState { .. } => code::WRONG_STATE,
+            Self::InsufficientFunds { .. } => code::INSUFFICIENT_FUNDS,
+            Self::InvalidAmount(_) => code::INVALID_AMOUNT,
+            Self::InvalidParams(_) => code::INVALID_PARAMS,
+            Self::ChainUnavailable(_) => code::CHAIN_UNAVAILABLE,
+            Self::Degraded { .. } => code::DEGRADED,
+            Self::Internal(_) => code::INTERNAL,
+        }
+    }
+
+    /// Machine-readable details sent as the error object's `data`, where there are any.
+    pub fn data(&self) -> Option<Value> {
+        match self {
+            Self::UnknownChannel { id } => Some(json!({ "channel_id": id })),
+            Self::WrongState { id, state, .. } => Some(json!({ "channel_id": id, "state": state })),
+            Self::InsufficientFunds {
+                kind,
+                needed,
+                available,
+                decimals,
+            } => Some(json!({
+                "kind": kind.as_str(),
+                "needed": format_amount(*needed, *decimals),
+                "available": format_amount(*available, *decimals),
+                "missing": format_amount(needed.saturating_sub(*available), *decimals),
+            })),
+            Self::Degraded { reasons } => Some(json!({ "reasons": reasons })),
+            Self::InvalidAmount(_)
+            | Self::InvalidParams(_)
+            | Self::ChainUnavailable(_)
+            | Self::Internal(_) => None,
+        }
+    }
+}
+
+impl From<AmountError> for ApiError {
+    fn from(error: AmountError) -> Self {
+        Self::InvalidAmount(AmountProblem::Parse(error))
+    }
+}
+
+impl From<ApiError> for ErrorObjectOwned {
+    fn from(error: ApiError) -> Self {
+        ErrorObject::owned(error.code(), error.to_string(), error.data())
+    }
+}
+
+/// What is wrong with an amount ([`ApiError::InvalidAmount`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountProblem {
+    /// Not a decimal amount the token can hold, or above the bound (the core's message).
+    #[error(transparent)]
+    Parse(#[from] AmountError),
+    /// Zero where a positive amount is needed.
+    #[error("the amount is zero: give a positive amount like 12.5")]
+    Zero,
+}
+
+/// What [`ApiError::InsufficientFunds`] is short of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shortfall {
+    /// The node's token balance.
+    TokenBalance,
+    /// The node's token allowance for the `ChannelManager`.
+    Allowance,
+}
+
+impl Shortfall {
+    /// The name in the error's `data.kind`: `"token_balance"` or `"allowance"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenBalance => "token_balance",
+            Self::Allowance => "allowance",
+        }
+    }
+
+    fn remedy(self, missing: &str) -> String {
+        match self {
+            Self::TokenBalance => format!(
+                "send at least {missing} more tokens to the node's address (farthing_info) or ask for less"
+            ),
+            Self::Allowance => format!(
+                "approve the ChannelManager (farthing_info) for at least {missing} more tokens or ask for less"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::TokenBalance => "the node's token balance",
+            Self::Allowance => "the node's token allowance for the ChannelManager",
+        })
+    }
+}
+
+/// The call that fits a channel in `state`.
+fn next_step(state: ChannelState) -> &'static str {
+    match state {
+        ChannelState::Open => {
+            "farthing_closeChannel closes it, then farthing_settle pays out after the challenge period"
+        }
+        ChannelState::Closed => {
+            "wait until its settle_after (farthing_getChannel), then call farthing_settle"
+        }
+        ChannelState::Settled => {
+            "none, it is final; farthing_claim collects anything left claimable, farthing_openChannel opens a new channel"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant, with the code the crate docs give it.
+    fn every_error() -> Vec<(ApiError, i32)> {
+        vec![
+            (ApiError::UnknownChannel { id: 9 }, 1001),
+            (
+                ApiError::WrongState {
+                    id: 9,
+                    state: ChannelState::Closed,
+                    call: "farthing_topUp",
+                },
+                1002,
+            ),
+            (
+                ApiError::InsufficientFunds {
+                    kind: Shortfall::TokenBalance,
+                    needed: 12_500_000,
+                    available: 10_000_000,
+                    decimals: 6,
+                },
+                1003,
+            ),
+            (AmountError::Malformed("1e6".into()).into(), 1004),
+            (ApiError::InvalidAmount(AmountProblem::Zero), 1004),
+            (
+                ApiError::InvalidParams("partner is the zero address".into()),
+                1005,
+            ),
+            (
+                ApiError::ChainUnavailable("connection refused".into()),
+                1006,
+            ),
+            (
+                ApiError::Degraded {
+                    reasons: vec!["store stalled".into()],
+                },
+                1007,
+            ),
+            (ApiError::Internal("oops".into()), 1099),
+        ]
+    }
+
+    #[test]
+    fn every_error_maps_to_its_documented_code_and_message() {
+        let docs = include_str!("lib.rs");
+        for (error, expected) in every_error() {
+            let message = error.to_string();
+            let object = ErrorObjectOwned::from(error.clone());
+            assert_eq!(object.code(), expected, "{error:?}");
+            assert_eq!(error.code(), expected);
+            assert_eq!(object.message(), message);
+            assert!(
+                docs.contains(&format!("//! | {expected} | ")),
+                "code {expected} is missing from the table in the crate docs"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let messages: Vec<String> = every_error().iter().map(|(e, _)| e.to_string()).collect();
+        assert!(
+            messages[0].contains("no channel 9") && messages[0].contains("farthing_listChannels")
+        );
+        assert!(
+            messages[1].contains("channel 9 is closed"),
+            "{}",
+            messages[1]
+        );
+        assert!(messages[1].contains("farthing_topUp") && messages[1].contains("farthing_settle"));
+        assert_eq!(
+            messages[2],
+            "the node's token balance is too low: 12.5 needed, 10 available, 2.5 missing; \
+             send at least 2.5 more tokens to the node's address (farthing_info) or ask for less"
+        );
+        // The core's own message is carried.
+        assert!(messages[3].contains(&AmountError::Malformed("1e6".into()).to_string()));
+        assert!(messages[4].contains("zero"));
+        assert!(messages[5].contains("partner is the zero address"));
+        assert!(messages[6].contains("retry later"));
+        assert!(messages[7].contains("store stalled") && messages[7].contains("no new risk"));
+        assert!(messages[8].contains("log"));
+
+        let open = ApiError::WrongState {
+            id: 1,
+            state: ChannelState::Open,
+            call: "farthing_settle",
+        };
+        assert!(open.to_string().contains("farthing_closeChannel"), "{open}");
+        let settled = ApiError::WrongState {
+            id: 1,
+            state: ChannelState::Settled,
+            call: "farthing_closeChannel",
+        };
+        assert!(settled.to_string().contains("final"), "{settled}");
+        let allowance = ApiError::InsufficientFunds {
+            kind: Shortfall::Allowance,
+            needed: 5,
+            available: 0,
+            decimals: 0,
+        };
+        assert!(allowance.to_string().contains("5 missing"), "{allowance}");
+        assert!(allowance.to_string().contains("approve"), "{allowance}");
+    }
+
+    #[test]
+    fn data_carries_the_details() {
+        let errors = every_error();
+        let data = |i: usize| {
+            ErrorObjectOwned::from(errors[i].0.clone())
+                .data()
+                .map(|d| d.get().to_owned())
+        };
+        assert_eq!(data(0).as_deref(), Some(r#"{"channel_id":9}"#));
+        assert_eq!(
+            data(1).as_deref(),
+            Some(r#"{"channel_id":9,"state":"closed"}"#)
+        );
+        let funds: Value = serde_json::from_str(&data(2).unwrap()).unwrap();
+        assert_eq!(
+            funds,
+            json!({ "kind": "token_balance", "needed": "12.5", "available": "10", "missing": "2.5" })
+        );
+        assert_eq!(data(7).as_deref(), Some(r#"{"reasons":["store stalled"]}"#));
+        assert_eq!(data(8), None);
+    }
+}

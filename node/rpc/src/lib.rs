@@ -1,0 +1,121 @@
+//! Farthing's JSON-RPC API: the adapter between agents or operators and the node.
+//!
+//! JSON-RPC 2.0 over HTTP and WebSocket on one port (jsonrpsee), defined once by the `#[rpc]`
+//! trait `FarthingApi` in [`api`]: the daemon implements the generated [`FarthingApiServer`]
+//! and hands its `into_rpc()` to [`start`]; the CLI calls the generated [`FarthingApiClient`]
+//! methods on [`connect_http`] or [`connect_ws`]. This crate holds the API types ([`api`]),
+//! the errors ([`ApiError`]), authentication ([`ensure_token`], [`read_token`]), the limits
+//! ([`RpcServerConfig`]), the server start and the clients.
+//!
+//! It must never hold node logic (no channel rules, no chain or store access: those live
+//! behind the server trait), accept a request without the bearer token, or log the token.
+//!
+//! # Authentication
+//!
+//! Every HTTP request and every WebSocket upgrade must carry `Authorization: Bearer <token>`,
+//! the token from `rpc.token` in the node's data dir (created with mode 0600 on first start).
+//! A missing, malformed or wrong header gets HTTP 401 before any method runs. Over the limit
+//! of [`RpcServerConfig::max_connections`], requests get HTTP 429; larger than
+//! [`RpcServerConfig::max_request_bytes`], HTTP 413 (or a JSON-RPC error on WebSocket).
+//!
+//! # Error codes
+//!
+//! A failed call returns a JSON-RPC error object whose `code` is stable, whose `message` says
+//! what was wrong and what to do, and whose `data` carries details where listed:
+//!
+//! | code | [`ApiError`] variant | meaning; what to do | `data` |
+//! |---|---|---|---|
+//! | 1001 | [`UnknownChannel`](ApiError::UnknownChannel) | no channel with this id; `farthing_listChannels` | `{channel_id}` |
+//! | 1002 | [`WrongState`](ApiError::WrongState) | the channel's state does not allow the call; the message names the state and the call that fits | `{channel_id, state}` |
+//! | 1003 | [`InsufficientFunds`](ApiError::InsufficientFunds) | token balance or allowance too low; the message says how much is missing | `{kind, needed, available, missing}` |
+//! | 1004 | [`InvalidAmount`](ApiError::InvalidAmount) | amount malformed, too precise for the token, zero, or out of range | — |
+//! | 1005 | [`InvalidParams`](ApiError::InvalidParams) | another parameter is wrong (e.g. partner is the zero address or the node itself) | — |
+//! | 1006 | [`ChainUnavailable`](ApiError::ChainUnavailable) | the chain RPC does not answer; retry later | — |
+//! | 1007 | [`Degraded`](ApiError::Degraded) | the node is degraded and takes no new risk; reads still work | `{reasons}` |
+//! | 1099 | [`Internal`](ApiError::Internal) | a bug or unexpected failure; see the node's log | — |
+//!
+//! Requests that are not valid JSON-RPC get jsonrpsee's standard errors (-32700 parse error,
+//! -32600 invalid request, -32601 method not found, -32602 invalid params).
+
+pub mod api;
+mod auth;
+mod client;
+mod error;
+mod server;
+
+pub use api::{
+    Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
+    FarthingApiClient, FarthingApiServer, Health, HealthStatus, NodeInfo, OpenParams,
+    parse_amount_param,
+};
+pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
+pub use client::{connect_http, connect_ws};
+pub use error::{AmountProblem, ApiError, Shortfall, code};
+pub use jsonrpsee::core::ClientError;
+pub use jsonrpsee::server::ServerHandle;
+pub use jsonrpsee_http_client::HttpClient;
+pub use jsonrpsee_ws_client::WsClient;
+pub use server::{RpcServerConfig, start};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong setting up the RPC side (as opposed to a call, see [`ApiError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The token file cannot be created or read.
+    #[error("cannot create or read the RPC token file {}: {source}", path.display())]
+    TokenIo {
+        /// The token file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The token file is readable by group or others.
+    #[error(
+        "the RPC token file {} can be read by group or others (mode {mode:o}): run `chmod 600 {}` and try again",
+        path.display(),
+        path.display()
+    )]
+    TokenInsecure {
+        /// The token file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The token file does not hold a 64-character hex token.
+    #[error(
+        "the RPC token file {} does not hold a 64-character hex token: delete it and start the node to make a new one",
+        path.display()
+    )]
+    TokenMalformed {
+        /// The token file.
+        path: PathBuf,
+    },
+    /// The token given to the server or a client is empty or not printable ASCII.
+    #[error("the RPC token is empty or not printable ASCII: use the content of rpc.token as it is")]
+    BadToken,
+    /// The server cannot listen on the configured address.
+    #[error(
+        "cannot listen for RPC on {addr}: {source}; choose another rpc listen address or stop what uses it"
+    )]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A client cannot be set up for this URL.
+    #[error(
+        "cannot connect to the node's RPC at {url}: {source}; is the node running, and is the URL right?"
+    )]
+    Connect {
+        /// The URL given.
+        url: String,
+        /// jsonrpsee's error.
+        source: ClientError,
+    },
+}

@@ -1,0 +1,196 @@
+//! A fake node behind the server trait, and a helper that serves it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use alloy_primitives::Address;
+use farthing_core::{AmountError, ChannelId};
+use farthing_rpc::{
+    ApiError, Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
+    FarthingApiServer, Health, NodeInfo, OpenParams, RpcServerConfig, ServerHandle, Shortfall,
+};
+use jsonrpsee::PendingSubscriptionSink;
+use jsonrpsee::core::{SubscriptionResult, async_trait};
+use tokio::sync::broadcast;
+
+/// The token the tests' servers accept.
+pub(crate) const TOKEN: &str = "5f0c9a1e3b7d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468";
+
+/// Records each method it is called with; `get_channel(id)` fails with the error whose code
+/// is `id` (see [`error_for`]), and succeeds for id 1.
+#[derive(Clone)]
+pub(crate) struct Fake {
+    calls: Arc<Mutex<Vec<&'static str>>>,
+    updates: broadcast::Sender<ChannelUpdate>,
+}
+
+impl Fake {
+    pub(crate) fn new() -> Self {
+        Self {
+            calls: Arc::default(),
+            updates: broadcast::channel(16).0,
+        }
+    }
+
+    /// The methods called so far, in order.
+    pub(crate) fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Send an update to every subscriber.
+    pub(crate) fn publish(&self, update: ChannelUpdate) {
+        self.updates.send(update).unwrap();
+    }
+
+    fn record(&self, method: &'static str) {
+        self.calls.lock().unwrap().push(method);
+    }
+}
+
+pub(crate) fn view(id: ChannelId, deposit: &str) -> ChannelView {
+    ChannelView {
+        id,
+        state: ChannelState::Open,
+        role: ChannelRole::A,
+        partner: Address::repeat_byte(0xbb),
+        token: Address::repeat_byte(0x70),
+        challenge_period: 3600,
+        deposit_ours: deposit.to_owned(),
+        deposit_partner: "0".into(),
+        balance_ours: deposit.to_owned(),
+        balance_partner: "0".into(),
+        settle_after: None,
+        closer: None,
+    }
+}
+
+/// The error `get_channel(code)` fails with: one per documented code.
+pub(crate) fn error_for(code: ChannelId) -> Option<ApiError> {
+    Some(match code {
+        1001 => ApiError::UnknownChannel { id: code },
+        1002 => ApiError::WrongState {
+            id: code,
+            state: ChannelState::Settled,
+            call: "farthing_getChannel",
+        },
+        1003 => ApiError::InsufficientFunds {
+            kind: Shortfall::Allowance,
+            needed: 3_000_000,
+            available: 1_000_000,
+            decimals: 6,
+        },
+        1004 => AmountError::TooPrecise {
+            amount: "0.0000001".into(),
+            decimals: 6,
+        }
+        .into(),
+        1005 => ApiError::InvalidParams("partner is the node itself".into()),
+        1006 => ApiError::ChainUnavailable("connection refused".into()),
+        1007 => ApiError::Degraded {
+            reasons: vec!["chain RPC down".into()],
+        },
+        1099 => ApiError::Internal("store error".into()),
+        _ => return None,
+    })
+}
+
+pub(crate) const ERROR_CODES: [ChannelId; 8] = [1001, 1002, 1003, 1004, 1005, 1006, 1007, 1099];
+
+#[async_trait]
+impl FarthingApiServer for Fake {
+    async fn info(&self) -> Result<NodeInfo, ApiError> {
+        self.record("info");
+        Ok(NodeInfo {
+            address: Address::repeat_byte(0xaa),
+            chain_id: 31337,
+            channel_manager: Address::repeat_byte(0xcc),
+            token: Address::repeat_byte(0x70),
+            token_symbol: "USDC".into(),
+            token_decimals: 6,
+            synced_block: 41,
+            chain_head: 42,
+            health: Health::ok(),
+        })
+    }
+
+    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError> {
+        self.record("openChannel");
+        Ok(view(1, &params.amount))
+    }
+
+    async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError> {
+        self.record("topUp");
+        Ok(view(channel_id, &amount))
+    }
+
+    async fn list_channels(&self) -> Result<Vec<ChannelView>, ApiError> {
+        self.record("listChannels");
+        Ok(vec![view(1, "100"), view(2, "2.5")])
+    }
+
+    async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        self.record("getChannel");
+        match error_for(channel_id) {
+            Some(error) => Err(error),
+            None => Ok(view(channel_id, "100")),
+        }
+    }
+
+    async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        self.record("closeChannel");
+        Ok(view(channel_id, "100"))
+    }
+
+    async fn settle(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        self.record("settle");
+        Ok(view(channel_id, "100"))
+    }
+
+    async fn claim(&self) -> Result<ClaimResult, ApiError> {
+        self.record("claim");
+        Ok(ClaimResult {
+            claimed: "0".into(),
+        })
+    }
+
+    async fn balances(&self) -> Result<Balances, ApiError> {
+        self.record("balances");
+        Ok(Balances {
+            gas: "0.05".into(),
+            token: "900".into(),
+            in_channels: "100".into(),
+            claimable: "0".into(),
+        })
+    }
+
+    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        self.record("subscribeChannels");
+        // Subscribe before accepting: no update published after the client's call returns
+        // can be missed.
+        let mut updates = self.updates.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                () = sink.closed() => return Ok(()),
+                update = updates.recv() => match update {
+                    Ok(update) => sink.send(serde_json::value::to_raw_value(&update)?).await?,
+                    Err(_) => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+/// A server for a new fake with these limits, on a free loopback port.
+pub(crate) async fn serve(config: RpcServerConfig) -> (Fake, SocketAddr, ServerHandle) {
+    let fake = Fake::new();
+    let (addr, handle) = farthing_rpc::start(&config, TOKEN, fake.clone().into_rpc())
+        .await
+        .unwrap();
+    (fake, addr, handle)
+}
+
+/// `serve` with the default limits.
+pub(crate) async fn serve_default() -> (Fake, SocketAddr, ServerHandle) {
+    serve(RpcServerConfig::ephemeral()).await
+}

@@ -1,0 +1,82 @@
+//! Raw HTTP over TCP, to send exactly the headers a test needs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response: status code, headers (lower-cased names), body.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
+}
+
+/// The `Authorization` header line for `token`.
+pub(crate) fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}\r\n")
+}
+
+/// POST a JSON body to `/` with these extra header lines.
+pub(crate) async fn post(addr: SocketAddr, headers: &str, body: &str) -> Response {
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    send(addr, &request).await
+}
+
+/// A WebSocket upgrade request with these extra header lines.
+pub(crate) async fn upgrade(addr: SocketAddr, headers: &str) -> Response {
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{headers}\r\n"
+    );
+    send(addr, &request).await
+}
+
+/// Send `request`, read one response (headers, then `Content-Length` bytes of body).
+async fn send(addr: SocketAddr, request: &str) -> Response {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        loop {
+            if let Some(response) = parse(&buf) {
+                return response;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed mid-response: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("no complete HTTP response within 10 s")
+}
+
+fn parse(buf: &[u8]) -> Option<Response> {
+    let text = std::str::from_utf8(buf).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let head = head.to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+    if body.len() < length {
+        return None;
+    }
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some(Response {
+        status,
+        head,
+        body: body.to_owned(),
+    })
+}

@@ -1,0 +1,204 @@
+//! The real `farthing` binary as a child process against a real anvil: the daemon's RPC
+//! (bearer token from the data dir) drives a channel through open, top-up, close and — after
+//! a clean SIGTERM shutdown and a restart — settle, with exact balances; auth and bad input
+//! get the documented refusals.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use farthing_e2e::{Devnet, Party, USDC};
+use farthing_rpc::{ClientError, FarthingApiClient, OpenParams, code};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The `farthing` binary next to this test binary (built by `cargo test --workspace`).
+fn farthing_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("farthing");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build -p farthing (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+struct Daemon {
+    child: Child,
+    url: String,
+}
+
+impl Daemon {
+    fn start(data_dir: &Path, rpc_url: &str, deployment: &Path) -> Self {
+        let mut child = Command::new(farthing_bin())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "node",
+                "--dev",
+                "1",
+                "--rpc-url",
+                rpc_url,
+                "--rpc-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--deployment")
+            .arg(deployment)
+            .args(["--log-level", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(
+            line.contains("listening on"),
+            "unexpected first line: {line:?}"
+        );
+        Self {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    /// SIGTERM, and the exit status of a clean shutdown.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn call_code(e: ClientError) -> i32 {
+    match e {
+        ClientError::Call(call) => call.code(),
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+/// The HTTP status of a raw request with the given Authorization header (None: no header).
+async fn http_status(url: &str, authorization: Option<&str>) -> u16 {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"farthing_info"}"#;
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+    let data_dir = dir.path().join("alice");
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
+
+    let daemon = Daemon::start(&data_dir, &devnet.rpc_url, &deployment);
+    let token = farthing_rpc::read_token(&data_dir).unwrap();
+    let client = farthing_rpc::connect_http(&daemon.url, &token).unwrap();
+
+    // R1: no token, a malformed header, a wrong token: 401, nothing runs.
+    assert_eq!(http_status(&daemon.url, None).await, 401);
+    assert_eq!(http_status(&daemon.url, Some("Basic abc")).await, 401);
+    assert_eq!(
+        http_status(&daemon.url, Some(&format!("Bearer {}", "0".repeat(64)))).await,
+        401
+    );
+    assert_eq!(
+        http_status(&daemon.url, Some(&format!("Bearer {token}"))).await,
+        200
+    );
+
+    let info = client.info().await.unwrap();
+    assert_eq!(
+        (info.address, info.chain_id, info.token_decimals),
+        (alice.address(), 31337, 6)
+    );
+    assert_eq!(info.token_symbol, "USDC");
+
+    // Open and top up; amounts in token units.
+    let open = client
+        .open_channel(OpenParams {
+            partner: bob.address(),
+            amount: "50".into(),
+            challenge_period: Some(600),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            open.id,
+            open.deposit_ours.as_str(),
+            open.balance_ours.as_str()
+        ),
+        (1, "50", "50")
+    );
+    let topped = client.top_up(1, "12.5".into()).await.unwrap();
+    assert_eq!(topped.deposit_ours, "62.5");
+    assert_eq!(alice.balance().await, 37_500_000);
+
+    // Documented refusals.
+    let bad_amount = client.top_up(1, "1.2.3".into()).await.unwrap_err();
+    assert_eq!(call_code(bad_amount), code::INVALID_AMOUNT);
+    let too_precise = client.top_up(1, "0.0000001".into()).await.unwrap_err();
+    assert_eq!(call_code(too_precise), code::INVALID_AMOUNT);
+    let unknown = client.get_channel(9).await.unwrap_err();
+    assert_eq!(call_code(unknown), code::UNKNOWN_CHANNEL);
+    let early = client.settle(1).await.unwrap_err();
+    assert_eq!(call_code(early), code::WRONG_STATE);
+    let broke = client.top_up(1, "40".into()).await.unwrap_err();
+    assert_eq!(call_code(broke), code::INSUFFICIENT_FUNDS);
+    assert_eq!(alice.balance().await, 37_500_000, "no refusal moved money");
+
+    let closed = client.close_channel(1).await.unwrap();
+    assert_eq!(closed.state.as_str(), "closed");
+
+    // Clean shutdown on SIGTERM; the window passes while the node is down; restart; settle.
+    assert!(daemon.stop().success(), "clean exit on SIGTERM");
+    devnet.advance_time(601).await.unwrap();
+    let daemon = Daemon::start(&data_dir, &devnet.rpc_url, &deployment);
+    let client = farthing_rpc::connect_http(&daemon.url, &token).unwrap();
+    let listed = client.list_channels().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].state.as_str(),
+        "closed",
+        "state survived the restart"
+    );
+    let settled = client.settle(1).await.unwrap();
+    assert_eq!(settled.state.as_str(), "settled");
+    assert_eq!(alice.balance().await, 100 * USDC, "every unit back");
+    assert_eq!(bob.balance().await, 0);
+    let balances = client.balances().await.unwrap();
+    assert_eq!(
+        (balances.token.as_str(), balances.in_channels.as_str()),
+        ("100", "0")
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
