@@ -6,7 +6,7 @@ use std::sync::Arc;
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use farthing_chain::contracts::ChannelManager;
-use farthing_chain::{ChainClient, ChainError};
+use farthing_chain::{ChainClient, ChainError, OpenAuthorization};
 use farthing_e2e::{Devnet, Party, USDC, send};
 
 #[tokio::test]
@@ -109,4 +109,66 @@ async fn one_key_many_concurrent_operations_refusals_and_resync() {
         .await
         .unwrap();
     assert_eq!(nonce, 11);
+}
+
+#[tokio::test]
+async fn a_gasless_open_signed_by_a_funder_without_ether_is_submitted_by_the_node() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let node_key = devnet.key("ALICE");
+    let client = ChainClient::new(
+        devnet.rpc_url.parse().unwrap(),
+        node_key.clone(),
+        d.chain_id,
+        d.channel_manager,
+        1,
+    );
+    // The funder has tokens and no ether at all.
+    let funder = alloy::signers::local::PrivateKeySigner::random();
+    devnet.mint(&d, funder.address(), 70 * USDC).await.unwrap();
+    let salt = alloy::primitives::B256::repeat_byte(7);
+    let auth = OpenAuthorization::sign(
+        &funder,
+        d.chain_id,
+        d.channel_manager,
+        d.token,
+        node_key.address(),
+        70 * USDC as u128,
+        600,
+        u64::MAX / 2,
+        salt,
+    );
+
+    // A relayer cannot redirect it: another partner changes the nonce the funder signed.
+    let redirected = OpenAuthorization {
+        partner: devnet.key("BOB").address(),
+        ..auth.clone()
+    };
+    let err = client
+        .open_with_authorization(&redirected)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Refused { .. }), "{err}");
+
+    let outcome = client.open_with_authorization(&auth).await.unwrap();
+    assert_eq!(outcome.opened, Some(1));
+    let manager = ChannelManager::new(d.channel_manager, client.provider());
+    let info = manager.getChannel(U256::from(1)).call().await.unwrap();
+    assert_eq!(
+        (info.participantA, info.participantB),
+        (funder.address(), node_key.address())
+    );
+    assert_eq!(info.depositA.to::<u64>(), 70 * USDC);
+    assert_eq!(
+        client
+            .provider()
+            .get_balance(funder.address())
+            .await
+            .unwrap(),
+        U256::ZERO,
+        "the funder paid no gas"
+    );
+    // Replaying the same authorization is refused.
+    let replay = client.open_with_authorization(&auth).await.unwrap_err();
+    assert!(matches!(replay, ChainError::Refused { .. }), "{replay}");
 }

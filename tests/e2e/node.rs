@@ -185,3 +185,116 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
     assert_eq!(node.claim().await.unwrap(), 0, "nothing deferred");
     node.shutdown().await;
 }
+
+/// A node configured against `devnet`, with its deployment file in `dir`.
+fn config_for(devnet: &Devnet, d: &farthing_chain::Deployment, dir: &std::path::Path) -> Config {
+    let deployment = dir.join("deployment.json");
+    std::fs::write(&deployment, serde_json::to_string(d).unwrap()).unwrap();
+    let mut config = Config {
+        data_dir: dir.join("node"),
+        key: KeySource::DevAccount(1),
+        ..Config::default()
+    };
+    config.chain.rpc_url = devnet.rpc_url.clone();
+    config.chain.deployment = deployment;
+    config.chain.poll_interval_ms = 20;
+    config
+}
+
+#[tokio::test]
+async fn channel_updates_stream_over_the_websocket_subscription() {
+    use farthing_rpc::{FarthingApiClient, FarthingApiServer, RpcServerConfig};
+
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config_for(&devnet, &d, dir.path()))
+        .await
+        .unwrap();
+    let token = farthing_rpc::ensure_token(&node.config().data_dir).unwrap();
+    let (addr, server) = farthing_rpc::start(
+        &RpcServerConfig::ephemeral(),
+        &token,
+        farthing_daemon::RpcHandler::new(node.clone()).into_rpc(),
+    )
+    .await
+    .unwrap();
+    let ws = farthing_rpc::connect_ws(&format!("ws://{addr}"), &token)
+        .await
+        .unwrap();
+    let mut updates = ws.subscribe_channels().await.unwrap();
+
+    // bob opens towards alice's node and funds it; alice's agent hears both without polling.
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    devnet.mint(&d, bob.address(), 100 * USDC).await.unwrap();
+    send!(bob.token.approve(d.channel_manager, U256::MAX));
+    send!(
+        bob.manager
+            .open(d.token, node.address(), U256::from(30 * USDC), 600)
+    );
+    send!(
+        bob.manager
+            .topUp(U256::from(1), bob.address(), U256::from(45 * USDC))
+    );
+    let first = tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.channel_id, first.kind.as_str()), (1, "opened"));
+    assert_eq!(first.channel.deposit_partner, "30");
+    let second = tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            second.kind.as_str(),
+            second.channel.deposit_partner.as_str()
+        ),
+        ("deposit", "45")
+    );
+    assert_eq!(ws.get_channel(1).await.unwrap().balance_partner, "45");
+    server.stop().unwrap();
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_chain_that_drops_out_makes_the_node_degraded_and_refuse_new_risk() {
+    use farthing_rpc::{ApiError, FarthingApiServer, HealthStatus, OpenParams};
+
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config_for(&devnet, &d, dir.path()))
+        .await
+        .unwrap();
+    let rpc = farthing_daemon::RpcHandler::new(node.clone());
+    assert_eq!(rpc.info().await.unwrap().health.status, HealthStatus::Ok);
+
+    drop(devnet); // anvil is killed
+    let mut degraded = None;
+    for _ in 0..200 {
+        let info = rpc.info().await.unwrap();
+        if info.health.status == HealthStatus::Degraded {
+            degraded = Some(info.health.reasons);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let reasons = degraded.expect("the node reports itself degraded");
+    assert!(reasons.iter().any(|r| r.contains("chain")), "{reasons:?}");
+    let refused = rpc
+        .open_channel(OpenParams {
+            partner: alloy::primitives::Address::repeat_byte(0xb),
+            amount: "1".into(),
+            challenge_period: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ApiError::Degraded { .. }), "{refused}");
+    // Reads still work from the store.
+    assert!(rpc.list_channels().await.unwrap().is_empty());
+    node.shutdown().await;
+}

@@ -34,6 +34,68 @@ pub struct TxOutcome {
     pub opened: Option<ChannelId>,
 }
 
+/// A funder's signed EIP-3009 authorization to open a channel gaslessly: anyone may submit
+/// it with [`ChainClient::open_with_authorization`]; its nonce fixes partner and period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAuthorization {
+    /// The token.
+    pub token: Address,
+    /// Who pays the deposit (and becomes participant A).
+    pub funder: Address,
+    /// The partner (participant B).
+    pub partner: Address,
+    /// Deposit in base units.
+    pub deposit: u128,
+    /// Challenge period in seconds.
+    pub challenge_period: u32,
+    /// Valid strictly after this unix time.
+    pub valid_after: u64,
+    /// Valid strictly before this unix time.
+    pub valid_before: u64,
+    /// Makes the authorization's nonce unique.
+    pub salt: B256,
+    /// The funder's 65-byte signature in the token's EIP-712 domain.
+    pub signature: Bytes,
+}
+
+impl OpenAuthorization {
+    /// Sign, as the funder, an authorization to open and fund a channel through the
+    /// `ChannelManager` at `manager` on `chain_id` (no transaction: the funder needs no gas).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign(
+        funder: &PrivateKeySigner,
+        chain_id: u64,
+        manager: Address,
+        token: Address,
+        partner: Address,
+        deposit: u128,
+        challenge_period: u32,
+        valid_before: u64,
+        salt: B256,
+    ) -> Self {
+        let message = messages::ReceiveWithAuthorization {
+            from: funder.address(),
+            to: manager,
+            value: U256::from(deposit),
+            validAfter: U256::ZERO,
+            validBefore: U256::from(valid_before),
+            nonce: messages::open_authorization_nonce(partner, challenge_period, salt),
+        };
+        let signature = messages::sign(funder, &message, &messages::usdc_domain(chain_id, token));
+        Self {
+            token,
+            funder: funder.address(),
+            partner,
+            deposit,
+            challenge_period,
+            valid_after: 0,
+            valid_before,
+            salt,
+            signature,
+        }
+    }
+}
+
 /// Why a chain operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -168,6 +230,39 @@ impl ChainClient {
             )
             .into_transaction_request();
         let mut outcome = self.send(WHAT, tx).await?;
+        outcome.opened = self.opened_id(outcome.tx_hash).await;
+        Ok(outcome)
+    }
+
+    /// Submit a funder's gasless open (EIP-3009); the node pays the gas, the funder the deposit.
+    pub async fn open_with_authorization(
+        &self,
+        auth: &OpenAuthorization,
+    ) -> Result<TxOutcome, ChainError> {
+        let sig = &auth.signature;
+        if sig.len() != 65 {
+            return Err(ChainError::Refused {
+                what: "gasless open",
+                reason: "signature is not 65 bytes".into(),
+            });
+        }
+        let tx = self
+            .manager()
+            .openWithAuthorization(
+                auth.token,
+                auth.funder,
+                auth.partner,
+                U256::from(auth.deposit),
+                auth.challenge_period,
+                U256::from(auth.valid_after),
+                U256::from(auth.valid_before),
+                auth.salt,
+                sig[64],
+                B256::from_slice(&sig[..32]),
+                B256::from_slice(&sig[32..64]),
+            )
+            .into_transaction_request();
+        let mut outcome = self.send("gasless open", tx).await?;
         outcome.opened = self.opened_id(outcome.tx_hash).await;
         Ok(outcome)
     }
