@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use farthing_e2e::{Devnet, Party, USDC};
+use farthing_chain::contracts::MockUSDC;
+use farthing_e2e::{Devnet, Party, USDC, send};
 use farthing_rpc::{ClientError, FarthingApiClient, OpenParams, code};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -191,14 +192,84 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
         "closed",
         "state survived the restart"
     );
+    // The token refuses to pay alice at settle time (USDC blacklist): the settle still goes
+    // through, her payout waits in the contract, and she claims it once she is unblocked.
+    let usdc_owner = MockUSDC::new(d.token, devnet.provider(&devnet.key("DEPLOYER")));
+    send!(usdc_owner.blacklist(alice.address()));
     let settled = client.settle(1).await.unwrap();
     assert_eq!(settled.state.as_str(), "settled");
+    assert_eq!(
+        alice.balance().await,
+        37_500_000,
+        "payout deferred, not paid"
+    );
+    let balances = client.balances().await.unwrap();
+    assert_eq!(
+        (balances.claimable.as_str(), balances.in_channels.as_str()),
+        ("62.5", "0")
+    );
+    send!(usdc_owner.unBlacklist(alice.address()));
+    assert_eq!(client.claim().await.unwrap().claimed, "62.5");
     assert_eq!(alice.balance().await, 100 * USDC, "every unit back");
     assert_eq!(bob.balance().await, 0);
     let balances = client.balances().await.unwrap();
     assert_eq!(
-        (balances.token.as_str(), balances.in_channels.as_str()),
+        (balances.token.as_str(), balances.claimable.as_str()),
         ("100", "0")
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[test]
+fn a_wrong_or_unreachable_chain_stops_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let d = runtime.block_on(devnet.deploy()).unwrap();
+    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+    let start = |args: &[&str], key: &[&std::ffi::OsStr]| {
+        let output = Command::new(farthing_bin())
+            .arg("--data-dir")
+            .arg(dir.path().join("node"))
+            .args(["node", "--rpc-listen", "127.0.0.1:0"])
+            .arg("--deployment")
+            .arg(&deployment)
+            .args(args)
+            .args(key)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} must not start");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let dev = [std::ffi::OsStr::new("--dev"), std::ffi::OsStr::new("1")];
+    let unreachable = start(&["--rpc-url", "http://127.0.0.1:9"], &dev);
+    assert_eq!(unreachable.lines().count(), 1, "{unreachable}");
+    assert!(
+        unreachable.starts_with("error: chain RPC unreachable"),
+        "{unreachable}"
+    );
+    let wrong_chain = start(&["--rpc-url", &devnet.rpc_url, "--chain-id", "5"], &dev);
+    assert_eq!(wrong_chain.lines().count(), 1, "{wrong_chain}");
+    assert!(wrong_chain.contains("config says chain 5"), "{wrong_chain}");
+
+    // A raw key file others can read is refused, without echoing the key.
+    let key_file = dir.path().join("key.hex");
+    std::fs::write(
+        &key_file,
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let insecure = start(
+        &["--rpc-url", &devnet.rpc_url],
+        &[std::ffi::OsStr::new("--key-file"), key_file.as_os_str()],
+    );
+    assert_eq!(insecure.lines().count(), 1, "{insecure}");
+    assert!(insecure.contains("chmod 600"), "{insecure}");
+    assert!(!insecure.contains("59c6995e"), "no key material in errors");
 }
