@@ -298,3 +298,58 @@ async fn a_chain_that_drops_out_makes_the_node_degraded_and_refuse_new_risk() {
     assert!(rpc.list_channels().await.unwrap().is_empty());
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_node_survives_the_chain_going_away_and_coming_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("anvil-state.json");
+    let devnet = Devnet::start_persistent(0, &state).unwrap();
+    let d = devnet.deploy().await.unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let node = Node::start(config_for(&devnet, &d, dir.path()))
+        .await
+        .unwrap();
+    let bob = devnet.key("BOB").address();
+    node.open_channel(bob, 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+
+    // The chain goes away: the node notices and says so.
+    let port = devnet.port();
+    devnet.stop_gracefully();
+    for _ in 0..200 {
+        if !node.health().problems.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        !node.health().problems.is_empty(),
+        "degraded while the chain is down"
+    );
+
+    // The same chain comes back on the same port: no operator action, the node recovers.
+    let devnet = Devnet::start_persistent(port, &state).unwrap();
+    for _ in 0..600 {
+        if node.health().problems.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        node.health().problems.is_empty(),
+        "healthy again: {:?}",
+        node.health()
+    );
+    let second = node
+        .open_channel(bob, 5 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    assert_eq!(second.id, 2);
+    assert_eq!(node.store().channels().unwrap().len(), 2);
+    node.shutdown().await;
+    drop(devnet);
+}

@@ -55,6 +55,34 @@ pub struct Devnet {
 impl Devnet {
     /// Start anvil (from `contracts/node_modules`, or `$FARTHING_ANVIL`) on a free port.
     pub fn start() -> Result<Self> {
+        Self::spawn(0, None)
+    }
+
+    /// Start anvil on `port` (0: a free one) keeping its chain in `state`: loaded at start if
+    /// the file exists, written when the devnet is stopped with [`Devnet::stop_gracefully`].
+    /// Lets a test take the chain away from a node and bring the same chain back.
+    pub fn start_persistent(port: u16, state: &Path) -> Result<Self> {
+        Self::spawn(port, Some(state))
+    }
+
+    /// The port anvil listens on.
+    pub fn port(&self) -> u16 {
+        self.rpc_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Stop anvil with SIGTERM (it writes its state file, if any) and wait for it.
+    pub fn stop_gracefully(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(port: u16, state: Option<&Path>) -> Result<Self> {
         let env = devnet_env();
         let anvil = std::env::var_os("FARTHING_ANVIL")
             .map(PathBuf::from)
@@ -63,7 +91,7 @@ impl Devnet {
             bail!("{} is missing: run scripts/setup.sh", anvil.display());
         }
         let mut cmd = Command::new(&anvil);
-        cmd.args(["--host", "127.0.0.1", "--port", "0"])
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--chain-id", &env["DEVNET_CHAIN_ID"]])
             .args(["--mnemonic", &env["DEVNET_MNEMONIC"]])
             .args(["--accounts", &env["DEVNET_ACCOUNTS"]])
@@ -71,6 +99,9 @@ impl Devnet {
             .args(["--hardfork", &env["DEVNET_HARDFORK"]])
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        if let Some(state) = state {
+            cmd.arg("--state").arg(state);
+        }
         let mut child = cmd
             .spawn()
             .wrap_err_with(|| format!("spawning {}", anvil.display()))?;
