@@ -353,3 +353,85 @@ async fn the_node_survives_the_chain_going_away_and_coming_back() {
     node.shutdown().await;
     drop(devnet);
 }
+
+#[tokio::test]
+async fn a_transaction_sent_before_a_crash_is_broadcast_again_after_the_restart() {
+    use alloy::providers::{Provider, ProviderBuilder};
+    use farthing_store::TxKind;
+
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(&devnet, &d, dir.path());
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let node = Node::start(config.clone()).await.unwrap();
+    node.open_channel(devnet.key("BOB").address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    assert!(
+        node.store().pending_txs().unwrap().is_empty(),
+        "mined transactions are forgotten"
+    );
+
+    // The chain stops mining; the node sends its close and dies waiting for the receipt.
+    let chain = ProviderBuilder::new().connect_http(devnet.rpc_url.parse().unwrap());
+    let _: serde_json::Value = chain
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let closing = tokio::spawn({
+        let node = node.clone();
+        async move { node.close_channel(1).await }
+    });
+    let mut journaled = Vec::new();
+    for _ in 0..200 {
+        journaled = node.store().pending_txs().unwrap();
+        if !journaled.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        journaled.len(),
+        1,
+        "the close was journaled before it left the process"
+    );
+    assert_eq!(journaled[0].kind, TxKind::Close);
+    closing.abort();
+    let _ = closing.await;
+    node.shutdown().await;
+    drop(node);
+
+    // ... and the chain loses it too.
+    let _: serde_json::Value = chain
+        .raw_request("anvil_dropAllTransactions".into(), ())
+        .await
+        .unwrap();
+    let _: serde_json::Value = chain.raw_request("evm_mine".into(), ()).await.unwrap();
+    let node = Node::start(config).await.unwrap();
+    assert_eq!(
+        node.channel(1).unwrap().on_chain.state,
+        ChainState::Open,
+        "the close never made it"
+    );
+
+    // The restarted node broadcasts it again; once mined, it is forgotten and the channel closed.
+    for _ in 0..100 {
+        let _: serde_json::Value = chain.raw_request("evm_mine".into(), ()).await.unwrap();
+        if node.store().pending_txs().unwrap().is_empty()
+            && node.channel(1).unwrap().on_chain.state == ChainState::Closed
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        node.store().pending_txs().unwrap().is_empty(),
+        "journal cleared after the receipt"
+    );
+    assert_eq!(node.channel(1).unwrap().on_chain.state, ChainState::Closed);
+    node.shutdown().await;
+}

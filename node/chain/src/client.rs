@@ -7,8 +7,16 @@
 //! resynchronises instead of leaving a gap. Receipts are awaited with the configured
 //! confirmations. A call the contract would refuse fails before anything is sent (gas
 //! estimation simulates it), with the contract's custom error decoded into words.
+//!
+//! Every transaction is signed here and handed to the [`TxJournal`] (the node's store) before
+//! it is broadcast, so a node that dies between sending and the receipt finds it again at
+//! start-up and broadcasts it again ([`ChainClient::rebroadcast`]): nothing the node sent is
+//! forgotten.
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
+use std::sync::Arc;
+
+use alloy::eips::eip2718::Encodable2718;
+use alloy::network::{Ethereum, EthereumWallet, NetworkWallet, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
@@ -96,6 +104,27 @@ impl OpenAuthorization {
     }
 }
 
+/// A signed transaction the client is about to broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentTx {
+    /// Its hash.
+    pub tx_hash: B256,
+    /// Its nonce (unique per key: the journal's key).
+    pub nonce: u64,
+    /// What it does (`open`, `close`, ...).
+    pub what: &'static str,
+    /// The signed transaction, EIP-2718 encoded, ready to broadcast again.
+    pub raw: Bytes,
+}
+
+/// Where the client records transactions before broadcasting them (the node's store).
+pub trait TxJournal: Send + Sync {
+    /// Record `tx` durably; called before it leaves the process. An error stops the send.
+    fn record(&self, tx: &SentTx) -> Result<(), String>;
+    /// `tx_hash` was mined (or can never be): forget it.
+    fn forget(&self, nonce: u64) -> Result<(), String>;
+}
+
 /// Why a chain operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -117,6 +146,14 @@ pub enum ChainError {
         /// The transport error.
         reason: String,
     },
+    /// The journal could not record the transaction; nothing was sent.
+    #[error("{what}: cannot record the transaction before sending it: {reason}")]
+    Journal {
+        /// The operation.
+        what: &'static str,
+        /// The journal's error.
+        reason: String,
+    },
     /// The transaction was mined but reverted.
     #[error("{what}: transaction {tx_hash} reverted on-chain")]
     Reverted {
@@ -130,6 +167,8 @@ pub enum ChainError {
 /// Sends the node's transactions; cheap to share behind an `Arc`.
 pub struct ChainClient {
     provider: DynProvider,
+    wallet: EthereumWallet,
+    journal: Option<Arc<dyn TxJournal>>,
     address: Address,
     manager: Address,
     chain_id: u64,
@@ -152,19 +191,85 @@ impl ChainClient {
         let address = signer.address();
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
-            .with_gas_estimation()
-            .with_chain_id(chain_id)
-            .wallet(EthereumWallet::from(signer))
             .connect_http(rpc_url)
             .erased();
         Self {
             provider,
+            wallet: EthereumWallet::from(signer),
+            journal: None,
             address,
             manager,
             chain_id,
             confirmations,
             next_nonce: Mutex::new(None),
             token_lock: Mutex::new(()),
+        }
+    }
+
+    /// Record every transaction in `journal` before broadcasting it.
+    pub fn with_journal(mut self, journal: Arc<dyn TxJournal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Broadcast a journaled transaction again (after a restart) and wait for its receipt;
+    /// forgets it once mined, or once its nonce is used by another transaction.
+    pub async fn rebroadcast(&self, tx: &SentTx) -> Result<Option<TxOutcome>, ChainError> {
+        let what = tx.what;
+        let rpc = |e: alloy::transports::TransportError| ChainError::Rpc {
+            what,
+            reason: e.to_string(),
+        };
+        if self
+            .provider
+            .get_transaction_receipt(tx.tx_hash)
+            .await
+            .map_err(rpc)?
+            .is_none()
+        {
+            let sent = self.provider.send_raw_transaction(&tx.raw).await;
+            if let Err(e) = sent {
+                let used = self
+                    .provider
+                    .get_transaction_count(self.address)
+                    .await
+                    .map_err(rpc)?;
+                if used > tx.nonce {
+                    // The nonce went to another transaction: this one can never be mined.
+                    self.forget(what, tx.nonce)?;
+                    return Ok(None);
+                }
+                if !e.to_string().contains("already") {
+                    return Err(rpc(e));
+                }
+            }
+        }
+        let receipt = alloy::providers::PendingTransactionBuilder::new(
+            self.provider.root().clone(),
+            tx.tx_hash,
+        )
+        .with_required_confirmations(self.confirmations.max(1))
+        .get_receipt()
+        .await
+        .map_err(|e| ChainError::Rpc {
+            what,
+            reason: e.to_string(),
+        })?;
+        self.forget(what, tx.nonce)?;
+        Ok(Some(TxOutcome {
+            tx_hash: tx.tx_hash,
+            block: receipt.block_number.unwrap_or_default(),
+            gas_used: receipt.gas_used,
+            opened: None,
+        }))
+    }
+
+    fn forget(&self, what: &'static str, nonce: u64) -> Result<(), ChainError> {
+        match &self.journal {
+            Some(journal) => journal
+                .forget(nonce)
+                .map_err(|reason| ChainError::Journal { what, reason }),
+            None => Ok(()),
         }
     }
 
@@ -398,8 +503,24 @@ impl ChainClient {
         what: &'static str,
         tx: TransactionRequest,
     ) -> Result<TxOutcome, ChainError> {
-        let mut tx = tx.with_from(self.address);
-        let pending = {
+        let rpc = |e: alloy::transports::TransportError| ChainError::Rpc {
+            what,
+            reason: e.to_string(),
+        };
+        let mut tx = tx.with_from(self.address).with_chain_id(self.chain_id);
+        // Simulate first: a refused call fails here, with the contract's error, before
+        // anything is signed or a nonce is taken.
+        let gas = self
+            .provider
+            .estimate_gas(tx.clone())
+            .await
+            .map_err(|e| refusal_or_rpc(what, &e))?;
+        let fees = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
+        tx.set_gas_limit(gas + gas / 5);
+        tx.set_max_fee_per_gas(fees.max_fee_per_gas);
+        tx.set_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+
+        let sent = {
             let mut next = self.next_nonce.lock().await;
             let nonce = match *next {
                 Some(nonce) => nonce,
@@ -408,37 +529,56 @@ impl ChainClient {
                     .get_transaction_count(self.address)
                     .pending()
                     .await
-                    .map_err(|e| ChainError::Rpc {
-                        what,
-                        reason: e.to_string(),
-                    })?,
+                    .map_err(rpc)?,
             };
             tx.set_nonce(nonce);
-            match self.provider.send_transaction(tx).await {
-                Ok(pending) => {
-                    *next = Some(nonce + 1);
-                    pending
-                }
+            let envelope = NetworkWallet::<Ethereum>::sign_request(&self.wallet, tx)
+                .await
+                .map_err(|e| ChainError::Rpc {
+                    what,
+                    reason: format!("signing: {e}"),
+                })?;
+            let sent = SentTx {
+                tx_hash: *envelope.tx_hash(),
+                nonce,
+                what,
+                raw: envelope.encoded_2718().into(),
+            };
+            if let Some(journal) = &self.journal {
+                journal
+                    .record(&sent)
+                    .map_err(|reason| ChainError::Journal { what, reason })?;
+            }
+            match self.provider.send_raw_transaction(&sent.raw).await {
+                Ok(_) => *next = Some(nonce + 1),
                 Err(e) => {
                     *next = None; // resynchronise from the chain on the next send
+                    self.forget(what, nonce)?;
                     return Err(refusal_or_rpc(what, &e));
                 }
             }
+            sent
         };
-        let tx_hash = *pending.tx_hash();
-        let receipt: TransactionReceipt = pending
-            .with_required_confirmations(self.confirmations.max(1))
-            .get_receipt()
-            .await
-            .map_err(|e| ChainError::Rpc {
-                what,
-                reason: e.to_string(),
-            })?;
+        let receipt: TransactionReceipt = alloy::providers::PendingTransactionBuilder::new(
+            self.provider.root().clone(),
+            sent.tx_hash,
+        )
+        .with_required_confirmations(self.confirmations.max(1))
+        .get_receipt()
+        .await
+        .map_err(|e| ChainError::Rpc {
+            what,
+            reason: e.to_string(),
+        })?;
+        self.forget(what, sent.nonce)?;
         if !receipt.status() {
-            return Err(ChainError::Reverted { what, tx_hash });
+            return Err(ChainError::Reverted {
+                what,
+                tx_hash: sent.tx_hash,
+            });
         }
         Ok(TxOutcome {
-            tx_hash,
+            tx_hash: sent.tx_hash,
             block: receipt.block_number.unwrap_or_default(),
             gas_used: receipt.gas_used,
             opened: None,

@@ -17,5 +17,5 @@ mod deployment;
 pub mod events;
 pub mod messages;
 
-pub use client::{ChainClient, ChainError, OpenAuthorization, TxOutcome};
+pub use client::{ChainClient, ChainError, OpenAuthorization, SentTx, TxJournal, TxOutcome};
 pub use deployment::{ChainCheck, Deployment, DeploymentError};

@@ -11,6 +11,7 @@
 //! data.
 
 pub mod config;
+mod journal;
 pub mod keys;
 mod node;
 mod ops;

@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::journal::{StoreJournal, sent_tx};
 use crate::keys::{KeyError, load_key};
 
 /// Why the node cannot start.
@@ -123,13 +124,40 @@ impl Node {
             source,
         })?;
         let store: Arc<dyn Store> = Arc::new(RocksStore::open(config.data_dir.join("db"))?);
-        let client = Arc::new(ChainClient::new(
-            url,
-            key.clone(),
-            deployment.chain_id,
-            deployment.channel_manager,
-            config.chain.confirmations,
-        ));
+        let client = Arc::new(
+            ChainClient::new(
+                url,
+                key.clone(),
+                deployment.chain_id,
+                deployment.channel_manager,
+                config.chain.confirmations,
+            )
+            .with_journal(Arc::new(StoreJournal(store.clone()))),
+        );
+        // Transactions sent before a crash or a stop whose receipt the node never saw: send them
+        // again (a no-op when they are already mined) and wait for them in the background.
+        let unfinished = store.pending_txs()?;
+        if !unfinished.is_empty() {
+            tracing::info!(
+                count = unfinished.len(),
+                "rebroadcasting transactions sent before the restart"
+            );
+            let client = client.clone();
+            tokio::spawn(async move {
+                for pending in unfinished {
+                    let tx = sent_tx(&pending);
+                    match client.rebroadcast(&tx).await {
+                        Ok(Some(outcome)) => {
+                            tracing::info!(tx = %outcome.tx_hash, what = tx.what, "transaction mined")
+                        }
+                        Ok(None) => {
+                            tracing::warn!(tx = %tx.tx_hash, what = tx.what, "transaction replaced; dropped")
+                        }
+                        Err(e) => tracing::warn!(tx = %tx.tx_hash, "{e}"),
+                    }
+                }
+            });
+        }
         tracing::info!(
             address = %key.address(),
             chain = check.chain_id,
