@@ -24,16 +24,7 @@ async fn the_watcher_follows_our_channels_and_catches_up_after_a_restart() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let deployment = dir.path().join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
-    let mut config = Config {
-        data_dir: dir.path().join("node"),
-        key: KeySource::DevAccount(1),
-        ..Config::default()
-    };
-    config.chain.rpc_url = devnet.rpc_url.clone();
-    config.chain.deployment = deployment;
-    config.chain.poll_interval_ms = 20;
+    let config = config_for(&devnet, &d, dir.path());
 
     let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
     let bob = Party::new(&devnet, &d, devnet.key("BOB"));
@@ -109,16 +100,7 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let deployment = dir.path().join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
-    let mut config = Config {
-        data_dir: dir.path().join("node"),
-        key: KeySource::DevAccount(1),
-        ..Config::default()
-    };
-    config.chain.rpc_url = devnet.rpc_url.clone();
-    config.chain.deployment = deployment;
-    config.chain.poll_interval_ms = 20;
+    let config = config_for(&devnet, &d, dir.path());
     let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
     let bob = Party::new(&devnet, &d, devnet.key("BOB"));
     devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();

@@ -244,17 +244,7 @@ impl ChainClient {
                 }
             }
         }
-        let receipt = alloy::providers::PendingTransactionBuilder::new(
-            self.provider.root().clone(),
-            tx.tx_hash,
-        )
-        .with_required_confirmations(self.confirmations.max(1))
-        .get_receipt()
-        .await
-        .map_err(|e| ChainError::Rpc {
-            what,
-            reason: e.to_string(),
-        })?;
+        let receipt = self.receipt(what, tx.tx_hash).await?;
         self.forget(what, tx.nonce)?;
         Ok(Some(TxOutcome {
             tx_hash: tx.tx_hash,
@@ -262,6 +252,22 @@ impl ChainClient {
             gas_used: receipt.gas_used,
             opened: None,
         }))
+    }
+
+    /// Wait for `tx_hash`'s receipt with the configured confirmations.
+    async fn receipt(
+        &self,
+        what: &'static str,
+        tx_hash: B256,
+    ) -> Result<TransactionReceipt, ChainError> {
+        alloy::providers::PendingTransactionBuilder::new(self.provider.root().clone(), tx_hash)
+            .with_required_confirmations(self.confirmations.max(1))
+            .get_receipt()
+            .await
+            .map_err(|e| ChainError::Rpc {
+                what,
+                reason: e.to_string(),
+            })
     }
 
     fn forget(&self, what: &'static str, nonce: u64) -> Result<(), ChainError> {
@@ -559,17 +565,7 @@ impl ChainClient {
             }
             sent
         };
-        let receipt: TransactionReceipt = alloy::providers::PendingTransactionBuilder::new(
-            self.provider.root().clone(),
-            sent.tx_hash,
-        )
-        .with_required_confirmations(self.confirmations.max(1))
-        .get_receipt()
-        .await
-        .map_err(|e| ChainError::Rpc {
-            what,
-            reason: e.to_string(),
-        })?;
+        let receipt = self.receipt(what, sent.tx_hash).await?;
         self.forget(what, sent.nonce)?;
         if !receipt.status() {
             return Err(ChainError::Reverted {
