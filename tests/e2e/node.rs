@@ -156,8 +156,14 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
     ));
     let early = node.settle_channel(1).await.unwrap_err();
     assert!(
-        early.to_string().contains("ChallengePeriodActive"),
-        "{early}"
+        matches!(
+            early,
+            OpError::WrongState {
+                state: ChainState::Closed,
+                ..
+            }
+        ),
+        "settling inside the challenge period is refused before sending: {early}"
     );
     devnet.advance_time(601).await.unwrap();
     let settled = node.settle_channel(1).await.unwrap();

@@ -121,8 +121,9 @@ pub struct SentTx {
 pub trait TxJournal: Send + Sync {
     /// Record `tx` durably; called before it leaves the process. An error stops the send.
     fn record(&self, tx: &SentTx) -> Result<(), String>;
-    /// `tx_hash` was mined (or can never be): forget it.
-    fn forget(&self, nonce: u64) -> Result<(), String>;
+    /// The transaction `tx_hash` (sent with `nonce`) was mined, refused, or can never be mined:
+    /// forget it — only if the record under `nonce` is still that transaction.
+    fn forget(&self, nonce: u64, tx_hash: B256) -> Result<(), String>;
 }
 
 /// Why a chain operation failed.
@@ -154,6 +155,20 @@ pub enum ChainError {
         /// The journal's error.
         reason: String,
     },
+    /// The transaction was broadcast but its receipt did not arrive in time. It stays in the
+    /// journal and the node keeps following it: do not send it again.
+    #[error(
+        "{what}: transaction {tx_hash} was sent but not yet confirmed ({reason}); do not resend it: \
+         the node keeps watching it and the channel's state will show the outcome"
+    )]
+    Unconfirmed {
+        /// The operation.
+        what: &'static str,
+        /// Its hash.
+        tx_hash: B256,
+        /// Why waiting stopped.
+        reason: String,
+    },
     /// The transaction was mined but reverted.
     #[error("{what}: transaction {tx_hash} reverted on-chain")]
     Reverted {
@@ -164,9 +179,27 @@ pub enum ChainError {
     },
 }
 
+/// How long an operation waits for its receipt before answering `Unconfirmed`.
+pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `url` without path, query or credentials (an RPC URL often carries an API key).
+pub fn redact_url(url: &str) -> String {
+    match url.parse::<alloy::transports::http::reqwest::Url>() {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or("?"),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "<rpc url>".into(),
+    }
+}
+
 /// Sends the node's transactions; cheap to share behind an `Arc`.
 pub struct ChainClient {
     provider: DynProvider,
+    /// The RPC URL as configured, and as it may appear in messages.
+    url: (String, String),
     wallet: EthereumWallet,
     journal: Option<Arc<dyn TxJournal>>,
     address: Address,
@@ -189,12 +222,14 @@ impl ChainClient {
         confirmations: u64,
     ) -> Self {
         let address = signer.address();
+        let url = (rpc_url.to_string(), redact_url(rpc_url.as_str()));
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect_http(rpc_url)
             .erased();
         Self {
             provider,
+            url,
             wallet: EthereumWallet::from(signer),
             journal: None,
             address,
@@ -212,49 +247,62 @@ impl ChainClient {
         self
     }
 
-    /// Broadcast a journaled transaction again (after a restart) and wait for its receipt;
-    /// forgets it once mined, or once its nonce is used by another transaction.
-    pub async fn rebroadcast(&self, tx: &SentTx) -> Result<Option<TxOutcome>, ChainError> {
+    /// Broadcast a journaled transaction again after a restart, under the nonce lock (so no
+    /// new transaction can take its nonce meanwhile). Returns whether it still needs waiting
+    /// for: `false` when it is already mined, or can never be (its nonce went to another
+    /// transaction; it is then forgotten).
+    pub async fn resend(&self, tx: &SentTx) -> Result<bool, ChainError> {
         let what = tx.what;
-        let rpc = |e: alloy::transports::TransportError| ChainError::Rpc {
-            what,
-            reason: e.to_string(),
-        };
+        let mut next = self.next_nonce.lock().await;
         if self
             .provider
             .get_transaction_receipt(tx.tx_hash)
             .await
-            .map_err(rpc)?
-            .is_none()
+            .map_err(|e| self.fail(what, e))?
+            .is_some()
         {
-            let sent = self.provider.send_raw_transaction(&tx.raw).await;
-            if let Err(e) = sent {
-                let used = self
-                    .provider
-                    .get_transaction_count(self.address)
-                    .await
-                    .map_err(rpc)?;
-                if used > tx.nonce {
-                    // The nonce went to another transaction: this one can never be mined.
-                    self.forget(what, tx.nonce)?;
-                    return Ok(None);
-                }
-                if !e.to_string().contains("already") {
-                    return Err(rpc(e));
-                }
-            }
+            return Ok(false);
         }
-        let receipt = self.receipt(what, tx.tx_hash).await?;
-        self.forget(what, tx.nonce)?;
-        Ok(Some(TxOutcome {
-            tx_hash: tx.tx_hash,
-            block: receipt.block_number.unwrap_or_default(),
-            gas_used: receipt.gas_used,
-            opened: None,
-        }))
+        let used = self
+            .provider
+            .get_transaction_count(self.address)
+            .await
+            .map_err(|e| self.fail(what, e))?;
+        if used > tx.nonce {
+            // Mined transactions took this nonce, and this one has no receipt: it never will.
+            self.forget(what, tx).await?;
+            return Ok(false);
+        }
+        if let Err(e) = self.provider.send_raw_transaction(&tx.raw).await
+            && !e.to_string().contains("already")
+        {
+            return Err(self.fail(what, e));
+        }
+        let pending = self
+            .provider
+            .get_transaction_count(self.address)
+            .pending()
+            .await
+            .map_err(|e| self.fail(what, e))?;
+        *next = Some(pending.max(tx.nonce + 1).max(next.unwrap_or(0)));
+        Ok(true)
     }
 
-    /// Wait for `tx_hash`'s receipt with the configured confirmations.
+    /// Wait for a journaled transaction's receipt and forget it once mined.
+    pub async fn finish(&self, tx: &SentTx) -> Result<TxOutcome, ChainError> {
+        let receipt = self.receipt(tx.what, tx.tx_hash).await?;
+        self.forget(tx.what, tx).await?;
+        if !receipt.status() {
+            return Err(ChainError::Reverted {
+                what: tx.what,
+                tx_hash: tx.tx_hash,
+            });
+        }
+        Ok(outcome(tx.tx_hash, &receipt))
+    }
+
+    /// Wait for `tx_hash`'s receipt with the configured confirmations, at most
+    /// [`RECEIPT_TIMEOUT`]; after that the answer is [`ChainError::Unconfirmed`].
     async fn receipt(
         &self,
         what: &'static str,
@@ -262,21 +310,58 @@ impl ChainClient {
     ) -> Result<TransactionReceipt, ChainError> {
         alloy::providers::PendingTransactionBuilder::new(self.provider.root().clone(), tx_hash)
             .with_required_confirmations(self.confirmations.max(1))
+            .with_timeout(Some(RECEIPT_TIMEOUT))
             .get_receipt()
             .await
-            .map_err(|e| ChainError::Rpc {
+            .map_err(|e| ChainError::Unconfirmed {
                 what,
-                reason: e.to_string(),
+                tx_hash,
+                reason: self.redact(e.to_string()),
             })
     }
 
-    fn forget(&self, what: &'static str, nonce: u64) -> Result<(), ChainError> {
-        match &self.journal {
-            Some(journal) => journal
-                .forget(nonce)
-                .map_err(|reason| ChainError::Journal { what, reason }),
-            None => Ok(()),
+    /// Forget a journaled transaction (a blocking, synced store write: off the async workers).
+    async fn forget(&self, what: &'static str, tx: &SentTx) -> Result<(), ChainError> {
+        let Some(journal) = self.journal.clone() else {
+            return Ok(());
+        };
+        let (nonce, hash) = (tx.nonce, tx.tx_hash);
+        tokio::task::spawn_blocking(move || journal.forget(nonce, hash))
+            .await
+            .map_err(|e| ChainError::Journal {
+                what,
+                reason: e.to_string(),
+            })?
+            .map_err(|reason| ChainError::Journal { what, reason })
+    }
+
+    /// Record a transaction in the journal before it is broadcast (synced; off the workers).
+    async fn record(&self, what: &'static str, tx: &SentTx) -> Result<(), ChainError> {
+        let Some(journal) = self.journal.clone() else {
+            return Ok(());
+        };
+        let tx = tx.clone();
+        tokio::task::spawn_blocking(move || journal.record(&tx))
+            .await
+            .map_err(|e| ChainError::Journal {
+                what,
+                reason: e.to_string(),
+            })?
+            .map_err(|reason| ChainError::Journal { what, reason })
+    }
+
+    /// A transport failure, with the RPC URL's secrets (path, query) removed from the text.
+    fn fail(&self, what: &'static str, e: impl std::fmt::Display) -> ChainError {
+        ChainError::Rpc {
+            what,
+            reason: self.redact(e.to_string()),
         }
+    }
+
+    fn redact(&self, text: String) -> String {
+        let (full, safe) = &self.url;
+        text.replace(full.as_str(), safe)
+            .replace(full.trim_end_matches('/'), safe)
     }
 
     /// The node's address.
@@ -310,7 +395,7 @@ impl ChainClient {
             .nonces(self.address)
             .call()
             .await
-            .map_err(|e| rpc(WHAT, e))?;
+            .map_err(|e| self.fail(WHAT, e))?;
         let deadline = U256::from(u64::MAX);
         let permit = Permit {
             owner: self.address,
@@ -340,9 +425,7 @@ impl ChainClient {
                 Bytes::new(),
             )
             .into_transaction_request();
-        let mut outcome = self.send(WHAT, tx).await?;
-        outcome.opened = self.opened_id(outcome.tx_hash).await;
-        Ok(outcome)
+        self.send(WHAT, tx).await
     }
 
     /// Submit a funder's gasless open (EIP-3009); the node pays the gas, the funder the deposit.
@@ -373,35 +456,57 @@ impl ChainClient {
                 B256::from_slice(&sig[32..64]),
             )
             .into_transaction_request();
-        let mut outcome = self.send("gasless open", tx).await?;
-        outcome.opened = self.opened_id(outcome.tx_hash).await;
-        Ok(outcome)
+        self.send("gasless open", tx).await
     }
 
-    /// Raise our total deposit in channel `id` to `total`: approves exactly the difference,
-    /// then tops up (two transactions, nonces in order).
+    /// Add `amount` to our deposit in channel `id`. The current deposit is read from the
+    /// contract (not from a possibly lagging local record) under the token lock, and an
+    /// approve is sent first only when the allowance does not cover the amount.
     pub async fn top_up(
         &self,
         token: Address,
         id: ChannelId,
-        current: u128,
-        total: u128,
+        amount: u128,
     ) -> Result<TxOutcome, ChainError> {
+        const WHAT: &str = "top-up";
         let _token = self.token_lock.lock().await;
+        let info = self
+            .manager()
+            .getChannel(U256::from(id))
+            .call()
+            .await
+            .map_err(|e| self.fail(WHAT, e))?;
+        let current = if info.participantA == self.address {
+            info.depositA.to::<u128>()
+        } else if info.participantB == self.address {
+            info.depositB.to::<u128>()
+        } else {
+            return Err(ChainError::Refused {
+                what: WHAT,
+                reason: format!("the node is not a participant of channel {id}"),
+            });
+        };
+        let total = current.saturating_add(amount);
         let erc20 = MockUSDC::new(token, &self.provider);
-        let amount = U256::from(total.saturating_sub(current));
-        self.send(
-            "approve",
-            erc20
-                .approve(self.manager, amount)
-                .into_transaction_request(),
-        )
-        .await?;
+        let allowance = erc20
+            .allowance(self.address, self.manager)
+            .call()
+            .await
+            .map_err(|e| self.fail(WHAT, e))?;
+        if allowance < U256::from(amount) {
+            self.send(
+                "approve",
+                erc20
+                    .approve(self.manager, U256::from(amount))
+                    .into_transaction_request(),
+            )
+            .await?;
+        }
         let tx = self
             .manager()
             .topUp(U256::from(id), self.address, U256::from(total))
             .into_transaction_request();
-        self.send("top-up", tx).await
+        self.send(WHAT, tx).await
     }
 
     /// Close channel `id` unilaterally with the partner's latest proof (none: they never paid).
@@ -509,10 +614,6 @@ impl ChainClient {
         what: &'static str,
         tx: TransactionRequest,
     ) -> Result<TxOutcome, ChainError> {
-        let rpc = |e: alloy::transports::TransportError| ChainError::Rpc {
-            what,
-            reason: e.to_string(),
-        };
         let mut tx = tx.with_from(self.address).with_chain_id(self.chain_id);
         // Simulate first: a refused call fails here, with the contract's error, before
         // anything is signed or a nonce is taken.
@@ -520,9 +621,13 @@ impl ChainClient {
             .provider
             .estimate_gas(tx.clone())
             .await
-            .map_err(|e| refusal_or_rpc(what, &e))?;
-        let fees = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
-        tx.set_gas_limit(gas + gas / 5);
+            .map_err(|e| self.refusal_or_rpc(what, &e))?;
+        let fees = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|e| self.fail(what, e))?;
+        tx.set_gas_limit(gas.saturating_add(gas / 5));
         tx.set_max_fee_per_gas(fees.max_fee_per_gas);
         tx.set_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
 
@@ -535,86 +640,68 @@ impl ChainClient {
                     .get_transaction_count(self.address)
                     .pending()
                     .await
-                    .map_err(rpc)?,
+                    .map_err(|e| self.fail(what, e))?,
             };
             tx.set_nonce(nonce);
             let envelope = NetworkWallet::<Ethereum>::sign_request(&self.wallet, tx)
                 .await
-                .map_err(|e| ChainError::Rpc {
-                    what,
-                    reason: format!("signing: {e}"),
-                })?;
+                .map_err(|e| self.fail(what, format!("signing: {e}")))?;
             let sent = SentTx {
                 tx_hash: *envelope.tx_hash(),
                 nonce,
                 what,
                 raw: envelope.encoded_2718().into(),
             };
-            if let Some(journal) = &self.journal {
-                journal
-                    .record(&sent)
-                    .map_err(|reason| ChainError::Journal { what, reason })?;
-            }
-            match self.provider.send_raw_transaction(&sent.raw).await {
-                Ok(_) => *next = Some(nonce + 1),
-                Err(e) => {
-                    *next = None; // resynchronise from the chain on the next send
-                    self.forget(what, nonce)?;
-                    return Err(refusal_or_rpc(what, &e));
+            // Durable before it leaves the process.
+            self.record(what, &sent).await?;
+            if let Err(e) = self.provider.send_raw_transaction(&sent.raw).await {
+                *next = None; // resynchronise from the chain on the next send
+                let refused = self.refusal_or_rpc(what, &e);
+                if matches!(refused, ChainError::Refused { .. }) {
+                    // Refused outright: it can never be mined.
+                    self.forget(what, &sent).await?;
                 }
+                // Otherwise the outcome is unknown (the request may have reached the chain): the
+                // journal keeps it and the next start sends it again or drops it once its
+                // nonce is used.
+                return Err(refused);
             }
+            *next = Some(nonce.saturating_add(1));
             sent
         };
-        let receipt = self.receipt(what, sent.tx_hash).await?;
-        self.forget(what, sent.nonce)?;
-        if !receipt.status() {
-            return Err(ChainError::Reverted {
-                what,
-                tx_hash: sent.tx_hash,
-            });
-        }
-        Ok(TxOutcome {
-            tx_hash: sent.tx_hash,
-            block: receipt.block_number.unwrap_or_default(),
-            gas_used: receipt.gas_used,
-            opened: None,
-        })
+        self.finish(&sent).await
     }
 
-    async fn opened_id(&self, tx_hash: B256) -> Option<ChannelId> {
-        let receipt = self
-            .provider
-            .get_transaction_receipt(tx_hash)
-            .await
-            .ok()??;
-        receipt.inner.logs().iter().find_map(|log| {
-            log.log_decode::<ChannelManager::ChannelOpened>()
-                .ok()
-                .and_then(|l| u64::try_from(l.inner.data.channelId).ok())
-        })
-    }
-}
-
-fn rpc(what: &'static str, e: impl std::fmt::Display) -> ChainError {
-    ChainError::Rpc {
-        what,
-        reason: e.to_string(),
-    }
-}
-
-/// A refusal if the node's RPC returned revert data (decoded when it is one of the contract's
-/// errors or a revert string), else a transport failure.
-fn refusal_or_rpc(what: &'static str, e: &alloy::transports::TransportError) -> ChainError {
-    let Some(data) = e.as_error_resp().and_then(|resp| resp.as_revert_data()) else {
-        return ChainError::Rpc {
-            what,
-            reason: e.to_string(),
+    /// A refusal if the node's RPC returned revert data (decoded when it is one of the
+    /// contract's errors or a revert string), else a transport failure.
+    fn refusal_or_rpc(
+        &self,
+        what: &'static str,
+        e: &alloy::transports::TransportError,
+    ) -> ChainError {
+        let Some(data) = e.as_error_resp().and_then(|resp| resp.as_revert_data()) else {
+            return self.fail(what, e);
         };
-    };
-    let reason = match ChannelManagerErrors::abi_decode(&data) {
-        Ok(err) => format!("{err:?}"),
-        Err(_) => alloy::sol_types::decode_revert_reason(&data)
-            .unwrap_or_else(|| format!("revert data {data}")),
-    };
-    ChainError::Refused { what, reason }
+        let reason = match ChannelManagerErrors::abi_decode(&data) {
+            Ok(err) => format!("{err:?}"),
+            Err(_) => alloy::sol_types::decode_revert_reason(&data)
+                .unwrap_or_else(|| format!("revert data {data}")),
+        };
+        ChainError::Refused { what, reason }
+    }
+}
+
+/// What a mined transaction did, read from its receipt (including an opened channel's id).
+fn outcome(tx_hash: B256, receipt: &TransactionReceipt) -> TxOutcome {
+    let opened = receipt.inner.logs().iter().find_map(|log| {
+        log.log_decode::<ChannelManager::ChannelOpened>()
+            .ok()
+            .and_then(|l| u64::try_from(l.inner.data.channelId).ok())
+    });
+    TxOutcome {
+        tx_hash,
+        block: receipt.block_number.unwrap_or_default(),
+        gas_used: receipt.gas_used,
+        opened,
+    }
 }

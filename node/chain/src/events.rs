@@ -74,7 +74,9 @@ impl<P: Provider> EventSource<P> {
             .get_block_number()
             .await
             .map_err(|e| EventError::Rpc(e.to_string()))?;
-        Ok((head + 1).checked_sub(self.confirmations.max(1)))
+        Ok(head
+            .saturating_add(1)
+            .checked_sub(self.confirmations.max(1)))
     }
 
     /// The events mined in blocks `from..=to`, in chain order. Large ranges are read in chunks.

@@ -17,5 +17,8 @@ mod deployment;
 pub mod events;
 pub mod messages;
 
-pub use client::{ChainClient, ChainError, OpenAuthorization, SentTx, TxJournal, TxOutcome};
+pub use client::{
+    ChainClient, ChainError, OpenAuthorization, RECEIPT_TIMEOUT, SentTx, TxJournal, TxOutcome,
+    redact_url,
+};
 pub use deployment::{ChainCheck, Deployment, DeploymentError};

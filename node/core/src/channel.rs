@@ -119,20 +119,26 @@ impl Channel {
     /// What the channel holds on-chain: deposits minus withdrawals.
     pub fn holdings(&self) -> u128 {
         let c = &self.on_chain;
-        (c.deposit_a + c.deposit_b).saturating_sub(c.withdrawn_a + c.withdrawn_b)
+        c.deposit_a
+            .saturating_add(c.deposit_b)
+            .saturating_sub(c.withdrawn_a.saturating_add(c.withdrawn_b))
     }
 
     /// What we could still pay: our deposit − our withdrawals + received − sent (PROTOCOL.md),
     /// never negative.
     pub fn our_balance(&self) -> u128 {
         let (deposit, withdrawn, _, _) = self.sides();
-        (deposit + self.received()).saturating_sub(withdrawn + self.sent())
+        deposit
+            .saturating_add(self.received())
+            .saturating_sub(withdrawn.saturating_add(self.sent()))
     }
 
     /// What the partner could still pay us.
     pub fn partner_balance(&self) -> u128 {
         let (_, _, deposit, withdrawn) = self.sides();
-        (deposit + self.sent()).saturating_sub(withdrawn + self.received())
+        deposit
+            .saturating_add(self.sent())
+            .saturating_sub(withdrawn.saturating_add(self.received()))
     }
 }
 

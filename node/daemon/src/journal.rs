@@ -31,10 +31,19 @@ impl TxJournal for StoreJournal {
             .map_err(|e: StoreError| e.to_string())
     }
 
-    fn forget(&self, nonce: u64) -> Result<(), String> {
-        self.0
-            .commit(&[Write::RemovePendingTx(nonce)])
-            .map_err(|e| e.to_string())
+    fn forget(&self, nonce: u64, tx_hash: alloy::primitives::B256) -> Result<(), String> {
+        // Only if the record under this nonce is still that transaction (another one may have
+        // taken the nonce since).
+        let current = self.0.pending_txs().map_err(|e| e.to_string())?;
+        if current
+            .iter()
+            .any(|p| p.key == nonce && p.tx_hash == tx_hash.0)
+        {
+            self.0
+                .commit(&[Write::RemovePendingTx(nonce)])
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 

@@ -16,8 +16,8 @@ use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use farthing_chain::events::EventSource;
-use farthing_chain::{ChainClient, Deployment, DeploymentError};
-use farthing_core::{ChainState, Channel, ChannelId, apply, format_amount};
+use farthing_chain::{ChainClient, Deployment, DeploymentError, redact_url};
+use farthing_core::{ChainEvent, ChainState, Channel, ChannelId, apply, format_amount};
 use farthing_store::{Cursor, RocksStore, Store, StoreError, Write};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -82,6 +82,10 @@ pub struct Health {
 
 struct Shared {
     config: Config,
+    /// One watcher pass at a time.
+    sync_lock: tokio::sync::Mutex<()>,
+    /// (the configured RPC URL, its form without secrets) for error texts.
+    rpc_url: (String, String),
     token_symbol: String,
     deployment: Deployment,
     us: Address,
@@ -99,6 +103,14 @@ pub struct Node {
     key: Arc<PrivateKeySigner>,
     stop: watch::Sender<bool>,
     watcher: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Shared {
+    fn redact(&self, text: String) -> String {
+        let (full, safe) = &self.rpc_url;
+        text.replace(full.as_str(), safe)
+            .replace(full.trim_end_matches('/'), safe)
+    }
 }
 
 impl Node {
@@ -140,23 +152,32 @@ impl Node {
         if !unfinished.is_empty() {
             tracing::info!(
                 count = unfinished.len(),
-                "rebroadcasting transactions sent before the restart"
+                "sending again the transactions sent before the restart"
             );
-            let client = client.clone();
-            tokio::spawn(async move {
-                for pending in unfinished {
-                    let tx = sent_tx(&pending);
-                    match client.rebroadcast(&tx).await {
-                        Ok(Some(outcome)) => {
-                            tracing::info!(tx = %outcome.tx_hash, what = tx.what, "transaction mined")
+        }
+        // Resent before the node serves anything, so no new transaction takes their nonces;
+        // only the receipt waits run in the background.
+        for pending in unfinished {
+            let tx = sent_tx(&pending);
+            match client.resend(&tx).await {
+                Ok(true) => {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        match client.finish(&tx).await {
+                            Ok(outcome) => {
+                                tracing::info!(tx = %outcome.tx_hash, what = tx.what, "transaction mined")
+                            }
+                            Err(e) => tracing::warn!(tx = %tx.tx_hash, "{e}"),
                         }
-                        Ok(None) => {
-                            tracing::warn!(tx = %tx.tx_hash, what = tx.what, "transaction replaced; dropped")
-                        }
-                        Err(e) => tracing::warn!(tx = %tx.tx_hash, "{e}"),
-                    }
+                    });
                 }
-            });
+                Ok(false) => {
+                    tracing::info!(tx = %tx.tx_hash, what = tx.what, "journaled transaction already settled")
+                }
+                Err(e) => {
+                    tracing::warn!(tx = %tx.tx_hash, "{e}; it stays journaled for the next start")
+                }
+            }
         }
         tracing::info!(
             address = %key.address(),
@@ -167,6 +188,11 @@ impl Node {
         );
         let (changes, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
+            sync_lock: tokio::sync::Mutex::new(()),
+            rpc_url: (
+                config.chain.rpc_url.clone(),
+                redact_url(&config.chain.rpc_url),
+            ),
             us: key.address(),
             token_symbol: check.token_symbol.clone(),
             config,
@@ -178,7 +204,7 @@ impl Node {
             changes,
         });
         let (stop, stopped) = watch::channel(false);
-        let watcher = tokio::spawn(watch_chain(shared.clone(), stopped));
+        let watcher = tokio::spawn(supervise_watcher(shared.clone(), stopped));
         Ok(Self {
             shared,
             key: Arc::new(key),
@@ -258,7 +284,20 @@ impl Node {
     /// Run one watcher pass now (tests and RPC calls that just sent a transaction use it to see
     /// its effect without waiting for the next poll).
     pub async fn sync(&self) -> Result<u64, SyncError> {
-        sync_once(&self.shared).await
+        Ok(sync_once(&self.shared).await?.synced)
+    }
+
+    /// Run watcher passes until the node has applied the events of `block` (an operation's
+    /// receipt), so its answer reflects its own transaction.
+    pub async fn sync_to(&self, block: u64) -> Result<(), SyncError> {
+        for _ in 0..64 {
+            if sync_once(&self.shared).await?.synced >= block {
+                return Ok(());
+            }
+        }
+        Err(SyncError::Chain(format!(
+            "block {block} is not confirmed yet; the watcher will apply it"
+        )))
     }
 }
 
@@ -273,12 +312,40 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
+/// Longest a watcher pass may take before the chain counts as not answering.
+const PASS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the watcher and notices if it ever dies: a node without its watcher must not report
+/// itself healthy.
+async fn supervise_watcher(shared: Arc<Shared>, stopped: watch::Receiver<bool>) {
+    let result = tokio::spawn(watch_chain(shared.clone(), stopped)).await;
+    if let Err(e) = result {
+        let problem = format!("the chain watcher stopped ({e}); restart the node");
+        tracing::error!("{problem}");
+        shared
+            .health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .problems = vec![problem];
+    }
+}
+
 async fn watch_chain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let base = Duration::from_millis(shared.config.chain.poll_interval_ms);
     let mut wait = base;
     loop {
-        match sync_once(&shared).await {
-            Ok(_) => {
+        let pass = tokio::select! {
+            pass = tokio::time::timeout(PASS_TIMEOUT, sync_once(&shared)) => pass,
+            _ = stopped.changed() => return,
+        };
+        let pass = pass.unwrap_or_else(|_| {
+            Err(SyncError::Chain(format!(
+                "the chain RPC did not answer within {} s",
+                PASS_TIMEOUT.as_secs()
+            )))
+        });
+        match pass {
+            Ok(progress) => {
                 let recovered = {
                     let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
                     !std::mem::take(&mut health.problems).is_empty()
@@ -286,7 +353,12 @@ async fn watch_chain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 if recovered {
                     tracing::info!("chain reachable again: node healthy");
                 }
-                wait = base;
+                // Behind (catching up after downtime): go on at once.
+                wait = if progress.caught_up {
+                    base
+                } else {
+                    Duration::ZERO
+                };
             }
             Err(e) => {
                 let problem = format!("watcher: {e}");
@@ -299,7 +371,7 @@ async fn watch_chain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 if first {
                     tracing::warn!("{problem}; node degraded, retrying");
                 }
-                wait = (wait * 2).min(Duration::from_secs(10));
+                wait = (wait.max(base) * 2).min(Duration::from_secs(10));
             }
         }
         tokio::select! {
@@ -309,9 +381,21 @@ async fn watch_chain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// Apply every confirmed event after the cursor; returns the new synced block.
-async fn sync_once(shared: &Shared) -> Result<u64, SyncError> {
-    let chain = |e: &dyn std::fmt::Display| SyncError::Chain(e.to_string());
+/// How far a watcher pass got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// The newest block whose events are applied.
+    pub(crate) synced: u64,
+    /// Whether that is the newest confirmed block.
+    pub(crate) caught_up: bool,
+}
+
+/// Apply confirmed events after the cursor (at most 5 000 blocks per pass). Passes never
+/// overlap: operations that sync after their transaction and the background watcher take
+/// turns, so the cursor never moves back and no change is applied or announced twice.
+async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
+    let _turn = shared.sync_lock.lock().await;
+    let chain = |e: &dyn std::fmt::Display| SyncError::Chain(shared.redact(e.to_string()));
     let source = EventSource::new(
         &shared.reader,
         shared.deployment.channel_manager,
@@ -323,8 +407,35 @@ async fn sync_once(shared: &Shared) -> Result<u64, SyncError> {
         .await
         .map_err(|e| chain(&e))?;
     let confirmed = source.confirmed_head().await.map_err(|e| chain(&e))?;
-    let cursor = shared.store.cursor()?;
-    let from = cursor.map_or(shared.deployment.deployment_block, |c| c.block + 1);
+    let cursor = blocking(shared, |store| store.cursor()).await?;
+    if let Some(cursor) = cursor {
+        // The block the cursor stands on must still be the chain's: a reorg below the cursor
+        // would leave events applied that no longer exist (repair is the reorg issue's work).
+        let block = shared
+            .reader
+            .get_block_by_number(cursor.block.into())
+            .await
+            .map_err(|e| chain(&e))?;
+        match block {
+            Some(b) if b.header.hash.0 == cursor.block_hash => {}
+            Some(_) => {
+                return Err(SyncError::Chain(format!(
+                    "block {} changed since it was applied (a reorg deeper than the {} confirmations); \
+                     the node's records may count events that no longer exist: raise chain.confirmations",
+                    cursor.block, shared.config.chain.confirmations
+                )));
+            }
+            None => {
+                return Err(SyncError::Chain(format!(
+                    "the chain is behind the node's cursor (block {} is missing): is this the same chain?",
+                    cursor.block
+                )));
+            }
+        }
+    }
+    let from = cursor.map_or(shared.deployment.deployment_block, |c| {
+        c.block.saturating_add(1)
+    });
     let synced = |block: u64| {
         let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
         health.chain_head = head;
@@ -332,40 +443,58 @@ async fn sync_once(shared: &Shared) -> Result<u64, SyncError> {
     };
     let Some(confirmed) = confirmed.filter(|&c| c >= from) else {
         synced(from.saturating_sub(1));
-        return Ok(from.saturating_sub(1));
+        return Ok(Progress {
+            synced: from.saturating_sub(1),
+            caught_up: true,
+        });
     };
-    let to = confirmed.min(from + 4_999);
+    let to = confirmed.min(from.saturating_add(4_999));
+    // The hash of the range's last block is read before its logs, and every log must come
+    // from the same block, or the pass is retried.
+    let block_hash = shared
+        .reader
+        .get_block_by_number(to.into())
+        .await
+        .map_err(|e| chain(&e))?
+        .map(|b| b.header.hash)
+        .ok_or_else(|| SyncError::Chain(format!("block {to} not found")))?;
     let events = source.events(from, to).await.map_err(|e| chain(&e))?;
+    if events
+        .iter()
+        .any(|o| o.block == to && o.block_hash != block_hash)
+    {
+        return Err(SyncError::Chain(format!(
+            "block {to} changed while it was read; retrying"
+        )));
+    }
 
     let mut touched: BTreeMap<ChannelId, (Option<Channel>, Channel)> = BTreeMap::new();
     let mut changes = Vec::new();
     for observed in &events {
+        // Channels in another token than the deployment's are not the node's business.
+        if let ChainEvent::Opened { token, .. } = observed.event
+            && token != shared.deployment.token
+        {
+            continue;
+        }
         let id = observed.event.channel_id();
         let before = match touched.remove(&id) {
             Some((original, current)) => (original, Some(current)),
             None => {
-                let stored = shared.store.channel(id)?;
+                let stored = blocking(shared, move |store| store.channel(id)).await?;
                 (stored.clone(), stored)
             }
         };
         if let Some(after) = apply(before.1.clone(), &observed.event, shared.us, observed.block) {
             if before.1.as_ref() != Some(&after) {
-                let kind = change_kind(before.1.as_ref(), &after);
-                log_change(kind, &after, shared.deployment.token_decimals);
                 changes.push(ChannelChange {
-                    kind,
+                    kind: change_kind(before.1.as_ref(), &after),
                     channel: after.clone(),
                 });
             }
             touched.insert(id, (before.0, after));
         }
     }
-    let block = shared
-        .reader
-        .get_block_by_number(to.into())
-        .await
-        .map_err(|e| chain(&e))?;
-    let block_hash = block.map(|b| b.header.hash.0).unwrap_or_default();
     let mut writes: Vec<Write> = touched
         .into_values()
         .filter(|(original, current)| original.as_ref() != Some(current))
@@ -373,14 +502,35 @@ async fn sync_once(shared: &Shared) -> Result<u64, SyncError> {
         .collect();
     writes.push(Write::Cursor(Cursor {
         block: to,
-        block_hash,
+        block_hash: block_hash.0,
     }));
-    shared.store.commit(&writes)?;
+    blocking(shared, move |store| store.commit(&writes)).await?;
     synced(to);
     for change in changes {
+        log_change(
+            change.kind,
+            &change.channel,
+            shared.deployment.token_decimals,
+        );
         let _ = shared.changes.send(change);
     }
-    Ok(to)
+    Ok(Progress {
+        synced: to,
+        caught_up: to == confirmed,
+    })
+}
+
+/// Run a store call on the blocking pool: synced RocksDB writes must not stall the async
+/// workers.
+async fn blocking<T: Send + 'static>(
+    shared: &Shared,
+    call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SyncError> {
+    let store = shared.store.clone();
+    tokio::task::spawn_blocking(move || call(store.as_ref()))
+        .await
+        .map_err(|e| SyncError::Chain(format!("store task failed: {e}")))?
+        .map_err(SyncError::from)
 }
 
 fn change_kind(before: Option<&Channel>, after: &Channel) -> &'static str {

@@ -4,6 +4,7 @@
 //! answer reflects the chain.
 
 use alloy::primitives::Address;
+use alloy::providers::Provider;
 use farthing_chain::ChainError;
 use farthing_chain::contracts::MockUSDC;
 use farthing_core::{ChainState, Channel, ChannelId};
@@ -83,7 +84,7 @@ impl Node {
             .client()
             .open_with_permit(self.key(), d.token, partner, amount, period)
             .await?;
-        self.sync().await?;
+        self.sync_to(outcome.block).await?;
         let id = outcome.opened.ok_or_else(|| {
             OpError::InvalidParams("the open emitted no ChannelOpened event".into())
         })?;
@@ -97,7 +98,7 @@ impl Node {
             farthing_core::Role::A => channel.on_chain.deposit_a,
             farthing_core::Role::B => channel.on_chain.deposit_b,
         };
-        let total = current
+        current
             .checked_add(amount)
             .filter(|t| *t <= MAX_DEPOSIT)
             .ok_or_else(|| {
@@ -106,10 +107,11 @@ impl Node {
                 ))
             })?;
         self.require_funds(amount).await?;
-        self.client()
-            .top_up(self.deployment().token, id, current, total)
+        let outcome = self
+            .client()
+            .top_up(self.deployment().token, id, amount)
             .await?;
-        self.sync().await?;
+        self.sync_to(outcome.block).await?;
         self.channel(id)
     }
 
@@ -120,8 +122,8 @@ impl Node {
             id,
             "it is already closing; settle after its challenge period",
         )?;
-        self.client().close(id, channel.theirs.as_ref()).await?;
-        self.sync().await?;
+        let outcome = self.client().close(id, channel.theirs.as_ref()).await?;
+        self.sync_to(outcome.block).await?;
         self.channel(id)
     }
 
@@ -135,8 +137,25 @@ impl Node {
                 hint: "only a unilaterally closed channel is settled; close it first",
             });
         }
-        self.client().settle(id).await?;
-        self.sync().await?;
+        let now = self
+            .reader()
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| ChainError::Rpc {
+                what: "settle",
+                reason: e.to_string(),
+            })?
+            .map(|b| b.header.timestamp)
+            .unwrap_or_default();
+        if now < channel.on_chain.settle_after {
+            return Err(OpError::WrongState {
+                id,
+                state: channel.on_chain.state,
+                hint: "its challenge period is still running; settle once settle_after has passed",
+            });
+        }
+        let outcome = self.client().settle(id).await?;
+        self.sync_to(outcome.block).await?;
         self.channel(id)
     }
 

@@ -65,9 +65,15 @@ impl RpcHandler {
             OpError::InvalidParams(message) => ApiError::InvalidParams(message),
             OpError::Chain(ChainError::Rpc { reason, .. })
             | OpError::Sync(SyncError::Chain(reason)) => ApiError::ChainUnavailable(reason),
-            OpError::Chain(refused @ ChainError::Refused { .. }) => {
-                ApiError::InvalidParams(refused.to_string())
-            }
+            OpError::Chain(ChainError::Unconfirmed {
+                tx_hash, reason, ..
+            }) => ApiError::Unconfirmed {
+                tx_hash: tx_hash.to_string(),
+                reason,
+            },
+            OpError::Chain(
+                refused @ (ChainError::Refused { .. } | ChainError::Reverted { .. }),
+            ) => ApiError::Refused(refused.to_string()),
             other => {
                 tracing::error!(call, "{other}");
                 ApiError::Internal(other.to_string())

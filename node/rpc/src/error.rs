@@ -24,6 +24,10 @@ pub mod code {
     pub const CHAIN_UNAVAILABLE: i32 = 1006;
     /// [`super::ApiError::Degraded`].
     pub const DEGRADED: i32 = 1007;
+    /// [`super::ApiError::Unconfirmed`].
+    pub const UNCONFIRMED: i32 = 1008;
+    /// [`super::ApiError::Refused`].
+    pub const REFUSED: i32 = 1009;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 }
@@ -87,6 +91,22 @@ pub enum ApiError {
         /// Why, as in [`crate::Health::reasons`].
         reasons: Vec<String>,
     },
+    /// The node sent the transaction but its receipt has not arrived in time (code 1008): it
+    /// must not be sent again; the node keeps following it.
+    #[error(
+        "transaction {tx_hash} was sent but is not confirmed yet ({reason}); do not send it again: \
+         the node keeps following it, farthing_getChannel shows the outcome"
+    )]
+    Unconfirmed {
+        /// The transaction's hash.
+        tx_hash: String,
+        /// Why the node stopped waiting.
+        reason: String,
+    },
+    /// The contract refuses the call, or a transaction of it reverted (code 1009); the message
+    /// names the contract's error.
+    #[error("the contract refuses this: {0}")]
+    Refused(String),
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -103,6 +123,8 @@ impl ApiError {
             Self::InvalidParams(_) => code::INVALID_PARAMS,
             Self::ChainUnavailable(_) => code::CHAIN_UNAVAILABLE,
             Self::Degraded { .. } => code::DEGRADED,
+            Self::Unconfirmed { .. } => code::UNCONFIRMED,
+            Self::Refused(_) => code::REFUSED,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -124,7 +146,9 @@ impl ApiError {
                 "missing": format_amount(needed.saturating_sub(*available), *decimals),
             })),
             Self::Degraded { reasons } => Some(json!({ "reasons": reasons })),
+            Self::Unconfirmed { tx_hash, .. } => Some(json!({ "tx_hash": tx_hash })),
             Self::InvalidAmount(_)
+            | Self::Refused(_)
             | Self::InvalidParams(_)
             | Self::ChainUnavailable(_)
             | Self::Internal(_) => None,
@@ -250,6 +274,14 @@ mod tests {
                 },
                 1007,
             ),
+            (
+                ApiError::Unconfirmed {
+                    tx_hash: "0xabc".into(),
+                    reason: "timeout".into(),
+                },
+                1008,
+            ),
+            (ApiError::Refused("ChallengePeriodActive".into()), 1009),
             (ApiError::Internal("oops".into()), 1099),
         ]
     }
@@ -293,7 +325,13 @@ mod tests {
         assert!(messages[5].contains("partner is the zero address"));
         assert!(messages[6].contains("retry later"));
         assert!(messages[7].contains("store stalled") && messages[7].contains("no new risk"));
-        assert!(messages[8].contains("log"));
+        assert!(
+            messages[8].contains("0xabc") && messages[8].contains("do not send it again"),
+            "{}",
+            messages[8]
+        );
+        assert!(messages[9].contains("ChallengePeriodActive"));
+        assert!(messages[10].contains("log"));
 
         let open = ApiError::WrongState {
             id: 1,
@@ -336,6 +374,8 @@ mod tests {
             json!({ "kind": "token_balance", "needed": "12.5", "available": "10", "missing": "2.5" })
         );
         assert_eq!(data(7).as_deref(), Some(r#"{"reasons":["store stalled"]}"#));
-        assert_eq!(data(8), None);
+        assert_eq!(data(8).as_deref(), Some(r#"{"tx_hash":"0xabc"}"#));
+        assert_eq!(data(9), None);
+        assert_eq!(data(10), None);
     }
 }

@@ -32,6 +32,8 @@
 //! | 1005 | [`InvalidParams`](ApiError::InvalidParams) | another parameter is wrong (e.g. partner is the zero address or the node itself) | — |
 //! | 1006 | [`ChainUnavailable`](ApiError::ChainUnavailable) | the chain RPC does not answer; retry later | — |
 //! | 1007 | [`Degraded`](ApiError::Degraded) | the node is degraded and takes no new risk; reads still work | `{reasons}` |
+//! | 1008 | [`Unconfirmed`](ApiError::Unconfirmed) | the transaction was sent but its receipt has not arrived in time; do NOT send it again, the node follows it | `{tx_hash}` |
+//! | 1009 | [`Refused`](ApiError::Refused) | the contract refuses the call (its error is named) or the transaction reverted; nothing changed | — |
 //! | 1099 | [`Internal`](ApiError::Internal) | a bug or unexpected failure; see the node's log | — |
 //!
 //! Requests that are not valid JSON-RPC get jsonrpsee's standard errors (-32700 parse error,

@@ -89,12 +89,18 @@ pub(crate) fn error_for(code: ChannelId) -> Option<ApiError> {
         1007 => ApiError::Degraded {
             reasons: vec!["chain RPC down".into()],
         },
+        1008 => ApiError::Unconfirmed {
+            tx_hash: "0x01".into(),
+            reason: "timeout".into(),
+        },
+        1009 => ApiError::Refused("ChannelNotOpen(1, 2)".into()),
         1099 => ApiError::Internal("store error".into()),
         _ => return None,
     })
 }
 
-pub(crate) const ERROR_CODES: [ChannelId; 8] = [1001, 1002, 1003, 1004, 1005, 1006, 1007, 1099];
+pub(crate) const ERROR_CODES: [ChannelId; 10] =
+    [1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1099];
 
 #[async_trait]
 impl FarthingApiServer for Fake {
