@@ -423,3 +423,41 @@ async fn a_transaction_sent_before_a_crash_is_broadcast_again_after_the_restart(
     assert_eq!(node.channel(1).unwrap().on_chain.state, ChainState::Closed);
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn channels_in_another_token_are_not_the_nodes_business() {
+    use farthing_chain::contracts::{ChannelManager, PlainERC20};
+
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config_for(&devnet, &d, dir.path()))
+        .await
+        .unwrap();
+
+    // bob opens towards the node in a token of his own making, and funds the node's side too.
+    let bob_key = devnet.key("BOB");
+    let bob = devnet.provider(&bob_key);
+    let junk = PlainERC20::deploy(&bob).await.unwrap();
+    send!(junk.mint(bob_key.address(), U256::from(1u64) << 100));
+    send!(junk.approve(d.channel_manager, U256::MAX));
+    let manager = ChannelManager::new(d.channel_manager, &bob);
+    send!(manager.open(*junk.address(), node.address(), U256::from(5 * USDC), 600));
+    let r = send!(manager.topUp(U256::from(1), node.address(), U256::from(1u64) << 90));
+    // ... and then a real channel in the deployment's token.
+    devnet.mint(&d, bob_key.address(), 10 * USDC).await.unwrap();
+    let usdc = farthing_chain::contracts::MockUSDC::new(d.token, &bob);
+    send!(usdc.approve(d.channel_manager, U256::MAX));
+    let r2 = send!(manager.open(d.token, node.address(), U256::from(10 * USDC), 600));
+    assert!(r2.block_number > r.block_number);
+
+    until_synced(&node, r2.block_number.unwrap()).await;
+    let channels = node.store().channels().unwrap();
+    assert_eq!(
+        channels.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![2],
+        "the junk-token channel is ignored"
+    );
+    assert_eq!(channels[0].token, d.token);
+    node.shutdown().await;
+}
