@@ -1,0 +1,314 @@
+//! The off-chain payment rules (PROTOCOL.md, "Off-chain state"), pure.
+//!
+//! A payment of `x` from P to Q: P's next proof has nonce `nonce_P + 1` and cumulative
+//! `transferred_P + x`. P may pay only what it can still pay:
+//! `deposit_P - withdrawn_P + transferred_Q - transferred_P >= x`. The sender refuses to sign
+//! past it ([`Channel::next_payment`]); the receiver refuses to accept past it, and accepts its
+//! partner's proofs strictly in nonce order with exactly the claimed increase
+//! ([`Channel::check_incoming`]). Signatures are checked by the caller (this crate does no
+//! cryptography); these rules decide everything else.
+
+use crate::channel::{ChainState, Channel};
+
+/// Why the node refuses to sign a payment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// Zero is not a payment.
+    #[error("a payment must be positive")]
+    Zero,
+    /// The channel is not open on-chain.
+    #[error("channel {id} is not open ({state:?}): no payments")]
+    NotOpen {
+        /// Channel id.
+        id: u64,
+        /// Its state.
+        state: ChainState,
+    },
+    /// More than we can still pay.
+    #[error(
+        "channel {id} can pay at most {available} base units now, {amount} asked: top up or pay less"
+    )]
+    Insufficient {
+        /// Channel id.
+        id: u64,
+        /// What we can still pay.
+        available: u128,
+        /// What was asked.
+        amount: u128,
+    },
+    /// The nonce or the cumulative amount would leave its type: close and reopen the channel.
+    #[error(
+        "channel {id} has reached the limit of its nonce or cumulative amount: close it and open a new one"
+    )]
+    Exhausted {
+        /// Channel id.
+        id: u64,
+    },
+}
+
+/// Why an incoming proof is refused (the reason goes back to the payer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The channel is not open on-chain.
+    #[error("channel is not open")]
+    NotOpen,
+    /// Not the next nonce (replayed, stale, or skipping one).
+    #[error("nonce {got} is not the next one ({expected} expected)")]
+    Nonce {
+        /// The next nonce the receiver accepts.
+        expected: u64,
+        /// The proof's nonce.
+        got: u64,
+    },
+    /// The cumulative amount does not rise by exactly the claimed payment.
+    #[error("the proof moves {got} base units, the payment claims {claimed}")]
+    Increase {
+        /// The payment the sender claims.
+        claimed: u128,
+        /// What the proof actually moves (saturating; 0 if it goes down).
+        got: u128,
+    },
+    /// The payer cannot afford it.
+    #[error("the payer can pay at most {available} base units, the payment is {amount}")]
+    Unaffordable {
+        /// What the payer can still pay.
+        available: u128,
+        /// The payment.
+        amount: u128,
+    },
+    /// Zero is not a payment.
+    #[error("a payment must be positive")]
+    Zero,
+    /// The partner's nonces are used up: the channel must be closed.
+    #[error("the channel's nonces are used up: close it")]
+    Exhausted,
+}
+
+impl Channel {
+    /// The (nonce, cumulative transferred) of our next proof for paying `amount`, if we may.
+    pub fn next_payment(&self, amount: u128) -> Result<(u64, u128), PaymentError> {
+        if amount == 0 {
+            return Err(PaymentError::Zero);
+        }
+        if self.on_chain.state != ChainState::Open {
+            return Err(PaymentError::NotOpen {
+                id: self.id,
+                state: self.on_chain.state,
+            });
+        }
+        let available = self.our_balance();
+        if amount > available {
+            return Err(PaymentError::Insufficient {
+                id: self.id,
+                available,
+                amount,
+            });
+        }
+        let (nonce, sent) = self
+            .ours
+            .as_ref()
+            .map_or((0, 0), |p| (p.nonce, p.transferred));
+        match (nonce.checked_add(1), sent.checked_add(amount)) {
+            (Some(nonce), Some(transferred)) => Ok((nonce, transferred)),
+            _ => Err(PaymentError::Exhausted { id: self.id }),
+        }
+    }
+
+    /// Check the partner's proof `(nonce, transferred)` claiming a payment of `amount` (its
+    /// signature already verified by the caller). `Ok` means: store it as the partner's latest
+    /// proof, then acknowledge.
+    pub fn check_incoming(
+        &self,
+        nonce: u64,
+        transferred: u128,
+        amount: u128,
+    ) -> Result<(), Rejection> {
+        if amount == 0 {
+            return Err(Rejection::Zero);
+        }
+        if self.on_chain.state != ChainState::Open {
+            return Err(Rejection::NotOpen);
+        }
+        let (have, received) = self
+            .theirs
+            .as_ref()
+            .map_or((0, 0), |p| (p.nonce, p.transferred));
+        let Some(expected) = have.checked_add(1) else {
+            return Err(Rejection::Exhausted);
+        };
+        if nonce != expected {
+            return Err(Rejection::Nonce {
+                expected,
+                got: nonce,
+            });
+        }
+        let got = transferred.saturating_sub(received);
+        if transferred < received || got != amount {
+            return Err(Rejection::Increase {
+                claimed: amount,
+                got,
+            });
+        }
+        let available = self.partner_balance();
+        if amount > available {
+            return Err(Rejection::Unaffordable { available, amount });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::{Address, Bytes};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::channel::{OnChain, Role, SignedProof};
+
+    fn open_channel(deposit_a: u128, deposit_b: u128) -> Channel {
+        Channel {
+            id: 1,
+            token: Address::repeat_byte(1),
+            role: Role::A,
+            us: Address::repeat_byte(0xa),
+            partner: Address::repeat_byte(0xb),
+            challenge_period: 600,
+            opened_block: 1,
+            on_chain: OnChain {
+                state: ChainState::Open,
+                deposit_a,
+                deposit_b,
+                withdrawn_a: 0,
+                withdrawn_b: 0,
+                settle_after: 0,
+                closer: None,
+                proof_a: (0, 0),
+                proof_b: (0, 0),
+            },
+            ours: None,
+            theirs: None,
+        }
+    }
+
+    fn proof(nonce: u64, transferred: u128) -> Option<SignedProof> {
+        Some(SignedProof {
+            nonce,
+            transferred,
+            signature: Bytes::new(),
+        })
+    }
+
+    #[test]
+    fn the_sender_signs_only_what_it_can_pay() {
+        let mut c = open_channel(100, 50);
+        assert_eq!(c.next_payment(30), Ok((1, 30)));
+        c.ours = proof(1, 30);
+        assert_eq!(c.next_payment(70), Ok((2, 100)));
+        assert_eq!(
+            c.next_payment(71),
+            Err(PaymentError::Insufficient {
+                id: 1,
+                available: 70,
+                amount: 71
+            })
+        );
+        c.theirs = proof(1, 5); // received 5 from the partner: can pay 5 more
+        assert_eq!(c.next_payment(75), Ok((2, 105)));
+        assert_eq!(c.next_payment(0), Err(PaymentError::Zero));
+        c.on_chain.state = ChainState::Closed;
+        assert!(matches!(
+            c.next_payment(1),
+            Err(PaymentError::NotOpen { .. })
+        ));
+    }
+
+    #[test]
+    fn the_receiver_takes_proofs_in_order_with_the_exact_increase() {
+        let mut c = open_channel(100, 50);
+        assert_eq!(c.check_incoming(1, 20, 20), Ok(()));
+        assert_eq!(
+            c.check_incoming(2, 20, 20),
+            Err(Rejection::Nonce {
+                expected: 1,
+                got: 2
+            })
+        );
+        c.theirs = proof(1, 20);
+        assert_eq!(
+            c.check_incoming(1, 40, 20),
+            Err(Rejection::Nonce {
+                expected: 2,
+                got: 1
+            }),
+            "replay"
+        );
+        assert_eq!(
+            c.check_incoming(2, 35, 20),
+            Err(Rejection::Increase {
+                claimed: 20,
+                got: 15
+            })
+        );
+        assert_eq!(
+            c.check_incoming(2, 10, 20),
+            Err(Rejection::Increase {
+                claimed: 20,
+                got: 0
+            }),
+            "going down"
+        );
+        assert_eq!(
+            c.check_incoming(2, 51, 31),
+            Err(Rejection::Unaffordable {
+                available: 30,
+                amount: 31
+            })
+        );
+        assert_eq!(c.check_incoming(2, 50, 30), Ok(()));
+    }
+
+    #[test]
+    fn limits_of_the_types_stop_the_channel_not_the_node() {
+        let mut c = open_channel(10, 0);
+        c.ours = proof(u64::MAX, 0);
+        assert_eq!(c.next_payment(1), Err(PaymentError::Exhausted { id: 1 }));
+        c.theirs = proof(u64::MAX, 0);
+        assert_eq!(
+            c.check_incoming(u64::MAX, 1, 1),
+            Err(Rejection::Exhausted),
+            "no replay of the last nonce"
+        );
+    }
+
+    proptest! {
+        /// Random payments both ways, each applied only if the rules allow it: balances never
+        /// go negative or above the holdings, the two always sum to the holdings, cumulative
+        /// amounts never decrease and accepted nonces are consecutive (RELIABILITY P3, P4).
+        #[test]
+        fn random_payments_keep_every_balance_invariant(
+            deposit_a in 0u128..1_000_000,
+            deposit_b in 0u128..1_000_000,
+            moves in proptest::collection::vec((any::<bool>(), 0u128..300_000), 0..200),
+        ) {
+            let mut c = open_channel(deposit_a, deposit_b);
+            let holdings = c.holdings();
+            for (we_pay, amount) in moves {
+                let (sent_before, received_before) = (c.sent(), c.received());
+                if we_pay {
+                    if let Ok((nonce, transferred)) = c.next_payment(amount) {
+                        prop_assert_eq!(nonce, c.ours.as_ref().map_or(0, |p| p.nonce) + 1);
+                        c.ours = proof(nonce, transferred);
+                    }
+                } else {
+                    let (nonce, received) = c.theirs.as_ref().map_or((0, 0), |p| (p.nonce, p.transferred));
+                    if c.check_incoming(nonce + 1, received + amount, amount).is_ok() {
+                        c.theirs = proof(nonce + 1, received + amount);
+                    }
+                }
+                prop_assert!(c.sent() >= sent_before && c.received() >= received_before);
+                prop_assert_eq!(c.our_balance() + c.partner_balance(), holdings);
+                prop_assert!(c.our_balance() <= holdings && c.partner_balance() <= holdings);
+            }
+        }
+    }
+}
