@@ -23,6 +23,7 @@ pub mod records;
 pub mod testing;
 
 mod codec;
+mod group;
 mod kv;
 mod mem;
 mod rocks;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use farthing_core::{Channel, ChannelId};
 
 pub use codec::{DecodeError, EncodeError};
+pub use group::{GroupCommit, GroupStats, MAX_GROUP_WRITES};
 pub use mem::MemStore;
 pub use records::{Cursor, PendingTx, TxKind};
 pub use rocks::{RocksStore, SCHEMA_VERSION};
