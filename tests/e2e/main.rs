@@ -9,4 +9,5 @@ mod daemon;
 mod deploy;
 mod lifecycle;
 mod node;
+mod payments;
 mod watcher;

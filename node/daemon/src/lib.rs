@@ -15,10 +15,12 @@ mod journal;
 pub mod keys;
 mod node;
 mod ops;
+mod payments;
 mod rpc;
 
 pub use config::{Config, ConfigError, KeySource};
 pub use keys::{KeyError, load_key};
 pub use node::{ChannelChange, Health, Node, StartError, SyncError};
 pub use ops::{MAX_DEPOSIT, OpError};
+pub use payments::PayError;
 pub use rpc::RpcHandler;

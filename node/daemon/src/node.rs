@@ -18,7 +18,7 @@ use alloy::signers::local::PrivateKeySigner;
 use farthing_chain::events::EventSource;
 use farthing_chain::{ChainClient, Deployment, DeploymentError, redact_url};
 use farthing_core::{ChainEvent, ChainState, Channel, ChannelId, apply, format_amount};
-use farthing_store::{Cursor, RocksStore, Store, StoreError, Write};
+use farthing_store::{Cursor, GroupCommit, RocksStore, Store, StoreError, Write};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -82,6 +82,14 @@ pub struct Health {
 
 struct Shared {
     config: Config,
+    /// The `ChannelManager`'s EIP-712 domain (computed once).
+    domain: alloy::sol_types::Eip712Domain,
+    /// Every channel of the node, as last made durable or being made durable: the one place
+    /// both the watcher and payments change them (under this lock, queuing the write before
+    /// letting go, so the store sees changes in order).
+    channels: Mutex<BTreeMap<ChannelId, Channel>>,
+    /// The store's group committer: many changes, one synced write.
+    group: GroupCommit,
     /// One watcher pass at a time.
     sync_lock: tokio::sync::Mutex<()>,
     /// (the configured RPC URL, its form without secrets) for error texts.
@@ -187,7 +195,14 @@ impl Node {
             "node started"
         );
         let (changes, _) = broadcast::channel(1024);
+        let channels = store.channels()?.into_iter().map(|c| (c.id, c)).collect();
         let shared = Arc::new(Shared {
+            domain: farthing_chain::messages::channel_domain(
+                deployment.chain_id,
+                deployment.channel_manager,
+            ),
+            channels: Mutex::new(channels),
+            group: GroupCommit::new(store.clone()),
             sync_lock: tokio::sync::Mutex::new(()),
             rpc_url: (
                 config.chain.rpc_url.clone(),
@@ -247,6 +262,55 @@ impl Node {
         &self.shared.deployment
     }
 
+    /// One of the node's channels, as it stands (including changes being made durable).
+    pub fn channel_record(&self, id: ChannelId) -> Option<Channel> {
+        self.shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// All the node's channels, by id.
+    pub fn channel_records(&self) -> Vec<Channel> {
+        self.shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Change one channel under the table's lock: `change` returns the new record and a value;
+    /// the record is queued for a synced write before the lock is released, and the returned
+    /// future resolves (to the value) once it is durable.
+    pub(crate) fn update_channel<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        id: ChannelId,
+        change: impl FnOnce(&Channel) -> Result<(Channel, T), E>,
+    ) -> Result<impl Future<Output = Result<T, E>> + Send + 'static, E> {
+        let mut table = self
+            .shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = table.get(&id).ok_or_else(|| {
+            E::from(StoreError::Unavailable {
+                reason: format!("no channel {id}"),
+            })
+        })?;
+        let (next, value) = change(current)?;
+        let durable = self.shared.group.submit(vec![Write::Channel(next.clone())]);
+        table.insert(id, next);
+        drop(table);
+        Ok(async move {
+            durable.await.map_err(E::from)?;
+            Ok(value)
+        })
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.shared.store
@@ -260,6 +324,11 @@ impl Node {
     /// A provider for reads.
     pub fn reader(&self) -> &DynProvider {
         &self.shared.reader
+    }
+
+    /// The contract's EIP-712 domain.
+    pub(crate) fn domain(&self) -> &alloy::sol_types::Eip712Domain {
+        &self.shared.domain
     }
 
     /// The node's key, for signing the protocol's own messages (never arbitrary data).
@@ -468,43 +537,45 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
         )));
     }
 
-    let mut touched: BTreeMap<ChannelId, (Option<Channel>, Channel)> = BTreeMap::new();
+    // Apply to the in-memory channel table (the source of truth, shared with payments) and
+    // queue the changed records with the new cursor while holding it: writes reach the store
+    // in the order the table changed, so a payment's newer record is never overwritten by an
+    // older snapshot.
     let mut changes = Vec::new();
-    for observed in &events {
-        // Channels in another token than the deployment's are not the node's business.
-        if let ChainEvent::Opened { token, .. } = observed.event
-            && token != shared.deployment.token
-        {
-            continue;
-        }
-        let id = observed.event.channel_id();
-        let before = match touched.remove(&id) {
-            Some((original, current)) => (original, Some(current)),
-            None => {
-                let stored = blocking(shared, move |store| store.channel(id)).await?;
-                (stored.clone(), stored)
+    let durable = {
+        let mut table = shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut changed: BTreeMap<ChannelId, Channel> = BTreeMap::new();
+        for observed in &events {
+            // Channels in another token than the deployment's are not the node's business.
+            if let ChainEvent::Opened { token, .. } = observed.event
+                && token != shared.deployment.token
+            {
+                continue;
             }
-        };
-        if let Some(after) = apply(before.1.clone(), &observed.event, shared.us, observed.block) {
-            if before.1.as_ref() != Some(&after) {
+            let id = observed.event.channel_id();
+            let before = table.get(&id).cloned();
+            if let Some(after) = apply(before.clone(), &observed.event, shared.us, observed.block)
+                && before.as_ref() != Some(&after)
+            {
                 changes.push(ChannelChange {
-                    kind: change_kind(before.1.as_ref(), &after),
+                    kind: change_kind(before.as_ref(), &after),
                     channel: after.clone(),
                 });
+                table.insert(id, after.clone());
+                changed.insert(id, after);
             }
-            touched.insert(id, (before.0, after));
         }
-    }
-    let mut writes: Vec<Write> = touched
-        .into_values()
-        .filter(|(original, current)| original.as_ref() != Some(current))
-        .map(|(_, current)| Write::Channel(current))
-        .collect();
-    writes.push(Write::Cursor(Cursor {
-        block: to,
-        block_hash: block_hash.0,
-    }));
-    blocking(shared, move |store| store.commit(&writes)).await?;
+        let mut writes: Vec<Write> = changed.into_values().map(Write::Channel).collect();
+        writes.push(Write::Cursor(Cursor {
+            block: to,
+            block_hash: block_hash.0,
+        }));
+        shared.group.submit(writes)
+    };
+    durable.await?;
     synced(to);
     for change in changes {
         log_change(

@@ -181,7 +181,7 @@ impl Node {
 
     /// One of the node's channels.
     pub fn channel(&self, id: ChannelId) -> Result<Channel, OpError> {
-        self.store().channel(id)?.ok_or(OpError::UnknownChannel(id))
+        self.channel_record(id).ok_or(OpError::UnknownChannel(id))
     }
 
     /// The node's token balance, in base units.

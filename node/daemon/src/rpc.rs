@@ -127,11 +127,7 @@ impl FarthingApiServer for RpcHandler {
     }
 
     async fn list_channels(&self) -> Result<Vec<ChannelView>, ApiError> {
-        let channels = self
-            .node
-            .store()
-            .channels()
-            .map_err(|e| self.map("listChannels", e.into()))?;
+        let channels = self.node.channel_records();
         Ok(channels.iter().map(|c| self.view(c)).collect())
     }
 
@@ -189,11 +185,7 @@ impl FarthingApiServer for RpcHandler {
             .await
             .map_err(|e| unavailable(&e))?
             .saturating_to();
-        let channels = self
-            .node
-            .store()
-            .channels()
-            .map_err(|e| self.map("balances", e.into()))?;
+        let channels = self.node.channel_records();
         let in_channels: u128 = channels
             .iter()
             .filter(|c| c.on_chain.state != ChainState::Settled)

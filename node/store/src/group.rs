@@ -56,14 +56,25 @@ impl GroupCommit {
 
     /// Make `writes` durable together with whatever else is queued; returns once synced.
     pub async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.submit(writes).await
+    }
+
+    /// Queue `writes` NOW (synchronously: batches reach the store in the order they were
+    /// submitted, so a caller that submits while holding its own lock keeps its order) and
+    /// return a future that resolves once they are durable.
+    pub fn submit(
+        &self,
+        writes: Vec<Write>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (done, answer) = oneshot::channel();
-        let stopped = || StoreError::Unavailable {
-            reason: "the group-commit thread has stopped".into(),
-        };
-        self.queue
-            .send(Request { writes, done })
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let queued = self.queue.send(Request { writes, done });
+        async move {
+            let stopped = || StoreError::Unavailable {
+                reason: "the group-commit thread has stopped".into(),
+            };
+            queued.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        }
     }
 
     /// How many synced commits carried how many writer batches so far.

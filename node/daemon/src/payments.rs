@@ -1,0 +1,136 @@
+//! Off-chain payments at the node: signing our next balance proof, accepting our partner's.
+//!
+//! Durability (PROTOCOL.md rules 1 and 2): our new proof is queued for a synced write under the
+//! channel table's lock and the signature is handed out only once that write is durable, so
+//! no nonce is ever signed twice across crashes; an incoming proof is made durable before
+//! [`Node::accept_payment`] returns, which is when the caller may acknowledge it. Writes of
+//! many payments and channels share fsyncs through the group committer.
+
+use alloy::primitives::{Address, B256, Bytes, Signature, U256};
+use alloy::sol_types::SolStruct;
+use farthing_chain::messages::{self, BalanceProof};
+use farthing_core::{ChannelId, PaymentError, Rejection, SignedProof};
+use farthing_store::StoreError;
+
+use crate::node::Node;
+
+/// Why a payment could not be made or accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// No channel of the node has this id.
+    #[error("no channel {0}")]
+    UnknownChannel(ChannelId),
+    /// The node refuses to sign it (amount, balance, state).
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    /// An incoming proof breaks the payment rules; the reason goes back to the payer.
+    #[error("proof refused: {0}")]
+    Rejected(#[from] Rejection),
+    /// An incoming proof's signature is malformed or not the partner's.
+    #[error("proof refused: {0}")]
+    BadSignature(String),
+    /// The store could not make it durable; nothing was signed or acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Node {
+    /// The EIP-712 digest of a balance proof in this node's contract domain.
+    pub fn proof_digest(&self, id: ChannelId, nonce: u64, transferred: u128) -> B256 {
+        BalanceProof {
+            channelId: U256::from(id),
+            nonce,
+            transferred,
+        }
+        .eip712_signing_hash(self.domain())
+    }
+
+    /// Pay `amount` on channel `id`: our next proof, durable before it is returned.
+    pub async fn sign_payment(&self, id: ChannelId, amount: u128) -> Result<SignedProof, PayError> {
+        if self.channel_record(id).is_none() {
+            return Err(PayError::UnknownChannel(id));
+        }
+        let durable = self.update_channel(id, |channel| {
+            let (nonce, transferred) = channel.next_payment(amount)?;
+            let message = BalanceProof {
+                channelId: U256::from(id),
+                nonce,
+                transferred,
+            };
+            let signature = messages::sign(self.key(), &message, self.domain());
+            let proof = SignedProof {
+                nonce,
+                transferred,
+                signature,
+            };
+            let mut next = channel.clone();
+            next.ours = Some(proof.clone());
+            Ok::<_, PayError>((next, proof))
+        })?;
+        durable.await
+    }
+
+    /// Accept the partner's proof `(nonce, transferred, signature)` paying us `amount` on
+    /// channel `id`. When this returns `Ok`, the proof is durable: acknowledge it.
+    pub async fn accept_payment(
+        &self,
+        id: ChannelId,
+        nonce: u64,
+        transferred: u128,
+        amount: u128,
+        signature: &[u8],
+    ) -> Result<(), PayError> {
+        let partner = self
+            .channel_record(id)
+            .ok_or(PayError::UnknownChannel(id))?
+            .partner;
+        verify(
+            self.proof_digest(id, nonce, transferred),
+            signature,
+            partner,
+        )?;
+        let signature = Bytes::copy_from_slice(signature);
+        let durable = self.update_channel(id, |channel| {
+            channel.check_incoming(nonce, transferred, amount)?;
+            let mut next = channel.clone();
+            next.theirs = Some(SignedProof {
+                nonce,
+                transferred,
+                signature,
+            });
+            Ok::<_, PayError>((next, ()))
+        })?;
+        durable.await
+    }
+}
+
+/// The contract's rules for a signature (and the node's): 65 bytes `r | s | v`, low s,
+/// `v` 27 or 28, recovering to `expected`.
+pub(crate) fn verify(digest: B256, signature: &[u8], expected: Address) -> Result<(), PayError> {
+    const HALF_N: U256 = U256::from_be_slice(&[
+        0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b,
+        0x20, 0xa0,
+    ]);
+    let bad = |why: &str| Err(PayError::BadSignature(why.into()));
+    let [body @ .., v] = signature else {
+        return bad("empty signature");
+    };
+    if body.len() != 64 {
+        return bad("a signature is 65 bytes");
+    }
+    if *v != 27 && *v != 28 {
+        return bad("v must be 27 or 28");
+    }
+    if U256::from_be_slice(&body[32..]) > HALF_N {
+        return bad("high-s signature");
+    }
+    let parsed = Signature::from_bytes_and_parity(body, *v == 28);
+    match parsed.recover_address_from_prehash(&digest) {
+        Ok(signer) if signer == expected => Ok(()),
+        Ok(signer) => Err(PayError::BadSignature(format!(
+            "signed by {signer}, not by the partner {expected}"
+        ))),
+        Err(_) => bad("the signature does not recover to any address"),
+    }
+}
