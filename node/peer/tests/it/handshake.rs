@@ -1,0 +1,325 @@
+//! Handshakes over TCP: honest ones succeed both ways; each misbehaving peer is refused with
+//! its own error, and (when the link still works) told why.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::Address;
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use farthing_peer::frame::DecodeError;
+use farthing_peer::handshake::{handshake_digest, sign_challenge};
+use farthing_peer::message::error_code;
+use farthing_peer::{
+    FrameReader, FramedConnection, HandshakeError, LinkError, Message, MessageKind,
+    PROTOCOL_VERSION, RawSignature, encode, handshake,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::{CHAIN, tcp_pair};
+
+const T: Duration = Duration::from_secs(5);
+
+/// The node side: a real handshake on `stream`.
+async fn node(
+    stream: TcpStream,
+    key: &PrivateKeySigner,
+    expected: Option<Address>,
+) -> Result<Address, HandshakeError> {
+    handshake(stream, key, CHAIN, expected, T)
+        .await
+        .map(|(peer, _)| peer)
+}
+
+/// A hand-driven peer: says Hello claiming `claimed`, returns the node's challenge.
+async fn rogue_hello(conn: &mut FramedConnection<TcpStream>, claimed: Address) -> [u8; 32] {
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION,
+        address: claimed,
+        challenge: [9; 32],
+    };
+    conn.send(&hello).await.unwrap();
+    match conn.recv().await.unwrap() {
+        Message::Hello { challenge, .. } => challenge,
+        other => panic!("expected the node's Hello, got {other:?}"),
+    }
+}
+
+/// The rogue reads what the node says last: an Error with `code`, then the link closes.
+async fn expect_notice(conn: &mut FramedConnection<TcpStream>, code: u16) {
+    match conn.recv().await.unwrap() {
+        Message::Error { code: got, reason } => {
+            assert_eq!(got, code, "{reason}");
+            assert!(!reason.as_str().is_empty());
+        }
+        other => panic!("expected an Error notice, got {other:?}"),
+    }
+    assert!(matches!(
+        conn.recv().await,
+        Err(LinkError::Closed | LinkError::Io(_))
+    ));
+}
+
+#[tokio::test]
+async fn honest_handshakes_succeed_both_ways() {
+    let alice = PrivateKeySigner::random();
+    let bob = PrivateKeySigner::random();
+    // Either side may dial, with or without an expected partner.
+    for (dialler, acceptor) in [(&alice, &bob), (&bob, &alice)] {
+        let (d, a) = tcp_pair().await;
+        let (rd, ra) = tokio::join!(
+            handshake(d, dialler, CHAIN, Some(acceptor.address()), T),
+            handshake(a, acceptor, CHAIN, None, T),
+        );
+        let (peer_of_d, mut conn_d) = rd.unwrap();
+        let (peer_of_a, mut conn_a) = ra.unwrap();
+        assert_eq!(peer_of_d, acceptor.address());
+        assert_eq!(peer_of_a, dialler.address());
+
+        // The returned links carry messages both ways.
+        conn_d.send(&Message::Ping { nonce: 5 }).await.unwrap();
+        assert_eq!(conn_a.recv().await.unwrap(), Message::Ping { nonce: 5 });
+        conn_a.send(&Message::Pong { nonce: 5 }).await.unwrap();
+        assert_eq!(conn_d.recv().await.unwrap(), Message::Pong { nonce: 5 });
+    }
+}
+
+#[tokio::test]
+async fn a_peer_signing_with_another_key_is_refused() {
+    let node_key = PrivateKeySigner::random();
+    let claimed = PrivateKeySigner::random().address();
+    let actual = PrivateKeySigner::random();
+    let (n, r) = tcp_pair().await;
+    let node_addr = node_key.address();
+
+    let rogue = async move {
+        let mut conn = FramedConnection::new(r);
+        let challenge = rogue_hello(&mut conn, claimed).await;
+        // The right digest for the claimed address, signed by another key.
+        let digest = handshake_digest(CHAIN, &challenge, claimed, node_addr);
+        let signature: RawSignature = actual.sign_hash_sync(&digest).unwrap().as_bytes();
+        let _ = conn.recv().await; // the node's own HelloAck
+        conn.send(&Message::HelloAck { signature }).await.unwrap();
+        expect_notice(&mut conn, error_code::HANDSHAKE).await;
+        actual.address()
+    };
+    let (result, actual) = tokio::join!(node(n, &node_key, Some(claimed)), rogue);
+    match result {
+        Err(HandshakeError::WrongSigner {
+            claimed: c,
+            recovered,
+        }) => {
+            assert_eq!(c, claimed);
+            assert_eq!(recovered, actual);
+        }
+        other => panic!("expected WrongSigner, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_hello_ack_is_refused() {
+    let node_key = PrivateKeySigner::random();
+    let peer = PrivateKeySigner::random();
+    let (node_addr, peer_addr) = (node_key.address(), peer.address());
+
+    // Session 1, honest: the eavesdropper keeps the peer's HelloAck.
+    let (n, r) = tcp_pair().await;
+    let honest = async {
+        let mut conn = FramedConnection::new(r);
+        let challenge = rogue_hello(&mut conn, peer_addr).await;
+        let signature = sign_challenge(&peer, CHAIN, &challenge, node_addr).unwrap();
+        conn.send(&Message::HelloAck { signature }).await.unwrap();
+        assert!(matches!(
+            conn.recv().await.unwrap(),
+            Message::HelloAck { .. }
+        ));
+        signature
+    };
+    let (first, recorded) = tokio::join!(node(n, &node_key, Some(peer_addr)), honest);
+    assert_eq!(first.unwrap(), peer_addr);
+
+    // Session 2: the same Hello, the recorded HelloAck, a fresh challenge from the node.
+    let (n, r) = tcp_pair().await;
+    let replay = async {
+        let mut conn = FramedConnection::new(r);
+        let challenge = rogue_hello(&mut conn, peer_addr).await;
+        conn.send(&Message::HelloAck {
+            signature: recorded,
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            conn.recv().await.unwrap(),
+            Message::HelloAck { .. }
+        ));
+        expect_notice(&mut conn, error_code::HANDSHAKE).await;
+        challenge
+    };
+    let (second, _) = tokio::join!(node(n, &node_key, Some(peer_addr)), replay);
+    match second {
+        Err(HandshakeError::WrongSigner { claimed, recovered }) => {
+            assert_eq!(claimed, peer_addr);
+            assert_ne!(recovered, peer_addr);
+        }
+        other => panic!("expected WrongSigner, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unexpected_partner_is_refused_before_anything_is_signed() {
+    let node_key = PrivateKeySigner::random();
+    let bob = PrivateKeySigner::random().address();
+    let carol = PrivateKeySigner::random();
+
+    // Carol runs the real handshake: the node refuses, Carol learns why.
+    let (n, c) = tcp_pair().await;
+    let (at_node, at_carol) = tokio::join!(
+        node(n, &node_key, Some(bob)),
+        handshake(c, &carol, CHAIN, None, T),
+    );
+    match at_node {
+        Err(HandshakeError::UnexpectedPeer { expected, claimed }) => {
+            assert_eq!((expected, claimed), (bob, carol.address()));
+        }
+        other => panic!("expected UnexpectedPeer, got {other:?}"),
+    }
+    match at_carol {
+        Err(HandshakeError::PeerRefused { code, reason }) => {
+            assert_eq!(code, error_code::HANDSHAKE);
+            assert!(reason.as_str().contains("expected partner"), "{reason}");
+        }
+        other => panic!("expected PeerRefused, got {:?}", other.map(|(a, _)| a)),
+    }
+
+    // Driven by hand: after the Hellos, the node's next frame is its Error, no HelloAck.
+    let (n, r) = tcp_pair().await;
+    let rogue = async {
+        let mut conn = FramedConnection::new(r);
+        rogue_hello(&mut conn, carol.address()).await;
+        expect_notice(&mut conn, error_code::HANDSHAKE).await;
+    };
+    let (at_node, ()) = tokio::join!(node(n, &node_key, Some(bob)), rogue);
+    assert!(matches!(
+        at_node,
+        Err(HandshakeError::UnexpectedPeer { .. })
+    ));
+}
+
+/// Raw bytes instead of a Hello; the node reports `check` and tells the peer `code`.
+async fn refused_on_bytes(bytes: Vec<u8>, code: u16) -> HandshakeError {
+    let node_key = PrivateKeySigner::random();
+    let (n, mut r) = tcp_pair().await;
+    let rogue = async move {
+        r.write_all(&bytes).await.unwrap();
+        let mut reader = FrameReader::new(r);
+        assert!(matches!(
+            reader.recv().await.unwrap(),
+            Message::Hello { .. }
+        ));
+        match reader.recv().await.unwrap() {
+            Message::Error { code: got, .. } => assert_eq!(got, code),
+            other => panic!("expected an Error notice, got {other:?}"),
+        }
+    };
+    let start = Instant::now();
+    let (result, ()) = tokio::join!(node(n, &node_key, None), rogue);
+    assert!(
+        start.elapsed() < T / 2,
+        "refused only after {:?}",
+        start.elapsed()
+    );
+    result.unwrap_err()
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_frames_are_refused() {
+    // 1 MiB declared: refused from the prefix alone, the body is never sent.
+    let err = refused_on_bytes((1u32 << 20).to_be_bytes().to_vec(), error_code::PROTOCOL).await;
+    assert!(matches!(
+        err,
+        HandshakeError::Link(LinkError::Decode(DecodeError::TooLarge { .. }))
+    ));
+
+    let err = refused_on_bytes(vec![0, 0, 0, 2, 9, 0x01], error_code::PROTOCOL).await;
+    assert!(matches!(
+        err,
+        HandshakeError::Link(LinkError::Decode(DecodeError::UnsupportedVersion(9)))
+    ));
+
+    let err = refused_on_bytes(vec![0, 0, 0, 2, 1, 0x7f], error_code::PROTOCOL).await;
+    assert!(matches!(
+        err,
+        HandshakeError::Link(LinkError::Decode(DecodeError::UnknownType(0x7f)))
+    ));
+
+    // A Hello whose payload stops short.
+    let mut short = encode(&Message::Hello {
+        version: PROTOCOL_VERSION,
+        address: Address::repeat_byte(1),
+        challenge: [1; 32],
+    });
+    short.truncate(short.len() - 1);
+    let len = (short.len() - 4) as u32;
+    short[..4].copy_from_slice(&len.to_be_bytes());
+    let err = refused_on_bytes(short, error_code::PROTOCOL).await;
+    assert!(matches!(
+        err,
+        HandshakeError::Link(LinkError::Decode(DecodeError::PayloadTruncated { .. }))
+    ));
+
+    // A well-formed frame, but not a Hello.
+    let err = refused_on_bytes(encode(&Message::Ping { nonce: 1 }), error_code::PROTOCOL).await;
+    assert!(matches!(
+        err,
+        HandshakeError::Unexpected {
+            expected: MessageKind::Hello,
+            got: MessageKind::Ping
+        }
+    ));
+
+    // Another protocol version.
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION + 1,
+        address: Address::repeat_byte(1),
+        challenge: [1; 32],
+    };
+    let err = refused_on_bytes(encode(&hello), error_code::HANDSHAKE).await;
+    assert!(matches!(
+        err,
+        HandshakeError::VersionMismatch { theirs: 2, .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_silent_peer_times_out() {
+    let node_key = PrivateKeySigner::random();
+    let short = Duration::from_millis(300);
+
+    // Says nothing at all.
+    let (n, _silent) = tcp_pair().await;
+    let start = Instant::now();
+    let err = handshake(n, &node_key, CHAIN, None, short)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, HandshakeError::Timeout(d) if d == short),
+        "{err}"
+    );
+    let elapsed = start.elapsed();
+    assert!(elapsed >= short && elapsed < short * 5, "{elapsed:?}");
+
+    // Says Hello, then never answers the challenge.
+    let (n, r) = tcp_pair().await;
+    let half = async {
+        let mut conn = FramedConnection::new(r);
+        rogue_hello(&mut conn, PrivateKeySigner::random().address()).await;
+        assert!(matches!(
+            conn.recv().await.unwrap(),
+            Message::HelloAck { .. }
+        ));
+        expect_notice(&mut conn, error_code::TIMEOUT).await;
+    };
+    let (result, ()) = tokio::join!(handshake(n, &node_key, CHAIN, None, short), half);
+    assert!(matches!(result, Err(HandshakeError::Timeout(_))));
+}
