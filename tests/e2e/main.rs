@@ -8,6 +8,7 @@ mod client;
 mod daemon;
 mod deploy;
 mod lifecycle;
+mod link;
 mod node;
 mod payments;
 mod watcher;

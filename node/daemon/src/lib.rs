@@ -13,6 +13,7 @@
 pub mod config;
 mod journal;
 pub mod keys;
+mod link;
 mod node;
 mod ops;
 mod payments;
@@ -20,6 +21,7 @@ mod rpc;
 
 pub use config::{Config, ConfigError, KeySource};
 pub use keys::{KeyError, load_key};
+pub use link::LinkError;
 pub use node::{ChannelChange, Health, Node, StartError, SyncError};
 pub use ops::{MAX_DEPOSIT, OpError};
 pub use payments::PayError;

@@ -82,6 +82,8 @@ pub struct Health {
 
 struct Shared {
     config: Config,
+    /// Authenticated links to partner nodes.
+    links: crate::link::Links,
     /// The `ChannelManager`'s EIP-712 domain (computed once).
     domain: alloy::sol_types::Eip712Domain,
     /// Every channel of the node, as last made durable or being made durable: the one place
@@ -197,6 +199,7 @@ impl Node {
         let (changes, _) = broadcast::channel(1024);
         let channels = store.channels()?.into_iter().map(|c| (c.id, c)).collect();
         let shared = Arc::new(Shared {
+            links: crate::link::Links::default(),
             domain: farthing_chain::messages::channel_domain(
                 deployment.chain_id,
                 deployment.channel_manager,
@@ -309,6 +312,32 @@ impl Node {
             durable.await.map_err(E::from)?;
             Ok(value)
         })
+    }
+
+    /// Change one channel under the table's lock; `change` gets the channel and the group
+    /// committer, must queue its own synced write, and returns the new record and a value.
+    pub(crate) fn with_channel<T, E: From<StoreError>>(
+        &self,
+        id: ChannelId,
+        change: impl FnOnce(&Channel, &GroupCommit) -> Result<(Channel, T), E>,
+    ) -> Result<T, E> {
+        let mut table = self
+            .shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = table.get(&id).ok_or_else(|| {
+            E::from(StoreError::Unavailable {
+                reason: format!("no channel {id}"),
+            })
+        })?;
+        let (next, value) = change(current, &self.shared.group)?;
+        table.insert(id, next);
+        Ok(value)
+    }
+
+    pub(crate) fn links(&self) -> &crate::link::Links {
+        &self.shared.links
     }
 
     /// The store.

@@ -32,6 +32,13 @@ pub enum PayError {
     /// The store could not make it durable; nothing was signed or acknowledged.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No link to the channel's partner (or it dropped before the acknowledgement): the
+    /// payment may or may not have arrived; it is settled when the link resynchronises.
+    #[error("no link to the channel's partner: connect to it (0xADDRESS@host:port) and retry")]
+    LinkDown,
+    /// The partner refused the payment, with its reason.
+    #[error("the partner refused the payment: {0}")]
+    Refused(String),
 }
 
 impl Node {

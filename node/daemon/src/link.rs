@@ -1,0 +1,422 @@
+//! Peer links: the node's authenticated TCP connections to its channel partners, and payments
+//! over them.
+//!
+//! Sending: [`Node::pay`] signs the next proof under the channel table's lock and, still under
+//! it, queues both the synced write and the `Pay` frame; the link's writer sends a frame only
+//! once the write queued before it is durable (durability rule 1), in queue order, so proofs
+//! leave in nonce order however many payments are in flight. The call returns when the
+//! partner's cumulative `Ack` covers its nonce.
+//!
+//! Receiving: the reader takes every `Pay` already buffered (a burst), checks and queues each
+//! (signature, rules, synced write), waits once for the last write to be durable, then sends
+//! ONE cumulative `Ack` — or a `Reject` with the reason for a refused proof (durability rule 2:
+//! nothing is acknowledged before it is durable; many payments share one fsync).
+//!
+//! Not yet here (issue 4 continues): reconnect with backoff and the `Sync` exchange that
+//! resends unacknowledged proofs, cooperative close/withdraw over the link, the `pay` RPC.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use farthing_chain::messages::{self, BalanceProof};
+use farthing_core::{ChannelId, SignedProof};
+use farthing_peer::message::{Memo, Message, Reason};
+use farthing_peer::{FrameReader, FrameWriter, PeerAddr, handshake};
+use farthing_store::{StoreError, Write};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::node::Node;
+use crate::payments::PayError;
+
+/// How long a handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// A frame to send once the write queued before it is durable.
+struct Outgoing {
+    ready: Option<Durable>,
+    message: Message,
+}
+
+/// The answer a payer waits for.
+type Waiter = oneshot::Sender<Result<(), PayError>>;
+
+/// One authenticated link to a partner.
+pub(crate) struct Link {
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// Payments waiting for their Ack, per channel, by nonce.
+    waiting: Mutex<HashMap<ChannelId, BTreeMap<u64, Waiter>>>,
+}
+
+/// The node's links, by partner address.
+#[derive(Default)]
+pub(crate) struct Links(Mutex<HashMap<Address, Arc<Link>>>);
+
+impl Links {
+    fn get(&self, peer: Address) -> Option<Arc<Link>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer)
+            .cloned()
+    }
+}
+
+/// Why a link could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// TCP failed.
+    #[error("cannot reach the peer at {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The peer failed the handshake.
+    #[error("handshake with {addr} failed: {source}")]
+    Handshake {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: farthing_peer::HandshakeError,
+    },
+}
+
+impl Node {
+    /// Listen for partner nodes on `addr`; returns the bound address (port 0 works).
+    pub async fn listen_peers(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let node = self.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, remote)) = listener.accept().await {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    match handshake(
+                        stream,
+                        node.key(),
+                        node.deployment().chain_id,
+                        None,
+                        HANDSHAKE_TIMEOUT,
+                    )
+                    .await
+                    {
+                        Ok((peer, conn)) => node.run_link(peer, conn.split()),
+                        Err(e) => tracing::warn!(%remote, "peer refused: {e}"),
+                    }
+                });
+            }
+        });
+        Ok(bound)
+    }
+
+    /// Dial a partner (`0xADDRESS@host:port`) and prove both identities.
+    pub async fn connect_peer(&self, peer: &PeerAddr) -> Result<(), LinkError> {
+        let addr = format!("{}:{}", peer.host, peer.port);
+        let stream = TcpStream::connect(&addr)
+            .await
+            .map_err(|source| LinkError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (proven, conn) = handshake(
+            stream,
+            self.key(),
+            self.deployment().chain_id,
+            Some(peer.address),
+            HANDSHAKE_TIMEOUT,
+        )
+        .await
+        .map_err(|source| LinkError::Handshake { addr, source })?;
+        self.run_link(proven, conn.split());
+        Ok(())
+    }
+
+    /// Whether a link to `peer` is up.
+    pub fn is_linked(&self, peer: Address) -> bool {
+        self.links().get(peer).is_some()
+    }
+
+    fn run_link(
+        &self,
+        peer: Address,
+        (reader, writer): (
+            FrameReader<tokio::io::ReadHalf<TcpStream>>,
+            FrameWriter<tokio::io::WriteHalf<TcpStream>>,
+        ),
+    ) {
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        let link = Arc::new(Link {
+            outgoing,
+            waiting: Mutex::new(HashMap::new()),
+        });
+        self.links()
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer, link.clone());
+        tracing::info!(%peer, "peer link up");
+        tokio::spawn(write_frames(writer, queue));
+        let node = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = node.read_frames(peer, &link, reader).await {
+                tracing::warn!(%peer, "peer link closed: {e}");
+            }
+            let mut links = node
+                .links()
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if links.get(&peer).is_some_and(|l| Arc::ptr_eq(l, &link)) {
+                links.remove(&peer);
+            }
+            drop(links);
+            // Payments still waiting will not be acknowledged on this link.
+            let waiting =
+                std::mem::take(&mut *link.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+            for (_, by_nonce) in waiting {
+                for (_, waiter) in by_nonce {
+                    let _ = waiter.send(Err(PayError::LinkDown));
+                }
+            }
+        });
+    }
+
+    /// Pay `amount` on channel `id` over the link to its partner; returns our new proof once
+    /// the partner has acknowledged it as durable.
+    pub async fn pay(&self, id: ChannelId, amount: u128) -> Result<SignedProof, PayError> {
+        let partner = self
+            .channel_record(id)
+            .ok_or(PayError::UnknownChannel(id))?
+            .partner;
+        let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
+        let (acked, answer) = oneshot::channel();
+        let proof = self.with_channel(id, |channel, group| {
+            let (nonce, transferred) = channel.next_payment(amount)?;
+            let message = BalanceProof {
+                channelId: U256::from(id),
+                nonce,
+                transferred,
+            };
+            let signature = messages::sign(self.key(), &message, self.domain());
+            let proof = SignedProof {
+                nonce,
+                transferred,
+                signature,
+            };
+            let mut next = channel.clone();
+            next.ours = Some(proof.clone());
+            let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
+            let raw: [u8; 65] = proof
+                .signature
+                .as_ref()
+                .try_into()
+                .map_err(|_| PayError::BadSignature("own signature not 65 bytes".into()))?;
+            link.waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id)
+                .or_default()
+                .insert(nonce, acked);
+            let pay = Message::Pay {
+                channel_id: id,
+                nonce,
+                transferred,
+                amount,
+                signature: raw,
+                payment_id: [0; 16],
+                memo: Memo::empty(),
+            };
+            link.outgoing
+                .send(Outgoing {
+                    ready: Some(durable),
+                    message: pay,
+                })
+                .map_err(|_| PayError::LinkDown)?;
+            Ok::<_, PayError>((next, proof))
+        })?;
+        answer.await.map_err(|_| PayError::LinkDown)??;
+        Ok(proof)
+    }
+
+    async fn read_frames(
+        &self,
+        peer: Address,
+        link: &Link,
+        mut reader: FrameReader<tokio::io::ReadHalf<TcpStream>>,
+    ) -> Result<(), farthing_peer::LinkError> {
+        loop {
+            let first = reader.recv().await?;
+            let mut burst = vec![first];
+            while let Ok(Some(next)) = reader.next_buffered() {
+                burst.push(next);
+                if burst.len() >= 1024 {
+                    break;
+                }
+            }
+            // Check and queue every proof of the burst, wait once, acknowledge once per channel.
+            let mut last_durable: Option<Durable> = None;
+            let mut acks: BTreeMap<ChannelId, u64> = BTreeMap::new();
+            let mut replies = Vec::new();
+            for message in burst {
+                match message {
+                    Message::Pay {
+                        channel_id,
+                        nonce,
+                        transferred,
+                        amount,
+                        signature,
+                        ..
+                    } => {
+                        match self.queue_incoming(
+                            peer,
+                            channel_id,
+                            nonce,
+                            transferred,
+                            amount,
+                            &signature,
+                        ) {
+                            Ok(durable) => {
+                                last_durable = Some(durable);
+                                acks.insert(channel_id, nonce);
+                            }
+                            Err(e) => replies.push(Message::Reject {
+                                channel_id,
+                                nonce,
+                                code: 1,
+                                reason: Reason::truncated(e.to_string()),
+                            }),
+                        }
+                    }
+                    Message::Ack { channel_id, nonce } => {
+                        link.acknowledged(channel_id, nonce, Ok(()))
+                    }
+                    Message::Reject {
+                        channel_id,
+                        nonce,
+                        reason,
+                        ..
+                    } => {
+                        link.acknowledged(
+                            channel_id,
+                            nonce,
+                            Err(PayError::Refused(reason.as_str().to_owned())),
+                        );
+                    }
+                    Message::Ping { nonce } => replies.push(Message::Pong { nonce }),
+                    _ => {}
+                }
+            }
+            for (channel_id, nonce) in acks {
+                replies.push(Message::Ack { channel_id, nonce });
+            }
+            // The acks leave only after the burst's last write is durable (writes complete in
+            // queue order, so that one covers them all).
+            let mut ready = last_durable;
+            for message in replies {
+                let _ = link.outgoing.send(Outgoing {
+                    ready: ready.take(),
+                    message,
+                });
+            }
+        }
+    }
+
+    /// Verify and queue an incoming proof; the returned future resolves once it is durable.
+    fn queue_incoming(
+        &self,
+        peer: Address,
+        id: ChannelId,
+        nonce: u64,
+        transferred: u128,
+        amount: u128,
+        signature: &[u8; 65],
+    ) -> Result<Durable, PayError> {
+        let channel = self
+            .channel_record(id)
+            .ok_or(PayError::UnknownChannel(id))?;
+        if channel.partner != peer {
+            return Err(PayError::BadSignature(format!(
+                "channel {id} is not shared with {peer}"
+            )));
+        }
+        crate::payments::verify(self.proof_digest(id, nonce, transferred), signature, peer)?;
+        let signature = alloy::primitives::Bytes::copy_from_slice(signature);
+        self.with_channel(id, |channel, group| {
+            channel.check_incoming(nonce, transferred, amount)?;
+            let mut next = channel.clone();
+            next.theirs = Some(SignedProof {
+                nonce,
+                transferred,
+                signature,
+            });
+            let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
+            Ok::<_, PayError>((next, durable))
+        })
+    }
+}
+
+impl Link {
+    /// Resolve every payment of `channel` up to `nonce` (cumulative Ack), or the one refused.
+    fn acknowledged(&self, channel: ChannelId, nonce: u64, outcome: Result<(), PayError>) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(by_nonce) = waiting.get_mut(&channel) else {
+            return;
+        };
+        match outcome {
+            Ok(()) => {
+                let later = by_nonce.split_off(&(nonce + 1));
+                for (_, waiter) in std::mem::replace(by_nonce, later) {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                if let Some(waiter) = by_nonce.remove(&nonce) {
+                    let _ = waiter.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Send queued frames in order, each only once the write queued before it is durable; many
+/// frames per flush.
+async fn write_frames(
+    mut writer: FrameWriter<tokio::io::WriteHalf<TcpStream>>,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while let Ok(next) = queue.try_recv() {
+            batch.push(next);
+            if batch.len() >= 1024 {
+                break;
+            }
+        }
+        for outgoing in batch {
+            if let Some(ready) = outgoing.ready
+                && let Err(e) = ready.await
+            {
+                // Not durable: the frame must not leave. The link drops; payers see LinkDown.
+                tracing::error!("store failed, dropping the peer link: {e}");
+                return;
+            }
+            if writer.feed(&outgoing.message).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Payments over the real peer link: two nodes with their own RocksDB, an authenticated TCP
+//! link, many payments in flight at once in both directions, each call returning only once the
+//! partner acknowledged it as durable; a forged proof sent straight over the wire by a test
+//! peer is refused with the reason and the channel keeps working.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use farthing_chain::messages::{self, CooperativeClose};
+use farthing_daemon::{Config, KeySource, Node, PayError};
+use farthing_e2e::{Devnet, Party, USDC};
+use farthing_peer::message::{Memo, Message};
+use farthing_peer::{PeerAddr, handshake};
+
+fn config(
+    devnet: &Devnet,
+    d: &farthing_chain::Deployment,
+    dir: &std::path::Path,
+    account: u32,
+) -> Config {
+    let deployment = dir.join("deployment.json");
+    std::fs::write(&deployment, serde_json::to_string(d).unwrap()).unwrap();
+    let mut config = Config {
+        data_dir: dir.join(format!("node{account}")),
+        key: KeySource::DevAccount(account),
+        ..Config::default()
+    };
+    config.chain.rpc_url = devnet.rpc_url.clone();
+    config.chain.deployment = deployment;
+    config.chain.poll_interval_ms = 20;
+    config
+}
+
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alice_party = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob_party = Party::new(&devnet, &d, devnet.key("BOB"));
+    devnet
+        .mint(&d, alice_party.address(), 1_000 * USDC)
+        .await
+        .unwrap();
+    devnet
+        .mint(&d, bob_party.address(), 1_000 * USDC)
+        .await
+        .unwrap();
+    let alice = Node::start(config(&devnet, &d, dir.path(), 1))
+        .await
+        .unwrap();
+    let bob = Node::start(config(&devnet, &d, dir.path(), 2))
+        .await
+        .unwrap();
+
+    let bob_addr = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let peer: PeerAddr = format!("{}@{}", bob.address(), bob_addr).parse().unwrap();
+    alice.connect_peer(&peer).await.unwrap();
+    eventually("the link at bob", || bob.is_linked(alice.address())).await;
+
+    alice
+        .open_channel(bob.address(), 100 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    bob.top_up(1, 50 * USDC as u128).await.unwrap();
+    eventually("alice to see bob's deposit", || {
+        alice.channel_record(1).unwrap().on_chain.deposit_b > 0
+    })
+    .await;
+
+    // 8 concurrent payers each way, 625 payments each: 10,000 payments.
+    const PAYERS: usize = 8;
+    const EACH: usize = 625;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (from, amount) in [(alice.clone(), 1_000u128), (bob.clone(), 700u128)] {
+        for _ in 0..PAYERS {
+            let from = from.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..EACH {
+                    from.pay(1, amount).await.unwrap();
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "10,000 payments over the link, 16 payers: {:.2} s, {:.0} acknowledged durable payments/s",
+        elapsed.as_secs_f64(),
+        10_000.0 / elapsed.as_secs_f64()
+    );
+    let (a, b) = (
+        alice.channel_record(1).unwrap(),
+        bob.channel_record(1).unwrap(),
+    );
+    assert_eq!((a.sent(), a.received()), (5_000_000, 3_500_000));
+    assert_eq!((b.sent(), b.received()), (3_500_000, 5_000_000));
+    assert_eq!(a.ours.as_ref().unwrap().nonce, 5_000);
+    assert_eq!(b.theirs.as_ref().unwrap().nonce, 5_000);
+    let too_much = alice.pay(1, 1_000 * USDC as u128).await.unwrap_err();
+    assert!(matches!(too_much, PayError::Payment(_)), "{too_much}");
+
+    // A test peer speaking the wire protocol with carol's key claims to pay on alice's channel.
+    let stream = tokio::net::TcpStream::connect(bob_addr).await.unwrap();
+    let carol = devnet.key("DEPLOYER");
+    let (_, mut conn) = handshake(
+        stream,
+        &carol,
+        d.chain_id,
+        Some(bob.address()),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let forged = messages::sign(
+        &carol,
+        &messages::BalanceProof {
+            channelId: U256::from(1),
+            nonce: 5_001,
+            transferred: 5_000_001,
+        },
+        &messages::channel_domain(d.chain_id, d.channel_manager),
+    );
+    conn.send(&Message::Pay {
+        channel_id: 1,
+        nonce: 5_001,
+        transferred: 5_000_001,
+        amount: 1,
+        signature: forged.as_ref().try_into().unwrap(),
+        payment_id: [0; 16],
+        memo: Memo::empty(),
+    })
+    .await
+    .unwrap();
+    match conn.recv().await.unwrap() {
+        Message::Reject {
+            channel_id: 1,
+            nonce: 5_001,
+            reason,
+            ..
+        } => {
+            assert!(
+                reason.as_str().contains("not shared"),
+                "{}",
+                reason.as_str()
+            );
+        }
+        other => panic!("expected a Reject, got {other:?}"),
+    }
+    assert_eq!(
+        bob.channel_record(1).unwrap().received(),
+        5_000_000,
+        "nothing stored from the forgery"
+    );
+    alice.pay(1, 1).await.unwrap();
+
+    // Cooperative close on the balances both computed.
+    let (a, b) = (
+        alice.channel_record(1).unwrap(),
+        bob.channel_record(1).unwrap(),
+    );
+    let (payout_a, payout_b) = (a.our_balance(), b.our_balance());
+    assert_eq!(payout_a + payout_b, 150 * USDC as u128);
+    let close = CooperativeClose {
+        channelId: U256::from(1),
+        payoutA: U256::from(payout_a),
+        payoutB: U256::from(payout_b),
+        withdrawnA: Default::default(),
+        withdrawnB: Default::default(),
+    };
+    let domain = messages::channel_domain(d.chain_id, d.channel_manager);
+    let sig_a = messages::sign(&devnet.key("ALICE"), &close, &domain);
+    let sig_b = messages::sign(&devnet.key("BOB"), &close, &domain);
+    bob.client()
+        .cooperative_close(1, payout_a, payout_b, sig_a, sig_b)
+        .await
+        .unwrap();
+    assert_eq!(
+        alice_party.balance().await as u128,
+        900 * USDC as u128 + payout_a
+    );
+    assert_eq!(
+        bob_party.balance().await as u128,
+        950 * USDC as u128 + payout_b
+    );
+    assert_eq!(payout_b, 51_500_001);
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
