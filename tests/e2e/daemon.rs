@@ -28,22 +28,38 @@ fn farthing_bin() -> PathBuf {
 struct Daemon {
     child: Child,
     url: String,
+    /// Where it listens for partner nodes.
+    peers: String,
 }
 
 impl Daemon {
     fn start(data_dir: &Path, rpc_url: &str, deployment: &Path) -> Self {
+        Self::start_as(1, data_dir, rpc_url, deployment, &[])
+    }
+
+    /// Devnet account `account` as the node's key, `extra` node flags.
+    fn start_as(
+        account: u32,
+        data_dir: &Path,
+        rpc_url: &str,
+        deployment: &Path,
+        extra: &[&str],
+    ) -> Self {
+        let account = account.to_string();
         let mut child = Command::new(farthing_bin())
             .arg("--data-dir")
             .arg(data_dir)
             .args([
                 "node",
                 "--dev",
-                "1",
+                &account,
                 "--rpc-url",
                 rpc_url,
                 "--rpc-listen",
                 "127.0.0.1:0",
             ])
+            .args(["--peer-listen", "127.0.0.1:0"])
+            .args(extra)
             .arg("--deployment")
             .arg(deployment)
             .args(["--log-level", "warn"])
@@ -55,14 +71,17 @@ impl Daemon {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(
-            line.contains("listening on"),
-            "unexpected first line: {line:?}"
-        );
+        // "farthing node 0x.. peers on HOST:PORT listening on HOST:PORT"
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        if words.len() != 9 || words[6] != "listening" {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("unexpected first line: {line:?}");
+        }
         Self {
             child,
-            url: format!("http://{addr}"),
+            url: format!("http://{}", words[8]),
+            peers: words[5].clone(),
         }
     }
 
@@ -272,4 +291,97 @@ fn a_wrong_or_unreachable_chain_stops_the_start_with_one_line() {
     assert_eq!(insecure.lines().count(), 1, "{insecure}");
     assert!(insecure.contains("chmod 600"), "{insecure}");
     assert!(!insecure.contains("59c6995e"), "no key material in errors");
+}
+
+#[tokio::test]
+async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
+
+    let bob_node = Daemon::start_as(
+        2,
+        &dir.path().join("bob"),
+        &devnet.rpc_url,
+        &deployment,
+        &[],
+    );
+    let link = format!("{}@{}", bob.address(), bob_node.peers);
+    let alice_node = Daemon::start_as(
+        1,
+        &dir.path().join("alice"),
+        &devnet.rpc_url,
+        &deployment,
+        &["--connect", &link],
+    );
+    let token = |who: &str| farthing_rpc::read_token(&dir.path().join(who)).unwrap();
+    let alice_rpc = farthing_rpc::connect_http(&alice_node.url, &token("alice")).unwrap();
+    let bob_rpc = farthing_rpc::connect_http(&bob_node.url, &token("bob")).unwrap();
+
+    alice_rpc
+        .open_channel(OpenParams {
+            partner: bob.address(),
+            amount: "20".into(),
+            challenge_period: Some(600),
+        })
+        .await
+        .unwrap();
+    let pay = |key: Option<&str>, amount: &str| farthing_rpc::PayParams {
+        channel_id: Some(1),
+        partner: None,
+        amount: amount.into(),
+        idempotency_key: key.map(str::to_owned),
+        memo: Some("api call".into()),
+    };
+    // Until bob's node knows the channel and the link is up, the payment fails (1010) and
+    // nothing is remembered under its key.
+    let mut first = None;
+    for _ in 0..100 {
+        match alice_rpc.pay(pay(Some("order-1"), "0.25")).await {
+            Ok(paid) => {
+                first = Some(paid);
+                break;
+            }
+            Err(e) => assert_eq!(call_code(e), code::PAYMENT_FAILED),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = first.expect("the payment went through once the link was up");
+    assert_eq!(
+        (
+            first.nonce,
+            first.amount.as_str(),
+            first.balance_ours.as_str()
+        ),
+        (1, "0.25", "19.75")
+    );
+
+    // The same key again pays once: the same answer, nothing moves.
+    let again = alice_rpc.pay(pay(Some("order-1"), "0.25")).await.unwrap();
+    assert_eq!(again, first);
+    for i in 2..22 {
+        alice_rpc
+            .pay(pay(Some(&format!("order-{i}")), "0.01"))
+            .await
+            .unwrap();
+    }
+    let at_bob = bob_rpc.get_channel(1).await.unwrap();
+    assert_eq!(
+        (
+            at_bob.balance_ours.as_str(),
+            at_bob.balance_partner.as_str()
+        ),
+        ("0.45", "19.55")
+    );
+    let too_much = alice_rpc.pay(pay(None, "100")).await.unwrap_err();
+    assert_eq!(call_code(too_much), code::INSUFFICIENT_FUNDS);
+    assert!(
+        alice_node.stop().success() && bob_node.stop().success(),
+        "both stop cleanly"
+    );
 }

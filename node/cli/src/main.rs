@@ -15,7 +15,7 @@ use eyre::{Context, Result, eyre};
 use farthing_chain::Deployment;
 use farthing_daemon::{Config, KeySource, Node, RpcHandler};
 use farthing_rpc::{
-    ChannelView, FarthingApiClient, FarthingApiServer, OpenParams, RpcServerConfig,
+    ChannelView, FarthingApiClient, FarthingApiServer, OpenParams, PayParams, RpcServerConfig,
 };
 use serde::Serialize;
 
@@ -44,12 +44,30 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node daemon until SIGINT or SIGTERM.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// The node's address, chain, contracts, sync height and health.
     Info,
     /// Channels: open, list, get, top-up, close, settle.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Pay AMOUNT (token units) on channel CHANNEL; returns once the partner acknowledged it.
+    Pay {
+        /// Channel id.
+        channel: u64,
+        /// Amount in token units, e.g. 0.001.
+        amount: String,
+        /// Pay once per key: repeating the command with the same key does not pay twice.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Free text for the partner (not signed, ≤ 256 bytes).
+        #[arg(long)]
+        memo: Option<String>,
+    },
+    /// Link to a partner node (0xADDRESS@host:port); the node keeps the link up.
+    Connect {
+        /// The partner, as 0xADDRESS@host:port.
+        peer: String,
+    },
     /// Token, gas, in-channel and claimable balances.
     Balances,
     /// Claim payouts a token refused at settle time.
@@ -124,6 +142,12 @@ struct NodeArgs {
     /// Listen address of the RPC.
     #[arg(long)]
     rpc_listen: Option<SocketAddr>,
+    /// Listen address for partner nodes.
+    #[arg(long)]
+    peer_listen: Option<SocketAddr>,
+    /// A partner node to keep a link to (0xADDRESS@host:port); repeatable.
+    #[arg(long = "connect", value_name = "PEER")]
+    connect: Vec<String>,
     /// Use devnet account N of the public test mnemonic (devnets only).
     #[arg(long, value_name = "N", conflicts_with_all = ["key_file", "keystore"])]
     dev: Option<u32>,
@@ -170,7 +194,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Node(args) => run_node(&cli.data_dir, args).await,
+        Command::Node(args) => run_node(&cli.data_dir, *args).await,
         Command::Check {
             deployment,
             rpc_url,
@@ -230,6 +254,36 @@ async fn run(cli: Cli) -> Result<()> {
                             b.token, b.in_channels, b.claimable, b.gas
                         )
                     })
+                }
+                Command::Pay {
+                    channel,
+                    amount,
+                    idempotency_key,
+                    memo,
+                } => {
+                    let paid = client
+                        .pay(PayParams {
+                            channel_id: Some(channel),
+                            partner: None,
+                            amount,
+                            idempotency_key,
+                            memo,
+                        })
+                        .await?;
+                    output(json, &paid, || {
+                        format!(
+                            "paid {} on channel {} (proof nonce {}); we can still pay {}, the partner {}",
+                            paid.amount,
+                            paid.channel_id,
+                            paid.nonce,
+                            paid.balance_ours,
+                            paid.balance_partner
+                        )
+                    })
+                }
+                Command::Connect { peer } => {
+                    client.connect_peer(peer.clone()).await?;
+                    output(json, &true, || format!("linking to {peer}"))
                 }
                 Command::Claim => {
                     let c = client.claim().await?;
@@ -331,6 +385,10 @@ async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
     if let Some(v) = args.rpc_listen {
         config.rpc.listen = v;
     }
+    if let Some(v) = args.peer_listen {
+        config.peer.listen = v;
+    }
+    config.peer.connect.extend(args.connect);
     if let Some(n) = args.dev {
         config.key = KeySource::DevAccount(n);
     }
@@ -363,8 +421,18 @@ async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
         RpcHandler::new(node.clone()).into_rpc(),
     )
     .await?;
-    tracing::info!(rpc = %addr, token_file = %farthing_rpc::token_path(&config.data_dir).display(), "RPC listening");
-    println!("farthing node {} listening on {addr}", node.address());
+    let peers = node
+        .listen_peers(config.peer.listen)
+        .await
+        .wrap_err_with(|| format!("cannot listen for peers on {}", config.peer.listen))?;
+    for peer in &config.peer.connect {
+        node.keep_linked(peer.parse()?);
+    }
+    tracing::info!(rpc = %addr, %peers, token_file = %farthing_rpc::token_path(&config.data_dir).display(), "listening");
+    println!(
+        "farthing node {} peers on {peers} listening on {addr}",
+        node.address()
+    );
 
     wait_for_signal()
         .await

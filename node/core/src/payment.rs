@@ -3,9 +3,11 @@
 //! A payment of `x` from P to Q: P's next proof has nonce `nonce_P + 1` and cumulative
 //! `transferred_P + x`. P may pay only what it can still pay:
 //! `deposit_P - withdrawn_P + transferred_Q - transferred_P >= x`. The sender refuses to sign
-//! past it ([`Channel::next_payment`]); the receiver refuses to accept past it, and accepts its
-//! partner's proofs strictly in nonce order with exactly the claimed increase
-//! ([`Channel::check_incoming`]). Signatures are checked by the caller (this crate does no
+//! past it ([`Channel::next_payment`]); the receiver refuses to accept past it, and accepts a
+//! partner's proof only if its nonce is higher than the last one it holds and it moves at least
+//! the claimed amount ([`Channel::check_incoming`]). "At least": a proof the receiver refused
+//! earlier stays signed by the payer (it can never be taken back), so the payer's next proof
+//! carries it too, and the receiver credits the whole increase. Signatures are checked by the caller (this crate does no
 //! cryptography); these rules decide everything else.
 
 use crate::channel::{ChainState, Channel};
@@ -52,15 +54,15 @@ pub enum Rejection {
     /// The channel is not open on-chain.
     #[error("channel is not open")]
     NotOpen,
-    /// Not the next nonce (replayed, stale, or skipping one).
-    #[error("nonce {got} is not the next one ({expected} expected)")]
+    /// Not newer than the proof the receiver holds (replayed or stale).
+    #[error("nonce {got} is not newer than the last accepted one ({expected} or more expected)")]
     Nonce {
         /// The next nonce the receiver accepts.
         expected: u64,
         /// The proof's nonce.
         got: u64,
     },
-    /// The cumulative amount does not rise by exactly the claimed payment.
+    /// The cumulative amount rises by less than the claimed payment.
     #[error("the proof moves {got} base units, the payment claims {claimed}")]
     Increase {
         /// The payment the sender claims.
@@ -136,22 +138,25 @@ impl Channel {
         let Some(expected) = have.checked_add(1) else {
             return Err(Rejection::Exhausted);
         };
-        if nonce != expected {
+        if nonce < expected {
             return Err(Rejection::Nonce {
                 expected,
                 got: nonce,
             });
         }
         let got = transferred.saturating_sub(received);
-        if transferred < received || got != amount {
+        if transferred < received || got < amount {
             return Err(Rejection::Increase {
                 claimed: amount,
                 got,
             });
         }
         let available = self.partner_balance();
-        if amount > available {
-            return Err(Rejection::Unaffordable { available, amount });
+        if got > available {
+            return Err(Rejection::Unaffordable {
+                available,
+                amount: got,
+            });
         }
         Ok(())
     }
@@ -223,14 +228,19 @@ mod tests {
     }
 
     #[test]
-    fn the_receiver_takes_proofs_in_order_with_the_exact_increase() {
+    fn the_receiver_takes_newer_proofs_that_move_at_least_the_claim() {
         let mut c = open_channel(100, 50);
         assert_eq!(c.check_incoming(1, 20, 20), Ok(()));
         assert_eq!(
             c.check_incoming(2, 20, 20),
-            Err(Rejection::Nonce {
-                expected: 1,
-                got: 2
+            Ok(()),
+            "a refused proof is carried by the next one"
+        );
+        assert_eq!(
+            c.check_incoming(1, 19, 20),
+            Err(Rejection::Increase {
+                claimed: 20,
+                got: 19
             })
         );
         c.theirs = proof(1, 20);
@@ -256,6 +266,11 @@ mod tests {
                 got: 0
             }),
             "going down"
+        );
+        assert_eq!(
+            c.check_incoming(3, 45, 20),
+            Ok(()),
+            "moves more than claimed: credited whole"
         );
         assert_eq!(
             c.check_incoming(2, 51, 31),

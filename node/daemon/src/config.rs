@@ -19,6 +19,7 @@
 //! | `rpc.max_connections` | `64` | concurrent RPC connections |
 //! | `rpc.max_request_bytes` | `65536` | larger requests are refused |
 //! | `peer.listen` | `127.0.0.1:7751` | where partner nodes connect |
+//! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` |
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |
 
 use std::net::SocketAddr;
@@ -98,6 +99,8 @@ pub struct RpcConfig {
 pub struct PeerConfig {
     /// Listen address for partner nodes.
     pub listen: SocketAddr,
+    /// Partner nodes to keep a link to, as `0xADDRESS@host:port`.
+    pub connect: Vec<String>,
 }
 
 /// Channel policy.
@@ -148,6 +151,7 @@ impl Default for PeerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7751)),
+            connect: Vec::new(),
         }
     }
 }

@@ -142,6 +142,32 @@ impl Node {
         Ok(())
     }
 
+    /// Keep a link to `peer` up: dial now and whenever it drops, with backoff (1 s doubling to
+    /// 30 s), until the node stops.
+    pub fn keep_linked(&self, peer: PeerAddr) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_secs(1);
+            loop {
+                if node.is_stopping() {
+                    return;
+                }
+                if node.is_linked(peer.address) {
+                    wait = Duration::from_secs(1);
+                } else {
+                    match node.connect_peer(&peer).await {
+                        Ok(()) => wait = Duration::from_secs(1),
+                        Err(e) => {
+                            tracing::warn!(%peer, "{e}; retrying in {} s", wait.as_secs());
+                            wait = (wait * 2).min(Duration::from_secs(30));
+                        }
+                    }
+                }
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
     /// Whether a link to `peer` is up.
     pub fn is_linked(&self, peer: Address) -> bool {
         self.links().get(peer).is_some()
@@ -237,14 +263,21 @@ impl Node {
                 payment_id: [0; 16],
                 memo: Memo::empty(),
             };
-            link.outgoing
+            // The proof is signed and its write queued: the table must take it whatever happens
+            // to the link (the store will hold it), so a send failure is reported after.
+            let sent = link
+                .outgoing
                 .send(Outgoing {
                     ready: Some(durable),
                     message: pay,
                 })
-                .map_err(|_| PayError::LinkDown)?;
-            Ok::<_, PayError>((next, proof))
+                .is_ok();
+            Ok::<_, PayError>((next, (proof, sent)))
         })?;
+        let (proof, sent) = proof;
+        if !sent {
+            return Err(PayError::LinkDown);
+        }
         answer.await.map_err(|_| PayError::LinkDown)??;
         Ok(proof)
     }
@@ -263,6 +296,11 @@ impl Node {
                 if burst.len() >= 1024 {
                     break;
                 }
+            }
+            // A payment on a channel this node has not seen yet: its open may be in the newest
+            // blocks; look at the chain once before refusing.
+            if burst.iter().any(|m| matches!(m, Message::Pay { channel_id, .. } if self.channel_record(*channel_id).is_none())) {
+                let _ = self.sync().await;
             }
             // Check and queue every proof of the burst, wait once, acknowledge once per channel.
             let mut last_durable: Option<Durable> = None;

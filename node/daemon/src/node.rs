@@ -242,7 +242,16 @@ impl Node {
         if let Some(handle) = handle {
             let _ = handle.await;
         }
+        // Writes queued before this point are answered first (the committer takes them in
+        // order); then the database closes, whatever tasks still hold the node.
+        let _ = self.shared.group.submit(Vec::new()).await;
+        self.shared.store.close();
         tracing::info!("node stopped");
+    }
+
+    /// Whether [`Node::shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
     }
 
     /// The node's address.

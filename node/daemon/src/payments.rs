@@ -36,8 +36,11 @@ pub enum PayError {
     /// payment may or may not have arrived; it is settled when the link resynchronises.
     #[error("no link to the channel's partner: connect to it (0xADDRESS@host:port) and retry")]
     LinkDown,
-    /// The partner refused the payment, with its reason.
-    #[error("the partner refused the payment: {0}")]
+    /// The partner refused the payment, with its reason. The proof stays signed (a signature
+    /// cannot be taken back), so its amount travels with the next payment on the channel.
+    #[error(
+        "the partner refused the payment: {0}; its amount is already signed and reaches the partner with the next payment"
+    )]
     Refused(String),
 }
 

@@ -13,19 +13,32 @@ use farthing_rpc::{
 use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use farthing_core::PaymentError;
+use farthing_rpc::{PayParams, PayResult};
+use tokio::sync::OnceCell;
+
 use crate::node::{Node, SyncError};
 use crate::ops::{MAX_DEPOSIT, OpError};
+use crate::payments::PayError;
 
 /// The RPC face of a [`Node`].
 #[derive(Clone)]
 pub struct RpcHandler {
     node: Node,
+    /// Results of payments made with an idempotency key (kept while the node runs).
+    paid: Arc<std::sync::Mutex<HashMap<String, Arc<OnceCell<PayResult>>>>>,
 }
 
 impl RpcHandler {
     /// Serve `node`.
     pub fn new(node: Node) -> Self {
-        Self { node }
+        Self {
+            node,
+            paid: Arc::default(),
+        }
     }
 
     fn decimals(&self) -> u8 {
@@ -45,6 +58,29 @@ impl RpcHandler {
             Err(ApiError::Degraded {
                 reasons: health.problems,
             })
+        }
+    }
+
+    fn map_pay(&self, id: ChannelId, e: PayError) -> ApiError {
+        match e {
+            PayError::UnknownChannel(id) => ApiError::UnknownChannel { id },
+            PayError::Payment(PaymentError::Insufficient {
+                available, amount, ..
+            }) => ApiError::InsufficientFunds {
+                kind: Shortfall::ChannelBalance,
+                needed: amount,
+                available,
+                decimals: self.decimals(),
+            },
+            PayError::Payment(PaymentError::NotOpen { state, .. }) => ApiError::WrongState {
+                id,
+                state: state.into(),
+                call: "pay",
+            },
+            PayError::Store(e) => ApiError::Degraded {
+                reasons: vec![format!("store: {e}")],
+            },
+            other => ApiError::PaymentFailed(other.to_string()),
         }
     }
 
@@ -162,6 +198,67 @@ impl FarthingApiServer for RpcHandler {
         Ok(ClaimResult {
             claimed: format_amount(claimed, self.decimals()),
         })
+    }
+
+    async fn pay(&self, params: PayParams) -> Result<PayResult, ApiError> {
+        self.require_healthy()?;
+        let amount = parse_amount_param(&params.amount, self.decimals(), u128::MAX)?;
+        if params.memo.as_ref().is_some_and(|m| m.len() > 256) {
+            return Err(ApiError::InvalidParams(
+                "memo is longer than 256 bytes".into(),
+            ));
+        }
+        let id = match (params.channel_id, params.partner) {
+            (Some(id), _) => id,
+            (None, Some(partner)) => self
+                .node
+                .channel_records()
+                .into_iter()
+                .find(|c| c.partner == partner && c.on_chain.state == ChainState::Open)
+                .map(|c| c.id)
+                .ok_or_else(|| {
+                    ApiError::InvalidParams(format!("no open channel with {partner}"))
+                })?,
+            (None, None) => {
+                return Err(ApiError::InvalidParams("give channel_id or partner".into()));
+            }
+        };
+        let pay = || async move {
+            let proof = self
+                .node
+                .pay(id, amount)
+                .await
+                .map_err(|e| self.map_pay(id, e))?;
+            let channel = self.node.channel(id).map_err(|e| self.map("pay", e))?;
+            Ok(PayResult {
+                channel_id: id,
+                nonce: proof.nonce,
+                amount: format_amount(amount, self.decimals()),
+                balance_ours: format_amount(channel.our_balance(), self.decimals()),
+                balance_partner: format_amount(channel.partner_balance(), self.decimals()),
+            })
+        };
+        let Some(key) = params.idempotency_key else {
+            return pay().await;
+        };
+        // The same key pays once: concurrent repeats wait for the first and get its result.
+        let cell = self
+            .paid
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone();
+        // Only a success is remembered: a failed attempt may be retried with the same key.
+        cell.get_or_try_init(pay).await.cloned()
+    }
+
+    async fn connect_peer(&self, peer: String) -> Result<bool, ApiError> {
+        let peer: farthing_peer::PeerAddr = peer
+            .parse()
+            .map_err(|e| ApiError::InvalidParams(format!("{e}")))?;
+        self.node.keep_linked(peer);
+        Ok(true)
     }
 
     async fn balances(&self) -> Result<Balances, ApiError> {

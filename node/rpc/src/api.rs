@@ -55,6 +55,17 @@ pub trait FarthingApi {
     #[method(name = "claim")]
     async fn claim(&self) -> Result<ClaimResult, ApiError>;
 
+    /// `farthing_pay`: pay `amount` to a channel partner (by channel id or by partner address)
+    /// over the peer link; returns once the partner acknowledged the payment as durable. The
+    /// same `idempotency_key` twice pays once and returns the first result.
+    #[method(name = "pay")]
+    async fn pay(&self, params: PayParams) -> Result<PayResult, ApiError>;
+
+    /// `farthing_connectPeer`: link to a partner node at `0xADDRESS@host:port` (kept up and
+    /// re-dialled by the node).
+    #[method(name = "connectPeer")]
+    async fn connect_peer(&self, peer: String) -> Result<bool, ApiError>;
+
     /// `farthing_balances`: gas money, free tokens, tokens in channels, claimable tokens.
     #[method(name = "balances")]
     async fn balances(&self) -> Result<Balances, ApiError>;
@@ -67,6 +78,42 @@ pub trait FarthingApi {
         item = ChannelUpdate
     )]
     async fn subscribe_channels(&self) -> SubscriptionResult;
+}
+
+/// `farthing_pay`'s parameters: the channel by id, or by partner address (the node's open
+/// channel with that partner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayParams {
+    /// The channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<ChannelId>,
+    /// Or the partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<Address>,
+    /// Amount in token units, e.g. "0.001".
+    pub amount: String,
+    /// Pay once per key: a repeat returns the first result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Free text for the partner (≤ 256 bytes, not signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+/// `farthing_pay`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayResult {
+    /// The channel paid on.
+    pub channel_id: ChannelId,
+    /// The nonce of the proof that carries the payment.
+    pub nonce: u64,
+    /// The amount paid, in token units.
+    pub amount: String,
+    /// What we can still pay on the channel.
+    pub balance_ours: String,
+    /// What the partner can pay us.
+    pub balance_partner: String,
 }
 
 /// `farthing_info`'s answer.

@@ -28,6 +28,8 @@ pub mod code {
     pub const UNCONFIRMED: i32 = 1008;
     /// [`super::ApiError::Refused`].
     pub const REFUSED: i32 = 1009;
+    /// [`super::ApiError::PaymentFailed`].
+    pub const PAYMENT_FAILED: i32 = 1010;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 }
@@ -107,6 +109,10 @@ pub enum ApiError {
     /// names the contract's error.
     #[error("the contract refuses this: {0}")]
     Refused(String),
+    /// A payment was not acknowledged: no link to the partner, the partner refused it (its
+    /// reason is given), or the link dropped before the acknowledgement (code 1010).
+    #[error("payment not acknowledged: {0}")]
+    PaymentFailed(String),
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -125,6 +131,7 @@ impl ApiError {
             Self::Degraded { .. } => code::DEGRADED,
             Self::Unconfirmed { .. } => code::UNCONFIRMED,
             Self::Refused(_) => code::REFUSED,
+            Self::PaymentFailed(_) => code::PAYMENT_FAILED,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -149,6 +156,7 @@ impl ApiError {
             Self::Unconfirmed { tx_hash, .. } => Some(json!({ "tx_hash": tx_hash })),
             Self::InvalidAmount(_)
             | Self::Refused(_)
+            | Self::PaymentFailed(_)
             | Self::InvalidParams(_)
             | Self::ChainUnavailable(_)
             | Self::Internal(_) => None,
@@ -186,6 +194,8 @@ pub enum Shortfall {
     TokenBalance,
     /// The node's token allowance for the `ChannelManager`.
     Allowance,
+    /// What the node can still pay on a channel.
+    ChannelBalance,
 }
 
 impl Shortfall {
@@ -194,6 +204,7 @@ impl Shortfall {
         match self {
             Self::TokenBalance => "token_balance",
             Self::Allowance => "allowance",
+            Self::ChannelBalance => "channel_balance",
         }
     }
 
@@ -205,6 +216,9 @@ impl Shortfall {
             Self::Allowance => format!(
                 "approve the ChannelManager (farthing_info) for at least {missing} more tokens or ask for less"
             ),
+            Self::ChannelBalance => {
+                format!("top the channel up by at least {missing} (farthing_topUp) or pay less")
+            }
         }
     }
 }
@@ -214,6 +228,7 @@ impl std::fmt::Display for Shortfall {
         f.write_str(match self {
             Self::TokenBalance => "the node's token balance",
             Self::Allowance => "the node's token allowance for the ChannelManager",
+            Self::ChannelBalance => "what the node can still pay on the channel",
         })
     }
 }

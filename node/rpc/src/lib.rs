@@ -34,6 +34,7 @@
 //! | 1007 | [`Degraded`](ApiError::Degraded) | the node is degraded and takes no new risk; reads still work | `{reasons}` |
 //! | 1008 | [`Unconfirmed`](ApiError::Unconfirmed) | the transaction was sent but its receipt has not arrived in time; do NOT send it again, the node follows it | `{tx_hash}` |
 //! | 1009 | [`Refused`](ApiError::Refused) | the contract refuses the call (its error is named) or the transaction reverted; nothing changed | — |
+//! | 1010 | [`PaymentFailed`](ApiError::PaymentFailed) | a payment was not acknowledged: no link to the partner (`farthing_connectPeer`), refused by the partner (reason given), or the link dropped | — |
 //! | 1099 | [`Internal`](ApiError::Internal) | a bug or unexpected failure; see the node's log | — |
 //!
 //! Requests that are not valid JSON-RPC get jsonrpsee's standard errors (-32700 parse error,
@@ -47,8 +48,8 @@ mod server;
 
 pub use api::{
     Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
-    FarthingApiClient, FarthingApiServer, Health, HealthStatus, NodeInfo, OpenParams,
-    parse_amount_param,
+    FarthingApiClient, FarthingApiServer, Health, HealthStatus, NodeInfo, OpenParams, PayParams,
+    PayResult, parse_amount_param,
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
 pub use client::{connect_http, connect_ws};

@@ -173,6 +173,11 @@ pub trait Store: Send + Sync {
     /// Apply `writes` as one atomic batch and return once it is durable (see the trait
     /// docs). An empty batch does nothing.
     fn commit(&self, writes: &[Write]) -> Result<()>;
+
+    /// Close the store: every later call is refused with [`StoreError::Unavailable`]. A node
+    /// closes its store on shutdown, before the process exits (RocksDB must not be torn down
+    /// by the process exit with its files open).
+    fn close(&self) {}
 }
 
 macro_rules! forward_store {
@@ -192,6 +197,10 @@ macro_rules! forward_store {
             }
             fn commit(&self, writes: &[Write]) -> Result<()> {
                 (**self).commit(writes)
+            }
+
+            fn close(&self) {
+                (**self).close()
             }
         }
     )*};

@@ -20,7 +20,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// also groups concurrent committers into one log sync). Only one process can open a
 /// directory at a time.
 pub struct RocksStore {
-    db: DB,
+    /// `None` once [`Store::close`]d.
+    db: std::sync::RwLock<Option<DB>>,
     path: PathBuf,
     synced: WriteOptions,
 }
@@ -46,7 +47,11 @@ impl RocksStore {
         })?;
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
-        let store = Self { db, path, synced };
+        let store = Self {
+            db: std::sync::RwLock::new(Some(db)),
+            path,
+            synced,
+        };
         match store.get(SCHEMA_KEY)? {
             None => store.put_synced(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?,
             Some(bytes) => {
@@ -87,9 +92,24 @@ impl RocksStore {
     /// [`Store::commit`], so nothing outside this crate writes unversioned bytes (tests here
     /// use it to plant damaged records).
     pub(crate) fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.db
-            .put_opt(key, value, &self.synced)
-            .map_err(|source| self.rocks(source))
+        self.with_db(|db| {
+            db.put_opt(key, value, &self.synced)
+                .map_err(|source| self.rocks(source))
+        })
+    }
+
+    /// Run `f` on the open database; after [`Store::close`], refuse.
+    fn with_db<T>(&self, f: impl FnOnce(&DB) -> Result<T>) -> Result<T> {
+        let guard = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Unavailable {
+                reason: format!("the store at {} is closed", self.path.display()),
+            }),
+        }
     }
 
     fn rocks(&self, source: rocksdb::Error) -> StoreError {
@@ -102,22 +122,21 @@ impl RocksStore {
 
 impl Kv for RocksStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.db.get(key).map_err(|source| self.rocks(source))
+        self.with_db(|db| db.get(key).map_err(|source| self.rocks(source)))
     }
 
     fn scan(&self, prefix: &[u8], each: &mut Visit<'_>) -> Result<()> {
-        // An iterator reads from the implicit snapshot taken when it is created.
-        for item in self
-            .db
-            .iterator(IteratorMode::From(prefix, Direction::Forward))
-        {
-            let (key, value) = item.map_err(|source| self.rocks(source))?;
-            if !key.starts_with(prefix) {
-                break;
+        self.with_db(|db| {
+            // An iterator reads from the implicit snapshot taken when it is created.
+            for item in db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
+                let (key, value) = item.map_err(|source| self.rocks(source))?;
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                each(&key, &value)?;
             }
-            each(&key, &value)?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
@@ -128,9 +147,10 @@ impl Kv for RocksStore {
                 Op::Delete(key) => batch.delete(key),
             }
         }
-        self.db
-            .write_opt(batch, &self.synced)
-            .map_err(|source| self.rocks(source))
+        self.with_db(|db| {
+            db.write_opt(batch, &self.synced)
+                .map_err(|source| self.rocks(source))
+        })
     }
 }
 
@@ -153,6 +173,14 @@ impl Store for RocksStore {
 
     fn commit(&self, writes: &[Write]) -> Result<()> {
         kv::commit(self, writes)
+    }
+
+    fn close(&self) {
+        // Dropping the handle flushes and closes RocksDB.
+        self.db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
     }
 }
 

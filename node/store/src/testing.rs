@@ -100,6 +100,10 @@ impl<S: Store> Store for FailingStore<S> {
         }
         self.inner.commit(writes)
     }
+
+    fn close(&self) {
+        self.inner.close();
+    }
 }
 
 /// A 65-byte signature-shaped byte string (`r | s | v`), varied by `seed`.

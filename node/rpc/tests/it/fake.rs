@@ -159,6 +159,25 @@ impl FarthingApiServer for Fake {
         })
     }
 
+    async fn pay(
+        &self,
+        params: farthing_rpc::PayParams,
+    ) -> Result<farthing_rpc::PayResult, ApiError> {
+        self.record("pay");
+        Ok(farthing_rpc::PayResult {
+            channel_id: params.channel_id.unwrap_or(1),
+            nonce: 1,
+            amount: params.amount,
+            balance_ours: "99".into(),
+            balance_partner: "1".into(),
+        })
+    }
+
+    async fn connect_peer(&self, _peer: String) -> Result<bool, ApiError> {
+        self.record("connectPeer");
+        Ok(true)
+    }
+
     async fn balances(&self) -> Result<Balances, ApiError> {
         self.record("balances");
         Ok(Balances {
