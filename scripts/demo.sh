@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole devnet story, from a fresh machine: install the toolchain, build, start anvil,
-# deploy MockUSDC + ChannelManager, fund alice and bob, start alice's Farthing node, then:
-#   1. through the node's RPC (the farthing CLI): open a channel, top it up, close it
+# deploy MockUSDC + ChannelManager, fund alice and bob, start bob's and alice's Farthing nodes
+# (alice's links to bob's over their authenticated peer link), then:
+#   1. through alice's node (the farthing CLI): open a channel, top it up, close it
 #      unilaterally, let the challenge period pass, settle — every unit comes back;
-#   2. the node opens a second channel; alice signs a balance proof paying bob 12.5 USDC and
-#      both sign the final payouts (off-chain, with cast: node-to-node payments come next);
-#      bob closes cooperatively in one transaction, and alice's node sees it settle.
+#   2. alice's node opens a second channel and pays bob's node 12.5 USDC in 100 payments, each
+#      acknowledged by bob's node as durable, with a live progress line; both sign the final
+#      payouts (with cast for now: the cooperative close over the link comes next), bob closes
+#      in one transaction, and alice's node sees it settle.
 # The on-chain balances are printed and checked at every step.
 #
 #   scripts/demo.sh [--keep]     --keep leaves the devnet and the node running afterwards
@@ -55,19 +57,33 @@ sign() {
   }"
 }
 
+# start_node NAME ACCOUNT [FLAGS...]: a farthing node in the background; sets NAME_url, NAME_peers.
+pids=()
+$keep || trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; "$ROOT/scripts/devnet.sh" stop >/dev/null' EXIT
+start_node() {
+  local name="$1" account="$2"
+  shift 2
+  rm -rf "$ROOT/.devnet/$name"
+  "$farthing" --data-dir "$ROOT/.devnet/$name" node --dev "$account" --rpc-url "$rpc" --deployment "$deployment" \
+    --rpc-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --log-level warn "$@" \
+    >"$ROOT/.devnet/$name.out" 2>"$ROOT/.devnet/$name.log" &
+  local pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 100); do
+    grep -q "listening on" "$ROOT/.devnet/$name.out" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || die "$name's node did not start: $(tail -1 "$ROOT/.devnet/$name.log")"
+    sleep 0.1
+  done
+  read -r _ _ _ _ _ peers _ _ url <"$ROOT/.devnet/$name.out"
+  printf -v "${name}_url" 'http://%s' "$url"
+  printf -v "${name}_peers" '%s' "$peers"
+}
+start_node bob 2
+start_node alice 1 --connect "$bob@$bob_peers"
+node_url="$alice_url"
 node_dir="$ROOT/.devnet/alice"
-rm -rf "$node_dir"
-"$farthing" --data-dir "$node_dir" node --dev 1 --rpc-url "$rpc" --deployment "$deployment" \
-  --rpc-listen 127.0.0.1:0 --log-level warn >"$ROOT/.devnet/alice.out" 2>"$ROOT/.devnet/alice.log" &
-node_pid=$!
-$keep || trap 'kill $node_pid 2>/dev/null; wait $node_pid 2>/dev/null; "$ROOT/scripts/devnet.sh" stop >/dev/null' EXIT
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$ROOT/.devnet/alice.out" 2>/dev/null && break
-  kill -0 $node_pid 2>/dev/null || die "alice's node did not start: $(tail -1 "$ROOT/.devnet/alice.log")"
-  sleep 0.1
-done
-node_url="http://$(grep -o 'listening on .*' "$ROOT/.devnet/alice.out" | cut -d' ' -f3)"
 cli() { "$farthing" --data-dir "$node_dir" --node-url "$node_url" "$@"; }
+bob_cli() { "$farthing" --data-dir "$ROOT/.devnet/bob" --node-url "$bob_url" "$@"; }
 check_balance() { [[ "$(usdc "$1")" == "$2" ]] || die "$3 has $(usdc "$1") USDC, expected $2"; }
 
 echo
@@ -87,14 +103,26 @@ cli channel settle 1
 check_balance "$alice" 1000.000000 alice
 echo "alice: $(usdc "$alice") USDC (every unit back)"
 
-note "2. the node opens channel 2 with 100 USDC; alice pays bob 12.5 USDC off-chain (her 5th balance proof)"
+note "2. the node opens channel 2 with 100 USDC; alice's node pays bob's node 12.5 USDC in 100 payments over their peer link"
 cli channel open "$bob" 100 >/dev/null
 id=2
-proof_sig="$(sign "$DEVNET_ALICE_KEY" BalanceProof \
-  '[{"name":"channelId","type":"uint256"},{"name":"nonce","type":"uint64"},{"name":"transferred","type":"uint128"}]' \
-  "{\"channelId\":\"$id\",\"nonce\":\"5\",\"transferred\":\"12500000\"}")"
-echo "BalanceProof{channel $id, nonce 5, transferred 12.5 USDC} signed by alice: ${proof_sig:0:22}..."
-
+# The first payment waits for bob's node to know the channel and the link to be up; its
+# idempotency key makes the retries pay once.
+for _ in $(seq 1 100); do
+  cli pay "$id" 0.125 --idempotency-key demo-0 >/dev/null 2>&1 && break
+  sleep 0.1
+done
+started=$(date +%s%N)
+for i in $(seq 1 99); do
+  cli pay "$id" 0.125 --idempotency-key "demo-$i" >/dev/null
+  if ((i % 11 == 0 || i == 99)); then
+    held="$(bob_cli --json channel get "$id" | grep -o '"balance_ours": "[^"]*"' | cut -d'"' -f4)"
+    rate="$(awk -v n="$i" -v ns="$(($(date +%s%N) - started))" 'BEGIN { printf "%.0f", n / (ns / 1e9) }')"
+    printf '\r  %3d payments acknowledged (%s/s through the CLI) · bob can pay back %s USDC' "$((i + 1))" "$rate" "$held" >&2
+  fi
+done
+echo >&2
+bob_cli channel list
 note "both sign the final payouts; bob submits the cooperative close (one transaction)"
 fields='[{"name":"channelId","type":"uint256"},{"name":"payoutA","type":"uint256"},{"name":"payoutB","type":"uint256"},
          {"name":"withdrawnA","type":"uint96"},{"name":"withdrawnB","type":"uint96"}]'
