@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
-use farthing_chain::messages::{self, CooperativeClose};
+use farthing_chain::messages;
 use farthing_daemon::{Config, KeySource, Node, PayError};
 use farthing_e2e::{Devnet, Party, USDC};
 use farthing_peer::message::{Memo, Message};
@@ -171,27 +171,24 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     );
     alice.pay(1, 1).await.unwrap();
 
-    // Cooperative close on the balances both computed.
+    // Cooperative close over the link: alice's node asks, bob's node checks the payouts
+    // against its own balances, co-signs, and alice's node submits one transaction.
     let (a, b) = (
         alice.channel_record(1).unwrap(),
         bob.channel_record(1).unwrap(),
     );
     let (payout_a, payout_b) = (a.our_balance(), b.our_balance());
     assert_eq!(payout_a + payout_b, 150 * USDC as u128);
-    let close = CooperativeClose {
-        channelId: U256::from(1),
-        payoutA: U256::from(payout_a),
-        payoutB: U256::from(payout_b),
-        withdrawnA: Default::default(),
-        withdrawnB: Default::default(),
-    };
-    let domain = messages::channel_domain(d.chain_id, d.channel_manager);
-    let sig_a = messages::sign(&devnet.key("ALICE"), &close, &domain);
-    let sig_b = messages::sign(&devnet.key("BOB"), &close, &domain);
-    bob.client()
-        .cooperative_close(1, payout_a, payout_b, sig_a, sig_b)
-        .await
-        .unwrap();
+    let closed = alice.close_channel(1).await.unwrap();
+    assert_eq!(
+        closed.on_chain.state,
+        farthing_core::ChainState::Settled,
+        "paid out at once"
+    );
+    assert!(
+        alice.is_frozen(1) && bob.is_frozen(1),
+        "no payment after a signed close"
+    );
     assert_eq!(
         alice_party.balance().await as u128,
         900 * USDC as u128 + payout_a
@@ -201,6 +198,21 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
         950 * USDC as u128 + payout_b
     );
     assert_eq!(payout_b, 51_500_001);
-    alice.shutdown().await;
+
+    // With the partner's node gone, a close falls back to the unilateral path.
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see channel 2", || bob.channel_record(2).is_some()).await;
+    alice.pay(2, 1_000).await.unwrap();
     bob.shutdown().await;
+    eventually("the link to drop", || !alice.is_linked(bob.address())).await;
+    let closed = alice.close_channel(2).await.unwrap();
+    assert_eq!(
+        closed.on_chain.state,
+        farthing_core::ChainState::Closed,
+        "unilateral: the challenge period runs"
+    );
+    alice.shutdown().await;
 }

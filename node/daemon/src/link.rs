@@ -48,18 +48,48 @@ struct Outgoing {
 /// The answer a payer waits for.
 type Waiter = oneshot::Sender<Result<(), PayError>>;
 
+/// The answer a cooperative close waits for: the partner's signature, or its reason to refuse.
+type CloseWaiter = oneshot::Sender<Result<[u8; 65], String>>;
+
 /// One authenticated link to a partner.
 pub(crate) struct Link {
     outgoing: mpsc::UnboundedSender<Outgoing>,
     /// Payments waiting for their Ack, per channel, by nonce.
     waiting: Mutex<HashMap<ChannelId, BTreeMap<u64, Waiter>>>,
+    /// Cooperative closes waiting for the partner's signature (or its reason to refuse).
+    closing: Mutex<HashMap<ChannelId, CloseWaiter>>,
 }
 
 /// The node's links, by partner address.
 #[derive(Default)]
-pub(crate) struct Links(Mutex<HashMap<Address, Arc<Link>>>);
+pub(crate) struct Links(
+    Mutex<HashMap<Address, Arc<Link>>>,
+    Mutex<Vec<tokio::task::JoinHandle<()>>>,
+);
 
 impl Links {
+    fn track(&self, task: tokio::task::JoinHandle<()>) {
+        let mut tasks = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Stop listening and drop every link (the partners see their links close).
+    pub(crate) fn close_all(&self) {
+        for task in self
+            .1
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     fn get(&self, peer: Address) -> Option<Arc<Link>> {
         self.0
             .lock()
@@ -96,7 +126,7 @@ impl Node {
         let listener = TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         let node = self.clone();
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             while let Ok((stream, remote)) = listener.accept().await {
                 let node = node.clone();
                 tokio::spawn(async move {
@@ -116,6 +146,7 @@ impl Node {
                 });
             }
         });
+        self.links().track(accepting);
         Ok(bound)
     }
 
@@ -185,6 +216,7 @@ impl Node {
         let link = Arc::new(Link {
             outgoing,
             waiting: Mutex::new(HashMap::new()),
+            closing: Mutex::new(HashMap::new()),
         });
         self.links()
             .0
@@ -192,9 +224,10 @@ impl Node {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(peer, link.clone());
         tracing::info!(%peer, "peer link up");
-        tokio::spawn(write_frames(writer, queue));
+        self.links()
+            .track(tokio::spawn(write_frames(writer, queue)));
         let node = self.clone();
-        tokio::spawn(async move {
+        let reading = tokio::spawn(async move {
             if let Err(e) = node.read_frames(peer, &link, reader).await {
                 tracing::warn!(%peer, "peer link closed: {e}");
             }
@@ -216,6 +249,7 @@ impl Node {
                 }
             }
         });
+        self.links().track(reading);
     }
 
     /// Pay `amount` on channel `id` over the link to its partner; returns our new proof once
@@ -225,6 +259,9 @@ impl Node {
             .channel_record(id)
             .ok_or(PayError::UnknownChannel(id))?
             .partner;
+        if self.is_frozen(id) {
+            return Err(PayError::Frozen(id));
+        }
         let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
         let (acked, answer) = oneshot::channel();
         let proof = self.with_channel(id, |channel, group| {
@@ -341,6 +378,21 @@ impl Node {
                     }
                     Message::Reject {
                         channel_id,
+                        nonce: 0,
+                        code: 2,
+                        reason,
+                    } => {
+                        let waiter = link
+                            .closing
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&channel_id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(Err(reason.as_str().to_owned()));
+                        }
+                    }
+                    Message::Reject {
+                        channel_id,
                         nonce,
                         reason,
                         ..
@@ -350,6 +402,22 @@ impl Node {
                             nonce,
                             Err(PayError::Refused(reason.as_str().to_owned())),
                         );
+                    }
+                    request @ Message::CloseRequest { .. } => {
+                        replies.push(self.answer_close(peer, &request))
+                    }
+                    Message::CloseAccept {
+                        channel_id,
+                        signature,
+                    } => {
+                        let waiter = link
+                            .closing
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&channel_id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(Ok(signature));
+                        }
                     }
                     Message::Ping { nonce } => replies.push(Message::Pong { nonce }),
                     _ => {}
@@ -387,6 +455,9 @@ impl Node {
             return Err(PayError::BadSignature(format!(
                 "channel {id} is not shared with {peer}"
             )));
+        }
+        if self.is_frozen(id) {
+            return Err(PayError::Frozen(id));
         }
         crate::payments::verify(self.proof_digest(id, nonce, transferred), signature, peer)?;
         let signature = alloy::primitives::Bytes::copy_from_slice(signature);
@@ -456,5 +527,163 @@ async fn write_frames(
         if writer.flush().await.is_err() {
             return;
         }
+    }
+}
+
+/// How long a cooperative close waits for the partner's signature before the caller falls back
+/// to a unilateral close.
+pub(crate) const CLOSE_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Node {
+    /// Ask the partner to co-sign closing channel `id` on the balances both hold, then submit
+    /// the cooperative close (one transaction). The channel is frozen first (no payment either
+    /// way) and only once every payment we sent is acknowledged, so both sides compute the same
+    /// payouts. Fails with [`PayError::LinkDown`] / [`PayError::Refused`] when the partner is
+    /// away or disagrees: the caller then closes unilaterally.
+    pub async fn close_cooperatively(
+        &self,
+        id: ChannelId,
+    ) -> Result<farthing_chain::TxOutcome, PayError> {
+        let channel = self
+            .channel_record(id)
+            .ok_or(PayError::UnknownChannel(id))?;
+        let link = self
+            .links()
+            .get(channel.partner)
+            .ok_or(PayError::LinkDown)?;
+        self.freeze(id);
+        // Every payment we sent must be acknowledged before the balances are final.
+        for _ in 0..500 {
+            let waiting = link
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&id)
+                .is_some_and(|w| !w.is_empty());
+            if !waiting {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let channel = self
+            .channel_record(id)
+            .ok_or(PayError::UnknownChannel(id))?;
+        let (payout_a, payout_b) = payouts(&channel);
+        let message = close_message(&channel, payout_a, payout_b);
+        let ours = messages::sign(self.key(), &message, self.domain());
+        let (answer_tx, answer) = oneshot::channel();
+        link.closing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, answer_tx);
+        let request = Message::CloseRequest {
+            channel_id: id,
+            payout_a,
+            payout_b,
+            withdrawn_a: channel.on_chain.withdrawn_a,
+            withdrawn_b: channel.on_chain.withdrawn_b,
+            signature: ours
+                .as_ref()
+                .try_into()
+                .map_err(|_| PayError::BadSignature("own signature".into()))?,
+        };
+        link.outgoing
+            .send(Outgoing {
+                ready: None,
+                message: request,
+            })
+            .map_err(|_| PayError::LinkDown)?;
+        let theirs = match tokio::time::timeout(CLOSE_ANSWER_TIMEOUT, answer).await {
+            Ok(Ok(Ok(signature))) => signature,
+            Ok(Ok(Err(reason))) => return Err(PayError::Refused(reason)),
+            _ => return Err(PayError::LinkDown),
+        };
+        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());
+        crate::payments::verify(digest, &theirs, channel.partner)?;
+        let (sig_a, sig_b) = match channel.role {
+            farthing_core::Role::A => (ours, alloy::primitives::Bytes::copy_from_slice(&theirs)),
+            farthing_core::Role::B => (alloy::primitives::Bytes::copy_from_slice(&theirs), ours),
+        };
+        let outcome = self
+            .client()
+            .cooperative_close(id, payout_a, payout_b, sig_a, sig_b)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Answer a partner's close request: co-sign only the payouts this node computes itself.
+    fn answer_close(&self, peer: Address, request: &Message) -> Message {
+        let Message::CloseRequest {
+            channel_id,
+            payout_a,
+            payout_b,
+            withdrawn_a,
+            withdrawn_b,
+            signature,
+        } = request
+        else {
+            return Message::Error {
+                code: 0,
+                reason: Reason::truncated("not a close request"),
+            };
+        };
+        let id = *channel_id;
+        let refuse = |why: String| Message::Reject {
+            channel_id: id,
+            nonce: 0,
+            code: 2,
+            reason: Reason::truncated(why),
+        };
+        let Some(channel) = self.channel_record(id) else {
+            return refuse(format!("no channel {id}"));
+        };
+        if channel.partner != peer {
+            return refuse(format!("channel {id} is not shared with {peer}"));
+        }
+        let expected = payouts(&channel);
+        if (*payout_a, *payout_b) != expected
+            || (*withdrawn_a, *withdrawn_b)
+                != (channel.on_chain.withdrawn_a, channel.on_chain.withdrawn_b)
+        {
+            return refuse(format!(
+                "the payouts do not match this node's balances {expected:?}"
+            ));
+        }
+        let message = close_message(&channel, *payout_a, *payout_b);
+        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());
+        if let Err(e) = crate::payments::verify(digest, signature, peer) {
+            return refuse(e.to_string());
+        }
+        self.freeze(id);
+        let ours = messages::sign(self.key(), &message, self.domain());
+        match ours.as_ref().try_into() {
+            Ok(signature) => Message::CloseAccept {
+                channel_id: id,
+                signature,
+            },
+            Err(_) => refuse("internal: signature length".into()),
+        }
+    }
+}
+
+/// (payout to A, payout to B) from a node's own view of the channel.
+fn payouts(channel: &farthing_core::Channel) -> (u128, u128) {
+    match channel.role {
+        farthing_core::Role::A => (channel.our_balance(), channel.partner_balance()),
+        farthing_core::Role::B => (channel.partner_balance(), channel.our_balance()),
+    }
+}
+
+fn close_message(
+    channel: &farthing_core::Channel,
+    payout_a: u128,
+    payout_b: u128,
+) -> messages::CooperativeClose {
+    messages::CooperativeClose {
+        channelId: U256::from(channel.id),
+        payoutA: U256::from(payout_a),
+        payoutB: U256::from(payout_b),
+        withdrawnA: alloy::primitives::Uint::from(channel.on_chain.withdrawn_a),
+        withdrawnB: alloy::primitives::Uint::from(channel.on_chain.withdrawn_b),
     }
 }

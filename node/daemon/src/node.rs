@@ -82,6 +82,8 @@ pub struct Health {
 
 struct Shared {
     config: Config,
+    /// Channels a cooperative close was signed for: no payments either way any more.
+    frozen: Mutex<std::collections::HashSet<ChannelId>>,
     /// Authenticated links to partner nodes.
     links: crate::link::Links,
     /// The `ChannelManager`'s EIP-712 domain (computed once).
@@ -199,6 +201,7 @@ impl Node {
         let (changes, _) = broadcast::channel(1024);
         let channels = store.channels()?.into_iter().map(|c| (c.id, c)).collect();
         let shared = Arc::new(Shared {
+            frozen: Mutex::default(),
             links: crate::link::Links::default(),
             domain: farthing_chain::messages::channel_domain(
                 deployment.chain_id,
@@ -242,6 +245,7 @@ impl Node {
         if let Some(handle) = handle {
             let _ = handle.await;
         }
+        self.shared.links.close_all();
         // Writes queued before this point are answered first (the committer takes them in
         // order); then the database closes, whatever tasks still hold the node.
         let _ = self.shared.group.submit(Vec::new()).await;
@@ -343,6 +347,24 @@ impl Node {
         let (next, value) = change(current, &self.shared.group)?;
         table.insert(id, next);
         Ok(value)
+    }
+
+    /// Stop all payments on channel `id` (a cooperative close is being signed).
+    pub(crate) fn freeze(&self, id: ChannelId) {
+        self.shared
+            .frozen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id);
+    }
+
+    /// Whether channel `id` is frozen.
+    pub fn is_frozen(&self, id: ChannelId) -> bool {
+        self.shared
+            .frozen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&id)
     }
 
     pub(crate) fn links(&self) -> &crate::link::Links {

@@ -118,11 +118,23 @@ impl Node {
     /// Close channel `id` unilaterally with the partner's latest proof (the cooperative path
     /// needs the peer link, which comes with payments).
     pub async fn close_channel(&self, id: ChannelId) -> Result<Channel, OpError> {
-        let channel = self.open_channel_record(
+        self.open_channel_record(
             id,
             "it is already closing; settle after its challenge period",
         )?;
-        let outcome = self.client().close(id, channel.theirs.as_ref()).await?;
+        // Cooperatively when the partner answers (one transaction, paid at once); otherwise
+        // unilaterally with the partner's latest proof.
+        let outcome = match self.close_cooperatively(id).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::info!(
+                    channel = id,
+                    "cooperative close not possible ({e}); closing unilaterally"
+                );
+                let channel = self.channel(id)?;
+                self.client().close(id, channel.theirs.as_ref()).await?
+            }
+        };
         self.sync_to(outcome.block).await?;
         self.channel(id)
     }

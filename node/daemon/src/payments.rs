@@ -36,6 +36,12 @@ pub enum PayError {
     /// payment may or may not have arrived; it is settled when the link resynchronises.
     #[error("no link to the channel's partner: connect to it (0xADDRESS@host:port) and retry")]
     LinkDown,
+    /// The channel is closing (a cooperative close was signed): no more payments either way.
+    #[error("channel {0} is closing: no more payments")]
+    Frozen(ChannelId),
+    /// The chain refused or failed.
+    #[error(transparent)]
+    Chain(#[from] farthing_chain::ChainError),
     /// The partner refused the payment, with its reason. The proof stays signed (a signature
     /// cannot be taken back), so its amount travels with the next payment on the channel.
     #[error(
