@@ -216,3 +216,54 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     );
     alice.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_back() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let alice = Node::start(config(&devnet, &d, dir.path(), 1))
+        .await
+        .unwrap();
+    let bob = Node::start(config(&devnet, &d, dir.path(), 2))
+        .await
+        .unwrap();
+    let bob_addr = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let peer: PeerAddr = format!("{}@{}", bob.address(), bob_addr).parse().unwrap();
+    alice.connect_peer(&peer).await.unwrap();
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    for _ in 0..5 {
+        alice.pay(1, 100_000).await.unwrap();
+    }
+    // A payment signed and made durable by alice that never reached bob (the link dropped
+    // between the write and the send).
+    let lost = alice.sign_payment(1, 250_000).await.unwrap();
+    assert_eq!(bob.channel_record(1).unwrap().received(), 500_000);
+
+    // The link comes back: both sides send their latest proof; bob takes the missing one.
+    alice.connect_peer(&peer).await.unwrap();
+    eventually("bob to receive the lost payment", || {
+        bob.channel_record(1).unwrap().received() == 750_000
+    })
+    .await;
+    assert_eq!(
+        bob.channel_record(1).unwrap().theirs.unwrap().nonce,
+        lost.nonce
+    );
+    // And payments go on from there.
+    alice.pay(1, 1).await.unwrap();
+    assert_eq!(bob.channel_record(1).unwrap().received(), 750_001);
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

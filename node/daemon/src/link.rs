@@ -223,6 +223,7 @@ impl Node {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(peer, link.clone());
+        self.send_sync(peer, &link);
         tracing::info!(%peer, "peer link up");
         self.links()
             .track(tokio::spawn(write_frames(writer, queue)));
@@ -250,6 +251,41 @@ impl Node {
             }
         });
         self.links().track(reading);
+    }
+
+    /// On link up: for every open channel shared with `peer`, send our latest proof (once it
+    /// is durable) so that a payment whose delivery or acknowledgement was lost is settled.
+    fn send_sync(&self, peer: Address, link: &Link) {
+        let shared: Vec<_> = self
+            .channel_records()
+            .into_iter()
+            .filter(|c| c.partner == peer && c.on_chain.state == farthing_core::ChainState::Open)
+            .collect();
+        if shared.is_empty() {
+            return;
+        }
+        // An empty group commit resolves once every write queued before it is durable.
+        let mut ready: Option<Durable> = Some(Box::pin(self.group().submit(Vec::new())));
+        for channel in shared {
+            let sent = channel.ours.as_ref().and_then(|p| {
+                let signature = p.signature.as_ref().try_into().ok()?;
+                Some(farthing_peer::message::SignedBalance {
+                    nonce: p.nonce,
+                    transferred: p.transferred,
+                    signature,
+                })
+            });
+            let received_nonce = channel.theirs.as_ref().map_or(0, |p| p.nonce);
+            let message = Message::Sync {
+                channel_id: channel.id,
+                sent,
+                received_nonce,
+            };
+            let _ = link.outgoing.send(Outgoing {
+                ready: ready.take(),
+                message,
+            });
+        }
     }
 
     /// Pay `amount` on channel `id` over the link to its partner; returns our new proof once
@@ -417,6 +453,39 @@ impl Node {
                             .remove(&channel_id);
                         if let Some(waiter) = waiter {
                             let _ = waiter.send(Ok(signature));
+                        }
+                    }
+                    Message::Sync {
+                        channel_id,
+                        sent: Some(latest),
+                        ..
+                    } => {
+                        // The partner's latest proof: take it if it is newer than ours of it
+                        // (a payment whose delivery or Ack was lost before the reconnect).
+                        let received = self
+                            .channel_record(channel_id)
+                            .map(|c| (c.received(), c.theirs.map_or(0, |p| p.nonce)));
+                        if let Some((received, have)) = received
+                            && latest.nonce > have
+                            && latest.transferred > received
+                        {
+                            let amount = latest.transferred - received;
+                            match self.queue_incoming(
+                                peer,
+                                channel_id,
+                                latest.nonce,
+                                latest.transferred,
+                                amount,
+                                &latest.signature,
+                            ) {
+                                Ok(durable) => {
+                                    last_durable = Some(durable);
+                                    acks.insert(channel_id, latest.nonce);
+                                }
+                                Err(e) => {
+                                    tracing::warn!(%peer, channel = channel_id, "sync proof refused: {e}")
+                                }
+                            }
                         }
                     }
                     Message::Ping { nonce } => replies.push(Message::Pong { nonce }),

@@ -367,6 +367,11 @@ impl Node {
             .contains(&id)
     }
 
+    /// The store's group committer.
+    pub(crate) fn group(&self) -> &GroupCommit {
+        &self.shared.group
+    }
+
     pub(crate) fn links(&self) -> &crate::link::Links {
         &self.shared.links
     }
