@@ -7,29 +7,10 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use farthing_chain::messages;
-use farthing_daemon::{Config, KeySource, Node, PayError};
-use farthing_e2e::{Devnet, Party, USDC};
+use farthing_daemon::{Node, PayError};
+use farthing_e2e::{Devnet, Party, USDC, node_config};
 use farthing_peer::message::{Memo, Message};
 use farthing_peer::{PeerAddr, handshake};
-
-fn config(
-    devnet: &Devnet,
-    d: &farthing_chain::Deployment,
-    dir: &std::path::Path,
-    account: u32,
-) -> Config {
-    let deployment = dir.join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(d).unwrap()).unwrap();
-    let mut config = Config {
-        data_dir: dir.join(format!("node{account}")),
-        key: KeySource::DevAccount(account),
-        ..Config::default()
-    };
-    config.chain.rpc_url = devnet.rpc_url.clone();
-    config.chain.deployment = deployment;
-    config.chain.poll_interval_ms = 20;
-    config
-}
 
 async fn eventually(what: &str, check: impl Fn() -> bool) {
     for _ in 0..300 {
@@ -56,10 +37,10 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
         .mint(&d, bob_party.address(), 1_000 * USDC)
         .await
         .unwrap();
-    let alice = Node::start(config(&devnet, &d, dir.path(), 1))
+    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
         .await
         .unwrap();
-    let bob = Node::start(config(&devnet, &d, dir.path(), 2))
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
         .await
         .unwrap();
 
@@ -226,10 +207,10 @@ async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_b
         .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
         .await
         .unwrap();
-    let alice = Node::start(config(&devnet, &d, dir.path(), 1))
+    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
         .await
         .unwrap();
-    let bob = Node::start(config(&devnet, &d, dir.path(), 2))
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
         .await
         .unwrap();
     let bob_addr = bob

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use alloy::primitives::U256;
 use farthing_core::{ChainState, Role};
-use farthing_daemon::{Config, KeySource, Node};
-use farthing_e2e::{Devnet, Party, USDC, send};
+use farthing_daemon::Node;
+use farthing_e2e::{Devnet, Party, USDC, node_config, send};
 
 async fn until_synced(node: &Node, block: u64) {
     for _ in 0..200 {
@@ -24,7 +24,7 @@ async fn the_watcher_follows_our_channels_and_catches_up_after_a_restart() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = config_for(&devnet, &d, dir.path());
+    let config = node_config(&devnet, &d, dir.path(), 1);
 
     let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
     let bob = Party::new(&devnet, &d, devnet.key("BOB"));
@@ -100,7 +100,7 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = config_for(&devnet, &d, dir.path());
+    let config = node_config(&devnet, &d, dir.path(), 1);
     let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
     let bob = Party::new(&devnet, &d, devnet.key("BOB"));
     devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
@@ -174,21 +174,6 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
     node.shutdown().await;
 }
 
-/// A node configured against `devnet`, with its deployment file in `dir`.
-fn config_for(devnet: &Devnet, d: &farthing_chain::Deployment, dir: &std::path::Path) -> Config {
-    let deployment = dir.join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(d).unwrap()).unwrap();
-    let mut config = Config {
-        data_dir: dir.join("node"),
-        key: KeySource::DevAccount(1),
-        ..Config::default()
-    };
-    config.chain.rpc_url = devnet.rpc_url.clone();
-    config.chain.deployment = deployment;
-    config.chain.poll_interval_ms = 20;
-    config
-}
-
 #[tokio::test]
 async fn channel_updates_stream_over_the_websocket_subscription() {
     use farthing_rpc::{FarthingApiClient, FarthingApiServer, RpcServerConfig};
@@ -196,7 +181,7 @@ async fn channel_updates_stream_over_the_websocket_subscription() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(config_for(&devnet, &d, dir.path()))
+    let node = Node::start(node_config(&devnet, &d, dir.path(), 1))
         .await
         .unwrap();
     let token = farthing_rpc::ensure_token(&node.config().data_dir).unwrap();
@@ -255,7 +240,7 @@ async fn a_chain_that_drops_out_makes_the_node_degraded_and_refuse_new_risk() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(config_for(&devnet, &d, dir.path()))
+    let node = Node::start(node_config(&devnet, &d, dir.path(), 1))
         .await
         .unwrap();
     let rpc = farthing_daemon::RpcHandler::new(node.clone());
@@ -297,7 +282,7 @@ async fn the_node_survives_the_chain_going_away_and_coming_back() {
         .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
         .await
         .unwrap();
-    let node = Node::start(config_for(&devnet, &d, dir.path()))
+    let node = Node::start(node_config(&devnet, &d, dir.path(), 1))
         .await
         .unwrap();
     let bob = devnet.key("BOB").address();
@@ -350,7 +335,7 @@ async fn a_transaction_sent_before_a_crash_is_broadcast_again_after_the_restart(
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = config_for(&devnet, &d, dir.path());
+    let config = node_config(&devnet, &d, dir.path(), 1);
     devnet
         .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
         .await
@@ -431,7 +416,7 @@ async fn channels_in_another_token_are_not_the_nodes_business() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(config_for(&devnet, &d, dir.path()))
+    let node = Node::start(node_config(&devnet, &d, dir.path(), 1))
         .await
         .unwrap();
 

@@ -8,27 +8,8 @@ use std::time::{Duration, Instant};
 use alloy::primitives::U256;
 use farthing_chain::messages::{self, CooperativeClose};
 use farthing_core::{PaymentError, Rejection, Role};
-use farthing_daemon::{Config, KeySource, Node, PayError};
-use farthing_e2e::{Devnet, Party, USDC};
-
-fn config(
-    devnet: &Devnet,
-    d: &farthing_chain::Deployment,
-    dir: &std::path::Path,
-    account: u32,
-) -> Config {
-    let deployment = dir.join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(d).unwrap()).unwrap();
-    let mut config = Config {
-        data_dir: dir.join(format!("node{account}")),
-        key: KeySource::DevAccount(account),
-        ..Config::default()
-    };
-    config.chain.rpc_url = devnet.rpc_url.clone();
-    config.chain.deployment = deployment;
-    config.chain.poll_interval_ms = 20;
-    config
-}
+use farthing_daemon::{Node, PayError};
+use farthing_e2e::{Devnet, Party, USDC, node_config};
 
 async fn until_known(node: &Node, id: u64) {
     for _ in 0..200 {
@@ -55,10 +36,10 @@ async fn ten_thousand_payments_both_ways_then_a_cooperative_close_pays_exactly()
         .mint(&d, bob_party.address(), 1_000 * USDC)
         .await
         .unwrap();
-    let alice = Node::start(config(&devnet, &d, dir.path(), 1))
+    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
         .await
         .unwrap();
-    let bob = Node::start(config(&devnet, &d, dir.path(), 2))
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
         .await
         .unwrap();
 
@@ -164,7 +145,7 @@ async fn ten_thousand_payments_both_ways_then_a_cooperative_close_pays_exactly()
     // A restart keeps every acknowledged proof.
     bob.shutdown().await;
     drop(bob);
-    let bob = Node::start(config(&devnet, &d, dir.path(), 2))
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
         .await
         .unwrap();
     let reloaded = bob.channel_record(1).unwrap();

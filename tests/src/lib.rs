@@ -265,6 +265,27 @@ impl Party {
     }
 }
 
+/// A node's config for `devnet` and deployment `d`: devnet account `account`'s key, data in
+/// `dir/node<account>`, the deployment file written to `dir`, a fast watcher.
+pub fn node_config(
+    devnet: &Devnet,
+    d: &Deployment,
+    dir: &Path,
+    account: u32,
+) -> farthing_daemon::Config {
+    let deployment = dir.join("deployment.json");
+    std::fs::write(&deployment, serde_json::to_string(d).unwrap()).unwrap();
+    let mut config = farthing_daemon::Config {
+        data_dir: dir.join(format!("node{account}")),
+        key: farthing_daemon::KeySource::DevAccount(account),
+        ..Default::default()
+    };
+    config.chain.rpc_url = devnet.rpc_url.clone();
+    config.chain.deployment = deployment;
+    config.chain.poll_interval_ms = 20;
+    config
+}
+
 /// Send a contract call and wait for its receipt, panicking (in tests) if it reverts.
 #[macro_export]
 macro_rules! send {

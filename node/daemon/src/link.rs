@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use farthing_chain::messages::{self, BalanceProof};
+use farthing_chain::messages;
 use farthing_core::{ChannelId, SignedProof};
 use farthing_peer::message::{Memo, Message, Reason};
 use farthing_peer::{FrameReader, FrameWriter, PeerAddr, handshake};
@@ -301,20 +301,8 @@ impl Node {
         let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
         let (acked, answer) = oneshot::channel();
         let proof = self.with_channel(id, |channel, group| {
-            let (nonce, transferred) = channel.next_payment(amount)?;
-            let message = BalanceProof {
-                channelId: U256::from(id),
-                nonce,
-                transferred,
-            };
-            let signature = messages::sign(self.key(), &message, self.domain());
-            let proof = SignedProof {
-                nonce,
-                transferred,
-                signature,
-            };
-            let mut next = channel.clone();
-            next.ours = Some(proof.clone());
+            let (next, proof) = self.next_proof(channel, amount)?;
+            let (nonce, transferred) = (proof.nonce, proof.transferred);
             let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
             let raw: [u8; 65] = proof
                 .signature

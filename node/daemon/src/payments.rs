@@ -61,28 +61,36 @@ impl Node {
         .eip712_signing_hash(self.domain())
     }
 
+    /// The channel with our next proof for paying `amount`, and that proof (signed; the caller
+    /// makes the record durable before the signature leaves the process).
+    pub(crate) fn next_proof(
+        &self,
+        channel: &farthing_core::Channel,
+        amount: u128,
+    ) -> Result<(farthing_core::Channel, SignedProof), PayError> {
+        let (nonce, transferred) = channel.next_payment(amount)?;
+        let message = BalanceProof {
+            channelId: U256::from(channel.id),
+            nonce,
+            transferred,
+        };
+        let signature = messages::sign(self.key(), &message, self.domain());
+        let proof = SignedProof {
+            nonce,
+            transferred,
+            signature,
+        };
+        let mut next = channel.clone();
+        next.ours = Some(proof.clone());
+        Ok((next, proof))
+    }
+
     /// Pay `amount` on channel `id`: our next proof, durable before it is returned.
     pub async fn sign_payment(&self, id: ChannelId, amount: u128) -> Result<SignedProof, PayError> {
         if self.channel_record(id).is_none() {
             return Err(PayError::UnknownChannel(id));
         }
-        let durable = self.update_channel(id, |channel| {
-            let (nonce, transferred) = channel.next_payment(amount)?;
-            let message = BalanceProof {
-                channelId: U256::from(id),
-                nonce,
-                transferred,
-            };
-            let signature = messages::sign(self.key(), &message, self.domain());
-            let proof = SignedProof {
-                nonce,
-                transferred,
-                signature,
-            };
-            let mut next = channel.clone();
-            next.ours = Some(proof.clone());
-            Ok::<_, PayError>((next, proof))
-        })?;
+        let durable = self.update_channel(id, |channel| self.next_proof(channel, amount))?;
         durable.await
     }
 
