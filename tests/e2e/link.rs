@@ -248,3 +248,86 @@ async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_b
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
+        .await
+        .unwrap();
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
+        .await
+        .unwrap();
+    let bob_addr = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let peer: PeerAddr = format!("{}@{}", bob.address(), bob_addr).parse().unwrap();
+    alice.keep_linked(peer.clone());
+    alice
+        .open_channel(bob.address(), 50 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    eventually("the link", || alice.is_linked(bob.address())).await;
+
+    // 8 payers keep paying; the link is cut twice in the middle of the burst. Payments caught
+    // by a cut answer LinkDown (their proofs are signed); the keep-alive dials again and the
+    // Sync brings bob up to everything alice signed.
+    let payers: Vec<_> = (0..8)
+        .map(|_| {
+            let alice = alice.clone();
+            tokio::spawn(async move {
+                let (mut acked, mut cut) = (0u32, 0u32);
+                for _ in 0..300 {
+                    match alice.pay(1, 1_000).await {
+                        Ok(_) => acked += 1,
+                        Err(PayError::LinkDown) => {
+                            cut += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(e) => panic!("unexpected: {e}"),
+                    }
+                }
+                (acked, cut)
+            })
+        })
+        .collect();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        alice.drop_links();
+    }
+    let (mut acked, mut cut) = (0, 0);
+    for payer in payers {
+        let (a, c) = payer.await.unwrap();
+        acked += a;
+        cut += c;
+    }
+    assert!(
+        cut > 0,
+        "the cuts hit payments in flight (else this test proves nothing)"
+    );
+    eventually("the link back", || alice.is_linked(bob.address())).await;
+    let sent = alice.channel_record(1).unwrap().sent();
+    eventually("bob to hold everything alice signed", || {
+        bob.channel_record(1).unwrap().received() == sent
+    })
+    .await;
+    assert!(
+        u128::from(acked) * 1_000 <= sent,
+        "every acknowledged payment is counted"
+    );
+    assert_eq!(
+        alice.channel_record(1).unwrap().ours.unwrap().nonce,
+        bob.channel_record(1).unwrap().theirs.unwrap().nonce,
+        "both nodes agree on the latest proof"
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

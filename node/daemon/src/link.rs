@@ -58,6 +58,8 @@ pub(crate) struct Link {
     waiting: Mutex<HashMap<ChannelId, BTreeMap<u64, Waiter>>>,
     /// Cooperative closes waiting for the partner's signature (or its reason to refuse).
     closing: Mutex<HashMap<ChannelId, CloseWaiter>>,
+    /// Its reader and writer tasks.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// The node's links, by partner address.
@@ -72,6 +74,28 @@ impl Links {
         let mut tasks = self.1.lock().unwrap_or_else(PoisonError::into_inner);
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
+    }
+
+    /// Drop every link but keep listening.
+    fn close_links(&self) {
+        let links: Vec<_> = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, l)| l)
+            .collect();
+        for link in links {
+            for task in link
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .drain(..)
+            {
+                task.abort();
+            }
+            link.fail_waiters();
+        }
     }
 
     /// Stop listening and drop every link (the partners see their links close).
@@ -199,6 +223,12 @@ impl Node {
         });
     }
 
+    /// Drop every peer link now (a network failure, for tests and operators); dialed partners
+    /// are dialed again by [`Node::keep_linked`] or [`Node::connect_peer`].
+    pub fn drop_links(&self) {
+        self.links().close_links();
+    }
+
     /// Whether a link to `peer` is up.
     pub fn is_linked(&self, peer: Address) -> bool {
         self.links().get(peer).is_some()
@@ -217,6 +247,7 @@ impl Node {
             outgoing,
             waiting: Mutex::new(HashMap::new()),
             closing: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
         });
         self.links()
             .0
@@ -225,10 +256,11 @@ impl Node {
             .insert(peer, link.clone());
         self.send_sync(peer, &link);
         tracing::info!(%peer, "peer link up");
-        self.links()
-            .track(tokio::spawn(write_frames(writer, queue)));
+        let writing = tokio::spawn(write_frames(writer, queue));
         let node = self.clone();
+        let task_link = link.clone();
         let reading = tokio::spawn(async move {
+            let link = task_link;
             if let Err(e) = node.read_frames(peer, &link, reader).await {
                 tracing::warn!(%peer, "peer link closed: {e}");
             }
@@ -242,14 +274,13 @@ impl Node {
             }
             drop(links);
             // Payments still waiting will not be acknowledged on this link.
-            let waiting =
-                std::mem::take(&mut *link.waiting.lock().unwrap_or_else(PoisonError::into_inner));
-            for (_, by_nonce) in waiting {
-                for (_, waiter) in by_nonce {
-                    let _ = waiter.send(Err(PayError::LinkDown));
-                }
-            }
+            link.fail_waiters();
         });
+        link.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend([writing.abort_handle(), reading.abort_handle()]);
+        self.links().track(writing);
         self.links().track(reading);
     }
 
@@ -533,6 +564,21 @@ impl Node {
 }
 
 impl Link {
+    /// The link is gone: every payment and close waiting on it learns so.
+    fn fail_waiters(&self) {
+        let waiting =
+            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        for (_, by_nonce) in waiting {
+            for (_, waiter) in by_nonce {
+                let _ = waiter.send(Err(PayError::LinkDown));
+            }
+        }
+        self.closing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Resolve every payment of `channel` up to `nonce` (cumulative Ack), or the one refused.
     fn acknowledged(&self, channel: ChannelId, nonce: u64, outcome: Result<(), PayError>) {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
