@@ -331,3 +331,86 @@ async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_stream_to_agents_and_are_listed() {
+    use farthing_rpc::{FarthingApiClient, FarthingApiServer, RpcServerConfig};
+
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
+        .await
+        .unwrap();
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
+        .await
+        .unwrap();
+    let bob_addr = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    alice
+        .connect_peer(&format!("{}@{}", bob.address(), bob_addr).parse().unwrap())
+        .await
+        .unwrap();
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+
+    // bob's agent listens on bob's node's WebSocket.
+    let token = farthing_rpc::ensure_token(&bob.config().data_dir).unwrap();
+    let (addr, server) = farthing_rpc::start(
+        &RpcServerConfig::ephemeral(),
+        &token,
+        farthing_daemon::RpcHandler::new(bob.clone()).into_rpc(),
+    )
+    .await
+    .unwrap();
+    let ws = farthing_rpc::connect_ws(&format!("ws://{addr}"), &token)
+        .await
+        .unwrap();
+    let mut incoming = ws.subscribe_payments().await.unwrap();
+
+    for amount in [100_000, 250_000, 1] {
+        alice.pay(1, amount).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let p = tokio::time::timeout(Duration::from_secs(5), incoming.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push((p.direction, p.nonce, p.amount));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("in".into(), 1, "0.1".into()),
+            ("in".into(), 2, "0.25".into()),
+            ("in".into(), 3, "0.000001".into())
+        ]
+    );
+    let listed = ws.list_payments(1, Some(2)).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|p| p.nonce).collect::<Vec<_>>(),
+        vec![2, 3],
+        "the 2 most recent"
+    );
+    let out = alice.recent_payments(1, 10);
+    assert_eq!(
+        out.iter()
+            .map(|p| (p.outgoing, p.amount))
+            .collect::<Vec<_>>(),
+        vec![(true, 100_000), (true, 250_000), (true, 1)]
+    );
+    server.stop().unwrap();
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

@@ -63,6 +63,14 @@ enum Command {
         #[arg(long)]
         memo: Option<String>,
     },
+    /// The most recent payments of channel CHANNEL, oldest first.
+    Payments {
+        /// Channel id.
+        channel: u64,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Link to a partner node (0xADDRESS@host:port); the node keeps the link up.
     Connect {
         /// The partner, as 0xADDRESS@host:port.
@@ -279,6 +287,22 @@ async fn run(cli: Cli) -> Result<()> {
                             paid.balance_ours,
                             paid.balance_partner
                         )
+                    })
+                }
+                Command::Payments { channel, limit } => {
+                    let payments = client.list_payments(channel, Some(limit)).await?;
+                    output(json, &payments, || {
+                        let mut out = format!(
+                            "{:>8}  {:<3} {:>14}  {}",
+                            "nonce", "dir", "amount", "at (unix ms)"
+                        );
+                        for p in &payments {
+                            out.push_str(&format!(
+                                "\n{:>8}  {:<3} {:>14}  {}",
+                                p.nonce, p.direction, p.amount, p.at_ms
+                            ));
+                        }
+                        out
                     })
                 }
                 Command::Connect { peer } => {

@@ -11,6 +11,7 @@
 //! data.
 
 pub mod config;
+pub mod history;
 mod journal;
 pub mod keys;
 mod link;
@@ -20,6 +21,7 @@ mod payments;
 mod rpc;
 
 pub use config::{Config, ConfigError, KeySource};
+pub use history::Payment;
 pub use keys::{KeyError, load_key};
 pub use link::LinkError;
 pub use node::{ChannelChange, Health, Node, StartError, SyncError};

@@ -371,6 +371,7 @@ impl Node {
             return Err(PayError::LinkDown);
         }
         answer.await.map_err(|_| PayError::LinkDown)??;
+        self.history().record(id, true, proof.nonce, amount);
         Ok(proof)
     }
 
@@ -397,6 +398,7 @@ impl Node {
             // Check and queue every proof of the burst, wait once, acknowledge once per channel.
             let mut last_durable: Option<Durable> = None;
             let mut acks: BTreeMap<ChannelId, u64> = BTreeMap::new();
+            let mut received: Vec<(ChannelId, u64, u128)> = Vec::new();
             let mut replies = Vec::new();
             for message in burst {
                 match message {
@@ -419,6 +421,7 @@ impl Node {
                             Ok(durable) => {
                                 last_durable = Some(durable);
                                 acks.insert(channel_id, nonce);
+                                received.push((channel_id, nonce, amount));
                             }
                             Err(e) => replies.push(Message::Reject {
                                 channel_id,
@@ -513,6 +516,19 @@ impl Node {
             }
             for (channel_id, nonce) in acks {
                 replies.push(Message::Ack { channel_id, nonce });
+            }
+            if !received.is_empty() {
+                // Into the history once durable (an empty group commit resolves after every
+                // write queued before it).
+                let durable = self.group().submit(Vec::new());
+                let node = self.clone();
+                tokio::spawn(async move {
+                    if durable.await.is_ok() {
+                        for (channel, nonce, amount) in received {
+                            node.history().record(channel, false, nonce, amount);
+                        }
+                    }
+                });
             }
             // The acks leave only after the burst's last write is durable (writes complete in
             // queue order, so that one covers them all).

@@ -82,6 +82,8 @@ pub struct Health {
 
 struct Shared {
     config: Config,
+    /// Recent payments and their stream.
+    history: crate::history::History,
     /// Channels a cooperative close was signed for: no payments either way any more.
     frozen: Mutex<std::collections::HashSet<ChannelId>>,
     /// Authenticated links to partner nodes.
@@ -201,6 +203,7 @@ impl Node {
         let (changes, _) = broadcast::channel(1024);
         let channels = store.channels()?.into_iter().map(|c| (c.id, c)).collect();
         let shared = Arc::new(Shared {
+            history: crate::history::History::default(),
             frozen: Mutex::default(),
             links: crate::link::Links::default(),
             domain: farthing_chain::messages::channel_domain(
@@ -370,6 +373,20 @@ impl Node {
     /// The store's group committer.
     pub(crate) fn group(&self) -> &GroupCommit {
         &self.shared.group
+    }
+
+    /// The most recent payments of channel `id` (at most `limit`), oldest first.
+    pub fn recent_payments(&self, id: ChannelId, limit: usize) -> Vec<crate::history::Payment> {
+        self.shared.history.recent(id, limit)
+    }
+
+    /// Every payment made or received from now on, once durable.
+    pub fn subscribe_payments(&self) -> broadcast::Receiver<crate::history::Payment> {
+        self.shared.history.subscribe()
+    }
+
+    pub(crate) fn history(&self) -> &crate::history::History {
+        &self.shared.history
     }
 
     pub(crate) fn links(&self) -> &crate::link::Links {

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use farthing_core::PaymentError;
-use farthing_rpc::{PayParams, PayResult};
+use farthing_rpc::{PayParams, PayResult, PaymentView};
 use tokio::sync::OnceCell;
 
 use crate::node::{Node, SyncError};
@@ -58,6 +58,16 @@ impl RpcHandler {
             Err(ApiError::Degraded {
                 reasons: health.problems,
             })
+        }
+    }
+
+    fn payment_view(&self, p: &crate::history::Payment) -> PaymentView {
+        PaymentView {
+            channel_id: p.channel,
+            direction: if p.outgoing { "out" } else { "in" }.into(),
+            nonce: p.nonce,
+            amount: format_amount(p.amount, self.decimals()),
+            at_ms: p.at_ms,
         }
     }
 
@@ -251,6 +261,41 @@ impl FarthingApiServer for RpcHandler {
             .clone();
         // Only a success is remembered: a failed attempt may be retried with the same key.
         cell.get_or_try_init(pay).await.cloned()
+    }
+
+    async fn list_payments(
+        &self,
+        channel_id: ChannelId,
+        limit: Option<u32>,
+    ) -> Result<Vec<PaymentView>, ApiError> {
+        self.node
+            .channel(channel_id)
+            .map_err(|e| self.map("listPayments", e))?;
+        let limit = limit
+            .unwrap_or(100)
+            .min(crate::history::RECENT_PER_CHANNEL as u32) as usize;
+        Ok(self
+            .node
+            .recent_payments(channel_id, limit)
+            .iter()
+            .map(|p| self.payment_view(p))
+            .collect())
+    }
+
+    async fn subscribe_payments(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        // Subscribe before accepting, so nothing published after the client's call is missed.
+        let mut payments = self.node.subscribe_payments();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                () = sink.closed() => return Ok(()),
+                payment = payments.recv() => match payment {
+                    Ok(payment) => sink.send(serde_json::value::to_raw_value(&self.payment_view(&payment))?).await?,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Ok(()),
+                },
+            }
+        }
     }
 
     async fn connect_peer(&self, peer: String) -> Result<bool, ApiError> {

@@ -70,6 +70,24 @@ pub trait FarthingApi {
     #[method(name = "balances")]
     async fn balances(&self) -> Result<Balances, ApiError>;
 
+    /// `farthing_listPayments`: the most recent payments of a channel, newest last (kept in
+    /// memory while the node runs; at most `limit`, default 100).
+    #[method(name = "listPayments")]
+    async fn list_payments(
+        &self,
+        channel_id: ChannelId,
+        limit: Option<u32>,
+    ) -> Result<Vec<PaymentView>, ApiError>;
+
+    /// `farthing_subscribePayments`: a [`PaymentView`] for every payment made or received, once
+    /// it is durable, until `farthing_unsubscribePayments` (WebSocket only).
+    #[subscription(
+        name = "subscribePayments" => "payment",
+        unsubscribe = "unsubscribePayments",
+        item = PaymentView
+    )]
+    async fn subscribe_payments(&self) -> SubscriptionResult;
+
     /// `farthing_subscribeChannels`: a [`ChannelUpdate`] each time a channel changes, until
     /// `farthing_unsubscribeChannels` (WebSocket only).
     #[subscription(
@@ -323,6 +341,21 @@ pub struct Balances {
     pub in_channels: String,
     /// Tokens the contract holds claimable for the node (`farthing_claim` collects them).
     pub claimable: String,
+}
+
+/// One payment, made or received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// `"out"` (we paid) or `"in"` (we were paid).
+    pub direction: String,
+    /// The nonce of the proof that carried it.
+    pub nonce: u64,
+    /// The amount, in token units.
+    pub amount: String,
+    /// Unix time in milliseconds when it became durable here.
+    pub at_ms: u64,
 }
 
 /// One item of the `farthing_subscribeChannels` subscription.

@@ -49,7 +49,7 @@ mod server;
 pub use api::{
     Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
     FarthingApiClient, FarthingApiServer, Health, HealthStatus, NodeInfo, OpenParams, PayParams,
-    PayResult, parse_amount_param,
+    PayResult, PaymentView, parse_amount_param,
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
 pub use client::{connect_http, connect_ws};

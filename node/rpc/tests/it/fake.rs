@@ -173,6 +173,27 @@ impl FarthingApiServer for Fake {
         })
     }
 
+    async fn list_payments(
+        &self,
+        channel_id: ChannelId,
+        _limit: Option<u32>,
+    ) -> Result<Vec<farthing_rpc::PaymentView>, ApiError> {
+        self.record("listPayments");
+        Ok(vec![farthing_rpc::PaymentView {
+            channel_id,
+            direction: "out".into(),
+            nonce: 1,
+            amount: "0.5".into(),
+            at_ms: 0,
+        }])
+    }
+
+    async fn subscribe_payments(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        self.record("subscribePayments");
+        pending.accept().await?;
+        Ok(())
+    }
+
     async fn connect_peer(&self, _peer: String) -> Result<bool, ApiError> {
         self.record("connectPeer");
         Ok(true)
