@@ -34,6 +34,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::node::Node;
 use crate::payments::PayError;
 
+/// How long a payment waits for its acknowledgement on a link that stays open.
+const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long a handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -60,6 +63,8 @@ pub(crate) struct Link {
     closing: Mutex<HashMap<ChannelId, CloseWaiter>>,
     /// Its reader and writer tasks.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Set (under the `waiting` lock) once the link is going away.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The node's links, by partner address.
@@ -248,6 +253,7 @@ impl Node {
             waiting: Mutex::new(HashMap::new()),
             closing: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         self.links()
             .0
@@ -334,18 +340,23 @@ impl Node {
         let proof = self.with_channel(id, |channel, group| {
             let (next, proof) = self.next_proof(channel, amount)?;
             let (nonce, transferred) = (proof.nonce, proof.transferred);
-            let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
             let raw: [u8; 65] = proof
                 .signature
                 .as_ref()
                 .try_into()
                 .map_err(|_| PayError::BadSignature("own signature not 65 bytes".into()))?;
-            link.waiting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(id)
-                .or_default()
-                .insert(nonce, acked);
+            let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
+            // Register for the Ack unless the link is already closing (checked under the same
+            // lock the closing link takes to fail its waiters: no waiter is left behind).
+            let registered = {
+                let mut waiting = link.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                if link.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                    false
+                } else {
+                    waiting.entry(id).or_default().insert(nonce, acked);
+                    true
+                }
+            };
             let pay = Message::Pay {
                 channel_id: id,
                 nonce,
@@ -357,20 +368,25 @@ impl Node {
             };
             // The proof is signed and its write queued: the table must take it whatever happens
             // to the link (the store will hold it), so a send failure is reported after.
-            let sent = link
-                .outgoing
-                .send(Outgoing {
-                    ready: Some(durable),
-                    message: pay,
-                })
-                .is_ok();
+            let sent = registered
+                && link
+                    .outgoing
+                    .send(Outgoing {
+                        ready: Some(durable),
+                        message: pay,
+                    })
+                    .is_ok();
             Ok::<_, PayError>((next, (proof, sent)))
         })?;
         let (proof, sent) = proof;
         if !sent {
             return Err(PayError::LinkDown);
         }
-        answer.await.map_err(|_| PayError::LinkDown)??;
+        // A backstop: a partner that keeps the link open but never answers.
+        tokio::time::timeout(ACK_TIMEOUT, answer)
+            .await
+            .map_err(|_| PayError::LinkDown)?
+            .map_err(|_| PayError::LinkDown)??;
         self.history().record(id, true, proof.nonce, amount);
         Ok(proof)
     }
@@ -582,8 +598,11 @@ impl Node {
 impl Link {
     /// The link is gone: every payment and close waiting on it learns so.
     fn fail_waiters(&self) {
-        let waiting =
-            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        let waiting = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+            std::mem::take(&mut *waiting)
+        };
         for (_, by_nonce) in waiting {
             for (_, waiter) in by_nonce {
                 let _ = waiter.send(Err(PayError::LinkDown));
