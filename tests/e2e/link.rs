@@ -8,33 +8,27 @@ use std::time::{Duration, Instant};
 use alloy::primitives::U256;
 use farthing_chain::messages;
 use farthing_daemon::{Node, PayError};
-use farthing_e2e::{Devnet, Party, USDC, node_config};
+use farthing_e2e::{Devnet, Party, USDC, eventually, node_config};
 use farthing_peer::message::{Memo, Message};
 use farthing_peer::{PeerAddr, handshake};
 
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..300 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// A devnet with the contracts, alice's node (funded with 100 USDC) and bob's node listening
+/// for partners at `peer`. Keep `_dir` bound while the nodes run: it holds their databases.
+struct Pair {
+    devnet: Devnet,
+    d: farthing_chain::Deployment,
+    _dir: tempfile::TempDir,
+    alice: Node,
+    bob: Node,
+    peer: PeerAddr,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
+async fn pair() -> Pair {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let alice_party = Party::new(&devnet, &d, devnet.key("ALICE"));
-    let bob_party = Party::new(&devnet, &d, devnet.key("BOB"));
     devnet
-        .mint(&d, alice_party.address(), 1_000 * USDC)
-        .await
-        .unwrap();
-    devnet
-        .mint(&d, bob_party.address(), 1_000 * USDC)
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
         .await
         .unwrap();
     let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
@@ -43,12 +37,44 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
         .await
         .unwrap();
-
     let bob_addr = bob
         .listen_peers("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let peer: PeerAddr = format!("{}@{}", bob.address(), bob_addr).parse().unwrap();
+    let peer = format!("{}@{}", bob.address(), bob_addr).parse().unwrap();
+    Pair {
+        devnet,
+        d,
+        _dir: dir,
+        alice,
+        bob,
+        peer,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
+    let Pair {
+        _dir,
+        devnet,
+        d,
+        alice,
+        bob,
+        peer,
+        ..
+    } = pair().await;
+    let bob_addr = format!("{}:{}", peer.host, peer.port);
+    let alice_party = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob_party = Party::new(&devnet, &d, devnet.key("BOB"));
+    // alice holds 1,000 USDC in all (100 from the pair), bob 1,000.
+    devnet
+        .mint(&d, alice_party.address(), 900 * USDC)
+        .await
+        .unwrap();
+    devnet
+        .mint(&d, bob_party.address(), 1_000 * USDC)
+        .await
+        .unwrap();
     alice.connect_peer(&peer).await.unwrap();
     eventually("the link at bob", || bob.is_linked(alice.address())).await;
 
@@ -200,24 +226,14 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_back() {
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    devnet
-        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
-        .await
-        .unwrap();
-    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
-        .await
-        .unwrap();
-    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
-        .await
-        .unwrap();
-    let bob_addr = bob
-        .listen_peers("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let peer: PeerAddr = format!("{}@{}", bob.address(), bob_addr).parse().unwrap();
+    let Pair {
+        _dir,
+        devnet: _devnet,
+        alice,
+        bob,
+        peer,
+        ..
+    } = pair().await;
     alice.connect_peer(&peer).await.unwrap();
     alice
         .open_channel(bob.address(), 10 * USDC as u128, Some(600))
@@ -251,24 +267,14 @@ async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    devnet
-        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
-        .await
-        .unwrap();
-    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
-        .await
-        .unwrap();
-    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
-        .await
-        .unwrap();
-    let bob_addr = bob
-        .listen_peers("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let peer: PeerAddr = format!("{}@{}", bob.address(), bob_addr).parse().unwrap();
+    let Pair {
+        _dir,
+        devnet: _devnet,
+        alice,
+        bob,
+        peer,
+        ..
+    } = pair().await;
     alice.keep_linked(peer.clone());
     alice
         .open_channel(bob.address(), 50 * USDC as u128, Some(600))
@@ -336,27 +342,15 @@ async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
 async fn payments_stream_to_agents_and_are_listed() {
     use farthing_rpc::{FarthingApiClient, FarthingApiServer, RpcServerConfig};
 
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    devnet
-        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
-        .await
-        .unwrap();
-    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
-        .await
-        .unwrap();
-    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
-        .await
-        .unwrap();
-    let bob_addr = bob
-        .listen_peers("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    alice
-        .connect_peer(&format!("{}@{}", bob.address(), bob_addr).parse().unwrap())
-        .await
-        .unwrap();
+    let Pair {
+        _dir,
+        devnet: _devnet,
+        alice,
+        bob,
+        peer,
+        ..
+    } = pair().await;
+    alice.connect_peer(&peer).await.unwrap();
     alice
         .open_channel(bob.address(), 10 * USDC as u128, Some(600))
         .await

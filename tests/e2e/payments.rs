@@ -9,17 +9,7 @@ use alloy::primitives::U256;
 use farthing_chain::messages::{self, CooperativeClose};
 use farthing_core::{PaymentError, Rejection, Role};
 use farthing_daemon::{Node, PayError};
-use farthing_e2e::{Devnet, Party, USDC, node_config};
-
-async fn until_known(node: &Node, id: u64) {
-    for _ in 0..200 {
-        if node.channel_record(id).is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("channel {id} never reached the node");
-}
+use farthing_e2e::{Devnet, Party, USDC, eventually, node_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_payments_both_ways_then_a_cooperative_close_pays_exactly() {
@@ -48,7 +38,10 @@ async fn ten_thousand_payments_both_ways_then_a_cooperative_close_pays_exactly()
         .open_channel(bob.address(), 100 * USDC as u128, Some(600))
         .await
         .unwrap();
-    until_known(&bob, opened.id).await;
+    eventually("bob to see the channel", || {
+        bob.channel_record(opened.id).is_some()
+    })
+    .await;
     bob.top_up(opened.id, 50 * USDC as u128).await.unwrap();
     for _ in 0..100 {
         if alice.channel_record(1).unwrap().on_chain.deposit_b == 50 * USDC as u128 {

@@ -265,6 +265,17 @@ impl Party {
     }
 }
 
+/// Wait (up to 6 s) until `check` holds; panic naming `what` otherwise.
+pub async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// A node's config for `devnet` and deployment `d`: devnet account `account`'s key, data in
 /// `dir/node<account>`, the deployment file written to `dir`, a fast watcher.
 pub fn node_config(

@@ -16,9 +16,7 @@
 //! resends unacknowledged proofs, cooperative close/withdraw over the link, the `pay` RPC.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,20 +25,18 @@ use farthing_chain::messages;
 use farthing_core::{ChannelId, SignedProof};
 use farthing_peer::message::{Memo, Message, Reason};
 use farthing_peer::{FrameReader, FrameWriter, PeerAddr, handshake};
-use farthing_store::{StoreError, Write};
+use farthing_store::Write;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::node::Node;
-use crate::payments::PayError;
+use crate::payments::{Durable, PayError};
 
 /// How long a payment waits for its acknowledgement on a link that stays open.
 const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
 /// A frame to send once the write queued before it is durable.
 struct Outgoing {
@@ -328,10 +324,7 @@ impl Node {
     /// Pay `amount` on channel `id` over the link to its partner; returns our new proof once
     /// the partner has acknowledged it as durable.
     pub async fn pay(&self, id: ChannelId, amount: u128) -> Result<SignedProof, PayError> {
-        let partner = self
-            .channel_record(id)
-            .ok_or(PayError::UnknownChannel(id))?
-            .partner;
+        let partner = self.partner_of(id).ok_or(PayError::UnknownChannel(id))?;
         if self.is_frozen(id) {
             return Err(PayError::Frozen(id));
         }
@@ -556,42 +549,6 @@ impl Node {
                 });
             }
         }
-    }
-
-    /// Verify and queue an incoming proof; the returned future resolves once it is durable.
-    fn queue_incoming(
-        &self,
-        peer: Address,
-        id: ChannelId,
-        nonce: u64,
-        transferred: u128,
-        amount: u128,
-        signature: &[u8; 65],
-    ) -> Result<Durable, PayError> {
-        let channel = self
-            .channel_record(id)
-            .ok_or(PayError::UnknownChannel(id))?;
-        if channel.partner != peer {
-            return Err(PayError::BadSignature(format!(
-                "channel {id} is not shared with {peer}"
-            )));
-        }
-        if self.is_frozen(id) {
-            return Err(PayError::Frozen(id));
-        }
-        crate::payments::verify(self.proof_digest(id, nonce, transferred), signature, peer)?;
-        let signature = alloy::primitives::Bytes::copy_from_slice(signature);
-        self.with_channel(id, |channel, group| {
-            channel.check_incoming(nonce, transferred, amount)?;
-            let mut next = channel.clone();
-            next.theirs = Some(SignedProof {
-                nonce,
-                transferred,
-                signature,
-            });
-            let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
-            Ok::<_, PayError>((next, durable))
-        })
     }
 }
 

@@ -310,24 +310,26 @@ impl Node {
         id: ChannelId,
         change: impl FnOnce(&Channel) -> Result<(Channel, T), E>,
     ) -> Result<impl Future<Output = Result<T, E>> + Send + 'static, E> {
-        let mut table = self
-            .shared
-            .channels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let current = table.get(&id).ok_or_else(|| {
-            E::from(StoreError::Unavailable {
-                reason: format!("no channel {id}"),
-            })
+        let (durable, value) = self.with_channel::<_, E>(id, |channel, group| {
+            let (next, value) = change(channel)?;
+            let durable: crate::payments::Durable =
+                Box::pin(group.submit(vec![Write::Channel(next.clone())]));
+            Ok((next, (durable, value)))
         })?;
-        let (next, value) = change(current)?;
-        let durable = self.shared.group.submit(vec![Write::Channel(next.clone())]);
-        table.insert(id, next);
-        drop(table);
         Ok(async move {
             durable.await.map_err(E::from)?;
             Ok(value)
         })
+    }
+
+    /// The partner of channel `id` (without copying the channel's record).
+    pub fn partner_of(&self, id: ChannelId) -> Option<Address> {
+        self.shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .map(|c| c.partner)
     }
 
     /// Change one channel under the table's lock; `change` gets the channel and the group

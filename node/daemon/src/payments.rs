@@ -12,7 +12,13 @@ use farthing_chain::messages::{self, BalanceProof};
 use farthing_core::{ChannelId, PaymentError, Rejection, SignedProof};
 use farthing_store::StoreError;
 
+use farthing_store::Write;
+
 use crate::node::Node;
+
+/// A write on its way to disk: resolves once it is durable.
+pub(crate) type Durable =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
 
 /// Why a payment could not be made or accepted.
 #[derive(Debug, thiserror::Error)]
@@ -104,17 +110,36 @@ impl Node {
         amount: u128,
         signature: &[u8],
     ) -> Result<(), PayError> {
-        let partner = self
-            .channel_record(id)
-            .ok_or(PayError::UnknownChannel(id))?
-            .partner;
-        verify(
-            self.proof_digest(id, nonce, transferred),
-            signature,
-            partner,
-        )?;
+        let partner = self.partner_of(id).ok_or(PayError::UnknownChannel(id))?;
+        self.queue_incoming(partner, id, nonce, transferred, amount, signature)?
+            .await?;
+        Ok(())
+    }
+
+    /// Check an incoming proof from `peer` (signature, the payment rules, the channel not
+    /// frozen) and queue it as the partner's latest; the returned future resolves once it is
+    /// durable. The one path every incoming proof takes (peer link, Sync, in-process).
+    pub(crate) fn queue_incoming(
+        &self,
+        peer: Address,
+        id: ChannelId,
+        nonce: u64,
+        transferred: u128,
+        amount: u128,
+        signature: &[u8],
+    ) -> Result<Durable, PayError> {
+        let partner = self.partner_of(id).ok_or(PayError::UnknownChannel(id))?;
+        if partner != peer {
+            return Err(PayError::BadSignature(format!(
+                "channel {id} is not shared with {peer}"
+            )));
+        }
+        if self.is_frozen(id) {
+            return Err(PayError::Frozen(id));
+        }
+        verify(self.proof_digest(id, nonce, transferred), signature, peer)?;
         let signature = Bytes::copy_from_slice(signature);
-        let durable = self.update_channel(id, |channel| {
+        self.with_channel(id, |channel, group| {
             channel.check_incoming(nonce, transferred, amount)?;
             let mut next = channel.clone();
             next.theirs = Some(SignedProof {
@@ -122,9 +147,9 @@ impl Node {
                 transferred,
                 signature,
             });
-            Ok::<_, PayError>((next, ()))
-        })?;
-        durable.await
+            let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
+            Ok::<_, PayError>((next, durable))
+        })
     }
 }
 
