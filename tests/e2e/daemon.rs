@@ -338,8 +338,9 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
         idempotency_key: key.map(str::to_owned),
         memo: Some("api call".into()),
     };
-    // Until bob's node knows the channel and the link is up, the payment fails (1010) and
-    // nothing is remembered under its key.
+    // Until the link is up the payment fails (1010, nothing signed); if bob's node refuses
+    // it because it does not know the channel yet, the key is filed with the signed proof and
+    // the retry delivers that proof instead of paying again.
     let mut first = None;
     for _ in 0..100 {
         match alice_rpc.pay(pay(Some("order-1"), "0.25")).await {
@@ -361,9 +362,10 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
         (1, "0.25", "19.75")
     );
 
-    // The same key again pays once: the same answer, nothing moves.
+    // The same key again pays once: the same payment, nothing moves.
     let again = alice_rpc.pay(pay(Some("order-1"), "0.25")).await.unwrap();
-    assert_eq!(again, first);
+    assert!(again.repeated);
+    assert_eq!((again.nonce, again.balance_ours.as_str()), (1, "19.75"));
     for i in 2..22 {
         alice_rpc
             .pay(pay(Some(&format!("order-{i}")), "0.01"))

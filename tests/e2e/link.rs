@@ -99,7 +99,7 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
             let from = from.clone();
             tasks.push(tokio::spawn(async move {
                 for _ in 0..EACH {
-                    from.pay(1, amount).await.unwrap();
+                    from.pay(1, amount, b"", None).await.unwrap();
                 }
             }));
         }
@@ -121,7 +121,10 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     assert_eq!((b.sent(), b.received()), (3_500_000, 5_000_000));
     assert_eq!(a.ours.as_ref().unwrap().nonce, 5_000);
     assert_eq!(b.theirs.as_ref().unwrap().nonce, 5_000);
-    let too_much = alice.pay(1, 1_000 * USDC as u128).await.unwrap_err();
+    let too_much = alice
+        .pay(1, 1_000 * USDC as u128, b"", None)
+        .await
+        .unwrap_err();
     assert!(matches!(too_much, PayError::Payment(_)), "{too_much}");
 
     // A test peer speaking the wire protocol with carol's key claims to pay on alice's channel.
@@ -176,7 +179,7 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
         5_000_000,
         "nothing stored from the forgery"
     );
-    alice.pay(1, 1).await.unwrap();
+    alice.pay(1, 1, b"", None).await.unwrap();
 
     // Cooperative close over the link: alice's node asks, bob's node checks the payouts
     // against its own balances, co-signs, and alice's node submits one transaction.
@@ -212,7 +215,7 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
         .await
         .unwrap();
     eventually("bob to see channel 2", || bob.channel_record(2).is_some()).await;
-    alice.pay(2, 1_000).await.unwrap();
+    alice.pay(2, 1_000, b"", None).await.unwrap();
     bob.shutdown().await;
     eventually("the link to drop", || !alice.is_linked(bob.address())).await;
     let closed = alice.close_channel(2).await.unwrap();
@@ -241,7 +244,7 @@ async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_b
         .unwrap();
     eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
     for _ in 0..5 {
-        alice.pay(1, 100_000).await.unwrap();
+        alice.pay(1, 100_000, b"", None).await.unwrap();
     }
     // A payment signed and made durable by alice that never reached bob (the link dropped
     // between the write and the send).
@@ -259,7 +262,7 @@ async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_b
         lost.nonce
     );
     // And payments go on from there.
-    alice.pay(1, 1).await.unwrap();
+    alice.pay(1, 1, b"", None).await.unwrap();
     assert_eq!(bob.channel_record(1).unwrap().received(), 750_001);
     alice.shutdown().await;
     bob.shutdown().await;
@@ -284,24 +287,34 @@ async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
     eventually("the link", || alice.is_linked(bob.address())).await;
 
     // 8 payers keep paying; the link is cut twice in the middle of the burst. Payments caught
-    // by a cut answer LinkDown (their proofs are signed); the keep-alive dials again and the
-    // Sync brings bob up to everything alice signed.
+    // by a cut wait for the keep-alive to dial again and the Sync to say bob holds them;
+    // payments tried while the link is down answer LinkDown. The Sync brings bob up to
+    // everything alice signed.
     let payers: Vec<_> = (0..8)
         .map(|_| {
             let alice = alice.clone();
             tokio::spawn(async move {
-                let (mut acked, mut cut) = (0u32, 0u32);
+                // (acknowledged, acknowledged only after a reconnect, not acknowledged)
+                let (mut acked, mut resynced, mut cut) = (0u32, 0u32, 0u32);
                 for _ in 0..300 {
-                    match alice.pay(1, 1_000).await {
+                    let started = Instant::now();
+                    match alice.pay(1, 1_000, b"", None).await {
+                        // Redialing takes a second: a payment that took this long waited for it.
+                        Ok(_) if started.elapsed() > Duration::from_millis(500) => {
+                            acked += 1;
+                            resynced += 1;
+                        }
                         Ok(_) => acked += 1,
-                        Err(PayError::LinkDown) => {
+                        // No link (nothing signed), or signed but not acknowledged before the
+                        // redial gave up (bob gets it by the Sync all the same).
+                        Err(PayError::LinkDown | PayError::Undelivered { .. }) => {
                             cut += 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                         Err(e) => panic!("unexpected: {e}"),
                     }
                 }
-                (acked, cut)
+                (acked, resynced, cut)
             })
         })
         .collect();
@@ -309,15 +322,19 @@ async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         alice.drop_links();
     }
-    let (mut acked, mut cut) = (0, 0);
+    let (mut acked, mut resynced, mut cut) = (0, 0, 0);
     for payer in payers {
-        let (a, c) = payer.await.unwrap();
+        let (a, r, c) = payer.await.unwrap();
         acked += a;
+        resynced += r;
         cut += c;
     }
     assert!(
-        cut > 0,
+        resynced + cut > 0,
         "the cuts hit payments in flight (else this test proves nothing)"
+    );
+    eprintln!(
+        "{acked} acknowledged ({resynced} of them after a reconnect, by the Sync), {cut} not"
     );
     eventually("the link back", || alice.is_linked(bob.address())).await;
     let sent = alice.channel_record(1).unwrap().sent();
@@ -372,7 +389,7 @@ async fn payments_stream_to_agents_and_are_listed() {
     let mut incoming = ws.subscribe_payments().await.unwrap();
 
     for amount in [100_000, 250_000, 1] {
-        alice.pay(1, amount).await.unwrap();
+        alice.pay(1, amount, b"", None).await.unwrap();
     }
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -407,4 +424,204 @@ async fn payments_stream_to_agents_and_are_listed() {
     server.stop().unwrap();
     alice.shutdown().await;
     bob.shutdown().await;
+}
+
+/// bob's side of the link played by the test, with bob's key: it decides what alice's node
+/// hears back (or not).
+struct FakeBob {
+    listener: tokio::net::TcpListener,
+    key: alloy::signers::local::PrivateKeySigner,
+    chain_id: u64,
+}
+
+type Wire = farthing_peer::FramedConnection<tokio::net::TcpStream>;
+
+impl FakeBob {
+    /// The next link alice's node dials, past the handshake.
+    async fn accept(&self) -> Wire {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), self.listener.accept())
+            .await
+            .expect("alice's node dials again")
+            .unwrap();
+        handshake(
+            stream,
+            &self.key,
+            self.chain_id,
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+        .1
+    }
+}
+
+/// The next message on `wire` that is not a Sync or Ping.
+async fn next_pay(wire: &mut Wire) -> (u64, u128) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), wire.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Message::Pay {
+                nonce, transferred, ..
+            } => return (nonce, transferred),
+            Message::Sync { .. } | Message::Ping { .. } => {}
+            other => panic!("expected a Pay, got {other:?}"),
+        }
+    }
+}
+
+/// The next Sync alice's node sends: its latest proof's nonce.
+async fn next_sync(wire: &mut Wire) -> u64 {
+    loop {
+        if let Message::Sync {
+            sent: Some(latest), ..
+        } = tokio::time::timeout(Duration::from_secs(10), wire.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            return latest.nonce;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ack_is_settled_by_the_sync_and_an_idempotency_key_survives_a_restart() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let config = node_config(&devnet, &d, dir.path(), 1);
+    let alice = Node::start(config.clone()).await.unwrap();
+    let bob = FakeBob {
+        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        key: devnet.key("BOB"),
+        chain_id: d.chain_id,
+    };
+    let bob_addr = bob.key.address();
+    let peer: PeerAddr = format!("{bob_addr}@{}", bob.listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    alice
+        .open_channel(bob_addr, 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    alice.keep_linked(peer.clone());
+
+    // 1. bob's node stores the proof but the link drops before its Ack: alice's call waits,
+    //    and the Sync on the next link (bob holds nonce 1) answers it: delivered.
+    let mut wire = bob.accept().await;
+    let paying = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.pay(1, 1_000, b"", None).await })
+    };
+    assert_eq!(next_pay(&mut wire).await, (1, 1_000));
+    drop(wire);
+    let mut wire = bob.accept().await;
+    wire.send(&Message::Sync {
+        channel_id: 1,
+        sent: None,
+        received_nonce: 1,
+    })
+    .await
+    .unwrap();
+    let paid = paying.await.unwrap().unwrap();
+    assert_eq!((paid.nonce, paid.repeated), (1, false));
+
+    // 2. The link drops and bob's node does not come back in time: signed and stored, not
+    //    acknowledged — the call says so (not "failed": it must not be paid again).
+    let paying = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.pay(1, 1_000, b"", None).await })
+    };
+    assert_eq!(next_pay(&mut wire).await, (2, 2_000));
+    drop(wire);
+    let err = paying.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PayError::Undelivered {
+                channel: 1,
+                nonce: 2
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("do not pay again"), "{err}");
+
+    // 3. With a key: bob's node refuses the proof; the key is filed with it, so repeating
+    //    the call signs nothing new: alice's node offers its latest proof again, bob takes it.
+    let mut wire = bob.accept().await;
+    let paying = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.pay(1, 500, b"order 7", Some("order-7")).await })
+    };
+    let (nonce, transferred) = next_pay(&mut wire).await;
+    assert_eq!((nonce, transferred), (3, 2_500));
+    wire.send(&Message::Reject {
+        channel_id: 1,
+        nonce: 3,
+        code: 1,
+        reason: farthing_peer::message::Reason::truncated("try again later"),
+    })
+    .await
+    .unwrap();
+    let err = paying.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("try again later"), "{err}");
+    let repeating = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.pay(1, 500, b"order 7", Some("order-7")).await })
+    };
+    assert_eq!(
+        next_sync(&mut wire).await,
+        3,
+        "the latest proof, offered again"
+    );
+    wire.send(&Message::Ack {
+        channel_id: 1,
+        nonce: 3,
+    })
+    .await
+    .unwrap();
+    let repeat = repeating.await.unwrap().unwrap();
+    assert_eq!(
+        (repeat.nonce, repeat.amount, repeat.repeated),
+        (3, 500, true)
+    );
+    assert_eq!(alice.channel_record(1).unwrap().sent(), 2_500, "paid once");
+    let reused = alice.pay(1, 499, b"", Some("order-7")).await.unwrap_err();
+    assert!(matches!(reused, PayError::KeyReused { .. }), "{reused}");
+
+    // 4. The key is durable: after a restart the same call still pays nothing.
+    alice.shutdown().await;
+    drop(wire);
+    let alice = Node::start(config).await.unwrap();
+    alice.keep_linked(peer);
+    let mut wire = bob.accept().await;
+    let repeating = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.pay(1, 500, b"", Some("order-7")).await })
+    };
+    assert_eq!(next_sync(&mut wire).await, 3);
+    wire.send(&Message::Ack {
+        channel_id: 1,
+        nonce: 3,
+    })
+    .await
+    .unwrap();
+    let repeat = repeating.await.unwrap().unwrap();
+    assert_eq!((repeat.nonce, repeat.repeated), (3, true));
+    let channel = alice.channel_record(1).unwrap();
+    assert_eq!(
+        (channel.sent(), channel.ours.unwrap().nonce),
+        (2_500, 3),
+        "nothing signed twice"
+    );
+    alice.shutdown().await;
 }

@@ -19,6 +19,8 @@ use farthing_rpc::{
 };
 use serde::Serialize;
 
+mod stream;
+
 /// Farthing: a stablecoin payment-channel node.
 #[derive(Debug, Parser)]
 #[command(name = "farthing", version, about, long_about = None)]
@@ -51,17 +53,25 @@ enum Command {
     #[command(subcommand)]
     Channel(ChannelCommand),
     /// Pay AMOUNT (token units) on channel CHANNEL; returns once the partner acknowledged it.
+    /// With --count N: N payments of AMOUNT, several in flight, with a live progress line.
     Pay {
         /// Channel id.
         channel: u64,
         /// Amount in token units, e.g. 0.001.
         amount: String,
-        /// Pay once per key: repeating the command with the same key does not pay twice.
+        /// Pay once per key: repeating the command with the same key does not pay twice
+        /// (with --count, payment i uses KEY-i).
         #[arg(long)]
         idempotency_key: Option<String>,
         /// Free text for the partner (not signed, ≤ 256 bytes).
         #[arg(long)]
         memo: Option<String>,
+        /// How many payments of AMOUNT to make.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// With --count: how many payments are in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        concurrency: u64,
     },
     /// The most recent payments of channel CHANNEL, oldest first.
     Payments {
@@ -268,6 +278,31 @@ async fn run(cli: Cli) -> Result<()> {
                     amount,
                     idempotency_key,
                     memo,
+                    count,
+                    concurrency,
+                } if count > 1 => {
+                    let ws_url = cli.node_url.replacen("http", "ws", 1);
+                    let ws = farthing_rpc::connect_ws(&ws_url, &token).await?;
+                    let summary = stream::run(
+                        std::sync::Arc::new(ws),
+                        stream::Stream {
+                            channel,
+                            amount,
+                            count,
+                            concurrency,
+                            idempotency_key,
+                            memo,
+                        },
+                    )
+                    .await?;
+                    output(json, &summary, || summary.to_string())
+                }
+                Command::Pay {
+                    channel,
+                    amount,
+                    idempotency_key,
+                    memo,
+                    ..
                 } => {
                     let paid = client
                         .pay(PayParams {
@@ -280,7 +315,12 @@ async fn run(cli: Cli) -> Result<()> {
                         .await?;
                     output(json, &paid, || {
                         format!(
-                            "paid {} on channel {} (proof nonce {}); we can still pay {}, the partner {}",
+                            "{} {} on channel {} (proof nonce {}); we can still pay {}, the partner {}",
+                            if paid.repeated {
+                                "already paid"
+                            } else {
+                                "paid"
+                            },
                             paid.amount,
                             paid.channel_id,
                             paid.nonce,
@@ -293,13 +333,17 @@ async fn run(cli: Cli) -> Result<()> {
                     let payments = client.list_payments(channel, Some(limit)).await?;
                     output(json, &payments, || {
                         let mut out = format!(
-                            "{:>8}  {:<3} {:>14}  {}",
-                            "nonce", "dir", "amount", "at (unix ms)"
+                            "{:>8}  {:<3} {:>14}  {:<13}  {}",
+                            "nonce", "dir", "amount", "at (unix ms)", "memo"
                         );
                         for p in &payments {
                             out.push_str(&format!(
-                                "\n{:>8}  {:<3} {:>14}  {}",
-                                p.nonce, p.direction, p.amount, p.at_ms
+                                "\n{:>8}  {:<3} {:>14}  {:<13}  {}",
+                                p.nonce,
+                                p.direction,
+                                p.amount,
+                                p.at_ms,
+                                p.memo.as_deref().unwrap_or("")
                             ));
                         }
                         out

@@ -63,6 +63,19 @@ pub struct SignedProof {
     pub signature: Bytes,
 }
 
+/// A withdrawal both participants signed that the contract may still execute (until `expiry`,
+/// chain time). Until it is seen on-chain or has expired, the node counts it as done: the
+/// withdrawer could execute it at any moment, so neither side may spend the amount again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWithdrawal {
+    /// We withdraw (`true`) or the partner does.
+    pub ours: bool,
+    /// The withdrawer's new total withdrawn, as signed.
+    pub total: u128,
+    /// Unix time (the chain's) after which the signatures are void.
+    pub expiry: u64,
+}
+
 /// Everything the node stores about one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
@@ -86,6 +99,8 @@ pub struct Channel {
     pub ours: Option<SignedProof>,
     /// Latest proof our partner signed (what we have received), if any.
     pub theirs: Option<SignedProof>,
+    /// A co-signed withdrawal not yet seen on-chain, if any.
+    pub withdrawal: Option<PendingWithdrawal>,
 }
 
 impl Channel {
@@ -97,13 +112,50 @@ impl Channel {
         }
     }
 
-    /// (our deposit, our withdrawn, partner's deposit, partner's withdrawn).
+    /// (our deposit, our withdrawn, partner's deposit, partner's withdrawn), counting a pending
+    /// co-signed withdrawal as done.
     fn sides(&self) -> (u128, u128, u128, u128) {
         let c = &self.on_chain;
-        match self.role {
-            Role::A => (c.deposit_a, c.withdrawn_a, c.deposit_b, c.withdrawn_b),
-            Role::B => (c.deposit_b, c.withdrawn_b, c.deposit_a, c.withdrawn_a),
-        }
+        let (ours, theirs) = match self.role {
+            Role::A => ((c.deposit_a, c.withdrawn_a), (c.deposit_b, c.withdrawn_b)),
+            Role::B => ((c.deposit_b, c.withdrawn_b), (c.deposit_a, c.withdrawn_a)),
+        };
+        let pending = |who: bool| {
+            self.withdrawal
+                .as_ref()
+                .filter(|w| w.ours == who)
+                .map_or(0, |w| w.total)
+        };
+        (
+            ours.0,
+            ours.1.max(pending(true)),
+            theirs.0,
+            theirs.1.max(pending(false)),
+        )
+    }
+
+    /// What we have withdrawn on-chain, or will have once the pending withdrawal executes.
+    pub fn our_withdrawn(&self) -> u128 {
+        self.sides().1
+    }
+
+    /// The payouts (to A, to B) a cooperative close of the channel as it stands on-chain pays:
+    /// the contract's formula `depositA - withdrawnA + transferredB - transferredA`, clamped
+    /// to the holdings, with the on-chain withdrawal totals (a close signed now is void once
+    /// a pending withdrawal executes, and voids it if it executes first).
+    pub fn close_payouts(&self) -> (u128, u128) {
+        let c = &self.on_chain;
+        let (sent_a, sent_b) = match self.role {
+            Role::A => (self.sent(), self.received()),
+            Role::B => (self.received(), self.sent()),
+        };
+        let holdings = self.holdings();
+        let a = c
+            .deposit_a
+            .saturating_add(sent_b)
+            .saturating_sub(c.withdrawn_a.saturating_add(sent_a))
+            .min(holdings);
+        (a, holdings - a)
     }
 
     /// What we have paid in total (our latest signed proof).
@@ -125,7 +177,7 @@ impl Channel {
     }
 
     /// What we could still pay: our deposit − our withdrawals + received − sent (PROTOCOL.md),
-    /// never negative.
+    /// never negative; a pending co-signed withdrawal counts as withdrawn.
     pub fn our_balance(&self) -> u128 {
         let (deposit, withdrawn, _, _) = self.sides();
         deposit
@@ -133,7 +185,7 @@ impl Channel {
             .saturating_sub(withdrawn.saturating_add(self.sent()))
     }
 
-    /// What the partner could still pay us.
+    /// What the partner could still pay us (its pending withdrawal counted as withdrawn).
     pub fn partner_balance(&self) -> u128 {
         let (_, _, deposit, withdrawn) = self.sides();
         deposit
@@ -176,6 +228,7 @@ mod tests {
                 transferred: 5,
                 signature: Bytes::new(),
             }),
+            withdrawal: None,
         }
     }
 
@@ -191,5 +244,34 @@ mod tests {
         let b = channel(Role::B);
         assert_eq!(b.our_balance(), 50 - 10 + 5 - 30);
         assert_eq!(b.partner_balance(), 100 + 30 - 5);
+    }
+
+    #[test]
+    fn a_pending_withdrawal_counts_as_done_for_spending_but_not_for_closing() {
+        let mut a = channel(Role::A);
+        assert_eq!(a.close_payouts(), (75, 65));
+        // B has withdrawn 10 on-chain; it co-signed a new total of 40 (30 more).
+        a.withdrawal = Some(PendingWithdrawal {
+            ours: false,
+            total: 40,
+            expiry: 1,
+        });
+        assert_eq!((a.our_balance(), a.partner_balance()), (75, 35));
+        // A close signed now uses the on-chain totals: it is void once the withdrawal executes.
+        assert_eq!(a.close_payouts(), (75, 65));
+        // Our own pending withdrawal of 20 (from 0).
+        a.withdrawal = Some(PendingWithdrawal {
+            ours: true,
+            total: 20,
+            expiry: 1,
+        });
+        assert_eq!((a.our_balance(), a.our_withdrawn()), (55, 20));
+        // Payouts are clamped to the holdings like the contract does.
+        a.theirs = Some(SignedProof {
+            nonce: 9,
+            transferred: 1_000,
+            signature: Bytes::new(),
+        });
+        assert_eq!(a.close_payouts(), (140, 0));
     }
 }

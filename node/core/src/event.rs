@@ -155,6 +155,7 @@ pub fn apply(
             },
             ours: None,
             theirs: None,
+            withdrawal: None,
         });
     }
 
@@ -182,6 +183,15 @@ pub fn apply(
                 &mut c.withdrawn_b
             };
             *slot = (*slot).max(total);
+            // The pending withdrawal executed (or one past it did): it is on-chain now.
+            let ours = participant == us;
+            if channel
+                .withdrawal
+                .as_ref()
+                .is_some_and(|w| w.ours == ours && w.total <= total)
+            {
+                channel.withdrawal = None;
+            }
         }
         ChainEvent::Closed {
             closer,
@@ -219,6 +229,10 @@ pub fn apply(
         }
         ChainEvent::Settled { .. } => c.state = ChainState::Settled,
         ChainEvent::PayoutDeferred { .. } => {}
+    }
+    if channel.on_chain.state != ChainState::Open {
+        // The contract withdraws only from open channels.
+        channel.withdrawal = None;
     }
     Some(channel)
 }

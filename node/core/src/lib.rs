@@ -16,6 +16,6 @@ pub mod event;
 pub mod payment;
 
 pub use amount::{AmountError, format_amount, parse_amount};
-pub use channel::{ChainState, Channel, ChannelId, OnChain, Role, SignedProof};
+pub use channel::{ChainState, Channel, ChannelId, OnChain, PendingWithdrawal, Role, SignedProof};
 pub use event::{ChainEvent, apply};
 pub use payment::{PaymentError, Rejection};

@@ -192,6 +192,7 @@ mod tests {
             },
             ours: None,
             theirs: None,
+            withdrawal: None,
         }
     }
 
@@ -224,6 +225,37 @@ mod tests {
         assert!(matches!(
             c.next_payment(1),
             Err(PaymentError::NotOpen { .. })
+        ));
+    }
+
+    #[test]
+    fn a_co_signed_withdrawal_is_spent_for_both_sides_until_it_lands() {
+        use crate::channel::PendingWithdrawal;
+        let mut c = open_channel(100, 50);
+        // The partner (B, deposit 50) may withdraw 40: it can pay us only 10 more.
+        c.withdrawal = Some(PendingWithdrawal {
+            ours: false,
+            total: 40,
+            expiry: 1,
+        });
+        assert_eq!(c.check_incoming(1, 10, 10), Ok(()));
+        assert_eq!(
+            c.check_incoming(1, 11, 11),
+            Err(Rejection::Unaffordable {
+                available: 10,
+                amount: 11
+            })
+        );
+        // Ours of 60 out of 100: we can pay 40.
+        c.withdrawal = Some(PendingWithdrawal {
+            ours: true,
+            total: 60,
+            expiry: 1,
+        });
+        assert_eq!(c.next_payment(40), Ok((1, 40)));
+        assert!(matches!(
+            c.next_payment(41),
+            Err(PaymentError::Insufficient { available: 40, .. })
         ));
     }
 

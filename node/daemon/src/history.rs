@@ -25,6 +25,8 @@ pub struct Payment {
     pub amount: u128,
     /// Unix milliseconds when it became durable here.
     pub at_ms: u64,
+    /// The payer's memo (not signed; empty if none).
+    pub memo: Vec<u8>,
 }
 
 pub(crate) struct History {
@@ -42,7 +44,14 @@ impl Default for History {
 }
 
 impl History {
-    pub(crate) fn record(&self, channel: ChannelId, outgoing: bool, nonce: u64, amount: u128) {
+    pub(crate) fn record(
+        &self,
+        channel: ChannelId,
+        outgoing: bool,
+        nonce: u64,
+        amount: u128,
+        memo: Vec<u8>,
+    ) {
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -52,6 +61,7 @@ impl History {
             nonce,
             amount,
             at_ms,
+            memo,
         };
         {
             let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);

@@ -23,7 +23,7 @@ mod rpc;
 pub use config::{Config, ConfigError, KeySource};
 pub use history::Payment;
 pub use keys::{KeyError, load_key};
-pub use link::LinkError;
+pub use link::{LinkError, Paid};
 pub use node::{ChannelChange, Health, Node, StartError, SyncError};
 pub use ops::{MAX_DEPOSIT, OpError};
 pub use payments::PayError;

@@ -12,8 +12,11 @@
 //! ONE cumulative `Ack` — or a `Reject` with the reason for a refused proof (durability rule 2:
 //! nothing is acknowledged before it is durable; many payments share one fsync).
 //!
-//! Not yet here (issue 4 continues): reconnect with backoff and the `Sync` exchange that
-//! resends unacknowledged proofs, cooperative close/withdraw over the link, the `pay` RPC.
+//! Delivery: which of our proofs the partner holds is tracked per channel at the node, not per
+//! link: a cumulative `Ack`, or the `received_nonce` of the partner's `Sync` after a reconnect,
+//! resolves every payment up to it. A payer whose link drops before the `Ack` waits a few
+//! seconds for the keep-alive to redial and the `Sync` to settle it, then learns
+//! [`PayError::Undelivered`]: signed and kept, delivered when the link is back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use farthing_chain::messages;
-use farthing_core::{ChannelId, SignedProof};
+use farthing_core::ChannelId;
 use farthing_peer::message::{Memo, Message, Reason};
 use farthing_peer::{FrameReader, FrameWriter, PeerAddr, handshake};
 use farthing_store::Write;
@@ -34,6 +37,10 @@ use crate::payments::{Durable, PayError};
 
 /// How long a payment waits for its acknowledgement on a link that stays open.
 const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a payment whose link dropped waits for the link to come back and the partner's
+/// `Sync` to say whether it arrived.
+const RESYNC_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,40 +54,143 @@ struct Outgoing {
 /// The answer a payer waits for.
 type Waiter = oneshot::Sender<Result<(), PayError>>;
 
+/// Held while a keyed payment is checked and signed: the keys signed but not yet durable.
+pub(crate) type KeysGuard<'a> =
+    tokio::sync::MutexGuard<'a, HashMap<String, farthing_store::KeyedPayment>>;
+
+/// A payment the partner acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paid {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The nonce of the proof that carries it.
+    pub nonce: u64,
+    /// The amount, base units.
+    pub amount: u128,
+    /// Made earlier under the same idempotency key: this call paid nothing.
+    pub repeated: bool,
+}
+
+impl From<farthing_store::KeyedPayment> for Paid {
+    fn from(p: farthing_store::KeyedPayment) -> Self {
+        Self {
+            channel: p.channel,
+            nonce: p.nonce,
+            amount: p.amount,
+            repeated: false,
+        }
+    }
+}
+
 /// The answer a cooperative close waits for: the partner's signature, or its reason to refuse.
 type CloseWaiter = oneshot::Sender<Result<[u8; 65], String>>;
 
 /// One authenticated link to a partner.
 pub(crate) struct Link {
     outgoing: mpsc::UnboundedSender<Outgoing>,
-    /// Payments waiting for their Ack, per channel, by nonce.
-    waiting: Mutex<HashMap<ChannelId, BTreeMap<u64, Waiter>>>,
-    /// Cooperative closes waiting for the partner's signature (or its reason to refuse).
+    /// Cooperative closes and withdrawals waiting for the partner's signature (or its reason
+    /// to refuse), by channel.
     closing: Mutex<HashMap<ChannelId, CloseWaiter>>,
+    withdrawing: Mutex<HashMap<ChannelId, CloseWaiter>>,
     /// Its reader and writer tasks.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
-    /// Set (under the `waiting` lock) once the link is going away.
-    closed: std::sync::atomic::AtomicBool,
+    /// Turns `true` once the link is gone.
+    gone: tokio::sync::watch::Sender<bool>,
 }
 
-/// The node's links, by partner address.
+/// What the partner of one channel holds of our proofs, and the payments waiting to learn it.
 #[derive(Default)]
-pub(crate) struct Links(
-    Mutex<HashMap<Address, Arc<Link>>>,
-    Mutex<Vec<tokio::task::JoinHandle<()>>>,
-);
+struct Delivery {
+    /// The highest nonce the partner acknowledged as durable (since this node started).
+    acked: u64,
+    /// Payments waiting for their acknowledgement, by nonce.
+    waiting: BTreeMap<u64, Waiter>,
+}
+
+/// The node's links, by partner address, and the delivery of its payments.
+#[derive(Default)]
+pub(crate) struct Links {
+    links: Mutex<HashMap<Address, Arc<Link>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    deliveries: Mutex<HashMap<ChannelId, Delivery>>,
+}
 
 impl Links {
     fn track(&self, task: tokio::task::JoinHandle<()>) {
-        let mut tasks = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
+    }
+
+    /// A receiver for the outcome of our proof `nonce` on channel `id`: resolved at once if
+    /// the partner already acknowledged it.
+    fn expect(&self, id: ChannelId, nonce: u64) -> oneshot::Receiver<Result<(), PayError>> {
+        let (tx, rx) = oneshot::channel();
+        let mut deliveries = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let delivery = deliveries.entry(id).or_default();
+        if delivery.acked >= nonce {
+            let _ = tx.send(Ok(()));
+        } else {
+            delivery.waiting.insert(nonce, tx);
+        }
+        rx
+    }
+
+    /// Stop waiting for proof `nonce` of channel `id`.
+    fn forget(&self, id: ChannelId, nonce: u64) {
+        if let Some(delivery) = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&id)
+        {
+            delivery.waiting.remove(&nonce);
+        }
+    }
+
+    /// Whether payments of channel `id` still wait for their acknowledgement.
+    fn has_waiting(&self, id: ChannelId) -> bool {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .is_some_and(|d| !d.waiting.is_empty())
+    }
+
+    /// The partner holds every proof of `channel` up to `nonce` (cumulative): resolve them.
+    fn acknowledged(&self, channel: ChannelId, nonce: u64) {
+        let mut deliveries = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let delivery = deliveries.entry(channel).or_default();
+        delivery.acked = delivery.acked.max(nonce);
+        let later = delivery.waiting.split_off(&(nonce.saturating_add(1)));
+        for (_, waiter) in std::mem::replace(&mut delivery.waiting, later) {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+
+    /// The partner refused our proof `nonce` of `channel`, saying why.
+    fn refused(&self, channel: ChannelId, nonce: u64, reason: String) {
+        let waiter = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&channel)
+            .and_then(|d| d.waiting.remove(&nonce));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(Err(PayError::Refused(reason)));
+        }
     }
 
     /// Drop every link but keep listening.
     fn close_links(&self) {
         let links: Vec<_> = self
-            .0
+            .links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .drain()
@@ -95,28 +205,28 @@ impl Links {
             {
                 task.abort();
             }
-            link.fail_waiters();
+            link.shut();
         }
     }
 
     /// Stop listening and drop every link (the partners see their links close).
     pub(crate) fn close_all(&self) {
         for task in self
-            .1
+            .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .drain(..)
         {
             task.abort();
         }
-        self.0
+        self.links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
     }
 
     fn get(&self, peer: Address) -> Option<Arc<Link>> {
-        self.0
+        self.links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&peer)
@@ -246,13 +356,13 @@ impl Node {
         let (outgoing, queue) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
             outgoing,
-            waiting: Mutex::new(HashMap::new()),
             closing: Mutex::new(HashMap::new()),
+            withdrawing: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
-            closed: std::sync::atomic::AtomicBool::new(false),
+            gone: tokio::sync::watch::Sender::new(false),
         });
         self.links()
-            .0
+            .links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(peer, link.clone());
@@ -268,15 +378,14 @@ impl Node {
             }
             let mut links = node
                 .links()
-                .0
+                .links
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if links.get(&peer).is_some_and(|l| Arc::ptr_eq(l, &link)) {
                 links.remove(&peer);
             }
             drop(links);
-            // Payments still waiting will not be acknowledged on this link.
-            link.fail_waiters();
+            link.shut();
         });
         link.tasks
             .lock()
@@ -300,37 +409,107 @@ impl Node {
         // An empty group commit resolves once every write queued before it is durable.
         let mut ready: Option<Durable> = Some(Box::pin(self.group().submit(Vec::new())));
         for channel in shared {
-            let sent = channel.ours.as_ref().and_then(|p| {
-                let signature = p.signature.as_ref().try_into().ok()?;
-                Some(farthing_peer::message::SignedBalance {
-                    nonce: p.nonce,
-                    transferred: p.transferred,
-                    signature,
-                })
-            });
-            let received_nonce = channel.theirs.as_ref().map_or(0, |p| p.nonce);
-            let message = Message::Sync {
-                channel_id: channel.id,
-                sent,
-                received_nonce,
-            };
             let _ = link.outgoing.send(Outgoing {
                 ready: ready.take(),
-                message,
+                message: sync_message(&channel),
             });
         }
     }
 
-    /// Pay `amount` on channel `id` over the link to its partner; returns our new proof once
-    /// the partner has acknowledged it as durable.
-    pub async fn pay(&self, id: ChannelId, amount: u128) -> Result<SignedProof, PayError> {
+    /// Pay `amount` on channel `id` over the link to its partner, with an optional memo for
+    /// the partner and an optional idempotency key; returns once the partner has acknowledged
+    /// the payment as durable.
+    ///
+    /// With a key: a key already used answers with the payment first made under it (waiting
+    /// for its delivery if need be) and pays nothing; the key is stored in the same synced
+    /// write as the proof, so this holds across restarts.
+    pub async fn pay(
+        &self,
+        id: ChannelId,
+        amount: u128,
+        memo: &[u8],
+        key: Option<&str>,
+    ) -> Result<Paid, PayError> {
         let partner = self.partner_of(id).ok_or(PayError::UnknownChannel(id))?;
+        let memo = Memo::new(memo.to_vec()).map_err(|e| PayError::BadMemo(e.to_string()))?;
+        let recorded = memo.as_bytes().to_vec();
+        let record = |paid: Paid| {
+            if !paid.repeated {
+                let p = &paid;
+                self.history()
+                    .record(p.channel, true, p.nonce, p.amount, recorded.clone());
+            }
+            paid
+        };
+        let Some(key) = key else {
+            let (signed, delivered) = self.sign_and_send(id, partner, amount, memo, None)?;
+            return self
+                .await_delivery(signed, delivered, ACK_TIMEOUT)
+                .await
+                .map(record);
+        };
+        // One keyed payment is checked and signed at a time, so a key is filed only once.
+        let keys = self.keys().lock().await;
+        let earlier = match keys.get(key) {
+            Some(earlier) => Some(*earlier),
+            None => self.store().keyed_payment(key)?,
+        };
+        let Some(earlier) = earlier else {
+            let (signed, delivered) =
+                self.sign_and_send(id, partner, amount, memo, Some((keys, key)))?;
+            let outcome = self
+                .await_delivery(signed, delivered, ACK_TIMEOUT)
+                .await
+                .map(record);
+            // Once the key's record is durable the store answers for it.
+            if self.group().submit(Vec::new()).await.is_ok() {
+                self.keys().lock().await.remove(key);
+            }
+            return outcome;
+        };
+        drop(keys);
+        if earlier.channel != id || earlier.amount != amount {
+            return Err(PayError::KeyReused {
+                key: key.to_owned(),
+                channel: earlier.channel,
+                amount: earlier.amount,
+            });
+        }
+        let delivered = self.links().expect(earlier.channel, earlier.nonce);
+        let repeat = Paid {
+            repeated: true,
+            ..Paid::from(earlier)
+        };
+        // Not acknowledged yet (the partner refused it, or the link dropped): offer the partner
+        // our latest proof again; it carries this payment, and the partner acks it if it takes
+        // it now. Nothing new is signed.
+        if let (Some(link), Some(channel)) = (
+            self.links().get(partner),
+            self.channel_record(earlier.channel),
+        ) {
+            let _ = link.outgoing.send(Outgoing {
+                ready: Some(Box::pin(self.group().submit(Vec::new()))),
+                message: sync_message(&channel),
+            });
+        }
+        self.await_delivery(repeat, delivered, RESYNC_GRACE).await
+    }
+
+    /// Sign our next proof, queue its synced write (with the idempotency key's record, if
+    /// any) and the `Pay` frame behind it, all under the channel table's lock.
+    fn sign_and_send(
+        &self,
+        id: ChannelId,
+        partner: Address,
+        amount: u128,
+        memo: Memo,
+        key: Option<(KeysGuard<'_>, &str)>,
+    ) -> Result<(Paid, oneshot::Receiver<Result<(), PayError>>), PayError> {
         if self.is_frozen(id) {
             return Err(PayError::Frozen(id));
         }
         let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
-        let (acked, answer) = oneshot::channel();
-        let proof = self.with_channel(id, |channel, group| {
+        let (paid, delivered) = self.with_channel(id, |channel, group| {
             let (next, proof) = self.next_proof(channel, amount)?;
             let (nonce, transferred) = (proof.nonce, proof.transferred);
             let raw: [u8; 65] = proof
@@ -338,50 +517,96 @@ impl Node {
                 .as_ref()
                 .try_into()
                 .map_err(|_| PayError::BadSignature("own signature not 65 bytes".into()))?;
-            let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
-            // Register for the Ack unless the link is already closing (checked under the same
-            // lock the closing link takes to fail its waiters: no waiter is left behind).
-            let registered = {
-                let mut waiting = link.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-                if link.closed.load(std::sync::atomic::Ordering::SeqCst) {
-                    false
-                } else {
-                    waiting.entry(id).or_default().insert(nonce, acked);
-                    true
-                }
-            };
-            let pay = Message::Pay {
-                channel_id: id,
+            let paid = Paid {
+                channel: id,
                 nonce,
-                transferred,
                 amount,
-                signature: raw,
-                payment_id: [0; 16],
-                memo: Memo::empty(),
+                repeated: false,
             };
-            // The proof is signed and its write queued: the table must take it whatever happens
-            // to the link (the store will hold it), so a send failure is reported after.
-            let sent = registered
-                && link
-                    .outgoing
-                    .send(Outgoing {
-                        ready: Some(durable),
-                        message: pay,
-                    })
-                    .is_ok();
-            Ok::<_, PayError>((next, (proof, sent)))
+            let mut writes = vec![Write::Channel(next.clone())];
+            if let Some((_, key)) = &key {
+                writes.push(Write::PaymentKey(
+                    (*key).to_owned(),
+                    farthing_store::KeyedPayment {
+                        channel: id,
+                        nonce,
+                        amount,
+                    },
+                ));
+            }
+            let durable: Durable = Box::pin(group.submit(writes));
+            let delivered = self.links().expect(id, nonce);
+            // The proof is signed and its write queued: the table takes it whatever happens to
+            // the link. A frame that cannot be sent is delivered by the Sync on reconnect.
+            let _ = link.outgoing.send(Outgoing {
+                ready: Some(durable),
+                message: Message::Pay {
+                    channel_id: id,
+                    nonce,
+                    transferred,
+                    amount,
+                    signature: raw,
+                    payment_id: [0; 16],
+                    memo,
+                },
+            });
+            Ok::<_, PayError>((next, (paid, delivered)))
         })?;
-        let (proof, sent) = proof;
-        if !sent {
-            return Err(PayError::LinkDown);
+        if let Some((mut keys, key)) = key {
+            keys.insert(
+                key.to_owned(),
+                farthing_store::KeyedPayment {
+                    channel: id,
+                    nonce: paid.nonce,
+                    amount,
+                },
+            );
         }
-        // A backstop: a partner that keeps the link open but never answers.
-        tokio::time::timeout(ACK_TIMEOUT, answer)
-            .await
-            .map_err(|_| PayError::LinkDown)?
-            .map_err(|_| PayError::LinkDown)??;
-        self.history().record(id, true, proof.nonce, amount);
-        Ok(proof)
+        Ok((paid, delivered))
+    }
+
+    /// Wait until the partner holds our proof `paid.nonce`: its Ack on the link (for at most
+    /// `patience`), or — if the link drops — its Sync once the link is back (for
+    /// [`RESYNC_GRACE`]).
+    async fn await_delivery(
+        &self,
+        paid: Paid,
+        mut delivered: oneshot::Receiver<Result<(), PayError>>,
+        patience: Duration,
+    ) -> Result<Paid, PayError> {
+        let outcome = |answer: Result<Result<(), PayError>, _>| {
+            answer.unwrap_or(Err(PayError::LinkDown)).map(|()| paid)
+        };
+        let link = self
+            .partner_of(paid.channel)
+            .and_then(|p| self.links().get(p));
+        if let Some(link) = link {
+            let mut gone = link.gone.subscribe();
+            tokio::select! {
+                answer = &mut delivered => return outcome(answer),
+                _ = async { gone.wait_for(|gone| *gone).await.is_ok() } => {}
+                () = tokio::time::sleep(patience) => {
+                    self.links().forget(paid.channel, paid.nonce);
+                    return self.undelivered(paid).await;
+                }
+            }
+        }
+        match tokio::time::timeout(RESYNC_GRACE, &mut delivered).await {
+            Ok(answer) => outcome(answer),
+            Err(_) => {
+                self.links().forget(paid.channel, paid.nonce);
+                self.undelivered(paid).await
+            }
+        }
+    }
+
+    async fn undelivered(&self, paid: Paid) -> Result<Paid, PayError> {
+        // Say "stored" only if it is.
+        self.group().submit(Vec::new()).await?;
+        Err(PayError::Undelivered {
+            channel: paid.channel,
+            nonce: paid.nonce,
+        })
     }
 
     async fn read_frames(
@@ -407,7 +632,7 @@ impl Node {
             // Check and queue every proof of the burst, wait once, acknowledge once per channel.
             let mut last_durable: Option<Durable> = None;
             let mut acks: BTreeMap<ChannelId, u64> = BTreeMap::new();
-            let mut received: Vec<(ChannelId, u64, u128)> = Vec::new();
+            let mut received: Vec<(ChannelId, u64, u128, Vec<u8>)> = Vec::new();
             let mut replies = Vec::new();
             for message in burst {
                 match message {
@@ -417,6 +642,7 @@ impl Node {
                         transferred,
                         amount,
                         signature,
+                        memo,
                         ..
                     } => {
                         match self.queue_incoming(
@@ -430,7 +656,7 @@ impl Node {
                             Ok(durable) => {
                                 last_durable = Some(durable);
                                 acks.insert(channel_id, nonce);
-                                received.push((channel_id, nonce, amount));
+                                received.push((channel_id, nonce, amount, memo.into_bytes()));
                             }
                             Err(e) => replies.push(Message::Reject {
                                 channel_id,
@@ -441,7 +667,7 @@ impl Node {
                         }
                     }
                     Message::Ack { channel_id, nonce } => {
-                        link.acknowledged(channel_id, nonce, Ok(()))
+                        self.links().acknowledged(channel_id, nonce)
                     }
                     Message::Reject {
                         channel_id,
@@ -464,11 +690,8 @@ impl Node {
                         reason,
                         ..
                     } => {
-                        link.acknowledged(
-                            channel_id,
-                            nonce,
-                            Err(PayError::Refused(reason.as_str().to_owned())),
-                        );
+                        self.links()
+                            .refused(channel_id, nonce, reason.as_str().to_owned());
                     }
                     request @ Message::CloseRequest { .. } => {
                         replies.push(self.answer_close(peer, &request))
@@ -488,9 +711,16 @@ impl Node {
                     }
                     Message::Sync {
                         channel_id,
-                        sent: Some(latest),
-                        ..
+                        sent,
+                        received_nonce,
                     } => {
+                        // What the partner holds of ours settles payments whose Ack was lost.
+                        if self.partner_of(channel_id) == Some(peer) {
+                            self.links().acknowledged(channel_id, received_nonce);
+                        }
+                        let Some(latest) = sent else {
+                            continue;
+                        };
                         // The partner's latest proof: take it if it is newer than ours of it
                         // (a payment whose delivery or Ack was lost before the reconnect).
                         let received = self
@@ -514,7 +744,13 @@ impl Node {
                                     acks.insert(channel_id, latest.nonce);
                                 }
                                 Err(e) => {
-                                    tracing::warn!(%peer, channel = channel_id, "sync proof refused: {e}")
+                                    tracing::warn!(%peer, channel = channel_id, "sync proof refused: {e}");
+                                    replies.push(Message::Reject {
+                                        channel_id,
+                                        nonce: latest.nonce,
+                                        code: 1,
+                                        reason: Reason::truncated(e.to_string()),
+                                    });
                                 }
                             }
                         }
@@ -533,8 +769,8 @@ impl Node {
                 let node = self.clone();
                 tokio::spawn(async move {
                     if durable.await.is_ok() {
-                        for (channel, nonce, amount) in received {
-                            node.history().record(channel, false, nonce, amount);
+                        for (channel, nonce, amount, memo) in received {
+                            node.history().record(channel, false, nonce, amount, memo);
                         }
                     }
                 });
@@ -553,43 +789,18 @@ impl Node {
 }
 
 impl Link {
-    /// The link is gone: every payment and close waiting on it learns so.
-    fn fail_waiters(&self) {
-        let waiting = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-            std::mem::take(&mut *waiting)
-        };
-        for (_, by_nonce) in waiting {
-            for (_, waiter) in by_nonce {
-                let _ = waiter.send(Err(PayError::LinkDown));
-            }
-        }
+    /// The link is gone: payments waiting on it learn so (they wait a little for a Sync on a
+    /// new link), closes and withdrawals waiting for a signature give up.
+    fn shut(&self) {
+        self.gone.send_replace(true);
         self.closing
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-    }
-
-    /// Resolve every payment of `channel` up to `nonce` (cumulative Ack), or the one refused.
-    fn acknowledged(&self, channel: ChannelId, nonce: u64, outcome: Result<(), PayError>) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(by_nonce) = waiting.get_mut(&channel) else {
-            return;
-        };
-        match outcome {
-            Ok(()) => {
-                let later = by_nonce.split_off(&(nonce + 1));
-                for (_, waiter) in std::mem::replace(by_nonce, later) {
-                    let _ = waiter.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                if let Some(waiter) = by_nonce.remove(&nonce) {
-                    let _ = waiter.send(Err(e));
-                }
-            }
-        }
+        self.withdrawing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -649,13 +860,7 @@ impl Node {
         self.freeze(id);
         // Every payment we sent must be acknowledged before the balances are final.
         for _ in 0..500 {
-            let waiting = link
-                .waiting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&id)
-                .is_some_and(|w| !w.is_empty());
-            if !waiting {
+            if !self.links().has_waiting(id) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -758,6 +963,23 @@ impl Node {
             },
             Err(_) => refuse("internal: signature length".into()),
         }
+    }
+}
+
+/// Our latest proof of `channel` and the nonce of the partner's we hold.
+fn sync_message(channel: &farthing_core::Channel) -> Message {
+    let sent = channel.ours.as_ref().and_then(|p| {
+        let signature = p.signature.as_ref().try_into().ok()?;
+        Some(farthing_peer::message::SignedBalance {
+            nonce: p.nonce,
+            transferred: p.transferred,
+            signature,
+        })
+    });
+    Message::Sync {
+        channel_id: channel.id,
+        sent,
+        received_nonce: channel.theirs.as_ref().map_or(0, |p| p.nonce),
     }
 }
 

@@ -88,6 +88,8 @@ struct Shared {
     frozen: Mutex<std::collections::HashSet<ChannelId>>,
     /// Authenticated links to partner nodes.
     links: crate::link::Links,
+    /// Idempotency keys signed but not yet durable (the store answers for the others).
+    keys: tokio::sync::Mutex<std::collections::HashMap<String, farthing_store::KeyedPayment>>,
     /// The `ChannelManager`'s EIP-712 domain (computed once).
     domain: alloy::sol_types::Eip712Domain,
     /// Every channel of the node, as last made durable or being made durable: the one place
@@ -205,6 +207,7 @@ impl Node {
         let shared = Arc::new(Shared {
             history: crate::history::History::default(),
             frozen: Mutex::default(),
+            keys: tokio::sync::Mutex::default(),
             links: crate::link::Links::default(),
             domain: farthing_chain::messages::channel_domain(
                 deployment.chain_id,
@@ -389,6 +392,12 @@ impl Node {
 
     pub(crate) fn history(&self) -> &crate::history::History {
         &self.shared.history
+    }
+
+    pub(crate) fn keys(
+        &self,
+    ) -> &tokio::sync::Mutex<std::collections::HashMap<String, farthing_store::KeyedPayment>> {
+        &self.shared.keys
     }
 
     pub(crate) fn links(&self) -> &crate::link::Links {

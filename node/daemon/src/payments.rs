@@ -45,6 +45,34 @@ pub enum PayError {
     /// The channel is closing (a cooperative close was signed): no more payments either way.
     #[error("channel {0} is closing: no more payments")]
     Frozen(ChannelId),
+    /// The link dropped (or the partner stayed silent) before it acknowledged the payment.
+    /// The proof is signed and stored: it reaches the partner when the link is back.
+    #[error(
+        "the partner has not acknowledged payment nonce {nonce} on channel {channel} (the link dropped or it did not answer); \
+         the proof is signed and stored and reaches the partner when the link is back: do not pay again — \
+         repeat the call with the same idempotency key to learn the outcome"
+    )]
+    Undelivered {
+        /// The channel.
+        channel: ChannelId,
+        /// The proof's nonce.
+        nonce: u64,
+    },
+    /// The idempotency key was used for a different payment.
+    #[error(
+        "idempotency key {key:?} was used for a payment of {amount} base units on channel {channel}: use a new key for a new payment"
+    )]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The channel of the payment made under it.
+        channel: ChannelId,
+        /// Its amount, base units.
+        amount: u128,
+    },
+    /// The memo does not fit a frame.
+    #[error("memo refused: {0}")]
+    BadMemo(String),
     /// The chain refused or failed.
     #[error(transparent)]
     Chain(#[from] farthing_chain::ChainError),

@@ -13,12 +13,9 @@ use farthing_rpc::{
 use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use farthing_core::PaymentError;
 use farthing_rpc::{PayParams, PayResult, PaymentView};
-use tokio::sync::OnceCell;
+use farthing_store::records::MAX_PAYMENT_KEY_LEN;
 
 use crate::node::{Node, SyncError};
 use crate::ops::{MAX_DEPOSIT, OpError};
@@ -28,17 +25,12 @@ use crate::payments::PayError;
 #[derive(Clone)]
 pub struct RpcHandler {
     node: Node,
-    /// Results of payments made with an idempotency key (kept while the node runs).
-    paid: Arc<std::sync::Mutex<HashMap<String, Arc<OnceCell<PayResult>>>>>,
 }
 
 impl RpcHandler {
     /// Serve `node`.
     pub fn new(node: Node) -> Self {
-        Self {
-            node,
-            paid: Arc::default(),
-        }
+        Self { node }
     }
 
     fn decimals(&self) -> u8 {
@@ -68,6 +60,7 @@ impl RpcHandler {
             nonce: p.nonce,
             amount: format_amount(p.amount, self.decimals()),
             at_ms: p.at_ms,
+            memo: (!p.memo.is_empty()).then(|| String::from_utf8_lossy(&p.memo).into_owned()),
         }
     }
 
@@ -90,6 +83,13 @@ impl RpcHandler {
             PayError::Store(e) => ApiError::Degraded {
                 reasons: vec![format!("store: {e}")],
             },
+            PayError::Undelivered { channel, nonce } => ApiError::Undelivered {
+                channel_id: channel,
+                nonce,
+            },
+            e @ (PayError::KeyReused { .. } | PayError::BadMemo(_)) => {
+                ApiError::InvalidParams(e.to_string())
+            }
             other => ApiError::PaymentFailed(other.to_string()),
         }
     }
@@ -233,34 +233,33 @@ impl FarthingApiServer for RpcHandler {
                 return Err(ApiError::InvalidParams("give channel_id or partner".into()));
             }
         };
-        let pay = || async move {
-            let proof = self
-                .node
-                .pay(id, amount)
-                .await
-                .map_err(|e| self.map_pay(id, e))?;
-            let channel = self.node.channel(id).map_err(|e| self.map("pay", e))?;
-            Ok(PayResult {
-                channel_id: id,
-                nonce: proof.nonce,
-                amount: format_amount(amount, self.decimals()),
-                balance_ours: format_amount(channel.our_balance(), self.decimals()),
-                balance_partner: format_amount(channel.partner_balance(), self.decimals()),
-            })
-        };
-        let Some(key) = params.idempotency_key else {
-            return pay().await;
-        };
-        // The same key pays once: concurrent repeats wait for the first and get its result.
-        let cell = self
-            .paid
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(key)
-            .or_default()
-            .clone();
-        // Only a success is remembered: a failed attempt may be retried with the same key.
-        cell.get_or_try_init(pay).await.cloned()
+        if let Some(key) = &params.idempotency_key
+            && (key.is_empty() || key.len() > MAX_PAYMENT_KEY_LEN)
+        {
+            return Err(ApiError::InvalidParams(format!(
+                "idempotency_key must be 1 to {MAX_PAYMENT_KEY_LEN} bytes"
+            )));
+        }
+        let memo = params.memo.unwrap_or_default();
+        let paid = self
+            .node
+            .pay(
+                id,
+                amount,
+                memo.as_bytes(),
+                params.idempotency_key.as_deref(),
+            )
+            .await
+            .map_err(|e| self.map_pay(id, e))?;
+        let channel = self.node.channel(id).map_err(|e| self.map("pay", e))?;
+        Ok(PayResult {
+            channel_id: paid.channel,
+            nonce: paid.nonce,
+            amount: format_amount(paid.amount, self.decimals()),
+            balance_ours: format_amount(channel.our_balance(), self.decimals()),
+            balance_partner: format_amount(channel.partner_balance(), self.decimals()),
+            repeated: paid.repeated,
+        })
     }
 
     async fn list_payments(

@@ -132,6 +132,10 @@ pub struct PayResult {
     pub balance_ours: String,
     /// What the partner can pay us.
     pub balance_partner: String,
+    /// `true` when an earlier call with the same idempotency key made this payment (this call
+    /// paid nothing).
+    #[serde(default)]
+    pub repeated: bool,
 }
 
 /// `farthing_info`'s answer.
@@ -356,6 +360,9 @@ pub struct PaymentView {
     pub amount: String,
     /// Unix time in milliseconds when it became durable here.
     pub at_ms: u64,
+    /// The payer's memo, if it gave one (not signed; invalid UTF-8 shown replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
 }
 
 /// One item of the `farthing_subscribeChannels` subscription.
@@ -419,6 +426,7 @@ mod tests {
                 transferred: 1,
                 signature: Default::default(),
             }),
+            withdrawal: None,
         }
     }
 

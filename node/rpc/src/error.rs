@@ -30,6 +30,8 @@ pub mod code {
     pub const REFUSED: i32 = 1009;
     /// [`super::ApiError::PaymentFailed`].
     pub const PAYMENT_FAILED: i32 = 1010;
+    /// [`super::ApiError::Undelivered`].
+    pub const UNDELIVERED: i32 = 1011;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 }
@@ -109,10 +111,26 @@ pub enum ApiError {
     /// names the contract's error.
     #[error("the contract refuses this: {0}")]
     Refused(String),
-    /// A payment was not acknowledged: no link to the partner, the partner refused it (its
-    /// reason is given), or the link dropped before the acknowledgement (code 1010).
+    /// A payment was not made: no link to the partner (nothing was signed), or the partner
+    /// refused it (its reason is given; the signed amount travels with the next payment)
+    /// (code 1010).
     #[error("payment not acknowledged: {0}")]
     PaymentFailed(String),
+    /// The payment is signed and stored but the partner has not acknowledged it: the link
+    /// dropped or the partner did not answer (code 1011). It is delivered when the link is
+    /// back; it must not be paid again. Repeating the call with the same idempotency key
+    /// answers with its outcome.
+    #[error(
+        "payment nonce {nonce} on channel {channel_id} is signed and stored but the partner has not acknowledged it \
+         (the link dropped or the partner did not answer); it reaches the partner when the link is back: \
+         do not pay again, repeat the call with the same idempotency key to learn the outcome"
+    )]
+    Undelivered {
+        /// The channel.
+        channel_id: ChannelId,
+        /// The nonce of the proof that carries the payment.
+        nonce: u64,
+    },
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -132,6 +150,7 @@ impl ApiError {
             Self::Unconfirmed { .. } => code::UNCONFIRMED,
             Self::Refused(_) => code::REFUSED,
             Self::PaymentFailed(_) => code::PAYMENT_FAILED,
+            Self::Undelivered { .. } => code::UNDELIVERED,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -154,6 +173,9 @@ impl ApiError {
             })),
             Self::Degraded { reasons } => Some(json!({ "reasons": reasons })),
             Self::Unconfirmed { tx_hash, .. } => Some(json!({ "tx_hash": tx_hash })),
+            Self::Undelivered { channel_id, nonce } => {
+                Some(json!({ "channel_id": channel_id, "nonce": nonce }))
+            }
             Self::InvalidAmount(_)
             | Self::Refused(_)
             | Self::PaymentFailed(_)

@@ -34,7 +34,8 @@
 //! | 1007 | [`Degraded`](ApiError::Degraded) | the node is degraded and takes no new risk; reads still work | `{reasons}` |
 //! | 1008 | [`Unconfirmed`](ApiError::Unconfirmed) | the transaction was sent but its receipt has not arrived in time; do NOT send it again, the node follows it | `{tx_hash}` |
 //! | 1009 | [`Refused`](ApiError::Refused) | the contract refuses the call (its error is named) or the transaction reverted; nothing changed | — |
-//! | 1010 | [`PaymentFailed`](ApiError::PaymentFailed) | a payment was not acknowledged: no link to the partner (`farthing_connectPeer`), refused by the partner (reason given), or the link dropped | — |
+//! | 1010 | [`PaymentFailed`](ApiError::PaymentFailed) | a payment was not made: no link to the partner (`farthing_connectPeer`; nothing was signed), or refused by the partner (reason given; the signed amount travels with the next payment) | — |
+//! | 1011 | [`Undelivered`](ApiError::Undelivered) | signed and stored, but the link dropped (or the partner stayed silent) before its acknowledgement: do not pay again; it is delivered when the link is back — repeat with the same idempotency key to learn the outcome | `channel_id`, `nonce` |
 //! | 1099 | [`Internal`](ApiError::Internal) | a bug or unexpected failure; see the node's log | — |
 //!
 //! Requests that are not valid JSON-RPC get jsonrpsee's standard errors (-32700 parse error,

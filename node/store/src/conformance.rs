@@ -9,14 +9,14 @@ use farthing_core::Channel;
 
 use crate::records::MAX_SIGNATURE_LEN;
 use crate::testing::{sample_channel, sample_cursor, sample_pending_tx};
-use crate::{Store, StoreError, Write};
+use crate::{KeyedPayment, Store, StoreError, Write};
 
 /// One check of the suite.
 type Check = fn(&dyn Store);
 
 /// Run every check, each on a fresh store from `make`.
 pub fn run<S: Store>(make: impl Fn() -> S) {
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 11] = [
         ("empty store", empty_store_reads_nothing),
         ("read back", committed_writes_read_back),
         ("batch atomicity", a_batch_lands_whole),
@@ -27,6 +27,7 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
         ("many channels", many_channels),
         ("large signatures", large_signatures),
         ("threads", concurrent_commits_land_whole),
+        ("payment keys", payment_keys),
     ];
     for (name, check) in checks {
         let store = make();
@@ -313,4 +314,40 @@ pub fn concurrent_commits_land_whole(store: &dyn Store) {
         all.iter()
             .all(|c| c.on_chain.deposit_b == u128::from(ROUNDS - 1))
     );
+}
+
+/// A payment filed under its idempotency key reads back with the channel written beside it;
+/// keys are exact (no prefix match); an empty or overlong key refuses the whole batch.
+pub fn payment_keys(store: &dyn Store) {
+    let paid = KeyedPayment {
+        channel: 7,
+        nonce: 12,
+        amount: 1_500_000,
+    };
+    assert_eq!(store.keyed_payment("order-1").expect("read key"), None);
+    store
+        .commit(&[
+            Write::Channel(sample_channel(7)),
+            Write::PaymentKey("order-1".into(), paid),
+        ])
+        .expect("commit a keyed payment");
+    assert_eq!(
+        store.keyed_payment("order-1").expect("read key"),
+        Some(paid)
+    );
+    assert_eq!(store.keyed_payment("order-").expect("read prefix"), None);
+    assert_eq!(store.keyed_payment("order-10").expect("read longer"), None);
+    for bad in [
+        String::new(),
+        "k".repeat(crate::records::MAX_PAYMENT_KEY_LEN + 1),
+    ] {
+        let err = store
+            .commit(&[
+                Write::Channel(sample_channel(8)),
+                Write::PaymentKey(bad, paid),
+            ])
+            .expect_err("a bad key is refused");
+        assert!(matches!(err, StoreError::Unencodable(_)), "{err:?}");
+    }
+    assert_eq!(store.channel(8).expect("read channel 8"), None);
 }

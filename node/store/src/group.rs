@@ -145,6 +145,9 @@ mod tests {
         fn pending_txs(&self) -> crate::Result<Vec<crate::PendingTx>> {
             self.0.pending_txs()
         }
+        fn keyed_payment(&self, key: &str) -> crate::Result<Option<crate::KeyedPayment>> {
+            self.0.keyed_payment(key)
+        }
         fn commit(&self, writes: &[Write]) -> crate::Result<()> {
             std::thread::sleep(Duration::from_millis(5));
             self.0.commit(writes)

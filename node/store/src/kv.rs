@@ -7,8 +7,8 @@
 
 use farthing_core::{Channel, ChannelId};
 
-use crate::codec::DecodeError;
-use crate::records::{self, Cursor, PendingTx};
+use crate::codec::{DecodeError, EncodeError};
+use crate::records::{self, Cursor, KeyedPayment, PendingTx};
 use crate::{Result, StoreError, Write};
 
 /// Key of the schema record (four big-endian bytes).
@@ -19,6 +19,13 @@ pub(crate) const CURSOR_KEY: &[u8] = b"meta/cursor";
 pub(crate) const CHANNEL_PREFIX: &[u8] = b"chan/";
 /// Prefix of pending-transaction records; the key follows.
 pub(crate) const PENDING_TX_PREFIX: &[u8] = b"ptx/";
+/// Prefix of keyed payments; the idempotency key's bytes follow.
+pub(crate) const PAYMENT_KEY_PREFIX: &[u8] = b"pay/";
+
+/// The key a payment with idempotency key `key` is filed under.
+pub(crate) fn payment_key(key: &str) -> Vec<u8> {
+    [PAYMENT_KEY_PREFIX, key.as_bytes()].concat()
+}
 
 /// The key of channel `id`.
 pub(crate) fn channel_key(id: ChannelId) -> Vec<u8> {
@@ -151,6 +158,13 @@ pub(crate) fn pending_txs(kv: &impl Kv) -> Result<Vec<PendingTx>> {
     Ok(out)
 }
 
+pub(crate) fn keyed_payment(kv: &impl Kv, key: &str) -> Result<Option<KeyedPayment>> {
+    let key = payment_key(key);
+    kv.get(&key)?
+        .map(|value| records::decode_keyed_payment(&value).map_err(|e| corrupt(&key, e)))
+        .transpose()
+}
+
 /// Encode every write first, so a write that cannot be stored refuses the whole batch before
 /// anything reaches the backend; then apply them as one batch.
 pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
@@ -167,6 +181,17 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
                     Op::Put(pending_tx_key(t.key), records::encode_pending_tx(t)?)
                 }
                 Write::RemovePendingTx(key) => Op::Delete(pending_tx_key(*key)),
+                Write::PaymentKey(key, payment) => {
+                    if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
+                        return Err(StoreError::Unencodable(EncodeError::TooLong {
+                            record: "keyed payment",
+                            field: "idempotency key (1 byte or more)",
+                            len: key.len(),
+                            max: records::MAX_PAYMENT_KEY_LEN,
+                        }));
+                    }
+                    Op::Put(payment_key(key), records::encode_keyed_payment(payment))
+                }
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -36,7 +36,7 @@ use farthing_core::{Channel, ChannelId};
 pub use codec::{DecodeError, EncodeError};
 pub use group::{GroupCommit, GroupStats, MAX_GROUP_WRITES};
 pub use mem::MemStore;
-pub use records::{Cursor, PendingTx, TxKind};
+pub use records::{Cursor, KeyedPayment, PendingTx, TxKind};
 pub use rocks::{RocksStore, SCHEMA_VERSION};
 
 /// What a store call returns.
@@ -117,6 +117,9 @@ pub enum Write {
     PendingTx(PendingTx),
     /// Remove the pending transaction with this key (nothing if there is none).
     RemovePendingTx(u64),
+    /// File a payment under its idempotency key (at most
+    /// [`MAX_PAYMENT_KEY_LEN`](records::MAX_PAYMENT_KEY_LEN) bytes).
+    PaymentKey(String, KeyedPayment),
 }
 
 /// The node's durable state: channels, the chain cursor, pending transactions.
@@ -170,6 +173,9 @@ pub trait Store: Send + Sync {
     /// Every pending transaction, in ascending key order.
     fn pending_txs(&self) -> Result<Vec<PendingTx>>;
 
+    /// The payment filed under idempotency key `key`, if any.
+    fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>>;
+
     /// Apply `writes` as one atomic batch and return once it is durable (see the trait
     /// docs). An empty batch does nothing.
     fn commit(&self, writes: &[Write]) -> Result<()>;
@@ -194,6 +200,9 @@ macro_rules! forward_store {
             }
             fn pending_txs(&self) -> Result<Vec<PendingTx>> {
                 (**self).pending_txs()
+            }
+            fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
+                (**self).keyed_payment(key)
             }
             fn commit(&self, writes: &[Write]) -> Result<()> {
                 (**self).commit(writes)

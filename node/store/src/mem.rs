@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use farthing_core::{Channel, ChannelId};
 
 use crate::kv::{self, Kv, Op, Visit};
-use crate::{Cursor, PendingTx, Result, Store, Write};
+use crate::{Cursor, KeyedPayment, PendingTx, Result, Store, Write};
 
 /// A [`Store`] in memory, with the same semantics as [`RocksStore`](crate::RocksStore) except
 /// that nothing survives the process: records are encoded and keyed exactly as on disk (so
@@ -91,6 +91,10 @@ impl Store for MemStore {
         kv::pending_txs(self)
     }
 
+    fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
+        kv::keyed_payment(self, key)
+    }
+
     fn commit(&self, writes: &[Write]) -> Result<()> {
         kv::commit(self, writes)
     }
@@ -106,11 +110,11 @@ mod tests {
     fn a_record_of_an_unknown_version_is_refused_here_too() {
         let store = MemStore::new();
         let mut bytes = crate::records::encode_channel(&sample_channel(5)).unwrap();
-        bytes[0] = 2;
+        bytes[0] = 3;
         store.put_raw(&kv::channel_key(5), &bytes);
         let err = store.channels().unwrap_err();
         assert!(
-            matches!(&err, StoreError::Corrupt { key, source: DecodeError::UnknownVersion { found: 2, .. } } if key == "chan/5"),
+            matches!(&err, StoreError::Corrupt { key, source: DecodeError::UnknownVersion { found: 3, .. } } if key == "chan/5"),
             "{err:?}"
         );
     }

@@ -19,22 +19,33 @@
 //! | proof_a (nonce, transferred), proof_b | 8 + 16 each |
 //! | ours, theirs: `opt<proof>`; proof = nonce, transferred, u16 length, signature | 1 (+8+16+2+len) each |
 //!
+//! Channel, version 2: version 1's fields, then the pending co-signed withdrawal
+//! `opt<withdrawal>`; withdrawal = ours (0 partner, 1 us), total (16), expiry (8). A version 1
+//! record reads as having none.
+//!
+//! Keyed payment, version 1 (under `pay/` + the idempotency key's UTF-8 bytes): version,
+//! channel (8), nonce (8), amount (16).
+//!
 //! Cursor, version 1: version, block (8), block_hash (32).
 //!
 //! Pending transaction, version 1: version, key (8), channel: `opt<u64>`, kind (1, see
 //! [`TxKind::tag`]), tx_hash (32), nonce (8), submitted_at (8), u32 length, raw.
 
 use alloy_primitives::{Address, Bytes};
-use farthing_core::{ChainState, Channel, ChannelId, OnChain, Role, SignedProof};
+use farthing_core::{
+    ChainState, Channel, ChannelId, OnChain, PendingWithdrawal, Role, SignedProof,
+};
 
 use crate::codec::{DecodeError, EncodeError, Reader, Writer};
 
 /// The newest channel record version; the one this build writes.
-pub const CHANNEL_VERSION: u8 = 1;
+pub const CHANNEL_VERSION: u8 = 2;
 /// The newest cursor record version; the one this build writes.
 pub const CURSOR_VERSION: u8 = 1;
 /// The newest pending-transaction record version; the one this build writes.
 pub const PENDING_TX_VERSION: u8 = 1;
+/// The newest keyed-payment record version; the one this build writes.
+pub const KEYED_PAYMENT_VERSION: u8 = 1;
 
 /// Longest signature a channel record holds (its length prefix is two bytes).
 pub const MAX_SIGNATURE_LEN: usize = crate::codec::MAX_LEN16;
@@ -42,6 +53,42 @@ pub const MAX_SIGNATURE_LEN: usize = crate::codec::MAX_LEN16;
 const CHANNEL: &str = "channel";
 const CURSOR: &str = "cursor";
 const PENDING_TX: &str = "pending tx";
+const KEYED_PAYMENT: &str = "keyed payment";
+
+/// Longest idempotency key the store files a payment under, in bytes.
+pub const MAX_PAYMENT_KEY_LEN: usize = 128;
+
+/// A payment made with an idempotency key: what a repeat of the key answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyedPayment {
+    /// The channel paid on.
+    pub channel: ChannelId,
+    /// The nonce of the proof that carried it.
+    pub nonce: u64,
+    /// The amount, base units.
+    pub amount: u128,
+}
+
+/// Encode a keyed payment as the newest keyed-payment record.
+pub fn encode_keyed_payment(p: &KeyedPayment) -> Vec<u8> {
+    let mut w = Writer::new(KEYED_PAYMENT, KEYED_PAYMENT_VERSION, 33);
+    w.u64(p.channel);
+    w.u64(p.nonce);
+    w.u128(p.amount);
+    w.finish()
+}
+
+/// Decode a keyed-payment record of any version this build reads.
+pub fn decode_keyed_payment(bytes: &[u8]) -> Result<KeyedPayment, DecodeError> {
+    let (_version, mut r) = Reader::open(KEYED_PAYMENT, bytes, KEYED_PAYMENT_VERSION)?;
+    let payment = KeyedPayment {
+        channel: r.u64("channel")?,
+        nonce: r.u64("nonce")?,
+        amount: r.u128("amount")?,
+    };
+    r.finish()?;
+    Ok(payment)
+}
 
 /// The chain watcher's position: the last block it fully processed, once confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,13 +212,18 @@ pub fn encode_channel(c: &Channel) -> Result<Vec<u8>, EncodeError> {
             w.bytes16(field, &p.signature)?;
         }
     }
+    w.present(c.withdrawal.is_some());
+    if let Some(pending) = &c.withdrawal {
+        w.u8(u8::from(pending.ours));
+        w.u128(pending.total);
+        w.u64(pending.expiry);
+    }
     Ok(w.finish())
 }
 
 /// Decode a channel record of any version this build reads.
 pub fn decode_channel(bytes: &[u8]) -> Result<Channel, DecodeError> {
-    let (_version, mut r) = Reader::open(CHANNEL, bytes, CHANNEL_VERSION)?;
-    // Only version 1 exists; a later version adds its arm here and keeps this one.
+    let (version, mut r) = Reader::open(CHANNEL, bytes, CHANNEL_VERSION)?;
     let id = r.u64("id")?;
     let token = Address::from(r.array("token")?);
     let role = match r.u8("role")? {
@@ -203,6 +255,20 @@ pub fn decode_channel(bytes: &[u8]) -> Result<Channel, DecodeError> {
     let proof_b = (r.u64("proof b nonce")?, r.u128("proof b transferred")?);
     let ours = read_proof(&mut r, "our proof")?;
     let theirs = read_proof(&mut r, "their proof")?;
+    let withdrawal = if version >= 2 && r.present("withdrawal")? {
+        let ours = match r.u8("withdrawer")? {
+            0 => false,
+            1 => true,
+            tag => return Err(r.bad_tag("withdrawer", tag)),
+        };
+        Some(PendingWithdrawal {
+            ours,
+            total: r.u128("withdrawal total")?,
+            expiry: r.u64("withdrawal expiry")?,
+        })
+    } else {
+        None
+    };
     r.finish()?;
     Ok(Channel {
         id,
@@ -225,6 +291,7 @@ pub fn decode_channel(bytes: &[u8]) -> Result<Channel, DecodeError> {
         },
         ours,
         theirs,
+        withdrawal,
     })
 }
 
@@ -354,13 +421,17 @@ mod tests {
         (
             (any::<u64>(), address(), role, address(), address()),
             (any::<u32>(), any::<u64>(), on_chain()),
-            (proptest::option::of(proof()), proptest::option::of(proof())),
+            (
+                proptest::option::of(proof()),
+                proptest::option::of(proof()),
+                proptest::option::of(withdrawal()),
+            ),
         )
             .prop_map(
                 |(
                     (id, token, role, us, partner),
                     (challenge_period, opened_block, on_chain),
-                    (ours, theirs),
+                    (ours, theirs, withdrawal),
                 )| Channel {
                     id,
                     token,
@@ -372,8 +443,19 @@ mod tests {
                     on_chain,
                     ours,
                     theirs,
+                    withdrawal,
                 },
             )
+    }
+
+    fn withdrawal() -> impl Strategy<Value = PendingWithdrawal> {
+        (any::<bool>(), any::<u128>(), any::<u64>()).prop_map(|(ours, total, expiry)| {
+            PendingWithdrawal {
+                ours,
+                total,
+                expiry,
+            }
+        })
     }
 
     fn cursor() -> impl Strategy<Value = Cursor> {
@@ -455,7 +537,26 @@ mod tests {
         }
 
         #[test]
+        fn keyed_payments_round_trip(channel in any::<u64>(), nonce in any::<u64>(), amount in any::<u128>()) {
+            let p = KeyedPayment { channel, nonce, amount };
+            let bytes = encode_keyed_payment(&p);
+            prop_assert_eq!(decode_keyed_payment(&bytes).unwrap(), p);
+            refuses_every_truncation_and_extension(&bytes, decode_keyed_payment)?;
+        }
+
+        #[test]
+        fn version_1_channel_records_still_read(c in channel()) {
+            // Version 1 is version 2 without the trailing withdrawal.
+            let c = Channel { withdrawal: None, ..c };
+            let mut bytes = encode_channel(&c).unwrap();
+            prop_assert_eq!(bytes.pop(), Some(0));
+            bytes[0] = 1;
+            prop_assert_eq!(decode_channel(&bytes).unwrap(), c);
+        }
+
+        #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in junk()) {
+            let _ = decode_keyed_payment(&bytes);
             let _ = decode_channel(&bytes);
             let _ = decode_cursor(&bytes);
             let _ = decode_pending_tx(&bytes);
@@ -500,6 +601,7 @@ mod tests {
             },
             ours: None,
             theirs: None,
+            withdrawal: None,
         };
         let mut bytes = encode_channel(&c).unwrap();
         bytes[0] = 9;
@@ -508,7 +610,7 @@ mod tests {
             err,
             DecodeError::UnknownVersion {
                 found: 9,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ));

@@ -7,7 +7,7 @@ use farthing_core::{Channel, ChannelId};
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use crate::kv::{self, Kv, Op, SCHEMA_KEY, Visit};
-use crate::{Cursor, PendingTx, Result, Store, StoreError, Write};
+use crate::{Cursor, KeyedPayment, PendingTx, Result, Store, StoreError, Write};
 
 /// The schema (key layout) this build writes and reads. Record versions are separate: each
 /// record carries its own (see [`records`](crate::records)).
@@ -169,6 +169,10 @@ impl Store for RocksStore {
 
     fn pending_txs(&self) -> Result<Vec<PendingTx>> {
         kv::pending_txs(self)
+    }
+
+    fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
+        kv::keyed_payment(self, key)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {

@@ -91,6 +91,10 @@ impl<S: Store> Store for FailingStore<S> {
         self.inner.pending_txs()
     }
 
+    fn keyed_payment(&self, key: &str) -> Result<Option<crate::KeyedPayment>> {
+        self.inner.keyed_payment(key)
+    }
+
     fn commit(&self, writes: &[Write]) -> Result<()> {
         if self.switch.is_failing() {
             self.switch.refused.fetch_add(1, Ordering::SeqCst);
@@ -153,6 +157,7 @@ pub fn sample_channel(id: ChannelId) -> Channel {
             transferred: base + 25,
             signature: sample_signature(id.wrapping_add(1)),
         }),
+        withdrawal: None,
     }
 }
 

@@ -170,6 +170,7 @@ impl FarthingApiServer for Fake {
             amount: params.amount,
             balance_ours: "99".into(),
             balance_partner: "1".into(),
+            repeated: false,
         })
     }
 
@@ -185,6 +186,7 @@ impl FarthingApiServer for Fake {
             nonce: 1,
             amount: "0.5".into(),
             at_ms: 0,
+            memo: None,
         }])
     }
 
