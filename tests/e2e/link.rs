@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use farthing_chain::messages;
-use farthing_daemon::{Node, PayError};
+use farthing_core::PaymentError;
+use farthing_daemon::{Node, OpError, PayError};
 use farthing_e2e::{Devnet, Party, USDC, eventually, node_config};
 use farthing_peer::message::{Memo, Message};
 use farthing_peer::{PeerAddr, handshake};
@@ -624,4 +625,149 @@ async fn a_lost_ack_is_settled_by_the_sync_and_an_idempotency_key_survives_a_res
         "nothing signed twice"
     );
     alice.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays_open() {
+    let Pair {
+        _dir,
+        devnet,
+        d,
+        alice,
+        bob,
+        peer,
+    } = pair().await;
+    let usdc = USDC as u128;
+    let bob_party = Party::new(&devnet, &d, devnet.key("BOB"));
+    let alice_party = Party::new(&devnet, &d, devnet.key("ALICE"));
+    alice.connect_peer(&peer).await.unwrap();
+    alice
+        .open_channel(bob.address(), 10 * usdc, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    alice.pay(1, 3 * usdc, b"", None).await.unwrap();
+
+    // More than bob's node can pay: refused by bob's own node, nothing asked.
+    let err = bob.withdraw(1, 3 * usdc + 1).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            OpError::Partner(PayError::Payment(PaymentError::Insufficient { available, .. }))
+                if *available == 3 * usdc
+        ),
+        "{err}"
+    );
+
+    // bob's node asks, alice's node checks its own books and co-signs, bob's node submits.
+    let channel = bob.withdraw(1, 2 * usdc).await.unwrap();
+    assert_eq!(
+        (channel.on_chain.withdrawn_b, channel.withdrawal.clone()),
+        (2 * usdc, None),
+        "executed on-chain: no longer pending"
+    );
+    assert_eq!(channel.our_balance(), usdc);
+    assert_eq!(bob_party.balance().await as u128, 2 * usdc);
+    eventually("alice to see the withdrawal", || {
+        let c = alice.channel_record(1).unwrap();
+        c.on_chain.withdrawn_b == 2 * usdc && c.withdrawal.is_none()
+    })
+    .await;
+    assert_eq!(alice.channel_record(1).unwrap().partner_balance(), usdc);
+
+    // A test peer speaking for alice asks bob's node directly. Past alice's balance (7): refused
+    // with the reason. Within it: co-signed, and held back by bob's node until it executes or
+    // expires.
+    let bob_addr = format!("{}:{}", peer.host, peer.port);
+    let alice_key = devnet.key("ALICE");
+    let stream = tokio::net::TcpStream::connect(bob_addr).await.unwrap();
+    let (_, mut conn) = handshake(
+        stream,
+        &alice_key,
+        d.chain_id,
+        Some(bob.address()),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let domain = messages::channel_domain(d.chain_id, d.channel_manager);
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2_000;
+    let request = |total: u128| Message::WithdrawRequest {
+        channel_id: 1,
+        participant: alice.address(),
+        total_withdrawn: total,
+        expiry,
+        signature: messages::sign(
+            &alice_key,
+            &messages::Withdraw {
+                channelId: U256::from(1),
+                participant: alice.address(),
+                totalWithdrawn: alloy::primitives::Uint::from(total),
+                expiry,
+            },
+            &domain,
+        )
+        .as_ref()
+        .try_into()
+        .unwrap(),
+    };
+    conn.send(&request(7 * usdc + 1)).await.unwrap();
+    let reply = loop {
+        match conn.recv().await.unwrap() {
+            Message::Sync { .. } => {}
+            other => break other,
+        }
+    };
+    match reply {
+        Message::Reject {
+            channel_id: 1,
+            code: 3,
+            reason,
+            ..
+        } => assert!(
+            reason.as_str().contains("at most 7000000"),
+            "{}",
+            reason.as_str()
+        ),
+        other => panic!("expected a Reject, got {other:?}"),
+    }
+    conn.send(&request(usdc)).await.unwrap();
+    assert!(
+        matches!(
+            conn.recv().await.unwrap(),
+            Message::WithdrawAccept { channel_id: 1, .. }
+        ),
+        "co-signed"
+    );
+    let held = bob.channel_record(1).unwrap();
+    assert_eq!(
+        (
+            held.partner_balance(),
+            held.withdrawal.as_ref().map(|w| w.total)
+        ),
+        (6 * usdc, Some(usdc)),
+        "alice may take 1 USDC out at any moment: bob's node counts it as gone"
+    );
+    drop(conn);
+    // Never executed: once the chain passes its expiry, the amount is alice's to pay again.
+    devnet.advance_time(3_000).await.unwrap();
+    bob.sync().await.unwrap();
+    let released = bob.channel_record(1).unwrap();
+    assert_eq!(
+        (released.partner_balance(), released.withdrawal),
+        (7 * usdc, None)
+    );
+
+    // The cooperative close uses the on-chain totals (a close signed now is void if the
+    // withdrawal executes first): alice 7, bob 1, on top of bob's 2 withdrawn.
+    let closed = alice.close_channel(1).await.unwrap();
+    assert_eq!(closed.on_chain.state, farthing_core::ChainState::Settled);
+    assert_eq!(alice_party.balance().await as u128, 90 * usdc + 7 * usdc);
+    assert_eq!(bob_party.balance().await as u128, 3 * usdc);
+    alice.shutdown().await;
+    bob.shutdown().await;
 }

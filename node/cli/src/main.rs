@@ -127,7 +127,16 @@ enum ChannelCommand {
         /// Amount in token units.
         amount: String,
     },
-    /// Close (unilaterally, with the partner's latest proof).
+    /// Take AMOUNT (token units) of our balance out of an open channel, co-signed by the
+    /// partner's node over the link; one transaction.
+    Withdraw {
+        /// Channel id.
+        id: u64,
+        /// Amount in token units.
+        amount: String,
+    },
+    /// Close: cooperatively over the link (one transaction, paid at once), or unilaterally
+    /// with the partner's latest proof if the partner's node does not answer.
     Close {
         /// Channel id.
         id: u64,
@@ -378,6 +387,9 @@ async fn run(cli: Cli) -> Result<()> {
                         }
                         ChannelCommand::Get { id } => client.get_channel(id).await?,
                         ChannelCommand::TopUp { id, amount } => client.top_up(id, amount).await?,
+                        ChannelCommand::Withdraw { id, amount } => {
+                            client.withdraw(id, amount).await?
+                        }
                         ChannelCommand::Close { id } => client.close_channel(id).await?,
                         ChannelCommand::Settle { id } => client.settle(id).await?,
                     };

@@ -25,6 +25,6 @@ pub use history::Payment;
 pub use keys::{KeyError, load_key};
 pub use link::{LinkError, Paid};
 pub use node::{ChannelChange, Health, Node, StartError, SyncError};
-pub use ops::{MAX_DEPOSIT, OpError};
+pub use ops::{MAX_DEPOSIT, OpError, WITHDRAW_VALIDITY_SECS};
 pub use payments::PayError;
 pub use rpc::RpcHandler;

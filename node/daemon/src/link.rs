@@ -672,11 +672,15 @@ impl Node {
                     Message::Reject {
                         channel_id,
                         nonce: 0,
-                        code: 2,
+                        code: code @ (CLOSE_REFUSED | WITHDRAW_REFUSED),
                         reason,
                     } => {
-                        let waiter = link
-                            .closing
+                        let waiters = if code == CLOSE_REFUSED {
+                            &link.closing
+                        } else {
+                            &link.withdrawing
+                        };
+                        let waiter = waiters
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .remove(&channel_id);
@@ -695,6 +699,27 @@ impl Node {
                     }
                     request @ Message::CloseRequest { .. } => {
                         replies.push(self.answer_close(peer, &request))
+                    }
+                    request @ Message::WithdrawRequest { .. } => {
+                        let (reply, durable) = self.answer_withdraw(peer, &request);
+                        // The co-signature leaves only once the pending withdrawal is durable.
+                        if let Some(durable) = durable {
+                            last_durable = Some(durable);
+                        }
+                        replies.push(reply);
+                    }
+                    Message::WithdrawAccept {
+                        channel_id,
+                        signature,
+                    } => {
+                        let waiter = link
+                            .withdrawing
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&channel_id);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(Ok(signature));
+                        }
                     }
                     Message::CloseAccept {
                         channel_id,
@@ -836,6 +861,11 @@ async fn write_frames(
     }
 }
 
+/// `Reject.code` of a refused cooperative close request.
+const CLOSE_REFUSED: u16 = 2;
+/// `Reject.code` of a refused withdrawal request.
+const WITHDRAW_REFUSED: u16 = 3;
+
 /// How long a cooperative close waits for the partner's signature before the caller falls back
 /// to a unilateral close.
 pub(crate) const CLOSE_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -868,7 +898,7 @@ impl Node {
         let channel = self
             .channel_record(id)
             .ok_or(PayError::UnknownChannel(id))?;
-        let (payout_a, payout_b) = payouts(&channel);
+        let (payout_a, payout_b) = channel.close_payouts();
         let message = close_message(&channel, payout_a, payout_b);
         let ours = messages::sign(self.key(), &message, self.domain());
         let (answer_tx, answer) = oneshot::channel();
@@ -911,6 +941,220 @@ impl Node {
         Ok(outcome)
     }
 
+    /// Ask the partner to co-sign our withdrawal of `amount` while the channel stays open, then
+    /// submit it (one transaction; the tokens come to us). The withdrawal is recorded as pending
+    /// on both sides (durably, before either signature leaves) so neither spends the amount
+    /// again; it stays pending until it is seen on-chain or `expiry` (chain time) passes.
+    pub async fn withdraw_cooperatively(
+        &self,
+        id: ChannelId,
+        amount: u128,
+        expiry: u64,
+    ) -> Result<farthing_chain::TxOutcome, PayError> {
+        let partner = self.partner_of(id).ok_or(PayError::UnknownChannel(id))?;
+        if self.is_frozen(id) {
+            return Err(PayError::Frozen(id));
+        }
+        let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
+        let us = self.address();
+        let durable = self.update_channel(id, |channel| {
+            if let Some(pending) = &channel.withdrawal {
+                return Err(PayError::Refused(format!(
+                    "a withdrawal of a total of {} base units is pending until {} (chain time): wait for it",
+                    pending.total, pending.expiry
+                )));
+            }
+            if channel.on_chain.state != farthing_core::ChainState::Open {
+                return Err(farthing_core::PaymentError::NotOpen {
+                    id,
+                    state: channel.on_chain.state,
+                }
+                .into());
+            }
+            let available = channel.our_balance();
+            if amount == 0 || amount > available {
+                return Err(farthing_core::PaymentError::Insufficient {
+                    id,
+                    available,
+                    amount,
+                }
+                .into());
+            }
+            let total = channel.our_withdrawn() + amount;
+            if total > crate::ops::MAX_DEPOSIT {
+                return Err(farthing_core::PaymentError::Exhausted { id }.into());
+            }
+            let mut next = channel.clone();
+            next.withdrawal = Some(farthing_core::PendingWithdrawal {
+                ours: true,
+                total,
+                expiry,
+            });
+            let message = withdraw_message(id, us, total, expiry);
+            let ours = messages::sign(self.key(), &message, self.domain());
+            Ok((next, (total, message, ours)))
+        })?;
+        let (total, message, ours) = durable.await?;
+        let (answer_tx, answer) = oneshot::channel();
+        link.withdrawing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, answer_tx);
+        link.outgoing
+            .send(Outgoing {
+                ready: None,
+                message: Message::WithdrawRequest {
+                    channel_id: id,
+                    participant: us,
+                    total_withdrawn: total,
+                    expiry,
+                    signature: ours
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| PayError::BadSignature("own signature".into()))?,
+                },
+            })
+            .map_err(|_| PayError::LinkDown)?;
+        let theirs = match tokio::time::timeout(CLOSE_ANSWER_TIMEOUT, answer).await {
+            Ok(Ok(Ok(signature))) => signature,
+            Ok(Ok(Err(reason))) => {
+                // Not co-signed: nothing can execute, our balance is ours again.
+                self.drop_pending_withdrawal(id, total);
+                return Err(PayError::Refused(reason));
+            }
+            // No answer: the partner may have co-signed, so the withdrawal stays pending here
+            // until its expiry (only our own spending is held back by it).
+            _ => return Err(PayError::LinkDown),
+        };
+        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());
+        crate::payments::verify(digest, &theirs, partner)?;
+        let channel = self
+            .channel_record(id)
+            .ok_or(PayError::UnknownChannel(id))?;
+        let theirs = alloy::primitives::Bytes::copy_from_slice(&theirs);
+        let (sig_a, sig_b) = match channel.role {
+            farthing_core::Role::A => (ours, theirs),
+            farthing_core::Role::B => (theirs, ours),
+        };
+        Ok(self
+            .client()
+            .withdraw(id, us, total, expiry, sig_a, sig_b)
+            .await?)
+    }
+
+    /// Forget our pending withdrawal of `total` on channel `id` (the partner did not co-sign).
+    fn drop_pending_withdrawal(&self, id: ChannelId, total: u128) {
+        let dropped = self.update_channel::<(), PayError>(id, |channel| {
+            let mut next = channel.clone();
+            if next
+                .withdrawal
+                .as_ref()
+                .is_some_and(|w| w.ours && w.total == total)
+            {
+                next.withdrawal = None;
+            }
+            Ok((next, ()))
+        });
+        if let Err(e) = dropped {
+            tracing::warn!(channel = id, "cannot drop the refused withdrawal: {e}");
+        }
+    }
+
+    /// Answer a partner's withdrawal request: co-sign only a withdrawal of what the partner can
+    /// still pay by this node's own books, recording it as pending in the same write. Returns
+    /// the reply and the write it must wait for.
+    fn answer_withdraw(&self, peer: Address, request: &Message) -> (Message, Option<Durable>) {
+        let Message::WithdrawRequest {
+            channel_id,
+            participant,
+            total_withdrawn,
+            expiry,
+            signature,
+        } = request
+        else {
+            return (
+                Message::Error {
+                    code: 0,
+                    reason: Reason::truncated("not a withdrawal request"),
+                },
+                None,
+            );
+        };
+        let (id, total, expiry) = (*channel_id, *total_withdrawn, *expiry);
+        let refuse = |why: String| {
+            tracing::info!(%peer, channel = id, "withdrawal refused: {why}");
+            (
+                Message::Reject {
+                    channel_id: id,
+                    nonce: 0,
+                    code: WITHDRAW_REFUSED,
+                    reason: Reason::truncated(why),
+                },
+                None,
+            )
+        };
+        if self.partner_of(id) != Some(peer) {
+            return refuse(format!("channel {id} is not shared with {peer}"));
+        }
+        if *participant != peer {
+            return refuse("a partner withdraws only for itself".into());
+        }
+        if self.is_frozen(id) {
+            return refuse(format!("channel {id} is closing"));
+        }
+        let message = withdraw_message(id, peer, total, expiry);
+        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());
+        if let Err(e) = crate::payments::verify(digest, signature, peer) {
+            return refuse(e.to_string());
+        }
+        let answered = self.with_channel(id, |channel, group| {
+            if channel.on_chain.state != farthing_core::ChainState::Open {
+                return Err(PayError::Refused(format!("channel {id} is not open")));
+            }
+            if let Some(pending) = &channel.withdrawal {
+                return Err(PayError::Refused(format!(
+                    "a withdrawal of a total of {} is pending until {}",
+                    pending.total, pending.expiry
+                )));
+            }
+            let withdrawn = match channel.role {
+                farthing_core::Role::A => channel.on_chain.withdrawn_b,
+                farthing_core::Role::B => channel.on_chain.withdrawn_a,
+            };
+            let available = channel.partner_balance();
+            let increase = total.saturating_sub(withdrawn);
+            if total <= withdrawn || increase > available {
+                return Err(PayError::Refused(format!(
+                    "a new total of {total} withdraws {increase} base units; by this node's books the partner can withdraw at most {available} (it has withdrawn {withdrawn})"
+                )));
+            }
+            let mut next = channel.clone();
+            next.withdrawal = Some(farthing_core::PendingWithdrawal {
+                ours: false,
+                total,
+                expiry,
+            });
+            let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
+            Ok::<_, PayError>((next, durable))
+        });
+        let durable = match answered {
+            Ok(durable) => durable,
+            Err(PayError::Refused(why)) => return refuse(why),
+            Err(e) => return refuse(e.to_string()),
+        };
+        let ours = messages::sign(self.key(), &message, self.domain());
+        match ours.as_ref().try_into() {
+            Ok(signature) => (
+                Message::WithdrawAccept {
+                    channel_id: id,
+                    signature,
+                },
+                Some(durable),
+            ),
+            Err(_) => refuse("internal: signature length".into()),
+        }
+    }
+
     /// Answer a partner's close request: co-sign only the payouts this node computes itself.
     fn answer_close(&self, peer: Address, request: &Message) -> Message {
         let Message::CloseRequest {
@@ -931,7 +1175,7 @@ impl Node {
         let refuse = |why: String| Message::Reject {
             channel_id: id,
             nonce: 0,
-            code: 2,
+            code: CLOSE_REFUSED,
             reason: Reason::truncated(why),
         };
         let Some(channel) = self.channel_record(id) else {
@@ -940,7 +1184,7 @@ impl Node {
         if channel.partner != peer {
             return refuse(format!("channel {id} is not shared with {peer}"));
         }
-        let expected = payouts(&channel);
+        let expected = channel.close_payouts();
         if (*payout_a, *payout_b) != expected
             || (*withdrawn_a, *withdrawn_b)
                 != (channel.on_chain.withdrawn_a, channel.on_chain.withdrawn_b)
@@ -966,6 +1210,20 @@ impl Node {
     }
 }
 
+fn withdraw_message(
+    id: ChannelId,
+    participant: Address,
+    total: u128,
+    expiry: u64,
+) -> messages::Withdraw {
+    messages::Withdraw {
+        channelId: U256::from(id),
+        participant,
+        totalWithdrawn: alloy::primitives::Uint::from(total),
+        expiry,
+    }
+}
+
 /// Our latest proof of `channel` and the nonce of the partner's we hold.
 fn sync_message(channel: &farthing_core::Channel) -> Message {
     let sent = channel.ours.as_ref().and_then(|p| {
@@ -980,14 +1238,6 @@ fn sync_message(channel: &farthing_core::Channel) -> Message {
         channel_id: channel.id,
         sent,
         received_nonce: channel.theirs.as_ref().map_or(0, |p| p.nonce),
-    }
-}
-
-/// (payout to A, payout to B) from a node's own view of the channel.
-fn payouts(channel: &farthing_core::Channel) -> (u128, u128) {
-    match channel.role {
-        farthing_core::Role::A => (channel.our_balance(), channel.partner_balance()),
-        farthing_core::Role::B => (channel.partner_balance(), channel.our_balance()),
     }
 }
 

@@ -613,12 +613,12 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
     let to = confirmed.min(from.saturating_add(4_999));
     // The hash of the range's last block is read before its logs, and every log must come
     // from the same block, or the pass is retried.
-    let block_hash = shared
+    let (block_hash, block_time) = shared
         .reader
         .get_block_by_number(to.into())
         .await
         .map_err(|e| chain(&e))?
-        .map(|b| b.header.hash)
+        .map(|b| (b.header.hash, b.header.timestamp))
         .ok_or_else(|| SyncError::Chain(format!("block {to} not found")))?;
     let events = source.events(from, to).await.map_err(|e| chain(&e))?;
     if events
@@ -659,6 +659,18 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
                 });
                 table.insert(id, after.clone());
                 changed.insert(id, after);
+            }
+        }
+        // A co-signed withdrawal past its expiry can no longer execute (every later block is
+        // later still): the amount is spendable again.
+        for channel in table.values_mut() {
+            if channel
+                .withdrawal
+                .as_ref()
+                .is_some_and(|w| w.expiry < block_time)
+            {
+                channel.withdrawal = None;
+                changed.insert(channel.id, channel.clone());
             }
         }
         let mut writes: Vec<Write> = changed.into_values().map(Write::Channel).collect();

@@ -51,7 +51,14 @@ pub enum OpError {
     /// The watcher pass after the transaction failed (the watcher retries on its own).
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The partner's node did not co-sign (no link, no answer, or it refused, with its reason).
+    #[error("the partner's node did not co-sign: {0}")]
+    Partner(crate::payments::PayError),
 }
+
+/// How long a co-signed withdrawal stays valid (chain time): the node submits it at once, and
+/// both sides hold the amount back until it executes or this passes.
+pub const WITHDRAW_VALIDITY_SECS: u64 = 900;
 
 impl Node {
     /// Open a channel to `partner` funded with `amount` base units, in one transaction.
@@ -149,16 +156,7 @@ impl Node {
                 hint: "only a unilaterally closed channel is settled; close it first",
             });
         }
-        let now = self
-            .reader()
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-            .await
-            .map_err(|e| ChainError::Rpc {
-                what: "settle",
-                reason: e.to_string(),
-            })?
-            .map(|b| b.header.timestamp)
-            .unwrap_or_default();
+        let now = self.chain_time("settle").await?;
         if now < channel.on_chain.settle_after {
             return Err(OpError::WrongState {
                 id,
@@ -169,6 +167,42 @@ impl Node {
         let outcome = self.client().settle(id).await?;
         self.sync_to(outcome.block).await?;
         self.channel(id)
+    }
+
+    /// Withdraw `amount` base units of our balance from open channel `id` to the node's
+    /// address, co-signed by the partner's node over the link; one transaction.
+    pub async fn withdraw(&self, id: ChannelId, amount: u128) -> Result<Channel, OpError> {
+        self.open_channel_record(id, "withdraw only from an open channel; closing pays out")?;
+        if amount == 0 {
+            return Err(OpError::InvalidParams(
+                "a withdrawal must be positive".into(),
+            ));
+        }
+        let expiry = self.chain_time("withdraw").await? + WITHDRAW_VALIDITY_SECS;
+        let outcome = self
+            .withdraw_cooperatively(id, amount, expiry)
+            .await
+            .map_err(|e| match e {
+                crate::payments::PayError::Chain(e) => OpError::Chain(e),
+                crate::payments::PayError::Store(e) => OpError::Store(e),
+                e => OpError::Partner(e),
+            })?;
+        self.sync_to(outcome.block).await?;
+        self.channel(id)
+    }
+
+    /// The chain's time: the latest block's timestamp.
+    async fn chain_time(&self, what: &'static str) -> Result<u64, OpError> {
+        Ok(self
+            .reader()
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| ChainError::Rpc {
+                what,
+                reason: e.to_string(),
+            })?
+            .map(|b| b.header.timestamp)
+            .unwrap_or_default())
     }
 
     /// Claim whatever the token refused to pay the node at settle time; returns the amount.

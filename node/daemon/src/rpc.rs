@@ -172,6 +172,24 @@ impl FarthingApiServer for RpcHandler {
         Ok(self.view(&channel))
     }
 
+    async fn withdraw(
+        &self,
+        channel_id: ChannelId,
+        amount: String,
+    ) -> Result<ChannelView, ApiError> {
+        self.require_healthy()?;
+        let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
+        let channel = self
+            .node
+            .withdraw(channel_id, amount)
+            .await
+            .map_err(|e| match e {
+                OpError::Partner(e) => self.map_pay(channel_id, e),
+                e => self.map("withdraw", e),
+            })?;
+        Ok(self.view(&channel))
+    }
+
     async fn list_channels(&self) -> Result<Vec<ChannelView>, ApiError> {
         let channels = self.node.channel_records();
         Ok(channels.iter().map(|c| self.view(c)).collect())

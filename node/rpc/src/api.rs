@@ -33,6 +33,16 @@ pub trait FarthingApi {
     #[method(name = "topUp")]
     async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError>;
 
+    /// `farthing_withdraw`: take `amount` of our balance out of an open channel to the node's
+    /// address, co-signed by the partner's node over the link (which checks it against its own
+    /// books); one transaction. Answers once mined.
+    #[method(name = "withdraw")]
+    async fn withdraw(
+        &self,
+        channel_id: ChannelId,
+        amount: String,
+    ) -> Result<ChannelView, ApiError>;
+
     /// `farthing_listChannels`: every channel the node knows, in id order.
     #[method(name = "listChannels")]
     async fn list_channels(&self) -> Result<Vec<ChannelView>, ApiError>;

@@ -159,6 +159,15 @@ impl FarthingApiServer for Fake {
         })
     }
 
+    async fn withdraw(
+        &self,
+        channel_id: ChannelId,
+        _amount: String,
+    ) -> Result<ChannelView, ApiError> {
+        self.record("withdraw");
+        Err(ApiError::UnknownChannel { id: channel_id })
+    }
+
     async fn pay(
         &self,
         params: farthing_rpc::PayParams,
