@@ -4,8 +4,10 @@
 # (alice's links to bob's over their authenticated peer link), then:
 #   1. through alice's node (the farthing CLI): open a channel, top it up, close it
 #      unilaterally, let the challenge period pass, settle — every unit comes back;
-#   2. alice's node opens a second channel and pays bob's node 12.5 USDC in 100 payments, each
-#      acknowledged by bob's node as durable, with a live progress line; then closes it
+#   2. alice's node opens a second channel and streams 10,000 payments of 0.001 USDC to bob's
+#      node (live progress line: count, rate, balances) while bob's node pays 2,000 of 0.0005
+#      back, each acknowledged by the partner's node once durable; bob's node withdraws 2 USDC
+#      co-signed by alice's node while the channel stays open; alice's node closes it
 #      cooperatively over the link (bob's node checks and co-signs the payouts): one
 #      transaction pays both.
 # The on-chain balances are printed and checked at every step.
@@ -84,26 +86,28 @@ cli channel settle 1
 check_balance "$alice" 1000.000000 alice
 echo "alice: $(usdc "$alice") USDC (every unit back)"
 
-note "2. the node opens channel 2 with 100 USDC; alice's node pays bob's node 12.5 USDC in 100 payments over their peer link"
+note "2. the node opens channel 2 with 100 USDC; the nodes pay each other over their peer link"
 cli channel open "$bob" 100 >/dev/null
 id=2
 # The first payment waits for bob's node to know the channel and the link to be up; its
 # idempotency key makes the retries pay once.
 for _ in $(seq 1 100); do
-  cli pay "$id" 0.125 --idempotency-key demo-0 >/dev/null 2>&1 && break
+  cli pay "$id" 0.001 --idempotency-key demo-first >/dev/null 2>&1 && break
   sleep 0.1
 done
-started=$(date +%s%N)
-for i in $(seq 1 99); do
-  cli pay "$id" 0.125 --idempotency-key "demo-$i" >/dev/null
-  if ((i % 11 == 0 || i == 99)); then
-    held="$(bob_cli --json channel get "$id" | grep -o '"balance_ours": "[^"]*"' | cut -d'"' -f4)"
-    rate="$(awk -v n="$i" -v ns="$(($(date +%s%N) - started))" 'BEGIN { printf "%.0f", n / (ns / 1e9) }')"
-    printf '\r  %3d payments acknowledged (%s/s through the CLI) · bob can pay back %s USDC' "$((i + 1))" "$rate" "$held" >&2
-  fi
-done
-echo >&2
+bob_cli channel top-up "$id" 5 >/dev/null
+check_balance "$bob" 995.000000 bob
+note "bob's node funded its side with 5 USDC; alice's node streams 9,999 payments of 0.001 USDC (16 in flight) while bob's node pays back 2,000 of 0.0005; each is acknowledged by the partner's node once durable"
+bob_cli pay "$id" 0.0005 --count 2000 --concurrency 4 --idempotency-key demo-back >"$ROOT/.devnet/bob-stream.out" 2>"$ROOT/.devnet/bob-stream.err" &
+back=$!
+cli pay "$id" 0.001 --count 9999 --concurrency 16 --idempotency-key demo
+wait "$back" || die "bob's payments failed: $(tail -1 "$ROOT/.devnet/bob-stream.err")"
+echo "bob's node: $(head -1 "$ROOT/.devnet/bob-stream.out")"
 bob_cli channel list
+note "bob's node withdraws 2 USDC while the channel stays open: alice's node checks it against its own books and co-signs"
+bob_cli channel withdraw "$id" 2 >/dev/null
+check_balance "$bob" 997.000000 bob
+echo "bob: $(usdc "$bob") USDC"
 note "alice's node closes: bob's node checks the payouts against its own balances and co-signs over the link; one transaction pays both"
 cli channel close "$id" >/dev/null
 for _ in $(seq 1 50); do
@@ -111,8 +115,8 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 cli channel list
-check_balance "$alice" 987.500000 alice
-check_balance "$bob" 1012.500000 bob
-echo "alice: $(usdc "$alice") USDC    bob: $(usdc "$bob") USDC    (alice's node saw channel $id settle)"
+check_balance "$alice" 991.000000 alice
+check_balance "$bob" 1009.000000 bob
+echo "alice: $(usdc "$alice") USDC    bob: $(usdc "$bob") USDC    (10 paid, 1 paid back: exact to the unit)"
 note "demo done: balances exact"
 $keep && note "devnet at $rpc and alice's node at $node_url left running (data dir $node_dir)"

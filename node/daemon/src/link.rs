@@ -861,6 +861,9 @@ async fn write_frames(
     }
 }
 
+/// The start of a close refusal that a retry after both nodes catch up with the chain may cure.
+const BEHIND: &str = "the nodes' views of the chain differ";
+
 /// `Reject.code` of a refused cooperative close request.
 const CLOSE_REFUSED: u16 = 2;
 /// `Reject.code` of a refused withdrawal request.
@@ -895,11 +898,46 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let channel = self
-            .channel_record(id)
-            .ok_or(PayError::UnknownChannel(id))?;
+        // Both nodes must have applied the same chain events (a withdrawal just executed, a
+        // top-up): catch up first, and if the partner is behind, give it a moment to catch up.
+        let mut attempt = 0;
+        let (channel, message, ours, theirs) = loop {
+            attempt += 1;
+            let _ = self.sync().await;
+            let channel = self
+                .channel_record(id)
+                .ok_or(PayError::UnknownChannel(id))?;
+            match self.ask_close_signature(&link, &channel).await {
+                Ok((message, ours, theirs)) => break (channel, message, ours, theirs),
+                Err(PayError::Refused(reason)) if attempt < 3 && reason.contains(BEHIND) => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let (payout_a, payout_b) = channel.close_payouts();
-        let message = close_message(&channel, payout_a, payout_b);
+        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());
+        crate::payments::verify(digest, &theirs, channel.partner)?;
+        let (sig_a, sig_b) = match channel.role {
+            farthing_core::Role::A => (ours, alloy::primitives::Bytes::copy_from_slice(&theirs)),
+            farthing_core::Role::B => (alloy::primitives::Bytes::copy_from_slice(&theirs), ours),
+        };
+        let outcome = self
+            .client()
+            .cooperative_close(id, payout_a, payout_b, sig_a, sig_b)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Send our signed close of `channel` on its current balances; the partner's signature.
+    async fn ask_close_signature(
+        &self,
+        link: &Link,
+        channel: &farthing_core::Channel,
+    ) -> Result<(messages::CooperativeClose, alloy::primitives::Bytes, [u8; 65]), PayError> {
+        let id = channel.id;
+        let (payout_a, payout_b) = channel.close_payouts();
+        let message = close_message(channel, payout_a, payout_b);
         let ours = messages::sign(self.key(), &message, self.domain());
         let (answer_tx, answer) = oneshot::channel();
         link.closing
@@ -923,22 +961,11 @@ impl Node {
                 message: request,
             })
             .map_err(|_| PayError::LinkDown)?;
-        let theirs = match tokio::time::timeout(CLOSE_ANSWER_TIMEOUT, answer).await {
-            Ok(Ok(Ok(signature))) => signature,
-            Ok(Ok(Err(reason))) => return Err(PayError::Refused(reason)),
-            _ => return Err(PayError::LinkDown),
-        };
-        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());
-        crate::payments::verify(digest, &theirs, channel.partner)?;
-        let (sig_a, sig_b) = match channel.role {
-            farthing_core::Role::A => (ours, alloy::primitives::Bytes::copy_from_slice(&theirs)),
-            farthing_core::Role::B => (alloy::primitives::Bytes::copy_from_slice(&theirs), ours),
-        };
-        let outcome = self
-            .client()
-            .cooperative_close(id, payout_a, payout_b, sig_a, sig_b)
-            .await?;
-        Ok(outcome)
+        match tokio::time::timeout(CLOSE_ANSWER_TIMEOUT, answer).await {
+            Ok(Ok(Ok(signature))) => Ok((message, ours, signature)),
+            Ok(Ok(Err(reason))) => Err(PayError::Refused(reason)),
+            _ => Err(PayError::LinkDown),
+        }
     }
 
     /// Ask the partner to co-sign our withdrawal of `amount` while the channel stays open, then
@@ -1184,11 +1211,22 @@ impl Node {
         if channel.partner != peer {
             return refuse(format!("channel {id} is not shared with {peer}"));
         }
-        let expected = channel.close_payouts();
-        if (*payout_a, *payout_b) != expected
-            || (*withdrawn_a, *withdrawn_b)
-                != (channel.on_chain.withdrawn_a, channel.on_chain.withdrawn_b)
+        let ours_totals = (channel.on_chain.withdrawn_a, channel.on_chain.withdrawn_b);
+        if (*withdrawn_a, *withdrawn_b) != ours_totals
+            || payout_a.checked_add(*payout_b) != Some(channel.holdings())
         {
+            // One of us has not applied the latest withdrawal yet: catch up for the retry.
+            let node = self.clone();
+            tokio::spawn(async move { node.sync().await });
+            return refuse(format!(
+                "{BEHIND}: the close is signed at withdrawal totals {:?} paying out {}, this node has {ours_totals:?} and holdings {}",
+                (*withdrawn_a, *withdrawn_b),
+                payout_a.saturating_add(*payout_b),
+                channel.holdings()
+            ));
+        }
+        let expected = channel.close_payouts();
+        if (*payout_a, *payout_b) != expected {
             return refuse(format!(
                 "the payouts do not match this node's balances {expected:?}"
             ));
