@@ -427,6 +427,19 @@ async fn payments_stream_to_agents_and_are_listed() {
     bob.shutdown().await;
 }
 
+/// Pay once the link is (back) up: LinkDown signs nothing, so trying again is safe.
+async fn pay_when_linked(node: &Node, channel: u64, amount: u128) -> farthing_daemon::Paid {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match node.pay(channel, amount, b"", None).await {
+            Err(PayError::LinkDown) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            paid => return paid.unwrap(),
+        }
+    }
+}
+
 /// bob's side of the link played by the test, with bob's key: it decides what alice's node
 /// hears back (or not).
 struct FakeBob {
@@ -518,6 +531,7 @@ async fn a_lost_ack_is_settled_by_the_sync_and_an_idempotency_key_survives_a_res
     // 1. bob's node stores the proof but the link drops before its Ack: alice's call waits,
     //    and the Sync on the next link (bob holds nonce 1) answers it: delivered.
     let mut wire = bob.accept().await;
+    eventually("alice's link", || alice.is_linked(bob_addr)).await;
     let paying = {
         let alice = alice.clone();
         tokio::spawn(async move { alice.pay(1, 1_000, b"", None).await })
@@ -559,6 +573,7 @@ async fn a_lost_ack_is_settled_by_the_sync_and_an_idempotency_key_survives_a_res
     // 3. With a key: bob's node refuses the proof; the key is filed with it, so repeating
     //    the call signs nothing new: alice's node offers its latest proof again, bob takes it.
     let mut wire = bob.accept().await;
+    eventually("alice's link", || alice.is_linked(bob_addr)).await;
     let paying = {
         let alice = alice.clone();
         tokio::spawn(async move { alice.pay(1, 500, b"order 7", Some("order-7")).await })
@@ -640,7 +655,8 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
     let usdc = USDC as u128;
     let bob_party = Party::new(&devnet, &d, devnet.key("BOB"));
     let alice_party = Party::new(&devnet, &d, devnet.key("ALICE"));
-    alice.connect_peer(&peer).await.unwrap();
+    alice.keep_linked(peer.clone());
+    eventually("the link", || bob.is_linked(alice.address())).await;
     alice
         .open_channel(bob.address(), 10 * usdc, Some(600))
         .await
@@ -753,21 +769,169 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
         "alice may take 1 USDC out at any moment: bob's node counts it as gone"
     );
     drop(conn);
+    // alice's node dials again (bob's node dropped its link for the test peer's).
+    pay_when_linked(&alice, 1, 1).await;
     // Never executed: once the chain passes its expiry, the amount is alice's to pay again.
     devnet.advance_time(3_000).await.unwrap();
     bob.sync().await.unwrap();
     let released = bob.channel_record(1).unwrap();
     assert_eq!(
         (released.partner_balance(), released.withdrawal),
-        (7 * usdc, None)
+        (7 * usdc - 1, None)
     );
 
     // The cooperative close uses the on-chain totals (a close signed now is void if the
     // withdrawal executes first): alice 7, bob 1, on top of bob's 2 withdrawn.
     let closed = alice.close_channel(1).await.unwrap();
     assert_eq!(closed.on_chain.state, farthing_core::ChainState::Settled);
-    assert_eq!(alice_party.balance().await as u128, 90 * usdc + 7 * usdc);
-    assert_eq!(bob_party.balance().await as u128, 3 * usdc);
+    assert_eq!(
+        alice_party.balance().await as u128,
+        90 * usdc + 7 * usdc - 1
+    );
+    assert_eq!(bob_party.balance().await as u128, 3 * usdc + 1);
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reason() {
+    let Pair {
+        _dir,
+        devnet,
+        d,
+        alice,
+        bob,
+        peer,
+    } = pair().await;
+    let usdc = USDC as u128;
+    alice.keep_linked(peer.clone());
+    eventually("the link", || bob.is_linked(alice.address())).await;
+    for _ in 0..2 {
+        alice
+            .open_channel(bob.address(), 10 * usdc, Some(600))
+            .await
+            .unwrap();
+    }
+    eventually("bob to see both channels", || {
+        bob.channel_record(2).is_some()
+    })
+    .await;
+    let first = alice.pay(1, 1_000, b"", None).await.unwrap();
+    assert_eq!(first.nonce, 1);
+
+    // A test peer that holds alice's key speaks to bob's node directly (bob's node drops
+    // alice's own link for it: the newest link of a partner wins).
+    let alice_key = devnet.key("ALICE");
+    let stream = tokio::net::TcpStream::connect(format!("{}:{}", peer.host, peer.port))
+        .await
+        .unwrap();
+    let (_, mut conn) = handshake(
+        stream,
+        &alice_key,
+        d.chain_id,
+        Some(bob.address()),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let domain = messages::channel_domain(d.chain_id, d.channel_manager);
+    let sign = |key: &alloy::signers::local::PrivateKeySigner, channel: u64, nonce, transferred| {
+        <[u8; 65]>::try_from(
+            messages::sign(
+                key,
+                &messages::BalanceProof {
+                    channelId: U256::from(channel),
+                    nonce,
+                    transferred,
+                },
+                &domain,
+            )
+            .as_ref(),
+        )
+        .unwrap()
+    };
+    let pay = |channel_id, nonce, transferred, amount, signature| Message::Pay {
+        channel_id,
+        nonce,
+        transferred,
+        amount,
+        signature,
+        payment_id: [0; 16],
+        memo: Memo::empty(),
+    };
+    let carol = devnet.key("DEPLOYER");
+    let cases = [
+        // Signed by another key than the partner's.
+        (
+            pay(1, 2, 2_000, 1_000, sign(&carol, 1, 2, 2_000)),
+            "not by the partner",
+        ),
+        // The proof bob already holds, again (stale nonce).
+        (
+            pay(1, 1, 1_000, 1_000, sign(&alice_key, 1, 1, 1_000)),
+            "not newer",
+        ),
+        // alice's proof for channel 2, presented on channel 1: it recovers to someone else.
+        (
+            pay(1, 2, 2_000, 1_000, sign(&alice_key, 2, 2, 2_000)),
+            "not by the partner",
+        ),
+        // Claims more than the proof moves.
+        (
+            pay(1, 2, 1_500, 1_000, sign(&alice_key, 1, 2, 1_500)),
+            "moves 500",
+        ),
+        // More than alice has in the channel.
+        (
+            pay(
+                1,
+                2,
+                11 * usdc,
+                11 * usdc - 1_000,
+                sign(&alice_key, 1, 2, 11 * usdc),
+            ),
+            "can pay at most",
+        ),
+    ];
+    for (forged, why) in cases {
+        let Message::Pay { nonce: sent, .. } = forged else {
+            unreachable!()
+        };
+        conn.send(&forged).await.unwrap();
+        let reply = loop {
+            match tokio::time::timeout(Duration::from_secs(5), conn.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Message::Sync { .. } => {}
+                other => break other,
+            }
+        };
+        match reply {
+            Message::Reject {
+                channel_id: 1,
+                nonce,
+                reason,
+                ..
+            } => {
+                assert_eq!(nonce, sent);
+                assert!(reason.as_str().contains(why), "{why}: {}", reason.as_str());
+            }
+            other => panic!("{why}: expected a Reject, got {other:?}"),
+        }
+        let held = bob.channel_record(1).unwrap();
+        assert_eq!(
+            (held.received(), held.theirs.unwrap().nonce),
+            (1_000, 1),
+            "nothing stored from a refused proof ({why})"
+        );
+    }
+    drop(conn);
+    // The channel keeps working once alice's node has dialed again.
+    let next = pay_when_linked(&alice, 1, 1_000).await;
+    assert_eq!(next.nonce, 2);
+    assert_eq!(bob.channel_record(1).unwrap().received(), 2_000);
     alice.shutdown().await;
     bob.shutdown().await;
 }

@@ -197,15 +197,7 @@ impl Links {
             .map(|(_, l)| l)
             .collect();
         for link in links {
-            for task in link
-                .tasks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .drain(..)
-            {
-                task.abort();
-            }
-            link.shut();
+            link.close();
         }
     }
 
@@ -361,11 +353,16 @@ impl Node {
             tasks: Mutex::new(Vec::new()),
             gone: tokio::sync::watch::Sender::new(false),
         });
-        self.links()
+        let replaced = self
+            .links()
             .links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(peer, link.clone());
+        if let Some(old) = replaced {
+            // The partner dialed again (its old connection may be half dead): the newest wins.
+            old.close();
+        }
         self.send_sync(peer, &link);
         tracing::info!(%peer, "peer link up");
         let writing = tokio::spawn(write_frames(writer, queue));
@@ -814,6 +811,19 @@ impl Node {
 }
 
 impl Link {
+    /// Stop its reader and writer now.
+    fn close(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
+        self.shut();
+    }
+
     /// The link is gone: payments waiting on it learn so (they wait a little for a Sync on a
     /// new link), closes and withdrawals waiting for a signature give up.
     fn shut(&self) {
@@ -934,7 +944,14 @@ impl Node {
         &self,
         link: &Link,
         channel: &farthing_core::Channel,
-    ) -> Result<(messages::CooperativeClose, alloy::primitives::Bytes, [u8; 65]), PayError> {
+    ) -> Result<
+        (
+            messages::CooperativeClose,
+            alloy::primitives::Bytes,
+            [u8; 65],
+        ),
+        PayError,
+    > {
         let id = channel.id;
         let (payout_a, payout_b) = channel.close_payouts();
         let message = close_message(channel, payout_a, payout_b);
