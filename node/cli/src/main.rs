@@ -52,11 +52,12 @@ enum Command {
     /// Channels: open, list, get, top-up, close, settle.
     #[command(subcommand)]
     Channel(ChannelCommand),
-    /// Pay AMOUNT (token units) on channel CHANNEL; returns once the partner acknowledged it.
-    /// With --count N: N payments of AMOUNT, several in flight, with a live progress line.
+    /// Pay AMOUNT (token units) on a channel, given by its id or by the partner's address (its
+    /// open channel with us); returns once the partner acknowledged it. With --count N: N
+    /// payments of AMOUNT, several in flight, with a live progress line.
     Pay {
-        /// Channel id.
-        channel: u64,
+        /// Channel id, or the partner's 0xADDRESS.
+        channel: PayTarget,
         /// Amount in token units, e.g. 0.001.
         amount: String,
         /// Pay once per key: repeating the command with the same key does not pay twice
@@ -295,7 +296,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let summary = stream::run(
                         std::sync::Arc::new(ws),
                         stream::Stream {
-                            channel,
+                            target: channel,
                             amount,
                             count,
                             concurrency,
@@ -315,8 +316,8 @@ async fn run(cli: Cli) -> Result<()> {
                 } => {
                     let paid = client
                         .pay(PayParams {
-                            channel_id: Some(channel),
-                            partner: None,
+                            channel_id: channel.id(),
+                            partner: channel.partner(),
                             amount,
                             idempotency_key,
                             memo,
@@ -397,6 +398,45 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 Command::Node(_) | Command::Check { .. } => unreachable_command(),
             }
+        }
+    }
+}
+
+/// Whom `farthing pay` pays: a channel id, or a partner's address.
+#[derive(Debug, Clone, Copy)]
+enum PayTarget {
+    Channel(u64),
+    Partner(Address),
+}
+
+impl PayTarget {
+    fn id(self) -> Option<u64> {
+        match self {
+            Self::Channel(id) => Some(id),
+            Self::Partner(_) => None,
+        }
+    }
+
+    fn partner(self) -> Option<Address> {
+        match self {
+            Self::Channel(_) => None,
+            Self::Partner(address) => Some(address),
+        }
+    }
+}
+
+impl std::str::FromStr for PayTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s.starts_with("0x") {
+            s.parse()
+                .map(Self::Partner)
+                .map_err(|e| format!("{s:?} is not an address: {e}"))
+        } else {
+            s.parse()
+                .map(Self::Channel)
+                .map_err(|_| format!("{s:?} is neither a channel id nor a partner's 0xADDRESS"))
         }
     }
 }

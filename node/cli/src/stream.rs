@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 /// What to stream.
 pub(crate) struct Stream {
-    pub(crate) channel: u64,
+    pub(crate) target: crate::PayTarget,
     pub(crate) amount: String,
     pub(crate) count: u64,
     pub(crate) concurrency: u64,
@@ -89,8 +89,8 @@ where
                     let sent = Instant::now();
                     let paid = client
                         .pay(PayParams {
-                            channel_id: Some(stream.channel),
-                            partner: None,
+                            channel_id: stream.target.id(),
+                            partner: stream.target.partner(),
                             amount: stream.amount.clone(),
                             idempotency_key: stream
                                 .idempotency_key
@@ -167,7 +167,7 @@ where
     };
     let last = last.lock().await.clone();
     Ok(Summary {
-        channel_id: stream.channel,
+        channel_id: last.as_ref().map_or(0, |l| l.channel_id),
         payments,
         amount_each: stream.amount.clone(),
         seconds,
