@@ -200,8 +200,12 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
     assert_eq!(closed.state.as_str(), "closed");
 
     // Clean shutdown on SIGTERM; the window passes while the node is down; restart; settle.
+    // The token refuses to pay alice at settle time (USDC blacklist): the settle still goes
+    // through, her payout waits in the contract, and she claims it once she is unblocked.
     assert!(daemon.stop().success(), "clean exit on SIGTERM");
     devnet.advance_time(601).await.unwrap();
+    let usdc_owner = MockUSDC::new(d.token, devnet.provider(&devnet.key("DEPLOYER")));
+    send!(usdc_owner.blacklist(alice.address()));
     let daemon = Daemon::start(&data_dir, &devnet.rpc_url, &deployment);
     let client = farthing_rpc::connect_http(&daemon.url, &token).unwrap();
     let listed = client.list_channels().await.unwrap();
@@ -211,10 +215,7 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
         "closed",
         "state survived the restart"
     );
-    // The token refuses to pay alice at settle time (USDC blacklist): the settle still goes
-    // through, her payout waits in the contract, and she claims it once she is unblocked.
-    let usdc_owner = MockUSDC::new(d.token, devnet.provider(&devnet.key("DEPLOYER")));
-    send!(usdc_owner.blacklist(alice.address()));
+    // The node's watchtower may have settled it already: settling again answers the same.
     let settled = client.settle(1).await.unwrap();
     assert_eq!(settled.state.as_str(), "settled");
     assert_eq!(
@@ -228,7 +229,9 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
         ("62.5", "0")
     );
     send!(usdc_owner.unBlacklist(alice.address()));
-    assert_eq!(client.claim().await.unwrap().claimed, "62.5");
+    // The operator's claim, or the watchtower's retry if it came first: claimed once.
+    let claimed = client.claim().await.unwrap().claimed;
+    assert!(claimed == "62.5" || claimed == "0", "{claimed}");
     assert_eq!(alice.balance().await, 100 * USDC, "every unit back");
     assert_eq!(bob.balance().await, 0);
     let balances = client.balances().await.unwrap();

@@ -12,3 +12,4 @@ mod link;
 mod node;
 mod payments;
 mod watcher;
+mod watchtower;

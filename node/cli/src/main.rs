@@ -254,7 +254,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let info = client.info().await?;
                     output(json, &info, || {
                         format!(
-                            "node {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}",
+                            "node {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}{}",
                             info.address,
                             info.chain_id,
                             info.channel_manager,
@@ -270,7 +270,12 @@ async fn run(cli: Cli) -> Result<()> {
                                 String::new()
                             } else {
                                 format!(" ({})", info.health.reasons.join("; "))
-                            }
+                            },
+                            info.health
+                                .warnings
+                                .iter()
+                                .map(|w| format!("\nwarning: {w}"))
+                                .collect::<String>()
                         )
                     })
                 }

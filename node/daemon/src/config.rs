@@ -21,6 +21,8 @@
 //! | `peer.listen` | `127.0.0.1:7751` | where partner nodes connect |
 //! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` |
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |
+//! | `watchtower.margin_secs` | `600` | a partner's stale close still unanswered this close to its deadline raises a warning |
+//! | `watchtower.max_lag_blocks` | `64` | the node reports itself degraded when its watcher is further behind the chain head |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,28 @@ pub struct Config {
     pub peer: PeerConfig,
     /// Channel policy.
     pub channels: ChannelConfig,
+    /// The built-in watchtower.
+    pub watchtower: WatchtowerConfig,
+}
+
+/// The built-in watchtower: it answers a partner's stale close with our newer proof, settles
+/// when the challenge period is over and claims deferred payouts, with no operator action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchtowerConfig {
+    /// A stale close still unanswered this many seconds before its deadline is a warning.
+    pub margin_secs: u64,
+    /// More blocks than this between the chain head and the watcher: degraded.
+    pub max_lag_blocks: u64,
+}
+
+impl Default for WatchtowerConfig {
+    fn default() -> Self {
+        Self {
+            margin_secs: 600,
+            max_lag_blocks: 64,
+        }
+    }
 }
 
 /// The chain and the contracts.
@@ -121,6 +145,7 @@ impl Default for Config {
             rpc: RpcConfig::default(),
             peer: PeerConfig::default(),
             channels: ChannelConfig::default(),
+            watchtower: WatchtowerConfig::default(),
         }
     }
 }

@@ -19,8 +19,9 @@ mod node;
 mod ops;
 mod payments;
 mod rpc;
+mod watchtower;
 
-pub use config::{Config, ConfigError, KeySource};
+pub use config::{Config, ConfigError, KeySource, WatchtowerConfig};
 pub use history::Payment;
 pub use keys::{KeyError, load_key};
 pub use link::{LinkError, Paid};

@@ -88,6 +88,10 @@ struct Shared {
     frozen: Mutex<std::collections::HashSet<ChannelId>>,
     /// Authenticated links to partner nodes.
     links: crate::link::Links,
+    /// The built-in watchtower's state.
+    watchtower: crate::watchtower::Watchtower,
+    /// A payout to us was deferred (or the node just started): check for something to claim.
+    claim_due: std::sync::atomic::AtomicBool,
     /// Idempotency keys signed but not yet durable (the store answers for the others).
     keys: tokio::sync::Mutex<std::collections::HashMap<String, farthing_store::KeyedPayment>>,
     /// The `ChannelManager`'s EIP-712 domain (computed once).
@@ -119,6 +123,7 @@ pub struct Node {
     key: Arc<PrivateKeySigner>,
     stop: watch::Sender<bool>,
     watcher: Arc<Mutex<Option<JoinHandle<()>>>>,
+    watchtower: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Shared {
@@ -209,6 +214,8 @@ impl Node {
             frozen: Mutex::default(),
             keys: tokio::sync::Mutex::default(),
             links: crate::link::Links::default(),
+            watchtower: crate::watchtower::Watchtower::default(),
+            claim_due: std::sync::atomic::AtomicBool::new(true),
             domain: farthing_chain::messages::channel_domain(
                 deployment.chain_id,
                 deployment.channel_manager,
@@ -232,12 +239,19 @@ impl Node {
         });
         let (stop, stopped) = watch::channel(false);
         let watcher = tokio::spawn(supervise_watcher(shared.clone(), stopped));
-        Ok(Self {
+        let node = Self {
             shared,
             key: Arc::new(key),
             stop,
             watcher: Arc::new(Mutex::new(Some(watcher))),
-        })
+            watchtower: Arc::new(Mutex::new(None)),
+        };
+        let guard = node.spawn_watchtower();
+        *node
+            .watchtower
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(guard);
+        Ok(node)
     }
 
     /// Stop the watcher and wait for it; the store is closed when the last clone is dropped.
@@ -250,6 +264,14 @@ impl Node {
             .take();
         if let Some(handle) = handle {
             let _ = handle.await;
+        }
+        if let Some(guard) = self
+            .watchtower
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            guard.abort();
         }
         self.shared.links.close_all();
         // Writes queued before this point are answered first (the committer takes them in
@@ -400,6 +422,28 @@ impl Node {
         &self.shared.keys
     }
 
+    pub(crate) fn watchtower(&self) -> &crate::watchtower::Watchtower {
+        &self.shared.watchtower
+    }
+
+    /// Whether a deferred payout may be waiting to be claimed.
+    pub(crate) fn claim_due(&self) -> bool {
+        self.shared
+            .claim_due
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_claim_due(&self, due: bool) {
+        self.shared
+            .claim_due
+            .store(due, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The watchtower's current warnings (a stale close near its deadline, low gas).
+    pub fn warnings(&self) -> Vec<String> {
+        self.shared.watchtower.warnings()
+    }
+
     pub(crate) fn links(&self) -> &crate::link::Links {
         &self.shared.links
     }
@@ -508,9 +552,18 @@ async fn watch_chain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         });
         match pass {
             Ok(progress) => {
+                let max_lag = shared.config.watchtower.max_lag_blocks;
                 let recovered = {
                     let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
-                    !std::mem::take(&mut health.problems).is_empty()
+                    let lag = health.chain_head.saturating_sub(health.synced_block);
+                    let had = !std::mem::take(&mut health.problems).is_empty();
+                    if lag > max_lag.saturating_add(shared.config.chain.confirmations) {
+                        // Catching up: deadlines in the unread blocks cannot be watched yet.
+                        health.problems = vec![format!(
+                            "the watcher is {lag} blocks behind the chain head (catching up)"
+                        )];
+                    }
+                    had && health.problems.is_empty()
                 };
                 if recovered {
                     tracing::info!("chain reachable again: node healthy");
@@ -642,6 +695,13 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
             .unwrap_or_else(PoisonError::into_inner);
         let mut changed: BTreeMap<ChannelId, Channel> = BTreeMap::new();
         for observed in &events {
+            if let ChainEvent::PayoutDeferred { owner, .. } = observed.event
+                && owner == shared.us
+            {
+                shared
+                    .claim_due
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             // Channels in another token than the deployment's are not the node's business.
             if let ChainEvent::Opened { token, .. } = observed.event
                 && token != shared.deployment.token

@@ -146,9 +146,13 @@ impl Node {
         self.channel(id)
     }
 
-    /// Settle channel `id` after its challenge period.
+    /// Settle channel `id` after its challenge period. A channel already settled (the
+    /// watchtower settles on its own once it may) is answered as it is.
     pub async fn settle_channel(&self, id: ChannelId) -> Result<Channel, OpError> {
         let channel = self.channel(id)?;
+        if channel.on_chain.state == ChainState::Settled {
+            return Ok(channel);
+        }
         if channel.on_chain.state != ChainState::Closed {
             return Err(OpError::WrongState {
                 id,
@@ -164,7 +168,19 @@ impl Node {
                 hint: "its challenge period is still running; settle once settle_after has passed",
             });
         }
-        let outcome = self.client().settle(id).await?;
+        let outcome = match self.client().settle(id).await {
+            Ok(outcome) => outcome,
+            Err(e @ ChainError::Refused { .. }) => {
+                // Someone (our watchtower, the partner) may have just settled it.
+                self.sync().await?;
+                let channel = self.channel(id)?;
+                if channel.on_chain.state == ChainState::Settled {
+                    return Ok(channel);
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.sync_to(outcome.block).await?;
         self.channel(id)
     }

@@ -142,10 +142,13 @@ impl FarthingApiServer for RpcHandler {
             token_decimals: d.token_decimals,
             synced_block: health.synced_block,
             chain_head: health.chain_head,
-            health: if health.problems.is_empty() {
-                Health::ok()
-            } else {
-                Health::degraded(health.problems)
+            health: Health {
+                warnings: self.node.warnings(),
+                ..if health.problems.is_empty() {
+                    Health::ok()
+                } else {
+                    Health::degraded(health.problems)
+                }
             },
         })
     }

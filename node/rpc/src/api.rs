@@ -179,6 +179,10 @@ pub struct Health {
     pub status: HealthStatus,
     /// Why it is degraded, one line each (empty when ok).
     pub reasons: Vec<String>,
+    /// What needs the operator's attention without stopping the node: a partner's stale close
+    /// near its deadline, too little gas to defend the channels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Health {
@@ -187,6 +191,7 @@ impl Health {
         Self {
             status: HealthStatus::Ok,
             reasons: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -195,6 +200,7 @@ impl Health {
         Self {
             status: HealthStatus::Degraded,
             reasons,
+            warnings: Vec::new(),
         }
     }
 }

@@ -1,0 +1,270 @@
+//! The built-in watchtower against a partner that closes with an old state (RELIABILITY C1,
+//! C5): two real nodes pay each other over their link; then bob's node goes away and bob, with
+//! his key, closes the channel and pushes his own OLDEST proof on-chain (erasing most of what
+//! he paid). alice's node answers with bob's latest proof inside the challenge period and
+//! settles once it is over — with no operator action, also when alice's node was down when bob
+//! closed and starts again inside the window. On-chain balances exact to the unit.
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use farthing_core::{ChainState, SignedProof};
+use farthing_daemon::Node;
+use farthing_e2e::{Devnet, Party, USDC, eventually, node_config, send};
+
+const USDC_U: u128 = USDC as u128;
+
+/// Two nodes with a channel: alice opened it with 10, bob topped up 10; alice paid bob 3 in
+/// three payments, bob paid alice 2 in four payments. Returns bob's first and last proofs and
+/// alice's last (as bob holds it), with bob's node stopped.
+struct Setup {
+    devnet: Devnet,
+    d: farthing_chain::Deployment,
+    dir: tempfile::TempDir,
+    alice: Node,
+    bob_first: SignedProof,
+    bob_last: SignedProof,
+    alice_last: SignedProof,
+}
+
+async fn setup() -> Setup {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for who in ["ALICE", "BOB"] {
+        devnet
+            .mint(&d, devnet.key(who).address(), 100 * USDC)
+            .await
+            .unwrap();
+    }
+    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
+        .await
+        .unwrap();
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
+        .await
+        .unwrap();
+    let at = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    alice
+        .connect_peer(&format!("{}@{at}", bob.address()).parse().unwrap())
+        .await
+        .unwrap();
+    alice
+        .open_channel(bob.address(), 10 * USDC_U, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    bob.top_up(1, 10 * USDC_U).await.unwrap();
+    eventually("alice to see bob's deposit", || {
+        alice.channel_record(1).unwrap().on_chain.deposit_b == 10 * USDC_U
+    })
+    .await;
+    for _ in 0..3 {
+        alice.pay(1, USDC_U, b"", None).await.unwrap();
+    }
+    bob.pay(1, USDC_U / 2, b"", None).await.unwrap();
+    let bob_first = bob.channel_record(1).unwrap().ours.unwrap();
+    for _ in 0..3 {
+        bob.pay(1, USDC_U / 2, b"", None).await.unwrap();
+    }
+    let at_bob = bob.channel_record(1).unwrap();
+    let (bob_last, alice_last) = (at_bob.ours.unwrap(), at_bob.theirs.unwrap());
+    assert_eq!((bob_last.nonce, bob_last.transferred), (4, 2 * USDC_U));
+    assert_eq!(
+        alice.channel_record(1).unwrap().theirs.unwrap(),
+        bob_last,
+        "alice's node holds bob's latest proof"
+    );
+    bob.shutdown().await;
+    Setup {
+        devnet,
+        d,
+        dir,
+        alice,
+        bob_first,
+        bob_last,
+        alice_last,
+    }
+}
+
+/// bob, with his key, closes with alice's latest proof and records his own oldest, both in
+/// one block (mined by hand, so that the stale state can be read before anyone answers).
+async fn bob_closes_stale(s: &Setup) -> Party {
+    let bob = Party::new(&s.devnet, &s.d, s.devnet.key("BOB"));
+    let rpc = s.devnet.provider(&s.devnet.key("DEPLOYER"));
+    let automine = |on: bool| {
+        let rpc = rpc.clone();
+        async move {
+            let _: serde_json::Value = rpc
+                .raw_request("evm_setAutomine".into(), (on,))
+                .await
+                .unwrap();
+        }
+    };
+    let mine = || {
+        let rpc = rpc.clone();
+        async move {
+            let _: serde_json::Value = rpc.raw_request("evm_mine".into(), ()).await.unwrap();
+        }
+    };
+    automine(false).await;
+    let (a, old) = (&s.alice_last, &s.bob_first);
+    let close = bob
+        .manager
+        .close(U256::from(1), a.nonce, a.transferred, a.signature.clone())
+        .send()
+        .await
+        .unwrap();
+    let stale = bob
+        .manager
+        .updateProof(
+            U256::from(1),
+            old.nonce,
+            old.transferred,
+            old.signature.clone(),
+        )
+        .send()
+        .await
+        .unwrap();
+    mine().await;
+    for pending in [close, stale] {
+        assert!(pending.get_receipt().await.unwrap().status());
+    }
+    let on_chain = bob.manager.getChannel(U256::from(1)).call().await.unwrap();
+    assert_eq!(
+        (on_chain.nonceB, on_chain.transferredB),
+        (1, USDC_U / 2),
+        "bob's stale state is on-chain: he claims to have paid 0.5 instead of 2"
+    );
+    automine(true).await;
+    // Whatever was sent meanwhile (alice's answer) is mined now.
+    mine().await;
+    bob
+}
+
+/// alice's node answers with bob's latest proof, then settles after the window; exact payouts:
+/// alice 10 - 3 + 2 = 9, bob 10 + 3 - 2 = 11.
+async fn alice_defends(s: &Setup, alice: &Node, bob: &Party) {
+    let latest = (s.bob_last.nonce, s.bob_last.transferred);
+    let check = alice.clone();
+    eventually(
+        "alice's node to record bob's latest proof on-chain",
+        move || check.channel_record(1).unwrap().on_chain.proof_b == latest,
+    )
+    .await;
+    let on_chain = bob.manager.getChannel(U256::from(1)).call().await.unwrap();
+    assert_eq!((on_chain.nonceB, on_chain.transferredB), latest);
+    s.devnet.advance_time(601).await.unwrap();
+    let check = alice.clone();
+    eventually("alice's node to settle on its own", move || {
+        check.channel_record(1).unwrap().on_chain.state == ChainState::Settled
+    })
+    .await;
+    let alice_party = Party::new(&s.devnet, &s.d, s.devnet.key("ALICE"));
+    assert_eq!(alice_party.balance().await, 90 * USDC + 9 * USDC);
+    assert_eq!(bob.balance().await, 90 * USDC + 11 * USDC);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_close_is_answered_with_the_newer_proof_and_settled_without_the_operator() {
+    let s = setup().await;
+    let bob = bob_closes_stale(&s).await;
+    alice_defends(&s, &s.alice.clone(), &bob).await;
+    s.alice.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_when_the_partner_closed_answers_after_restarting_inside_the_window() {
+    let s = setup().await;
+    s.alice.shutdown().await;
+    let bob = bob_closes_stale(&s).await;
+    // 300 of the 600 seconds pass while alice's node is down.
+    s.devnet.advance_time(300).await.unwrap();
+    let alice = Node::start(node_config(&s.devnet, &s.d, s.dir.path(), 1))
+        .await
+        .unwrap();
+    alice_defends(&s, &alice, &bob).await;
+    alice.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_sent_when_the_partner_closed_with_the_latest_state() {
+    let s = setup().await;
+    let bob = Party::new(&s.devnet, &s.d, s.devnet.key("BOB"));
+    let (a, b) = (&s.alice_last, &s.bob_last);
+    send!(
+        bob.manager
+            .close(U256::from(1), a.nonce, a.transferred, a.signature.clone())
+    );
+    send!(
+        bob.manager
+            .updateProof(U256::from(1), b.nonce, b.transferred, b.signature.clone())
+    );
+    let alice_address: Address = s.alice.address();
+    let sent_before = s
+        .devnet
+        .provider(&s.devnet.key("ALICE"))
+        .get_transaction_count(alice_address)
+        .await
+        .unwrap();
+    let check = s.alice.clone();
+    eventually("alice's node to see the close", move || {
+        check.channel_record(1).unwrap().on_chain.state == ChainState::Closed
+    })
+    .await;
+    // Several guard passes (20 ms poll) inside the window: nothing to answer.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let sent = s
+        .devnet
+        .provider(&s.devnet.key("ALICE"))
+        .get_transaction_count(alice_address)
+        .await
+        .unwrap();
+    assert_eq!(sent, sent_before, "no transaction inside the window");
+    alice_defends(&s, &s.alice.clone(), &bob).await;
+    s.alice.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_little_gas_to_defend_the_channels_is_a_warning() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    devnet.mint(&d, alice.address(), 10 * USDC).await.unwrap();
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
+        .await
+        .unwrap();
+    assert!(bob.warnings().is_empty(), "no channel to defend yet");
+    // alice opens a channel to bob's node; bob's key is left with 1,000 wei.
+    send!(alice.token.approve(d.channel_manager, U256::MAX));
+    send!(
+        alice
+            .manager
+            .open(d.token, bob.address(), U256::from(USDC), 600u32)
+    );
+    let _: serde_json::Value = devnet
+        .provider(&devnet.key("DEPLOYER"))
+        .raw_request(
+            "anvil_setBalance".into(),
+            (bob.address(), U256::from(1_000)),
+        )
+        .await
+        .unwrap();
+    let check = bob.clone();
+    eventually("bob's node to see the channel", move || {
+        check.channel_record(1).is_some()
+    })
+    .await;
+    // The gas check runs every 30 s and at start: force a pass.
+    bob.guard(true).await.unwrap();
+    let warnings = bob.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("cannot defend its 1 channels") && warnings[0].contains("send ether"),
+        "{}",
+        warnings[0]
+    );
+    bob.shutdown().await;
+}
