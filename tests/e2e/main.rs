@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod client;
+mod crash;
 mod daemon;
 mod deploy;
 mod lifecycle;

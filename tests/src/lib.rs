@@ -228,6 +228,109 @@ impl Devnet {
     }
 }
 
+/// The `farthing` binary next to this test binary (built by `cargo test --workspace`).
+pub fn farthing_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("farthing");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build -p farthing (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The real `farthing node` as a child process.
+pub struct Daemon {
+    child: Child,
+    /// Its RPC, `http://HOST:PORT`.
+    pub url: String,
+    /// Where it listens for partner nodes.
+    pub peers: String,
+}
+
+impl Daemon {
+    /// Devnet account 1's node.
+    pub fn start(data_dir: &Path, rpc_url: &str, deployment: &Path) -> Self {
+        Self::start_as(1, data_dir, rpc_url, deployment, &[])
+    }
+
+    /// Devnet account `account` as the node's key, `extra` node flags.
+    pub fn start_as(
+        account: u32,
+        data_dir: &Path,
+        rpc_url: &str,
+        deployment: &Path,
+        extra: &[&str],
+    ) -> Self {
+        let account = account.to_string();
+        let mut child = Command::new(farthing_bin())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "node",
+                "--dev",
+                &account,
+                "--rpc-url",
+                rpc_url,
+                "--rpc-listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .arg("--deployment")
+            .arg(deployment)
+            .args(if extra.contains(&"--peer-listen") {
+                &[][..]
+            } else {
+                &["--peer-listen", "127.0.0.1:0"][..]
+            })
+            .args(["--log-level", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "farthing node 0x.. peers on HOST:PORT listening on HOST:PORT"
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        if words.len() != 9 || words[6] != "listening" {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("unexpected first line: {line:?}");
+        }
+        Self {
+            child,
+            url: format!("http://{}", words[8]),
+            peers: words[5].clone(),
+        }
+    }
+
+    /// SIGKILL: the process dies at once, mid-write or not.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
+    /// SIGTERM, and the exit status of a clean shutdown.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One participant: its key and the contracts bound to a provider that signs as it.
 pub struct Party {
     /// The participant's key.

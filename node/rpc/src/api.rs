@@ -258,6 +258,18 @@ pub struct ChannelView {
     /// Who closed the channel unilaterally, if anyone.
     #[serde(default)]
     pub closer: Option<Address>,
+    /// What we have paid in total (our latest proof), in token units.
+    #[serde(default)]
+    pub sent: String,
+    /// The nonce of our latest proof (0: none yet).
+    #[serde(default)]
+    pub sent_nonce: u64,
+    /// What the partner has paid us in total (its latest proof we hold).
+    #[serde(default)]
+    pub received: String,
+    /// The nonce of the partner's latest proof we hold.
+    #[serde(default)]
+    pub received_nonce: u64,
 }
 
 impl ChannelView {
@@ -282,6 +294,10 @@ impl ChannelView {
             settle_after: (on_chain.state != ChainState::Open && on_chain.settle_after != 0)
                 .then_some(on_chain.settle_after),
             closer: on_chain.closer,
+            sent: format_amount(channel.sent(), decimals),
+            sent_nonce: channel.ours.as_ref().map_or(0, |p| p.nonce),
+            received: format_amount(channel.received(), decimals),
+            received_nonce: channel.theirs.as_ref().map_or(0, |p| p.nonce),
         }
     }
 }

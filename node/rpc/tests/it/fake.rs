@@ -61,6 +61,10 @@ pub(crate) fn view(id: ChannelId, deposit: &str) -> ChannelView {
         balance_partner: "0".into(),
         settle_after: None,
         closer: None,
+        sent: "0".into(),
+        sent_nonce: 0,
+        received: "0".into(),
+        received_nonce: 0,
     }
 }
 
