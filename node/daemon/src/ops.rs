@@ -170,7 +170,7 @@ impl Node {
         }
         let outcome = match self.client().settle(id).await {
             Ok(outcome) => outcome,
-            Err(e @ ChainError::Refused { .. }) => {
+            Err(e @ (ChainError::Refused { .. } | ChainError::Reverted { .. })) => {
                 // Someone (our watchtower, the partner) may have just settled it.
                 self.sync().await?;
                 let channel = self.channel(id)?;
