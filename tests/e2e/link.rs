@@ -935,3 +935,81 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restored_from_an_old_copy_notices_and_signs_nothing() {
+    let Pair {
+        _dir,
+        devnet,
+        d,
+        alice,
+        bob,
+        peer,
+    } = pair().await;
+    let config = alice.config().clone();
+    alice.connect_peer(&peer).await.unwrap();
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    for _ in 0..5 {
+        alice.pay(1, 1_000, b"", None).await.unwrap();
+    }
+    // A backup of alice's data directory, taken while her node is stopped.
+    alice.shutdown().await;
+    drop(alice);
+    let backup = _dir.path().join("alice-backup");
+    copy_dir(&config.data_dir, &backup);
+    let alice = Node::start(config.clone()).await.unwrap();
+    alice.connect_peer(&peer).await.unwrap();
+    for _ in 0..5 {
+        pay_when_linked(&alice, 1, 1_000).await;
+    }
+    alice.shutdown().await;
+    drop(alice);
+
+    // The operator restores the old copy: the node believes it has signed nonce 5 only.
+    std::fs::remove_dir_all(&config.data_dir).unwrap();
+    copy_dir(&backup, &config.data_dir);
+    let alice = Node::start(config).await.unwrap();
+    assert_eq!(alice.channel_record(1).unwrap().ours.unwrap().nonce, 5);
+    alice.connect_peer(&peer).await.unwrap();
+    // bob's Sync says he holds our nonce 10: alice's node learns its data is stale.
+    eventually("alice's node to notice", || alice.stale_reason(1).is_some()).await;
+    let reason = alice.stale_reason(1).unwrap();
+    assert!(
+        reason.contains("nonce 10") && reason.contains("latest is 5") && reason.contains("backup"),
+        "{reason}"
+    );
+    // Signing nonce 6 again with other contents would let bob pick the proof that pays him
+    // more: nothing is signed, and the channel is not closed on the stale data.
+    let refused = alice.pay(1, 1_000, b"", None).await.unwrap_err();
+    assert!(matches!(refused, PayError::Stale(_)), "{refused}");
+    let refused = alice.close_channel(1).await.unwrap_err();
+    assert!(matches!(refused, OpError::Stale(_)), "{refused}");
+    assert_eq!(
+        alice.channel_record(1).unwrap().ours.unwrap().nonce,
+        5,
+        "nothing signed"
+    );
+    assert!(alice.warnings().iter().any(|w| w.contains("nonce 10")));
+    let held = bob.channel_record(1).unwrap();
+    assert_eq!((held.received(), held.theirs.unwrap().nonce), (10_000, 10));
+    let _ = (devnet, d);
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

@@ -664,6 +664,9 @@ impl Node {
                         }
                     }
                     Message::Ack { channel_id, nonce } => {
+                        if self.partner_of(channel_id) == Some(peer) {
+                            self.check_not_behind(channel_id, nonce, "the partner");
+                        }
                         self.links().acknowledged(channel_id, nonce)
                     }
                     Message::Reject {
@@ -736,8 +739,10 @@ impl Node {
                         sent,
                         received_nonce,
                     } => {
-                        // What the partner holds of ours settles payments whose Ack was lost.
+                        // What the partner holds of ours settles payments whose Ack was lost,
+                        // and tells this node if its own data is older than what it signed.
                         if self.partner_of(channel_id) == Some(peer) {
+                            self.check_not_behind(channel_id, received_nonce, "the partner");
                             self.links().acknowledged(channel_id, received_nonce);
                         }
                         let Some(latest) = sent else {
@@ -1001,6 +1006,9 @@ impl Node {
         }
         let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
         let us = self.address();
+        if let Some(reason) = self.stale_reason(id) {
+            return Err(PayError::Stale(reason));
+        }
         let durable = self.update_channel(id, |channel| {
             if let Some(pending) = &channel.withdrawal {
                 return Err(PayError::Refused(format!(

@@ -86,6 +86,9 @@ struct Shared {
     history: crate::history::History,
     /// Channels a cooperative close was signed for: no payments either way any more.
     frozen: Mutex<std::collections::HashSet<ChannelId>>,
+    /// Channels on which the partner or the chain knows a newer proof of ours than this node
+    /// does (its data is older than what it signed): why, per channel.
+    stale: Mutex<BTreeMap<ChannelId, String>>,
     /// Authenticated links to partner nodes.
     links: crate::link::Links,
     /// The built-in watchtower's state.
@@ -212,6 +215,7 @@ impl Node {
         let shared = Arc::new(Shared {
             history: crate::history::History::default(),
             frozen: Mutex::default(),
+            stale: Mutex::default(),
             keys: tokio::sync::Mutex::default(),
             links: crate::link::Links::default(),
             watchtower: crate::watchtower::Watchtower::default(),
@@ -388,6 +392,56 @@ impl Node {
             .insert(id);
     }
 
+    /// The partner or the chain holds our proof `seen` of channel `id`, newer than the latest
+    /// this node knows: its data is stale (restored from an old copy?). The channel then signs
+    /// nothing and refuses to close until the operator acts (a nonce signed again with other
+    /// contents would let the partner pick the proof that pays it more).
+    pub(crate) fn check_not_behind(&self, id: ChannelId, seen: u64, by: &str) {
+        let ours = self
+            .channel_record(id)
+            .and_then(|c| c.ours.map(|p| p.nonce))
+            .unwrap_or(0);
+        if seen <= ours {
+            return;
+        }
+        let reason = format!(
+            "channel {id}: {by} holds our proof nonce {seen} but this node's latest is {ours}: \
+             its data is older than what it signed (restored from an old backup?); it signs \
+             nothing and will not close this channel with stale data: restore the latest data \
+             directory, or close from the node that holds it"
+        );
+        let mut stale = self
+            .shared
+            .stale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if stale.get(&id) != Some(&reason) {
+            tracing::error!("{reason}");
+            stale.insert(id, reason);
+        }
+    }
+
+    /// Why channel `id` is stale, if it is (see [`Node::check_not_behind`]).
+    pub fn stale_reason(&self, id: ChannelId) -> Option<String> {
+        self.shared
+            .stale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Why each stale channel is stale.
+    pub(crate) fn stale_reasons(&self) -> Vec<String> {
+        self.shared
+            .stale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Whether channel `id` is frozen.
     pub fn is_frozen(&self, id: ChannelId) -> bool {
         self.shared
@@ -439,9 +493,12 @@ impl Node {
             .store(due, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The watchtower's current warnings (a stale close near its deadline, low gas).
+    /// The watchtower's current warnings (a stale close near its deadline, low gas) and the
+    /// channels whose data is older than the partner's or the chain's.
     pub fn warnings(&self) -> Vec<String> {
-        self.shared.watchtower.warnings()
+        let mut warnings = self.shared.watchtower.warnings();
+        warnings.extend(self.stale_reasons());
+        warnings
     }
 
     pub(crate) fn links(&self) -> &crate::link::Links {

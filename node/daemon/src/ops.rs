@@ -51,6 +51,10 @@ pub enum OpError {
     /// The watcher pass after the transaction failed (the watcher retries on its own).
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The node's data for the channel is older than what the partner or the chain holds: it
+    /// will not act on it.
+    #[error("{0}")]
+    Stale(String),
     /// The partner's node did not co-sign (no link, no answer, or it refused, with its reason).
     #[error("the partner's node did not co-sign: {0}")]
     Partner(crate::payments::PayError),
@@ -129,6 +133,9 @@ impl Node {
             id,
             "it is already closing; settle after its challenge period",
         )?;
+        if let Some(reason) = self.stale_reason(id) {
+            return Err(OpError::Stale(reason));
+        }
         // Cooperatively when the partner answers (one transaction, paid at once); otherwise
         // unilaterally with the partner's latest proof.
         let outcome = match self.close_cooperatively(id).await {

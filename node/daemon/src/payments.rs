@@ -73,6 +73,9 @@ pub enum PayError {
     /// The memo does not fit a frame.
     #[error("memo refused: {0}")]
     BadMemo(String),
+    /// The partner or the chain knows a newer proof of ours than this node: it signs nothing.
+    #[error("{0}")]
+    Stale(String),
     /// The chain refused or failed.
     #[error(transparent)]
     Chain(#[from] farthing_chain::ChainError),
@@ -102,6 +105,9 @@ impl Node {
         channel: &farthing_core::Channel,
         amount: u128,
     ) -> Result<(farthing_core::Channel, SignedProof), PayError> {
+        if let Some(reason) = self.stale_reason(channel.id) {
+            return Err(PayError::Stale(reason));
+        }
         let (nonce, transferred) = channel.next_payment(amount)?;
         let message = BalanceProof {
             channelId: U256::from(channel.id),

@@ -83,6 +83,9 @@ impl RpcHandler {
             PayError::Store(e) => ApiError::Degraded {
                 reasons: vec![format!("store: {e}")],
             },
+            PayError::Stale(reason) => ApiError::Degraded {
+                reasons: vec![reason],
+            },
             PayError::Undelivered { channel, nonce } => ApiError::Undelivered {
                 channel_id: channel,
                 nonce,
@@ -109,6 +112,9 @@ impl RpcHandler {
                 decimals: self.decimals(),
             },
             OpError::InvalidParams(message) => ApiError::InvalidParams(message),
+            OpError::Stale(reason) => ApiError::Degraded {
+                reasons: vec![reason],
+            },
             OpError::Chain(ChainError::Rpc { reason, .. })
             | OpError::Sync(SyncError::Chain(reason)) => ApiError::ChainUnavailable(reason),
             OpError::Chain(ChainError::Unconfirmed {

@@ -138,6 +138,11 @@ impl Node {
                 .map(|b| b.header.timestamp)
                 .unwrap_or_default();
             for channel in closing {
+                let recorded_ours = match channel.role {
+                    Role::A => channel.on_chain.proof_a.0,
+                    Role::B => channel.on_chain.proof_b.0,
+                };
+                self.check_not_behind(channel.id, recorded_ours, "the chain");
                 let deadline = channel.on_chain.settle_after;
                 if needs_challenge(channel) && now < deadline {
                     self.act(channel.id, Action::Challenge);
