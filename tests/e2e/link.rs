@@ -3,6 +3,7 @@
 //! partner acknowledged it as durable; a forged proof sent straight over the wire by a test
 //! peer is refused with the reason and the channel keeps working.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
@@ -1010,6 +1011,88 @@ async fn a_node_restored_from_an_old_copy_notices_and_signs_nothing() {
     let held = bob.channel_record(1).unwrap();
     assert_eq!((held.received(), held.theirs.unwrap().nonce), (10_000, 10));
     let _ = (devnet, d);
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_stops_signing_and_acknowledging_until_it_recovers() {
+    use farthing_store::testing::FailingStore;
+    use farthing_store::{RocksStore, Store};
+
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
+        .await
+        .unwrap();
+    let bob_config = node_config(&devnet, &d, dir.path(), 2);
+    std::fs::create_dir_all(&bob_config.data_dir).unwrap();
+    let bob_store = Arc::new(FailingStore::new(
+        RocksStore::open(bob_config.data_dir.join("db")).unwrap(),
+    ));
+    let switch = bob_store.switch();
+    let bob = Node::start_with_store(bob_config, bob_store.clone())
+        .await
+        .unwrap();
+    let at = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    alice.keep_linked(format!("{}@{at}", bob.address()).parse().unwrap());
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    for _ in 0..3 {
+        pay_when_linked(&alice, 1, 1_000).await;
+    }
+    let durable_at_bob = || bob_store.inner().channel(1).unwrap().unwrap().received();
+    assert_eq!(durable_at_bob(), 3_000);
+
+    // bob's disk fails: his node must not acknowledge the next payment (it cannot store it).
+    switch.fail();
+    let unacked = alice.pay(1, 1_000, b"", None).await.unwrap_err();
+    assert!(
+        matches!(unacked, PayError::Undelivered { nonce: 4, .. }),
+        "{unacked}"
+    );
+    assert_eq!(
+        durable_at_bob(),
+        3_000,
+        "nothing durable, nothing acknowledged"
+    );
+    let health = bob.health();
+    assert!(
+        health.problems.iter().any(|p| p.contains("store")),
+        "{:?}",
+        health.problems
+    );
+    let refused = bob.pay(1, 1, b"", None).await.unwrap_err();
+    assert!(matches!(refused, PayError::Store(_)), "{refused}");
+    assert!(!bob.is_linked(alice.address()), "links are dropped");
+
+    // The disk comes back: bob's node reloads its table from it and resumes; alice's node
+    // dials again and the Sync brings bob up to everything alice signed.
+    switch.recover();
+    eventually("bob's node healthy again", || {
+        bob.health().problems.is_empty()
+    })
+    .await;
+    let paid = pay_when_linked(&alice, 1, 1_000).await;
+    assert_eq!(paid.nonce, 5);
+    assert_eq!(
+        durable_at_bob(),
+        5_000,
+        "the unacknowledged 1,000 travels with nonce 5"
+    );
+    assert_eq!(bob.channel_record(1).unwrap().received(), 5_000);
+    assert!(switch.refused() > 0);
     alice.shutdown().await;
     bob.shutdown().await;
 }

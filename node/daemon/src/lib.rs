@@ -19,6 +19,7 @@ mod node;
 mod ops;
 mod payments;
 mod rpc;
+mod storeguard;
 mod watchtower;
 
 pub use config::{Config, ConfigError, KeySource, WatchtowerConfig};

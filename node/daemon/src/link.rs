@@ -310,7 +310,7 @@ impl Node {
                 if node.is_stopping() {
                     return;
                 }
-                if node.is_linked(peer.address) {
+                if node.is_linked(peer.address) || node.store_health().is_failing() {
                     wait = Duration::from_secs(1);
                 } else {
                     match node.connect_peer(&peer).await {
@@ -345,6 +345,11 @@ impl Node {
             FrameWriter<tokio::io::WriteHalf<TcpStream>>,
         ),
     ) {
+        if self.store_health().is_failing() {
+            // Nothing may be synchronised from a table that is ahead of the disk.
+            tracing::warn!(%peer, "peer link refused: the store is failing");
+            return;
+        }
         let (outgoing, queue) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
             outgoing,
@@ -428,6 +433,7 @@ impl Node {
         key: Option<&str>,
     ) -> Result<Paid, PayError> {
         let partner = self.partner_of(id).ok_or(PayError::UnknownChannel(id))?;
+        self.require_store()?;
         let memo = Memo::new(memo.to_vec()).map_err(|e| PayError::BadMemo(e.to_string()))?;
         let recorded = memo.as_bytes().to_vec();
         let record = |paid: Paid| {

@@ -95,6 +95,8 @@ struct Shared {
     watchtower: crate::watchtower::Watchtower,
     /// A payout to us was deferred (or the node just started): check for something to claim.
     claim_due: std::sync::atomic::AtomicBool,
+    /// Whether the store's commits are failing.
+    store_health: Arc<crate::storeguard::StoreHealth>,
     /// Idempotency keys signed but not yet durable (the store answers for the others).
     keys: tokio::sync::Mutex<std::collections::HashMap<String, farthing_store::KeyedPayment>>,
     /// The `ChannelManager`'s EIP-712 domain (computed once).
@@ -126,7 +128,8 @@ pub struct Node {
     key: Arc<PrivateKeySigner>,
     stop: watch::Sender<bool>,
     watcher: Arc<Mutex<Option<JoinHandle<()>>>>,
-    watchtower: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The watchtower and the store guard.
+    background: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Shared {
@@ -140,6 +143,20 @@ impl Shared {
 impl Node {
     /// Start the node: key, store, chain check, watcher.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store = Arc::new(RocksStore::open(config.data_dir.join("db"))?);
+        Self::start_with_store(config, store).await
+    }
+
+    /// Start the node on `store` instead of the RocksDB in its data directory (tests wrap the
+    /// store to make it fail).
+    pub async fn start_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartError> {
         let key = load_key(&config.key)?;
         let deployment = Deployment::load(&config.chain.deployment)?;
         if deployment.chain_id != config.chain.chain_id {
@@ -159,7 +176,11 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store: Arc<dyn Store> = Arc::new(RocksStore::open(config.data_dir.join("db"))?);
+        let store_health = Arc::new(crate::storeguard::StoreHealth::default());
+        let store: Arc<dyn Store> = Arc::new(crate::storeguard::Watched {
+            inner: store,
+            health: store_health.clone(),
+        });
         let client = Arc::new(
             ChainClient::new(
                 url,
@@ -220,6 +241,7 @@ impl Node {
             links: crate::link::Links::default(),
             watchtower: crate::watchtower::Watchtower::default(),
             claim_due: std::sync::atomic::AtomicBool::new(true),
+            store_health,
             domain: farthing_chain::messages::channel_domain(
                 deployment.chain_id,
                 deployment.channel_manager,
@@ -248,13 +270,13 @@ impl Node {
             key: Arc::new(key),
             stop,
             watcher: Arc::new(Mutex::new(Some(watcher))),
-            watchtower: Arc::new(Mutex::new(None)),
+            background: Arc::default(),
         };
-        let guard = node.spawn_watchtower();
-        *node
-            .watchtower
+        let tasks = [node.spawn_watchtower(), node.spawn_store_guard()];
+        node.background
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(guard);
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(tasks);
         Ok(node)
     }
 
@@ -269,13 +291,13 @@ impl Node {
         if let Some(handle) = handle {
             let _ = handle.await;
         }
-        if let Some(guard) = self
-            .watchtower
+        for task in self
+            .background
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take()
+            .drain(..)
         {
-            guard.abort();
+            task.abort();
         }
         self.shared.links.close_all();
         // Writes queued before this point are answered first (the committer takes them in
@@ -532,11 +554,33 @@ impl Node {
 
     /// Current health.
     pub fn health(&self) -> Health {
-        self.shared
+        let mut health = self
+            .shared
             .health
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        health.problems.extend(self.shared.store_health.problem());
+        health
+    }
+
+    pub(crate) fn store_health(&self) -> &crate::storeguard::StoreHealth {
+        &self.shared.store_health
+    }
+
+    /// Hold the watcher's turn (no pass runs meanwhile).
+    pub(crate) async fn sync_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.shared.sync_lock.lock().await
+    }
+
+    /// Replace the in-memory channel table (with what the store holds).
+    pub(crate) fn replace_channels(&self, channels: Vec<Channel>) {
+        *self
+            .shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            channels.into_iter().map(|c| (c.id, c)).collect();
     }
 
     /// Changes to the node's channels as the watcher applies them.

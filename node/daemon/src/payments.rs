@@ -108,6 +108,7 @@ impl Node {
         if let Some(reason) = self.stale_reason(channel.id) {
             return Err(PayError::Stale(reason));
         }
+        self.require_store()?;
         let (nonce, transferred) = channel.next_payment(amount)?;
         let message = BalanceProof {
             channelId: U256::from(channel.id),
@@ -171,6 +172,7 @@ impl Node {
         if self.is_frozen(id) {
             return Err(PayError::Frozen(id));
         }
+        self.require_store()?;
         verify(self.proof_digest(id, nonce, transferred), signature, peer)?;
         let signature = Bytes::copy_from_slice(signature);
         self.with_channel(id, |channel, group| {
@@ -184,6 +186,18 @@ impl Node {
             let durable: Durable = Box::pin(group.submit(vec![Write::Channel(next.clone())]));
             Ok::<_, PayError>((next, durable))
         })
+    }
+}
+
+impl Node {
+    /// Nothing is signed or accepted while the store fails.
+    pub(crate) fn require_store(&self) -> Result<(), PayError> {
+        match self.store_health().problem() {
+            Some(reason) if self.store_health().is_failing() => {
+                Err(PayError::Store(StoreError::Unavailable { reason }))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
