@@ -131,3 +131,81 @@ async fn events_replayed_rebuild_the_contracts_channel_state() {
     );
     assert_eq!(early.keys().copied().collect::<Vec<_>>(), vec![1]);
 }
+
+/// Raw anvil calls: mine a block, reorganise the last `depth` blocks away.
+async fn anvil(devnet: &Devnet, method: &str, params: serde_json::Value) {
+    let provider = ProviderBuilder::new().connect_http(devnet.rpc_url.parse().unwrap());
+    let _: serde_json::Value = provider
+        .raw_request(method.to_owned().into(), params)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_counts_after_its_confirmations_and_a_reorg_never_counts_it_twice_or_keeps_it() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    for who in [&alice, &bob] {
+        devnet.mint(&d, who.address(), 100 * USDC).await.unwrap();
+        send!(who.token.approve(d.channel_manager, U256::MAX));
+    }
+    // alice's node applies an event once it has 3 confirmations (its block and 2 more).
+    let mut config = farthing_e2e::node_config(&devnet, &d, dir.path(), 1);
+    config.chain.confirmations = 3;
+    let node = farthing_daemon::Node::start(config).await.unwrap();
+    send!(
+        alice
+            .manager
+            .open(d.token, bob.address(), U256::from(10 * USDC), 600)
+    );
+    for _ in 0..2 {
+        anvil(&devnet, "evm_mine", serde_json::json!([])).await;
+    }
+    node.sync().await.unwrap();
+    assert!(node.channel_record(1).is_some(), "the open is confirmed");
+    let deposit_b = || node.channel_record(1).unwrap().on_chain.deposit_b;
+
+    // bob's top-up: not counted with 1 or 2 confirmations, counted with 3.
+    send!(
+        bob.manager
+            .topUp(U256::from(1), bob.address(), U256::from(5 * USDC))
+    );
+    node.sync().await.unwrap();
+    assert_eq!(deposit_b(), 0, "1 confirmation");
+    anvil(&devnet, "evm_mine", serde_json::json!([])).await;
+    node.sync().await.unwrap();
+    assert_eq!(deposit_b(), 0, "2 confirmations");
+    anvil(&devnet, "evm_mine", serde_json::json!([])).await;
+    node.sync().await.unwrap();
+    assert_eq!(deposit_b(), 5 * USDC as u128, "3 confirmations");
+
+    // A reorg deeper than the confirmations takes the top-up's block away: the node notices
+    // that the block under its cursor changed, rebuilds from the contract, and no longer counts
+    // the deposit that does not exist any more.
+    anvil(&devnet, "anvil_reorg", serde_json::json!([3, []])).await;
+    let on_chain = bob.manager.getChannel(U256::from(1)).call().await.unwrap();
+    assert_eq!(on_chain.depositB.to::<u64>(), 0, "the top-up is gone");
+    node.sync().await.unwrap();
+    assert_eq!(deposit_b(), 0, "not counted once it vanished");
+    assert!(node.health().problems.is_empty(), "{:?}", node.health());
+
+    // bob tops up again on the new branch: counted once, not on top of the vanished one.
+    // (A fresh provider: the old one's cached account nonce counts the vanished transaction.)
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    send!(
+        bob.manager
+            .topUp(U256::from(1), bob.address(), U256::from(3 * USDC))
+    );
+    for _ in 0..2 {
+        anvil(&devnet, "evm_mine", serde_json::json!([])).await;
+    }
+    node.sync().await.unwrap();
+    assert_eq!(deposit_b(), 3 * USDC as u128);
+    // Events arriving again (a replayed range) change nothing.
+    node.sync().await.unwrap();
+    assert_eq!(deposit_b(), 3 * USDC as u128);
+    node.shutdown().await;
+}

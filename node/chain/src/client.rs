@@ -288,6 +288,12 @@ impl ChainClient {
         Ok(true)
     }
 
+    /// Read the account's next nonce from the chain again before the next transaction (after a
+    /// reorg took some of the node's transactions away, the cached one would leave a gap).
+    pub async fn resync_nonce(&self) {
+        *self.next_nonce.lock().await = None;
+    }
+
     /// Wait for a journaled transaction's receipt and forget it once mined.
     pub async fn finish(&self, tx: &SentTx) -> Result<TxOutcome, ChainError> {
         let receipt = self.receipt(tx.what, tx.tx_hash).await?;

@@ -79,6 +79,39 @@ impl<P: Provider> EventSource<P> {
             .checked_sub(self.confirmations.max(1)))
     }
 
+    /// The contract's record of channel `id` as of block `block` (`None` if no such channel
+    /// exists there): the authority when the node rebuilds after a reorg.
+    pub async fn channel_at(
+        &self,
+        id: ChannelId,
+        block: u64,
+    ) -> Result<Option<farthing_core::OnChain>, EventError> {
+        let manager = crate::contracts::ChannelManager::new(self.manager, &self.provider);
+        let info = manager
+            .getChannel(U256::from(id))
+            .block(block.into())
+            .call()
+            .await
+            .map_err(|e| EventError::Rpc(e.to_string()))?;
+        let state = match info.state {
+            1 => farthing_core::ChainState::Open,
+            2 => farthing_core::ChainState::Closed,
+            3 => farthing_core::ChainState::Settled,
+            _ => return Ok(None),
+        };
+        Ok(Some(farthing_core::OnChain {
+            state,
+            deposit_a: info.depositA.to(),
+            deposit_b: info.depositB.to(),
+            withdrawn_a: info.withdrawnA.to(),
+            withdrawn_b: info.withdrawnB.to(),
+            settle_after: info.settleAfter.to(),
+            closer: (info.closer != Address::ZERO).then_some(info.closer),
+            proof_a: (info.nonceA, info.transferredA),
+            proof_b: (info.nonceB, info.transferredB),
+        }))
+    }
+
     /// The events mined in blocks `from..=to`, in chain order. Large ranges are read in chunks.
     pub async fn events(&self, from: u64, to: u64) -> Result<Vec<Observed>, EventError> {
         let mut out = Vec::new();

@@ -735,11 +735,10 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
         match block {
             Some(b) if b.header.hash.0 == cursor.block_hash => {}
             Some(_) => {
-                return Err(SyncError::Chain(format!(
-                    "block {} changed since it was applied (a reorg deeper than the {} confirmations); \
-                     the node's records may count events that no longer exist: raise chain.confirmations",
-                    cursor.block, shared.config.chain.confirmations
-                )));
+                let confirmed = confirmed.ok_or_else(|| {
+                    SyncError::Chain("the chain is shorter than its confirmations".into())
+                })?;
+                return rebuild_after_reorg(shared, &source, cursor, confirmed, head).await;
             }
             None => {
                 return Err(SyncError::Chain(format!(
@@ -854,6 +853,151 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
     Ok(Progress {
         synced: to,
         caught_up: to == confirmed,
+    })
+}
+
+/// How far below the cursor a rebuild after a reorg looks for events again (channels opened on
+/// the new branch); deeper reorgs still get every known channel's state from the contract.
+const REORG_RESCAN_BLOCKS: u64 = 256;
+
+/// The block under the cursor is not the chain's any more (a reorg deeper than the
+/// confirmations): events the node applied may no longer exist, and the idempotent folding of
+/// absolute values cannot take a vanished deposit back. Rebuild: apply the events of the last
+/// [`REORG_RESCAN_BLOCKS`] again (channels opened on the new branch), then take every channel's
+/// on-chain half from the contract itself as of the confirmed head, and move the cursor there —
+/// nothing is counted twice, nothing that vanished stays counted. Off-chain proofs are kept.
+async fn rebuild_after_reorg(
+    shared: &Shared,
+    source: &EventSource<&DynProvider>,
+    cursor: Cursor,
+    confirmed: u64,
+    head: u64,
+) -> Result<Progress, SyncError> {
+    let chain = |e: &dyn std::fmt::Display| SyncError::Chain(shared.redact(e.to_string()));
+    tracing::warn!(
+        block = cursor.block,
+        confirmed,
+        "a block the node applied was reorganised away: rebuilding its channels from the contract"
+    );
+    let (block_hash, block_time) = shared
+        .reader
+        .get_block_by_number(confirmed.into())
+        .await
+        .map_err(|e| chain(&e))?
+        .map(|b| (b.header.hash, b.header.timestamp))
+        .ok_or_else(|| SyncError::Chain(format!("block {confirmed} not found")))?;
+    let from = cursor
+        .block
+        .saturating_sub(REORG_RESCAN_BLOCKS)
+        .max(shared.deployment.deployment_block);
+    let events = source
+        .events(from, confirmed)
+        .await
+        .map_err(|e| chain(&e))?;
+    let mut rebuilt: BTreeMap<ChannelId, Channel> = shared
+        .channels
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for observed in &events {
+        if let ChainEvent::Opened { token, .. } = observed.event
+            && token != shared.deployment.token
+        {
+            continue;
+        }
+        let id = observed.event.channel_id();
+        if let Some(after) = apply(
+            rebuilt.get(&id).cloned(),
+            &observed.event,
+            shared.us,
+            observed.block,
+        ) {
+            rebuilt.insert(id, after);
+        }
+    }
+    let mut authoritative = BTreeMap::new();
+    for &id in rebuilt.keys() {
+        match source
+            .channel_at(id, confirmed)
+            .await
+            .map_err(|e| chain(&e))?
+        {
+            Some(on_chain) => {
+                authoritative.insert(id, on_chain);
+            }
+            None => tracing::error!(
+                channel = id,
+                "the channel no longer exists on-chain (its open was in a reorganised block); its record is kept as it was"
+            ),
+        }
+    }
+    let mut changes = Vec::new();
+    let durable = {
+        let mut table = shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut writes = Vec::new();
+        for (id, mut channel) in rebuilt {
+            // Payments may have moved the off-chain half meanwhile: keep the table's.
+            if let Some(current) = table.get(&id) {
+                channel.ours.clone_from(&current.ours);
+                channel.theirs.clone_from(&current.theirs);
+                channel.withdrawal.clone_from(&current.withdrawal);
+            }
+            if let Some(on_chain) = authoritative.remove(&id) {
+                channel.on_chain = on_chain;
+            }
+            let open = channel.on_chain.state == ChainState::Open;
+            let (withdrawn_a, withdrawn_b) =
+                (channel.on_chain.withdrawn_a, channel.on_chain.withdrawn_b);
+            let us_a = channel.role == farthing_core::Role::A;
+            if channel.withdrawal.as_ref().is_some_and(|w| {
+                !open
+                    || w.expiry < block_time
+                    || w.total
+                        <= if w.ours == us_a {
+                            withdrawn_a
+                        } else {
+                            withdrawn_b
+                        }
+            }) {
+                channel.withdrawal = None;
+            }
+            if table.get(&id) != Some(&channel) {
+                changes.push(ChannelChange {
+                    kind: "rebuilt",
+                    channel: channel.clone(),
+                });
+                table.insert(id, channel.clone());
+                writes.push(Write::Channel(channel));
+            }
+        }
+        writes.push(Write::Cursor(Cursor {
+            block: confirmed,
+            block_hash: block_hash.0,
+        }));
+        shared.group.submit(writes)
+    };
+    durable.await?;
+    // The reorg may have taken the node's own transactions away with their nonces.
+    shared.client.resync_nonce().await;
+    {
+        let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
+        health.chain_head = head;
+        health.synced_block = confirmed;
+    }
+    for change in changes {
+        log_change(
+            change.kind,
+            &change.channel,
+            shared.deployment.token_decimals,
+        );
+        let _ = shared.changes.send(change);
+    }
+    Ok(Progress {
+        synced: confirmed,
+        caught_up: true,
     })
 }
 
