@@ -172,3 +172,88 @@ async fn a_gasless_open_signed_by_a_funder_without_ether_is_submitted_by_the_nod
     let replay = client.open_with_authorization(&auth).await.unwrap_err();
     assert!(matches!(replay, ChainError::Refused { .. }), "{replay}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_urgent_transaction_not_mined_in_time_is_sent_again_with_higher_fees() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let alice_key = devnet.key("ALICE");
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    devnet
+        .mint(&d, alice_key.address(), 100 * USDC)
+        .await
+        .unwrap();
+    let client = Arc::new(
+        ChainClient::new(
+            devnet.rpc_url.parse().unwrap(),
+            alice_key.clone(),
+            d.chain_id,
+            d.channel_manager,
+            1,
+        )
+        .with_urgent_wait(std::time::Duration::from_millis(700)),
+    );
+    client
+        .open_with_permit(&alice_key, d.token, bob.address(), 10 * USDC as u128, 600)
+        .await
+        .unwrap();
+    client.close(1, None).await.unwrap();
+    devnet.advance_time(601).await.unwrap();
+
+    // Blocks stop coming (a congested chain): the settle waits in the pool.
+    let rpc = client.provider().clone();
+    let automine = |on: bool| {
+        let rpc = rpc.clone();
+        async move {
+            let _: serde_json::Value = rpc
+                .raw_request("evm_setAutomine".into(), (on,))
+                .await
+                .unwrap();
+        }
+    };
+    let fees = rpc.estimate_eip1559_fees().await.unwrap();
+    let nonce_before = rpc
+        .get_transaction_count(alice_key.address())
+        .await
+        .unwrap();
+    automine(false).await;
+    let settling = {
+        let client = client.clone();
+        tokio::spawn(async move { client.settle(1).await })
+    };
+    // Two waits of 0.7 s: the settle has been signed again twice, fees raised by half each.
+    tokio::time::sleep(std::time::Duration::from_millis(1_800)).await;
+    let _: serde_json::Value = rpc.raw_request("evm_mine".into(), ()).await.unwrap();
+    automine(true).await;
+    let outcome = settling.await.unwrap().unwrap();
+    let mined = rpc
+        .get_transaction_by_hash(outcome.tx_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    use alloy::consensus::Transaction as _;
+    assert!(
+        mined.max_fee_per_gas() >= fees.max_fee_per_gas * 9 / 4,
+        "the mined version carries the raised fees: {} vs {}",
+        mined.max_fee_per_gas(),
+        fees.max_fee_per_gas
+    );
+    assert_eq!(
+        rpc.get_transaction_count(alice_key.address())
+            .await
+            .unwrap(),
+        nonce_before + 1,
+        "one nonce: the versions replaced each other"
+    );
+    let manager = ChannelManager::new(d.channel_manager, client.provider());
+    assert_eq!(
+        manager
+            .getChannel(U256::from(1))
+            .call()
+            .await
+            .unwrap()
+            .state,
+        3,
+        "settled"
+    );
+}

@@ -182,6 +182,14 @@ pub enum ChainError {
 /// How long an operation waits for its receipt before answering `Unconfirmed`.
 pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// How long an urgent transaction (the watchtower's: a proof update, a settle) waits to be
+/// mined before it is signed again, same nonce, with its fees raised by half.
+pub const URGENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How many times an urgent transaction's fees are raised before the call gives up (it stays
+/// journaled and the caller tries again).
+pub const URGENT_BUMPS: u32 = 6;
+
 /// `url` without path, query or credentials (an RPC URL often carries an API key).
 pub fn redact_url(url: &str) -> String {
     match url.parse::<alloy::transports::http::reqwest::Url>() {
@@ -207,6 +215,8 @@ pub struct ChainClient {
     chain_id: u64,
     confirmations: u64,
     next_nonce: Mutex<Option<u64>>,
+    /// How long an urgent transaction waits before its fees are raised.
+    urgent_wait: std::time::Duration,
     /// Held across operations that spend a token-side counter or allowance (permit nonces,
     /// approve-then-top-up), so that two of them never race for it.
     token_lock: Mutex<()>,
@@ -237,8 +247,15 @@ impl ChainClient {
             chain_id,
             confirmations,
             next_nonce: Mutex::new(None),
+            urgent_wait: URGENT_WAIT,
             token_lock: Mutex::new(()),
         }
+    }
+
+    /// Raise an urgent transaction's fees after `wait` instead of [`URGENT_WAIT`] (tests).
+    pub fn with_urgent_wait(mut self, wait: std::time::Duration) -> Self {
+        self.urgent_wait = wait;
+        self
     }
 
     /// Record every transaction in `journal` before broadcasting it.
@@ -547,7 +564,7 @@ impl ChainClient {
                 proof.signature.clone(),
             )
             .into_transaction_request();
-        self.send("update proof", tx).await
+        self.send_urgent("update proof", tx).await
     }
 
     /// Close with payouts both participants signed.
@@ -602,7 +619,7 @@ impl ChainClient {
             .manager()
             .settle(U256::from(id))
             .into_transaction_request();
-        self.send("settle", tx).await
+        self.send_urgent("settle", tx).await
     }
 
     /// Claim what a token refused to pay `owner` at settle time.
@@ -676,6 +693,139 @@ impl ChainClient {
             sent
         };
         self.finish(&sent).await
+    }
+
+    /// Like `send`, for a transaction that must land by a deadline: when it is not mined within
+    /// the urgent wait, the same transaction (same nonce) is signed again with its fees raised
+    /// by half and replaces it, up to [`URGENT_BUMPS`] times. Whichever version is mined
+    /// answers; the journal always holds the newest.
+    async fn send_urgent(
+        &self,
+        what: &'static str,
+        tx: TransactionRequest,
+    ) -> Result<TxOutcome, ChainError> {
+        let mut tx = tx.with_from(self.address).with_chain_id(self.chain_id);
+        let gas = self
+            .provider
+            .estimate_gas(tx.clone())
+            .await
+            .map_err(|e| self.refusal_or_rpc(what, &e))?;
+        let fees = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|e| self.fail(what, e))?;
+        let (mut max_fee, mut tip) = (fees.max_fee_per_gas, fees.max_priority_fee_per_gas);
+        tx.set_gas_limit(gas.saturating_add(gas / 5));
+        tx.set_max_fee_per_gas(max_fee);
+        tx.set_max_priority_fee_per_gas(tip);
+        let (mut sent, nonce) = {
+            let mut next = self.next_nonce.lock().await;
+            let nonce = match *next {
+                Some(nonce) => nonce,
+                None => self
+                    .provider
+                    .get_transaction_count(self.address)
+                    .pending()
+                    .await
+                    .map_err(|e| self.fail(what, e))?,
+            };
+            let sent = self.sign_as(what, &tx, nonce).await?;
+            self.record(what, &sent).await?;
+            if let Err(e) = self.provider.send_raw_transaction(&sent.raw).await {
+                *next = None;
+                let refused = self.refusal_or_rpc(what, &e);
+                if matches!(refused, ChainError::Refused { .. }) {
+                    self.forget(what, &sent).await?;
+                }
+                return Err(refused);
+            }
+            *next = Some(nonce.saturating_add(1));
+            (sent, nonce)
+        };
+        let mut hashes = vec![sent.tx_hash];
+        for bump in 0..=URGENT_BUMPS {
+            let deadline = tokio::time::Instant::now() + self.urgent_wait;
+            loop {
+                for &hash in &hashes {
+                    let mined = self
+                        .provider
+                        .get_transaction_receipt(hash)
+                        .await
+                        .map_err(|e| self.fail(what, e))?;
+                    if mined.is_some() {
+                        let receipt = self.receipt(what, hash).await?;
+                        self.forget(what, &sent).await?;
+                        if !receipt.status() {
+                            return Err(ChainError::Reverted {
+                                what,
+                                tx_hash: hash,
+                            });
+                        }
+                        return Ok(outcome(hash, &receipt));
+                    }
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            if bump == URGENT_BUMPS {
+                break;
+            }
+            max_fee = max_fee.saturating_mul(3) / 2 + 1;
+            tip = tip.saturating_mul(3) / 2 + 1;
+            tx.set_max_fee_per_gas(max_fee);
+            tx.set_max_priority_fee_per_gas(tip);
+            let replacement = self.sign_as(what, &tx, nonce).await?;
+            self.record(what, &replacement).await?;
+            match self.provider.send_raw_transaction(&replacement.raw).await {
+                Ok(_) => {
+                    tracing::warn!(
+                        what,
+                        nonce,
+                        max_fee,
+                        "not mined within {} s: sent again with fees raised by half",
+                        self.urgent_wait.as_secs_f64()
+                    );
+                    hashes.push(replacement.tx_hash);
+                    sent = replacement;
+                }
+                // Mined meanwhile (nonce too low), or the pool refuses the replacement: the
+                // receipts decide.
+                Err(e) => tracing::warn!(
+                    what,
+                    nonce,
+                    "fee raise not accepted: {}",
+                    self.redact(e.to_string())
+                ),
+            }
+        }
+        Err(ChainError::Unconfirmed {
+            what,
+            tx_hash: sent.tx_hash,
+            reason: format!("not mined after {URGENT_BUMPS} fee raises"),
+        })
+    }
+
+    /// Sign `tx` with `nonce` as the node's key.
+    async fn sign_as(
+        &self,
+        what: &'static str,
+        tx: &TransactionRequest,
+        nonce: u64,
+    ) -> Result<SentTx, ChainError> {
+        let mut tx = tx.clone();
+        tx.set_nonce(nonce);
+        let envelope = NetworkWallet::<Ethereum>::sign_request(&self.wallet, tx)
+            .await
+            .map_err(|e| self.fail(what, format!("signing: {e}")))?;
+        Ok(SentTx {
+            tx_hash: *envelope.tx_hash(),
+            nonce,
+            what,
+            raw: envelope.encoded_2718().into(),
+        })
     }
 
     /// A refusal if the node's RPC returned revert data (decoded when it is one of the

@@ -19,6 +19,6 @@ pub mod messages;
 
 pub use client::{
     ChainClient, ChainError, OpenAuthorization, RECEIPT_TIMEOUT, SentTx, TxJournal, TxOutcome,
-    redact_url,
+    URGENT_BUMPS, URGENT_WAIT, redact_url,
 };
 pub use deployment::{ChainCheck, Deployment, DeploymentError};
