@@ -1096,3 +1096,70 @@ async fn a_failing_store_stops_signing_and_acknowledging_until_it_recovers() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payer_whose_store_fails_sends_nothing_it_did_not_persist() {
+    use farthing_store::testing::FailingStore;
+    use farthing_store::{RocksStore, Store};
+
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let alice_config = node_config(&devnet, &d, dir.path(), 1);
+    std::fs::create_dir_all(&alice_config.data_dir).unwrap();
+    let alice_store = Arc::new(FailingStore::new(
+        RocksStore::open(alice_config.data_dir.join("db")).unwrap(),
+    ));
+    let switch = alice_store.switch();
+    let alice = Node::start_with_store(alice_config, alice_store.clone())
+        .await
+        .unwrap();
+    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
+        .await
+        .unwrap();
+    let at = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    alice.keep_linked(format!("{}@{at}", bob.address()).parse().unwrap());
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    pay_when_linked(&alice, 1, 1_000).await;
+
+    // alice's disk fails between signing and sending: the proof is never sent (it is not
+    // durable), the call says the store failed, and the node refuses further payments.
+    switch.fail();
+    let failed = alice.pay(1, 2_000, b"", None).await.unwrap_err();
+    assert!(matches!(failed, PayError::Store(_)), "{failed}");
+    let refused = alice.pay(1, 2_000, b"", None).await.unwrap_err();
+    assert!(matches!(refused, PayError::Store(_)), "{refused}");
+    assert_eq!(
+        bob.channel_record(1).unwrap().received(),
+        1_000,
+        "nothing reached bob"
+    );
+
+    // Recovered: alice's node resumes from what is on its disk (nonce 1) and signs nonce 2
+    // afresh — safe, the first nonce 2 never left the process.
+    switch.recover();
+    eventually("alice's node healthy again", || {
+        alice.health().problems.is_empty()
+    })
+    .await;
+    let paid = pay_when_linked(&alice, 1, 500).await;
+    assert_eq!(paid.nonce, 2);
+    let (a, b) = (
+        alice_store.inner().channel(1).unwrap().unwrap(),
+        bob.channel_record(1).unwrap(),
+    );
+    assert_eq!((a.sent(), b.received()), (1_500, 1_500));
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
