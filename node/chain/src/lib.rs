@@ -15,6 +15,7 @@ mod client;
 pub mod contracts;
 mod deployment;
 pub mod events;
+pub mod fast;
 pub mod messages;
 
 pub use client::{

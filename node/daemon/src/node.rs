@@ -101,6 +101,10 @@ struct Shared {
     keys: tokio::sync::Mutex<std::collections::HashMap<String, farthing_store::KeyedPayment>>,
     /// The `ChannelManager`'s EIP-712 domain (computed once).
     domain: alloy::sol_types::Eip712Domain,
+    /// Balance-proof digests with the domain separator computed once.
+    digester: farthing_chain::fast::ProofDigester,
+    /// The node's key for libsecp256k1 (the payment hot path).
+    fast_signer: farthing_chain::fast::FastSigner,
     /// Every channel of the node, as last made durable or being made durable: the one place
     /// both the watcher and payments change them (under this lock, queuing the write before
     /// letting go, so the store sees changes in order).
@@ -242,6 +246,13 @@ impl Node {
             watchtower: crate::watchtower::Watchtower::default(),
             claim_due: std::sync::atomic::AtomicBool::new(true),
             store_health,
+            digester: farthing_chain::fast::ProofDigester::new(
+                &farthing_chain::messages::channel_domain(
+                    deployment.chain_id,
+                    deployment.channel_manager,
+                ),
+            ),
+            fast_signer: farthing_chain::fast::FastSigner::new(&key),
             domain: farthing_chain::messages::channel_domain(
                 deployment.chain_id,
                 deployment.channel_manager,
@@ -545,6 +556,14 @@ impl Node {
     /// The contract's EIP-712 domain.
     pub(crate) fn domain(&self) -> &alloy::sol_types::Eip712Domain {
         &self.shared.domain
+    }
+
+    pub(crate) fn digester(&self) -> &farthing_chain::fast::ProofDigester {
+        &self.shared.digester
+    }
+
+    pub(crate) fn fast_signer(&self) -> &farthing_chain::fast::FastSigner {
+        &self.shared.fast_signer
     }
 
     /// The node's key, for signing the protocol's own messages (never arbitrary data).

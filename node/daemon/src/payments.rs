@@ -6,9 +6,7 @@
 //! [`Node::accept_payment`] returns, which is when the caller may acknowledge it. Writes of
 //! many payments and channels share fsyncs through the group committer.
 
-use alloy::primitives::{Address, B256, Bytes, Signature, U256};
-use alloy::sol_types::SolStruct;
-use farthing_chain::messages::{self, BalanceProof};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use farthing_core::{ChannelId, PaymentError, Rejection, SignedProof};
 use farthing_store::StoreError;
 
@@ -90,12 +88,7 @@ pub enum PayError {
 impl Node {
     /// The EIP-712 digest of a balance proof in this node's contract domain.
     pub fn proof_digest(&self, id: ChannelId, nonce: u64, transferred: u128) -> B256 {
-        BalanceProof {
-            channelId: U256::from(id),
-            nonce,
-            transferred,
-        }
-        .eip712_signing_hash(self.domain())
+        self.digester().digest(id, nonce, transferred)
     }
 
     /// The channel with our next proof for paying `amount`, and that proof (signed; the caller
@@ -110,16 +103,11 @@ impl Node {
         }
         self.require_store()?;
         let (nonce, transferred) = channel.next_payment(amount)?;
-        let message = BalanceProof {
-            channelId: U256::from(channel.id),
-            nonce,
-            transferred,
-        };
-        let signature = messages::sign(self.key(), &message, self.domain());
+        let digest = self.proof_digest(channel.id, nonce, transferred);
         let proof = SignedProof {
             nonce,
             transferred,
-            signature,
+            signature: Bytes::copy_from_slice(&self.fast_signer().sign(&digest)),
         };
         let mut next = channel.clone();
         next.ours = Some(proof.clone());
@@ -222,12 +210,14 @@ pub(crate) fn verify(digest: B256, signature: &[u8], expected: Address) -> Resul
     if U256::from_be_slice(&body[32..]) > HALF_N {
         return bad("high-s signature");
     }
-    let parsed = Signature::from_bytes_and_parity(body, *v == 28);
-    match parsed.recover_address_from_prehash(&digest) {
-        Ok(signer) if signer == expected => Ok(()),
-        Ok(signer) => Err(PayError::BadSignature(format!(
+    let raw: &[u8; 65] = signature
+        .try_into()
+        .map_err(|_| PayError::BadSignature("a signature is 65 bytes".into()))?;
+    match farthing_chain::fast::recover(&digest, raw) {
+        Some(signer) if signer == expected => Ok(()),
+        Some(signer) => Err(PayError::BadSignature(format!(
             "signed by {signer}, not by the partner {expected}"
         ))),
-        Err(_) => bad("the signature does not recover to any address"),
+        None => bad("the signature does not recover to any address"),
     }
 }
