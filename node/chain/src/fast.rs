@@ -82,8 +82,7 @@ impl FastSigner {
 
     /// A 65-byte `r | s | v` signature of `digest` (low s, v 27 or 28), as the contract wants.
     pub fn sign(&self, digest: &B256) -> [u8; 65] {
-        let signature =
-            context().sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.0);
+        let signature = context().sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.0);
         let (id, compact) = signature.serialize_compact();
         let mut out = [0u8; 65];
         out[..64].copy_from_slice(&compact);

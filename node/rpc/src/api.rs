@@ -501,8 +501,13 @@ mod tests {
         assert_eq!(value["settle_after"], json!(1_700_000_000u64));
         let partner = value["partner"].as_str().unwrap().to_lowercase();
         assert_eq!(partner, format!("0x{}", "33".repeat(20)));
+        // The fixture holds our proof (nonce 1, 12.5 paid) and theirs (nonce 1, 0.000001).
+        assert_eq!(
+            (&value["sent"], &value["sent_nonce"], &value["received"]),
+            (&json!("12.5"), &json!(1), &json!("0.000001"))
+        );
         let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 12, "{keys:?}");
+        assert_eq!(keys.len(), 16, "{keys:?}");
         assert_eq!(serde_json::from_value::<ChannelView>(value).unwrap(), view);
     }
 
