@@ -19,6 +19,7 @@ use farthing_rpc::{
 };
 use serde::Serialize;
 
+mod bench;
 mod stream;
 
 /// Farthing: a stablecoin payment-channel node.
@@ -91,6 +92,11 @@ enum Command {
     Balances,
     /// Claim payouts a token refused at settle time.
     Claim,
+    /// Measure the node: its own anvil, contracts and two node processes; payments streamed
+    /// both ways through the RPC; rate, latencies, fsyncs and CPU per payment, the crypto
+    /// ceiling, restart time, bytes per payment, and an exact on-chain close. --json for one
+    /// JSON object on stdout (progress on stderr).
+    Bench(bench::BenchArgs),
     /// Check that the chain at RPC_URL holds the contracts a deployment file describes.
     Check {
         /// Deployment file written by scripts/deploy.sh.
@@ -223,6 +229,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node(args) => run_node(&cli.data_dir, *args).await,
+        Command::Bench(args) => bench::run(args, cli.json).await,
         Command::Check {
             deployment,
             rpc_url,
@@ -307,6 +314,8 @@ async fn run(cli: Cli) -> Result<()> {
                             concurrency,
                             idempotency_key,
                             memo,
+                            rate: None,
+                            quiet: false,
                         },
                     )
                     .await?;
@@ -401,7 +410,9 @@ async fn run(cli: Cli) -> Result<()> {
                     };
                     output(json, &view, || table(std::slice::from_ref(&view)))
                 }
-                Command::Node(_) | Command::Check { .. } => unreachable_command(),
+                Command::Node(_) | Command::Check { .. } | Command::Bench(_) => {
+                    unreachable_command()
+                }
             }
         }
     }

@@ -19,6 +19,10 @@ pub(crate) struct Stream {
     /// Payment `i` (1-based) uses `KEY-i`: the whole stream can be repeated safely.
     pub(crate) idempotency_key: Option<String>,
     pub(crate) memo: Option<String>,
+    /// Payments per second to pace the stream at (none: as fast as acknowledged).
+    pub(crate) rate: Option<f64>,
+    /// No progress line (another stream shows one).
+    pub(crate) quiet: bool,
 }
 
 /// The stream's outcome (`--json` prints it).
@@ -31,22 +35,27 @@ pub(crate) struct Summary {
     payments_per_sec: f64,
     latency_ms_p50: f64,
     latency_ms_p99: f64,
+    latency_ms_p999: f64,
     /// Balances after the payment with the highest nonce.
     last: Option<PayResult>,
+    /// Every payment's latency, sorted (for callers that merge streams).
+    #[serde(skip)]
+    pub(crate) latencies: Vec<Duration>,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "paid {} x {} on channel {} in {:.2} s: {:.0} payments/s, latency p50 {:.2} ms, p99 {:.2} ms",
+            "paid {} x {} on channel {} in {:.2} s: {:.0} payments/s, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
             self.payments,
             self.amount_each,
             self.channel_id,
             self.seconds,
             self.payments_per_sec,
             self.latency_ms_p50,
-            self.latency_ms_p99
+            self.latency_ms_p99,
+            self.latency_ms_p999
         )?;
         if let Some(last) = &self.last {
             write!(
@@ -86,6 +95,10 @@ where
                     if i > stream.count {
                         return Ok(latencies);
                     }
+                    if let Some(rate) = stream.rate {
+                        let due = started + Duration::from_secs_f64((i - 1) as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
                     let sent = Instant::now();
                     let paid = client
                         .pay(PayParams {
@@ -119,9 +132,12 @@ where
         .collect();
 
     let progress = {
-        let (done, last, count) = (done.clone(), last.clone(), stream.count);
+        let (done, last, count, quiet) = (done.clone(), last.clone(), stream.count, stream.quiet);
         tokio::spawn(async move {
             loop {
+                if quiet {
+                    return;
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let n = done.load(Ordering::Relaxed);
                 let rate = n as f64 / started.elapsed().as_secs_f64();
@@ -148,23 +164,20 @@ where
     progress.abort();
     let seconds = started.elapsed().as_secs_f64();
     let payments = done.load(Ordering::Relaxed);
-    eprintln!(
-        "\r  {payments}/{} payments acknowledged · {:.0}/s{}",
-        stream.count,
-        payments as f64 / seconds,
-        " ".repeat(40)
-    );
+    if !stream.quiet {
+        eprintln!(
+            "\r  {payments}/{} payments acknowledged · {:.0}/s{}",
+            stream.count,
+            payments as f64 / seconds,
+            " ".repeat(40)
+        );
+    }
     if let Some(e) = failure {
         return Err(e.wrap_err(format!(
             "the stream stopped after {payments} acknowledged payments"
         )));
     }
     latencies.sort_unstable();
-    let percentile = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
     let last = last.lock().await.clone();
     Ok(Summary {
         channel_id: last.as_ref().map_or(0, |l| l.channel_id),
@@ -172,8 +185,17 @@ where
         amount_each: stream.amount.clone(),
         seconds,
         payments_per_sec: payments as f64 / seconds,
-        latency_ms_p50: percentile(0.5),
-        latency_ms_p99: percentile(0.99),
+        latency_ms_p50: percentile_ms(&latencies, 0.5),
+        latency_ms_p99: percentile_ms(&latencies, 0.99),
+        latency_ms_p999: percentile_ms(&latencies, 0.999),
         last,
+        latencies,
     })
+}
+
+/// The `p` quantile of sorted `latencies`, in milliseconds.
+pub(crate) fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
+    latencies
+        .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }

@@ -484,6 +484,11 @@ impl Node {
             .contains(&id)
     }
 
+    /// (synced commits, write batches they carried) since the node started.
+    pub fn store_stats(&self) -> (u64, u64) {
+        self.shared.group.stats()
+    }
+
     /// The store's group committer.
     pub(crate) fn group(&self) -> &GroupCommit {
         &self.shared.group

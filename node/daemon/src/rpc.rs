@@ -139,7 +139,10 @@ impl FarthingApiServer for RpcHandler {
     async fn info(&self) -> Result<NodeInfo, ApiError> {
         let d = self.node.deployment();
         let health = self.node.health();
+        let (store_syncs, store_batches) = self.node.store_stats();
         Ok(NodeInfo {
+            store_syncs,
+            store_batches,
             address: self.node.address(),
             chain_id: d.chain_id,
             channel_manager: d.channel_manager,

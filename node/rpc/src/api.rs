@@ -169,6 +169,12 @@ pub struct NodeInfo {
     pub chain_head: u64,
     /// Whether the node takes new risk.
     pub health: Health,
+    /// Synced store commits made since the node started (group commit: one per burst).
+    #[serde(default)]
+    pub store_syncs: u64,
+    /// Write batches those commits carried (payments, acknowledgements, watcher passes).
+    #[serde(default)]
+    pub store_batches: u64,
 }
 
 /// The node's health: while degraded, calls that take new risk fail with

@@ -120,6 +120,8 @@ impl FarthingApiServer for Fake {
             synced_block: 41,
             chain_head: 42,
             health: Health::ok(),
+            store_syncs: 0,
+            store_batches: 0,
         })
     }
 
