@@ -423,6 +423,44 @@ async fn payments_stream_to_agents_and_are_listed() {
             .collect::<Vec<_>>(),
         vec![(true, 100_000), (true, 250_000), (true, 1)]
     );
+
+    // The same payments in both nodes' Prometheus metrics.
+    async fn scrape(node: &Node) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = node
+            .serve_metrics("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        body
+    }
+    let at_alice = scrape(&alice).await;
+    for line in [
+        "farthing_payments_total{direction=\"out\"} 3",
+        "farthing_payment_amount_base_units_total{direction=\"out\"} 350001",
+        "farthing_payment_latency_seconds_count 3",
+        "farthing_channels{state=\"open\"} 1",
+        "farthing_peer_links 1",
+    ] {
+        assert!(
+            at_alice.lines().any(|l| l == line),
+            "{line} missing:\n{at_alice}"
+        );
+    }
+    let at_bob = scrape(&bob).await;
+    assert!(
+        at_bob
+            .lines()
+            .any(|l| l == "farthing_payments_total{direction=\"in\"} 3"),
+        "{at_bob}"
+    );
     server.stop().unwrap();
     alice.shutdown().await;
     bob.shutdown().await;

@@ -179,6 +179,9 @@ struct NodeArgs {
     /// Listen address for partner nodes.
     #[arg(long)]
     peer_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (GET /metrics) on this address.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// A partner node to keep a link to (0xADDRESS@host:port); repeatable.
     #[arg(long = "connect", value_name = "PEER")]
     connect: Vec<String>,
@@ -524,6 +527,9 @@ async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
     if let Some(v) = args.peer_listen {
         config.peer.listen = v;
     }
+    if let Some(v) = args.metrics_listen {
+        config.metrics.listen = Some(v);
+    }
     config.peer.connect.extend(args.connect);
     if let Some(n) = args.dev {
         config.key = KeySource::DevAccount(n);
@@ -563,6 +569,13 @@ async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
         .wrap_err_with(|| format!("cannot listen for peers on {}", config.peer.listen))?;
     for peer in &config.peer.connect {
         node.keep_linked(peer.parse()?);
+    }
+    if let Some(listen) = config.metrics.listen {
+        let bound = node
+            .serve_metrics(listen)
+            .await
+            .wrap_err_with(|| format!("cannot serve metrics on {listen}"))?;
+        tracing::info!(metrics = %bound, "Prometheus metrics at http://{bound}/metrics");
     }
     tracing::info!(rpc = %addr, %peers, token_file = %farthing_rpc::token_path(&config.data_dir).display(), "listening");
     println!(

@@ -23,6 +23,7 @@
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |
 //! | `watchtower.margin_secs` | `600` | a partner's stale close still unanswered this close to its deadline raises a warning |
 //! | `watchtower.max_lag_blocks` | `64` | the node reports itself degraded when its watcher is further behind the chain head |
+//! | `metrics.listen` | none | serve Prometheus metrics (`GET /metrics`) on this address |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,17 @@ pub struct Config {
     pub channels: ChannelConfig,
     /// The built-in watchtower.
     pub watchtower: WatchtowerConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` here (none: off). Unauthenticated: keep it on loopback or behind a
+    /// firewall.
+    pub listen: Option<SocketAddr>,
 }
 
 /// The built-in watchtower: it answers a partner's stale close with our newer proof, settles
@@ -146,6 +158,7 @@ impl Default for Config {
             peer: PeerConfig::default(),
             channels: ChannelConfig::default(),
             watchtower: WatchtowerConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

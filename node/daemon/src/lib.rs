@@ -15,6 +15,7 @@ pub mod history;
 mod journal;
 pub mod keys;
 mod link;
+mod metrics;
 mod node;
 mod ops;
 mod payments;

@@ -332,6 +332,15 @@ impl Node {
         self.links().close_links();
     }
 
+    /// How many partner links are up.
+    pub fn link_count(&self) -> usize {
+        self.links()
+            .links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// Whether a link to `peer` is up.
     pub fn is_linked(&self, peer: Address) -> bool {
         self.links().get(peer).is_some()
@@ -436,9 +445,11 @@ impl Node {
         self.require_store()?;
         let memo = Memo::new(memo.to_vec()).map_err(|e| PayError::BadMemo(e.to_string()))?;
         let recorded = memo.as_bytes().to_vec();
+        let started = std::time::Instant::now();
         let record = |paid: Paid| {
             if !paid.repeated {
                 let p = &paid;
+                self.metrics().paid(p.amount, started.elapsed());
                 self.history()
                     .record(p.channel, true, p.nonce, p.amount, recorded.clone());
             }
@@ -803,6 +814,7 @@ impl Node {
                 tokio::spawn(async move {
                     if durable.await.is_ok() {
                         for (channel, nonce, amount, memo) in received {
+                            node.metrics().received(amount);
                             node.history().record(channel, false, nonce, amount, memo);
                         }
                     }

@@ -84,6 +84,8 @@ struct Shared {
     config: Config,
     /// Recent payments and their stream.
     history: crate::history::History,
+    /// Counters for the Prometheus endpoint.
+    metrics: crate::metrics::Metrics,
     /// Channels a cooperative close was signed for: no payments either way any more.
     frozen: Mutex<std::collections::HashSet<ChannelId>>,
     /// Channels on which the partner or the chain knows a newer proof of ours than this node
@@ -239,6 +241,7 @@ impl Node {
         let channels = store.channels()?.into_iter().map(|c| (c.id, c)).collect();
         let shared = Arc::new(Shared {
             history: crate::history::History::default(),
+            metrics: crate::metrics::Metrics::default(),
             frozen: Mutex::default(),
             stale: Mutex::default(),
             keys: tokio::sync::Mutex::default(),
@@ -502,6 +505,10 @@ impl Node {
     /// Every payment made or received from now on, once durable.
     pub fn subscribe_payments(&self) -> broadcast::Receiver<crate::history::Payment> {
         self.shared.history.subscribe()
+    }
+
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
     }
 
     pub(crate) fn history(&self) -> &crate::history::History {
