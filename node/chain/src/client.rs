@@ -188,7 +188,7 @@ pub const URGENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How many times an urgent transaction's fees are raised before the call gives up (it stays
 /// journaled and the caller tries again).
-pub const URGENT_BUMPS: u32 = 6;
+pub const URGENT_BUMPS: u32 = 20;
 
 /// `url` without path, query or credentials (an RPC URL often carries an API key).
 pub fn redact_url(url: &str) -> String {
@@ -748,11 +748,14 @@ impl ChainClient {
             let deadline = tokio::time::Instant::now() + self.urgent_wait;
             loop {
                 for &hash in &hashes {
-                    let mined = self
-                        .provider
-                        .get_transaction_receipt(hash)
-                        .await
-                        .map_err(|e| self.fail(what, e))?;
+                    // A failed poll is not a verdict: keep waiting (the RPC may be back soon).
+                    let mined = match self.provider.get_transaction_receipt(hash).await {
+                        Ok(mined) => mined,
+                        Err(e) => {
+                            tracing::warn!(what, "receipt poll: {}", self.redact(e.to_string()));
+                            None
+                        }
+                    };
                     if mined.is_some() {
                         let receipt = self.receipt(what, hash).await?;
                         self.forget(what, &sent).await?;

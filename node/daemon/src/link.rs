@@ -103,8 +103,9 @@ pub(crate) struct Link {
 struct Delivery {
     /// The highest nonce the partner acknowledged as durable (since this node started).
     acked: u64,
-    /// Payments waiting for their acknowledgement, by nonce.
-    waiting: BTreeMap<u64, Waiter>,
+    /// Payments waiting for their acknowledgement, by nonce (a repeated idempotency key waits
+    /// beside the original call).
+    waiting: BTreeMap<u64, Vec<Waiter>>,
 }
 
 /// The node's links, by partner address, and the delivery of its payments.
@@ -134,20 +135,49 @@ impl Links {
         if delivery.acked >= nonce {
             let _ = tx.send(Ok(()));
         } else {
-            delivery.waiting.insert(nonce, tx);
+            delivery.waiting.entry(nonce).or_default().push(tx);
         }
         rx
     }
 
-    /// Stop waiting for proof `nonce` of channel `id`.
+    /// Fail every payment still waiting, and forget what the partners acknowledged (the
+    /// node's table was reloaded from its store).
+    fn reset(&self) {
+        let deliveries = std::mem::take(
+            &mut *self
+                .deliveries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for (_, delivery) in deliveries {
+            for (_, waiters) in delivery.waiting {
+                for waiter in waiters {
+                    let _ = waiter.send(Err(PayError::Store(
+                        farthing_store::StoreError::Unavailable {
+                            reason:
+                                "the store failed before this payment was durable: it was not made"
+                                    .into(),
+                        },
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Drop the waiters of proof `nonce` of channel `id` whose callers stopped waiting (their
+    /// receivers are gone); others waiting for the same proof keep waiting.
     fn forget(&self, id: ChannelId, nonce: u64) {
         if let Some(delivery) = self
             .deliveries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(&id)
+            && let Some(waiters) = delivery.waiting.get_mut(&nonce)
         {
-            delivery.waiting.remove(&nonce);
+            waiters.retain(|w| !w.is_closed());
+            if waiters.is_empty() {
+                delivery.waiting.remove(&nonce);
+            }
         }
     }
 
@@ -169,21 +199,23 @@ impl Links {
         let delivery = deliveries.entry(channel).or_default();
         delivery.acked = delivery.acked.max(nonce);
         let later = delivery.waiting.split_off(&(nonce.saturating_add(1)));
-        for (_, waiter) in std::mem::replace(&mut delivery.waiting, later) {
-            let _ = waiter.send(Ok(()));
+        for (_, waiters) in std::mem::replace(&mut delivery.waiting, later) {
+            for waiter in waiters {
+                let _ = waiter.send(Ok(()));
+            }
         }
     }
 
     /// The partner refused our proof `nonce` of `channel`, saying why.
     fn refused(&self, channel: ChannelId, nonce: u64, reason: String) {
-        let waiter = self
+        let waiters = self
             .deliveries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(&channel)
             .and_then(|d| d.waiting.remove(&nonce));
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(Err(PayError::Refused(reason)));
+        for waiter in waiters.into_iter().flatten() {
+            let _ = waiter.send(Err(PayError::Refused(reason.clone())));
         }
     }
 
@@ -330,6 +362,20 @@ impl Node {
     /// are dialed again by [`Node::keep_linked`] or [`Node::connect_peer`].
     pub fn drop_links(&self) {
         self.links().close_links();
+    }
+
+    /// The nonce of our latest proof on channel `id` (0: none).
+    fn latest_sent(&self, id: ChannelId) -> u64 {
+        self.channel_record(id)
+            .and_then(|c| c.ours.map(|p| p.nonce))
+            .unwrap_or(0)
+    }
+
+    /// After the table was reloaded from the store: fail the payments still waiting and forget
+    /// the idempotency keys that were never made durable.
+    pub(crate) async fn forget_undurable(&self) {
+        self.links().reset();
+        self.keys().lock().await.clear();
     }
 
     /// How many partner links are up.
@@ -600,6 +646,7 @@ impl Node {
                 answer = &mut delivered => return outcome(answer),
                 _ = async { gone.wait_for(|gone| *gone).await.is_ok() } => {}
                 () = tokio::time::sleep(patience) => {
+                    drop(delivered);
                     self.links().forget(paid.channel, paid.nonce);
                     return self.undelivered(paid).await;
                 }
@@ -608,6 +655,7 @@ impl Node {
         match tokio::time::timeout(RESYNC_GRACE, &mut delivered).await {
             Ok(answer) => outcome(answer),
             Err(_) => {
+                drop(delivered);
                 self.links().forget(paid.channel, paid.nonce);
                 self.undelivered(paid).await
             }
@@ -680,11 +728,14 @@ impl Node {
                             }),
                         }
                     }
-                    Message::Ack { channel_id, nonce } => {
-                        if self.partner_of(channel_id) == Some(peer) {
-                            self.check_not_behind(channel_id, nonce, "the partner");
-                        }
-                        self.links().acknowledged(channel_id, nonce)
+                    // Only the channel's partner speaks for it; an Ack past what we signed says
+                    // our data is stale and acknowledges nothing we hold.
+                    Message::Ack { channel_id, nonce }
+                        if self.partner_of(channel_id) == Some(peer) =>
+                    {
+                        self.check_not_behind(channel_id, nonce, "the partner");
+                        self.links()
+                            .acknowledged(channel_id, nonce.min(self.latest_sent(channel_id)));
                     }
                     Message::Reject {
                         channel_id,
@@ -710,7 +761,7 @@ impl Node {
                         nonce,
                         reason,
                         ..
-                    } => {
+                    } if self.partner_of(channel_id) == Some(peer) => {
                         self.links()
                             .refused(channel_id, nonce, reason.as_str().to_owned());
                     }
@@ -760,7 +811,10 @@ impl Node {
                         // and tells this node if its own data is older than what it signed.
                         if self.partner_of(channel_id) == Some(peer) {
                             self.check_not_behind(channel_id, received_nonce, "the partner");
-                            self.links().acknowledged(channel_id, received_nonce);
+                            self.links().acknowledged(
+                                channel_id,
+                                received_nonce.min(self.latest_sent(channel_id)),
+                            );
                         }
                         let Some(latest) = sent else {
                             continue;
@@ -1171,6 +1225,22 @@ impl Node {
         }
         if self.is_frozen(id) {
             return refuse(format!("channel {id} is closing"));
+        }
+        if total > crate::ops::MAX_DEPOSIT {
+            return refuse(format!(
+                "a total of {total} is past the contract's uint96 limit"
+            ));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // The node holds the amount back until the expiry: not for longer than a withdrawal
+        // needs (an hour of slack for a chain clock ahead of this machine's).
+        let latest = now + crate::ops::WITHDRAW_VALIDITY_SECS + 3_600;
+        if expiry > latest {
+            return refuse(format!(
+                "expiry {expiry} is too far ahead: at most {latest} (unix time)"
+            ));
         }
         let message = withdraw_message(id, peer, total, expiry);
         let digest = alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());

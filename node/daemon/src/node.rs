@@ -947,7 +947,13 @@ async fn rebuild_after_reorg(
         }
     }
     let mut authoritative = BTreeMap::new();
-    for &id in rebuilt.keys() {
+    // A settled channel cannot change any more: only the others are read back.
+    let live: Vec<ChannelId> = rebuilt
+        .values()
+        .filter(|c| c.on_chain.state != ChainState::Settled)
+        .map(|c| c.id)
+        .collect();
+    for id in live {
         match source
             .channel_at(id, confirmed)
             .await

@@ -136,6 +136,10 @@ impl Node {
             return;
         };
         self.replace_channels(channels);
+        // Whatever was signed or taken in memory but never made durable is gone: payments
+        // waiting for it learn so, and keys filed with it are forgotten.
+        self.forget_undurable().await;
+        self.group().resume();
         self.store_health().recovered();
         tracing::info!("store writable again: channel table reloaded from disk, node resumes");
     }

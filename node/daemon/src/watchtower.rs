@@ -246,14 +246,18 @@ impl Node {
                     node.client().settle(id).await
                 }
                 Action::Claim => {
+                    // Cleared before the claim: a deferral seen meanwhile sets it again.
+                    node.set_claim_due(false);
                     match node.claim().await {
                         Ok(claimed) => {
                             if claimed > 0 {
                                 tracing::info!(claimed, "claimed a deferred payout");
                             }
-                            node.set_claim_due(false);
                         }
-                        Err(e) => tracing::warn!("watchtower: claim: {e}; trying again"),
+                        Err(e) => {
+                            node.set_claim_due(true);
+                            tracing::warn!("watchtower: claim: {e}; trying again");
+                        }
                     }
                     node.watchtower().done(id, action);
                     return;

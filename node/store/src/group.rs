@@ -38,6 +38,10 @@ pub struct GroupStats {
 pub struct GroupCommit {
     queue: mpsc::Sender<Request>,
     stats: Arc<GroupStats>,
+    /// Set by a failed commit; until [`GroupCommit::resume`] every request fails (even an
+    /// empty one), so no caller takes "the writes queued before mine are durable" for granted
+    /// after a write that was lost.
+    failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl GroupCommit {
@@ -46,12 +50,18 @@ impl GroupCommit {
         let (queue, requests) = mpsc::channel::<Request>();
         let stats = Arc::new(GroupStats::default());
         let counters = stats.clone();
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failing = failed.clone();
         std::thread::Builder::new()
             .name("farthing-group-commit".into())
-            .spawn(move || run(store.as_ref(), &requests, &counters))
+            .spawn(move || run(store.as_ref(), &requests, &counters, &failing))
             .map(drop)
             .unwrap_or_else(|e| panic!("cannot start the group-commit thread: {e}"));
-        Self { queue, stats }
+        Self {
+            queue,
+            stats,
+            failed,
+        }
     }
 
     /// Make `writes` durable together with whatever else is queued; returns once synced.
@@ -77,6 +87,12 @@ impl GroupCommit {
         }
     }
 
+    /// Accept writes again after a failed commit: the caller has made its in-memory state
+    /// match the store again (the node reloads its channel table first).
+    pub fn resume(&self) {
+        self.failed.store(false, Ordering::SeqCst);
+    }
+
     /// How many synced commits carried how many writer batches so far.
     pub fn stats(&self) -> (u64, u64) {
         (
@@ -86,7 +102,12 @@ impl GroupCommit {
     }
 }
 
-fn run(store: &dyn Store, requests: &mpsc::Receiver<Request>, stats: &GroupStats) {
+fn run(
+    store: &dyn Store,
+    requests: &mpsc::Receiver<Request>,
+    stats: &GroupStats,
+    failed: &std::sync::atomic::AtomicBool,
+) {
     // Blocks for the first request; returns when every sender is gone.
     while let Ok(first) = requests.recv() {
         let mut group = vec![first];
@@ -104,7 +125,18 @@ fn run(store: &dyn Store, requests: &mpsc::Receiver<Request>, stats: &GroupStats
             .iter_mut()
             .flat_map(|r| std::mem::take(&mut r.writes))
             .collect();
-        let result = store.commit(&writes);
+        let result = if failed.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable {
+                reason: "an earlier commit failed; nothing is written until the node resumes"
+                    .into(),
+            })
+        } else {
+            let result = store.commit(&writes);
+            if result.is_err() {
+                failed.store(true, Ordering::SeqCst);
+            }
+            result
+        };
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         stats
             .batches
@@ -180,7 +212,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failing_store_fails_every_writer_of_the_group_and_recovers() {
+    async fn a_failing_store_fails_every_writer_until_resumed() {
         let failing = FailingStore::new(MemStore::new());
         let switch = failing.switch();
         let store: Arc<dyn Store> = Arc::new(failing);
@@ -199,6 +231,15 @@ mod tests {
             "nothing written while failing"
         );
         switch.recover();
+        // Sticky: even an empty request (a "durable up to here" barrier) fails until resumed.
+        assert!(group.commit(Vec::new()).await.is_err());
+        assert!(
+            group
+                .commit(vec![Write::Channel(sample_channel(1))])
+                .await
+                .is_err()
+        );
+        group.resume();
         group
             .commit(vec![Write::Channel(sample_channel(1))])
             .await
