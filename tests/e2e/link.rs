@@ -13,6 +13,7 @@ use farthing_daemon::{Node, OpError, PayError};
 use farthing_e2e::{Devnet, Party, USDC, eventually, node_config};
 use farthing_peer::message::{Memo, Message};
 use farthing_peer::{PeerAddr, handshake};
+use farthing_store::Store as _;
 
 /// A devnet with the contracts, alice's node (funded with 100 USDC) and bob's node listening
 /// for partners at `peer`. Keep `_dir` bound while the nodes run: it holds their databases.
@@ -1055,38 +1056,14 @@ async fn a_node_restored_from_an_old_copy_notices_and_signs_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_store_stops_signing_and_acknowledging_until_it_recovers() {
-    use farthing_store::testing::FailingStore;
-    use farthing_store::{RocksStore, Store};
-
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    devnet
-        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
-        .await
-        .unwrap();
-    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
-        .await
-        .unwrap();
-    let bob_config = node_config(&devnet, &d, dir.path(), 2);
-    std::fs::create_dir_all(&bob_config.data_dir).unwrap();
-    let bob_store = Arc::new(FailingStore::new(
-        RocksStore::open(bob_config.data_dir.join("db")).unwrap(),
-    ));
+    let FailingPair {
+        _devnet,
+        _dir,
+        alice,
+        bob,
+        store: bob_store,
+    } = failing_pair(false).await;
     let switch = bob_store.switch();
-    let bob = Node::start_with_store(bob_config, bob_store.clone())
-        .await
-        .unwrap();
-    let at = bob
-        .listen_peers("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    alice.keep_linked(format!("{}@{at}", bob.address()).parse().unwrap());
-    alice
-        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
-        .await
-        .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
     for _ in 0..3 {
         pay_when_linked(&alice, 1, 1_000).await;
     }
@@ -1137,38 +1114,14 @@ async fn a_failing_store_stops_signing_and_acknowledging_until_it_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payer_whose_store_fails_sends_nothing_it_did_not_persist() {
-    use farthing_store::testing::FailingStore;
-    use farthing_store::{RocksStore, Store};
-
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    devnet
-        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
-        .await
-        .unwrap();
-    let alice_config = node_config(&devnet, &d, dir.path(), 1);
-    std::fs::create_dir_all(&alice_config.data_dir).unwrap();
-    let alice_store = Arc::new(FailingStore::new(
-        RocksStore::open(alice_config.data_dir.join("db")).unwrap(),
-    ));
+    let FailingPair {
+        _devnet,
+        _dir,
+        alice,
+        bob,
+        store: alice_store,
+    } = failing_pair(true).await;
     let switch = alice_store.switch();
-    let alice = Node::start_with_store(alice_config, alice_store.clone())
-        .await
-        .unwrap();
-    let bob = Node::start(node_config(&devnet, &d, dir.path(), 2))
-        .await
-        .unwrap();
-    let at = bob
-        .listen_peers("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    alice.keep_linked(format!("{}@{at}", bob.address()).parse().unwrap());
-    alice
-        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
-        .await
-        .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
     pay_when_linked(&alice, 1, 1_000).await;
 
     // alice's disk fails between signing and sending: the proof is never sent (it is not
@@ -1200,4 +1153,57 @@ async fn a_payer_whose_store_fails_sends_nothing_it_did_not_persist() {
     assert_eq!((a.sent(), b.received()), (1_500, 1_500));
     alice.shutdown().await;
     bob.shutdown().await;
+}
+
+/// alice's node and bob's, one of them (alice's if `alice_fails`) on a RocksDB store the test
+/// can make fail; alice keeps a link to bob; channel 1 opened by alice with 10 USDC and seen
+/// by bob. Keep `_devnet` and `_dir` bound while the nodes run.
+struct FailingPair {
+    _devnet: Devnet,
+    _dir: tempfile::TempDir,
+    alice: Node,
+    bob: Node,
+    store: Arc<farthing_store::testing::FailingStore<farthing_store::RocksStore>>,
+}
+
+async fn failing_pair(alice_fails: bool) -> FailingPair {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let failing = if alice_fails { 1 } else { 2 };
+    let config = node_config(&devnet, &d, dir.path(), failing);
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    let store = Arc::new(farthing_store::testing::FailingStore::new(
+        farthing_store::RocksStore::open(config.data_dir.join("db")).unwrap(),
+    ));
+    let on_failing = Node::start_with_store(config, store.clone()).await.unwrap();
+    let other = Node::start(node_config(&devnet, &d, dir.path(), 3 - failing))
+        .await
+        .unwrap();
+    let (alice, bob) = if alice_fails {
+        (on_failing, other)
+    } else {
+        (other, on_failing)
+    };
+    let at = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    alice.keep_linked(format!("{}@{at}", bob.address()).parse().unwrap());
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    FailingPair {
+        _devnet: devnet,
+        _dir: dir,
+        alice,
+        bob,
+        store,
+    }
 }

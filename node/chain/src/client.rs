@@ -637,9 +637,19 @@ impl ChainClient {
         what: &'static str,
         tx: TransactionRequest,
     ) -> Result<TxOutcome, ChainError> {
+        let tx = self.prepare(what, tx).await?;
+        let sent = self.submit(what, &tx).await?;
+        self.finish(&sent).await
+    }
+
+    /// Simulate `tx` (a refused call fails here, with the contract's error, before anything
+    /// is signed or a nonce is taken) and fill in its gas limit and fees.
+    async fn prepare(
+        &self,
+        what: &'static str,
+        tx: TransactionRequest,
+    ) -> Result<TransactionRequest, ChainError> {
         let mut tx = tx.with_from(self.address).with_chain_id(self.chain_id);
-        // Simulate first: a refused call fails here, with the contract's error, before
-        // anything is signed or a nonce is taken.
         let gas = self
             .provider
             .estimate_gas(tx.clone())
@@ -653,46 +663,40 @@ impl ChainClient {
         tx.set_gas_limit(gas.saturating_add(gas / 5));
         tx.set_max_fee_per_gas(fees.max_fee_per_gas);
         tx.set_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        Ok(tx)
+    }
 
-        let sent = {
-            let mut next = self.next_nonce.lock().await;
-            let nonce = match *next {
-                Some(nonce) => nonce,
-                None => self
-                    .provider
-                    .get_transaction_count(self.address)
-                    .pending()
-                    .await
-                    .map_err(|e| self.fail(what, e))?,
-            };
-            tx.set_nonce(nonce);
-            let envelope = NetworkWallet::<Ethereum>::sign_request(&self.wallet, tx)
+    /// Sign `tx` with the key's next nonce, journal it (synced) and broadcast it, under the
+    /// nonce lock. A send that fails resynchronises the nonce from the chain next time; one the
+    /// chain refused outright is forgotten, any other stays journaled (it may have arrived).
+    async fn submit(
+        &self,
+        what: &'static str,
+        tx: &TransactionRequest,
+    ) -> Result<SentTx, ChainError> {
+        let mut next = self.next_nonce.lock().await;
+        let nonce = match *next {
+            Some(nonce) => nonce,
+            None => self
+                .provider
+                .get_transaction_count(self.address)
+                .pending()
                 .await
-                .map_err(|e| self.fail(what, format!("signing: {e}")))?;
-            let sent = SentTx {
-                tx_hash: *envelope.tx_hash(),
-                nonce,
-                what,
-                raw: envelope.encoded_2718().into(),
-            };
-            // Durable before it leaves the process.
-            self.record(what, &sent).await?;
-            if let Err(e) = self.provider.send_raw_transaction(&sent.raw).await {
-                *next = None; // resynchronise from the chain on the next send
-                let refused = self.refusal_or_rpc(what, &e);
-                if matches!(refused, ChainError::Refused { .. }) {
-                    // Refused outright: it can never be mined.
-                    self.forget(what, &sent).await?;
-                }
-                // Otherwise the outcome is unknown (the request may have reached the chain): the
-                // journal keeps it and the next start sends it again or drops it once its
-                // nonce is used.
-                return Err(refused);
-            }
-            *next = Some(nonce.saturating_add(1));
-            sent
+                .map_err(|e| self.fail(what, e))?,
         };
-        self.finish(&sent).await
+        let sent = self.sign_as(what, tx, nonce).await?;
+        // Durable before it leaves the process.
+        self.record(what, &sent).await?;
+        if let Err(e) = self.provider.send_raw_transaction(&sent.raw).await {
+            *next = None;
+            let refused = self.refusal_or_rpc(what, &e);
+            if matches!(refused, ChainError::Refused { .. }) {
+                self.forget(what, &sent).await?;
+            }
+            return Err(refused);
+        }
+        *next = Some(nonce.saturating_add(1));
+        Ok(sent)
     }
 
     /// Like `send`, for a transaction that must land by a deadline: when it is not mined within
@@ -704,45 +708,13 @@ impl ChainClient {
         what: &'static str,
         tx: TransactionRequest,
     ) -> Result<TxOutcome, ChainError> {
-        let mut tx = tx.with_from(self.address).with_chain_id(self.chain_id);
-        let gas = self
-            .provider
-            .estimate_gas(tx.clone())
-            .await
-            .map_err(|e| self.refusal_or_rpc(what, &e))?;
-        let fees = self
-            .provider
-            .estimate_eip1559_fees()
-            .await
-            .map_err(|e| self.fail(what, e))?;
-        let (mut max_fee, mut tip) = (fees.max_fee_per_gas, fees.max_priority_fee_per_gas);
-        tx.set_gas_limit(gas.saturating_add(gas / 5));
-        tx.set_max_fee_per_gas(max_fee);
-        tx.set_max_priority_fee_per_gas(tip);
-        let (mut sent, nonce) = {
-            let mut next = self.next_nonce.lock().await;
-            let nonce = match *next {
-                Some(nonce) => nonce,
-                None => self
-                    .provider
-                    .get_transaction_count(self.address)
-                    .pending()
-                    .await
-                    .map_err(|e| self.fail(what, e))?,
-            };
-            let sent = self.sign_as(what, &tx, nonce).await?;
-            self.record(what, &sent).await?;
-            if let Err(e) = self.provider.send_raw_transaction(&sent.raw).await {
-                *next = None;
-                let refused = self.refusal_or_rpc(what, &e);
-                if matches!(refused, ChainError::Refused { .. }) {
-                    self.forget(what, &sent).await?;
-                }
-                return Err(refused);
-            }
-            *next = Some(nonce.saturating_add(1));
-            (sent, nonce)
-        };
+        let mut tx = self.prepare(what, tx).await?;
+        let (mut max_fee, mut tip) = (
+            tx.max_fee_per_gas.unwrap_or_default(),
+            tx.max_priority_fee_per_gas.unwrap_or_default(),
+        );
+        let mut sent = self.submit(what, &tx).await?;
+        let nonce = sent.nonce;
         let mut hashes = vec![sent.tx_hash];
         for bump in 0..=URGENT_BUMPS {
             let deadline = tokio::time::Instant::now() + self.urgent_wait;

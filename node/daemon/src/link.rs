@@ -568,8 +568,10 @@ impl Node {
         if self.is_frozen(id) {
             return Err(PayError::Frozen(id));
         }
-        let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
         let (paid, delivered) = self.with_channel(id, |channel, group| {
+            // Taken under the table's lock: a link coming up meanwhile sends its Sync from the
+            // table after this proof is in it, or this frame goes on that new link.
+            let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
             let (next, proof) = self.next_proof(channel, amount)?;
             let (nonce, transferred) = (proof.nonce, proof.transferred);
             let raw: [u8; 65] = proof
