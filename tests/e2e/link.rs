@@ -1211,3 +1211,81 @@ async fn failing_pair(alice_fails: bool) -> FailingPair {
         store,
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_from_someone_who_is_not_the_partner_acknowledges_nothing() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    devnet
+        .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
+        .await
+        .unwrap();
+    let alice = Node::start(node_config(&devnet, &d, dir.path(), 1))
+        .await
+        .unwrap();
+    let at_alice = alice
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let bob = FakeBob {
+        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        key: devnet.key("BOB"),
+        chain_id: d.chain_id,
+    };
+    let bob_addr = bob.key.address();
+    alice
+        .open_channel(bob_addr, 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    alice.keep_linked(
+        format!("{bob_addr}@{}", bob.listener.local_addr().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let mut wire = bob.accept().await;
+    eventually("alice's link", || alice.is_linked(bob_addr)).await;
+
+    // carol, a stranger with a valid handshake, claims bob's channel is acknowledged to the end.
+    let stream = tokio::net::TcpStream::connect(at_alice).await.unwrap();
+    let (_, mut carol) = handshake(
+        stream,
+        &devnet.key("DEPLOYER"),
+        d.chain_id,
+        Some(alice.address()),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    carol
+        .send(&Message::Ack {
+            channel_id: 1,
+            nonce: u64::MAX,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // alice pays; bob's side stays silent: the payment must still be waiting, not "delivered".
+    let paying = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.pay(1, 1_000, b"", None).await })
+    };
+    assert_eq!(next_pay(&mut wire).await, (1, 1_000));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!paying.is_finished(), "acknowledged by a stranger's Ack");
+    // bob's real Ack settles it.
+    wire.send(&Message::Ack {
+        channel_id: 1,
+        nonce: 1,
+    })
+    .await
+    .unwrap();
+    let paid = tokio::time::timeout(Duration::from_secs(5), paying)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(paid.nonce, 1);
+    alice.shutdown().await;
+}
