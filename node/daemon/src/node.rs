@@ -826,30 +826,12 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
             .unwrap_or_else(PoisonError::into_inner);
         let mut changed: BTreeMap<ChannelId, Channel> = BTreeMap::new();
         for observed in &events {
-            if let ChainEvent::PayoutDeferred { owner, .. } = observed.event
-                && owner == shared.us
-            {
-                shared
-                    .claim_due
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            // Channels in another token than the deployment's are not the node's business.
-            if let ChainEvent::Opened { token, .. } = observed.event
-                && token != shared.deployment.token
-            {
-                continue;
-            }
-            let id = observed.event.channel_id();
-            let before = table.get(&id).cloned();
-            if let Some(after) = apply(before.clone(), &observed.event, shared.us, observed.block)
-                && before.as_ref() != Some(&after)
-            {
+            if let Some((before, after)) = fold(shared, &mut table, observed) {
                 changes.push(ChannelChange {
                     kind: change_kind(before.as_ref(), &after),
                     channel: after.clone(),
                 });
-                table.insert(id, after.clone());
-                changed.insert(id, after);
+                changed.insert(after.id, after);
             }
         }
         // A co-signed withdrawal past its expiry can no longer execute (every later block is
@@ -885,6 +867,33 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
         synced: to,
         caught_up: to == confirmed,
     })
+}
+
+/// Fold one observed event into `table` (the node's channels, or a copy being rebuilt):
+/// channels of another token are not the node's business, a payout deferred to us makes a
+/// claim due. Returns (before, after) when the channel changed.
+fn fold(
+    shared: &Shared,
+    table: &mut BTreeMap<ChannelId, Channel>,
+    observed: &farthing_chain::events::Observed,
+) -> Option<(Option<Channel>, Channel)> {
+    match observed.event {
+        ChainEvent::PayoutDeferred { owner, .. } if owner == shared.us => {
+            shared
+                .claim_due
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        ChainEvent::Opened { token, .. } if token != shared.deployment.token => return None,
+        _ => {}
+    }
+    let id = observed.event.channel_id();
+    let before = table.get(&id).cloned();
+    let after = apply(before.clone(), &observed.event, shared.us, observed.block)?;
+    if before.as_ref() == Some(&after) {
+        return None;
+    }
+    table.insert(id, after.clone());
+    Some((before, after))
 }
 
 /// How far below the cursor a rebuild after a reorg looks for events again (channels opened on
@@ -931,20 +940,7 @@ async fn rebuild_after_reorg(
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     for observed in &events {
-        if let ChainEvent::Opened { token, .. } = observed.event
-            && token != shared.deployment.token
-        {
-            continue;
-        }
-        let id = observed.event.channel_id();
-        if let Some(after) = apply(
-            rebuilt.get(&id).cloned(),
-            &observed.event,
-            shared.us,
-            observed.block,
-        ) {
-            rebuilt.insert(id, after);
-        }
+        fold(shared, &mut rebuilt, observed);
     }
     let mut authoritative = BTreeMap::new();
     // A settled channel cannot change any more: only the others are read back.
