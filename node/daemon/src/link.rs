@@ -751,13 +751,7 @@ impl Node {
                         } else {
                             &link.withdrawing
                         };
-                        let waiter = waiters
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&channel_id);
-                        if let Some(waiter) = waiter {
-                            let _ = waiter.send(Err(reason.as_str().to_owned()));
-                        }
+                        answer(waiters, channel_id, Err(reason.as_str().to_owned()));
                     }
                     Message::Reject {
                         channel_id,
@@ -782,29 +776,11 @@ impl Node {
                     Message::WithdrawAccept {
                         channel_id,
                         signature,
-                    } => {
-                        let waiter = link
-                            .withdrawing
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&channel_id);
-                        if let Some(waiter) = waiter {
-                            let _ = waiter.send(Ok(signature));
-                        }
-                    }
+                    } => answer(&link.withdrawing, channel_id, Ok(signature)),
                     Message::CloseAccept {
                         channel_id,
                         signature,
-                    } => {
-                        let waiter = link
-                            .closing
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&channel_id);
-                        if let Some(waiter) = waiter {
-                            let _ = waiter.send(Ok(signature));
-                        }
-                    }
+                    } => answer(&link.closing, channel_id, Ok(signature)),
                     Message::Sync {
                         channel_id,
                         sent,
@@ -916,6 +892,21 @@ impl Link {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+}
+
+/// Hand the partner's answer to the close or withdrawal of `channel` waiting for it, if any.
+fn answer(
+    waiters: &Mutex<HashMap<ChannelId, CloseWaiter>>,
+    channel: ChannelId,
+    outcome: Result<[u8; 65], String>,
+) {
+    let waiter = waiters
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&channel);
+    if let Some(waiter) = waiter {
+        let _ = waiter.send(outcome);
     }
 }
 

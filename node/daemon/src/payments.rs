@@ -180,12 +180,15 @@ impl Node {
 impl Node {
     /// Nothing is signed or accepted while the store fails.
     pub(crate) fn require_store(&self) -> Result<(), PayError> {
-        match self.store_health().problem() {
-            Some(reason) if self.store_health().is_failing() => {
-                Err(PayError::Store(StoreError::Unavailable { reason }))
-            }
-            _ => Ok(()),
+        // One atomic load on the hot path; the reason's lock only when failing.
+        if !self.store_health().is_failing() {
+            return Ok(());
         }
+        let reason = self
+            .store_health()
+            .problem()
+            .unwrap_or_else(|| "the store is failing".into());
+        Err(PayError::Store(StoreError::Unavailable { reason }))
     }
 }
 
