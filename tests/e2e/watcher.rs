@@ -133,12 +133,12 @@ async fn events_replayed_rebuild_the_contracts_channel_state() {
 }
 
 /// Raw anvil calls: mine a block, reorganise the last `depth` blocks away.
-async fn anvil(devnet: &Devnet, method: &str, params: serde_json::Value) {
+async fn anvil(devnet: &Devnet, method: &str, params: serde_json::Value) -> serde_json::Value {
     let provider = ProviderBuilder::new().connect_http(devnet.rpc_url.parse().unwrap());
-    let _: serde_json::Value = provider
+    provider
         .raw_request(method.to_owned().into(), params)
         .await
-        .unwrap();
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,6 +195,7 @@ async fn a_deposit_counts_after_its_confirmations_and_a_reorg_never_counts_it_tw
     // bob tops up again on the new branch: counted once, not on top of the vanished one.
     // (A fresh provider: the old one's cached account nonce counts the vanished transaction.)
     let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    let before_second_top_up = anvil(&devnet, "evm_snapshot", serde_json::json!([])).await;
     send!(
         bob.manager
             .topUp(U256::from(1), bob.address(), U256::from(3 * USDC))
@@ -207,5 +208,24 @@ async fn a_deposit_counts_after_its_confirmations_and_a_reorg_never_counts_it_tw
     // Events arriving again (a replayed range) change nothing.
     node.sync().await.unwrap();
     assert_eq!(deposit_b(), 3 * USDC as u128);
+
+    // A reorg to a SHORTER branch (the block under the cursor no longer exists; a node swapping
+    // branches shows this for a moment too) is a reorg, not a foreign chain.
+    let cursor_block = node.sync().await.unwrap();
+    anvil(
+        &devnet,
+        "evm_revert",
+        serde_json::json!([before_second_top_up]),
+    )
+    .await;
+    let head = ProviderBuilder::new()
+        .connect_http(devnet.rpc_url.parse().unwrap())
+        .get_block_number()
+        .await
+        .unwrap();
+    assert!(head < cursor_block, "the chain is shorter than the cursor");
+    node.sync().await.unwrap();
+    assert_eq!(deposit_b(), 0, "the reverted top-up is not counted");
+    assert!(node.health().problems.is_empty(), "{:?}", node.health());
     node.shutdown().await;
 }

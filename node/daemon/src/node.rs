@@ -684,22 +684,6 @@ async fn watch_chain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         });
         match pass {
             Ok(progress) => {
-                let max_lag = shared.config.watchtower.max_lag_blocks;
-                let recovered = {
-                    let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
-                    let lag = health.chain_head.saturating_sub(health.synced_block);
-                    let had = !std::mem::take(&mut health.problems).is_empty();
-                    if lag > max_lag.saturating_add(shared.config.chain.confirmations) {
-                        // Catching up: deadlines in the unread blocks cannot be watched yet.
-                        health.problems = vec![format!(
-                            "the watcher is {lag} blocks behind the chain head (catching up)"
-                        )];
-                    }
-                    had && health.problems.is_empty()
-                };
-                if recovered {
-                    tracing::info!("chain reachable again: node healthy");
-                }
                 // Behind (catching up after downtime): go on at once.
                 wait = if progress.caught_up {
                     base
@@ -740,7 +724,31 @@ pub(crate) struct Progress {
 /// Apply confirmed events after the cursor (at most 5 000 blocks per pass). Passes never
 /// overlap: operations that sync after their transaction and the background watcher take
 /// turns, so the cursor never moves back and no change is applied or announced twice.
+///
+/// Every pass that succeeds, the background watcher's or an operation's, clears the
+/// watcher's problem from the node's health (or replaces it with its lag).
 async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
+    let progress = sync_pass(shared).await?;
+    let max_lag = shared.config.watchtower.max_lag_blocks;
+    let recovered = {
+        let mut health = shared.health.lock().unwrap_or_else(PoisonError::into_inner);
+        let lag = health.chain_head.saturating_sub(health.synced_block);
+        let had = !std::mem::take(&mut health.problems).is_empty();
+        if lag > max_lag.saturating_add(shared.config.chain.confirmations) {
+            // Catching up: deadlines in the unread blocks cannot be watched yet.
+            health.problems = vec![format!(
+                "the watcher is {lag} blocks behind the chain head (catching up)"
+            )];
+        }
+        had && health.problems.is_empty()
+    };
+    if recovered {
+        tracing::info!("chain reachable again: node healthy");
+    }
+    Ok(progress)
+}
+
+async fn sync_pass(shared: &Shared) -> Result<Progress, SyncError> {
     let _turn = shared.sync_lock.lock().await;
     let chain = |e: &dyn std::fmt::Display| SyncError::Chain(shared.redact(e.to_string()));
     let source = EventSource::new(
@@ -765,13 +773,15 @@ async fn sync_once(shared: &Shared) -> Result<Progress, SyncError> {
             .map_err(|e| chain(&e))?;
         match block {
             Some(b) if b.header.hash.0 == cursor.block_hash => {}
-            Some(_) => {
+            // The block under the cursor changed, or the chain reorganised to a shorter branch
+            // (also seen for a moment while a node swaps branches): rebuild from the contract.
+            Some(_) | None if head.saturating_add(REORG_RESCAN_BLOCKS) > cursor.block => {
                 let confirmed = confirmed.ok_or_else(|| {
                     SyncError::Chain("the chain is shorter than its confirmations".into())
                 })?;
                 return rebuild_after_reorg(shared, &source, cursor, confirmed, head).await;
             }
-            None => {
+            _ => {
                 return Err(SyncError::Chain(format!(
                     "the chain is behind the node's cursor (block {} is missing): is this the same chain?",
                     cursor.block
