@@ -18,5 +18,8 @@ note "rust: cargo fmt --check, clippy, cargo test --workspace"
 cd "$ROOT"
 cargo fmt --all --check || die "Rust is not formatted: run cargo fmt --all"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The end-to-end tests run the real `farthing` binary as child processes: `cargo test` alone
+# builds only test harnesses, so build the binary first (a fresh target dir has none).
+cargo build -p farthing
 cargo test --workspace
 note "all tests passed"

@@ -228,7 +228,8 @@ impl Devnet {
     }
 }
 
-/// The `farthing` binary next to this test binary (built by `cargo test --workspace`).
+/// The `farthing` binary next to this test binary (`cargo build -p farthing`; `cargo test` alone
+/// does not build it, scripts/test.sh does).
 pub fn farthing_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("farthing");
