@@ -122,8 +122,12 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     );
     assert_eq!((a.sent(), a.received()), (5_000_000, 3_500_000));
     assert_eq!((b.sent(), b.received()), (3_500_000, 5_000_000));
-    assert_eq!(a.ours.as_ref().unwrap().nonce, 5_000);
-    assert_eq!(b.theirs.as_ref().unwrap().nonce, 5_000);
+    // Payments queued while a proof was being signed share the next one: at most one proof
+    // per payment, and both nodes hold the same latest.
+    let nonce = a.ours.as_ref().unwrap().nonce;
+    assert!((1..=5_000).contains(&nonce), "{nonce}");
+    assert_eq!(b.theirs.as_ref().unwrap(), a.ours.as_ref().unwrap());
+    eprintln!("alice's 5,000 payments took {nonce} proofs");
     let too_much = alice
         .pay(1, 1_000 * USDC as u128, b"", None)
         .await
@@ -228,6 +232,100 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
         "unilateral: the challenge period runs"
     );
     alice.shutdown().await;
+}
+
+/// Payments made at the same instant share one proof (one signature at alice's node, one
+/// recovery at bob's) and each keeps its own amount, memo and answer; the one the channel
+/// cannot afford is refused on its own while the others go through.
+///
+/// One task polls all the calls (a current-thread runtime, `join_all`): every payment is queued
+/// before the signer runs, so the batch is exactly these payments.
+#[tokio::test]
+async fn payments_queued_together_share_one_proof_and_keep_their_own_answers() {
+    let Pair {
+        _dir,
+        devnet: _devnet,
+        alice,
+        bob,
+        peer,
+        ..
+    } = pair().await;
+    alice.connect_peer(&peer).await.unwrap();
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    let mut incoming = bob.subscribe_payments();
+
+    const CALLS: usize = 30;
+    const TOO_MUCH: usize = 17;
+    let amount = |i: usize| {
+        if i == TOO_MUCH {
+            11 * USDC as u128
+        } else {
+            1_000 + i as u128
+        }
+    };
+    let memos: Vec<Vec<u8>> = (0..CALLS)
+        .map(|i| format!("call {i}").into_bytes())
+        .collect();
+    let outcomes =
+        futures::future::join_all((0..CALLS).map(|i| alice.pay(1, amount(i), &memos[i], None)))
+            .await;
+
+    let mut total = 0;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        if i == TOO_MUCH {
+            assert!(
+                matches!(
+                    outcome,
+                    Err(PayError::Payment(PaymentError::Insufficient { .. }))
+                ),
+                "{outcome:?}"
+            );
+            continue;
+        }
+        let paid = outcome.unwrap();
+        assert_eq!(
+            (paid.nonce, paid.amount, paid.repeated),
+            (1, amount(i), false)
+        );
+        total += amount(i);
+    }
+    let (a, b) = (
+        alice.channel_record(1).unwrap(),
+        bob.channel_record(1).unwrap(),
+    );
+    let proof = a.ours.unwrap();
+    assert_eq!((proof.nonce, proof.transferred), (1, total));
+    assert_eq!(b.theirs.unwrap(), proof, "bob holds the one proof");
+    // Each payment is in bob's history and stream on its own, with its memo, in order.
+    let listed = bob.recent_payments(1, 100);
+    assert_eq!(listed.len(), CALLS - 1);
+    let expected: Vec<(u128, Vec<u8>)> = (0..CALLS)
+        .filter(|&i| i != TOO_MUCH)
+        .map(|i| (amount(i), memos[i].clone()))
+        .collect();
+    let got: Vec<(u128, Vec<u8>)> = listed
+        .iter()
+        .map(|p| {
+            assert_eq!((p.nonce, p.outgoing), (1, false));
+            (p.amount, p.memo.clone())
+        })
+        .collect();
+    assert_eq!(got, expected);
+    for (amount, memo) in &expected {
+        let streamed = incoming.recv().await.unwrap();
+        assert_eq!((&streamed.amount, &streamed.memo), (amount, memo));
+    }
+
+    // The next payment is a proof of its own, on top of the batch.
+    let next = alice.pay(1, 5, b"", None).await.unwrap();
+    assert_eq!(next.nonce, 2);
+    assert_eq!(bob.channel_record(1).unwrap().received(), total + 5);
+    alice.shutdown().await;
+    bob.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

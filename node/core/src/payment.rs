@@ -89,6 +89,16 @@ pub enum Rejection {
 impl Channel {
     /// The (nonce, cumulative transferred) of our next proof for paying `amount`, if we may.
     pub fn next_payment(&self, amount: u128) -> Result<(u64, u128), PaymentError> {
+        self.next_payment_after(0, amount)
+    }
+
+    /// The (nonce, cumulative transferred) of our next proof carrying `taken` (payments already
+    /// put into that proof) and `amount` more, if we may pay `amount` on top of `taken`.
+    pub fn next_payment_after(
+        &self,
+        taken: u128,
+        amount: u128,
+    ) -> Result<(u64, u128), PaymentError> {
         if amount == 0 {
             return Err(PaymentError::Zero);
         }
@@ -98,7 +108,7 @@ impl Channel {
                 state: self.on_chain.state,
             });
         }
-        let available = self.our_balance();
+        let available = self.our_balance().saturating_sub(taken);
         if amount > available {
             return Err(PaymentError::Insufficient {
                 id: self.id,
@@ -110,7 +120,10 @@ impl Channel {
             .ours
             .as_ref()
             .map_or((0, 0), |p| (p.nonce, p.transferred));
-        match (nonce.checked_add(1), sent.checked_add(amount)) {
+        match (
+            nonce.checked_add(1),
+            sent.checked_add(taken).and_then(|s| s.checked_add(amount)),
+        ) {
             (Some(nonce), Some(transferred)) => Ok((nonce, transferred)),
             _ => Err(PaymentError::Exhausted { id: self.id }),
         }
@@ -226,6 +239,24 @@ mod tests {
             c.next_payment(1),
             Err(PaymentError::NotOpen { .. })
         ));
+    }
+
+    #[test]
+    fn payments_sharing_one_proof_share_its_nonce_and_the_balance() {
+        let mut c = open_channel(100, 50);
+        c.ours = proof(4, 30);
+        // 40 already taken into the next proof: 30 more fit, 31 do not; one nonce for all.
+        assert_eq!(c.next_payment_after(40, 30), Ok((5, 100)));
+        assert_eq!(
+            c.next_payment_after(40, 31),
+            Err(PaymentError::Insufficient {
+                id: 1,
+                available: 30,
+                amount: 31
+            })
+        );
+        assert_eq!(c.next_payment_after(40, 0), Err(PaymentError::Zero));
+        assert_eq!(c.next_payment_after(0, 70), c.next_payment(70));
     }
 
     #[test]

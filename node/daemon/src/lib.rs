@@ -18,6 +18,7 @@ mod link;
 mod metrics;
 mod node;
 mod ops;
+mod outbox;
 mod payments;
 mod rpc;
 mod storeguard;

@@ -46,17 +46,13 @@ const RESYNC_GRACE: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A frame to send once the write queued before it is durable.
-struct Outgoing {
-    ready: Option<Durable>,
-    message: Message,
+pub(crate) struct Outgoing {
+    pub(crate) ready: Option<Durable>,
+    pub(crate) message: Message,
 }
 
 /// The answer a payer waits for.
 type Waiter = oneshot::Sender<Result<(), PayError>>;
-
-/// Held while a keyed payment is checked and signed: the keys signed but not yet durable.
-pub(crate) type KeysGuard<'a> =
-    tokio::sync::MutexGuard<'a, HashMap<String, farthing_store::KeyedPayment>>;
 
 /// A payment the partner acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +83,7 @@ type CloseWaiter = oneshot::Sender<Result<[u8; 65], String>>;
 
 /// One authenticated link to a partner.
 pub(crate) struct Link {
-    outgoing: mpsc::UnboundedSender<Outgoing>,
+    pub(crate) outgoing: mpsc::UnboundedSender<Outgoing>,
     /// Cooperative closes and withdrawals waiting for the partner's signature (or its reason
     /// to refuse), by channel.
     closing: Mutex<HashMap<ChannelId, CloseWaiter>>,
@@ -125,7 +121,11 @@ impl Links {
 
     /// A receiver for the outcome of our proof `nonce` on channel `id`: resolved at once if
     /// the partner already acknowledged it.
-    fn expect(&self, id: ChannelId, nonce: u64) -> oneshot::Receiver<Result<(), PayError>> {
+    pub(crate) fn expect(
+        &self,
+        id: ChannelId,
+        nonce: u64,
+    ) -> oneshot::Receiver<Result<(), PayError>> {
         let (tx, rx) = oneshot::channel();
         let mut deliveries = self
             .deliveries
@@ -249,7 +249,7 @@ impl Links {
             .clear();
     }
 
-    fn get(&self, peer: Address) -> Option<Arc<Link>> {
+    pub(crate) fn get(&self, peer: Address) -> Option<Arc<Link>> {
         self.links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -503,7 +503,7 @@ impl Node {
             paid
         };
         let Some(key) = key else {
-            let (signed, delivered) = self.sign_and_send(id, partner, amount, memo, None)?;
+            let (signed, delivered) = self.sign_queued(id, partner, amount, memo, None).await?;
             return self
                 .await_delivery(signed, delivered, ACK_TIMEOUT)
                 .await
@@ -516,8 +516,20 @@ impl Node {
             None => self.store().keyed_payment(key)?,
         };
         let Some(earlier) = earlier else {
-            let (signed, delivered) =
-                self.sign_and_send(id, partner, amount, memo, Some((keys, key)))?;
+            let (signed, delivered) = self
+                .sign_queued(id, partner, amount, memo, Some(key))
+                .await?;
+            // Filed in memory until its record is durable (below); the lock goes only now.
+            let mut keys = keys;
+            keys.insert(
+                key.to_owned(),
+                farthing_store::KeyedPayment {
+                    channel: id,
+                    nonce: signed.nonce,
+                    amount,
+                },
+            );
+            drop(keys);
             let outcome = self
                 .await_delivery(signed, delivered, ACK_TIMEOUT)
                 .await
@@ -554,78 +566,6 @@ impl Node {
             });
         }
         self.await_delivery(repeat, delivered, RESYNC_GRACE).await
-    }
-
-    /// Sign our next proof, queue its synced write (with the idempotency key's record, if
-    /// any) and the `Pay` frame behind it, all under the channel table's lock.
-    fn sign_and_send(
-        &self,
-        id: ChannelId,
-        partner: Address,
-        amount: u128,
-        memo: Memo,
-        key: Option<(KeysGuard<'_>, &str)>,
-    ) -> Result<(Paid, oneshot::Receiver<Result<(), PayError>>), PayError> {
-        if self.is_frozen(id) {
-            return Err(PayError::Frozen(id));
-        }
-        let (paid, delivered) = self.with_channel(id, |channel, group| {
-            // Taken under the table's lock: a link coming up meanwhile sends its Sync from the
-            // table after this proof is in it, or this frame goes on that new link.
-            let link = self.links().get(partner).ok_or(PayError::LinkDown)?;
-            let (next, proof) = self.next_proof(channel, amount)?;
-            let (nonce, transferred) = (proof.nonce, proof.transferred);
-            let raw: [u8; 65] = proof
-                .signature
-                .as_ref()
-                .try_into()
-                .map_err(|_| PayError::BadSignature("own signature not 65 bytes".into()))?;
-            let paid = Paid {
-                channel: id,
-                nonce,
-                amount,
-                repeated: false,
-            };
-            let mut writes = vec![Write::Channel(next.clone())];
-            if let Some((_, key)) = &key {
-                writes.push(Write::PaymentKey(
-                    (*key).to_owned(),
-                    farthing_store::KeyedPayment {
-                        channel: id,
-                        nonce,
-                        amount,
-                    },
-                ));
-            }
-            let durable: Durable = Box::pin(group.submit(writes));
-            let delivered = self.links().expect(id, nonce);
-            // The proof is signed and its write queued: the table takes it whatever happens to
-            // the link. A frame that cannot be sent is delivered by the Sync on reconnect.
-            let _ = link.outgoing.send(Outgoing {
-                ready: Some(durable),
-                message: Message::Pay {
-                    channel_id: id,
-                    nonce,
-                    transferred,
-                    amount,
-                    signature: raw,
-                    payment_id: [0; 16],
-                    memo,
-                },
-            });
-            Ok::<_, PayError>((next, (paid, delivered)))
-        })?;
-        if let Some((mut keys, key)) = key {
-            keys.insert(
-                key.to_owned(),
-                farthing_store::KeyedPayment {
-                    channel: id,
-                    nonce: paid.nonce,
-                    amount,
-                },
-            );
-        }
-        Ok((paid, delivered))
     }
 
     /// Wait until the partner holds our proof `paid.nonce`: its Ack on the link (for at most
@@ -691,7 +631,11 @@ impl Node {
             }
             // A payment on a channel this node has not seen yet: its open may be in the newest
             // blocks; look at the chain once before refusing.
-            if burst.iter().any(|m| matches!(m, Message::Pay { channel_id, .. } if self.channel_record(*channel_id).is_none())) {
+            if burst.iter().any(|m| {
+                matches!(m, Message::Pay { .. } | Message::PayBatch { .. })
+                    && m.channel_id()
+                        .is_some_and(|id| self.channel_record(id).is_none())
+            }) {
                 let _ = self.sync().await;
             }
             // Check and queue every proof of the burst, wait once, acknowledge once per channel.
@@ -722,6 +666,45 @@ impl Node {
                                 last_durable = Some(durable);
                                 acks.insert(channel_id, nonce);
                                 received.push((channel_id, nonce, amount, memo.into_bytes()));
+                            }
+                            Err(e) => replies.push(Message::Reject {
+                                channel_id,
+                                nonce,
+                                code: 1,
+                                reason: Reason::truncated(e.to_string()),
+                            }),
+                        }
+                    }
+                    Message::PayBatch {
+                        channel_id,
+                        nonce,
+                        transferred,
+                        signature,
+                        payments,
+                    } => {
+                        // One proof, one recovery: its increase must be the payments' sum.
+                        let queued = payments
+                            .total()
+                            .ok_or_else(|| {
+                                PayError::BadSignature("the batch's amounts overflow".into())
+                            })
+                            .and_then(|amount| {
+                                self.queue_incoming(
+                                    peer,
+                                    channel_id,
+                                    nonce,
+                                    transferred,
+                                    amount,
+                                    &signature,
+                                )
+                            });
+                        match queued {
+                            Ok(durable) => {
+                                last_durable = Some(durable);
+                                acks.insert(channel_id, nonce);
+                                received.extend(payments.into_iter().map(|(amount, memo)| {
+                                    (channel_id, nonce, amount, memo.into_bytes())
+                                }));
                             }
                             Err(e) => replies.push(Message::Reject {
                                 channel_id,

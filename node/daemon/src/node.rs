@@ -93,6 +93,7 @@ struct Shared {
     stale: Mutex<BTreeMap<ChannelId, String>>,
     /// Authenticated links to partner nodes.
     links: crate::link::Links,
+    outboxes: crate::outbox::Outboxes,
     /// The built-in watchtower's state.
     watchtower: crate::watchtower::Watchtower,
     /// A payout to us was deferred (or the node just started): check for something to claim.
@@ -246,6 +247,7 @@ impl Node {
             stale: Mutex::default(),
             keys: tokio::sync::Mutex::default(),
             links: crate::link::Links::default(),
+            outboxes: crate::outbox::Outboxes::default(),
             watchtower: crate::watchtower::Watchtower::default(),
             claim_due: std::sync::atomic::AtomicBool::new(true),
             store_health,
@@ -544,6 +546,10 @@ impl Node {
         let mut warnings = self.shared.watchtower.warnings();
         warnings.extend(self.stale_reasons());
         warnings
+    }
+
+    pub(crate) fn outboxes(&self) -> &crate::outbox::Outboxes {
+        &self.shared.outboxes
     }
 
     pub(crate) fn links(&self) -> &crate::link::Links {

@@ -98,10 +98,7 @@ impl Node {
         channel: &farthing_core::Channel,
         amount: u128,
     ) -> Result<(farthing_core::Channel, SignedProof), PayError> {
-        if let Some(reason) = self.stale_reason(channel.id) {
-            return Err(PayError::Stale(reason));
-        }
-        self.require_store()?;
+        self.may_sign(channel.id)?;
         let (nonce, transferred) = channel.next_payment(amount)?;
         let digest = self.proof_digest(channel.id, nonce, transferred);
         let proof = SignedProof {
@@ -178,6 +175,18 @@ impl Node {
 }
 
 impl Node {
+    /// Whether the node may sign a new proof of channel `id`: not closing, not stale, its store
+    /// working.
+    pub(crate) fn may_sign(&self, id: ChannelId) -> Result<(), PayError> {
+        if self.is_frozen(id) {
+            return Err(PayError::Frozen(id));
+        }
+        if let Some(reason) = self.stale_reason(id) {
+            return Err(PayError::Stale(reason));
+        }
+        self.require_store()
+    }
+
     /// Nothing is signed or accepted while the store fails.
     pub(crate) fn require_store(&self) -> Result<(), PayError> {
         // One atomic load on the hot path; the reason's lock only when failing.

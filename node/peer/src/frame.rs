@@ -14,7 +14,10 @@
 
 use alloy::primitives::Address;
 
-use crate::message::{MAX_MEMO, MAX_REASON, Memo, Message, MessageKind, Reason, SignedBalance};
+use crate::message::{
+    MAX_BATCH, MAX_BATCH_BYTES, MAX_MEMO, MAX_REASON, Memo, Message, MessageKind, Payments, Reason,
+    SignedBalance, batch_entry_len,
+};
 
 /// The frame format version this crate writes and reads.
 pub const FRAME_VERSION: u8 = 1;
@@ -155,6 +158,24 @@ pub fn encode_into(message: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(payment_id);
             put_bytes(out, memo.as_bytes());
         }
+        Message::PayBatch {
+            channel_id,
+            nonce,
+            transferred,
+            signature,
+            payments,
+        } => {
+            put_u64(out, *channel_id);
+            put_u64(out, *nonce);
+            put_u128(out, *transferred);
+            out.extend_from_slice(signature);
+            // At most MAX_BATCH payments (the type guarantees it).
+            put_u16(out, payments.len() as u16);
+            for (amount, memo) in payments.iter() {
+                put_u128(out, *amount);
+                put_bytes(out, memo.as_bytes());
+            }
+        }
         Message::Ack { channel_id, nonce } => {
             put_u64(out, *channel_id);
             put_u64(out, *nonce);
@@ -241,7 +262,7 @@ pub fn encode_into(message: &Message, out: &mut Vec<u8>) {
         body + LENGTH_PREFIX <= MAX_FRAME,
         "message types are bounded below MAX_FRAME"
     );
-    // Bounded by the message types (largest: Pay with a full memo, under 700 bytes).
+    // Bounded by the message types (largest: a full PayBatch, under MAX_FRAME).
     let body = body as u32;
     out[start..start + LENGTH_PREFIX].copy_from_slice(&body.to_be_bytes());
 }
@@ -323,6 +344,13 @@ fn decode_payload(kind: MessageKind, payload: &[u8]) -> Result<Message, DecodeEr
             payment_id: r.array()?,
             memo: Memo::new(r.bytes("memo", MAX_MEMO)?)
                 .map_err(|e| r.too_long(e.field, e.len, e.max))?,
+        },
+        MessageKind::PayBatch => Message::PayBatch {
+            channel_id: r.u64()?,
+            nonce: r.u64()?,
+            transferred: r.u128()?,
+            signature: r.array()?,
+            payments: r.payments()?,
         },
         MessageKind::Ack => Message::Ack {
             channel_id: r.u64()?,
@@ -460,6 +488,27 @@ impl<'a> Cursor<'a> {
             return Err(self.too_long(field, len, max));
         }
         self.take(len)
+    }
+
+    /// A u16 count (at most [`MAX_BATCH`]), then each payment's amount and memo, within
+    /// [`MAX_BATCH_BYTES`].
+    fn payments(&mut self) -> Result<Payments, DecodeError> {
+        let count = usize::from(self.u16()?);
+        if count > MAX_BATCH {
+            return Err(self.too_long("payments", count, MAX_BATCH));
+        }
+        let mut payments = Payments::new();
+        let mut bytes = 0;
+        for _ in 0..count {
+            let amount = self.u128()?;
+            let memo = Memo::new(self.bytes("memo", MAX_MEMO)?)
+                .map_err(|e| self.too_long(e.field, e.len, e.max))?;
+            bytes += batch_entry_len(memo.len());
+            payments
+                .push(amount, memo)
+                .map_err(|_| self.too_long("payments", bytes, MAX_BATCH_BYTES))?;
+        }
+        Ok(payments)
     }
 
     fn reason(&mut self) -> Result<Reason, DecodeError> {

@@ -25,5 +25,6 @@ pub use conn::{FrameReader, FrameWriter, FramedConnection, LinkError};
 pub use frame::{DecodeError, MAX_FRAME, decode, encode, encode_into};
 pub use handshake::{HandshakeError, handshake};
 pub use message::{
-    Memo, Message, MessageKind, PROTOCOL_VERSION, RawSignature, Reason, SignedBalance, TooLong,
+    Memo, Message, MessageKind, PROTOCOL_VERSION, Payments, RawSignature, Reason, SignedBalance,
+    TooLong,
 };

@@ -118,6 +118,83 @@ impl AsRef<[u8]> for Memo {
     }
 }
 
+/// The most payments one [`Message::PayBatch`] carries.
+pub const MAX_BATCH: usize = 128;
+
+/// The most bytes the payments of one [`Message::PayBatch`] take on the wire (18 per payment
+/// plus its memo), so that a full batch still fits a frame.
+pub const MAX_BATCH_BYTES: usize = 3_900;
+
+/// What one payment of a [`Message::PayBatch`] takes on the wire: amount, memo length, memo.
+pub const fn batch_entry_len(memo_len: usize) -> usize {
+    16 + 2 + memo_len
+}
+
+/// The payments one [`Message::PayBatch`] carries, in order: each an amount and its memo. At
+/// most [`MAX_BATCH`] of them in at most [`MAX_BATCH_BYTES`] (the type guarantees it, so a
+/// batch always fits a frame).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payments {
+    entries: Vec<(u128, Memo)>,
+    bytes: usize,
+}
+
+impl Payments {
+    /// No payments yet.
+    pub const fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Whether one more payment with a memo of `memo_len` bytes fits.
+    pub fn fits(&self, memo_len: usize) -> bool {
+        self.entries.len() < MAX_BATCH && self.bytes + batch_entry_len(memo_len) <= MAX_BATCH_BYTES
+    }
+
+    /// Add a payment; a full batch gives it back.
+    pub fn push(&mut self, amount: u128, memo: Memo) -> Result<(), (u128, Memo)> {
+        if !self.fits(memo.len()) {
+            return Err((amount, memo));
+        }
+        self.bytes += batch_entry_len(memo.len());
+        self.entries.push((amount, memo));
+        Ok(())
+    }
+
+    /// The payments, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &(u128, Memo)> {
+        self.entries.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Their sum, `None` if it overflows.
+    pub fn total(&self) -> Option<u128> {
+        self.entries
+            .iter()
+            .try_fold(0u128, |sum, (amount, _)| sum.checked_add(*amount))
+    }
+}
+
+impl IntoIterator for Payments {
+    type Item = (u128, Memo);
+    type IntoIter = std::vec::IntoIter<(u128, Memo)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
 /// A human-readable reason (in [`Message::Reject`] and [`Message::Error`]): UTF-8, at most
 /// [`MAX_REASON`] bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -237,6 +314,20 @@ pub enum Message {
         /// Opaque bytes from the payer, not signed.
         memo: Memo,
     },
+    /// Several payments carried by one proof (the payer signs once for all the payments queued
+    /// on the channel when it signs): the proof's increase is their sum.
+    PayBatch {
+        /// The channel.
+        channel_id: ChannelId,
+        /// The proof's nonce.
+        nonce: u64,
+        /// The sender's new cumulative total paid to the receiver.
+        transferred: u128,
+        /// The sender's EIP-712 `BalanceProof` signature.
+        signature: RawSignature,
+        /// The payments, each with its amount and memo.
+        payments: Payments,
+    },
     /// Cumulative acknowledgement: every proof of this channel up to `nonce` is durable at
     /// the receiver.
     Ack {
@@ -344,6 +435,8 @@ pub enum MessageKind {
     Pay = 0x10,
     /// [`Message::Ack`].
     Ack = 0x11,
+    /// [`Message::PayBatch`].
+    PayBatch = 0x14,
     /// [`Message::Reject`].
     Reject = 0x12,
     /// [`Message::Sync`].
@@ -360,7 +453,7 @@ pub enum MessageKind {
 
 impl MessageKind {
     /// Every kind, in wire-type order.
-    pub const ALL: [MessageKind; 13] = [
+    pub const ALL: [MessageKind; 14] = [
         Self::Hello,
         Self::HelloAck,
         Self::Error,
@@ -370,6 +463,7 @@ impl MessageKind {
         Self::Ack,
         Self::Reject,
         Self::Sync,
+        Self::PayBatch,
         Self::CloseRequest,
         Self::CloseAccept,
         Self::WithdrawRequest,
@@ -393,6 +487,7 @@ impl MessageKind {
             0x11 => Self::Ack,
             0x12 => Self::Reject,
             0x13 => Self::Sync,
+            0x14 => Self::PayBatch,
             0x20 => Self::CloseRequest,
             0x21 => Self::CloseAccept,
             0x22 => Self::WithdrawRequest,
@@ -413,6 +508,7 @@ impl MessageKind {
             Self::Ack => "Ack",
             Self::Reject => "Reject",
             Self::Sync => "Sync",
+            Self::PayBatch => "PayBatch",
             Self::CloseRequest => "CloseRequest",
             Self::CloseAccept => "CloseAccept",
             Self::WithdrawRequest => "WithdrawRequest",
@@ -434,6 +530,7 @@ impl Message {
             Self::Hello { .. } => MessageKind::Hello,
             Self::HelloAck { .. } => MessageKind::HelloAck,
             Self::Pay { .. } => MessageKind::Pay,
+            Self::PayBatch { .. } => MessageKind::PayBatch,
             Self::Ack { .. } => MessageKind::Ack,
             Self::Reject { .. } => MessageKind::Reject,
             Self::Sync { .. } => MessageKind::Sync,
@@ -451,6 +548,7 @@ impl Message {
     pub const fn channel_id(&self) -> Option<ChannelId> {
         match self {
             Self::Pay { channel_id, .. }
+            | Self::PayBatch { channel_id, .. }
             | Self::Ack { channel_id, .. }
             | Self::Reject { channel_id, .. }
             | Self::Sync { channel_id, .. }

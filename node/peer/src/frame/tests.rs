@@ -3,7 +3,9 @@ use std::time::Instant;
 use proptest::prelude::*;
 
 use super::*;
-use crate::message::{MAX_MEMO, MAX_REASON, PROTOCOL_VERSION, RawSignature};
+use crate::message::{
+    MAX_BATCH, MAX_BATCH_BYTES, MAX_MEMO, MAX_REASON, PROTOCOL_VERSION, RawSignature,
+};
 
 fn signature() -> impl Strategy<Value = RawSignature> {
     prop::collection::vec(any::<u8>(), 65).prop_map(|v| {
@@ -19,6 +21,19 @@ fn address() -> impl Strategy<Value = Address> {
 
 fn memo() -> impl Strategy<Value = Memo> {
     prop::collection::vec(any::<u8>(), 0..=MAX_MEMO).prop_map(|v| Memo::new(v).unwrap())
+}
+
+/// Payments as a payer fills a batch: in order, until the next one does not fit.
+fn payments() -> impl Strategy<Value = Payments> {
+    prop::collection::vec((any::<u128>(), memo()), 0..40).prop_map(|entries| {
+        let mut payments = Payments::new();
+        for (amount, memo) in entries {
+            if payments.push(amount, memo).is_err() {
+                break;
+            }
+        }
+        payments
+    })
 }
 
 fn reason() -> impl Strategy<Value = Reason> {
@@ -59,6 +74,22 @@ fn message() -> impl Strategy<Value = Message> {
                     }
                 }
             ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u128>(),
+            signature(),
+            payments()
+        )
+            .prop_map(|(channel_id, nonce, transferred, signature, payments)| {
+                Message::PayBatch {
+                    channel_id,
+                    nonce,
+                    transferred,
+                    signature,
+                    payments,
+                }
+            }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(channel_id, nonce)| Message::Ack { channel_id, nonce }),
         (any::<u64>(), any::<u64>(), any::<u16>(), reason()).prop_map(
@@ -239,6 +270,75 @@ fn largest_frames_fit_with_room_to_spare() {
         let len = encode(&m).len();
         assert!(len < MAX_FRAME / 4, "{} takes {len} bytes", m.kind());
     }
+}
+
+#[test]
+fn a_full_batch_fits_a_frame_and_one_more_payment_does_not_fit_the_batch() {
+    let full_memo = || Memo::new(vec![0xff; MAX_MEMO]).unwrap();
+    // By bytes: full memos.
+    let mut by_bytes = Payments::new();
+    while by_bytes.push(u128::MAX, full_memo()).is_ok() {}
+    assert_eq!(by_bytes.len(), MAX_BATCH_BYTES / batch_entry_len(MAX_MEMO));
+    // By count: empty memos.
+    let mut by_count = Payments::new();
+    while by_count.push(u128::MAX, Memo::empty()).is_ok() {}
+    assert_eq!(by_count.len(), MAX_BATCH);
+    assert_eq!(
+        by_count.total(),
+        None,
+        "the sum overflows: the receiver refuses it"
+    );
+    for payments in [by_bytes, by_count] {
+        let m = Message::PayBatch {
+            channel_id: u64::MAX,
+            nonce: u64::MAX,
+            transferred: u128::MAX,
+            signature: [0xff; 65],
+            payments,
+        };
+        let frame = encode(&m);
+        assert!(frame.len() <= MAX_FRAME, "{} bytes", frame.len());
+        assert_eq!(decode(&frame).unwrap(), m);
+    }
+}
+
+#[test]
+fn a_batch_past_its_bounds_is_refused() {
+    let batch = |count: u16, memo_len: usize| {
+        let mut frame = header(0, FRAME_VERSION, MessageKind::PayBatch.code());
+        frame.extend_from_slice(&[0; 8 + 8 + 16 + 65]);
+        frame.extend_from_slice(&count.to_be_bytes());
+        for _ in 0..count {
+            frame.extend_from_slice(&[0; 16]);
+            frame.extend_from_slice(&(memo_len as u16).to_be_bytes());
+            frame.extend(std::iter::repeat_n(0, memo_len));
+        }
+        let len = (frame.len() - LENGTH_PREFIX) as u32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        frame
+    };
+    assert!(decode(&batch(MAX_BATCH as u16, 0)).is_ok());
+    assert_eq!(
+        decode(&batch(MAX_BATCH as u16 + 1, 0)),
+        Err(DecodeError::FieldTooLong {
+            kind: MessageKind::PayBatch,
+            field: "payments",
+            len: MAX_BATCH + 1,
+            max: MAX_BATCH
+        })
+    );
+    // 24 memos of 140 bytes (3,792 bytes of payments) fit; 25 (3,950) fit the frame but not
+    // the batch's budget.
+    assert!(decode(&batch(24, 140)).is_ok());
+    assert_eq!(
+        decode(&batch(25, 140)),
+        Err(DecodeError::FieldTooLong {
+            kind: MessageKind::PayBatch,
+            field: "payments",
+            len: 25 * 158,
+            max: MAX_BATCH_BYTES
+        })
+    );
 }
 
 fn header(len: u32, version: u8, kind: u8) -> Vec<u8> {
