@@ -29,7 +29,7 @@ use crate::stream::{self, Stream, percentile_ms};
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// Payments at full load (half each way).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 100_000)]
     payments: u64,
     /// Payments in flight per direction.
     #[arg(long, default_value_t = 32)]
@@ -38,8 +38,12 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 2_000)]
     warmup: u64,
     /// Payments paced at half the measured peak rate, for the latency at a lower load.
-    #[arg(long, default_value_t = 4_000)]
+    #[arg(long, default_value_t = 20_000)]
     half_rate_payments: u64,
+    /// Pace that stream at this many payments per second (both ways together) instead of half
+    /// the peak: the latency at a load of your choosing.
+    #[arg(long)]
+    paced_rate: Option<f64>,
     /// Payments streamed (alice to bob) before the restart test, on top of the others, to
     /// restart a node whose channel has seen that many (the goal: 1,000,000 in under 2 s).
     #[arg(long, default_value_t = 0)]
@@ -246,8 +250,8 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
     ));
     let latency_ms = Percentiles::of(&mut latencies);
 
-    // Half the peak rate, paced.
-    let rate = payments_per_sec / 2.0;
+    // Half the peak rate (or the rate asked for), paced.
+    let rate = args.paced_rate.unwrap_or(payments_per_sec / 2.0);
     let (paced_a, paced_b) = (
         args.half_rate_payments / 2,
         args.half_rate_payments - args.half_rate_payments / 2,
