@@ -5,6 +5,8 @@
 //! - every payment whose RPC call returned success is still counted by both nodes;
 //! - both nodes agree on alice's latest proof (nonce and cumulative amount) — a nonce signed
 //!   twice with different contents, or a proof lost by either side, would break this;
+//! - payments share a nonce only if one proof carried them (paid at the same moment): never
+//!   across a restart;
 //! - alice's latest proof never goes backwards.
 //!
 //! Then the channel closes cooperatively and the on-chain balances are exact to the unit.
@@ -82,13 +84,17 @@ fn pay(units: u128) -> PayParams {
     }
 }
 
+/// Every acknowledged payment: (phase, nonce, base units). Phases run one after the other: a
+/// round's payers, then the payment that finds the link back.
+type Acked = Mutex<Vec<(u32, u64, u128)>>;
+
 /// Pay until one payment is acknowledged (the link is back after a restart); it counts.
-async fn pay_until_linked(alice: &farthing_rpc::HttpClient, acked: &Mutex<Vec<(u64, u128)>>) {
+async fn pay_until_linked(alice: &farthing_rpc::HttpClient, acked: &Acked, phase: u32) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match alice.pay(pay(1)).await {
             Ok(paid) => {
-                acked.lock().unwrap().push((paid.nonce, 1));
+                acked.lock().unwrap().push((phase, paid.nonce, 1));
                 return;
             }
             Err(e) if Instant::now() < deadline => {
@@ -141,8 +147,8 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
         })
         .await
         .unwrap();
-    let acked: Arc<Mutex<Vec<(u64, u128)>>> = Arc::default();
-    pay_until_linked(&nodes.client("alice", &alice), &acked).await;
+    let acked: Arc<Acked> = Arc::default();
+    pay_until_linked(&nodes.client("alice", &alice), &acked, 0).await;
 
     let seed = std::env::var("FARTHING_CRASH_SEED")
         .ok()
@@ -168,7 +174,12 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
                         }
                         let units = (i + p as u128) % 7 + 1;
                         match client.pay(pay(units)).await {
-                            Ok(paid) => acked.lock().unwrap().push((paid.nonce, units)),
+                            Ok(paid) => {
+                                acked
+                                    .lock()
+                                    .unwrap()
+                                    .push((2 * round + 1, paid.nonce, units))
+                            }
                             Err(_) => return,
                         }
                     }
@@ -190,7 +201,7 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
             payer.await.unwrap();
         }
         let (alice_rpc, bob_rpc) = (nodes.client("alice", &alice), nodes.client("bob", &bob));
-        pay_until_linked(&alice_rpc, &acked).await;
+        pay_until_linked(&alice_rpc, &acked, 2 * round + 2).await;
 
         // Both nodes agree on alice's latest proof once the link has resynchronised.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -215,19 +226,30 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
         );
         last = now;
         let acked = acked.lock().unwrap();
-        let mut nonces: Vec<u64> = acked.iter().map(|(n, _)| *n).collect();
-        nonces.sort_unstable();
-        nonces.dedup();
-        assert_eq!(
-            nonces.len(),
-            acked.len(),
-            "round {round}: a nonce acknowledged twice"
-        );
+        // Payments share a nonce only when one proof carried them (queued together, so in one
+        // phase): the nonces of each phase lie above all earlier ones. A nonce acknowledged in
+        // two phases would be a nonce signed twice with different contents.
+        let mut phases: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
+        for &(phase, nonce, _) in acked.iter() {
+            let range = phases.entry(phase).or_insert((nonce, nonce));
+            *range = (range.0.min(nonce), range.1.max(nonce));
+        }
+        let ranges: Vec<_> = phases.into_iter().collect();
+        for pair in ranges.windows(2) {
+            assert!(
+                pair[0].1.1 < pair[1].1.0,
+                "round {round}: nonces of phase {} {:?} reach into those of phase {} {:?}",
+                pair[0].0,
+                pair[0].1,
+                pair[1].0,
+                pair[1].1
+            );
+        }
         assert!(
-            nonces.last().is_none_or(|n| *n <= now.0),
+            ranges.last().is_none_or(|(_, (_, n))| *n <= now.0),
             "round {round}: an acknowledged payment is missing after the restart"
         );
-        let paid: u128 = acked.iter().map(|(_, u)| u).sum();
+        let paid: u128 = acked.iter().map(|(_, _, u)| u).sum();
         assert!(
             paid <= now.1,
             "round {round}: acknowledged {paid} units, the nodes count {}",

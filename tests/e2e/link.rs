@@ -1001,6 +1001,19 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
         payment_id: [0; 16],
         memo: Memo::empty(),
     };
+    let batch = |channel_id, nonce, transferred, amounts: &[u128], signature| {
+        let mut payments = farthing_peer::Payments::new();
+        for &amount in amounts {
+            payments.push(amount, Memo::empty()).unwrap();
+        }
+        Message::PayBatch {
+            channel_id,
+            nonce,
+            transferred,
+            signature,
+            payments,
+        }
+    };
     let carol = devnet.key("DEPLOYER");
     let cases = [
         // Signed by another key than the partner's.
@@ -1034,9 +1047,25 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
             ),
             "can pay at most",
         ),
+        // A batch whose payments add up to more than the proof moves.
+        (
+            batch(1, 2, 2_000, &[600, 500], sign(&alice_key, 1, 2, 2_000)),
+            "moves 1000",
+        ),
+        // A batch with an empty payment in it (it would show up as a payment of nothing).
+        (
+            batch(1, 2, 2_000, &[1_000, 0], sign(&alice_key, 1, 2, 2_000)),
+            "must be positive",
+        ),
+        // A batch signed by another key.
+        (
+            batch(1, 2, 2_000, &[600, 400], sign(&carol, 1, 2, 2_000)),
+            "not by the partner",
+        ),
     ];
     for (forged, why) in cases {
-        let Message::Pay { nonce: sent, .. } = forged else {
+        let (Message::Pay { nonce: sent, .. } | Message::PayBatch { nonce: sent, .. }) = forged
+        else {
             unreachable!()
         };
         conn.send(&forged).await.unwrap();
@@ -1386,4 +1415,58 @@ async fn an_ack_from_someone_who_is_not_the_partner_acknowledges_nothing() {
         .unwrap();
     assert_eq!(paid.nonce, 1);
     alice.shutdown().await;
+}
+
+/// A caller that goes away after its payment was queued (an HTTP client gone, a timeout): an
+/// unkeyed payment not yet signed is not made; a keyed one is made and its key filed, so the
+/// retry with the same key pays nothing and answers with the first payment (regression: the
+/// key was filed by the caller after the signer answered, so a retry paid twice).
+#[tokio::test]
+async fn a_caller_that_goes_away_pays_once_or_not_at_all() {
+    let Pair {
+        _dir,
+        devnet: _devnet,
+        alice,
+        bob,
+        peer,
+        ..
+    } = pair().await;
+    alice.connect_peer(&peer).await.unwrap();
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    // Poll once (queued; on this one-thread runtime the signer has not run yet), then drop.
+    let poll_once_then_drop = |call: std::pin::Pin<Box<dyn Future<Output = _> + '_>>| {
+        let mut call = call;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(call.as_mut().poll(&mut cx).is_pending());
+    };
+
+    poll_once_then_drop(Box::pin(alice.pay(1, 700, b"gone", None)));
+    let next = alice.pay(1, 1, b"", None).await.unwrap();
+    assert_eq!(
+        (next.nonce, next.amount),
+        (1, 1),
+        "the dropped payment was not made"
+    );
+    assert_eq!(alice.channel_record(1).unwrap().sent(), 1);
+
+    poll_once_then_drop(Box::pin(alice.pay(1, 1_000, b"first", Some("order-1"))));
+    let again = alice
+        .pay(1, 1_000, b"retry", Some("order-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.nonce, again.amount, again.repeated),
+        (2, 1_000, true)
+    );
+    assert_eq!(alice.channel_record(1).unwrap().sent(), 1_001, "paid once");
+    eventually("bob to hold it", || {
+        bob.channel_record(1).unwrap().received() == 1_001
+    })
+    .await;
+    alice.shutdown().await;
+    bob.shutdown().await;
 }

@@ -31,8 +31,8 @@ pub(crate) struct BenchArgs {
     /// Payments at full load (half each way).
     #[arg(long, default_value_t = 100_000)]
     payments: u64,
-    /// Payments in flight per direction.
-    #[arg(long, default_value_t = 32)]
+    /// Payments in flight per direction (agents paying at once).
+    #[arg(long, default_value_t = 64)]
     concurrency: u64,
     /// Payments before measuring (both processes warm).
     #[arg(long, default_value_t = 2_000)]
@@ -95,6 +95,10 @@ struct Report {
     fsyncs_per_payment: f64,
     /// CPU time of both node processes per payment at full load, microseconds.
     cpu_us_per_payment: f64,
+    /// CPU time of the bench's own RPC clients (the agents) per payment at full load.
+    client_cpu_us_per_payment: f64,
+    /// Payments per signed proof at full load (queued payments share one proof).
+    payments_per_proof: f64,
     /// Seconds from starting a node holding the channel to its first acknowledged payment.
     restart_secs: f64,
     /// How many payments the restarted node's channel had seen.
@@ -365,6 +369,9 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
         latency_half_rate_ms,
         fsyncs_per_payment: (after.syncs - before.syncs) as f64 / payments,
         cpu_us_per_payment: (after.cpu_secs - before.cpu_secs) * 1e6 / payments,
+        client_cpu_us_per_payment: (after.client_cpu_secs - before.client_cpu_secs) * 1e6
+            / payments,
+        payments_per_proof: payments / (after.proofs - before.proofs).max(1) as f64,
         restart_secs,
         restart_after_payments: total_payments,
         bytes_per_payment: bob_bytes as f64 / total_payments as f64,
@@ -377,6 +384,10 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
 struct Counters {
     syncs: u64,
     cpu_secs: f64,
+    /// This process: the bench's own RPC clients.
+    client_cpu_secs: f64,
+    /// Proofs both nodes have signed on the channel.
+    proofs: u64,
 }
 
 impl Counters {
@@ -387,9 +398,15 @@ impl Counters {
         bob: &BenchNode,
     ) -> Result<Self> {
         let (a, b) = (alice_rpc.info().await?, bob_rpc.info().await?);
+        let (ca, cb) = (
+            alice_rpc.get_channel(1).await?,
+            bob_rpc.get_channel(1).await?,
+        );
         Ok(Self {
             syncs: a.store_syncs + b.store_syncs,
             cpu_secs: cpu_secs(alice.proc.pid())? + cpu_secs(bob.proc.pid())?,
+            client_cpu_secs: cpu_secs(std::process::id())?,
+            proofs: ca.sent_nonce + cb.sent_nonce,
         })
     }
 }
@@ -663,6 +680,14 @@ fn print_table(r: &Report) {
     println!(
         "| CPU per payment (both nodes) | {:.0} us |",
         r.cpu_us_per_payment
+    );
+    println!(
+        "| CPU per payment (the bench's RPC clients) | {:.0} us |",
+        r.client_cpu_us_per_payment
+    );
+    println!(
+        "| payments per signed proof | {:.1} |",
+        r.payments_per_proof
     );
     println!(
         "| restart to first payment ({} payments in the channel) | {:.2} s |",

@@ -1,16 +1,18 @@
 //! Peer links: the node's authenticated TCP connections to its channel partners, and payments
 //! over them.
 //!
-//! Sending: [`Node::pay`] signs the next proof under the channel table's lock and, still under
-//! it, queues both the synced write and the `Pay` frame; the link's writer sends a frame only
-//! once the write queued before it is durable (durability rule 1), in queue order, so proofs
-//! leave in nonce order however many payments are in flight. The call returns when the
-//! partner's cumulative `Ack` covers its nonce.
+//! Sending: [`Node::pay`] queues the payment in its channel's outbox (`outbox.rs`), whose
+//! signer signs the next proof — for every payment queued at that moment — under the channel
+//! table's lock and, still under it, queues both the synced write and the `Pay` (or
+//! `PayBatch`) frame; the link's writer sends a frame only once the write queued before it is
+//! durable (durability rule 1), in queue order, so proofs leave in nonce order however many
+//! payments are in flight. The call returns when the partner's cumulative `Ack` covers its
+//! nonce.
 //!
-//! Receiving: the reader takes every `Pay` already buffered (a burst), checks and queues each
-//! (signature, rules, synced write), waits once for the last write to be durable, then sends
-//! ONE cumulative `Ack` — or a `Reject` with the reason for a refused proof (durability rule 2:
-//! nothing is acknowledged before it is durable; many payments share one fsync).
+//! Receiving: the reader takes every frame already buffered (a burst), checks and queues each
+//! proof (signature, rules, synced write), waits once for the last write to be durable, then
+//! sends ONE cumulative `Ack` — or a `Reject` with the reason for a refused proof (durability
+//! rule 2: nothing is acknowledged before it is durable; many payments share one fsync).
 //!
 //! Delivery: which of our proofs the partner holds is tracked per channel at the node, not per
 //! link: a cumulative `Ack`, or the `received_nonce` of the partner's `Sync` after a reconnect,
@@ -76,6 +78,12 @@ impl From<farthing_store::KeyedPayment> for Paid {
             repeated: false,
         }
     }
+}
+
+/// A keyed payment: made now (signed, its key filed), or made earlier under the same key.
+enum Keyed {
+    New(Paid, oneshot::Receiver<Result<(), PayError>>),
+    Earlier(farthing_store::KeyedPayment),
 }
 
 /// The answer a cooperative close waits for: the partner's signature, or its reason to refuse.
@@ -509,38 +517,26 @@ impl Node {
                 .await
                 .map(record);
         };
-        // One keyed payment is checked and signed at a time, so a key is filed only once.
-        let keys = self.keys().lock().await;
-        let earlier = match keys.get(key) {
-            Some(earlier) => Some(*earlier),
-            None => self.store().keyed_payment(key)?,
+        // One keyed payment is checked, signed and filed at a time, in a task of its own: a
+        // caller that goes away cannot leave a payment signed whose key is not filed.
+        let filing = {
+            let (node, key) = (self.clone(), key.to_owned());
+            tokio::spawn(async move { node.file_keyed(id, partner, amount, memo, key).await })
         };
-        let Some(earlier) = earlier else {
-            let (signed, delivered) = self
-                .sign_queued(id, partner, amount, memo, Some(key))
-                .await?;
-            // Filed in memory until its record is durable (below); the lock goes only now.
-            let mut keys = keys;
-            keys.insert(
-                key.to_owned(),
-                farthing_store::KeyedPayment {
-                    channel: id,
-                    nonce: signed.nonce,
-                    amount,
-                },
-            );
-            drop(keys);
-            let outcome = self
-                .await_delivery(signed, delivered, ACK_TIMEOUT)
-                .await
-                .map(record);
-            // Once the key's record is durable the store answers for it.
-            if self.group().submit(Vec::new()).await.is_ok() {
-                self.keys().lock().await.remove(key);
+        let earlier = match filing.await.map_err(|_| PayError::SignerStopped(id))?? {
+            Keyed::New(signed, delivered) => {
+                let outcome = self
+                    .await_delivery(signed, delivered, ACK_TIMEOUT)
+                    .await
+                    .map(record);
+                // Once the key's record is durable the store answers for it.
+                if self.group().submit(Vec::new()).await.is_ok() {
+                    self.keys().lock().await.remove(key);
+                }
+                return outcome;
             }
-            return outcome;
+            Keyed::Earlier(earlier) => earlier,
         };
-        drop(keys);
         if earlier.channel != id || earlier.amount != amount {
             return Err(PayError::KeyReused {
                 key: key.to_owned(),
@@ -566,6 +562,38 @@ impl Node {
             });
         }
         self.await_delivery(repeat, delivered, RESYNC_GRACE).await
+    }
+
+    /// Pay under idempotency key `key` unless it was used: the key is filed in memory (until
+    /// its record, written with the proof, is durable) before the keys' lock goes.
+    async fn file_keyed(
+        &self,
+        id: ChannelId,
+        partner: Address,
+        amount: u128,
+        memo: Memo,
+        key: String,
+    ) -> Result<Keyed, PayError> {
+        let mut keys = self.keys().lock().await;
+        let earlier = match keys.get(&key) {
+            Some(earlier) => Some(*earlier),
+            None => self.store().keyed_payment(&key)?,
+        };
+        if let Some(earlier) = earlier {
+            return Ok(Keyed::Earlier(earlier));
+        }
+        let (signed, delivered) = self
+            .sign_queued(id, partner, amount, memo, Some(&key))
+            .await?;
+        keys.insert(
+            key,
+            farthing_store::KeyedPayment {
+                channel: id,
+                nonce: signed.nonce,
+                amount,
+            },
+        );
+        Ok(Keyed::New(signed, delivered))
     }
 
     /// Wait until the partner holds our proof `paid.nonce`: its Ack on the link (for at most
@@ -682,22 +710,25 @@ impl Node {
                         signature,
                         payments,
                     } => {
-                        // One proof, one recovery: its increase must be the payments' sum.
-                        let queued = payments
-                            .total()
-                            .ok_or_else(|| {
+                        // One proof, one recovery: its increase must be the payments' sum,
+                        // each of them a payment.
+                        let total = if payments.iter().any(|(amount, _)| *amount == 0) {
+                            Err(PayError::Rejected(farthing_core::Rejection::Zero))
+                        } else {
+                            payments.total().ok_or_else(|| {
                                 PayError::BadSignature("the batch's amounts overflow".into())
                             })
-                            .and_then(|amount| {
-                                self.queue_incoming(
-                                    peer,
-                                    channel_id,
-                                    nonce,
-                                    transferred,
-                                    amount,
-                                    &signature,
-                                )
-                            });
+                        };
+                        let queued = total.and_then(|amount| {
+                            self.queue_incoming(
+                                peer,
+                                channel_id,
+                                nonce,
+                                transferred,
+                                amount,
+                                &signature,
+                            )
+                        });
                         match queued {
                             Ok(durable) => {
                                 last_durable = Some(durable);

@@ -81,6 +81,34 @@ impl Outboxes {
         }
         batch
     }
+
+    /// The signer of channel `id` stopped without emptying its outbox (it panicked): every
+    /// payment still queued learns it, and the next one starts a new signer.
+    fn abandon(&self, id: ChannelId) {
+        let outbox = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        for payment in outbox.into_iter().flat_map(|o| o.queued) {
+            let _ = payment.signed.send(Err(PayError::SignerStopped(id)));
+        }
+    }
+}
+
+/// Abandons its channel's outbox if the signer stops before it is empty.
+struct Signing<'a> {
+    outboxes: &'a Outboxes,
+    id: ChannelId,
+    done: bool,
+}
+
+impl Drop for Signing<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.outboxes.abandon(self.id);
+        }
+    }
 }
 
 impl Node {
@@ -112,9 +140,15 @@ impl Node {
 
     /// Sign what is queued on channel `id`, one proof per batch, until nothing is.
     async fn sign_outbox(&self, id: ChannelId, partner: Address) {
+        let mut signing = Signing {
+            outboxes: self.outboxes(),
+            id,
+            done: false,
+        };
         loop {
             let batch = self.outboxes().next_batch(id);
             if batch.is_empty() {
+                signing.done = true;
                 return;
             }
             self.sign_batch(id, partner, batch);
@@ -137,6 +171,11 @@ impl Node {
             let mut taken = 0u128;
             let mut proof_at = None;
             for payment in batch.by_ref() {
+                // Its caller went away before it was signed: it is not made. (A keyed payment's
+                // caller never goes away here: pay() waits for it in a task of its own.)
+                if payment.signed.is_closed() {
+                    continue;
+                }
                 let step = self
                     .may_sign(channel.id)
                     .and_then(|()| Ok(channel.next_payment_after(taken, payment.amount)?));
@@ -202,20 +241,26 @@ impl Node {
                     payments,
                 }
             };
+            // Each payer waits for the partner's answer to this nonce from before the frame
+            // leaves, so none can miss it.
+            let answers: Vec<_> = carried
+                .into_iter()
+                .map(|(amount, _, signed)| (amount, signed, self.links().expect(id, nonce)))
+                .collect();
             // The proof is signed and its write queued: the table takes it whatever happens to
             // the link. A frame that cannot be sent is delivered by the Sync on reconnect.
             let _ = link.outgoing.send(Outgoing {
                 ready: Some(durable),
                 message,
             });
-            for (amount, _, signed) in carried {
+            for (amount, signed, delivered) in answers {
                 let paid = Paid {
                     channel: id,
                     nonce,
                     amount,
                     repeated: false,
                 };
-                let _ = signed.send(Ok((paid, self.links().expect(id, nonce))));
+                let _ = signed.send(Ok((paid, delivered)));
             }
             Ok::<_, PayError>((next, ()))
         });

@@ -74,6 +74,12 @@ pub enum PayError {
     /// The partner or the chain knows a newer proof of ours than this node: it signs nothing.
     #[error("{0}")]
     Stale(String),
+    /// The task signing the channel's payments stopped before this one was signed (a bug:
+    /// see the node's log). Nothing was signed for it.
+    #[error(
+        "the payment signer of channel {0} stopped before this payment was signed (see the node's log): it was not made; retry"
+    )]
+    SignerStopped(ChannelId),
     /// The chain refused or failed.
     #[error(transparent)]
     Chain(#[from] farthing_chain::ChainError),

@@ -10,7 +10,8 @@ use alloy::primitives::Address;
 use farthing_core::ChannelId;
 
 /// The peer protocol version carried in [`Message::Hello`]; both sides must speak the same.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: [`Message::PayBatch`].
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// A 65-byte secp256k1 signature as the contract takes it: `r | s | v`, `v` in {27, 28}.
 ///
