@@ -31,6 +31,9 @@ pub(crate) struct BenchArgs {
     /// Payments at full load (half each way).
     #[arg(long, default_value_t = 100_000)]
     payments: u64,
+    /// Stream at full load for this many seconds instead of a fixed count of payments.
+    #[arg(long)]
+    duration: Option<f64>,
     /// Payments in flight per direction (agents paying at once).
     #[arg(long, default_value_t = 64)]
     concurrency: u64,
@@ -218,58 +221,41 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
 
     // Warm-up: the link is up, both processes have run the hot path.
     pay_until_linked(&alice_rpc).await?;
-    let (warm_a, warm_b) = (args.warmup / 2, args.warmup - args.warmup / 2);
-    let _ = both_ways(
-        &alice_rpc,
-        &bob_rpc,
-        warm_a,
-        warm_b,
-        args.concurrency,
-        None,
-        true,
-    )
-    .await?;
+    let warm_up = Load {
+        quiet: true,
+        ..Load::split(args.warmup, args.concurrency)
+    };
+    let _ = both_ways(&alice_rpc, &bob_rpc, warm_up).await?;
     say(&format!("warm-up: {} payments", args.warmup));
 
     // Full load, both ways at once.
     let before = Counters::read(&alice_rpc, &bob_rpc, &alice, &bob).await?;
-    let (half_a, half_b) = (args.payments / 2, args.payments - args.payments / 2);
     let started = Instant::now();
-    let mut latencies = both_ways(
-        &alice_rpc,
-        &bob_rpc,
-        half_a,
-        half_b,
-        args.concurrency,
-        None,
-        false,
-    )
-    .await?;
+    let full = match args.duration {
+        // As many as fit in the time (each way's share is unbounded).
+        Some(secs) => Load {
+            until: Some(started + Duration::from_secs_f64(secs)),
+            ..Load::split(u64::MAX, args.concurrency)
+        },
+        None => Load::split(args.payments, args.concurrency),
+    };
+    let mut latencies = both_ways(&alice_rpc, &bob_rpc, full).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let after = Counters::read(&alice_rpc, &bob_rpc, &alice, &bob).await?;
-    let payments_per_sec = args.payments as f64 / elapsed;
+    let full_payments = latencies.len() as u64;
+    let payments_per_sec = full_payments as f64 / elapsed;
     say(&format!(
-        "full load: {} payments in {elapsed:.2} s = {payments_per_sec:.0}/s",
-        args.payments
+        "full load: {full_payments} payments in {elapsed:.2} s = {payments_per_sec:.0}/s"
     ));
     let latency_ms = Percentiles::of(&mut latencies);
 
     // Half the peak rate (or the rate asked for), paced.
     let rate = args.paced_rate.unwrap_or(payments_per_sec / 2.0);
-    let (paced_a, paced_b) = (
-        args.half_rate_payments / 2,
-        args.half_rate_payments - args.half_rate_payments / 2,
-    );
-    let mut paced = both_ways(
-        &alice_rpc,
-        &bob_rpc,
-        paced_a,
-        paced_b,
-        args.concurrency,
-        Some(rate / 2.0),
-        false,
-    )
-    .await?;
+    let paced = Load {
+        rate_each: Some(rate / 2.0),
+        ..Load::split(args.half_rate_payments, args.concurrency)
+    };
+    let mut paced = both_ways(&alice_rpc, &bob_rpc, paced).await?;
     let latency_half_rate_ms = Percentiles::of(&mut paced);
     say(&format!(
         "half rate ({rate:.0}/s): p50 {:.2} ms, p99 {:.2} ms",
@@ -288,19 +274,15 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
             "{} more payments before the restart",
             args.restart_payments
         ));
-        both_ways(
-            &alice_rpc,
-            &bob_rpc,
-            args.restart_payments,
-            0,
-            args.concurrency * 2,
-            None,
-            false,
-        )
-        .await?;
+        let more = Load {
+            from_alice: args.restart_payments,
+            from_bob: 0,
+            ..Load::split(0, args.concurrency * 2)
+        };
+        both_ways(&alice_rpc, &bob_rpc, more).await?;
     }
     let total_payments =
-        1 + args.warmup + args.payments + args.half_rate_payments + args.restart_payments;
+        1 + args.warmup + full_payments + args.half_rate_payments + args.restart_payments;
     let bob_bytes = dir_size(&bob.data_dir);
     let bob_dir = bob.data_dir.clone();
     bob.proc.stop();
@@ -359,9 +341,9 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
     drop(bob);
     drop(anvil);
 
-    let payments = args.payments as f64;
+    let payments = full_payments as f64;
     Ok(Report {
-        payments: args.payments,
+        payments: full_payments,
         payments_per_sec,
         ceiling_payments_per_sec: ceiling,
         ceiling_ratio: payments_per_sec / ceiling,
@@ -428,29 +410,55 @@ fn cpu_secs(pid: u32) -> Result<f64> {
     Ok((ticks(14)? + ticks(15)?) / 100.0)
 }
 
-/// alice pays bob `a` payments while bob pays alice `b`; every latency.
+/// One phase of payments, both ways at once.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    from_alice: u64,
+    from_bob: u64,
+    /// Payments in flight per direction.
+    concurrency: u64,
+    /// Payments per second per direction (none: as fast as acknowledged).
+    rate_each: Option<f64>,
+    /// Start no payment after this instant.
+    until: Option<Instant>,
+    /// No progress line.
+    quiet: bool,
+}
+
+impl Load {
+    /// `payments` split evenly between the two directions, as fast as acknowledged.
+    fn split(payments: u64, concurrency: u64) -> Self {
+        Self {
+            from_alice: payments / 2,
+            from_bob: payments - payments / 2,
+            concurrency,
+            rate_each: None,
+            until: None,
+            quiet: false,
+        }
+    }
+}
+
+/// alice pays bob while bob pays alice, as `load` says; every latency.
 async fn both_ways(
     alice_rpc: &Arc<WsClient>,
     bob_rpc: &Arc<WsClient>,
-    a: u64,
-    b: u64,
-    concurrency: u64,
-    rate_each: Option<f64>,
-    quiet: bool,
+    load: Load,
 ) -> Result<Vec<Duration>> {
     let stream = |count, quiet| Stream {
         target: PayTarget::Channel(1),
         amount: "0.000001".into(),
         count,
-        concurrency,
+        concurrency: load.concurrency,
         idempotency_key: None,
         memo: None,
-        rate: rate_each,
+        rate: load.rate_each,
+        until: load.until,
         quiet,
     };
     let (from_alice, from_bob) = tokio::join!(
-        stream::run(alice_rpc.clone(), stream(a, quiet)),
-        stream::run(bob_rpc.clone(), stream(b, true)),
+        stream::run(alice_rpc.clone(), stream(load.from_alice, load.quiet)),
+        stream::run(bob_rpc.clone(), stream(load.from_bob, true)),
     );
     let mut latencies = from_alice?.latencies;
     latencies.extend(from_bob?.latencies);

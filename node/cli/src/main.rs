@@ -318,6 +318,7 @@ async fn run(cli: Cli) -> Result<()> {
                             idempotency_key,
                             memo,
                             rate: None,
+                            until: None,
                             quiet: false,
                         },
                     )

@@ -21,6 +21,8 @@ pub(crate) struct Stream {
     pub(crate) memo: Option<String>,
     /// Payments per second to pace the stream at (none: as fast as acknowledged).
     pub(crate) rate: Option<f64>,
+    /// Start no payment after this instant (a stream of a fixed duration).
+    pub(crate) until: Option<Instant>,
     /// No progress line (another stream shows one).
     pub(crate) quiet: bool,
 }
@@ -92,7 +94,7 @@ where
                 let mut latencies = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i > stream.count {
+                    if i > stream.count || stream.until.is_some_and(|t| Instant::now() >= t) {
                         return Ok(latencies);
                     }
                     if let Some(rate) = stream.rate {
@@ -132,7 +134,13 @@ where
         .collect();
 
     let progress = {
-        let (done, last, count, quiet) = (done.clone(), last.clone(), stream.count, stream.quiet);
+        let (done, last, count, quiet, until) = (
+            done.clone(),
+            last.clone(),
+            stream.count,
+            stream.quiet,
+            stream.until,
+        );
         tokio::spawn(async move {
             loop {
                 if quiet {
@@ -147,12 +155,17 @@ where
                         l.balance_ours, l.balance_partner
                     )
                 });
-                eprint!("\r  {n}/{count} payments acknowledged · {rate:.0}/s{balances}   ");
+                let of = if until.is_some() {
+                    String::new()
+                } else {
+                    format!("/{count}")
+                };
+                eprint!("\r  {n}{of} payments acknowledged · {rate:.0}/s{balances}   ");
             }
         })
     };
 
-    let mut latencies = Vec::with_capacity(usize::try_from(stream.count).unwrap_or(0));
+    let mut latencies = Vec::with_capacity(usize::try_from(stream.count.min(1 << 20)).unwrap_or(0));
     let mut failure = None;
     for worker in workers {
         match worker.await {
@@ -166,8 +179,7 @@ where
     let payments = done.load(Ordering::Relaxed);
     if !stream.quiet {
         eprintln!(
-            "\r  {payments}/{} payments acknowledged · {:.0}/s{}",
-            stream.count,
+            "\r  {payments} payments acknowledged · {:.0}/s{}",
             payments as f64 / seconds,
             " ".repeat(40)
         );
