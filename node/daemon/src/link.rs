@@ -28,7 +28,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use farthing_chain::messages;
 use farthing_core::ChannelId;
-use farthing_peer::message::{Memo, Message, Reason};
+use farthing_peer::message::{Memo, Message, Reason, SignedBalance};
 use farthing_peer::{FrameReader, FrameWriter, PeerAddr, handshake};
 use farthing_store::Write;
 use tokio::net::{TcpListener, TcpStream};
@@ -667,10 +667,7 @@ impl Node {
                 let _ = self.sync().await;
             }
             // Check and queue every proof of the burst, wait once, acknowledge once per channel.
-            let mut last_durable: Option<Durable> = None;
-            let mut acks: BTreeMap<ChannelId, u64> = BTreeMap::new();
-            let mut received: Vec<(ChannelId, u64, u128, Vec<u8>)> = Vec::new();
-            let mut replies = Vec::new();
+            let mut out = Burst::default();
             for message in burst {
                 match message {
                     Message::Pay {
@@ -682,26 +679,15 @@ impl Node {
                         memo,
                         ..
                     } => {
-                        match self.queue_incoming(
-                            peer,
-                            channel_id,
+                        let proof = SignedBalance {
                             nonce,
                             transferred,
-                            amount,
-                            &signature,
-                        ) {
-                            Ok(durable) => {
-                                last_durable = Some(durable);
-                                acks.insert(channel_id, nonce);
-                                received.push((channel_id, nonce, amount, memo.into_bytes()));
-                            }
-                            Err(e) => replies.push(Message::Reject {
-                                channel_id,
-                                nonce,
-                                code: 1,
-                                reason: Reason::truncated(e.to_string()),
-                            }),
-                        }
+                            signature,
+                        };
+                        let payments = vec![(amount, memo)];
+                        let claimed = claimed(&payments);
+                        let _ =
+                            self.take_proof(peer, &mut out, channel_id, proof, claimed, payments);
                     }
                     Message::PayBatch {
                         channel_id,
@@ -710,40 +696,16 @@ impl Node {
                         signature,
                         payments,
                     } => {
-                        // One proof, one recovery: its increase must be the payments' sum,
-                        // each of them a payment.
-                        let total = if payments.iter().any(|(amount, _)| *amount == 0) {
-                            Err(PayError::Rejected(farthing_core::Rejection::Zero))
-                        } else {
-                            payments.total().ok_or_else(|| {
-                                PayError::BadSignature("the batch's amounts overflow".into())
-                            })
+                        // One proof, one recovery for all of them.
+                        let proof = SignedBalance {
+                            nonce,
+                            transferred,
+                            signature,
                         };
-                        let queued = total.and_then(|amount| {
-                            self.queue_incoming(
-                                peer,
-                                channel_id,
-                                nonce,
-                                transferred,
-                                amount,
-                                &signature,
-                            )
-                        });
-                        match queued {
-                            Ok(durable) => {
-                                last_durable = Some(durable);
-                                acks.insert(channel_id, nonce);
-                                received.extend(payments.into_iter().map(|(amount, memo)| {
-                                    (channel_id, nonce, amount, memo.into_bytes())
-                                }));
-                            }
-                            Err(e) => replies.push(Message::Reject {
-                                channel_id,
-                                nonce,
-                                code: 1,
-                                reason: Reason::truncated(e.to_string()),
-                            }),
-                        }
+                        let payments: Vec<_> = payments.into_iter().collect();
+                        let claimed = claimed(&payments);
+                        let _ =
+                            self.take_proof(peer, &mut out, channel_id, proof, claimed, payments);
                     }
                     // Only the channel's partner speaks for it; an Ack past what we signed says
                     // our data is stale and acknowledges nothing we hold.
@@ -777,15 +739,15 @@ impl Node {
                             .refused(channel_id, nonce, reason.as_str().to_owned());
                     }
                     request @ Message::CloseRequest { .. } => {
-                        replies.push(self.answer_close(peer, &request))
+                        out.replies.push(self.answer_close(peer, &request))
                     }
                     request @ Message::WithdrawRequest { .. } => {
                         let (reply, durable) = self.answer_withdraw(peer, &request);
                         // The co-signature leaves only once the pending withdrawal is durable.
                         if let Some(durable) = durable {
-                            last_durable = Some(durable);
+                            out.last_durable = Some(durable);
                         }
-                        replies.push(reply);
+                        out.replies.push(reply);
                     }
                     Message::WithdrawAccept {
                         channel_id,
@@ -821,35 +783,30 @@ impl Node {
                             && latest.nonce > have
                             && latest.transferred > received
                         {
+                            // Payments whose frames were lost: no memos, no history entries.
                             let amount = latest.transferred - received;
-                            match self.queue_incoming(
+                            if let Err(e) = self.take_proof(
                                 peer,
+                                &mut out,
                                 channel_id,
-                                latest.nonce,
-                                latest.transferred,
-                                amount,
-                                &latest.signature,
+                                latest,
+                                Ok(amount),
+                                Vec::new(),
                             ) {
-                                Ok(durable) => {
-                                    last_durable = Some(durable);
-                                    acks.insert(channel_id, latest.nonce);
-                                }
-                                Err(e) => {
-                                    tracing::warn!(%peer, channel = channel_id, "sync proof refused: {e}");
-                                    replies.push(Message::Reject {
-                                        channel_id,
-                                        nonce: latest.nonce,
-                                        code: 1,
-                                        reason: Reason::truncated(e.to_string()),
-                                    });
-                                }
+                                tracing::warn!(%peer, channel = channel_id, "sync proof refused: {e}");
                             }
                         }
                     }
-                    Message::Ping { nonce } => replies.push(Message::Pong { nonce }),
+                    Message::Ping { nonce } => out.replies.push(Message::Pong { nonce }),
                     _ => {}
                 }
             }
+            let Burst {
+                last_durable,
+                acks,
+                received,
+                mut replies,
+            } = out;
             for (channel_id, nonce) in acks {
                 replies.push(Message::Ack { channel_id, nonce });
             }
@@ -878,6 +835,75 @@ impl Node {
             }
         }
     }
+
+    /// Check and queue the partner's proof of channel `channel_id` claiming `claimed` (its
+    /// increase must cover it): acknowledged with the burst once durable, its `payments` (each
+    /// amount with its memo) then entering the history; or refused with the reason (returned
+    /// too).
+    fn take_proof(
+        &self,
+        peer: Address,
+        burst: &mut Burst,
+        channel_id: ChannelId,
+        proof: SignedBalance,
+        claimed: Result<u128, PayError>,
+        payments: Vec<(u128, Memo)>,
+    ) -> Result<(), String> {
+        let queued = claimed.and_then(|amount| {
+            self.queue_incoming(
+                peer,
+                channel_id,
+                proof.nonce,
+                proof.transferred,
+                amount,
+                &proof.signature,
+            )
+        });
+        match queued {
+            Ok(durable) => {
+                burst.last_durable = Some(durable);
+                burst.acks.insert(channel_id, proof.nonce);
+                burst.received.extend(
+                    payments
+                        .into_iter()
+                        .map(|(amount, memo)| (channel_id, proof.nonce, amount, memo.into_bytes())),
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                burst.replies.push(Message::Reject {
+                    channel_id,
+                    nonce: proof.nonce,
+                    code: 1,
+                    reason: Reason::truncated(reason.clone()),
+                });
+                Err(reason)
+            }
+        }
+    }
+}
+
+/// What the payments a proof carries claim together: their sum, each of them a payment.
+fn claimed(payments: &[(u128, Memo)]) -> Result<u128, PayError> {
+    if payments.iter().any(|(amount, _)| *amount == 0) {
+        return Err(PayError::Rejected(farthing_core::Rejection::Zero));
+    }
+    payments
+        .iter()
+        .try_fold(0u128, |sum, (amount, _)| sum.checked_add(*amount))
+        .ok_or_else(|| PayError::BadSignature("the payments' amounts overflow".into()))
+}
+
+/// What the reader makes of one burst of frames: the writes its answers wait for, the
+/// cumulative acknowledgements, the payments received, the replies.
+#[derive(Default)]
+struct Burst {
+    /// The last write queued: once it is durable, so are all before it.
+    last_durable: Option<Durable>,
+    acks: BTreeMap<ChannelId, u64>,
+    received: Vec<(ChannelId, u64, u128, Vec<u8>)>,
+    replies: Vec<Message>,
 }
 
 impl Link {
