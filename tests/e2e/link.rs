@@ -55,6 +55,21 @@ async fn pair() -> Pair {
     }
 }
 
+/// [`pair`], linked, with channel 1 open from alice (10 USDC) and seen by bob's node.
+async fn linked() -> Pair {
+    let pair = pair().await;
+    pair.alice.connect_peer(&pair.peer).await.unwrap();
+    pair.alice
+        .open_channel(pair.bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || {
+        pair.bob.channel_record(1).is_some()
+    })
+    .await;
+    pair
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     let Pair {
@@ -247,15 +262,8 @@ async fn payments_queued_together_share_one_proof_and_keep_their_own_answers() {
         devnet: _devnet,
         alice,
         bob,
-        peer,
         ..
-    } = pair().await;
-    alice.connect_peer(&peer).await.unwrap();
-    alice
-        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
-        .await
-        .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    } = linked().await;
     let mut incoming = bob.subscribe_payments();
 
     const CALLS: usize = 30;
@@ -337,13 +345,7 @@ async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_b
         bob,
         peer,
         ..
-    } = pair().await;
-    alice.connect_peer(&peer).await.unwrap();
-    alice
-        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
-        .await
-        .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    } = linked().await;
     for _ in 0..5 {
         alice.pay(1, 100_000, b"", None).await.unwrap();
     }
@@ -469,15 +471,8 @@ async fn payments_stream_to_agents_and_are_listed() {
         devnet: _devnet,
         alice,
         bob,
-        peer,
         ..
-    } = pair().await;
-    alice.connect_peer(&peer).await.unwrap();
-    alice
-        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
-        .await
-        .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    } = linked().await;
 
     // bob's agent listens on bob's node's WebSocket.
     let token = farthing_rpc::ensure_token(&bob.config().data_dir).unwrap();
@@ -1428,15 +1423,8 @@ async fn a_caller_that_goes_away_pays_once_or_not_at_all() {
         devnet: _devnet,
         alice,
         bob,
-        peer,
         ..
-    } = pair().await;
-    alice.connect_peer(&peer).await.unwrap();
-    alice
-        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
-        .await
-        .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    } = linked().await;
     // Poll once (queued; on this one-thread runtime the signer has not run yet), then drop.
     let poll_once_then_drop = |call: std::pin::Pin<Box<dyn Future<Output = _> + '_>>| {
         let mut call = call;
