@@ -209,8 +209,9 @@ async fn a_deposit_counts_after_its_confirmations_and_a_reorg_never_counts_it_tw
     node.sync().await.unwrap();
     assert_eq!(deposit_b(), 3 * USDC as u128);
 
-    // A reorg to a SHORTER branch (the block under the cursor no longer exists; a node swapping
-    // branches shows this for a moment too) is a reorg, not a foreign chain.
+    // A reorg to a SHORTER branch: the block under the cursor no longer exists. The node says
+    // so (it cannot tell yet from another chain) and changes nothing; once the branch grows
+    // past the cursor, the block is there with another hash and the node rebuilds.
     let cursor_block = node.sync().await.unwrap();
     anvil(
         &devnet,
@@ -224,8 +225,78 @@ async fn a_deposit_counts_after_its_confirmations_and_a_reorg_never_counts_it_tw
         .await
         .unwrap();
     assert!(head < cursor_block, "the chain is shorter than the cursor");
+    let err = node.sync().await.unwrap_err();
+    assert!(err.to_string().contains("is missing"), "{err}");
+    assert_eq!(deposit_b(), 3 * USDC as u128, "nothing changed yet");
+    for _ in head..=cursor_block {
+        anvil(&devnet, "evm_mine", serde_json::json!([])).await;
+    }
     node.sync().await.unwrap();
     assert_eq!(deposit_b(), 0, "the reverted top-up is not counted");
+    // Every successful pass clears the watcher's problem, also one an operation runs.
     assert!(node.health().problems.is_empty(), "{:?}", node.health());
+    node.shutdown().await;
+}
+
+/// Another chain behind the same RPC URL (a devnet restarted, the contracts at the same
+/// addresses) with a channel 1 of other parties is not a reorg: the node refuses it, keeps its
+/// records and its cursor, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_chain_at_the_same_address_is_refused_not_rebuilt_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start().unwrap();
+    let port = devnet.port();
+    let d = devnet.deploy().await.unwrap();
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
+    send!(alice.token.approve(d.channel_manager, U256::MAX));
+    let node = farthing_daemon::Node::start(farthing_e2e::node_config(&devnet, &d, dir.path(), 1))
+        .await
+        .unwrap();
+    let bob_address = devnet.key("BOB").address();
+    send!(
+        alice
+            .manager
+            .open(d.token, bob_address, U256::from(10 * USDC), 600)
+    );
+    for _ in 0..5 {
+        anvil(&devnet, "evm_mine", serde_json::json!([])).await;
+    }
+    let cursor = node.sync().await.unwrap();
+    let before = node.channel_record(1).unwrap();
+    drop(devnet);
+
+    // A new chain on the same port: same chain id, same contract addresses; bob opens channel
+    // 1 towards alice, and the chain grows past the node's cursor.
+    let devnet = Devnet::start_persistent(port, &dir.path().join("other-chain.json")).unwrap();
+    let other = devnet.deploy().await.unwrap();
+    assert_eq!(
+        (other.channel_manager, other.token),
+        (d.channel_manager, d.token)
+    );
+    let bob = Party::new(&devnet, &other, devnet.key("BOB"));
+    devnet
+        .mint(&other, bob.address(), 100 * USDC)
+        .await
+        .unwrap();
+    send!(bob.token.approve(other.channel_manager, U256::MAX));
+    send!(
+        bob.manager
+            .open(other.token, alice.address(), U256::from(3 * USDC), 600)
+    );
+    for _ in 0..cursor {
+        anvil(&devnet, "evm_mine", serde_json::json!([])).await;
+    }
+    let err = node.sync().await.unwrap_err();
+    assert!(
+        err.to_string().contains("not the chain the node followed"),
+        "{err}"
+    );
+    assert_eq!(node.channel_record(1).unwrap(), before, "nothing changed");
+    assert_eq!(
+        node.store().cursor().unwrap().map(|c| c.block),
+        Some(cursor),
+        "the cursor stays on the node's chain"
+    );
     node.shutdown().await;
 }

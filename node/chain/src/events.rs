@@ -46,6 +46,20 @@ pub enum EventError {
     Unpositioned,
 }
 
+/// A channel as the contract holds it at some block: who it joins, in which token, and its
+/// on-chain half.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractChannel {
+    /// Participant A (the opener).
+    pub a: Address,
+    /// Participant B.
+    pub b: Address,
+    /// The ERC-20 it holds.
+    pub token: Address,
+    /// Its on-chain state.
+    pub on_chain: farthing_core::OnChain,
+}
+
 /// Reads the events of one `ChannelManager`.
 #[derive(Debug, Clone)]
 pub struct EventSource<P> {
@@ -85,7 +99,7 @@ impl<P: Provider> EventSource<P> {
         &self,
         id: ChannelId,
         block: u64,
-    ) -> Result<Option<farthing_core::OnChain>, EventError> {
+    ) -> Result<Option<ContractChannel>, EventError> {
         let manager = crate::contracts::ChannelManager::new(self.manager, &self.provider);
         let info = manager
             .getChannel(U256::from(id))
@@ -99,16 +113,21 @@ impl<P: Provider> EventSource<P> {
             3 => farthing_core::ChainState::Settled,
             _ => return Ok(None),
         };
-        Ok(Some(farthing_core::OnChain {
-            state,
-            deposit_a: info.depositA.to(),
-            deposit_b: info.depositB.to(),
-            withdrawn_a: info.withdrawnA.to(),
-            withdrawn_b: info.withdrawnB.to(),
-            settle_after: info.settleAfter.to(),
-            closer: (info.closer != Address::ZERO).then_some(info.closer),
-            proof_a: (info.nonceA, info.transferredA),
-            proof_b: (info.nonceB, info.transferredB),
+        Ok(Some(ContractChannel {
+            a: info.participantA,
+            b: info.participantB,
+            token: info.token,
+            on_chain: farthing_core::OnChain {
+                state,
+                deposit_a: info.depositA.to(),
+                deposit_b: info.depositB.to(),
+                withdrawn_a: info.withdrawnA.to(),
+                withdrawn_b: info.withdrawnB.to(),
+                settle_after: info.settleAfter.to(),
+                closer: (info.closer != Address::ZERO).then_some(info.closer),
+                proof_a: (info.nonceA, info.transferredA),
+                proof_b: (info.nonceB, info.transferredB),
+            },
         }))
     }
 

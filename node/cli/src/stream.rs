@@ -2,7 +2,7 @@
 //! flight at once, with a live progress line (count, rate, balances) on stderr.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use eyre::Result;
@@ -77,24 +77,29 @@ where
     C: FarthingApiClient + Send + Sync + 'static,
 {
     let next = Arc::new(AtomicU64::new(1));
+    let failed = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let last: Arc<Mutex<Option<PayResult>>> = Arc::default();
     let started = Instant::now();
     let stream = Arc::new(stream);
     let workers: Vec<_> = (0..stream.concurrency.clamp(1, 1024))
         .map(|_| {
-            let (client, stream, next, done, last) = (
+            let (client, stream, next, done, last, failed) = (
                 client.clone(),
                 stream.clone(),
                 next.clone(),
                 done.clone(),
                 last.clone(),
+                failed.clone(),
             );
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i > stream.count || stream.until.is_some_and(|t| Instant::now() >= t) {
+                    if i > stream.count
+                        || failed.load(Ordering::Relaxed)
+                        || stream.until.is_some_and(|t| Instant::now() >= t)
+                    {
                         return Ok(latencies);
                     }
                     if let Some(rate) = stream.rate {
@@ -118,7 +123,7 @@ where
                         Ok(paid) => paid,
                         Err(e) => {
                             // Let the other workers stop at their next payment.
-                            next.store(u64::MAX / 2, Ordering::Relaxed);
+                            failed.store(true, Ordering::Relaxed);
                             return Err(e);
                         }
                     };

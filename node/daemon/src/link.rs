@@ -525,15 +525,10 @@ impl Node {
         };
         let earlier = match filing.await.map_err(|_| PayError::SignerStopped(id))?? {
             Keyed::New(signed, delivered) => {
-                let outcome = self
+                return self
                     .await_delivery(signed, delivered, ACK_TIMEOUT)
                     .await
                     .map(record);
-                // Once the key's record is durable the store answers for it.
-                if self.group().submit(Vec::new()).await.is_ok() {
-                    self.keys().lock().await.remove(key);
-                }
-                return outcome;
             }
             Keyed::Earlier(earlier) => earlier,
         };
@@ -585,14 +580,24 @@ impl Node {
         let (signed, delivered) = self
             .sign_queued(id, partner, amount, memo, Some(&key))
             .await?;
-        keys.insert(
-            key,
-            farthing_store::KeyedPayment {
-                channel: id,
-                nonce: signed.nonce,
-                amount,
-            },
-        );
+        let filed = farthing_store::KeyedPayment {
+            channel: id,
+            nonce: signed.nonce,
+            amount,
+        };
+        keys.insert(key.clone(), filed);
+        drop(keys);
+        // Once the key's record is durable the store answers for it (whether or not the caller
+        // still waits).
+        let (node, durable) = (self.clone(), self.group().submit(Vec::new()));
+        tokio::spawn(async move {
+            if durable.await.is_ok() {
+                let mut keys = node.keys().lock().await;
+                if keys.get(&key) == Some(&filed) {
+                    keys.remove(&key);
+                }
+            }
+        });
         Ok(Keyed::New(signed, delivered))
     }
 

@@ -125,6 +125,8 @@ struct Shared {
     reader: DynProvider,
     client: Arc<ChainClient>,
     health: Mutex<Health>,
+    /// Set if the watcher task ever dies: no later pass clears it (only a restart does).
+    watcher_stopped: std::sync::OnceLock<String>,
     changes: broadcast::Sender<ChannelChange>,
 }
 
@@ -277,6 +279,7 @@ impl Node {
             reader,
             client,
             health: Mutex::new(Health::default()),
+            watcher_stopped: std::sync::OnceLock::new(),
             changes,
         });
         let (stop, stopped) = watch::channel(false);
@@ -599,6 +602,9 @@ impl Node {
             .clone();
         health.problems.extend(self.shared.store_health.problem());
         health
+            .problems
+            .extend(self.shared.watcher_stopped.get().cloned());
+        health
     }
 
     pub(crate) fn store_health(&self) -> &crate::storeguard::StoreHealth {
@@ -666,11 +672,8 @@ async fn supervise_watcher(shared: Arc<Shared>, stopped: watch::Receiver<bool>) 
     if let Err(e) = result {
         let problem = format!("the chain watcher stopped ({e}); restart the node");
         tracing::error!("{problem}");
-        shared
-            .health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .problems = vec![problem];
+        // Not in `health.problems`: a later pass (an operation's) must not clear it.
+        let _ = shared.watcher_stopped.set(problem);
     }
 }
 
@@ -729,7 +732,8 @@ pub(crate) struct Progress {
 
 /// Apply confirmed events after the cursor (at most 5 000 blocks per pass). Passes never
 /// overlap: operations that sync after their transaction and the background watcher take
-/// turns, so the cursor never moves back and no change is applied or announced twice.
+/// turns, so the cursor never moves back (but for a reorg rebuild, which sets it to the new
+/// branch's confirmed head) and no change is applied or announced twice.
 ///
 /// Every pass that succeeds, the background watcher's or an operation's, clears the
 /// watcher's problem from the node's health (or replaces it with its lag).
@@ -779,17 +783,19 @@ async fn sync_pass(shared: &Shared) -> Result<Progress, SyncError> {
             .map_err(|e| chain(&e))?;
         match block {
             Some(b) if b.header.hash.0 == cursor.block_hash => {}
-            // The block under the cursor changed, or the chain reorganised to a shorter branch
-            // (also seen for a moment while a node swaps branches): rebuild from the contract.
-            Some(_) | None if head.saturating_add(REORG_RESCAN_BLOCKS) > cursor.block => {
+            Some(_) => {
                 let confirmed = confirmed.ok_or_else(|| {
                     SyncError::Chain("the chain is shorter than its confirmations".into())
                 })?;
                 return rebuild_after_reorg(shared, &source, cursor, confirmed, head).await;
             }
-            _ => {
+            // A reorg to a shorter branch (or a chain RPC swapping branches) shows this for a
+            // while and heals once the chain grows past the cursor: the block is there then,
+            // with another hash, and the rebuild above runs. Another chain never heals: the
+            // rebuild refuses channels that belong to other parties.
+            None => {
                 return Err(SyncError::Chain(format!(
-                    "the chain is behind the node's cursor (block {} is missing): is this the same chain?",
+                    "the chain is behind the node's cursor (block {} is missing): a reorg to a shorter branch heals once the chain grows past it; otherwise this is not the chain the node followed",
                     cursor.block
                 )));
             }
@@ -950,11 +956,12 @@ async fn rebuild_after_reorg(
         .events(from, confirmed)
         .await
         .map_err(|e| chain(&e))?;
-    let mut rebuilt: BTreeMap<ChannelId, Channel> = shared
+    let known: BTreeMap<ChannelId, Channel> = shared
         .channels
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
+    let mut rebuilt = known.clone();
     for observed in &events {
         fold(shared, &mut rebuilt, observed);
     }
@@ -971,8 +978,24 @@ async fn rebuild_after_reorg(
             .await
             .map_err(|e| chain(&e))?
         {
-            Some(on_chain) => {
-                authoritative.insert(id, on_chain);
+            // The same id, other parties: this is not the chain the node followed (a devnet
+            // restarted with the contracts at the same addresses, say). Nothing is changed.
+            Some(found)
+                if known.get(&id).is_some_and(|c| {
+                    let (a, b) = match c.role {
+                        farthing_core::Role::A => (c.us, c.partner),
+                        farthing_core::Role::B => (c.partner, c.us),
+                    };
+                    (found.a, found.b, found.token) != (a, b, c.token)
+                }) =>
+            {
+                return Err(SyncError::Chain(format!(
+                    "channel {id} on this chain joins {} and {} (token {}), not the parties the node recorded: this is not the chain the node followed; nothing was changed (point the node at its chain, or start it on a new data dir)",
+                    found.a, found.b, found.token
+                )));
+            }
+            Some(found) => {
+                authoritative.insert(id, found.on_chain);
             }
             None => tracing::error!(
                 channel = id,
