@@ -31,6 +31,7 @@ use farthing_core::ChannelId;
 use farthing_peer::message::{Memo, Message, Reason, SignedBalance};
 use farthing_peer::{FrameReader, FrameWriter, PeerAddr, handshake};
 use farthing_store::Write;
+use futures::FutureExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -969,19 +970,33 @@ async fn write_frames(
                 break;
             }
         }
+        let mut unsent = false;
         for outgoing in batch {
-            if let Some(ready) = outgoing.ready
-                && let Err(e) = ready.await
-            {
-                // Not durable: the frame must not leave. The link drops; payers see LinkDown.
-                tracing::error!("store failed, dropping the peer link: {e}");
-                return;
+            if let Some(mut ready) = outgoing.ready {
+                let durable = match (&mut ready).now_or_never() {
+                    Some(durable) => durable,
+                    None => {
+                        // Its write is not durable yet: send the frames before it now rather
+                        // than hold them back behind this write (and the ones after it).
+                        if unsent && writer.flush().await.is_err() {
+                            return;
+                        }
+                        ready.await
+                    }
+                };
+                if let Err(e) = durable {
+                    // Not durable: the frame must not leave. The link drops; payers see
+                    // LinkDown.
+                    tracing::error!("store failed, dropping the peer link: {e}");
+                    return;
+                }
             }
             if writer.feed(&outgoing.message).await.is_err() {
                 return;
             }
+            unsent = true;
         }
-        if writer.flush().await.is_err() {
+        if unsent && writer.flush().await.is_err() {
             return;
         }
     }
