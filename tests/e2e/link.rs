@@ -308,14 +308,18 @@ async fn payments_queued_together_share_one_proof_and_keep_their_own_answers() {
     let proof = a.ours.unwrap();
     assert_eq!((proof.nonce, proof.transferred), (1, total));
     assert_eq!(b.theirs.unwrap(), proof, "bob holds the one proof");
-    // Each payment is in bob's history and stream on its own, with its memo, in order.
-    let listed = bob.recent_payments(1, 100);
-    assert_eq!(listed.len(), CALLS - 1);
+    // Each payment is in bob's stream and history on its own, with its memo, in order (they
+    // enter both once durable, which may be just after the Ack left: the stream first).
     let expected: Vec<(u128, Vec<u8>)> = (0..CALLS)
         .filter(|&i| i != TOO_MUCH)
         .map(|i| (amount(i), memos[i].clone()))
         .collect();
-    let got: Vec<(u128, Vec<u8>)> = listed
+    for (amount, memo) in &expected {
+        let streamed = incoming.recv().await.unwrap();
+        assert_eq!((&streamed.amount, &streamed.memo), (amount, memo));
+    }
+    let got: Vec<(u128, Vec<u8>)> = bob
+        .recent_payments(1, 100)
         .iter()
         .map(|p| {
             assert_eq!((p.nonce, p.outgoing), (1, false));
@@ -323,10 +327,6 @@ async fn payments_queued_together_share_one_proof_and_keep_their_own_answers() {
         })
         .collect();
     assert_eq!(got, expected);
-    for (amount, memo) in &expected {
-        let streamed = incoming.recv().await.unwrap();
-        assert_eq!((&streamed.amount, &streamed.memo), (amount, memo));
-    }
 
     // The next payment is a proof of its own, on top of the batch.
     let next = alice.pay(1, 5, b"", None).await.unwrap();
@@ -1236,6 +1236,66 @@ async fn a_failing_store_stops_signing_and_acknowledging_until_it_recovers() {
     assert!(switch.refused() > 0);
     alice.shutdown().await;
     bob.shutdown().await;
+}
+
+/// A disk that stops answering (RELIABILITY D3, "stalls") at the receiver, then at the payer:
+/// nothing is acknowledged or sent before it is durable, the node says its store is stalled
+/// (and takes no new payment over its RPC), and everything completes once the disk answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_acknowledges_and_sends_nothing_until_it_answers() {
+    for payer_stalls in [false, true] {
+        let FailingPair {
+            _devnet,
+            _dir,
+            alice,
+            bob,
+            store,
+        } = failing_pair(payer_stalls).await;
+        let (stalled_node, switch) = (if payer_stalls { &alice } else { &bob }, store.switch());
+        pay_when_linked(&alice, 1, 1_000).await;
+        let at_bob = || bob.channel_record(1).unwrap().received();
+        assert_eq!(at_bob(), 1_000);
+
+        switch.stall();
+        let paying = {
+            let alice = alice.clone();
+            tokio::spawn(async move { alice.pay(1, 500, b"", None).await })
+        };
+        eventually("a commit held by the stalled disk", || switch.held() > 0).await;
+        eventually("the node to report the stall", || {
+            stalled_node
+                .health()
+                .problems
+                .iter()
+                .any(|p| p.contains("has not finished"))
+        })
+        .await;
+        assert!(!paying.is_finished(), "nothing acknowledged while stalled");
+        let durable_bob = if payer_stalls {
+            bob.channel_record(1).unwrap().received()
+        } else {
+            store.inner().channel(1).unwrap().unwrap().received()
+        };
+        assert_eq!(durable_bob, 1_000, "the proof has not reached bob's disk");
+        if payer_stalls {
+            assert_eq!(
+                store.inner().channel(1).unwrap().unwrap().sent(),
+                1_000,
+                "alice's disk holds only the first proof"
+            );
+        }
+
+        switch.release();
+        let paid = paying.await.unwrap().unwrap();
+        assert_eq!((paid.nonce, paid.amount), (2, 500));
+        assert_eq!(at_bob(), 1_500);
+        eventually("the node healthy again", || {
+            stalled_node.health().problems.is_empty()
+        })
+        .await;
+        alice.shutdown().await;
+        bob.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

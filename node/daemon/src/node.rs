@@ -601,6 +601,14 @@ impl Node {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         health.problems.extend(self.shared.store_health.problem());
+        if let Some(busy) = self.shared.group.busy_for()
+            && busy >= STORE_STALL
+        {
+            health.problems.push(format!(
+                "store: a synced write has not finished for {} s (is the disk stalled?); nothing new is acknowledged until it does",
+                busy.as_secs()
+            ));
+        }
         health
             .problems
             .extend(self.shared.watcher_stopped.get().cloned());
@@ -650,6 +658,9 @@ impl Node {
         )))
     }
 }
+
+/// A synced write running this long makes the node report its store as stalled.
+const STORE_STALL: Duration = Duration::from_secs(2);
 
 /// Why a watcher pass failed (the watcher retries).
 #[derive(Debug, thiserror::Error)]

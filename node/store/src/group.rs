@@ -24,12 +24,33 @@ struct Request {
 }
 
 /// Counters of the committer (for metrics and the benchmark).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GroupStats {
     /// Synced commits made.
     pub syncs: AtomicU64,
     /// Writer batches they carried.
     pub batches: AtomicU64,
+    /// Microseconds after `epoch` at which the commit in progress started (0: none).
+    busy_since_us: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Default for GroupStats {
+    fn default() -> Self {
+        Self {
+            syncs: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            busy_since_us: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+        }
+    }
+}
+
+impl GroupStats {
+    fn now_us(&self) -> u64 {
+        // At least 1: 0 means "no commit in progress".
+        (self.epoch.elapsed().as_micros() as u64).max(1)
+    }
 }
 
 /// The group committer in front of a [`Store`]. Cheap to clone; the committer thread ends when
@@ -93,6 +114,17 @@ impl GroupCommit {
         self.failed.store(false, Ordering::SeqCst);
     }
 
+    /// How long the synced commit in progress has been running, if one is (a disk that stops
+    /// answering shows here before anything fails).
+    pub fn busy_for(&self) -> Option<std::time::Duration> {
+        match self.stats.busy_since_us.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(std::time::Duration::from_micros(
+                self.stats.now_us().saturating_sub(since),
+            )),
+        }
+    }
+
     /// How many synced commits carried how many writer batches so far.
     pub fn stats(&self) -> (u64, u64) {
         (
@@ -131,7 +163,9 @@ fn run(
                     .into(),
             })
         } else {
+            stats.busy_since_us.store(stats.now_us(), Ordering::Relaxed);
             let result = store.commit(&writes);
+            stats.busy_since_us.store(0, Ordering::Relaxed);
             if result.is_err() {
                 failed.store(true, Ordering::SeqCst);
             }

@@ -1,12 +1,13 @@
 //! Test support for other crates (and this one): a store that can be made to fail, and
 //! sample records. Not for production wiring.
 //!
-//! [`FailingStore`] implements RELIABILITY D3 ("the store fails"): wrap the store the node
-//! under test uses, keep its [`FailSwitch`], and flip it to make every commit fail with
-//! [`StoreError::Unavailable`] while reads keep working, then flip it back.
+//! [`FailingStore`] implements RELIABILITY D3 ("the store fails or stalls"): wrap the store the
+//! node under test uses, keep its [`FailSwitch`], and flip it to make every commit fail with
+//! [`StoreError::Unavailable`] (or block, like a disk that stops answering) while reads keep
+//! working, then flip it back.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use alloy_primitives::{Address, Bytes};
 use farthing_core::{ChainState, Channel, ChannelId, OnChain, Role, SignedProof};
@@ -18,9 +19,50 @@ use crate::{Cursor, PendingTx, Result, Store, StoreError, TxKind, Write};
 pub struct FailSwitch {
     failing: Arc<AtomicBool>,
     refused: Arc<AtomicU64>,
+    /// Commits block while it holds `true`.
+    stalled: Arc<(Mutex<bool>, Condvar)>,
+    held: Arc<AtomicU64>,
 }
 
 impl FailSwitch {
+    /// From now on, hold every commit until [`FailSwitch::release`] (a disk that stops
+    /// answering): nothing is written meanwhile.
+    pub fn stall(&self) {
+        *self
+            .stalled
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// Let held commits and later ones through.
+    pub fn release(&self) {
+        *self
+            .stalled
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = false;
+        self.stalled.1.notify_all();
+    }
+
+    /// How many commits have been held so far.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    fn wait_while_stalled(&self) {
+        let (lock, released) = &*self.stalled;
+        let mut stalled = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if *stalled {
+            self.held.fetch_add(1, Ordering::SeqCst);
+        }
+        while *stalled {
+            stalled = released
+                .wait(stalled)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
     /// From now on, refuse every commit (nothing of a refused batch is written).
     pub fn fail(&self) {
         self.failing.store(true, Ordering::SeqCst);
@@ -96,6 +138,7 @@ impl<S: Store> Store for FailingStore<S> {
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {
+        self.switch.wait_while_stalled();
         if self.switch.is_failing() {
             self.switch.refused.fetch_add(1, Ordering::SeqCst);
             return Err(StoreError::Unavailable {
