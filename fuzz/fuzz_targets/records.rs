@@ -21,4 +21,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(paid) = records::decode_keyed_payment(data) {
         assert_eq!(records::encode_keyed_payment(&paid), data);
     }
+    if let Ok(id) = records::decode_closing(data) {
+        assert_eq!(records::encode_closing(id), data);
+    }
 });

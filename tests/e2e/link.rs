@@ -1518,3 +1518,127 @@ async fn a_caller_that_goes_away_pays_once_or_not_at_all() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+/// A co-signed cooperative close has no expiry: once bob's node signed one, it takes no payment
+/// on the channel any more — also after a restart (the mark is stored before the signature
+/// leaves). Otherwise alice could be paid again and undo it with the signed close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_co_signed_a_close_takes_no_payment_after_a_restart() {
+    let Pair {
+        _dir,
+        devnet,
+        d,
+        alice,
+        bob,
+        peer,
+    } = pair().await;
+    alice
+        .open_channel(bob.address(), 10 * USDC as u128, Some(600))
+        .await
+        .unwrap();
+    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    alice.shutdown().await;
+
+    // alice's side is played by the test, with alice's key.
+    let alice_key = devnet.key("ALICE");
+    let dial = || async {
+        let stream = tokio::net::TcpStream::connect(format!("{}:{}", peer.host, peer.port))
+            .await
+            .unwrap();
+        let (_, conn) = handshake(
+            stream,
+            &alice_key,
+            d.chain_id,
+            Some(bob.address()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        conn
+    };
+    let domain = messages::channel_domain(d.chain_id, d.channel_manager);
+    let close = messages::CooperativeClose {
+        channelId: U256::from(1),
+        payoutA: U256::from(10 * USDC),
+        payoutB: U256::ZERO,
+        withdrawnA: alloy::primitives::Uint::ZERO,
+        withdrawnB: alloy::primitives::Uint::ZERO,
+    };
+    let request = Message::CloseRequest {
+        channel_id: 1,
+        payout_a: 10 * USDC as u128,
+        payout_b: 0,
+        withdrawn_a: 0,
+        withdrawn_b: 0,
+        signature: messages::sign(&alice_key, &close, &domain)
+            .as_ref()
+            .try_into()
+            .unwrap(),
+    };
+    let mut conn = dial().await;
+    conn.send(&request).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), conn.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Message::CloseAccept { channel_id: 1, .. } => break,
+            Message::Sync { .. } => {}
+            other => panic!("expected bob's co-signature, got {other:?}"),
+        }
+    }
+    assert!(bob.is_frozen(1));
+    drop(conn);
+
+    // bob's node restarts: the channel is still closing, and a payment to it is refused.
+    let config = bob.config().clone();
+    bob.shutdown().await;
+    let bob = Node::start(config).await.unwrap();
+    assert!(bob.is_frozen(1), "frozen across the restart");
+    bob.listen_peers(format!("{}:{}", peer.host, peer.port).parse().unwrap())
+        .await
+        .unwrap();
+    let mut conn = dial().await;
+    let proof = messages::sign(
+        &alice_key,
+        &messages::BalanceProof {
+            channelId: U256::from(1),
+            nonce: 1,
+            transferred: 1_000,
+        },
+        &domain,
+    );
+    conn.send(&Message::Pay {
+        channel_id: 1,
+        nonce: 1,
+        transferred: 1_000,
+        amount: 1_000,
+        signature: proof.as_ref().try_into().unwrap(),
+        payment_id: [0; 16],
+        memo: Memo::empty(),
+    })
+    .await
+    .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), conn.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Message::Reject {
+                channel_id: 1,
+                nonce: 1,
+                reason,
+                ..
+            } => {
+                assert!(reason.as_str().contains("closing"), "{}", reason.as_str());
+                break;
+            }
+            Message::Sync { .. } => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(bob.channel_record(1).unwrap().received(), 0);
+    bob.shutdown().await;
+}

@@ -745,7 +745,12 @@ impl Node {
                             .refused(channel_id, nonce, reason.as_str().to_owned());
                     }
                     request @ Message::CloseRequest { .. } => {
-                        out.replies.push(self.answer_close(peer, &request))
+                        let (reply, durable) = self.answer_close(peer, &request);
+                        // The co-signature leaves only once the channel is durably frozen.
+                        if let Some(durable) = durable {
+                            out.last_durable = Some(durable);
+                        }
+                        out.replies.push(reply);
                     }
                     request @ Message::WithdrawRequest { .. } => {
                         let (reply, durable) = self.answer_withdraw(peer, &request);
@@ -1031,7 +1036,8 @@ impl Node {
             .links()
             .get(channel.partner)
             .ok_or(PayError::LinkDown)?;
-        self.freeze(id);
+        // Durably, before our signature leaves in the request.
+        self.freeze(id).await?;
         // Every payment we sent must be acknowledged before the balances are final.
         for _ in 0..500 {
             if !self.links().has_waiting(id) {
@@ -1350,7 +1356,7 @@ impl Node {
     }
 
     /// Answer a partner's close request: co-sign only the payouts this node computes itself.
-    fn answer_close(&self, peer: Address, request: &Message) -> Message {
+    fn answer_close(&self, peer: Address, request: &Message) -> (Message, Option<Durable>) {
         let Message::CloseRequest {
             channel_id,
             payout_a,
@@ -1360,17 +1366,19 @@ impl Node {
             signature,
         } = request
         else {
-            return Message::Error {
-                code: 0,
-                reason: Reason::truncated("not a close request"),
-            };
+            let reason = Reason::truncated("not a close request");
+            return (Message::Error { code: 0, reason }, None);
         };
         let id = *channel_id;
-        let refuse = |why: String| Message::Reject {
-            channel_id: id,
-            nonce: 0,
-            code: CLOSE_REFUSED,
-            reason: Reason::truncated(why),
+        let refuse = |why: String| {
+            let reason = Reason::truncated(why);
+            let refusal = Message::Reject {
+                channel_id: id,
+                nonce: 0,
+                code: CLOSE_REFUSED,
+                reason,
+            };
+            (refusal, None)
         };
         let Some(channel) = self.channel_record(id) else {
             return refuse(format!("no channel {id}"));
@@ -1403,13 +1411,16 @@ impl Node {
         if let Err(e) = crate::payments::verify(digest, signature, peer) {
             return refuse(e.to_string());
         }
-        self.freeze(id);
+        let frozen = self.freeze(id);
         let ours = messages::sign(self.key(), &message, self.domain());
         match ours.as_ref().try_into() {
-            Ok(signature) => Message::CloseAccept {
-                channel_id: id,
-                signature,
-            },
+            Ok(signature) => (
+                Message::CloseAccept {
+                    channel_id: id,
+                    signature,
+                },
+                Some(frozen),
+            ),
             Err(_) => refuse("internal: signature length".into()),
         }
     }

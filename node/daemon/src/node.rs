@@ -242,10 +242,12 @@ impl Node {
         );
         let (changes, _) = broadcast::channel(1024);
         let channels = store.channels()?.into_iter().map(|c| (c.id, c)).collect();
+        // Channels whose cooperative close this node signed (or asked for) stay frozen.
+        let frozen = store.closing_channels()?.into_iter().collect();
         let shared = Arc::new(Shared {
             history: crate::history::History::default(),
             metrics: crate::metrics::Metrics::default(),
-            frozen: Mutex::default(),
+            frozen: Mutex::new(frozen),
             stale: Mutex::default(),
             keys: tokio::sync::Mutex::default(),
             links: crate::link::Links::default(),
@@ -424,13 +426,17 @@ impl Node {
         Ok(value)
     }
 
-    /// Stop all payments on channel `id` (a cooperative close is being signed).
-    pub(crate) fn freeze(&self, id: ChannelId) {
+    /// Stop all payments on channel `id`, for good: a cooperative close of it is being signed
+    /// (a co-signed close has no expiry, so a later payment could be undone by it). At once in
+    /// memory; the returned write makes it durable, and no close signature may leave before it
+    /// is (across a restart the channel stays frozen).
+    pub(crate) fn freeze(&self, id: ChannelId) -> crate::payments::Durable {
         self.shared
             .frozen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id);
+        Box::pin(self.shared.group.submit(vec![Write::Closing(id)]))
     }
 
     /// The partner or the chain holds our proof `seen` of channel `id`, newer than the latest

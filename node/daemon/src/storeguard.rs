@@ -83,6 +83,9 @@ impl Store for Watched {
     fn keyed_payment(&self, key: &str) -> farthing_store::Result<Option<KeyedPayment>> {
         self.inner.keyed_payment(key)
     }
+    fn closing_channels(&self) -> farthing_store::Result<Vec<ChannelId>> {
+        self.inner.closing_channels()
+    }
     fn commit(&self, writes: &[Write]) -> farthing_store::Result<()> {
         let result = self.inner.commit(writes);
         if let Err(e) = &result

@@ -16,7 +16,7 @@ type Check = fn(&dyn Store);
 
 /// Run every check, each on a fresh store from `make`.
 pub fn run<S: Store>(make: impl Fn() -> S) {
-    let checks: [(&str, Check); 11] = [
+    let checks: [(&str, Check); 12] = [
         ("empty store", empty_store_reads_nothing),
         ("read back", committed_writes_read_back),
         ("batch atomicity", a_batch_lands_whole),
@@ -28,6 +28,7 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
         ("large signatures", large_signatures),
         ("threads", concurrent_commits_land_whole),
         ("payment keys", payment_keys),
+        ("closing marks", closing_marks),
     ];
     for (name, check) in checks {
         let store = make();
@@ -350,4 +351,26 @@ pub fn payment_keys(store: &dyn Store) {
         assert!(matches!(err, StoreError::Unencodable(_)), "{err:?}");
     }
     assert_eq!(store.channel(8).expect("read channel 8"), None);
+}
+
+/// Closing marks read back in id order, once each however often written, beside the channel
+/// they mark.
+pub fn closing_marks(store: &dyn Store) {
+    assert_eq!(
+        store.closing_channels().expect("read marks"),
+        Vec::<u64>::new()
+    );
+    store
+        .commit(&[
+            Write::Channel(sample_channel(7)),
+            Write::Closing(7),
+            Write::Closing(3),
+        ])
+        .expect("commit closing marks");
+    store.commit(&[Write::Closing(7)]).expect("mark again");
+    assert_eq!(store.closing_channels().expect("read marks"), vec![3, 7]);
+    assert_eq!(
+        store.channel(7).expect("read channel"),
+        Some(sample_channel(7))
+    );
 }

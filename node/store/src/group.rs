@@ -214,6 +214,9 @@ mod tests {
         fn keyed_payment(&self, key: &str) -> crate::Result<Option<crate::KeyedPayment>> {
             self.0.keyed_payment(key)
         }
+        fn closing_channels(&self) -> crate::Result<Vec<u64>> {
+            self.0.closing_channels()
+        }
         fn commit(&self, writes: &[Write]) -> crate::Result<()> {
             std::thread::sleep(Duration::from_millis(5));
             self.0.commit(writes)

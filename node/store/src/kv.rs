@@ -21,6 +21,13 @@ pub(crate) const CHANNEL_PREFIX: &[u8] = b"chan/";
 pub(crate) const PENDING_TX_PREFIX: &[u8] = b"ptx/";
 /// Prefix of keyed payments; the idempotency key's bytes follow.
 pub(crate) const PAYMENT_KEY_PREFIX: &[u8] = b"pay/";
+/// Prefix of closing marks; the channel id follows.
+pub(crate) const CLOSING_PREFIX: &[u8] = b"clos/";
+
+/// The key of channel `id`'s closing mark.
+pub(crate) fn closing_key(id: ChannelId) -> Vec<u8> {
+    [CLOSING_PREFIX, &id.to_be_bytes()].concat()
+}
 
 /// The key a payment with idempotency key `key` is filed under.
 pub(crate) fn payment_key(key: &str) -> Vec<u8> {
@@ -40,7 +47,7 @@ pub(crate) fn pending_tx_key(key: u64) -> Vec<u8> {
 /// `key` as an operator can read it in a message: `chan/42`, `ptx/7`, `meta/cursor`, or the
 /// escaped bytes of anything else.
 pub(crate) fn describe(key: &[u8]) -> String {
-    for prefix in [CHANNEL_PREFIX, PENDING_TX_PREFIX] {
+    for prefix in [CHANNEL_PREFIX, PENDING_TX_PREFIX, CLOSING_PREFIX] {
         if let Some(id) = key
             .strip_prefix(prefix)
             .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
@@ -165,6 +172,25 @@ pub(crate) fn keyed_payment(kv: &impl Kv, key: &str) -> Result<Option<KeyedPayme
         .transpose()
 }
 
+pub(crate) fn closing_channels(kv: &impl Kv) -> Result<Vec<ChannelId>> {
+    let mut out = Vec::new();
+    kv.scan(CLOSING_PREFIX, &mut |key, value| {
+        let id = key_id(key, CLOSING_PREFIX, "closing")?;
+        let found = records::decode_closing(value).map_err(|e| corrupt(key, e))?;
+        if found != id {
+            let e = DecodeError::IdMismatch {
+                record: "closing",
+                key: id,
+                found,
+            };
+            return Err(corrupt(key, e));
+        }
+        out.push(id);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Encode every write first, so a write that cannot be stored refuses the whole batch before
 /// anything reaches the backend; then apply them as one batch.
 pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
@@ -195,6 +221,7 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
                     Op::Put(pending_tx_key(t.key), records::encode_pending_tx(t)?)
                 }
                 Write::RemovePendingTx(key) => Op::Delete(pending_tx_key(*key)),
+                Write::Closing(id) => Op::Put(closing_key(*id), records::encode_closing(*id)),
                 Write::PaymentKey(key, payment) => {
                     if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
                         return Err(StoreError::Unencodable(EncodeError::TooLong {

@@ -120,6 +120,9 @@ pub enum Write {
     /// File a payment under its idempotency key (at most
     /// [`MAX_PAYMENT_KEY_LEN`](records::MAX_PAYMENT_KEY_LEN) bytes).
     PaymentKey(String, KeyedPayment),
+    /// Mark the channel with this id as closing cooperatively: the node takes no payment on
+    /// it any more (a co-signed close has no expiry), across restarts.
+    Closing(ChannelId),
 }
 
 /// The node's durable state: channels, the chain cursor, pending transactions.
@@ -176,6 +179,9 @@ pub trait Store: Send + Sync {
     /// The payment filed under idempotency key `key`, if any.
     fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>>;
 
+    /// The channels marked as closing cooperatively ([`Write::Closing`]), ascending.
+    fn closing_channels(&self) -> Result<Vec<ChannelId>>;
+
     /// Apply `writes` as one atomic batch and return once it is durable (see the trait
     /// docs). An empty batch does nothing.
     fn commit(&self, writes: &[Write]) -> Result<()>;
@@ -203,6 +209,9 @@ macro_rules! forward_store {
             }
             fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
                 (**self).keyed_payment(key)
+            }
+            fn closing_channels(&self) -> Result<Vec<ChannelId>> {
+                (**self).closing_channels()
             }
             fn commit(&self, writes: &[Write]) -> Result<()> {
                 (**self).commit(writes)

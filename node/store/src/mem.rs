@@ -95,6 +95,10 @@ impl Store for MemStore {
         kv::keyed_payment(self, key)
     }
 
+    fn closing_channels(&self) -> Result<Vec<ChannelId>> {
+        kv::closing_channels(self)
+    }
+
     fn commit(&self, writes: &[Write]) -> Result<()> {
         kv::commit(self, writes)
     }

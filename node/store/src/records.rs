@@ -26,6 +26,10 @@
 //! Keyed payment, version 1 (under `pay/` + the idempotency key's UTF-8 bytes): version,
 //! channel (8), nonce (8), amount (16).
 //!
+//! Closing, version 1 (under `clos/` + the channel id): version, channel (8). The node signed
+//! a cooperative close of that channel (or asked for one, its signature included): it takes
+//! no payment on it any more, across restarts.
+//!
 //! Cursor, version 1: version, block (8), block_hash (32).
 //!
 //! Pending transaction, version 1: version, key (8), channel: `opt<u64>`, kind (1, see
@@ -46,6 +50,8 @@ pub const CURSOR_VERSION: u8 = 1;
 pub const PENDING_TX_VERSION: u8 = 1;
 /// The newest keyed-payment record version; the one this build writes.
 pub const KEYED_PAYMENT_VERSION: u8 = 1;
+/// The newest closing record version; the one this build writes.
+pub const CLOSING_VERSION: u8 = 1;
 
 /// Longest signature a channel record holds (its length prefix is two bytes).
 pub const MAX_SIGNATURE_LEN: usize = crate::codec::MAX_LEN16;
@@ -54,6 +60,7 @@ const CHANNEL: &str = "channel";
 const CURSOR: &str = "cursor";
 const PENDING_TX: &str = "pending tx";
 const KEYED_PAYMENT: &str = "keyed payment";
+const CLOSING: &str = "closing";
 
 /// Longest idempotency key the store files a payment under, in bytes.
 pub const MAX_PAYMENT_KEY_LEN: usize = 128;
@@ -88,6 +95,21 @@ pub fn decode_keyed_payment(bytes: &[u8]) -> Result<KeyedPayment, DecodeError> {
     };
     r.finish()?;
     Ok(payment)
+}
+
+/// Encode the mark that channel `id` is closing cooperatively.
+pub fn encode_closing(id: ChannelId) -> Vec<u8> {
+    let mut w = Writer::new(CLOSING, CLOSING_VERSION, 9);
+    w.u64(id);
+    w.finish()
+}
+
+/// Decode a closing mark of any version this build reads: the channel's id.
+pub fn decode_closing(bytes: &[u8]) -> Result<ChannelId, DecodeError> {
+    let (_version, mut r) = Reader::open(CLOSING, bytes, CLOSING_VERSION)?;
+    let id = r.u64("channel")?;
+    r.finish()?;
+    Ok(id)
 }
 
 /// The chain watcher's position: the last block it fully processed, once confirmed.
@@ -534,6 +556,13 @@ mod tests {
             let bytes = encode_pending_tx(&t).unwrap();
             prop_assert_eq!(decode_pending_tx(&bytes).unwrap(), t);
             refuses_every_truncation_and_extension(&bytes, decode_pending_tx)?;
+        }
+
+        #[test]
+        fn closing_marks_round_trip(id in any::<u64>()) {
+            let bytes = encode_closing(id);
+            prop_assert_eq!(decode_closing(&bytes).unwrap(), id);
+            refuses_every_truncation_and_extension(&bytes, decode_closing)?;
         }
 
         #[test]

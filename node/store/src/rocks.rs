@@ -175,6 +175,10 @@ impl Store for RocksStore {
         kv::keyed_payment(self, key)
     }
 
+    fn closing_channels(&self) -> Result<Vec<ChannelId>> {
+        kv::closing_channels(self)
+    }
+
     fn commit(&self, writes: &[Write]) -> Result<()> {
         kv::commit(self, writes)
     }

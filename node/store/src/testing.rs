@@ -137,6 +137,10 @@ impl<S: Store> Store for FailingStore<S> {
         self.inner.keyed_payment(key)
     }
 
+    fn closing_channels(&self) -> Result<Vec<ChannelId>> {
+        self.inner.closing_channels()
+    }
+
     fn commit(&self, writes: &[Write]) -> Result<()> {
         self.switch.wait_while_stalled();
         if self.switch.is_failing() {
