@@ -40,6 +40,11 @@ struct Cli {
     /// URL of the node's RPC (client commands).
     #[arg(long, global = true, default_value = "http://127.0.0.1:7750")]
     node_url: String,
+    /// Async worker threads (default: one per core). Fewer when several busy processes share
+    /// the machine (two nodes on one host, say): fewer threads competing for the cores means
+    /// less waiting to be scheduled on the payment path.
+    #[arg(long, global = true, env = "FARTHING_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -204,10 +209,11 @@ struct NodeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = cli.workers {
+        builder.worker_threads(usize::from(workers));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
