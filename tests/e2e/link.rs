@@ -546,6 +546,7 @@ async fn payments_stream_to_agents_and_are_listed() {
         "farthing_payment_latency_seconds_count 3",
         "farthing_channels{state=\"open\"} 1",
         "farthing_peer_links 1",
+        "farthing_peer_links_established_total 1",
     ] {
         assert!(
             at_alice.lines().any(|l| l == line),
@@ -1640,5 +1641,52 @@ async fn a_node_that_co_signed_a_close_takes_no_payment_after_a_restart() {
         }
     }
     assert_eq!(bob.channel_record(1).unwrap().received(), 0);
+    bob.shutdown().await;
+}
+
+/// Two nodes that dial each other at the same moment (each operator configured its partner)
+/// settle on one link, the one the lower address dialed, instead of each dropping the link the
+/// other kept; a payment then goes through. Ten rounds, to meet both orders of arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_that_dial_each_other_at_once_keep_one_link() {
+    let Pair {
+        _dir,
+        devnet: _devnet,
+        alice,
+        bob,
+        peer,
+        ..
+    } = linked().await;
+    let alice_at = alice
+        .listen_peers("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let alice_peer: PeerAddr = format!("{}@{alice_at}", alice.address()).parse().unwrap();
+    for round in 0..10 {
+        alice.drop_links();
+        bob.drop_links();
+        eventually("both links gone", || {
+            alice.link_count() == 0 && bob.link_count() == 0
+        })
+        .await;
+        let (a, b) = tokio::join!(alice.connect_peer(&peer), bob.connect_peer(&alice_peer));
+        a.unwrap();
+        b.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            alice.is_linked(bob.address()) && bob.is_linked(alice.address()),
+            "round {round}: both nodes keep a link"
+        );
+        let paid = alice.pay(1, 1, b"", None).await;
+        assert!(paid.is_ok(), "round {round}: {paid:?}");
+    }
+    // Settled: no link comes or goes any more.
+    let established = (alice.links_established(), bob.links_established());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        (alice.links_established(), bob.links_established()),
+        established
+    );
+    alice.shutdown().await;
     bob.shutdown().await;
 }

@@ -45,6 +45,11 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// `Sync` to say whether it arrived.
 const RESYNC_GRACE: Duration = Duration::from_secs(5);
 
+/// Two links from opposite dialers that come up this close together are one simultaneous
+/// dial (both nodes keep the same one); later, a new link replaces the old (a redial after the
+/// old one died, maybe half-open).
+const SIMULTANEOUS_DIALS: Duration = Duration::from_secs(2);
+
 /// How long a handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -101,6 +106,9 @@ pub(crate) struct Link {
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Turns `true` once the link is gone.
     gone: tokio::sync::watch::Sender<bool>,
+    /// Who dialed it: the partner or this node.
+    dialer: Address,
+    up_at: std::time::Instant,
 }
 
 /// What the partner of one channel holds of our proofs, and the payments waiting to learn it.
@@ -117,6 +125,8 @@ struct Delivery {
 #[derive(Default)]
 pub(crate) struct Links {
     links: Mutex<HashMap<Address, Arc<Link>>>,
+    /// Links established since the node started (a number that keeps rising says links flap).
+    ups: std::sync::atomic::AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     deliveries: Mutex<HashMap<ChannelId, Delivery>>,
 }
@@ -308,7 +318,7 @@ impl Node {
                     )
                     .await
                     {
-                        Ok((peer, conn)) => node.run_link(peer, conn.split()),
+                        Ok((peer, conn)) => node.run_link(peer, peer, conn.split()),
                         Err(e) => tracing::warn!(%remote, "peer refused: {e}"),
                     }
                 });
@@ -337,7 +347,7 @@ impl Node {
         )
         .await
         .map_err(|source| LinkError::Handshake { addr, source })?;
-        self.run_link(proven, conn.split());
+        self.run_link(proven, self.address(), conn.split());
         Ok(())
     }
 
@@ -388,6 +398,11 @@ impl Node {
         self.keys().lock().await.clear();
     }
 
+    /// How many partner links came up since the node started.
+    pub fn links_established(&self) -> u64 {
+        self.links().ups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How many partner links are up.
     pub fn link_count(&self) -> usize {
         self.links()
@@ -402,9 +417,11 @@ impl Node {
         self.links().get(peer).is_some()
     }
 
+    /// Run a link to `peer` that `dialer` dialed (the partner, or this node).
     fn run_link(
         &self,
         peer: Address,
+        dialer: Address,
         (reader, writer): (
             FrameReader<tokio::io::ReadHalf<TcpStream>>,
             FrameWriter<tokio::io::WriteHalf<TcpStream>>,
@@ -422,17 +439,34 @@ impl Node {
             withdrawing: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             gone: tokio::sync::watch::Sender::new(false),
+            dialer,
+            up_at: std::time::Instant::now(),
         });
-        let replaced = self
-            .links()
-            .links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(peer, link.clone());
+        let replaced = {
+            let mut links = self
+                .links()
+                .links
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(old) = links.get(&peer)
+                && old.dialer != dialer
+                && old.up_at.elapsed() < SIMULTANEOUS_DIALS
+                && old.dialer < dialer
+            {
+                // Both nodes dialed each other at the same moment: both keep the link the lower
+                // address dialed (each applies the same rule), and this one closes.
+                return;
+            }
+            links.insert(peer, link.clone())
+        };
         if let Some(old) = replaced {
-            // The partner dialed again (its old connection may be half dead): the newest wins.
+            // The partner dialed again (its old connection may be half dead), or won a
+            // simultaneous dial: the newest wins.
             old.close();
         }
+        self.links()
+            .ups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send_sync(peer, &link);
         tracing::info!(%peer, "peer link up");
         let writing = tokio::spawn(write_frames(writer, queue));

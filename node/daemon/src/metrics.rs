@@ -181,6 +181,12 @@ impl Node {
             "Authenticated links to partner nodes.",
             &[(String::new(), n(self.link_count() as u64))],
         );
+        metric(
+            "farthing_peer_links_established_total",
+            "counter",
+            "Links to partner nodes established since start (one that keeps rising: links flap).",
+            &[(String::new(), n(self.links_established()))],
+        );
         let errors: Vec<(String, String)> = farthing_rpc::error_counts()
             .into_iter()
             .map(|(code, count)| (format!("{{code=\"{code}\"}}"), n(count)))
