@@ -452,6 +452,7 @@ impl Node {
                 && old.dialer != dialer
                 && old.up_at.elapsed() < SIMULTANEOUS_DIALS
                 && old.dialer < dialer
+                && !*old.gone.borrow()
             {
                 // Both nodes dialed each other at the same moment: both keep the link the lower
                 // address dialed (each applies the same rule), and this one closes.
@@ -1414,38 +1415,43 @@ impl Node {
             };
             (refusal, None)
         };
-        let Some(channel) = self.channel_record(id) else {
-            return refuse(format!("no channel {id}"));
+        // Checked and frozen under the channel table's lock: a payment signed or taken in
+        // between would be left out of the payouts and undone by this close.
+        let checked = self.freeze_if(id, |channel| {
+            if channel.partner != peer {
+                return Err(format!("channel {id} is not shared with {peer}"));
+            }
+            let ours_totals = (channel.on_chain.withdrawn_a, channel.on_chain.withdrawn_b);
+            if (*withdrawn_a, *withdrawn_b) != ours_totals
+                || payout_a.checked_add(*payout_b) != Some(channel.holdings())
+            {
+                // One of us has not applied the latest withdrawal yet: catch up for the retry.
+                let node = self.clone();
+                tokio::spawn(async move { node.sync().await });
+                return Err(format!(
+                    "{BEHIND}: the close is signed at withdrawal totals {:?} paying out {}, this node has {ours_totals:?} and holdings {}",
+                    (*withdrawn_a, *withdrawn_b),
+                    payout_a.saturating_add(*payout_b),
+                    channel.holdings()
+                ));
+            }
+            let expected = channel.close_payouts();
+            if (*payout_a, *payout_b) != expected {
+                return Err(format!(
+                    "the payouts do not match this node's balances {expected:?}"
+                ));
+            }
+            let message = close_message(channel, *payout_a, *payout_b);
+            let digest =
+                alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());
+            crate::payments::verify(digest, signature, peer).map_err(|e| e.to_string())?;
+            Ok(message)
+        });
+        let (message, frozen) = match checked {
+            None => return refuse(format!("no channel {id}")),
+            Some(Err(why)) => return refuse(why),
+            Some(Ok(checked)) => checked,
         };
-        if channel.partner != peer {
-            return refuse(format!("channel {id} is not shared with {peer}"));
-        }
-        let ours_totals = (channel.on_chain.withdrawn_a, channel.on_chain.withdrawn_b);
-        if (*withdrawn_a, *withdrawn_b) != ours_totals
-            || payout_a.checked_add(*payout_b) != Some(channel.holdings())
-        {
-            // One of us has not applied the latest withdrawal yet: catch up for the retry.
-            let node = self.clone();
-            tokio::spawn(async move { node.sync().await });
-            return refuse(format!(
-                "{BEHIND}: the close is signed at withdrawal totals {:?} paying out {}, this node has {ours_totals:?} and holdings {}",
-                (*withdrawn_a, *withdrawn_b),
-                payout_a.saturating_add(*payout_b),
-                channel.holdings()
-            ));
-        }
-        let expected = channel.close_payouts();
-        if (*payout_a, *payout_b) != expected {
-            return refuse(format!(
-                "the payouts do not match this node's balances {expected:?}"
-            ));
-        }
-        let message = close_message(&channel, *payout_a, *payout_b);
-        let digest = alloy::sol_types::SolStruct::eip712_signing_hash(&message, self.domain());
-        if let Err(e) = crate::payments::verify(digest, signature, peer) {
-            return refuse(e.to_string());
-        }
-        let frozen = self.freeze(id);
         let ours = messages::sign(self.key(), &message, self.domain());
         match ours.as_ref().try_into() {
             Ok(signature) => (

@@ -439,6 +439,24 @@ impl Node {
         Box::pin(self.shared.group.submit(vec![Write::Closing(id)]))
     }
 
+    /// Freeze channel `id` (see [`Node::freeze`]) if `check` accepts its current record, both
+    /// under the channel table's lock: no payment is signed or taken between the check and the
+    /// freeze (the signer and the receiver look at the frozen set under the same lock).
+    /// `None`: no such channel.
+    pub(crate) fn freeze_if<T, E>(
+        &self,
+        id: ChannelId,
+        check: impl FnOnce(&Channel) -> Result<T, E>,
+    ) -> Option<Result<(T, crate::payments::Durable), E>> {
+        let table = self
+            .shared
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let checked = check(table.get(&id)?);
+        Some(checked.map(|value| (value, self.freeze(id))))
+    }
+
     /// The partner or the chain holds our proof `seen` of channel `id`, newer than the latest
     /// this node knows: its data is stale (restored from an old copy?). The channel then signs
     /// nothing and refuses to close until the operator acts (a nonce signed again with other

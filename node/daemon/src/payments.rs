@@ -167,6 +167,10 @@ impl Node {
         verify(self.proof_digest(id, nonce, transferred), signature, peer)?;
         let signature = Bytes::copy_from_slice(signature);
         self.with_channel(id, |channel, group| {
+            // Again under the table's lock: a close co-signed meanwhile froze it.
+            if self.is_frozen(id) {
+                return Err(PayError::Frozen(id));
+            }
             channel.check_incoming(nonce, transferred, amount)?;
             let mut next = channel.clone();
             next.theirs = Some(SignedProof {

@@ -11,7 +11,11 @@ use crate::{Cursor, KeyedPayment, PendingTx, Result, Store, StoreError, Write};
 
 /// The schema (key layout) this build writes and reads. Record versions are separate: each
 /// record carries its own (see [`records`](crate::records)).
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: closing marks (`clos/ID`). A build of schema 1 would not see them and would take
+/// payments on a channel whose cooperative close it co-signed, so it must refuse the store:
+/// opening an older database raises its schema to this one.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The node's RocksDB database, implementing [`Store`].
 ///
@@ -62,6 +66,11 @@ impl RocksStore {
                         found,
                         supported: SCHEMA_VERSION,
                     });
+                }
+                if found < SCHEMA_VERSION {
+                    // Every older layout is a subset of this one: the data stays, older
+                    // builds now refuse the store.
+                    store.put_synced(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
                 }
             }
         }
@@ -208,6 +217,21 @@ mod tests {
             store.put_synced(b"k", b"v").unwrap();
         }
         let store = RocksStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn an_older_schema_is_raised_to_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RocksStore::open(dir.path()).unwrap();
+            store
+                .put_synced(SCHEMA_KEY, &(SCHEMA_VERSION - 1).to_be_bytes())
+                .unwrap();
+            store.put_synced(b"k", b"v").unwrap();
+        }
+        let store = RocksStore::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
