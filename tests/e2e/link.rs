@@ -1254,8 +1254,11 @@ async fn a_stalled_store_acknowledges_and_sends_nothing_until_it_answers() {
         } = failing_pair(payer_stalls).await;
         let (stalled_node, switch) = (if payer_stalls { &alice } else { &bob }, store.switch());
         pay_when_linked(&alice, 1, 1_000).await;
+        // A keyed payment before the stall (nonce 2): its repeat is asked for below.
+        let first = alice.pay(1, 1_000, b"", Some("order-1")).await.unwrap();
+        assert_eq!(first.nonce, 2);
         let at_bob = || bob.channel_record(1).unwrap().received();
-        assert_eq!(at_bob(), 1_000);
+        assert_eq!(at_bob(), 2_000);
 
         switch.stall();
         let paying = {
@@ -1272,24 +1275,41 @@ async fn a_stalled_store_acknowledges_and_sends_nothing_until_it_answers() {
         })
         .await;
         assert!(!paying.is_finished(), "nothing acknowledged while stalled");
+        if payer_stalls {
+            // Over its RPC the stalled node takes no new payment, but a repeat of a key
+            // already paid learns the earlier outcome (it signs nothing).
+            use farthing_rpc::FarthingApiServer as _;
+            let rpc = farthing_daemon::RpcHandler::new(alice.clone());
+            let keyed = |key: &str| farthing_rpc::PayParams {
+                channel_id: Some(1),
+                partner: None,
+                amount: "0.001".into(),
+                idempotency_key: Some(key.into()),
+                memo: None,
+            };
+            let repeat = rpc.pay(keyed("order-1")).await.unwrap();
+            assert_eq!((repeat.nonce, repeat.repeated), (2, true));
+            let refused = rpc.pay(keyed("order-2")).await.unwrap_err();
+            assert!(refused.to_string().contains("degraded"), "{refused}");
+        }
         let durable_bob = if payer_stalls {
             bob.channel_record(1).unwrap().received()
         } else {
             store.inner().channel(1).unwrap().unwrap().received()
         };
-        assert_eq!(durable_bob, 1_000, "the proof has not reached bob's disk");
+        assert_eq!(durable_bob, 2_000, "the proof has not reached bob's disk");
         if payer_stalls {
             assert_eq!(
                 store.inner().channel(1).unwrap().unwrap().sent(),
-                1_000,
-                "alice's disk holds only the first proof"
+                2_000,
+                "alice's disk holds only the earlier proofs"
             );
         }
 
         switch.release();
         let paid = paying.await.unwrap().unwrap();
-        assert_eq!((paid.nonce, paid.amount), (2, 500));
-        assert_eq!(at_bob(), 1_500);
+        assert_eq!((paid.nonce, paid.amount), (3, 500));
+        assert_eq!(at_bob(), 2_500);
         eventually("the node healthy again", || {
             stalled_node.health().problems.is_empty()
         })

@@ -595,6 +595,15 @@ impl Node {
         self.await_delivery(repeat, delivered, RESYNC_GRACE).await
     }
 
+    /// Whether a payment was already made under idempotency key `key` (filed in memory or in
+    /// the store).
+    pub async fn payment_key_used(&self, key: &str) -> bool {
+        if self.keys().lock().await.contains_key(key) {
+            return true;
+        }
+        matches!(self.store().keyed_payment(key), Ok(Some(_)))
+    }
+
     /// Pay under idempotency key `key` unless it was used: the key is filed in memory (until
     /// its record, written with the proof, is durable) before the keys' lock goes.
     async fn file_keyed(

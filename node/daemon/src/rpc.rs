@@ -241,7 +241,15 @@ impl FarthingApiServer for RpcHandler {
     }
 
     async fn pay(&self, params: PayParams) -> Result<PayResult, ApiError> {
-        self.require_healthy()?;
+        // A repeat of a key already used signs nothing: it learns the earlier payment's
+        // outcome even while the node takes no new risk.
+        let repeat = match &params.idempotency_key {
+            Some(key) => self.node.payment_key_used(key).await,
+            None => false,
+        };
+        if !repeat {
+            self.require_healthy()?;
+        }
         let amount = parse_amount_param(&params.amount, self.decimals(), u128::MAX)?;
         if params.memo.as_ref().is_some_and(|m| m.len() > 256) {
             return Err(ApiError::InvalidParams(
