@@ -625,6 +625,20 @@ async fn next_pay(wire: &mut Wire) -> (u64, u128) {
     }
 }
 
+/// The next message on `wire` that is not a Sync (a node greets every link with its Syncs).
+async fn next_reply(wire: &mut Wire) -> Message {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), wire.recv())
+            .await
+            .expect("an answer within 5 s")
+            .unwrap()
+        {
+            Message::Sync { .. } => {}
+            other => return other,
+        }
+    }
+}
+
 /// The next Sync alice's node sends: its latest proof's nonce.
 async fn next_sync(wire: &mut Wire) -> u64 {
     loop {
@@ -870,12 +884,7 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
         .unwrap(),
     };
     conn.send(&request(7 * usdc + 1)).await.unwrap();
-    let reply = loop {
-        match conn.recv().await.unwrap() {
-            Message::Sync { .. } => {}
-            other => break other,
-        }
-    };
+    let reply = next_reply(&mut conn).await;
     match reply {
         Message::Reject {
             channel_id: 1,
@@ -1065,16 +1074,7 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
             unreachable!()
         };
         conn.send(&forged).await.unwrap();
-        let reply = loop {
-            match tokio::time::timeout(Duration::from_secs(5), conn.recv())
-                .await
-                .unwrap()
-                .unwrap()
-            {
-                Message::Sync { .. } => {}
-                other => break other,
-            }
-        };
+        let reply = next_reply(&mut conn).await;
         match reply {
             Message::Reject {
                 channel_id: 1,
@@ -1598,17 +1598,11 @@ async fn a_node_that_co_signed_a_close_takes_no_payment_after_a_restart() {
     };
     let mut conn = dial().await;
     conn.send(&request).await.unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), conn.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            Message::CloseAccept { channel_id: 1, .. } => break,
-            Message::Sync { .. } => {}
-            other => panic!("expected bob's co-signature, got {other:?}"),
-        }
-    }
+    let reply = next_reply(&mut conn).await;
+    assert!(
+        matches!(reply, Message::CloseAccept { channel_id: 1, .. }),
+        "expected bob's co-signature, got {reply:?}"
+    );
     assert!(bob.is_frozen(1));
     drop(conn);
 
@@ -1641,24 +1635,14 @@ async fn a_node_that_co_signed_a_close_takes_no_payment_after_a_restart() {
     })
     .await
     .unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), conn.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            Message::Reject {
-                channel_id: 1,
-                nonce: 1,
-                reason,
-                ..
-            } => {
-                assert!(reason.as_str().contains("closing"), "{}", reason.as_str());
-                break;
-            }
-            Message::Sync { .. } => {}
-            other => panic!("expected a refusal, got {other:?}"),
-        }
+    match next_reply(&mut conn).await {
+        Message::Reject {
+            channel_id: 1,
+            nonce: 1,
+            reason,
+            ..
+        } => assert!(reason.as_str().contains("closing"), "{}", reason.as_str()),
+        other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(bob.channel_record(1).unwrap().received(), 0);
     bob.shutdown().await;
