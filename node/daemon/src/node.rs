@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::StreamExt as _;
+
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
@@ -957,6 +959,9 @@ fn fold(
 /// the new branch); deeper reorgs still get every known channel's state from the contract.
 const REORG_RESCAN_BLOCKS: u64 = 256;
 
+/// Channels read back from the contract at once during a reorg rebuild.
+const REBUILD_READS_IN_FLIGHT: usize = 16;
+
 /// The block under the cursor is not the chain's any more (a reorg deeper than the
 /// confirmations): events the node applied may no longer exist, and the idempotent folding of
 /// absolute values cannot take a vanished deposit back. Rebuild: apply the events of the last
@@ -1007,12 +1012,14 @@ async fn rebuild_after_reorg(
         .filter(|c| c.on_chain.state != ChainState::Settled)
         .map(|c| c.id)
         .collect();
-    for id in live {
-        match source
-            .channel_at(id, confirmed)
-            .await
-            .map_err(|e| chain(&e))?
-        {
+    // Read back 16 at a time: thousands of channels fit the pass's time limit.
+    let read: Vec<_> = futures::stream::iter(live)
+        .map(|id| async move { (id, source.channel_at(id, confirmed).await) })
+        .buffer_unordered(REBUILD_READS_IN_FLIGHT)
+        .collect()
+        .await;
+    for (id, found) in read {
+        match found.map_err(|e| chain(&e))? {
             // The same id, other parties: this is not the chain the node followed (a devnet
             // restarted with the contracts at the same addresses, say). Nothing is changed.
             Some(found)
