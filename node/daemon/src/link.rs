@@ -1519,3 +1519,20 @@ fn close_message(
         withdrawnB: alloy::primitives::Uint::from(channel.on_chain.withdrawn_b),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payments_of_a_proof_claim_their_sum_each_being_a_payment() {
+        let memo = Memo::empty;
+        assert_eq!(claimed(&[(5, memo()), (7, memo())]).unwrap(), 12);
+        assert!(matches!(
+            claimed(&[(5, memo()), (0, memo())]),
+            Err(PayError::Rejected(farthing_core::Rejection::Zero))
+        ));
+        let overflow = claimed(&[(u128::MAX, memo()), (1, memo())]).unwrap_err();
+        assert!(overflow.to_string().contains("overflow"), "{overflow}");
+    }
+}

@@ -170,14 +170,16 @@ impl Node {
             let mut payments = Payments::new();
             let mut taken = 0u128;
             let mut proof_at = None;
+            // Checked once for the batch (the table's lock is held); a refusal is made again
+            // for each payer, to hand each its own error.
+            let allowed = self.may_sign(id).is_ok();
             for payment in batch.by_ref() {
                 // Its caller went away before it was signed: it is not made. (A keyed payment's
                 // caller never goes away here: pay() waits for it in a task of its own.)
                 if payment.signed.is_closed() {
                     continue;
                 }
-                let step = self
-                    .may_sign(channel.id)
+                let step = if allowed { Ok(()) } else { self.may_sign(id) }
                     .and_then(|()| Ok(channel.next_payment_after(taken, payment.amount)?));
                 let step = step.and_then(|at| {
                     payments

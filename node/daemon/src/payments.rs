@@ -160,14 +160,11 @@ impl Node {
                 "channel {id} is not shared with {peer}"
             )));
         }
-        if self.is_frozen(id) {
-            return Err(PayError::Frozen(id));
-        }
         self.require_store()?;
         verify(self.proof_digest(id, nonce, transferred), signature, peer)?;
         let signature = Bytes::copy_from_slice(signature);
         self.with_channel(id, |channel, group| {
-            // Again under the table's lock: a close co-signed meanwhile froze it.
+            // Under the table's lock, where a co-signed close freezes the channel.
             if self.is_frozen(id) {
                 return Err(PayError::Frozen(id));
             }

@@ -178,13 +178,6 @@ impl Payments {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-
-    /// Their sum, `None` if it overflows.
-    pub fn total(&self) -> Option<u128> {
-        self.entries
-            .iter()
-            .try_fold(0u128, |sum, (amount, _)| sum.checked_add(*amount))
-    }
 }
 
 impl IntoIterator for Payments {
