@@ -23,6 +23,7 @@
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |
 //! | `watchtower.margin_secs` | `600` | a partner's stale close still unanswered this close to its deadline raises a warning |
 //! | `watchtower.max_lag_blocks` | `64` | the node reports itself degraded when its watcher is further behind the chain head |
+//! | `watchtower.act` | `true` | send the watchtower's transactions (challenge, settle, claim); `false` only warns (tests that drive these steps themselves) |
 //! | `metrics.listen` | none | serve Prometheus metrics (`GET /metrics`) on this address |
 
 use std::net::SocketAddr;
@@ -72,6 +73,9 @@ pub struct WatchtowerConfig {
     pub margin_secs: u64,
     /// More blocks than this between the chain head and the watcher: degraded.
     pub max_lag_blocks: u64,
+    /// Send the watchtower's transactions (challenge, settle, claim). `false`: it only warns
+    /// (for tests that drive those steps themselves and must see exact outcomes).
+    pub act: bool,
 }
 
 impl Default for WatchtowerConfig {
@@ -79,6 +83,7 @@ impl Default for WatchtowerConfig {
         Self {
             margin_secs: 600,
             max_lag_blocks: 64,
+            act: true,
         }
     }
 }

@@ -223,7 +223,7 @@ impl Node {
 
     /// Send the action's transaction in the background unless one is in flight.
     fn act(&self, id: ChannelId, action: Action) {
-        if !self.watchtower().start(id, action) {
+        if !self.config().watchtower.act || !self.watchtower().start(id, action) {
             return;
         }
         let node = self.clone();
