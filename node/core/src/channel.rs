@@ -18,6 +18,24 @@ pub enum Role {
     B,
 }
 
+impl Role {
+    /// Put a pair in the contract's order: `(A's, B's)` given `(ours, theirs)` for a node of
+    /// this role. The mapping is its own inverse, so `order(a_value, b_value)` gives
+    /// `(ours, theirs)` back.
+    ///
+    /// ```
+    /// use farthing_core::Role;
+    /// assert_eq!(Role::A.order("us", "them"), ("us", "them"));
+    /// assert_eq!(Role::B.order("us", "them"), ("them", "us"));
+    /// ```
+    pub fn order<T>(self, ours: T, theirs: T) -> (T, T) {
+        match self {
+            Self::A => (ours, theirs),
+            Self::B => (theirs, ours),
+        }
+    }
+}
+
 /// The contract's view of the channel's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChainState {
@@ -50,6 +68,18 @@ pub struct OnChain {
     pub proof_a: (u64, u128),
     /// Latest proof signed by B that the contract recorded.
     pub proof_b: (u64, u128),
+}
+
+/// One participant's numbers as the contract records them (no pending withdrawal counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Side {
+    /// Total deposited, in base units.
+    pub deposit: u128,
+    /// Total withdrawn while open, in base units.
+    pub withdrawn: u128,
+    /// The latest proof signed by this participant that the contract recorded:
+    /// (nonce, transferred); (0, 0) while none is.
+    pub proof: (u64, u128),
 }
 
 /// A balance proof with its signature: `signer` has paid `transferred` in total so far.
@@ -106,37 +136,78 @@ pub struct Channel {
 impl Channel {
     /// (participant A, participant B).
     pub fn participants(&self) -> (Address, Address) {
-        match self.role {
-            Role::A => (self.us, self.partner),
-            Role::B => (self.partner, self.us),
-        }
+        self.role.order(self.us, self.partner)
     }
 
-    /// (our deposit, our withdrawn, partner's deposit, partner's withdrawn), counting a pending
-    /// co-signed withdrawal as done.
-    fn sides(&self) -> (u128, u128, u128, u128) {
+    /// A's and B's on-chain numbers.
+    fn chain_sides(&self) -> (Side, Side) {
         let c = &self.on_chain;
-        let (ours, theirs) = match self.role {
-            Role::A => ((c.deposit_a, c.withdrawn_a), (c.deposit_b, c.withdrawn_b)),
-            Role::B => ((c.deposit_b, c.withdrawn_b), (c.deposit_a, c.withdrawn_a)),
-        };
-        let pending = |who: bool| {
-            self.withdrawal
-                .as_ref()
-                .filter(|w| w.ours == who)
-                .map_or(0, |w| w.total)
-        };
         (
-            ours.0,
-            ours.1.max(pending(true)),
-            theirs.0,
-            theirs.1.max(pending(false)),
+            Side {
+                deposit: c.deposit_a,
+                withdrawn: c.withdrawn_a,
+                proof: c.proof_a,
+            },
+            Side {
+                deposit: c.deposit_b,
+                withdrawn: c.withdrawn_b,
+                proof: c.proof_b,
+            },
         )
+    }
+
+    /// Our numbers as the contract records them (a pending withdrawal is not counted).
+    pub fn our_chain_side(&self) -> Side {
+        let (a, b) = self.chain_sides();
+        self.role.order(a, b).0
+    }
+
+    /// The partner's numbers as the contract records them (a pending withdrawal is not
+    /// counted).
+    pub fn partner_chain_side(&self) -> Side {
+        let (a, b) = self.chain_sides();
+        self.role.order(a, b).1
+    }
+
+    /// The total of the pending co-signed withdrawal if it is ours (`ours`) or the partner's
+    /// (`!ours`); 0 otherwise.
+    fn pending_total(&self, ours: bool) -> u128 {
+        self.withdrawal
+            .as_ref()
+            .filter(|w| w.ours == ours)
+            .map_or(0, |w| w.total)
     }
 
     /// What we have withdrawn on-chain, or will have once the pending withdrawal executes.
     pub fn our_withdrawn(&self) -> u128 {
-        self.sides().1
+        self.our_chain_side()
+            .withdrawn
+            .max(self.pending_total(true))
+    }
+
+    /// What the partner has withdrawn on-chain, or will have once its pending withdrawal
+    /// executes.
+    pub fn partner_withdrawn(&self) -> u128 {
+        self.partner_chain_side()
+            .withdrawn
+            .max(self.pending_total(false))
+    }
+
+    /// The nonce of our latest signed proof; 0 if we have signed none.
+    pub fn our_nonce(&self) -> u64 {
+        self.ours.as_ref().map_or(0, |p| p.nonce)
+    }
+
+    /// The nonce of the partner's latest proof we hold; 0 if we hold none.
+    pub fn their_nonce(&self) -> u64 {
+        self.theirs.as_ref().map_or(0, |p| p.nonce)
+    }
+
+    /// Whether participants `a` and `b` and `token` are the ones this record has. A channel id
+    /// found on-chain with other parties means the node is not looking at the chain it followed
+    /// (say, a devnet restarted with the contracts at the same addresses).
+    pub fn participants_match(&self, a: Address, b: Address, token: Address) -> bool {
+        self.participants() == (a, b) && self.token == token
     }
 
     /// The payouts (to A, to B) a cooperative close of the channel as it stands on-chain pays:
@@ -145,10 +216,7 @@ impl Channel {
     /// a pending withdrawal executes, and voids it if it executes first).
     pub fn close_payouts(&self) -> (u128, u128) {
         let c = &self.on_chain;
-        let (sent_a, sent_b) = match self.role {
-            Role::A => (self.sent(), self.received()),
-            Role::B => (self.received(), self.sent()),
-        };
+        let (sent_a, sent_b) = self.role.order(self.sent(), self.received());
         let holdings = self.holdings();
         let a = c
             .deposit_a
@@ -179,7 +247,8 @@ impl Channel {
     /// What we could still pay: our deposit − our withdrawals + received − sent (PROTOCOL.md),
     /// never negative; a pending co-signed withdrawal counts as withdrawn.
     pub fn our_balance(&self) -> u128 {
-        let (deposit, withdrawn, _, _) = self.sides();
+        let deposit = self.our_chain_side().deposit;
+        let withdrawn = self.our_withdrawn();
         deposit
             .saturating_add(self.received())
             .saturating_sub(withdrawn.saturating_add(self.sent()))
@@ -187,7 +256,8 @@ impl Channel {
 
     /// What the partner could still pay us (its pending withdrawal counted as withdrawn).
     pub fn partner_balance(&self) -> u128 {
-        let (_, _, deposit, withdrawn) = self.sides();
+        let deposit = self.partner_chain_side().deposit;
+        let withdrawn = self.partner_withdrawn();
         deposit
             .saturating_add(self.sent())
             .saturating_sub(withdrawn.saturating_add(self.received()))
@@ -273,5 +343,73 @@ mod tests {
             signature: Bytes::new(),
         });
         assert_eq!(a.close_payouts(), (140, 0));
+    }
+
+    #[test]
+    fn order_puts_pairs_in_the_contracts_order_and_back() {
+        assert_eq!(Role::A.order(1, 2), (1, 2));
+        assert_eq!(Role::B.order(1, 2), (2, 1));
+        // Its own inverse: (A's, B's) in, (ours, theirs) out.
+        for role in [Role::A, Role::B] {
+            let (a, b) = role.order("ours", "theirs");
+            assert_eq!(role.order(a, b), ("ours", "theirs"));
+        }
+    }
+
+    #[test]
+    fn chain_sides_are_the_contracts_numbers_without_a_pending_withdrawal() {
+        let mut a = channel(Role::A);
+        a.on_chain.proof_a = (4, 40);
+        a.on_chain.proof_b = (2, 7);
+        a.withdrawal = Some(PendingWithdrawal {
+            ours: true,
+            total: 60,
+            expiry: 1,
+        });
+        let side_a = Side {
+            deposit: 100,
+            withdrawn: 0,
+            proof: (4, 40),
+        };
+        let side_b = Side {
+            deposit: 50,
+            withdrawn: 10,
+            proof: (2, 7),
+        };
+        assert_eq!(
+            (a.our_chain_side(), a.partner_chain_side()),
+            (side_a, side_b)
+        );
+        assert_eq!((a.our_withdrawn(), a.partner_withdrawn()), (60, 10));
+        let mut b = a.clone();
+        b.role = Role::B;
+        assert_eq!(
+            (b.our_chain_side(), b.partner_chain_side()),
+            (side_b, side_a)
+        );
+        // The pending withdrawal is ours (now B's): 60 over B's on-chain 10.
+        assert_eq!((b.our_withdrawn(), b.partner_withdrawn()), (60, 0));
+    }
+
+    #[test]
+    fn nonces_are_those_of_the_latest_proofs_or_zero() {
+        let mut c = channel(Role::A);
+        assert_eq!((c.our_nonce(), c.their_nonce()), (3, 1));
+        c.ours = None;
+        c.theirs = None;
+        assert_eq!((c.our_nonce(), c.their_nonce()), (0, 0));
+    }
+
+    #[test]
+    fn participants_match_only_the_recorded_parties_and_token() {
+        let a = channel(Role::A);
+        let (us, partner, token) = (a.us, a.partner, a.token);
+        assert!(a.participants_match(us, partner, token));
+        assert!(!a.participants_match(partner, us, token), "swapped roles");
+        assert!(!a.participants_match(us, partner, Address::repeat_byte(9)));
+        assert!(!a.participants_match(us, Address::repeat_byte(9), token));
+        let b = channel(Role::B);
+        assert!(b.participants_match(partner, us, token));
+        assert!(!b.participants_match(us, partner, token));
     }
 }

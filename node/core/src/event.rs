@@ -1,7 +1,8 @@
 //! Chain events of the `ChannelManager`, and how each one changes the node's record of a
 //! channel. Events carry absolute values (totals, deadlines, recorded proofs), so applying an
 //! event twice, or an older one after a newer one, never changes the result twice: the
-//! watcher may replay any range it is unsure of.
+//! watcher may replay any range it is unsure of. Each change the node reports is named by
+//! its [`ChangeKind`] ([`change_kind`]).
 
 use alloy_primitives::Address;
 
@@ -237,6 +238,72 @@ pub fn apply(
     Some(channel)
 }
 
+/// What changed in a channel record, as the node reports it to subscribers and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A channel the node had no record of (or one that is open again).
+    Opened,
+    /// A participant's deposit rose.
+    Deposit,
+    /// A participant's total withdrawn rose.
+    Withdrawal,
+    /// Closed unilaterally: the challenge period runs.
+    Closed,
+    /// Something else changed: a recorded proof, or the off-chain half.
+    Proof,
+    /// Paid out; final.
+    Settled,
+    /// Rebuilt from the contract after a reorganisation (see [`crate::merge_rebuilt`]).
+    Rebuilt,
+}
+
+impl ChangeKind {
+    /// The kind's name in logs and notifications: "opened", "deposit", "withdrawal",
+    /// "closed", "proof", "settled" or "rebuilt".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Deposit => "deposit",
+            Self::Withdrawal => "withdrawal",
+            Self::Closed => "closed",
+            Self::Proof => "proof",
+            Self::Settled => "settled",
+            Self::Rebuilt => "rebuilt",
+        }
+    }
+}
+
+impl std::fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What changed from `before` (the node's record before an event, `None` if it had none) to
+/// `after`: a new record is [`ChangeKind::Opened`]; otherwise a change of state names the new
+/// state, then a deposit, then a withdrawal; anything else is [`ChangeKind::Proof`].
+/// ([`ChangeKind::Rebuilt`] is the reorg rebuild's own, never returned here.)
+pub fn change_kind(before: Option<&Channel>, after: &Channel) -> ChangeKind {
+    let Some(before) = before else {
+        return ChangeKind::Opened;
+    };
+    let (b, a) = (&before.on_chain, &after.on_chain);
+    if a.state != b.state {
+        return match a.state {
+            ChainState::Open => ChangeKind::Opened,
+            ChainState::Closed => ChangeKind::Closed,
+            ChainState::Settled => ChangeKind::Settled,
+        };
+    }
+    if (a.deposit_a, a.deposit_b) != (b.deposit_a, b.deposit_b) {
+        ChangeKind::Deposit
+    } else if (a.withdrawn_a, a.withdrawn_b) != (b.withdrawn_a, b.withdrawn_b) {
+        ChangeKind::Withdrawal
+    } else {
+        ChangeKind::Proof
+    }
+}
+
 /// The contract's rule: more transferred wins, a higher nonce breaks ties.
 fn newer(recorded: (u64, u128), candidate: (u64, u128)) -> (u64, u128) {
     let (nonce, transferred) = candidate;
@@ -326,6 +393,50 @@ mod tests {
             None,
             "not our channel"
         );
+    }
+
+    #[test]
+    fn each_change_is_named_by_what_moved_first() {
+        let events = history();
+        let kinds: Vec<ChangeKind> = (0..events.len())
+            .map(|i| {
+                let before = replay(&events[..i], B);
+                let after = replay(&events[..=i], B).unwrap();
+                change_kind(before.as_ref(), &after)
+            })
+            .collect();
+        use ChangeKind::*;
+        assert_eq!(
+            kinds,
+            vec![Opened, Deposit, Withdrawal, Closed, Proof, Settled]
+        );
+        // A state change wins over a deposit changed with it; an open again is "opened".
+        let closed = replay(&events[..4], B).unwrap();
+        let mut reopened = closed.clone();
+        reopened.on_chain.state = ChainState::Open;
+        reopened.on_chain.deposit_a += 1;
+        assert_eq!(change_kind(Some(&closed), &reopened), Opened);
+        let mut both = closed.clone();
+        both.on_chain.deposit_b += 1;
+        both.on_chain.withdrawn_a += 1;
+        assert_eq!(change_kind(Some(&closed), &both), Deposit);
+        let names: Vec<&str> = [Opened, Deposit, Withdrawal, Closed, Proof, Settled, Rebuilt]
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "opened",
+                "deposit",
+                "withdrawal",
+                "closed",
+                "proof",
+                "settled",
+                "rebuilt"
+            ]
+        );
+        assert_eq!(Rebuilt.to_string(), "rebuilt");
     }
 
     proptest! {

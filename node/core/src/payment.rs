@@ -7,10 +7,23 @@
 //! partner's proof only if its nonce is higher than the last one it holds and it moves at least
 //! the claimed amount ([`Channel::check_incoming`]). "At least": a proof the receiver refused
 //! earlier stays signed by the payer (it can never be taken back), so the payer's next proof
-//! carries it too, and the receiver credits the whole increase. Signatures are checked by the caller (this crate does no
-//! cryptography); these rules decide everything else.
+//! carries it too, and the receiver credits the whole increase. Signatures are checked by the
+//! caller (this crate does no cryptography); these rules decide everything else.
+//!
+//! Several payments queued on one channel share one proof ([`plan_batch`]): each is carried if
+//! the channel can afford it on top of those already carried, and the receiver checks the
+//! proof against what its payments claim together ([`claimed`]). On reconnect each side sends
+//! its latest proof and the nonce it holds of the other's (`Sync`): the receiver takes a newer
+//! proof it missed ([`Channel::sync_increase`]) and learns what the partner holds of ours
+//! ([`Channel::partner_holds`]).
 
 use crate::channel::{ChainState, Channel};
+
+mod batch;
+mod sync;
+
+pub use batch::{BatchPlan, plan_batch};
+pub use sync::Holds;
 
 /// Why the node refuses to sign a payment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +97,37 @@ pub enum Rejection {
     /// The partner's nonces are used up: the channel must be closed.
     #[error("the channel's nonces are used up: close it")]
     Exhausted,
+    /// The payments one proof carries add up to more than a `u128`: no proof can move that
+    /// much, so the frame is malformed.
+    #[error(
+        "the payments' amounts overflow: their sum does not fit 128 bits; send fewer or smaller payments per proof"
+    )]
+    Overflow,
+}
+
+/// What the payments one proof carries claim together: their sum, each of them a payment.
+///
+/// A zero amount anywhere is [`Rejection::Zero`] (checked over all of them first), a sum past
+/// `u128::MAX` is [`Rejection::Overflow`]. No payments claim 0 (which the receiver's
+/// [`Channel::check_incoming`] then refuses as no payment).
+///
+/// ```
+/// use farthing_core::{Rejection, claimed};
+/// assert_eq!(claimed([5, 7]), Ok(12));
+/// assert_eq!(claimed([u128::MAX, 1, 0]), Err(Rejection::Zero));
+/// assert_eq!(claimed([u128::MAX, 1]), Err(Rejection::Overflow));
+/// ```
+pub fn claimed(amounts: impl IntoIterator<Item = u128>) -> Result<u128, Rejection> {
+    let mut zero = false;
+    let mut sum = Some(0u128);
+    for amount in amounts {
+        zero |= amount == 0;
+        sum = sum.and_then(|s| s.checked_add(amount));
+    }
+    if zero {
+        return Err(Rejection::Zero);
+    }
+    sum.ok_or(Rejection::Overflow)
 }
 
 impl Channel {
@@ -358,7 +402,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_payments_of_a_proof_claim_their_sum_each_being_a_payment() {
+        assert_eq!(claimed([5, 7]), Ok(12));
+        assert_eq!(claimed([9]), Ok(9));
+        assert_eq!(claimed(Vec::new()), Ok(0), "no payments claim nothing");
+        assert_eq!(claimed([5, 0]), Err(Rejection::Zero));
+        assert_eq!(claimed([u128::MAX, 1]), Err(Rejection::Overflow));
+        // A zero is reported even after the sum overflowed: every amount is looked at.
+        assert_eq!(claimed([u128::MAX, 1, 0]), Err(Rejection::Zero));
+        assert_eq!(claimed([u128::MAX, 0]), Err(Rejection::Zero));
+        assert!(
+            Rejection::Overflow
+                .to_string()
+                .starts_with("the payments' amounts overflow")
+        );
+    }
+
     proptest! {
+        /// The claim is the exact sum when it fits, whatever the number of payments.
+        #[test]
+        fn a_claim_is_the_sum_of_positive_amounts(amounts in proptest::collection::vec(1u128..u128::MAX / 64, 0..64)) {
+            prop_assert_eq!(claimed(amounts.iter().copied()), Ok(amounts.iter().sum::<u128>()));
+        }
+
         /// Random payments both ways, each applied only if the rules allow it: balances never
         /// go negative or above the holdings, the two always sum to the holdings, cumulative
         /// amounts never decrease and accepted nonces are consecutive (RELIABILITY P3, P4).
