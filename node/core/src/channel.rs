@@ -2,7 +2,12 @@
 //!
 //! A channel has an on-chain half ([`OnChain`], exactly what `ChannelManager.getChannel`
 //! returns, as of the last confirmed event the node applied) and an off-chain half: the
-//! latest balance proof we signed and the latest one our partner signed.
+//! latest balance proof we signed and the latest one our partner signed, and a co-signed
+//! withdrawal that may still execute.
+//!
+//! The balances (what each side can still pay) count a pending withdrawal as done: the
+//! withdrawer could execute it at any moment. The chain sides ([`Side`]) are the contract's
+//! numbers alone.
 
 use alloy_primitives::{Address, Bytes};
 
