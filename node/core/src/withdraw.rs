@@ -82,11 +82,9 @@ pub enum WithdrawRefusal {
     },
     /// The expiry would hold the amount back longer than a withdrawal needs.
     #[error(
-        "expiry {expiry} is too far ahead: at most {latest} (unix time); ask again with an earlier expiry"
+        "the expiry is too far ahead: at most {latest} (unix time); ask again with an earlier expiry"
     )]
     ExpiryTooFar {
-        /// The expiry asked.
-        expiry: u64,
         /// The latest expiry this node accepts now.
         latest: u64,
     },
@@ -189,7 +187,7 @@ impl Channel {
             .saturating_add(WITHDRAW_VALIDITY_SECS)
             .saturating_add(WITHDRAW_EXPIRY_SLACK_SECS);
         if expiry > latest {
-            return Err(WithdrawRefusal::ExpiryTooFar { expiry, latest });
+            return Err(WithdrawRefusal::ExpiryTooFar { latest });
         }
         if self.on_chain.state != ChainState::Open {
             return Err(WithdrawRefusal::NotOpen {
@@ -351,10 +349,7 @@ mod tests {
         );
         assert_eq!(
             c.check_withdraw_request(PARTNER, 0, latest + 1, NOW),
-            Err(WithdrawRefusal::ExpiryTooFar {
-                expiry: latest + 1,
-                latest
-            })
+            Err(WithdrawRefusal::ExpiryTooFar { latest })
         );
         assert_eq!(
             c.check_withdraw_request(PARTNER, 0, latest, NOW),
@@ -434,13 +429,10 @@ mod tests {
 
     #[test]
     fn messages_say_what_to_do_in_base_units() {
-        let too_far = WithdrawRefusal::ExpiryTooFar {
-            expiry: 9,
-            latest: 8,
-        };
+        let too_far = WithdrawRefusal::ExpiryTooFar { latest: 8 };
         assert_eq!(
             too_far.to_string(),
-            "expiry 9 is too far ahead: at most 8 (unix time); ask again with an earlier expiry"
+            "the expiry is too far ahead: at most 8 (unix time); ask again with an earlier expiry"
         );
         let exceeds = WithdrawRefusal::Exceeds {
             total: 70,
