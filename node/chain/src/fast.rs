@@ -64,8 +64,15 @@ impl ProofDigester {
     }
 }
 
-/// A key for signing digests with libsecp256k1.
+/// A key for signing digests with libsecp256k1; overwritten when dropped. The node's own key
+/// lives in [`crate::NodeKey`], which holds one of these.
 pub struct FastSigner(SecretKey);
+
+impl Drop for FastSigner {
+    fn drop(&mut self) {
+        self.0.non_secure_erase();
+    }
+}
 
 impl std::fmt::Debug for FastSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,8 +83,11 @@ impl std::fmt::Debug for FastSigner {
 impl FastSigner {
     /// The same key as `signer`.
     pub fn new(signer: &alloy::signers::local::PrivateKeySigner) -> Self {
-        let bytes: [u8; 32] = signer.credential().to_bytes().into();
-        Self(SecretKey::from_byte_array(bytes).expect("a k256 key is a valid secp256k1 key"))
+        let mut bytes: [u8; 32] = signer.credential().to_bytes().into();
+        let key = SecretKey::from_byte_array(bytes).expect("a k256 key is a valid secp256k1 key");
+        bytes.fill(0);
+        std::hint::black_box(&mut bytes);
+        Self(key)
     }
 
     /// A 65-byte `r | s | v` signature of `digest` (low s, v 27 or 28), as the contract wants.

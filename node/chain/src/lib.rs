@@ -9,13 +9,18 @@
 //!   operations never collide, a failed send resynchronises) and receipts awaited with the
 //!   configured confirmations.
 //!
-//! This crate must never hold a private key longer than a call needs it, nor log one.
+//! - [`NodeKey`]: the node's key, held once and shared (the chain client and the payment
+//!   signer use the same handle), wiped on drop.
+//!
+//! This crate must never log a key, copy the node's key out of its [`NodeKey`], or sign
+//! arbitrary data handed in from outside.
 
 mod client;
 pub mod contracts;
 mod deployment;
 pub mod events;
 pub mod fast;
+mod key;
 pub mod messages;
 
 pub use client::{
@@ -23,3 +28,4 @@ pub use client::{
     URGENT_BUMPS, URGENT_WAIT, redact_url,
 };
 pub use deployment::{ChainCheck, Deployment, DeploymentError};
+pub use key::NodeKey;

@@ -590,14 +590,22 @@ async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
         node.address()
     );
 
-    wait_for_signal()
-        .await
-        .wrap_err("installing signal handlers")?;
+    // A task the node cannot run without (the store guard) failing stops it too, non-zero.
+    let fatal = tokio::select! {
+        signal = wait_for_signal() => {
+            signal.wrap_err("installing signal handlers")?;
+            None
+        }
+        reason = node.fatal() => Some(reason),
+    };
     tracing::info!("shutting down");
     let _ = server.stop();
     server.stopped().await;
     node.shutdown().await;
-    Ok(())
+    match fatal {
+        None => Ok(()),
+        Some(reason) => Err(eyre!("the node stopped: {reason}")),
+    }
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

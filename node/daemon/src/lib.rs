@@ -1,34 +1,53 @@
 //! The Farthing node as a library, wired by the `farthing` binary.
 //!
-//! - [`config`]: the one `Config` (TOML file, documented defaults that work on the local
-//!   devnet, overridden by command-line flags);
-//! - [`keys`]: loading the node's secp256k1 key from an Ethereum keystore, a 0600 raw key
-//!   file, or a devnet account;
-//! - [`Node`]: the running node — key, store, chain check, the watcher that keeps every
-//!   channel the node is part of in sync with the chain, and its health.
+//! [`Builder`] turns a [`Config`] into a running [`Node`], a thin façade over components that
+//! each hold only the handles they need (node/ARCHITECTURE.md has the picture):
 //!
-//! This crate must never log a key or a password, and never expose a way to sign arbitrary
-//! data.
+//! - `table`: the channel table — every channel, the one lock, its order written down;
+//! - `payments/`: the pay entry point, the signer that puts queued payments into one proof,
+//!   idempotency keys, delivery of our proofs, the receiver's checks;
+//! - `cosign/`: cooperative close and withdrawal, both sides;
+//! - `link/` and `net/`: links to partners (registry, frames, writer) and talking on them
+//!   (accept, dial, read and dispatch);
+//! - `chain/`: reads, the journaled chain client, the watcher and its reorg rebuild;
+//! - `watchtower`, `storeguard`, `ops`: guarding channels on-chain, surviving a failing store,
+//!   the on-chain operations;
+//! - `observe/`: metrics and payment history; `tasks`: every background task, supervised;
+//! - `rpc/`: the JSON-RPC handler.
+//!
+//! Every channel rule lives in `farthing-core`; this crate signs, verifies, persists and sends
+//! what the core decided. It must never log a key or a password, and never expose a way to
+//! sign arbitrary data.
 
+mod builder;
+mod chain;
 pub mod config;
-pub mod history;
-mod journal;
+mod cosign;
+mod health;
 pub mod keys;
 mod link;
-mod metrics;
+mod net;
 mod node;
+mod observe;
 mod ops;
-mod outbox;
 mod payments;
 mod rpc;
+mod signer;
 mod storeguard;
+mod table;
+mod tasks;
 mod watchtower;
 
+pub use builder::{Builder, StartError};
+pub use chain::watcher::{ChannelChange, SyncError};
 pub use config::{Config, ConfigError, KeySource, WatchtowerConfig};
-pub use history::Payment;
+pub use cosign::CosignError;
+pub use health::Health;
 pub use keys::{KeyError, load_key};
-pub use link::{LinkError, Paid};
-pub use node::{ChannelChange, Health, Node, StartError, SyncError};
-pub use ops::{MAX_DEPOSIT, OpError, WITHDRAW_VALIDITY_SECS};
-pub use payments::PayError;
+pub use net::LinkError;
+pub use node::Node;
+pub use observe::{Payment, RECENT_PER_CHANNEL};
+pub use ops::OpError;
+pub use payments::{NextStep, Paid, PayError, ProofRefusal};
 pub use rpc::RpcHandler;
+pub use signer::SignatureError;

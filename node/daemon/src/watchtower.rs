@@ -1,62 +1,108 @@
 //! The built-in watchtower: it guards the node's user on-chain with no operator action.
 //!
-//! After every watcher pass (and on every channel change it reports) one guard pass looks at
-//! the node's closing channels, by chain time:
-//! - a channel closed unilaterally whose on-chain record of the partner's proof is older than
-//!   the partner's latest proof we hold (by the contract's rule: more transferred wins, the
-//!   nonce breaks ties) gets that proof submitted (`updateProof`) at once — the partner cannot
-//!   erase what it paid us. Our own latest proof needs nothing: whatever the partner submitted
-//!   of ours can only be lower, which only favours us;
-//! - once a channel's challenge period is over, it is settled (paying both sides);
-//! - a payout the token refused at settle time (PayoutDeferred) is claimed.
+//! After every watcher change and at least every poll interval, one guard pass asks the core
+//! what to do ([`farthing_core::watchtower::plan`], by chain time) and does it:
+//! - a partner's unilateral close with an older proof of the partner's than the one we hold
+//!   gets that proof submitted (`updateProof`) at once;
+//! - a channel whose challenge period is over is settled;
+//! - a payout the token refused at settle time is claimed (retried every 30 s while refused);
+//! - warnings: a stale close near its deadline, a gas balance that cannot defend the channels.
 //!
-//! It runs after a restart like at any other time: the watcher catches up the events from its
-//! cursor and the guard pass acts on what it finds, so a node that was down when the partner
-//! closed still answers inside the window. One transaction per (channel, action) is in flight
-//! at a time; a failed one is tried again on the next pass. The contract's own checks (made by
-//! the chain client's simulation before anything is signed) make a repeat harmless.
-//!
-//! Warnings (log and `farthing_info`): a stale close still unanswered within
-//! `watchtower.margin_secs` of its deadline, and a gas balance too low to defend every
-//! channel the node has.
+//! It runs after a restart like at any other time: the watcher catches up from its cursor and
+//! the pass acts on what it finds, so a node that was down when the partner closed still
+//! answers inside the window. One transaction per (channel, duty) is in flight at a time; a
+//! failed one is tried again on the next pass. With `watchtower.act = false` it only warns.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use alloy::providers::Provider;
-use farthing_core::{ChainState, Channel, ChannelId, Role};
+use farthing_core::watchtower::{self as rules, Duty};
+use farthing_core::{ChainState, ChannelId};
 
-use crate::node::Node;
+use crate::chain::Chain;
+use crate::chain::watcher::Watcher;
+use crate::table::ChannelTable;
+use crate::tasks::{Shutdown, Tasks};
 
-/// Gas one channel may need to be defended: a proof update and a settle, with room.
-const DEFENCE_GAS_PER_CHANNEL: u128 = 200_000;
+/// How often the gas balance is checked against the channels to defend.
+const GAS_CHECK: Duration = Duration::from_secs(30);
 
-/// What the watchtower may do for a channel.
+/// What the watchtower may have in flight for a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Action {
-    /// Submit the partner's latest proof we hold.
-    Challenge,
-    /// Pay out after the challenge period.
-    Settle,
-    /// Claim what a token refused to pay us.
+enum Action {
+    /// A duty the core planned.
+    Duty(Duty),
+    /// Claim deferred payouts.
     Claim,
 }
 
-/// The watchtower's state: what is in flight, and its warnings.
-#[derive(Default)]
+/// The watchtower component.
 pub(crate) struct Watchtower {
-    acting: Mutex<HashSet<(ChannelId, Action)>>,
+    pub(crate) table: Arc<ChannelTable>,
+    pub(crate) chain: Arc<Chain>,
+    pub(crate) watcher: Arc<Watcher>,
+    pub(crate) tasks: Tasks,
+    /// `watchtower.margin_secs`.
+    pub(crate) margin_secs: u64,
+    /// `watchtower.act`: send transactions, or only warn.
+    pub(crate) act: bool,
+    /// How often a pass runs without a change.
+    pub(crate) poll: Duration,
+    acting: Mutex<HashSet<Action>>,
     warnings: Mutex<Vec<String>>,
-    /// When a claim was last tried (a token that refuses, e.g. a blacklist, is tried again
-    /// every [`CLAIM_RETRY`]).
+    /// The last gas warning, kept between checks.
+    gas_warning: Mutex<Option<String>>,
+    /// When a claim was last tried.
     claimed_at: Mutex<Option<tokio::time::Instant>>,
 }
 
-/// How often a claim the token refused is tried again.
-const CLAIM_RETRY: Duration = Duration::from_secs(30);
-
 impl Watchtower {
+    /// A watchtower over `table`, acting through `chain`.
+    pub(crate) fn new(
+        table: Arc<ChannelTable>,
+        chain: Arc<Chain>,
+        watcher: Arc<Watcher>,
+        tasks: Tasks,
+        config: &crate::config::WatchtowerConfig,
+        poll: Duration,
+    ) -> Self {
+        Self {
+            table,
+            chain,
+            watcher,
+            tasks,
+            margin_secs: config.margin_secs,
+            act: config.act,
+            poll,
+            acting: Mutex::default(),
+            warnings: Mutex::default(),
+            gas_warning: Mutex::default(),
+            claimed_at: Mutex::default(),
+        }
+    }
+
+    /// Run guard passes until shutdown: after each change the watcher reports, and at least
+    /// every poll interval.
+    pub(crate) async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut changes = self.watcher.subscribe();
+        let mut gas_checked: Option<tokio::time::Instant> = None;
+        loop {
+            let check_gas = gas_checked.is_none_or(|t| t.elapsed() > GAS_CHECK);
+            match self.guard(check_gas).await {
+                Ok(_) if check_gas => gas_checked = Some(tokio::time::Instant::now()),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("watchtower pass: {e}"),
+            }
+            tokio::select! {
+                _ = changes.recv() => {}
+                () = tokio::time::sleep(self.poll) => {}
+                () = shutdown.wait() => return,
+            }
+        }
+    }
+
+    /// The current warnings.
     pub(crate) fn warnings(&self) -> Vec<String> {
         self.warnings
             .lock()
@@ -64,213 +110,126 @@ impl Watchtower {
             .clone()
     }
 
-    /// Mark `(id, action)` in flight; `false` if it already is.
-    fn start(&self, id: ChannelId, action: Action) -> bool {
-        self.acting
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert((id, action))
-    }
-
-    fn done(&self, id: ChannelId, action: Action) {
-        self.acting
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(id, action));
-    }
-}
-
-/// The partner's proof on-chain is older than the one we hold (the contract's ordering).
-pub(crate) fn needs_challenge(channel: &Channel) -> bool {
-    let Some(theirs) = &channel.theirs else {
-        return false;
-    };
-    let recorded = match channel.role {
-        Role::A => channel.on_chain.proof_b,
-        Role::B => channel.on_chain.proof_a,
-    };
-    theirs.transferred > recorded.1
-        || (theirs.transferred == recorded.1 && theirs.nonce > recorded.0)
-}
-
-impl Node {
-    /// Run guard passes until the node stops: after each change the watcher reports, and at
-    /// least every poll interval.
-    pub(crate) fn spawn_watchtower(&self) -> tokio::task::JoinHandle<()> {
-        let node = self.clone();
-        tokio::spawn(async move {
-            let mut changes = node.subscribe();
-            let poll = Duration::from_millis(node.config().chain.poll_interval_ms);
-            let mut gas_checked: Option<tokio::time::Instant> = None;
-            loop {
-                if node.is_stopping() {
-                    return;
-                }
-                let check_gas = gas_checked.is_none_or(|t| t.elapsed() > Duration::from_secs(30));
-                if let Err(e) = node.guard(check_gas).await {
-                    tracing::debug!("watchtower pass: {e}");
-                } else if check_gas {
-                    gas_checked = Some(tokio::time::Instant::now());
-                }
-                tokio::select! {
-                    _ = changes.recv() => {}
-                    () = tokio::time::sleep(poll) => {}
-                }
-            }
-        })
-    }
-
-    /// One guard pass: challenge stale closes, settle what may be settled, claim deferred
-    /// payouts; refresh the warnings.
-    pub async fn guard(&self, check_gas: bool) -> Result<(), String> {
-        let channels = self.channel_records();
-        let closing: Vec<&Channel> = channels
+    /// One guard pass: do what the core plans, claim deferred payouts, refresh the warnings.
+    /// Returns the duties it started (none in flight already; none with `act = false`).
+    pub(crate) async fn guard(self: &Arc<Self>, check_gas: bool) -> Result<Vec<Duty>, String> {
+        let channels = self.table.all();
+        let closing = channels
             .iter()
-            .filter(|c| c.on_chain.state == ChainState::Closed)
-            .collect();
+            .any(|c| c.on_chain.state == ChainState::Closed);
+        let mut started = Vec::new();
         let mut warnings = Vec::new();
-        if !closing.is_empty() {
-            let now = self
-                .reader()
-                .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|b| b.header.timestamp)
-                .unwrap_or_default();
-            for channel in closing {
-                let recorded_ours = match channel.role {
-                    Role::A => channel.on_chain.proof_a.0,
-                    Role::B => channel.on_chain.proof_b.0,
-                };
-                self.check_not_behind(channel.id, recorded_ours, "the chain");
-                let deadline = channel.on_chain.settle_after;
-                if needs_challenge(channel) && now < deadline {
-                    self.act(channel.id, Action::Challenge);
-                    let left = deadline.saturating_sub(now);
-                    if left <= self.config().watchtower.margin_secs {
-                        warnings.push(format!(
-                            "channel {}: the partner's stale close is not answered yet and its challenge period ends in {left} s",
-                            channel.id
-                        ));
-                    }
-                } else if now >= deadline {
-                    self.act(channel.id, Action::Settle);
+        if closing {
+            let now = self.chain.time("watchtower").await.map_err(|e| e.to_string())?;
+            let plan = rules::plan(&channels, now, self.margin_secs);
+            for (id, seen) in plan.stale {
+                self.table.note_seen(id, seen, "the chain");
+            }
+            for duty in plan.duties {
+                if self.start(Action::Duty(duty)) {
+                    started.push(duty);
                 }
             }
+            warnings = plan.warnings;
         }
-        if self.claim_due() {
-            let mut claimed_at = self
-                .watchtower()
-                .claimed_at
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if claimed_at.is_none_or(|t| t.elapsed() > CLAIM_RETRY) {
-                *claimed_at = Some(tokio::time::Instant::now());
-                drop(claimed_at);
-                self.act(0, Action::Claim);
-            }
+        let since_claim = self
+            .claimed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|t| t.elapsed().as_secs());
+        let due = self.watcher.claim_due();
+        if rules::claim_due_now(due, since_claim, rules::CLAIM_RETRY_SECS) {
+            *self.claimed_at.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(tokio::time::Instant::now());
+            self.start(Action::Claim);
         }
         if check_gas {
-            let defended = channels
-                .iter()
-                .filter(|c| c.on_chain.state != ChainState::Settled)
-                .count() as u128;
-            if defended > 0 {
-                let balance: u128 = self
-                    .reader()
-                    .get_balance(self.address())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .saturating_to();
-                let price = self
-                    .reader()
-                    .get_gas_price()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let needed = defended * DEFENCE_GAS_PER_CHANNEL * price;
-                if balance < needed {
-                    let warning = format!(
-                        "the node's gas balance ({balance} wei) cannot defend its {defended} channels at the current gas price ({needed} wei needed): send ether to {}",
-                        self.address()
-                    );
-                    tracing::warn!("{warning}");
-                    warnings.push(warning);
-                }
-            } else {
-                // Nothing to defend: keep no stale gas warning.
-            }
-        } else {
-            // Keep the last gas warning until the next check.
-            warnings.extend(
-                self.watchtower()
-                    .warnings()
-                    .into_iter()
-                    .filter(|w| w.starts_with("the node's gas balance")),
-            );
+            let (balance, price) = self.chain.gas().await.map_err(|e| e.to_string())?;
+            let warning = rules::gas_shortfall(&channels, balance, price).map(|short| {
+                let warning = format!(
+                    "the node's gas balance ({balance} wei) cannot defend its {} channels at the current gas price ({} wei needed): send ether to {}",
+                    short.channels, short.needed_wei, self.chain.us
+                );
+                tracing::warn!("{warning}");
+                warning
+            });
+            *self.gas_warning.lock().unwrap_or_else(PoisonError::into_inner) = warning;
         }
         for warning in &warnings {
-            if !warning.starts_with("the node's gas balance") {
-                tracing::warn!("{warning}");
-            }
+            tracing::warn!("{warning}");
         }
-        *self
-            .watchtower()
-            .warnings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = warnings;
-        Ok(())
+        warnings.extend(
+            self.gas_warning
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        );
+        *self.warnings.lock().unwrap_or_else(PoisonError::into_inner) = warnings;
+        Ok(started)
     }
 
-    /// Send the action's transaction in the background unless one is in flight.
-    fn act(&self, id: ChannelId, action: Action) {
-        if !self.config().watchtower.act || !self.watchtower().start(id, action) {
-            return;
+    /// Send `action`'s transaction in the background unless one is in flight (or the
+    /// watchtower only warns); whether it started.
+    fn start(self: &Arc<Self>, action: Action) -> bool {
+        if !self.act
+            || !self
+                .acting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(action)
+        {
+            return false;
         }
-        let node = self.clone();
-        tokio::spawn(async move {
-            let outcome = match action {
-                Action::Challenge => {
-                    let Some(proof) = node.channel_record(id).and_then(|c| c.theirs) else {
-                        node.watchtower().done(id, action);
-                        return;
-                    };
-                    tracing::warn!(
-                        channel = id,
-                        nonce = proof.nonce,
-                        "the partner closed with an older state: submitting its latest proof"
-                    );
-                    node.client().update_proof(id, &proof).await
-                }
-                Action::Settle => {
-                    tracing::info!(channel = id, "challenge period over: settling");
-                    node.client().settle(id).await
-                }
-                Action::Claim => {
-                    // Cleared before the claim: a deferral seen meanwhile sets it again.
-                    node.set_claim_due(false);
-                    match node.claim().await {
-                        Ok(claimed) => {
-                            if claimed > 0 {
-                                tracing::info!(claimed, "claimed a deferred payout");
-                            }
-                        }
-                        Err(e) => {
-                            node.set_claim_due(true);
-                            tracing::warn!("watchtower: claim: {e}; trying again");
-                        }
-                    }
-                    node.watchtower().done(id, action);
-                    return;
-                }
-            };
-            match outcome {
-                Ok(outcome) => {
-                    tracing::info!(channel = id, ?action, tx = %outcome.tx_hash, "watchtower transaction mined");
-                    let _ = node.sync_to(outcome.block).await;
-                }
-                Err(e) => tracing::warn!(channel = id, ?action, "watchtower: {e}; trying again"),
-            }
-            node.watchtower().done(id, action);
+        let tower = self.clone();
+        self.tasks.spawn("watchtower transaction", async move {
+            tower.perform(action).await;
+            tower
+                .acting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&action);
         });
+        true
+    }
+
+    async fn perform(&self, action: Action) {
+        let client = &self.chain.client;
+        let (id, outcome): (ChannelId, _) = match action {
+            Action::Duty(Duty::Challenge(id)) => {
+                let Some(proof) = self.table.get(id).and_then(|c| c.theirs) else {
+                    return;
+                };
+                tracing::warn!(
+                    channel = id,
+                    nonce = proof.nonce,
+                    "the partner closed with an older state: submitting its latest proof"
+                );
+                (id, client.update_proof(id, &proof).await)
+            }
+            Action::Duty(Duty::Settle(id)) => {
+                tracing::info!(channel = id, "challenge period over: settling");
+                (id, client.settle(id).await)
+            }
+            Action::Claim => {
+                // Cleared before the claim: a deferral seen meanwhile sets it again.
+                self.watcher.set_claim_due(false);
+                match self.chain.claim().await {
+                    Ok(claimed) if claimed > 0 => tracing::info!(claimed, "claimed a deferred payout"),
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.watcher.set_claim_due(true);
+                        tracing::warn!("watchtower: claim: {e}; trying again");
+                    }
+                }
+                return;
+            }
+        };
+        match outcome {
+            Ok(outcome) => {
+                tracing::info!(channel = id, ?action, tx = %outcome.tx_hash, "watchtower transaction mined");
+                let _ = self.watcher.sync_to(outcome.block).await;
+            }
+            Err(e) => tracing::warn!(channel = id, ?action, "watchtower: {e}; trying again"),
+        }
     }
 }

@@ -40,6 +40,36 @@ pub mod error_code {
     pub const INTERNAL: u16 = 5;
 }
 
+/// Why a [`Message::Reject`] was sent, as both ends read its `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum RejectCode {
+    /// A balance proof was refused (its `nonce` says which); nothing of it was stored.
+    Proof = 1,
+    /// A cooperative close request was refused (`nonce` 0).
+    Close = 2,
+    /// A cooperative withdrawal request was refused (`nonce` 0).
+    Withdraw = 3,
+}
+
+impl RejectCode {
+    /// The code read off the wire, if this build knows it.
+    pub fn from_wire(code: u16) -> Option<Self> {
+        match code {
+            1 => Some(Self::Proof),
+            2 => Some(Self::Close),
+            3 => Some(Self::Withdraw),
+            _ => None,
+        }
+    }
+}
+
+impl From<RejectCode> for u16 {
+    fn from(code: RejectCode) -> Self {
+        code as u16
+    }
+}
+
 /// A bounded field was longer than the wire format allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field} is {len} bytes long, at most {max} are allowed: shorten it")]
@@ -336,7 +366,7 @@ pub enum Message {
         channel_id: ChannelId,
         /// The refused proof's nonce.
         nonce: u64,
-        /// Why, as a code for programs.
+        /// Why, as a code for programs: a [`RejectCode`].
         code: u16,
         /// Why, for people.
         reason: Reason,

@@ -34,6 +34,22 @@ pub mod code {
     pub const UNDELIVERED: i32 = 1011;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
+
+    /// Every code, in order (a node counts the errors it answers by these).
+    pub const ALL: [i32; 12] = [
+        UNKNOWN_CHANNEL,
+        WRONG_STATE,
+        INSUFFICIENT_FUNDS,
+        INVALID_AMOUNT,
+        INVALID_PARAMS,
+        CHAIN_UNAVAILABLE,
+        DEGRADED,
+        UNCONFIRMED,
+        REFUSED,
+        PAYMENT_FAILED,
+        UNDELIVERED,
+        INTERNAL,
+    ];
 }
 
 /// Why a call failed. The message (`Display`, sent as the JSON-RPC error message) says what
@@ -192,41 +208,9 @@ impl From<AmountError> for ApiError {
     }
 }
 
-/// The codes [`error_counts`] counts, in order.
-const COUNTED: [i32; 12] = [
-    code::UNKNOWN_CHANNEL,
-    code::WRONG_STATE,
-    code::INSUFFICIENT_FUNDS,
-    code::INVALID_AMOUNT,
-    code::INVALID_PARAMS,
-    code::CHAIN_UNAVAILABLE,
-    code::DEGRADED,
-    code::UNCONFIRMED,
-    code::REFUSED,
-    code::PAYMENT_FAILED,
-    code::UNDELIVERED,
-    code::INTERNAL,
-];
-
-static ERRORS: [std::sync::atomic::AtomicU64; 12] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 12];
-
-/// How many calls this process answered with each error code (for the node's metrics).
-pub fn error_counts() -> Vec<(i32, u64)> {
-    COUNTED
-        .iter()
-        .zip(&ERRORS)
-        .map(|(&code, count)| (code, count.load(std::sync::atomic::Ordering::Relaxed)))
-        .collect()
-}
-
 impl From<ApiError> for ErrorObjectOwned {
     fn from(error: ApiError) -> Self {
-        let code = error.code();
-        if let Some(i) = COUNTED.iter().position(|&c| c == code) {
-            ERRORS[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        ErrorObject::owned(code, error.to_string(), error.data())
+        ErrorObject::owned(error.code(), error.to_string(), error.data())
     }
 }
 

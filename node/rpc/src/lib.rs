@@ -54,7 +54,7 @@ pub use api::{
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
 pub use client::{connect_http, connect_ws};
-pub use error::{AmountProblem, ApiError, Shortfall, code, error_counts};
+pub use error::{AmountProblem, ApiError, Shortfall, code};
 pub use jsonrpsee::core::ClientError;
 pub use jsonrpsee::server::ServerHandle;
 pub use jsonrpsee_http_client::HttpClient;

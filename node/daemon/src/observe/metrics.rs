@@ -1,17 +1,13 @@
 //! Prometheus metrics: counters and a latency histogram kept with atomics on the payment path
-//! (no lock, no allocation), everything else read from the node when scraped. Served as the
-//! text exposition format on `metrics.listen` (`GET /metrics`; off unless configured).
+//! (no lock, no allocation), one set per node (two nodes in one process never share them);
+//! everything else is read from the node when scraped ([`Snapshot`]) and rendered in the text
+//! exposition format.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use farthing_core::ChainState;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-use crate::node::Node;
+use farthing_rpc::code;
 
 /// Upper bounds of the payment latency histogram, seconds.
 const BUCKETS: [f64; 12] = [
@@ -30,6 +26,27 @@ pub(crate) struct Metrics {
     latency: [AtomicU64; BUCKETS.len() + 1],
     /// Sum of latencies, nanoseconds.
     latency_sum_ns: AtomicU64,
+    /// RPC calls answered with an error, per code of [`code::ALL`].
+    rpc_errors: [AtomicU64; code::ALL.len()],
+}
+
+/// What the node reports when scraped, besides its counters.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    /// (synced commits, write batches they carried).
+    pub(crate) store: (u64, u64),
+    /// Channels (open, closed, settled).
+    pub(crate) channels: (u64, u64, u64),
+    /// The chain head as last seen, and the watcher's block.
+    pub(crate) chain_head: u64,
+    /// The last block whose events the node applied.
+    pub(crate) synced_block: u64,
+    /// Whether the node is degraded.
+    pub(crate) degraded: bool,
+    /// How many warnings it has.
+    pub(crate) warnings: u64,
+    /// Peer links up, and established since start.
+    pub(crate) links: (u64, u64),
 }
 
 impl Metrics {
@@ -56,12 +73,16 @@ impl Metrics {
         self.amount_received
             .fetch_add(u64::try_from(amount).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
-}
 
-impl Node {
+    /// An RPC call was answered with error `code`.
+    pub(crate) fn rpc_error(&self, error_code: i32) {
+        if let Some(i) = code::ALL.iter().position(|&c| c == error_code) {
+            self.rpc_errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The metrics in Prometheus' text exposition format.
-    pub fn render_metrics(&self) -> String {
-        let m = self.metrics();
+    pub(crate) fn render(&self, s: &Snapshot) -> String {
         let mut out = String::with_capacity(4096);
         let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -70,39 +91,40 @@ impl Node {
             }
         };
         let n = |v: u64| v.to_string();
+        let one = |v: u64| [(String::new(), n(v))];
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let directions = |out: &AtomicU64, inward: &AtomicU64| {
+            [
+                ("{direction=\"out\"}".to_owned(), n(load(out))),
+                ("{direction=\"in\"}".to_owned(), n(load(inward))),
+            ]
+        };
         metric(
             "farthing_payments_total",
             "counter",
             "Payments acknowledged by the partner (out) or made durable here (in).",
-            &[
-                ("{direction=\"out\"}".into(), n(load(&m.sent))),
-                ("{direction=\"in\"}".into(), n(load(&m.received))),
-            ],
+            &directions(&self.sent, &self.received),
         );
         metric(
             "farthing_payment_amount_base_units_total",
             "counter",
             "Sum of the payments' amounts, in the token's base units.",
-            &[
-                ("{direction=\"out\"}".into(), n(load(&m.amount_sent))),
-                ("{direction=\"in\"}".into(), n(load(&m.amount_received))),
-            ],
+            &directions(&self.amount_sent, &self.amount_received),
         );
         let mut cumulative = 0;
         let mut buckets: Vec<(String, String)> = BUCKETS
             .iter()
             .enumerate()
             .map(|(i, le)| {
-                cumulative += load(&m.latency[i]);
+                cumulative += load(&self.latency[i]);
                 (format!("_bucket{{le=\"{le}\"}}"), n(cumulative))
             })
             .collect();
-        cumulative += load(&m.latency[BUCKETS.len()]);
+        cumulative += load(&self.latency[BUCKETS.len()]);
         buckets.push(("_bucket{le=\"+Inf\"}".into(), n(cumulative)));
         buckets.push((
             "_sum".into(),
-            format!("{}", load(&m.latency_sum_ns) as f64 / 1e9),
+            format!("{}", load(&self.latency_sum_ns) as f64 / 1e9),
         ));
         buckets.push(("_count".into(), n(cumulative)));
         metric(
@@ -111,85 +133,75 @@ impl Node {
             "From signing a payment to the partner's acknowledgement (durable there).",
             &buckets,
         );
-        let (syncs, batches) = self.store_stats();
         metric(
             "farthing_store_syncs_total",
             "counter",
             "Synced store commits (group commit: one per burst).",
-            &[(String::new(), n(syncs))],
+            &one(s.store.0),
         );
         metric(
             "farthing_store_batches_total",
             "counter",
             "Write batches those commits carried.",
-            &[(String::new(), n(batches))],
+            &one(s.store.1),
         );
-        let channels = self.channel_records();
-        let count = |state: ChainState| {
-            channels
-                .iter()
-                .filter(|c| c.on_chain.state == state)
-                .count() as u64
-        };
+        let (open, closed, settled) = s.channels;
         metric(
             "farthing_channels",
             "gauge",
             "The node's channels by on-chain state.",
             &[
-                ("{state=\"open\"}".into(), n(count(ChainState::Open))),
-                ("{state=\"closed\"}".into(), n(count(ChainState::Closed))),
-                ("{state=\"settled\"}".into(), n(count(ChainState::Settled))),
+                ("{state=\"open\"}".into(), n(open)),
+                ("{state=\"closed\"}".into(), n(closed)),
+                ("{state=\"settled\"}".into(), n(settled)),
             ],
         );
-        let health = self.health();
         metric(
             "farthing_chain_head_block",
             "gauge",
             "The chain's latest block as last seen.",
-            &[(String::new(), n(health.chain_head))],
+            &one(s.chain_head),
         );
         metric(
             "farthing_watcher_synced_block",
             "gauge",
             "The last block whose events the node applied.",
-            &[(String::new(), n(health.synced_block))],
+            &one(s.synced_block),
         );
         metric(
             "farthing_watcher_lag_blocks",
             "gauge",
             "Blocks between the chain head and the watcher.",
-            &[(
-                String::new(),
-                n(health.chain_head.saturating_sub(health.synced_block)),
-            )],
+            &one(s.chain_head.saturating_sub(s.synced_block)),
         );
         metric(
             "farthing_degraded",
             "gauge",
-            "1 while the node takes no new risk (chain down or lagging, store failing).",
-            &[(String::new(), n(u64::from(!health.problems.is_empty())))],
+            "1 while the node takes no new risk (chain down or lagging, store failing, a critical task stopped).",
+            &one(u64::from(s.degraded)),
         );
         metric(
             "farthing_warnings",
             "gauge",
-            "Watchtower warnings (stale close near its deadline, low gas, stale data).",
-            &[(String::new(), n(self.warnings().len() as u64))],
+            "Warnings (stale close near its deadline, low gas, stale data, an observer task stopped).",
+            &one(s.warnings),
         );
         metric(
             "farthing_peer_links",
             "gauge",
             "Authenticated links to partner nodes.",
-            &[(String::new(), n(self.link_count() as u64))],
+            &one(s.links.0),
         );
         metric(
             "farthing_peer_links_established_total",
             "counter",
             "Links to partner nodes established since start (one that keeps rising: links flap).",
-            &[(String::new(), n(self.links_established()))],
+            &one(s.links.1),
         );
-        let errors: Vec<(String, String)> = farthing_rpc::error_counts()
-            .into_iter()
-            .map(|(code, count)| (format!("{{code=\"{code}\"}}"), n(count)))
+        let errors: Vec<(String, String)> = code::ALL
+            .iter()
+            .zip(&self.rpc_errors)
+            .map(|(code, count)| (format!("{{code=\"{code}\"}}"), n(load(count))))
             .collect();
         metric(
             "farthing_rpc_errors_total",
@@ -199,40 +211,27 @@ impl Node {
         );
         out
     }
+}
 
-    /// Serve `GET /metrics` on `addr` until the node stops; returns the bound address.
-    pub async fn serve_metrics(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        let node = self.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                if node.is_stopping() {
-                    return;
-                }
-                let node = node.clone();
-                tokio::spawn(async move {
-                    let mut request = [0u8; 1024];
-                    let read =
-                        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request))
-                            .await;
-                    let Ok(Ok(len)) = read else { return };
-                    let head = String::from_utf8_lossy(&request[..len]);
-                    let response = if head.starts_with("GET /metrics ") {
-                        let body = node.render_metrics();
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                    } else {
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .into()
-                    };
-                    let _ = stream.write_all(response.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        Ok(bound)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_per_node_and_render_as_prometheus_text() {
+        let (one, other) = (Metrics::default(), Metrics::default());
+        one.paid(5, Duration::from_micros(700));
+        one.rpc_error(code::UNKNOWN_CHANNEL);
+        one.rpc_error(code::UNKNOWN_CHANNEL);
+        let text = one.render(&Snapshot::default());
+        assert!(text.contains("farthing_payments_total{direction=\"out\"} 1\n"), "{text}");
+        assert!(text.contains("farthing_payment_latency_seconds_bucket{le=\"0.0005\"} 0\n"));
+        assert!(text.contains("farthing_payment_latency_seconds_bucket{le=\"0.001\"} 1\n"));
+        assert!(text.contains("farthing_rpc_errors_total{code=\"1001\"} 2\n"));
+        let quiet = other.render(&Snapshot::default());
+        assert!(
+            quiet.contains("farthing_rpc_errors_total{code=\"1001\"} 0\n"),
+            "another node's counters are its own"
+        );
     }
 }

@@ -10,205 +10,37 @@
 //!
 //! Every transaction is signed here and handed to the [`TxJournal`] (the node's store) before
 //! it is broadcast, so a node that dies between sending and the receipt finds it again at
-//! start-up and broadcasts it again ([`ChainClient::rebroadcast`]): nothing the node sent is
-//! forgotten.
+//! start-up and broadcasts it again ([`ChainClient::resend`]): nothing the node sent is
+//! forgotten. The key is the node's one [`NodeKey`], shared, never copied.
+
+mod calls;
+mod types;
 
 use std::sync::Arc;
 
 use alloy::eips::eip2718::Encodable2718;
-use alloy::network::{Ethereum, EthereumWallet, NetworkWallet, TransactionBuilder};
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
-use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolInterface;
-use farthing_core::{ChannelId, SignedProof};
 use tokio::sync::Mutex;
 
 use crate::contracts::ChannelManager::{self, ChannelManagerErrors};
-use crate::contracts::MockUSDC;
-use crate::messages::{self, Permit};
+use crate::key::NodeKey;
 
-/// What a mined transaction did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxOutcome {
-    /// Transaction hash.
-    pub tx_hash: B256,
-    /// Block it was mined in.
-    pub block: u64,
-    /// Gas it used.
-    pub gas_used: u64,
-    /// The id of the channel it opened, for opens.
-    pub opened: Option<ChannelId>,
-}
-
-/// A funder's signed EIP-3009 authorization to open a channel gaslessly: anyone may submit
-/// it with [`ChainClient::open_with_authorization`]; its nonce fixes partner and period.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenAuthorization {
-    /// The token.
-    pub token: Address,
-    /// Who pays the deposit (and becomes participant A).
-    pub funder: Address,
-    /// The partner (participant B).
-    pub partner: Address,
-    /// Deposit in base units.
-    pub deposit: u128,
-    /// Challenge period in seconds.
-    pub challenge_period: u32,
-    /// Valid strictly after this unix time.
-    pub valid_after: u64,
-    /// Valid strictly before this unix time.
-    pub valid_before: u64,
-    /// Makes the authorization's nonce unique.
-    pub salt: B256,
-    /// The funder's 65-byte signature in the token's EIP-712 domain.
-    pub signature: Bytes,
-}
-
-impl OpenAuthorization {
-    /// Sign, as the funder, an authorization to open and fund a channel through the
-    /// `ChannelManager` at `manager` on `chain_id` (no transaction: the funder needs no gas).
-    #[allow(clippy::too_many_arguments)]
-    pub fn sign(
-        funder: &PrivateKeySigner,
-        chain_id: u64,
-        manager: Address,
-        token: Address,
-        partner: Address,
-        deposit: u128,
-        challenge_period: u32,
-        valid_before: u64,
-        salt: B256,
-    ) -> Self {
-        let message = messages::ReceiveWithAuthorization {
-            from: funder.address(),
-            to: manager,
-            value: U256::from(deposit),
-            validAfter: U256::ZERO,
-            validBefore: U256::from(valid_before),
-            nonce: messages::open_authorization_nonce(partner, challenge_period, salt),
-        };
-        let signature = messages::sign(funder, &message, &messages::usdc_domain(chain_id, token));
-        Self {
-            token,
-            funder: funder.address(),
-            partner,
-            deposit,
-            challenge_period,
-            valid_after: 0,
-            valid_before,
-            salt,
-            signature,
-        }
-    }
-}
-
-/// A signed transaction the client is about to broadcast.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentTx {
-    /// Its hash.
-    pub tx_hash: B256,
-    /// Its nonce (unique per key: the journal's key).
-    pub nonce: u64,
-    /// What it does (`open`, `close`, ...).
-    pub what: &'static str,
-    /// The signed transaction, EIP-2718 encoded, ready to broadcast again.
-    pub raw: Bytes,
-}
-
-/// Where the client records transactions before broadcasting them (the node's store).
-pub trait TxJournal: Send + Sync {
-    /// Record `tx` durably; called before it leaves the process. An error stops the send.
-    fn record(&self, tx: &SentTx) -> Result<(), String>;
-    /// The transaction `tx_hash` (sent with `nonce`) was mined, refused, or can never be mined:
-    /// forget it — only if the record under `nonce` is still that transaction.
-    fn forget(&self, nonce: u64, tx_hash: B256) -> Result<(), String>;
-}
-
-/// Why a chain operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ChainError {
-    /// The contract (or the token) refuses the call; nothing was sent.
-    #[error("{what} refused by the contract: {reason}")]
-    Refused {
-        /// The operation.
-        what: &'static str,
-        /// The decoded revert reason.
-        reason: String,
-    },
-    /// The chain RPC failed or is unreachable.
-    #[error(
-        "{what}: chain RPC failed: {reason} (check the chain's RPC; the operation can be retried)"
-    )]
-    Rpc {
-        /// The operation.
-        what: &'static str,
-        /// The transport error.
-        reason: String,
-    },
-    /// The journal could not record the transaction; nothing was sent.
-    #[error("{what}: cannot record the transaction before sending it: {reason}")]
-    Journal {
-        /// The operation.
-        what: &'static str,
-        /// The journal's error.
-        reason: String,
-    },
-    /// The transaction was broadcast but its receipt did not arrive in time. It stays in the
-    /// journal and the node keeps following it: do not send it again.
-    #[error(
-        "{what}: transaction {tx_hash} was sent but not yet confirmed ({reason}); do not resend it: \
-         the node keeps watching it and the channel's state will show the outcome"
-    )]
-    Unconfirmed {
-        /// The operation.
-        what: &'static str,
-        /// Its hash.
-        tx_hash: B256,
-        /// Why waiting stopped.
-        reason: String,
-    },
-    /// The transaction was mined but reverted.
-    #[error("{what}: transaction {tx_hash} reverted on-chain")]
-    Reverted {
-        /// The operation.
-        what: &'static str,
-        /// Its hash.
-        tx_hash: B256,
-    },
-}
-
-/// How long an operation waits for its receipt before answering `Unconfirmed`.
-pub const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// How long an urgent transaction (the watchtower's: a proof update, a settle) waits to be
-/// mined before it is signed again, same nonce, with its fees raised by half.
-pub const URGENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// How many times an urgent transaction's fees are raised before the call gives up (it stays
-/// journaled and the caller tries again).
-pub const URGENT_BUMPS: u32 = 20;
-
-/// `url` without path, query or credentials (an RPC URL often carries an API key).
-pub fn redact_url(url: &str) -> String {
-    match url.parse::<alloy::transports::http::reqwest::Url>() {
-        Ok(u) => format!(
-            "{}://{}{}",
-            u.scheme(),
-            u.host_str().unwrap_or("?"),
-            u.port().map(|p| format!(":{p}")).unwrap_or_default()
-        ),
-        Err(_) => "<rpc url>".into(),
-    }
-}
+pub use types::{
+    ChainError, OpenAuthorization, RECEIPT_TIMEOUT, SentTx, TxJournal, TxOutcome, URGENT_BUMPS,
+    URGENT_WAIT, redact_url,
+};
 
 /// Sends the node's transactions; cheap to share behind an `Arc`.
 pub struct ChainClient {
     provider: DynProvider,
     /// The RPC URL as configured, and as it may appear in messages.
     url: (String, String),
-    wallet: EthereumWallet,
+    /// The node's key (shared with the payment signer, never copied).
+    key: Arc<NodeKey>,
     journal: Option<Arc<dyn TxJournal>>,
     address: Address,
     manager: Address,
@@ -223,15 +55,15 @@ pub struct ChainClient {
 }
 
 impl ChainClient {
-    /// A client sending as `signer` to the `ChannelManager` at `manager` over HTTP.
+    /// A client sending as `key` to the `ChannelManager` at `manager` over HTTP.
     pub fn new(
         rpc_url: alloy::transports::http::reqwest::Url,
-        signer: PrivateKeySigner,
+        key: Arc<NodeKey>,
         chain_id: u64,
         manager: Address,
         confirmations: u64,
     ) -> Self {
-        let address = signer.address();
+        let address = key.address();
         let url = (rpc_url.to_string(), redact_url(rpc_url.as_str()));
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
@@ -240,7 +72,7 @@ impl ChainClient {
         Self {
             provider,
             url,
-            wallet: EthereumWallet::from(signer),
+            key,
             journal: None,
             address,
             manager,
@@ -399,236 +231,6 @@ impl ChainClient {
 
     fn manager(&self) -> ChannelManager::ChannelManagerInstance<&DynProvider> {
         ChannelManager::new(self.manager, &self.provider)
-    }
-
-    /// Open a channel to `partner` funded with `deposit` of `token`, in one transaction: with
-    /// an EIP-2612 permit the node signs itself (no separate approve).
-    pub async fn open_with_permit(
-        &self,
-        signer: &PrivateKeySigner,
-        token: Address,
-        partner: Address,
-        deposit: u128,
-        challenge_period: u32,
-    ) -> Result<TxOutcome, ChainError> {
-        const WHAT: &str = "open";
-        let _token = self.token_lock.lock().await;
-        let erc20 = MockUSDC::new(token, &self.provider);
-        let permit_nonce = erc20
-            .nonces(self.address)
-            .call()
-            .await
-            .map_err(|e| self.fail(WHAT, e))?;
-        let deadline = U256::from(u64::MAX);
-        let permit = Permit {
-            owner: self.address,
-            spender: self.manager,
-            value: U256::from(deposit),
-            nonce: permit_nonce,
-            deadline,
-        };
-        let sig = messages::sign(
-            signer,
-            &permit,
-            &messages::usdc_domain(self.chain_id, token),
-        );
-        let (r, s) = (B256::from_slice(&sig[..32]), B256::from_slice(&sig[32..64]));
-        let tx = self
-            .manager()
-            .openWithPermit(
-                token,
-                self.address,
-                partner,
-                U256::from(deposit),
-                challenge_period,
-                deadline,
-                sig[64],
-                r,
-                s,
-                Bytes::new(),
-            )
-            .into_transaction_request();
-        self.send(WHAT, tx).await
-    }
-
-    /// Submit a funder's gasless open (EIP-3009); the node pays the gas, the funder the deposit.
-    pub async fn open_with_authorization(
-        &self,
-        auth: &OpenAuthorization,
-    ) -> Result<TxOutcome, ChainError> {
-        let sig = &auth.signature;
-        if sig.len() != 65 {
-            return Err(ChainError::Refused {
-                what: "gasless open",
-                reason: "signature is not 65 bytes".into(),
-            });
-        }
-        let tx = self
-            .manager()
-            .openWithAuthorization(
-                auth.token,
-                auth.funder,
-                auth.partner,
-                U256::from(auth.deposit),
-                auth.challenge_period,
-                U256::from(auth.valid_after),
-                U256::from(auth.valid_before),
-                auth.salt,
-                sig[64],
-                B256::from_slice(&sig[..32]),
-                B256::from_slice(&sig[32..64]),
-            )
-            .into_transaction_request();
-        self.send("gasless open", tx).await
-    }
-
-    /// Add `amount` to our deposit in channel `id`. The current deposit is read from the
-    /// contract (not from a possibly lagging local record) under the token lock, and an
-    /// approve is sent first only when the allowance does not cover the amount.
-    pub async fn top_up(
-        &self,
-        token: Address,
-        id: ChannelId,
-        amount: u128,
-    ) -> Result<TxOutcome, ChainError> {
-        const WHAT: &str = "top-up";
-        let _token = self.token_lock.lock().await;
-        let info = self
-            .manager()
-            .getChannel(U256::from(id))
-            .call()
-            .await
-            .map_err(|e| self.fail(WHAT, e))?;
-        let current = if info.participantA == self.address {
-            info.depositA.to::<u128>()
-        } else if info.participantB == self.address {
-            info.depositB.to::<u128>()
-        } else {
-            return Err(ChainError::Refused {
-                what: WHAT,
-                reason: format!("the node is not a participant of channel {id}"),
-            });
-        };
-        let total = current.saturating_add(amount);
-        let erc20 = MockUSDC::new(token, &self.provider);
-        let allowance = erc20
-            .allowance(self.address, self.manager)
-            .call()
-            .await
-            .map_err(|e| self.fail(WHAT, e))?;
-        if allowance < U256::from(amount) {
-            self.send(
-                "approve",
-                erc20
-                    .approve(self.manager, U256::from(amount))
-                    .into_transaction_request(),
-            )
-            .await?;
-        }
-        let tx = self
-            .manager()
-            .topUp(U256::from(id), self.address, U256::from(total))
-            .into_transaction_request();
-        self.send(WHAT, tx).await
-    }
-
-    /// Close channel `id` unilaterally with the partner's latest proof (none: they never paid).
-    pub async fn close(
-        &self,
-        id: ChannelId,
-        partner_proof: Option<&SignedProof>,
-    ) -> Result<TxOutcome, ChainError> {
-        let (nonce, transferred, sig) = match partner_proof {
-            Some(p) => (p.nonce, p.transferred, p.signature.clone()),
-            None => (0, 0, Bytes::new()),
-        };
-        let tx = self
-            .manager()
-            .close(U256::from(id), nonce, transferred, sig)
-            .into_transaction_request();
-        self.send("close", tx).await
-    }
-
-    /// Record a newer proof (signed by either participant) during the challenge period.
-    pub async fn update_proof(
-        &self,
-        id: ChannelId,
-        proof: &SignedProof,
-    ) -> Result<TxOutcome, ChainError> {
-        let tx = self
-            .manager()
-            .updateProof(
-                U256::from(id),
-                proof.nonce,
-                proof.transferred,
-                proof.signature.clone(),
-            )
-            .into_transaction_request();
-        self.send_urgent("update proof", tx).await
-    }
-
-    /// Close with payouts both participants signed.
-    pub async fn cooperative_close(
-        &self,
-        id: ChannelId,
-        payout_a: u128,
-        payout_b: u128,
-        sig_a: Bytes,
-        sig_b: Bytes,
-    ) -> Result<TxOutcome, ChainError> {
-        let tx = self
-            .manager()
-            .cooperativeClose(
-                U256::from(id),
-                U256::from(payout_a),
-                U256::from(payout_b),
-                sig_a,
-                sig_b,
-            )
-            .into_transaction_request();
-        self.send("cooperative close", tx).await
-    }
-
-    /// Withdraw while open with both participants' signatures.
-    pub async fn withdraw(
-        &self,
-        id: ChannelId,
-        participant: Address,
-        total: u128,
-        expiry: u64,
-        sig_a: Bytes,
-        sig_b: Bytes,
-    ) -> Result<TxOutcome, ChainError> {
-        let tx = self
-            .manager()
-            .withdraw(
-                U256::from(id),
-                participant,
-                U256::from(total),
-                U256::from(expiry),
-                sig_a,
-                sig_b,
-            )
-            .into_transaction_request();
-        self.send("withdraw", tx).await
-    }
-
-    /// Pay out a channel whose challenge period is over.
-    pub async fn settle(&self, id: ChannelId) -> Result<TxOutcome, ChainError> {
-        let tx = self
-            .manager()
-            .settle(U256::from(id))
-            .into_transaction_request();
-        self.send_urgent("settle", tx).await
-    }
-
-    /// Claim what a token refused to pay `owner` at settle time.
-    pub async fn claim(&self, token: Address, owner: Address) -> Result<TxOutcome, ChainError> {
-        let tx = self
-            .manager()
-            .claim(token, owner)
-            .into_transaction_request();
-        self.send("claim", tx).await
     }
 
     /// Submit `tx` with the next nonce of the node's key and wait for its receipt.
@@ -792,8 +394,9 @@ impl ChainClient {
     ) -> Result<SentTx, ChainError> {
         let mut tx = tx.clone();
         tx.set_nonce(nonce);
-        let envelope = NetworkWallet::<Ethereum>::sign_request(&self.wallet, tx)
-            .await
+        let envelope = self
+            .key
+            .sign_transaction(tx)
             .map_err(|e| self.fail(what, format!("signing: {e}")))?;
         Ok(SentTx {
             tx_hash: *envelope.tx_hash(),

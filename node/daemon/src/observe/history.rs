@@ -29,6 +29,7 @@ pub struct Payment {
     pub memo: Vec<u8>,
 }
 
+/// The recent payments and their live stream.
 pub(crate) struct History {
     recent: Mutex<HashMap<ChannelId, VecDeque<Payment>>>,
     events: broadcast::Sender<Payment>,

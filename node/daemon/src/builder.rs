@@ -1,0 +1,340 @@
+//! [`Builder`]: from a [`Config`] to a running [`Node`]. It loads the key, opens the store,
+//! checks the chain against the deployment file (a wrong or unreachable chain stops the start
+//! with one line), sends again the transactions a previous run journaled, and wires the
+//! components — each gets only the handles it needs — then starts their tasks.
+//!
+//! ```text
+//!  Node (façade) ── RpcHandler
+//!   ├─ Peering (net/)       ─┬─> Payments (payments/) ─┬─> ChannelTable ─> GroupCommit ─> Store
+//!   ├─ Operations (ops.rs)  ─┼─> Cosign (cosign/)     ─┤   Links (link/), Signer, StoreHealth
+//!   ├─ Watchtower           ─┘                         └─> Watcher ─> Chain (chain/)
+//!   └─ StoreGuard
+//! ```
+
+use std::sync::Arc;
+
+use alloy::providers::{Provider, ProviderBuilder};
+use farthing_chain::{ChainClient, Deployment, DeploymentError, NodeKey, redact_url};
+use farthing_store::{GroupCommit, RocksStore, Store, StoreError};
+
+use crate::chain::Chain;
+use crate::chain::journal::{StoreJournal, sent_tx};
+use crate::chain::watcher::{Watcher, WatcherConfig};
+use crate::config::Config;
+use crate::cosign::Cosign;
+use crate::health::{StoreHealth, Watched};
+use crate::keys::{KeyError, load_key};
+use crate::link::Links;
+use crate::net::Peering;
+use crate::node::{Components, Node};
+use crate::observe::{History, Metrics};
+use crate::ops::Operations;
+use crate::payments::Payments;
+use crate::payments::idempotency::Keys;
+use crate::signer::Signer;
+use crate::storeguard::StoreGuard;
+use crate::table::ChannelTable;
+use crate::tasks::{OnFailure, Tasks};
+use crate::watchtower::Watchtower;
+
+/// Why the node cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The deployment file or the chain behind the RPC URL is not usable.
+    #[error(transparent)]
+    Chain(#[from] DeploymentError),
+    /// The chain id in the config and the deployment file disagree.
+    #[error("config says chain {config}, the deployment file says {deployment}: fix one of them")]
+    ChainIdMismatch {
+        /// `chain.chain_id`.
+        config: u64,
+        /// The deployment file's.
+        deployment: u64,
+    },
+    /// The RPC URL does not parse.
+    #[error("chain.rpc_url {0:?} is not a URL")]
+    RpcUrl(String),
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Node {
+    /// A builder for a node configured by `config`.
+    pub fn builder(config: Config) -> Builder {
+        Builder::new(config)
+    }
+
+    /// Start a node on the RocksDB in its data directory.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        Builder::new(config).start().await
+    }
+
+    /// Start a node on `store` (tests wrap the store to make it fail or stall).
+    pub async fn start_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartError> {
+        Builder::new(config).store(store).start().await
+    }
+}
+
+/// Builds a [`Node`] from its configuration.
+pub struct Builder {
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+}
+
+impl Builder {
+    /// A node configured by `config`.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            store: None,
+        }
+    }
+
+    /// Run on `store` instead of the RocksDB in the data directory (tests wrap a store to
+    /// make it fail or stall).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Start the node: key, store, chain check, components, background tasks.
+    pub async fn start(self) -> Result<Node, StartError> {
+        let Self { config, store } = self;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store: Arc<dyn Store> = match store {
+            Some(store) => store,
+            None => Arc::new(RocksStore::open(config.data_dir.join("db"))?),
+        };
+        let key = Arc::new(NodeKey::new(load_key(&config.key)?));
+        let deployment = Deployment::load(&config.chain.deployment)?;
+        if deployment.chain_id != config.chain.chain_id {
+            return Err(StartError::ChainIdMismatch {
+                config: config.chain.chain_id,
+                deployment: deployment.chain_id,
+            });
+        }
+        let url: alloy::transports::http::reqwest::Url = config
+            .chain
+            .rpc_url
+            .parse()
+            .map_err(|_| StartError::RpcUrl(config.chain.rpc_url.clone()))?;
+        let reader = ProviderBuilder::new().connect_http(url.clone()).erased();
+        let check = deployment.check(&reader).await?;
+
+        let store_health = Arc::new(StoreHealth::default());
+        let store: Arc<dyn Store> = Arc::new(Watched {
+            inner: store,
+            health: store_health.clone(),
+        });
+        let client = Arc::new(
+            ChainClient::new(
+                url,
+                key.clone(),
+                deployment.chain_id,
+                deployment.channel_manager,
+                config.chain.confirmations,
+            )
+            .with_journal(Arc::new(StoreJournal(store.clone()))),
+        );
+        let tasks = Tasks::default();
+        resend_journaled(&store, &client, &tasks).await?;
+        tracing::info!(
+            address = %key.address(),
+            chain = check.chain_id,
+            block = check.block_number,
+            channel_manager = %deployment.channel_manager,
+            "node started"
+        );
+
+        let table = Arc::new(ChannelTable::new(
+            store.channels()?,
+            // Channels whose cooperative close this node signed (or asked for) stay frozen.
+            store.closing_channels()?,
+            GroupCommit::new(store.clone()),
+        ));
+        let domain = farthing_chain::messages::channel_domain(
+            deployment.chain_id,
+            deployment.channel_manager,
+        );
+        let signer = Arc::new(Signer::new(key.clone(), domain));
+        let chain_id = deployment.chain_id;
+        let chain = Arc::new(Chain {
+            reader,
+            client,
+            token_symbol: check.token_symbol.clone(),
+            us: key.address(),
+            rpc_url: (
+                config.chain.rpc_url.clone(),
+                redact_url(&config.chain.rpc_url),
+            ),
+            deployment,
+        });
+        let poll = std::time::Duration::from_millis(config.chain.poll_interval_ms);
+        let watcher = Arc::new(Watcher::new(
+            chain.clone(),
+            table.clone(),
+            store.clone(),
+            WatcherConfig {
+                confirmations: config.chain.confirmations,
+                poll,
+                max_lag: config.watchtower.max_lag_blocks,
+            },
+        ));
+        let (links, history, metrics) = (
+            Arc::new(Links::default()),
+            Arc::new(History::default()),
+            Arc::new(Metrics::default()),
+        );
+        let payments = Arc::new(Payments {
+            table: table.clone(),
+            signer: signer.clone(),
+            links: links.clone(),
+            store_health: store_health.clone(),
+            history: history.clone(),
+            metrics: metrics.clone(),
+            tasks: tasks.clone(),
+            deliveries: Default::default(),
+            outboxes: Default::default(),
+            keys: Keys::new(store.clone()),
+        });
+        let cosign = Arc::new(Cosign {
+            table: table.clone(),
+            signer: signer.clone(),
+            links: links.clone(),
+            payments: payments.clone(),
+            watcher: watcher.clone(),
+            chain: chain.clone(),
+            tasks: tasks.clone(),
+        });
+        let peering = Arc::new(Peering {
+            links: links.clone(),
+            payments: payments.clone(),
+            cosign: cosign.clone(),
+            table: table.clone(),
+            signer: signer.clone(),
+            watcher: watcher.clone(),
+            store_health: store_health.clone(),
+            tasks: tasks.clone(),
+            chain_id,
+        });
+        let operations = Arc::new(Operations {
+            chain: chain.clone(),
+            watcher: watcher.clone(),
+            table: table.clone(),
+            cosign: cosign.clone(),
+            default_challenge_period: config.channels.default_challenge_period,
+        });
+        let watchtower = Arc::new(Watchtower::new(
+            table.clone(),
+            chain.clone(),
+            watcher.clone(),
+            tasks.clone(),
+            &config.watchtower,
+            poll,
+        ));
+        let guard = StoreGuard {
+            health: store_health.clone(),
+            store: store.clone(),
+            table: table.clone(),
+            links: links.clone(),
+            payments: payments.clone(),
+            watcher: watcher.clone(),
+        };
+
+        // Without the watcher or the watchtower the node cannot guard its channels: degraded
+        // (no new risk, and it says why). Without the store guard a failed store never
+        // recovers and the node would sit refusing everything: it stops, so that a supervisor
+        // restarts it on a store that works.
+        tasks.spawn_critical(
+            "chain watcher",
+            OnFailure::Degrade,
+            watcher.clone().run(tasks.shutdown_signal()),
+        );
+        tasks.spawn_critical(
+            "watchtower",
+            OnFailure::Degrade,
+            watchtower.clone().run(tasks.shutdown_signal()),
+        );
+        tasks.spawn_critical(
+            "store guard",
+            OnFailure::Stop,
+            guard.run(tasks.shutdown_signal()),
+        );
+        Ok(Node::new(Components {
+            config,
+            store,
+            store_health,
+            table,
+            signer,
+            chain,
+            watcher,
+            links,
+            payments,
+            cosign,
+            peering,
+            operations,
+            watchtower,
+            history,
+            metrics,
+            tasks,
+        }))
+    }
+}
+
+/// Transactions sent before a crash or a stop whose receipt the node never saw: send them
+/// again (a no-op when they are already mined) before the node serves anything, so no new
+/// transaction takes their nonces; only the receipt waits run in the background.
+async fn resend_journaled(
+    store: &Arc<dyn Store>,
+    client: &Arc<ChainClient>,
+    tasks: &Tasks,
+) -> Result<(), StartError> {
+    let unfinished = store.pending_txs()?;
+    if !unfinished.is_empty() {
+        tracing::info!(
+            count = unfinished.len(),
+            "sending again the transactions sent before the restart"
+        );
+    }
+    for pending in unfinished {
+        let tx = sent_tx(&pending);
+        match client.resend(&tx).await {
+            Ok(true) => {
+                let client = client.clone();
+                tasks.spawn("journaled transaction", async move {
+                    match client.finish(&tx).await {
+                        Ok(outcome) => {
+                            tracing::info!(tx = %outcome.tx_hash, what = tx.what, "transaction mined");
+                        }
+                        Err(e) => tracing::warn!(tx = %tx.tx_hash, "{e}"),
+                    }
+                });
+            }
+            Ok(false) => {
+                tracing::info!(tx = %tx.tx_hash, what = tx.what, "journaled transaction already settled");
+            }
+            Err(e) => {
+                tracing::warn!(tx = %tx.tx_hash, "{e}; it stays journaled for the next start");
+            }
+        }
+    }
+    Ok(())
+}

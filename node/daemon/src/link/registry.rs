@@ -1,0 +1,256 @@
+//! The node's links to its partners, one per partner address, and what each link carries out:
+//! frames queued behind the write they depend on, and the co-signatures it waits for.
+//!
+//! One link per partner. A partner that dials again replaces its old link (the old one may be
+//! half open). Two links from opposite dialers that come up within [`SIMULTANEOUS_DIALS`] are a
+//! simultaneous dial (both operators configured each other): both nodes keep the one the lower
+//! address dialed ([`keeps_old_link`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::Address;
+use farthing_core::ChannelId;
+use farthing_peer::message::Message;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use crate::table::Durable;
+
+/// Two links from opposite dialers that come up this close together are one simultaneous dial
+/// (both nodes keep the same one); later, a new link replaces the old (a redial after the old
+/// one died, maybe half-open).
+pub(crate) const SIMULTANEOUS_DIALS: Duration = Duration::from_secs(2);
+
+/// A frame to send once the write queued before it is durable.
+pub(crate) struct Outgoing {
+    /// The write the frame depends on (`None`: nothing).
+    pub(crate) ready: Option<Durable>,
+    /// The frame.
+    pub(crate) message: Message,
+}
+
+/// Which co-signature a request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Cosigned {
+    /// A cooperative close.
+    Close,
+    /// A cooperative withdrawal.
+    Withdraw,
+}
+
+/// The partner's answer to a co-signing request: its signature, or its reason to refuse.
+pub(crate) type Answer = Result<[u8; 65], String>;
+
+/// One authenticated link to a partner.
+pub(crate) struct Link {
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// Requests waiting for the partner's co-signature, by kind and channel.
+    answers: Mutex<HashMap<(Cosigned, ChannelId), oneshot::Sender<Answer>>>,
+    /// Its reader and writer tasks.
+    tasks: Mutex<Vec<AbortHandle>>,
+    /// Turns `true` once the link is gone.
+    gone: watch::Sender<bool>,
+    /// Who dialed it: the partner or this node.
+    dialer: Address,
+    up_at: Instant,
+}
+
+impl Link {
+    /// A link `dialer` dialed; its frames go to `outgoing`'s receiver (the writer).
+    pub(crate) fn new(outgoing: mpsc::UnboundedSender<Outgoing>, dialer: Address) -> Self {
+        Self {
+            outgoing,
+            answers: Mutex::default(),
+            tasks: Mutex::default(),
+            gone: watch::Sender::new(false),
+            dialer,
+            up_at: Instant::now(),
+        }
+    }
+
+    /// Queue `message`, to leave once `ready` is durable. `false` if the link is gone (a
+    /// frame that was not sent is settled by the Sync on the next link).
+    pub(crate) fn send(&self, message: Message, ready: Option<Durable>) -> bool {
+        self.outgoing.send(Outgoing { ready, message }).is_ok()
+    }
+
+    /// Wait for the partner's answer to our `kind` request on channel `id` (registered before
+    /// the request leaves, so the answer cannot be missed).
+    pub(crate) fn expect_answer(&self, kind: Cosigned, id: ChannelId) -> oneshot::Receiver<Answer> {
+        let (tx, rx) = oneshot::channel();
+        self.answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((kind, id), tx);
+        rx
+    }
+
+    /// Hand the partner's answer to the request waiting for it, if any.
+    pub(crate) fn answer(&self, kind: Cosigned, id: ChannelId, answer: Answer) {
+        let waiter = self
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(kind, id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(answer);
+        }
+    }
+
+    /// Turns `true` once the link is gone.
+    pub(crate) fn gone(&self) -> watch::Receiver<bool> {
+        self.gone.subscribe()
+    }
+
+    /// Remember the link's reader and writer, to stop them with it.
+    pub(crate) fn own(&self, tasks: impl IntoIterator<Item = AbortHandle>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(tasks);
+    }
+
+    /// Stop its reader and writer now.
+    pub(crate) fn close(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
+        self.shut();
+    }
+
+    /// The link is gone: payments waiting on it learn so (they wait a little for a Sync on a
+    /// new link), requests waiting for a co-signature give up.
+    pub(crate) fn shut(&self) {
+        self.gone.send_replace(true);
+        self.answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// Whether an `old` link to a partner stays when a `new` one comes up: only in a simultaneous
+/// dial (opposite dialers within [`SIMULTANEOUS_DIALS`], the old one alive) whose lower-address
+/// dialer dialed the old one. Both nodes apply the same rule, so both keep the same link.
+pub(crate) fn keeps_old_link(
+    old_dialer: Address,
+    old_age: Duration,
+    old_alive: bool,
+    new_dialer: Address,
+) -> bool {
+    old_alive && old_dialer != new_dialer && old_age < SIMULTANEOUS_DIALS && old_dialer < new_dialer
+}
+
+/// The node's links, by partner address.
+#[derive(Default)]
+pub(crate) struct Links {
+    links: Mutex<HashMap<Address, Arc<Link>>>,
+    /// Links established since the node started (a number that keeps rising says links flap).
+    ups: AtomicU64,
+}
+
+impl Links {
+    /// The link to `peer`, if one is up.
+    pub(crate) fn get(&self, peer: Address) -> Option<Arc<Link>> {
+        self.lock().get(&peer).cloned()
+    }
+
+    /// How many links are up.
+    pub(crate) fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// How many links came up since the node started.
+    pub(crate) fn established(&self) -> u64 {
+        self.ups.load(Ordering::Relaxed)
+    }
+
+    /// Add `link` to `peer` unless the old one wins a simultaneous dial (`false`: drop the new
+    /// one). A replaced old link is closed.
+    pub(crate) fn add(&self, peer: Address, link: &Arc<Link>) -> bool {
+        let replaced = {
+            let mut links = self.lock();
+            if let Some(old) = links.get(&peer)
+                && keeps_old_link(
+                    old.dialer,
+                    old.up_at.elapsed(),
+                    !*old.gone.borrow(),
+                    link.dialer,
+                )
+            {
+                return false;
+            }
+            links.insert(peer, link.clone())
+        };
+        if let Some(old) = replaced {
+            old.close();
+        }
+        self.ups.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Forget `link` to `peer` if it is still the registered one (its reader ended).
+    pub(crate) fn remove(&self, peer: Address, link: &Arc<Link>) {
+        let mut links = self.lock();
+        if links.get(&peer).is_some_and(|l| Arc::ptr_eq(l, link)) {
+            links.remove(&peer);
+        }
+    }
+
+    /// Close every link (the partners see them drop; dialed partners are dialed again).
+    pub(crate) fn close_all(&self) {
+        let links: Vec<_> = self.lock().drain().map(|(_, l)| l).collect();
+        for link in links {
+            link.close();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Arc<Link>>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOW: Address = Address::repeat_byte(1);
+    const HIGH: Address = Address::repeat_byte(2);
+
+    #[test]
+    fn a_simultaneous_dial_keeps_the_link_the_lower_address_dialed_on_both_sides() {
+        let soon = Duration::from_millis(300);
+        // Seen from either node, the same link survives: the one LOW dialed.
+        assert!(keeps_old_link(LOW, soon, true, HIGH));
+        assert!(!keeps_old_link(HIGH, soon, true, LOW));
+        // A redial by the same dialer, a late second link or a dead old link: the new one wins.
+        assert!(!keeps_old_link(LOW, soon, true, LOW));
+        assert!(!keeps_old_link(LOW, SIMULTANEOUS_DIALS, true, HIGH));
+        assert!(!keeps_old_link(LOW, soon, false, HIGH));
+    }
+
+    #[tokio::test]
+    async fn a_new_link_replaces_and_closes_the_old_one() {
+        let links = Links::default();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let old = Arc::new(Link::new(tx.clone(), HIGH));
+        assert!(links.add(HIGH, &old));
+        let waiting = old.expect_answer(Cosigned::Close, 1);
+        let new = Arc::new(Link::new(tx, HIGH));
+        assert!(links.add(HIGH, &new));
+        assert!(*old.gone().borrow(), "the old link is shut");
+        assert!(waiting.await.is_err(), "its pending request gives up");
+        assert!(Arc::ptr_eq(&links.get(HIGH).expect("linked"), &new));
+        links.remove(HIGH, &old);
+        assert_eq!(links.count(), 1, "removing a replaced link leaves the new one");
+        assert_eq!(links.established(), 2);
+    }
+}

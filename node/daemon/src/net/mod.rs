@@ -1,0 +1,35 @@
+//! Talking to partner nodes: accepting and dialing authenticated links ([`dial`]), and reading
+//! what arrives on them ([`reader`]), each frame turned into a [`command::Command`] and applied
+//! by the component it is for — payments take proofs and acknowledgements, co-signing answers
+//! requests. Nothing here decides a rule; it routes.
+
+mod command;
+mod dial;
+mod reader;
+
+use std::sync::Arc;
+
+use crate::chain::watcher::Watcher;
+use crate::cosign::Cosign;
+use crate::health::StoreHealth;
+use crate::link::Links;
+use crate::payments::Payments;
+use crate::signer::Signer;
+use crate::table::ChannelTable;
+use crate::tasks::Tasks;
+
+pub use dial::LinkError;
+
+/// The peering component.
+pub(crate) struct Peering {
+    pub(crate) links: Arc<Links>,
+    pub(crate) payments: Arc<Payments>,
+    pub(crate) cosign: Arc<Cosign>,
+    pub(crate) table: Arc<ChannelTable>,
+    pub(crate) signer: Arc<Signer>,
+    pub(crate) watcher: Arc<Watcher>,
+    pub(crate) store_health: Arc<StoreHealth>,
+    pub(crate) tasks: Tasks,
+    /// The chain both nodes must be on (checked in the handshake).
+    pub(crate) chain_id: u64,
+}

@@ -1,0 +1,74 @@
+//! A link's reader. It takes every frame already buffered (a burst), applies each as a
+//! [`Command`], waits once for the burst's last write to be durable, then sends ONE cumulative
+//! `Ack` per channel with the other replies (durability rule 3: nothing is acknowledged before
+//! it is durable; many payments share one fsync).
+
+use std::sync::Arc;
+
+use alloy::primitives::Address;
+use farthing_peer::FrameReader;
+use farthing_peer::message::Message;
+use tokio::io::ReadHalf;
+use tokio::net::TcpStream;
+
+use crate::link::Link;
+use crate::net::Peering;
+use crate::net::command::{Burst, Command};
+
+/// Frames taken into one burst at most.
+const FRAMES_PER_BURST: usize = 1024;
+
+impl Peering {
+    /// Read and apply `peer`'s frames until the link fails.
+    pub(crate) async fn read_frames(
+        self: &Arc<Self>,
+        peer: Address,
+        link: &Link,
+        mut reader: FrameReader<ReadHalf<TcpStream>>,
+    ) -> Result<(), farthing_peer::LinkError> {
+        loop {
+            let first = reader.recv().await?;
+            let mut frames = vec![first];
+            while let Ok(Some(next)) = reader.next_buffered() {
+                frames.push(next);
+                if frames.len() >= FRAMES_PER_BURST {
+                    break;
+                }
+            }
+            // A payment on a channel this node has not seen yet: its open may be in the newest
+            // blocks; look at the chain once before refusing.
+            let unknown = frames.iter().any(|m| {
+                matches!(m, Message::Pay { .. } | Message::PayBatch { .. })
+                    && m.channel_id().is_some_and(|id| self.table.partner_of(id).is_none())
+            });
+            if unknown {
+                let _ = self.watcher.sync().await;
+            }
+            let mut burst = Burst::default();
+            for frame in frames {
+                Command::from_frame(frame).apply(self, peer, link, &mut burst);
+            }
+            self.answer(link, burst);
+        }
+    }
+
+    /// Send the burst's acknowledgements and replies once its last write is durable (writes
+    /// complete in queue order, so that one covers them all).
+    fn answer(&self, link: &Link, burst: Burst) {
+        let Burst {
+            last_durable,
+            acks,
+            received,
+            mut replies,
+        } = burst;
+        replies.extend(
+            acks.into_iter()
+                .map(|(channel_id, nonce)| Message::Ack { channel_id, nonce }),
+        );
+        self.payments.record_received(received);
+        let mut ready = last_durable;
+        for reply in replies {
+            link.send(reply, ready.take());
+        }
+    }
+}

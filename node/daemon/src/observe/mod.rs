@@ -1,0 +1,10 @@
+//! What the node shows of itself: Prometheus metrics ([`metrics`], served by [`server`]) and
+//! the recent payments with their live stream ([`history`]).
+
+pub(crate) mod history;
+pub(crate) mod metrics;
+pub(crate) mod server;
+
+pub use history::{Payment, RECENT_PER_CHANNEL};
+pub(crate) use history::History;
+pub(crate) use metrics::{Metrics, Snapshot};

@@ -1,0 +1,227 @@
+//! Off-chain payments at the node: the pay entry point ([`Payments::pay`]), the signer that
+//! puts queued payments into one proof ([`outbox`]), idempotency keys ([`idempotency`]), the
+//! delivery of our proofs ([`delivery`]) and the receiver's side ([`receive`]).
+//!
+//! Sending: a payment is queued in its channel's outbox; the signer signs the next proof for
+//! every payment queued at that moment under the channel table's lock and, still under it,
+//! queues the synced write and the `Pay` (or `PayBatch`) frame; the link's writer sends the
+//! frame only once the write is durable (durability rule 1), in queue order. The call returns
+//! when the partner's cumulative `Ack` covers its nonce. A payer whose link drops before the
+//! `Ack` waits a few seconds for the redial and the partner's `Sync` to settle it, then learns
+//! [`PayError::Undelivered`]: signed and kept, delivered when the link is back.
+
+pub(crate) mod delivery;
+mod error;
+pub(crate) mod idempotency;
+pub(crate) mod outbox;
+pub(crate) mod receive;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use farthing_core::ChannelId;
+use farthing_peer::message::Memo;
+
+use crate::health::StoreHealth;
+use crate::link::Links;
+use crate::link::wire::sync_frame;
+use crate::observe::{History, Metrics};
+use crate::signer::Signer;
+use crate::table::ChannelTable;
+use crate::tasks::Tasks;
+use delivery::{Deliveries, Delivered};
+use idempotency::{Keyed, Keys};
+use outbox::Outboxes;
+
+pub use error::{NextStep, PayError, ProofRefusal};
+
+/// How long a payment waits for its acknowledgement on a link that stays open.
+const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a payment whose link dropped waits for the link to come back and the partner's
+/// `Sync` to say whether it arrived.
+pub(crate) const RESYNC_GRACE: Duration = Duration::from_secs(5);
+
+/// A payment the partner acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paid {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The nonce of the proof that carries it.
+    pub nonce: u64,
+    /// The amount, base units.
+    pub amount: u128,
+    /// Made earlier under the same idempotency key: this call paid nothing.
+    pub repeated: bool,
+}
+
+/// The payments component: what it needs, nothing more.
+pub(crate) struct Payments {
+    pub(crate) table: Arc<ChannelTable>,
+    pub(crate) signer: Arc<Signer>,
+    pub(crate) links: Arc<Links>,
+    pub(crate) store_health: Arc<StoreHealth>,
+    pub(crate) history: Arc<History>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) tasks: Tasks,
+    pub(crate) deliveries: Deliveries,
+    pub(crate) outboxes: Outboxes,
+    pub(crate) keys: Keys,
+}
+
+impl Payments {
+    /// Pay `amount` on channel `id` over the link to its partner, with a memo for the partner
+    /// and an optional idempotency key; returns once the partner acknowledged the payment as
+    /// durable.
+    ///
+    /// With a key: a key already used answers with the payment first made under it (waiting
+    /// for its delivery if need be) and pays nothing; the key is stored in the same synced
+    /// write as the proof, so this holds across restarts.
+    pub(crate) async fn pay(
+        self: &Arc<Self>,
+        id: ChannelId,
+        amount: u128,
+        memo: &[u8],
+        key: Option<&str>,
+    ) -> Result<Paid, PayError> {
+        let partner = self.table.partner_of(id).ok_or(PayError::UnknownChannel(id))?;
+        self.store_health.require()?;
+        let memo = Memo::new(memo.to_vec()).map_err(|e| PayError::BadMemo(e.to_string()))?;
+        let recorded = memo.as_bytes().to_vec();
+        let started = Instant::now();
+        let record = |paid: Paid| {
+            if !paid.repeated {
+                self.metrics.paid(paid.amount, started.elapsed());
+                self.history
+                    .record(paid.channel, true, paid.nonce, paid.amount, recorded.clone());
+            }
+            paid
+        };
+        let Some(key) = key else {
+            let (paid, delivered) = self.sign_queued(id, partner, amount, memo, None).await?;
+            return self.await_delivery(paid, delivered, ACK_TIMEOUT).await.map(record);
+        };
+        match self.pay_keyed(id, partner, amount, memo, key).await? {
+            Keyed::New(paid, delivered) => {
+                self.await_delivery(paid, delivered, ACK_TIMEOUT).await.map(record)
+            }
+            Keyed::Earlier(earlier) => self.repeat(id, amount, key, earlier).await,
+        }
+    }
+
+    /// A repeated idempotency key: answer with the payment made under it, paying nothing.
+    async fn repeat(
+        &self,
+        id: ChannelId,
+        amount: u128,
+        key: &str,
+        earlier: farthing_store::KeyedPayment,
+    ) -> Result<Paid, PayError> {
+        if earlier.channel != id || earlier.amount != amount {
+            return Err(PayError::KeyReused {
+                key: key.to_owned(),
+                channel: earlier.channel,
+                amount: earlier.amount,
+            });
+        }
+        let delivered = self.deliveries.expect(earlier.channel, earlier.nonce);
+        let repeat = Paid {
+            channel: earlier.channel,
+            nonce: earlier.nonce,
+            amount: earlier.amount,
+            repeated: true,
+        };
+        // Not acknowledged yet (the partner refused it, or the link dropped): offer the partner
+        // our latest proof again; it carries this payment, and the partner acks it if it takes
+        // it now. Nothing new is signed.
+        if let Some(channel) = self.table.get(earlier.channel)
+            && let Some(link) = self.links.get(channel.partner)
+        {
+            link.send(sync_frame(&channel), Some(self.table.flushed()));
+        }
+        self.await_delivery(repeat, delivered, RESYNC_GRACE).await
+    }
+
+    /// Wait until the partner holds our proof `paid.nonce`: its Ack on the link (for at most
+    /// `patience`), or — if the link drops — its Sync once the link is back (for
+    /// [`RESYNC_GRACE`]).
+    async fn await_delivery(
+        &self,
+        paid: Paid,
+        mut delivered: Delivered,
+        patience: Duration,
+    ) -> Result<Paid, PayError> {
+        // A dropped sender means nothing answered for a proof that is signed: undelivered.
+        let undelivered = PayError::Undelivered {
+            channel: paid.channel,
+            nonce: paid.nonce,
+        };
+        let outcome = |answer: Result<Result<(), PayError>, _>| {
+            answer.unwrap_or(Err(undelivered)).map(|()| paid)
+        };
+        let link = self
+            .table
+            .partner_of(paid.channel)
+            .and_then(|p| self.links.get(p));
+        if let Some(link) = link {
+            let mut gone = link.gone();
+            tokio::select! {
+                answer = &mut delivered => return outcome(answer),
+                // (The watch's guard is dropped inside: it must not live across an await.)
+                _ = async { gone.wait_for(|gone| *gone).await.is_ok() } => {}
+                () = tokio::time::sleep(patience) => {
+                    drop(delivered);
+                    return self.undelivered(paid).await;
+                }
+            }
+        }
+        match tokio::time::timeout(RESYNC_GRACE, &mut delivered).await {
+            Ok(answer) => outcome(answer),
+            Err(_) => {
+                drop(delivered);
+                self.undelivered(paid).await
+            }
+        }
+    }
+
+    /// The payer stops waiting: the proof is signed and binding; say "stored" only once it is.
+    async fn undelivered(&self, paid: Paid) -> Result<Paid, PayError> {
+        self.deliveries.forget(paid.channel, paid.nonce);
+        self.table.flushed().await?;
+        Err(PayError::Undelivered {
+            channel: paid.channel,
+            nonce: paid.nonce,
+        })
+    }
+
+    /// The partner holds our proofs of channel `id` up to `nonce` (its Ack, or its Sync's
+    /// received nonce): resolve the payers; a nonce past what we signed makes the channel
+    /// stale and acknowledges nothing we hold.
+    pub(crate) fn partner_holds(&self, id: ChannelId, nonce: u64) {
+        self.table.note_seen(id, nonce, "the partner");
+        let acknowledged = self
+            .table
+            .get(id)
+            .map_or(0, |c| c.partner_holds(nonce).acknowledged);
+        self.deliveries.acknowledged(id, acknowledged);
+    }
+
+    /// The partner refused our proof `nonce` of channel `id`.
+    pub(crate) fn partner_refused(&self, id: ChannelId, nonce: u64, reason: &str) {
+        self.deliveries.refused(id, nonce, reason);
+    }
+
+    /// Whether payments of channel `id` still wait for their acknowledgement.
+    pub(crate) fn has_waiting(&self, id: ChannelId) -> bool {
+        self.deliveries.has_waiting(id)
+    }
+
+    /// After the table was reloaded from the store: fail the payments still waiting and
+    /// forget the idempotency keys that were never made durable.
+    pub(crate) async fn forget_undurable(&self) {
+        self.deliveries.reset();
+        self.keys.forget_undurable().await;
+    }
+}

@@ -1,0 +1,244 @@
+//! Signing payments: several payments queued on one channel share one proof.
+//!
+//! A payment is queued in its channel's outbox. Whoever finds the outbox idle starts a signer
+//! task for it; the signer takes everything queued (as much as one frame carries), lets the
+//! core plan ONE proof whose increase is the sum of the payments the channel can afford
+//! ([`farthing_core::plan_batch`]), signs it, queues its synced write (with the payments'
+//! idempotency keys) and then its frame under the channel table's lock, and goes on while more
+//! are queued. So at low load a payment is signed at once, and under load one signature and
+//! one recovery at the partner carry every payment that arrived while the previous proof was
+//! being made. The payments of a batch share the proof's nonce; each keeps its own amount,
+//! memo, idempotency key and answer (refused ones are told why, one by one).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use alloy::primitives::{Address, Bytes};
+use farthing_core::{ChannelId, SignedProof, plan_batch};
+use farthing_peer::message::{MAX_BATCH, MAX_BATCH_BYTES, Memo, Payments as Batch, batch_entry_len};
+use farthing_store::{KeyedPayment, StoreError, Write};
+use tokio::sync::oneshot;
+
+use crate::link::wire::proof_frame;
+use crate::payments::delivery::Delivered;
+use crate::payments::{Paid, PayError, Payments};
+
+/// What a payment learns from its signer: the proof that carries it (signed, its write and
+/// frame queued) and where the partner's acknowledgement of that proof arrives.
+pub(crate) type Signed = Result<(Paid, Delivered), PayError>;
+
+/// A payment waiting for its proof.
+struct Queued {
+    amount: u128,
+    memo: Memo,
+    /// Its idempotency key: filed in the same synced write as the proof.
+    key: Option<String>,
+    signed: oneshot::Sender<Signed>,
+}
+
+/// The payments of one channel waiting to be signed.
+#[derive(Default)]
+struct Outbox {
+    queued: VecDeque<Queued>,
+    /// A signer task is at work on this channel.
+    signing: bool,
+}
+
+/// Every channel's outbox.
+#[derive(Default)]
+pub(crate) struct Outboxes(Mutex<HashMap<ChannelId, Outbox>>);
+
+impl Outboxes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChannelId, Outbox>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queue a payment; `true` if no signer is at work on the channel (the caller starts one).
+    fn enqueue(&self, id: ChannelId, payment: Queued) -> bool {
+        let mut outboxes = self.lock();
+        let outbox = outboxes.entry(id).or_default();
+        outbox.queued.push_back(payment);
+        !std::mem::replace(&mut outbox.signing, true)
+    }
+
+    /// The next payments to sign on channel `id`: the oldest queued, as many as one frame
+    /// carries. Empty once nothing is queued, and then the signer is done.
+    fn next_batch(&self, id: ChannelId) -> Vec<Queued> {
+        let mut outboxes = self.lock();
+        let Some(outbox) = outboxes.get_mut(&id) else {
+            return Vec::new();
+        };
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = outbox.queued.front() {
+            let more = bytes + batch_entry_len(next.memo.len());
+            if batch.len() == MAX_BATCH || more > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes = more;
+            batch.extend(outbox.queued.pop_front());
+        }
+        if batch.is_empty() {
+            outboxes.remove(&id);
+        }
+        batch
+    }
+
+    /// The signer of channel `id` stopped without emptying its outbox (it panicked): every
+    /// payment still queued learns it, and the next one starts a new signer.
+    fn abandon(&self, id: ChannelId) {
+        let outbox = self.lock().remove(&id);
+        for payment in outbox.into_iter().flat_map(|o| o.queued) {
+            let _ = payment.signed.send(Err(PayError::SignerStopped(id)));
+        }
+    }
+}
+
+/// Abandons its channel's outbox if the signer stops before it is empty.
+struct Signing<'a> {
+    outboxes: &'a Outboxes,
+    id: ChannelId,
+    done: bool,
+}
+
+impl Drop for Signing<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.outboxes.abandon(self.id);
+        }
+    }
+}
+
+impl Payments {
+    /// Queue a payment of `amount` on channel `id` (to `partner`) and wait until a proof
+    /// carrying it is signed and queued for the partner.
+    pub(crate) async fn sign_queued(
+        self: &Arc<Self>,
+        id: ChannelId,
+        partner: Address,
+        amount: u128,
+        memo: Memo,
+        key: Option<&str>,
+    ) -> Signed {
+        let (signed, answer) = oneshot::channel();
+        let payment = Queued {
+            amount,
+            memo,
+            key: key.map(str::to_owned),
+            signed,
+        };
+        if self.outboxes.enqueue(id, payment) {
+            // A task of its own: it finishes even if this caller goes away, and payments queued
+            // while this one yields to it ride in the same proof.
+            let payments = self.clone();
+            self.tasks.spawn("payment signer", async move {
+                payments.sign_outbox(id, partner).await;
+            });
+        }
+        answer.await.unwrap_or(Err(PayError::SignerStopped(id)))
+    }
+
+    /// Sign what is queued on channel `id`, one proof per batch, until nothing is.
+    async fn sign_outbox(&self, id: ChannelId, partner: Address) {
+        let mut signing = Signing {
+            outboxes: &self.outboxes,
+            id,
+            done: false,
+        };
+        loop {
+            let batch = self.outboxes.next_batch(id);
+            if batch.is_empty() {
+                signing.done = true;
+                return;
+            }
+            self.sign_batch(id, partner, batch);
+            // Let the payers just answered (and other channels) run; more queue meanwhile.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Sign one proof carrying every payment of `batch` the channel can afford, in order (the
+    /// others are told why not), then queue its synced write (with the payments' idempotency
+    /// keys) and its frame behind it, all under the channel table's lock.
+    fn sign_batch(&self, id: ChannelId, partner: Address, batch: Vec<Queued>) {
+        // Its caller went away before it was signed: it is not made. (A keyed payment's caller
+        // never goes away here: pay() waits for it in a task of its own.)
+        let batch: Vec<Queued> = batch.into_iter().filter(|p| !p.signed.is_closed()).collect();
+        let refuse_all = |batch: Vec<Queued>, error: &dyn Fn() -> PayError| {
+            for payment in batch {
+                let _ = payment.signed.send(Err(error()));
+            }
+        };
+        let mut table = self.table.lock();
+        let Some(channel) = table.channel(id) else {
+            return refuse_all(batch, &|| PayError::UnknownChannel(id));
+        };
+        // Taken under the table's lock: a link coming up meanwhile sends its Sync from the
+        // table after this proof is in it, or this frame goes on that new link.
+        let Some(link) = self.links.get(partner) else {
+            return refuse_all(batch, &|| PayError::NoLink);
+        };
+        if let Err(blocked) = table.may_sign(id) {
+            return refuse_all(batch, &|| PayError::blocked(id, blocked.clone()));
+        }
+        if let Some(reason) = self.store_health.failing() {
+            return refuse_all(batch, &|| PayError::Store(StoreError::Unavailable { reason: reason.clone() }));
+        }
+        let amounts: Vec<u128> = batch.iter().map(|p| p.amount).collect();
+        let plan = plan_batch(channel, &amounts);
+        let mut carried = Vec::with_capacity(batch.len());
+        let mut frame = Batch::new();
+        for (payment, outcome) in batch.into_iter().zip(plan.outcomes) {
+            match outcome {
+                Ok(()) => carried.push(payment),
+                Err(e) => {
+                    let _ = payment.signed.send(Err(e.into()));
+                }
+            }
+        }
+        let Some((nonce, transferred)) = plan.proof else {
+            return;
+        };
+        let mut answers = Vec::with_capacity(carried.len());
+        let mut keys = Vec::new();
+        for payment in carried {
+            // next_batch took no more than a frame holds: a subset of it fits too.
+            if let Err((amount, _)) = frame.push(payment.amount, payment.memo) {
+                tracing::error!(channel = id, amount, "a batch did not fit its frame: not signed");
+                return;
+            }
+            if let Some(key) = payment.key {
+                let amount = payment.amount;
+                keys.push(Write::PaymentKey(key, KeyedPayment { channel: id, nonce, amount }));
+            }
+            answers.push((payment.amount, payment.signed));
+        }
+        let signature = self.signer.sign_proof(id, nonce, transferred);
+        let mut next = channel.clone();
+        next.ours = Some(SignedProof {
+            nonce,
+            transferred,
+            signature: Bytes::copy_from_slice(&signature),
+        });
+        let durable = table.commit(next, keys);
+        // Each payer waits for the partner's answer to this nonce from before the frame
+        // leaves, so none can miss it. The proof is signed and its write queued: the table
+        // holds it whatever happens to the link; a frame that cannot be sent is delivered by
+        // the Sync on reconnect.
+        let waiting: Vec<_> = answers
+            .into_iter()
+            .map(|(amount, signed)| (amount, signed, self.deliveries.expect(id, nonce)))
+            .collect();
+        link.send(proof_frame(id, (nonce, transferred), signature, frame), Some(durable));
+        drop(table);
+        for (amount, signed, delivered) in waiting {
+            let paid = Paid {
+                channel: id,
+                nonce,
+                amount,
+                repeated: false,
+            };
+            let _ = signed.send(Ok((paid, delivered)));
+        }
+    }
+}

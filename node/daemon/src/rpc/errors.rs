@@ -1,0 +1,139 @@
+//! Every failure of the node mapped to the API's stable error codes (`farthing_rpc::code`),
+//! one match per operation's error type and no catch-all: a new variant must be mapped here
+//! before it compiles.
+
+use farthing_chain::ChainError;
+use farthing_core::{ChannelId, PaymentError, WithdrawError};
+use farthing_rpc::{AmountProblem, ApiError, Shortfall};
+
+use crate::chain::watcher::SyncError;
+use crate::cosign::CosignError;
+use crate::ops::OpError;
+use crate::payments::PayError;
+use crate::rpc::RpcHandler;
+
+impl RpcHandler {
+    /// A failed `farthing_pay` on channel `id`.
+    pub(super) fn map_pay(&self, id: ChannelId, e: PayError) -> ApiError {
+        match e {
+            PayError::UnknownChannel(id) => ApiError::UnknownChannel { id },
+            PayError::Unpayable(PaymentError::Insufficient {
+                available, amount, ..
+            }) => ApiError::InsufficientFunds {
+                kind: Shortfall::ChannelBalance,
+                needed: amount,
+                available,
+                decimals: self.decimals(),
+            },
+            PayError::Unpayable(PaymentError::NotOpen { state, .. }) => ApiError::WrongState {
+                id,
+                state: state.into(),
+                call: "pay",
+            },
+            PayError::Unpayable(PaymentError::Zero) => AmountProblem::Zero.into(),
+            PayError::Store(e) => ApiError::Degraded {
+                reasons: vec![format!("store: {e}")],
+            },
+            PayError::Stale(reason) => ApiError::Degraded {
+                reasons: vec![reason],
+            },
+            PayError::Undelivered { channel, nonce } => ApiError::Undelivered {
+                channel_id: channel,
+                nonce,
+            },
+            e @ (PayError::KeyReused { .. } | PayError::BadMemo(_)) => {
+                ApiError::InvalidParams(e.to_string())
+            }
+            // Not made (or carried by the next proof): the message says what to do.
+            e @ (PayError::NoLink
+            | PayError::PartnerRefused(_)
+            | PayError::Closing(_)
+            | PayError::Unpayable(PaymentError::Exhausted { .. })) => {
+                ApiError::PaymentFailed(e.to_string())
+            }
+            e @ PayError::SignerStopped(_) => {
+                tracing::error!(channel = id, "pay: {e}");
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+
+    /// A failed operation (`call` names it).
+    pub(super) fn map_op(&self, call: &'static str, e: OpError) -> ApiError {
+        match e {
+            OpError::UnknownChannel(id) => ApiError::UnknownChannel { id },
+            OpError::WrongState { id, state, .. } => ApiError::WrongState {
+                id,
+                state: state.into(),
+                call,
+            },
+            OpError::InsufficientFunds { needed, available } => ApiError::InsufficientFunds {
+                kind: Shortfall::TokenBalance,
+                needed,
+                available,
+                decimals: self.decimals(),
+            },
+            OpError::InvalidParams(message) => ApiError::InvalidParams(message),
+            OpError::Stale(reason) => ApiError::Degraded {
+                reasons: vec![reason],
+            },
+            OpError::Chain(e) => map_chain(call, e),
+            OpError::Sync(SyncError::Chain(reason)) => ApiError::ChainUnavailable(reason),
+            OpError::Cosign(e) => self.map_cosign(e),
+            e @ (OpError::Store(_) | OpError::Sync(SyncError::Store(_))) => ApiError::Degraded {
+                reasons: vec![e.to_string()],
+            },
+        }
+    }
+
+    /// A co-signing failure (a withdrawal's; a close falls back to unilateral on its own).
+    pub(super) fn map_cosign(&self, e: CosignError) -> ApiError {
+        match e {
+            CosignError::UnknownChannel(id) => ApiError::UnknownChannel { id },
+            CosignError::Refused(WithdrawError::Insufficient { available, amount }) => {
+                ApiError::InsufficientFunds {
+                    kind: Shortfall::ChannelBalance,
+                    needed: amount,
+                    available,
+                    decimals: self.decimals(),
+                }
+            }
+            CosignError::Chain(e) => map_chain("withdraw", e),
+            CosignError::Store(e) => ApiError::Degraded {
+                reasons: vec![format!("store: {e}")],
+            },
+            CosignError::Stale(reason) => ApiError::Degraded {
+                reasons: vec![reason],
+            },
+            e @ (CosignError::Refused(_)
+            | CosignError::NoLink
+            | CosignError::NoAnswer
+            | CosignError::PartnerRefused(_)
+            | CosignError::BadCoSignature(_)
+            | CosignError::Closing(_)) => ApiError::PaymentFailed(e.to_string()),
+        }
+    }
+}
+
+/// A chain failure of operation `call`.
+fn map_chain(call: &'static str, e: ChainError) -> ApiError {
+    match e {
+        ChainError::Rpc { reason, .. } => ApiError::ChainUnavailable(reason),
+        ChainError::Unconfirmed {
+            tx_hash, reason, ..
+        } => ApiError::Unconfirmed {
+            tx_hash: tx_hash.to_string(),
+            reason,
+        },
+        refused @ (ChainError::Refused { .. } | ChainError::Reverted { .. }) => {
+            ApiError::Refused(refused.to_string())
+        }
+        // Nothing was sent: the store behind the journal fails.
+        journal @ ChainError::Journal { .. } => {
+            tracing::error!(call, "{journal}");
+            ApiError::Degraded {
+                reasons: vec![journal.to_string()],
+            }
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The node behind the JSON-RPC API: `farthing_rpc::FarthingApiServer` implemented by calling
+//! [`Node`]'s façade, with amounts parsed and shown in token units and every failure mapped to
+//! the API's stable error codes ([`errors`]), counted in the node's own metrics.
+
+mod errors;
+
+use std::future::Future;
+
+use farthing_core::{ChainState, ChannelId, MAX_DEPOSIT, format_amount};
+use farthing_rpc::{
+    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, FarthingApiServer, Health,
+    NodeInfo, OpenParams, PayParams, PayResult, PaymentView, parse_amount_param,
+};
+use farthing_store::records::MAX_PAYMENT_KEY_LEN;
+use jsonrpsee::PendingSubscriptionSink;
+use jsonrpsee::core::{SubscriptionResult, async_trait};
+
+use crate::node::Node;
+use crate::ops::OpError;
+
+/// The RPC face of a [`Node`].
+#[derive(Clone)]
+pub struct RpcHandler {
+    node: Node,
+}
+
+impl RpcHandler {
+    /// Serve `node`.
+    pub fn new(node: Node) -> Self {
+        Self { node }
+    }
+
+    fn decimals(&self) -> u8 {
+        self.node.deployment().token_decimals
+    }
+
+    fn view(&self, channel: &farthing_core::Channel) -> ChannelView {
+        ChannelView::from_channel(channel, self.decimals())
+    }
+
+    /// Run a call, counting its error (if any) in the node's metrics by code.
+    async fn counted<T>(
+        &self,
+        call: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let result = call.await;
+        if let Err(e) = &result {
+            self.node.count_rpc_error(e.code());
+        }
+        result
+    }
+
+    /// New risk (opening, funding) only while healthy.
+    fn require_healthy(&self) -> Result<(), ApiError> {
+        let health = self.node.health();
+        if health.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Degraded {
+                reasons: health.problems,
+            })
+        }
+    }
+
+    fn payment_view(&self, p: &crate::observe::Payment) -> PaymentView {
+        PaymentView {
+            channel_id: p.channel,
+            direction: if p.outgoing { "out" } else { "in" }.into(),
+            nonce: p.nonce,
+            amount: format_amount(p.amount, self.decimals()),
+            at_ms: p.at_ms,
+            memo: (!p.memo.is_empty()).then(|| String::from_utf8_lossy(&p.memo).into_owned()),
+        }
+    }
+}
+
+#[async_trait]
+impl FarthingApiServer for RpcHandler {
+    async fn info(&self) -> Result<NodeInfo, ApiError> {
+        let d = self.node.deployment();
+        let health = self.node.health();
+        let (store_syncs, store_batches) = self.node.store_stats();
+        Ok(NodeInfo {
+            store_syncs,
+            store_batches,
+            address: self.node.address(),
+            chain_id: d.chain_id,
+            channel_manager: d.channel_manager,
+            token: d.token,
+            token_symbol: self.node.token_symbol().to_owned(),
+            token_decimals: d.token_decimals,
+            synced_block: health.synced_block,
+            chain_head: health.chain_head,
+            health: Health {
+                warnings: self.node.warnings(),
+                ..if health.problems.is_empty() {
+                    Health::ok()
+                } else {
+                    Health::degraded(health.problems)
+                }
+            },
+        })
+    }
+
+    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            self.require_healthy()?;
+            let amount = parse_amount_param(&params.amount, self.decimals(), MAX_DEPOSIT)?;
+            let channel = self
+                .node
+                .open_channel(params.partner, amount, params.challenge_period)
+                .await
+                .map_err(|e| self.map_op("openChannel", e))?;
+            Ok(self.view(&channel))
+        })
+        .await
+    }
+
+    async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            self.require_healthy()?;
+            let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
+            let channel = self
+                .node
+                .top_up(channel_id, amount)
+                .await
+                .map_err(|e| self.map_op("topUp", e))?;
+            Ok(self.view(&channel))
+        })
+        .await
+    }
+
+    async fn withdraw(
+        &self,
+        channel_id: ChannelId,
+        amount: String,
+    ) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            self.require_healthy()?;
+            let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
+            let channel = self
+                .node
+                .withdraw(channel_id, amount)
+                .await
+                .map_err(|e| match e {
+                    OpError::Cosign(e) => self.map_cosign(e),
+                    e => self.map_op("withdraw", e),
+                })?;
+            Ok(self.view(&channel))
+        })
+        .await
+    }
+
+    async fn list_channels(&self) -> Result<Vec<ChannelView>, ApiError> {
+        let channels = self.node.channel_records();
+        Ok(channels.iter().map(|c| self.view(c)).collect())
+    }
+
+    async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            let channel = self
+                .node
+                .channel(channel_id)
+                .map_err(|e| self.map_op("getChannel", e))?;
+            Ok(self.view(&channel))
+        })
+        .await
+    }
+
+    async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            let channel = self
+                .node
+                .close_channel(channel_id)
+                .await
+                .map_err(|e| self.map_op("closeChannel", e))?;
+            Ok(self.view(&channel))
+        })
+        .await
+    }
+
+    async fn settle(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            let channel = self
+                .node
+                .settle_channel(channel_id)
+                .await
+                .map_err(|e| self.map_op("settle", e))?;
+            Ok(self.view(&channel))
+        })
+        .await
+    }
+
+    async fn claim(&self) -> Result<ClaimResult, ApiError> {
+        self.counted(async {
+            let claimed = self.node.claim().await.map_err(|e| self.map_op("claim", e))?;
+            Ok(ClaimResult {
+                claimed: format_amount(claimed, self.decimals()),
+            })
+        })
+        .await
+    }
+
+    async fn pay(&self, params: PayParams) -> Result<PayResult, ApiError> {
+        self.counted(self.pay_counted(params)).await
+    }
+
+    async fn list_payments(
+        &self,
+        channel_id: ChannelId,
+        limit: Option<u32>,
+    ) -> Result<Vec<PaymentView>, ApiError> {
+        self.counted(async {
+            self.node
+                .channel(channel_id)
+                .map_err(|e| self.map_op("listPayments", e))?;
+            let limit = limit
+                .unwrap_or(100)
+                .min(crate::observe::RECENT_PER_CHANNEL as u32) as usize;
+            Ok(self
+                .node
+                .recent_payments(channel_id, limit)
+                .iter()
+                .map(|p| self.payment_view(p))
+                .collect())
+        })
+        .await
+    }
+
+    async fn subscribe_payments(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        // Subscribe before accepting, so nothing published after the client's call is missed.
+        let mut payments = self.node.subscribe_payments();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                () = sink.closed() => return Ok(()),
+                payment = payments.recv() => match payment {
+                    Ok(payment) => sink.send(serde_json::value::to_raw_value(&self.payment_view(&payment))?).await?,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Ok(()),
+                },
+            }
+        }
+    }
+
+    async fn connect_peer(&self, peer: String) -> Result<bool, ApiError> {
+        self.counted(async {
+            let peer: farthing_peer::PeerAddr = peer
+                .parse()
+                .map_err(|e| ApiError::InvalidParams(format!("{e}")))?;
+            self.node.keep_linked(peer);
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn balances(&self) -> Result<Balances, ApiError> {
+        self.counted(async {
+            let unavailable = |e: &dyn std::fmt::Display| ApiError::ChainUnavailable(e.to_string());
+            let gas = alloy::providers::Provider::get_balance(self.node.reader(), self.node.address())
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let token = self
+                .node
+                .token_balance()
+                .await
+                .map_err(|e| self.map_op("balances", e))?;
+            let claimable = self
+                .node
+                .claimable()
+                .await
+                .map_err(|e| self.map_op("balances", e))?;
+            let in_channels: u128 = self
+                .node
+                .channel_records()
+                .iter()
+                .filter(|c| c.on_chain.state != ChainState::Settled)
+                .map(|c| c.our_balance())
+                .sum();
+            Ok(Balances {
+                gas: format_amount(gas.saturating_to(), 18),
+                token: format_amount(token, self.decimals()),
+                in_channels: format_amount(in_channels, self.decimals()),
+                claimable: format_amount(claimable, self.decimals()),
+            })
+        })
+        .await
+    }
+
+    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        // Subscribe before accepting, so nothing published after the client's call is missed.
+        let mut changes = self.node.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                () = sink.closed() => return Ok(()),
+                change = changes.recv() => match change {
+                    Ok(change) => {
+                        let update = ChannelUpdate {
+                            channel_id: change.channel.id,
+                            kind: change.kind.as_str().to_owned(),
+                            channel: self.view(&change.channel),
+                        };
+                        sink.send(serde_json::value::to_raw_value(&update)?).await?;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+impl RpcHandler {
+    /// `farthing_pay`.
+    async fn pay_counted(&self, params: PayParams) -> Result<PayResult, ApiError> {
+        // A repeat of a key already used signs nothing: it learns the earlier payment's
+        // outcome even while the node takes no new risk.
+        let repeat = match &params.idempotency_key {
+            Some(key) => self.node.payment_key_used(key).await,
+            None => false,
+        };
+        if !repeat {
+            self.require_healthy()?;
+        }
+        let amount = parse_amount_param(&params.amount, self.decimals(), u128::MAX)?;
+        if params.memo.as_ref().is_some_and(|m| m.len() > 256) {
+            return Err(ApiError::InvalidParams(
+                "memo is longer than 256 bytes".into(),
+            ));
+        }
+        let id = match (params.channel_id, params.partner) {
+            (Some(id), _) => id,
+            (None, Some(partner)) => self
+                .node
+                .channel_records()
+                .into_iter()
+                .find(|c| c.partner == partner && c.on_chain.state == ChainState::Open)
+                .map(|c| c.id)
+                .ok_or_else(|| {
+                    ApiError::InvalidParams(format!("no open channel with {partner}"))
+                })?,
+            (None, None) => {
+                return Err(ApiError::InvalidParams("give channel_id or partner".into()));
+            }
+        };
+        if let Some(key) = &params.idempotency_key
+            && (key.is_empty() || key.len() > MAX_PAYMENT_KEY_LEN)
+        {
+            return Err(ApiError::InvalidParams(format!(
+                "idempotency_key must be 1 to {MAX_PAYMENT_KEY_LEN} bytes"
+            )));
+        }
+        let memo = params.memo.unwrap_or_default();
+        let paid = self
+            .node
+            .pay(
+                id,
+                amount,
+                memo.as_bytes(),
+                params.idempotency_key.as_deref(),
+            )
+            .await
+            .map_err(|e| self.map_pay(id, e))?;
+        let channel = self.node.channel(id).map_err(|e| self.map_op("pay", e))?;
+        Ok(PayResult {
+            channel_id: paid.channel,
+            nonce: paid.nonce,
+            amount: format_amount(paid.amount, self.decimals()),
+            balance_ours: format_amount(channel.our_balance(), self.decimals()),
+            balance_partner: format_amount(channel.partner_balance(), self.decimals()),
+            repeated: paid.repeated,
+        })
+    }
+}
