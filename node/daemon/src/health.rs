@@ -42,7 +42,10 @@ impl StoreHealth {
         if !self.is_failing() {
             return None;
         }
-        Some(self.problem().unwrap_or_else(|| "the store is failing".into()))
+        Some(
+            self.problem()
+                .unwrap_or_else(|| "the store is failing".into()),
+        )
     }
 
     /// Nothing is signed or accepted while the store fails.
@@ -140,7 +143,10 @@ mod tests {
         switch.fail();
         assert!(store.commit(&[Write::RemovePendingTx(1)]).is_err());
         let reason = health.failing().expect("failing");
-        assert!(reason.contains("signs and acknowledges nothing"), "{reason}");
+        assert!(
+            reason.contains("signs and acknowledges nothing"),
+            "{reason}"
+        );
         assert!(health.require().is_err());
         health.recovered();
         assert!(health.require().is_ok());

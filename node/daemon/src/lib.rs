@@ -51,3 +51,4 @@ pub use ops::OpError;
 pub use payments::{NextStep, Paid, PayError, ProofRefusal};
 pub use rpc::RpcHandler;
 pub use signer::SignatureError;
+pub use watchtower::{Action, GuardPass};

@@ -9,7 +9,6 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256};
 use alloy::providers::DynProvider;
 use farthing_chain::{ChainClient, Deployment, TxOutcome};
-use farthing_core::watchtower::Duty;
 use farthing_core::{ChainState, Channel, ChannelId};
 use farthing_peer::PeerAddr;
 use farthing_store::Store;
@@ -28,7 +27,7 @@ use crate::payments::{Paid, PayError, Payments};
 use crate::signer::Signer;
 use crate::table::ChannelTable;
 use crate::tasks::Tasks;
-use crate::watchtower::Watchtower;
+use crate::watchtower::{GuardPass, Watchtower};
 
 /// A synced write running this long makes the node report its store as stalled.
 const STORE_STALL: Duration = Duration::from_secs(2);
@@ -169,7 +168,10 @@ impl Node {
         amount: u128,
         challenge_period: Option<u32>,
     ) -> Result<Channel, OpError> {
-        self.c.operations.open(partner, amount, challenge_period).await
+        self.c
+            .operations
+            .open(partner, amount, challenge_period)
+            .await
     }
 
     /// Raise our deposit in channel `id` by `amount` base units.
@@ -293,6 +295,19 @@ impl Node {
         self.c.links.established()
     }
 
+    /// How many links were closed at once since the node started because the partner dialed
+    /// at the same moment and its link won (both nodes keep the one the lower address dialed).
+    /// With [`Node::links_established`]: every link that passed the handshake (while the store
+    /// worked) is counted once.
+    pub fn links_declined(&self) -> u64 {
+        self.c.links.declined()
+    }
+
+    /// Who dialed the link to `peer` that is up (the partner or this node), if one is.
+    pub fn link_dialer(&self, peer: Address) -> Option<Address> {
+        self.c.links.get(peer).map(|link| link.dialer())
+    }
+
     // ---- chain, watchtower, health ----
 
     /// Run one watcher pass now; the newest block applied.
@@ -310,8 +325,8 @@ impl Node {
         self.c.watcher.subscribe()
     }
 
-    /// One watchtower pass now; the duties it started (challenges, settles).
-    pub async fn guard(&self, check_gas: bool) -> Result<Vec<Duty>, String> {
+    /// One watchtower pass now; what it called for (challenges, settles, a claim).
+    pub async fn guard(&self, check_gas: bool) -> Result<GuardPass, String> {
         self.c.watchtower.guard(check_gas).await
     }
 
@@ -360,7 +375,12 @@ impl Node {
     /// The metrics in Prometheus' text exposition format.
     pub fn render_metrics(&self) -> String {
         let channels = self.channel_records();
-        let count = |state| channels.iter().filter(|c| c.on_chain.state == state).count() as u64;
+        let count = |state| {
+            channels
+                .iter()
+                .filter(|c| c.on_chain.state == state)
+                .count() as u64
+        };
         let health = self.health();
         self.c.metrics.render(&Snapshot {
             store: self.store_stats(),

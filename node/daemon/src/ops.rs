@@ -153,7 +153,10 @@ impl Operations {
     /// Close channel `id`: cooperatively when the partner answers (one transaction, paid at
     /// once); otherwise unilaterally with the partner's latest proof.
     pub(crate) async fn close(&self, id: ChannelId) -> Result<Channel, OpError> {
-        self.open_record(id, "it is already closing; settle after its challenge period")?;
+        self.open_record(
+            id,
+            "it is already closing; settle after its challenge period",
+        )?;
         if let Some(reason) = self.table.stale_reason(id) {
             return Err(OpError::Stale(reason));
         }

@@ -73,7 +73,8 @@ impl Signer {
 
     /// Sign our balance proof (the caller makes its record durable before it leaves).
     pub(crate) fn sign_proof(&self, id: ChannelId, nonce: u64, transferred: u128) -> [u8; 65] {
-        self.key.sign_digest(&self.proof_digest(id, nonce, transferred))
+        self.key
+            .sign_digest(&self.proof_digest(id, nonce, transferred))
     }
 
     /// Check that `expected` signed the balance proof.
@@ -84,7 +85,11 @@ impl Signer {
         signature: &[u8],
         expected: Address,
     ) -> Result<(), SignatureError> {
-        verify(self.proof_digest(id, nonce, transferred), signature, expected)
+        verify(
+            self.proof_digest(id, nonce, transferred),
+            signature,
+            expected,
+        )
     }
 
     /// Sign a co-signed message (a withdrawal, a cooperative close).
@@ -99,7 +104,11 @@ impl Signer {
         signature: &[u8],
         expected: Address,
     ) -> Result<(), SignatureError> {
-        verify(message.eip712_signing_hash(&self.domain), signature, expected)
+        verify(
+            message.eip712_signing_hash(&self.domain),
+            signature,
+            expected,
+        )
     }
 }
 
@@ -115,9 +124,7 @@ pub(crate) fn verify(
         0xff, 0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b,
         0x20, 0xa0,
     ]);
-    let raw: &[u8; 65] = signature
-        .try_into()
-        .map_err(|_| SignatureError::Length)?;
+    let raw: &[u8; 65] = signature.try_into().map_err(|_| SignatureError::Length)?;
     if raw[64] != 27 && raw[64] != 28 {
         return Err(SignatureError::V);
     }
@@ -162,8 +169,14 @@ mod tests {
         let s = signer();
         let sig = s.sign_proof(1, 1, 1);
         let digest = s.proof_digest(1, 1, 1);
-        assert_eq!(verify(digest, &sig[..64], s.address()), Err(SignatureError::Length));
-        assert_eq!(verify(digest, &[], s.address()), Err(SignatureError::Length));
+        assert_eq!(
+            verify(digest, &sig[..64], s.address()),
+            Err(SignatureError::Length)
+        );
+        assert_eq!(
+            verify(digest, &[], s.address()),
+            Err(SignatureError::Length)
+        );
         let mut bad_v = sig;
         bad_v[64] = 1;
         assert_eq!(verify(digest, &bad_v, s.address()), Err(SignatureError::V));
@@ -175,6 +188,9 @@ mod tests {
         let s_value = U256::from_be_slice(&sig[32..64]);
         high[32..64].copy_from_slice(&(n - s_value).to_be_bytes::<32>());
         high[64] = if sig[64] == 27 { 28 } else { 27 };
-        assert_eq!(verify(digest, &high, s.address()), Err(SignatureError::HighS));
+        assert_eq!(
+            verify(digest, &high, s.address()),
+            Err(SignatureError::HighS)
+        );
     }
 }

@@ -102,6 +102,7 @@ impl ChannelTable {
     }
 
     /// The nonce of our latest proof on channel `id` (0: none).
+    #[cfg(test)]
     pub(crate) fn our_nonce(&self, id: ChannelId) -> u64 {
         self.lock().channel(id).map_or(0, Channel::our_nonce)
     }
@@ -271,7 +272,11 @@ mod tests {
         let mut next = channel(1);
         next.on_chain.deposit_b = 5;
         let durable = table.lock().commit(next.clone(), Vec::new());
-        assert_eq!(table.get(1), Some(next.clone()), "visible before it is durable");
+        assert_eq!(
+            table.get(1),
+            Some(next.clone()),
+            "visible before it is durable"
+        );
         durable.await.expect("durable");
         assert_eq!(store.channel(1).expect("read"), Some(next));
     }

@@ -98,7 +98,11 @@ impl Tasks {
     ) -> AbortHandle {
         self.track(async move {
             if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
-                tracing::error!(task = name, "a background task panicked: {}", panic_text(&*panic));
+                tracing::error!(
+                    task = name,
+                    "a background task panicked: {}",
+                    panic_text(&*panic)
+                );
             }
         })
     }
@@ -137,7 +141,11 @@ impl Tasks {
     }
 
     fn track(&self, task: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
-        let mut set = self.inner.set.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut set = self
+            .inner
+            .set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // Reap what finished, so the set holds only running tasks.
         while set.try_join_next().is_some() {}
         set.spawn(task)
@@ -170,7 +178,9 @@ impl Tasks {
     }
 
     fn push(&self, list: &Mutex<Vec<String>>, text: String) {
-        list.lock().unwrap_or_else(PoisonError::into_inner).push(text);
+        list.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(text);
     }
 
     /// Why the node is degraded because of its tasks (empty: every critical task runs).
@@ -205,19 +215,28 @@ impl Tasks {
     pub(crate) async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.send_replace(true);
         let mut set = std::mem::take(
-            &mut *self.inner.set.lock().unwrap_or_else(PoisonError::into_inner),
+            &mut *self
+                .inner
+                .set
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
         );
-        let drained = tokio::time::timeout(grace, async {
-            while set.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::debug!(left = set.len(), "tasks still running after the grace period: aborted");
+            tracing::debug!(
+                left = set.len(),
+                "tasks still running after the grace period: aborted"
+            );
         }
         set.shutdown().await;
         // Whatever was spawned during the grace period goes too.
         let late = std::mem::take(
-            &mut *self.inner.set.lock().unwrap_or_else(PoisonError::into_inner),
+            &mut *self
+                .inner
+                .set
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
         );
         drop(late);
     }
@@ -294,6 +313,9 @@ mod tests {
         let forever = tasks.spawn("forever", std::future::pending());
         tasks.shutdown(Duration::from_millis(50)).await;
         assert!(tasks.problems().is_empty());
-        assert!(forever.is_finished(), "a task still running after the grace is aborted");
+        assert!(
+            forever.is_finished(),
+            "a task still running after the grace is aborted"
+        );
     }
 }

@@ -28,13 +28,26 @@ use crate::tasks::{Shutdown, Tasks};
 /// How often the gas balance is checked against the channels to defend.
 const GAS_CHECK: Duration = Duration::from_secs(30);
 
-/// What the watchtower may have in flight for a channel.
+/// What the watchtower does for a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Action {
-    /// A duty the core planned.
-    Duty(Duty),
-    /// Claim deferred payouts.
+pub enum Action {
+    /// Submit the partner's latest proof we hold.
+    Challenge,
+    /// Pay out after the challenge period.
+    Settle,
+    /// Claim what a token refused to pay us.
     Claim,
+}
+
+/// What one guard pass found: the actions it called for and the warnings it raised.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardPass {
+    /// Every `(channel, action)` the pass called for (a claim is channel 0): each was sent
+    /// now, or was already in flight (one transaction per channel and action at a time), or —
+    /// with `watchtower.act = false` — only logged. Empty: nothing to do on-chain.
+    pub actions: Vec<(ChannelId, Action)>,
+    /// The watchtower's warnings after this pass (also in `Node::warnings`).
+    pub warnings: Vec<String>,
 }
 
 /// The watchtower component.
@@ -49,7 +62,7 @@ pub(crate) struct Watchtower {
     pub(crate) act: bool,
     /// How often a pass runs without a change.
     pub(crate) poll: Duration,
-    acting: Mutex<HashSet<Action>>,
+    acting: Mutex<HashSet<(ChannelId, Action)>>,
     warnings: Mutex<Vec<String>>,
     /// The last gas warning, kept between checks.
     gas_warning: Mutex<Option<String>>,
@@ -111,24 +124,32 @@ impl Watchtower {
     }
 
     /// One guard pass: do what the core plans, claim deferred payouts, refresh the warnings.
-    /// Returns the duties it started (none in flight already; none with `act = false`).
-    pub(crate) async fn guard(self: &Arc<Self>, check_gas: bool) -> Result<Vec<Duty>, String> {
+    /// Returns what the pass called for, so a caller (a test) can tell "nothing to do" from
+    /// "not looked yet".
+    pub(crate) async fn guard(self: &Arc<Self>, check_gas: bool) -> Result<GuardPass, String> {
         let channels = self.table.all();
         let closing = channels
             .iter()
             .any(|c| c.on_chain.state == ChainState::Closed);
-        let mut started = Vec::new();
+        let mut actions = Vec::new();
         let mut warnings = Vec::new();
         if closing {
-            let now = self.chain.time("watchtower").await.map_err(|e| e.to_string())?;
+            let now = self
+                .chain
+                .time("watchtower")
+                .await
+                .map_err(|e| e.to_string())?;
             let plan = rules::plan(&channels, now, self.margin_secs);
             for (id, seen) in plan.stale {
                 self.table.note_seen(id, seen, "the chain");
             }
             for duty in plan.duties {
-                if self.start(Action::Duty(duty)) {
-                    started.push(duty);
-                }
+                let action = match duty {
+                    Duty::Challenge(id) => (id, Action::Challenge),
+                    Duty::Settle(id) => (id, Action::Settle),
+                };
+                self.start(action);
+                actions.push(action);
             }
             warnings = plan.warnings;
         }
@@ -139,9 +160,12 @@ impl Watchtower {
             .map(|t| t.elapsed().as_secs());
         let due = self.watcher.claim_due();
         if rules::claim_due_now(due, since_claim, rules::CLAIM_RETRY_SECS) {
-            *self.claimed_at.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(tokio::time::Instant::now());
-            self.start(Action::Claim);
+            *self
+                .claimed_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(tokio::time::Instant::now());
+            self.start((0, Action::Claim));
+            actions.push((0, Action::Claim));
         }
         if check_gas {
             let (balance, price) = self.chain.gas().await.map_err(|e| e.to_string())?;
@@ -153,7 +177,10 @@ impl Watchtower {
                 tracing::warn!("{warning}");
                 warning
             });
-            *self.gas_warning.lock().unwrap_or_else(PoisonError::into_inner) = warning;
+            *self
+                .gas_warning
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = warning;
         }
         for warning in &warnings {
             tracing::warn!("{warning}");
@@ -164,13 +191,13 @@ impl Watchtower {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
         );
-        *self.warnings.lock().unwrap_or_else(PoisonError::into_inner) = warnings;
-        Ok(started)
+        *self.warnings.lock().unwrap_or_else(PoisonError::into_inner) = warnings.clone();
+        Ok(GuardPass { actions, warnings })
     }
 
     /// Send `action`'s transaction in the background unless one is in flight (or the
-    /// watchtower only warns); whether it started.
-    fn start(self: &Arc<Self>, action: Action) -> bool {
+    /// watchtower only warns).
+    fn start(self: &Arc<Self>, action: (ChannelId, Action)) {
         if !self.act
             || !self
                 .acting
@@ -178,7 +205,7 @@ impl Watchtower {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(action)
         {
-            return false;
+            return;
         }
         let tower = self.clone();
         self.tasks.spawn("watchtower transaction", async move {
@@ -189,13 +216,12 @@ impl Watchtower {
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&action);
         });
-        true
     }
 
-    async fn perform(&self, action: Action) {
+    async fn perform(&self, (id, action): (ChannelId, Action)) {
         let client = &self.chain.client;
-        let (id, outcome): (ChannelId, _) = match action {
-            Action::Duty(Duty::Challenge(id)) => {
+        let outcome = match action {
+            Action::Challenge => {
                 let Some(proof) = self.table.get(id).and_then(|c| c.theirs) else {
                     return;
                 };
@@ -204,17 +230,19 @@ impl Watchtower {
                     nonce = proof.nonce,
                     "the partner closed with an older state: submitting its latest proof"
                 );
-                (id, client.update_proof(id, &proof).await)
+                client.update_proof(id, &proof).await
             }
-            Action::Duty(Duty::Settle(id)) => {
+            Action::Settle => {
                 tracing::info!(channel = id, "challenge period over: settling");
-                (id, client.settle(id).await)
+                client.settle(id).await
             }
             Action::Claim => {
                 // Cleared before the claim: a deferral seen meanwhile sets it again.
                 self.watcher.set_claim_due(false);
                 match self.chain.claim().await {
-                    Ok(claimed) if claimed > 0 => tracing::info!(claimed, "claimed a deferred payout"),
+                    Ok(claimed) if claimed > 0 => {
+                        tracing::info!(claimed, "claimed a deferred payout")
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         self.watcher.set_claim_due(true);

@@ -235,5 +235,4 @@ impl ChainClient {
             .into_transaction_request();
         self.send("claim", tx).await
     }
-
 }

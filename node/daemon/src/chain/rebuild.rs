@@ -94,8 +94,7 @@ impl Watcher {
             for (id, channel) in rebuilt {
                 // Payments may have moved the off-chain half meanwhile: the table's is kept.
                 let current = table.channel(id);
-                let merged =
-                    merge_rebuilt(channel, current, authoritative.remove(&id), block_time);
+                let merged = merge_rebuilt(channel, current, authoritative.remove(&id), block_time);
                 if current != Some(&merged) {
                     changes.push(ChannelChange {
                         kind: ChangeKind::Rebuilt,

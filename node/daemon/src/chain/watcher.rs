@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use alloy::providers::Provider;
 use farthing_chain::events::{EventSource, Observed};
-use farthing_core::{ChainEvent, ChangeKind, Channel, ChannelId, apply, change_kind, format_amount};
+use farthing_core::{
+    ChainEvent, ChangeKind, Channel, ChannelId, apply, change_kind, format_amount,
+};
 use farthing_store::{Cursor, Store, StoreError, Write};
 use tokio::sync::broadcast;
 
@@ -134,7 +136,13 @@ impl Watcher {
             });
             match pass {
                 // Behind (catching up after downtime): go on at once.
-                Ok(progress) => wait = if progress.caught_up { base } else { Duration::ZERO },
+                Ok(progress) => {
+                    wait = if progress.caught_up {
+                        base
+                    } else {
+                        Duration::ZERO
+                    }
+                }
                 Err(e) => {
                     let problem = format!("watcher: {e}");
                     let first = {
@@ -211,7 +219,10 @@ impl Watcher {
     /// chain's problem from the node's health (or replaces it with its lag).
     pub(crate) async fn sync_once(&self) -> Result<Progress, SyncError> {
         let progress = self.pass().await?;
-        let limit = self.config.max_lag.saturating_add(self.config.confirmations);
+        let limit = self
+            .config
+            .max_lag
+            .saturating_add(self.config.confirmations);
         let recovered = {
             let mut view = self.lock_view();
             let lag = view.chain_head.saturating_sub(view.synced_block);
@@ -238,9 +249,19 @@ impl Watcher {
         let _turn = self.turn.lock().await;
         let reader = &self.chain.reader;
         let deployment = &self.chain.deployment;
-        let source = EventSource::new(reader, deployment.channel_manager, self.config.confirmations);
-        let head = reader.get_block_number().await.map_err(|e| self.chain_error(&e))?;
-        let confirmed = source.confirmed_head().await.map_err(|e| self.chain_error(&e))?;
+        let source = EventSource::new(
+            reader,
+            deployment.channel_manager,
+            self.config.confirmations,
+        );
+        let head = reader
+            .get_block_number()
+            .await
+            .map_err(|e| self.chain_error(&e))?;
+        let confirmed = source
+            .confirmed_head()
+            .await
+            .map_err(|e| self.chain_error(&e))?;
         let store = self.store.clone();
         let cursor = tokio::task::spawn_blocking(move || store.cursor())
             .await
@@ -257,7 +278,9 @@ impl Watcher {
                     let confirmed = confirmed.ok_or_else(|| {
                         SyncError::Chain("the chain is shorter than its confirmations".into())
                     })?;
-                    return self.rebuild_after_reorg(&source, cursor, confirmed, head).await;
+                    return self
+                        .rebuild_after_reorg(&source, cursor, confirmed, head)
+                        .await;
                 }
                 // A reorg to a shorter branch (or a chain RPC swapping branches) shows this for
                 // a while and heals once the chain grows past the cursor: the block is there
@@ -283,8 +306,14 @@ impl Watcher {
         // The hash of the range's last block is read before its logs, and every log must come
         // from the same block, or the pass is retried.
         let (block_hash, block_time) = self.block(to).await?;
-        let events = source.events(from, to).await.map_err(|e| self.chain_error(&e))?;
-        if events.iter().any(|o| o.block == to && o.block_hash != block_hash) {
+        let events = source
+            .events(from, to)
+            .await
+            .map_err(|e| self.chain_error(&e))?;
+        if events
+            .iter()
+            .any(|o| o.block == to && o.block_hash != block_hash)
+        {
             return Err(SyncError::Chain(format!(
                 "block {to} changed while it was read; retrying"
             )));
@@ -313,7 +342,10 @@ impl Watcher {
                 .filter(|c| c.withdrawal.is_some() && !changed.contains_key(&c.id))
                 .cloned()
                 .collect();
-            for mut channel in expiring.into_iter().chain(std::mem::take(&mut changed).into_values()) {
+            for mut channel in expiring
+                .into_iter()
+                .chain(std::mem::take(&mut changed).into_values())
+            {
                 channel.expire_withdrawal(block_time);
                 changed.insert(channel.id, channel);
             }
@@ -392,7 +424,12 @@ impl Watcher {
         }
         let id = observed.event.channel_id();
         let before = changed.get(&id).cloned().or_else(|| base(id));
-        let after = apply(before.clone(), &observed.event, self.chain.us, observed.block)?;
+        let after = apply(
+            before.clone(),
+            &observed.event,
+            self.chain.us,
+            observed.block,
+        )?;
         if before.as_ref() == Some(&after) {
             return None;
         }

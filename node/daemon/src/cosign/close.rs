@@ -10,7 +10,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, Bytes, U256, Uint};
 use farthing_chain::TxOutcome;
 use farthing_chain::messages::CooperativeClose;
-use farthing_core::{Channel, ChannelId, CHAIN_VIEWS_DIFFER as BEHIND};
+use farthing_core::{CHAIN_VIEWS_DIFFER as BEHIND, Channel, ChannelId};
 use farthing_peer::message::{Message, RejectCode};
 
 use crate::cosign::{ANSWER_TIMEOUT, Cosign, CosignError};
@@ -42,10 +42,7 @@ impl Cosign {
     /// disagrees: the caller then closes unilaterally.
     pub(crate) async fn close(&self, id: ChannelId) -> Result<TxOutcome, CosignError> {
         let channel = self.table.get(id).ok_or(CosignError::UnknownChannel(id))?;
-        let link = self
-            .links
-            .get(channel.partner)
-            .ok_or(CosignError::NoLink)?;
+        let link = self.links.get(channel.partner).ok_or(CosignError::NoLink)?;
         // Durably, before our signature leaves in the request.
         let frozen = self.table.lock().freeze(id);
         frozen.await?;
@@ -77,7 +74,9 @@ impl Cosign {
             Bytes::copy_from_slice(&theirs),
         );
         let client = &self.chain.client;
-        Ok(client.cooperative_close(id, payouts.0, payouts.1, sig_a, sig_b).await?)
+        Ok(client
+            .cooperative_close(id, payouts.0, payouts.1, sig_a, sig_b)
+            .await?)
     }
 
     /// Send our signed close of `channel` on its current balances; (ours, the partner's
@@ -113,7 +112,11 @@ impl Cosign {
 
     /// Answer `peer`'s close request: co-sign only the payouts this node computes itself.
     /// Returns the reply and the write it must wait for (the channel frozen).
-    pub(crate) fn answer_close(&self, peer: Address, request: &CloseRequest) -> (Message, Option<Durable>) {
+    pub(crate) fn answer_close(
+        &self,
+        peer: Address,
+        request: &CloseRequest,
+    ) -> (Message, Option<Durable>) {
         let id = request.channel_id;
         let refuse = |why: String| {
             tracing::info!(%peer, channel = id, "close refused: {why}");

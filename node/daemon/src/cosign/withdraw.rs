@@ -96,7 +96,11 @@ impl Cosign {
             _ => return Err(CosignError::NoAnswer),
         };
         self.signer.verify(&message, &theirs, partner)?;
-        let role = self.table.get(id).ok_or(CosignError::UnknownChannel(id))?.role;
+        let role = self
+            .table
+            .get(id)
+            .ok_or(CosignError::UnknownChannel(id))?
+            .role;
         let (sig_a, sig_b) = role.order(
             Bytes::copy_from_slice(&ours),
             Bytes::copy_from_slice(&theirs),

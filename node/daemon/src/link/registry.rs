@@ -100,6 +100,11 @@ impl Link {
         }
     }
 
+    /// Who dialed it: the partner or this node.
+    pub(crate) fn dialer(&self) -> Address {
+        self.dialer
+    }
+
     /// Turns `true` once the link is gone.
     pub(crate) fn gone(&self) -> watch::Receiver<bool> {
         self.gone.subscribe()
@@ -155,6 +160,8 @@ pub(crate) struct Links {
     links: Mutex<HashMap<Address, Arc<Link>>>,
     /// Links established since the node started (a number that keeps rising says links flap).
     ups: AtomicU64,
+    /// Links closed at once because the partner's simultaneous dial won.
+    declined: AtomicU64,
 }
 
 impl Links {
@@ -173,6 +180,11 @@ impl Links {
         self.ups.load(Ordering::Relaxed)
     }
 
+    /// How many new links were closed at once because the partner's simultaneous dial won.
+    pub(crate) fn declined(&self) -> u64 {
+        self.declined.load(Ordering::Relaxed)
+    }
+
     /// Add `link` to `peer` unless the old one wins a simultaneous dial (`false`: drop the new
     /// one). A replaced old link is closed.
     pub(crate) fn add(&self, peer: Address, link: &Arc<Link>) -> bool {
@@ -186,6 +198,7 @@ impl Links {
                     link.dialer,
                 )
             {
+                self.declined.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
             links.insert(peer, link.clone())
@@ -250,7 +263,11 @@ mod tests {
         assert!(waiting.await.is_err(), "its pending request gives up");
         assert!(Arc::ptr_eq(&links.get(HIGH).expect("linked"), &new));
         links.remove(HIGH, &old);
-        assert_eq!(links.count(), 1, "removing a replaced link leaves the new one");
+        assert_eq!(
+            links.count(),
+            1,
+            "removing a replaced link leaves the new one"
+        );
         assert_eq!(links.established(), 2);
     }
 }

@@ -14,8 +14,8 @@ use crate::cosign::withdraw::WithdrawRequest;
 use crate::link::wire::reject_frame;
 use crate::link::{Cosigned, Link};
 use crate::net::Peering;
-use crate::payments::receive::Received;
 use crate::payments::ProofRefusal;
+use crate::payments::receive::Received;
 use crate::table::Durable;
 
 /// What the reader makes of one burst of frames: the write its answers wait for, the
@@ -282,9 +282,12 @@ impl Peering {
             }
             Err(refusal) => {
                 let reason = refusal.to_string();
-                burst
-                    .replies
-                    .push(reject_frame(channel, proof.nonce, RejectCode::Proof, reason));
+                burst.replies.push(reject_frame(
+                    channel,
+                    proof.nonce,
+                    RejectCode::Proof,
+                    reason,
+                ));
                 Err(refusal)
             }
         }

@@ -39,7 +39,8 @@ impl Peering {
             // blocks; look at the chain once before refusing.
             let unknown = frames.iter().any(|m| {
                 matches!(m, Message::Pay { .. } | Message::PayBatch { .. })
-                    && m.channel_id().is_some_and(|id| self.table.partner_of(id).is_none())
+                    && m.channel_id()
+                        .is_some_and(|id| self.table.partner_of(id).is_none())
             });
             if unknown {
                 let _ = self.watcher.sync().await;

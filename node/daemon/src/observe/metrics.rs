@@ -224,7 +224,10 @@ mod tests {
         one.rpc_error(code::UNKNOWN_CHANNEL);
         one.rpc_error(code::UNKNOWN_CHANNEL);
         let text = one.render(&Snapshot::default());
-        assert!(text.contains("farthing_payments_total{direction=\"out\"} 1\n"), "{text}");
+        assert!(
+            text.contains("farthing_payments_total{direction=\"out\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("farthing_payment_latency_seconds_bucket{le=\"0.0005\"} 0\n"));
         assert!(text.contains("farthing_payment_latency_seconds_bucket{le=\"0.001\"} 1\n"));
         assert!(text.contains("farthing_rpc_errors_total{code=\"1001\"} 2\n"));

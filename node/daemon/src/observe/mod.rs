@@ -5,6 +5,6 @@ pub(crate) mod history;
 pub(crate) mod metrics;
 pub(crate) mod server;
 
-pub use history::{Payment, RECENT_PER_CHANNEL};
 pub(crate) use history::History;
+pub use history::{Payment, RECENT_PER_CHANNEL};
 pub(crate) use metrics::{Metrics, Snapshot};

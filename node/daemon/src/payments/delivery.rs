@@ -65,7 +65,10 @@ impl Deliveries {
 
     /// The partner refused our proof `nonce` of `id`, saying why.
     pub(crate) fn refused(&self, id: ChannelId, nonce: u64, reason: &str) {
-        let waiters = self.lock().get_mut(&id).and_then(|c| c.waiting.remove(&nonce));
+        let waiters = self
+            .lock()
+            .get_mut(&id)
+            .and_then(|c| c.waiting.remove(&nonce));
         for waiter in waiters.into_iter().flatten() {
             let _ = waiter.send(Err(PayError::PartnerRefused(reason.to_owned())));
         }

@@ -93,7 +93,9 @@ impl PayError {
             | Self::BadMemo(_)
             | Self::KeyReused { .. }
             | Self::Unpayable(
-                PaymentError::Zero | PaymentError::Insufficient { .. } | PaymentError::NotOpen { .. },
+                PaymentError::Zero
+                | PaymentError::Insufficient { .. }
+                | PaymentError::NotOpen { .. },
             ) => NextStep::FixRequest,
             Self::NoLink | Self::Store(_) | Self::SignerStopped(_) => NextStep::Retry,
             Self::Undelivered { .. } | Self::PartnerRefused(_) => NextStep::DoNotResend,
@@ -143,7 +145,10 @@ mod tests {
         let cases = [
             (PayError::UnknownChannel(1), NextStep::FixRequest),
             (PaymentError::Zero.into(), NextStep::FixRequest),
-            (PaymentError::Exhausted { id: 1 }.into(), NextStep::CloseChannel),
+            (
+                PaymentError::Exhausted { id: 1 }.into(),
+                NextStep::CloseChannel,
+            ),
             (PayError::NoLink, NextStep::Retry),
             (
                 PayError::Undelivered {

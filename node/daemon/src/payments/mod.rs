@@ -31,7 +31,7 @@ use crate::observe::{History, Metrics};
 use crate::signer::Signer;
 use crate::table::ChannelTable;
 use crate::tasks::Tasks;
-use delivery::{Deliveries, Delivered};
+use delivery::{Delivered, Deliveries};
 use idempotency::{Keyed, Keys};
 use outbox::Outboxes;
 
@@ -86,7 +86,10 @@ impl Payments {
         memo: &[u8],
         key: Option<&str>,
     ) -> Result<Paid, PayError> {
-        let partner = self.table.partner_of(id).ok_or(PayError::UnknownChannel(id))?;
+        let partner = self
+            .table
+            .partner_of(id)
+            .ok_or(PayError::UnknownChannel(id))?;
         self.store_health.require()?;
         let memo = Memo::new(memo.to_vec()).map_err(|e| PayError::BadMemo(e.to_string()))?;
         let recorded = memo.as_bytes().to_vec();
@@ -94,19 +97,28 @@ impl Payments {
         let record = |paid: Paid| {
             if !paid.repeated {
                 self.metrics.paid(paid.amount, started.elapsed());
-                self.history
-                    .record(paid.channel, true, paid.nonce, paid.amount, recorded.clone());
+                self.history.record(
+                    paid.channel,
+                    true,
+                    paid.nonce,
+                    paid.amount,
+                    recorded.clone(),
+                );
             }
             paid
         };
         let Some(key) = key else {
             let (paid, delivered) = self.sign_queued(id, partner, amount, memo, None).await?;
-            return self.await_delivery(paid, delivered, ACK_TIMEOUT).await.map(record);
+            return self
+                .await_delivery(paid, delivered, ACK_TIMEOUT)
+                .await
+                .map(record);
         };
         match self.pay_keyed(id, partner, amount, memo, key).await? {
-            Keyed::New(paid, delivered) => {
-                self.await_delivery(paid, delivered, ACK_TIMEOUT).await.map(record)
-            }
+            Keyed::New(paid, delivered) => self
+                .await_delivery(paid, delivered, ACK_TIMEOUT)
+                .await
+                .map(record),
             Keyed::Earlier(earlier) => self.repeat(id, amount, key, earlier).await,
         }
     }

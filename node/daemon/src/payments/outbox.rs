@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use alloy::primitives::{Address, Bytes};
 use farthing_core::{ChannelId, SignedProof, plan_batch};
-use farthing_peer::message::{MAX_BATCH, MAX_BATCH_BYTES, Memo, Payments as Batch, batch_entry_len};
+use farthing_peer::message::{
+    MAX_BATCH, MAX_BATCH_BYTES, Memo, Payments as Batch, batch_entry_len,
+};
 use farthing_store::{KeyedPayment, StoreError, Write};
 use tokio::sync::oneshot;
 
@@ -163,7 +165,10 @@ impl Payments {
     fn sign_batch(&self, id: ChannelId, partner: Address, batch: Vec<Queued>) {
         // Its caller went away before it was signed: it is not made. (A keyed payment's caller
         // never goes away here: pay() waits for it in a task of its own.)
-        let batch: Vec<Queued> = batch.into_iter().filter(|p| !p.signed.is_closed()).collect();
+        let batch: Vec<Queued> = batch
+            .into_iter()
+            .filter(|p| !p.signed.is_closed())
+            .collect();
         let refuse_all = |batch: Vec<Queued>, error: &dyn Fn() -> PayError| {
             for payment in batch {
                 let _ = payment.signed.send(Err(error()));
@@ -182,7 +187,11 @@ impl Payments {
             return refuse_all(batch, &|| PayError::blocked(id, blocked.clone()));
         }
         if let Some(reason) = self.store_health.failing() {
-            return refuse_all(batch, &|| PayError::Store(StoreError::Unavailable { reason: reason.clone() }));
+            return refuse_all(batch, &|| {
+                PayError::Store(StoreError::Unavailable {
+                    reason: reason.clone(),
+                })
+            });
         }
         let amounts: Vec<u128> = batch.iter().map(|p| p.amount).collect();
         let plan = plan_batch(channel, &amounts);
@@ -204,12 +213,23 @@ impl Payments {
         for payment in carried {
             // next_batch took no more than a frame holds: a subset of it fits too.
             if let Err((amount, _)) = frame.push(payment.amount, payment.memo) {
-                tracing::error!(channel = id, amount, "a batch did not fit its frame: not signed");
+                tracing::error!(
+                    channel = id,
+                    amount,
+                    "a batch did not fit its frame: not signed"
+                );
                 return;
             }
             if let Some(key) = payment.key {
                 let amount = payment.amount;
-                keys.push(Write::PaymentKey(key, KeyedPayment { channel: id, nonce, amount }));
+                keys.push(Write::PaymentKey(
+                    key,
+                    KeyedPayment {
+                        channel: id,
+                        nonce,
+                        amount,
+                    },
+                ));
             }
             answers.push((payment.amount, payment.signed));
         }
@@ -229,7 +249,10 @@ impl Payments {
             .into_iter()
             .map(|(amount, signed)| (amount, signed, self.deliveries.expect(id, nonce)))
             .collect();
-        link.send(proof_frame(id, (nonce, transferred), signature, frame), Some(durable));
+        link.send(
+            proof_frame(id, (nonce, transferred), signature, frame),
+            Some(durable),
+        );
         drop(table);
         for (amount, signed, delivered) in waiting {
             let paid = Paid {

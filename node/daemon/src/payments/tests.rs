@@ -136,7 +136,10 @@ async fn a_payment_leaves_durable_signed_and_returns_on_the_partners_ack() {
     let again = payments.pay(1, 30, b"", Some("k1")).await.expect("repeat");
     assert!(again.repeated && again.nonce == 1);
     let reused = payments.pay(1, 31, b"", Some("k1")).await;
-    assert!(matches!(reused, Err(PayError::KeyReused { amount: 30, .. })));
+    assert!(matches!(
+        reused,
+        Err(PayError::KeyReused { amount: 30, .. })
+    ));
     assert_eq!(payments.table.our_nonce(1), 1, "nothing more was signed");
 }
 
@@ -164,7 +167,11 @@ async fn payments_queued_together_share_one_proof_and_refusals_are_one_by_one() 
         };
         assert_eq!((nonce, transferred), (1, 90));
         let amounts: Vec<u128> = carried.iter().map(|(amount, _)| *amount).collect();
-        assert_eq!(amounts, vec![40, 50], "the 70 does not fit after the 40; the 50 does");
+        assert_eq!(
+            amounts,
+            vec![40, 50],
+            "the 70 does not fit after the 40; the 50 does"
+        );
         payments.partner_holds(1, 1);
     };
     let (a, b, c, ()) = tokio::join!(pay(40), pay(70), pay(50), acking);
@@ -173,11 +180,13 @@ async fn payments_queued_together_share_one_proof_and_refusals_are_one_by_one() 
     assert!(
         matches!(
             b,
-            Err(PayError::Unpayable(farthing_core::PaymentError::Insufficient {
-                available: 60,
-                amount: 70,
-                ..
-            }))
+            Err(PayError::Unpayable(
+                farthing_core::PaymentError::Insufficient {
+                    available: 60,
+                    amount: 70,
+                    ..
+                }
+            ))
         ),
         "{b:?}"
     );

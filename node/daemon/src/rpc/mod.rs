@@ -193,7 +193,11 @@ impl FarthingApiServer for RpcHandler {
 
     async fn claim(&self) -> Result<ClaimResult, ApiError> {
         self.counted(async {
-            let claimed = self.node.claim().await.map_err(|e| self.map_op("claim", e))?;
+            let claimed = self
+                .node
+                .claim()
+                .await
+                .map_err(|e| self.map_op("claim", e))?;
             Ok(ClaimResult {
                 claimed: format_amount(claimed, self.decimals()),
             })
@@ -257,9 +261,10 @@ impl FarthingApiServer for RpcHandler {
     async fn balances(&self) -> Result<Balances, ApiError> {
         self.counted(async {
             let unavailable = |e: &dyn std::fmt::Display| ApiError::ChainUnavailable(e.to_string());
-            let gas = alloy::providers::Provider::get_balance(self.node.reader(), self.node.address())
-                .await
-                .map_err(|e| unavailable(&e))?;
+            let gas =
+                alloy::providers::Provider::get_balance(self.node.reader(), self.node.address())
+                    .await
+                    .map_err(|e| unavailable(&e))?;
             let token = self
                 .node
                 .token_balance()
