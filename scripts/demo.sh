@@ -19,10 +19,7 @@ keep=false
 [[ "${1:-}" == "--keep" ]] && keep=true
 
 "$ROOT/scripts/setup.sh"
-note "building the contracts and the farthing binary"
-build_contracts
-(cd "$ROOT" && cargo build --quiet -p farthing) || die "cargo build failed"
-farthing="$CARGO_TARGET_DIR/debug/farthing"
+farthing="$(build_farthing debug)"
 
 "$ROOT/scripts/devnet.sh" stop >/dev/null
 rpc="$("$ROOT/scripts/devnet.sh" start)"
@@ -119,4 +116,6 @@ check_balance "$alice" 991.000000 alice
 check_balance "$bob" 1009.000000 bob
 echo "alice: $(usdc "$alice") USDC    bob: $(usdc "$bob") USDC    (10 paid, 1 paid back: exact to the unit)"
 note "demo done: balances exact"
-$keep && note "devnet at $rpc and alice's node at $node_url left running (data dir $node_dir)"
+if $keep; then
+  note "devnet at $rpc and alice's node at $node_url left running (data dir $node_dir)"
+fi

@@ -34,6 +34,18 @@ build_contracts() {
     || die "forge build failed: run (cd contracts && node_modules/.bin/forge build) to see why"
 }
 
+# Build the contracts (the Rust bindings are generated from them), then the farthing binary
+# with cargo profile $1 (release or debug, default debug); print the binary's path.
+build_farthing() {
+  local profile="${1:-debug}" flags=()
+  [[ "$profile" == release ]] && flags=(--release)
+  note "building the contracts and the farthing binary ($profile)"
+  build_contracts
+  (cd "$ROOT" && cargo build --quiet "${flags[@]}" -p farthing) >&2 \
+    || die "cargo build failed: run (cargo build ${flags[*]} -p farthing) to see why"
+  echo "$CARGO_TARGET_DIR/$profile/farthing"
+}
+
 # The creation bytecode of a contract from its forge artifact.
 artifact_bytecode() {
   local name="$1"

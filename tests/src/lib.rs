@@ -1,27 +1,24 @@
-//! Harness for Farthing's end-to-end tests: a real anvil on a free port, configured from
-//! `anvil-config/devnet.env`, and the real contracts deployed through the generated bindings.
+//! Harness for Farthing's end-to-end tests. The devnet itself — a real anvil on a free port
+//! configured from `anvil-config/devnet.env`, the real contracts deployed through the generated
+//! bindings, `farthing node` child processes — is `farthing-devnet` (node/devnet), shared with
+//! `farthing bench` and re-exported here; this crate adds what only the tests need: the
+//! `farthing` binary next to the test binary, participants bound to the contracts, in-process
+//! node configs, waiting helpers.
 //!
 //! Every [`Devnet`] is its own anvil process (port 0: the OS picks a free port, so tests run
 //! in parallel), killed when the value is dropped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::primitives::Address;
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
-use eyre::{Context, Result, bail, eyre};
 use farthing_chain::Deployment;
 use farthing_chain::contracts::{ChannelManager, MockUSDC};
-
-/// One USDC in base units (6 decimals).
-pub const USDC: u64 = 1_000_000;
+pub use farthing_devnet::{Devnet, DevnetOptions, DevnetParams, NodeCommand, NodeProcess, USDC};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -29,203 +26,6 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .unwrap()
         .to_owned()
-}
-
-/// `anvil-config/devnet.env` as key/value pairs.
-pub fn devnet_env() -> HashMap<String, String> {
-    let path = repo_root().join("anvil-config/devnet.env");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
-        .collect()
-}
-
-/// A running anvil devnet.
-pub struct Devnet {
-    child: Child,
-    /// HTTP RPC URL.
-    pub rpc_url: String,
-    /// Chain id from `devnet.env`.
-    pub chain_id: u64,
-    env: HashMap<String, String>,
-}
-
-impl Devnet {
-    /// Start anvil (from `contracts/node_modules`, or `$FARTHING_ANVIL`) on a free port.
-    pub fn start() -> Result<Self> {
-        Self::spawn(0, None)
-    }
-
-    /// Start anvil on `port` (0: a free one) keeping its chain in `state`: loaded at start if
-    /// the file exists, written when the devnet is stopped with [`Devnet::stop_gracefully`].
-    /// Lets a test take the chain away from a node and bring the same chain back.
-    pub fn start_persistent(port: u16, state: &Path) -> Result<Self> {
-        Self::spawn(port, Some(state))
-    }
-
-    /// The port anvil listens on.
-    pub fn port(&self) -> u16 {
-        self.rpc_url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Stop anvil with SIGTERM (it writes its state file, if any) and wait for it.
-    pub fn stop_gracefully(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-
-    fn spawn(port: u16, state: Option<&Path>) -> Result<Self> {
-        let env = devnet_env();
-        let anvil = std::env::var_os("FARTHING_ANVIL")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("contracts/node_modules/.bin/anvil"));
-        if !anvil.exists() {
-            bail!("{} is missing: run scripts/setup.sh", anvil.display());
-        }
-        let mut cmd = Command::new(&anvil);
-        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--chain-id", &env["DEVNET_CHAIN_ID"]])
-            .args(["--mnemonic", &env["DEVNET_MNEMONIC"]])
-            .args(["--accounts", &env["DEVNET_ACCOUNTS"]])
-            .args(["--balance", &env["DEVNET_BALANCE_ETH"]])
-            .args(["--hardfork", &env["DEVNET_HARDFORK"]])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(state) = state {
-            cmd.arg("--state").arg(state);
-        }
-        let mut child = cmd
-            .spawn()
-            .wrap_err_with(|| format!("spawning {}", anvil.display()))?;
-
-        // anvil prints "Listening on 127.0.0.1:PORT" once it serves; keep draining its output
-        // afterwards so it never blocks on a full pipe.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("Listening on ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                bail!("anvil did not report its listening address within 10 s");
-            }
-        };
-        Ok(Self {
-            child,
-            rpc_url: format!("http://{addr}"),
-            chain_id: env["DEVNET_CHAIN_ID"].parse()?,
-            env,
-        })
-    }
-
-    /// A devnet key from `devnet.env` (`DEPLOYER`, `ALICE`, `BOB`).
-    pub fn key(&self, name: &str) -> PrivateKeySigner {
-        self.env[&format!("DEVNET_{name}_KEY")].parse().unwrap()
-    }
-
-    /// Give `who` `eth` ether (anvil_setBalance).
-    pub async fn fund_ether(&self, who: Address, eth: u64) -> Result<()> {
-        let provider = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
-        let wei = U256::from(eth) * U256::from(10u64).pow(U256::from(18));
-        let _: serde_json::Value = provider
-            .raw_request("anvil_setBalance".into(), (who, wei))
-            .await?;
-        Ok(())
-    }
-
-    /// A provider that signs and sends transactions as `signer`.
-    pub fn provider(&self, signer: &PrivateKeySigner) -> DynProvider {
-        ProviderBuilder::new()
-            .wallet(EthereumWallet::from(signer.clone()))
-            .connect_http(self.rpc_url.parse().unwrap())
-            .erased()
-    }
-
-    /// Deploy MockUSDC (owned by the deployer, who may mint) and ChannelManager with the
-    /// devnet's challenge-period bounds; returns the deployment as `scripts/deploy.sh` would
-    /// write it.
-    pub async fn deploy(&self) -> Result<Deployment> {
-        let deployer = self.key("DEPLOYER");
-        let provider = self.provider(&deployer);
-        let min: u32 = self.env["DEVNET_MIN_CHALLENGE_PERIOD"].parse()?;
-        let max: u32 = self.env["DEVNET_MAX_CHALLENGE_PERIOD"].parse()?;
-        let deployment_block = provider.get_block_number().await? + 1;
-        let token = MockUSDC::deploy(&provider, deployer.address()).await?;
-        token
-            .configureMinter(deployer.address(), U256::MAX)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        let manager = ChannelManager::deploy(&provider, min, max).await?;
-        Ok(Deployment {
-            chain_id: self.chain_id,
-            channel_manager: *manager.address(),
-            token: *token.address(),
-            token_decimals: 6,
-            deployment_block,
-            deployer: deployer.address(),
-            min_challenge_period: min,
-            max_challenge_period: max,
-        })
-    }
-
-    /// Mint `amount` base units of the deployment's MockUSDC to `to`.
-    pub async fn mint(&self, deployment: &Deployment, to: Address, amount: u64) -> Result<()> {
-        let provider = self.provider(&self.key("DEPLOYER"));
-        let token = MockUSDC::new(deployment.token, &provider);
-        let receipt = token
-            .mint(to, U256::from(amount))
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        if !receipt.status() {
-            bail!("mint to {to} reverted");
-        }
-        Ok(())
-    }
-
-    /// Move the chain's clock forward by `seconds` and mine a block.
-    pub async fn advance_time(&self, seconds: u64) -> Result<()> {
-        let provider = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
-        let _: serde_json::Value = provider
-            .raw_request("evm_increaseTime".into(), (seconds,))
-            .await?;
-        let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await?;
-        Ok(())
-    }
-
-    /// Wait until the RPC answers (it does as soon as anvil prints its address; this is for
-    /// callers that restart things).
-    pub async fn wait_ready(&self) -> Result<()> {
-        let provider = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while provider.get_chain_id().await.is_err() {
-            if Instant::now() > deadline {
-                return Err(eyre!("anvil at {} does not answer", self.rpc_url));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
 }
 
 /// The `farthing` binary next to this test binary (`cargo build -p farthing`; `cargo test` alone
@@ -241,9 +41,10 @@ pub fn farthing_bin() -> PathBuf {
     bin
 }
 
-/// The real `farthing node` as a child process.
+/// The real `farthing node` (from [`farthing_bin`]) as a child process, its log on the test's
+/// stderr; killed when dropped.
 pub struct Daemon {
-    child: Child,
+    process: NodeProcess,
     /// Its RPC, `http://HOST:PORT`.
     pub url: String,
     /// Where it listens for partner nodes.
@@ -264,71 +65,25 @@ impl Daemon {
         deployment: &Path,
         extra: &[&str],
     ) -> Self {
-        let account = account.to_string();
-        let mut child = Command::new(farthing_bin())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "node",
-                "--dev",
-                &account,
-                "--rpc-url",
-                rpc_url,
-                "--rpc-listen",
-                "127.0.0.1:0",
-            ])
+        let process = NodeCommand::new(&farthing_bin(), account, data_dir, rpc_url, deployment)
             .args(extra)
-            .arg("--deployment")
-            .arg(deployment)
-            .args(if extra.contains(&"--peer-listen") {
-                &[][..]
-            } else {
-                &["--peer-listen", "127.0.0.1:0"][..]
-            })
-            .args(["--log-level", "warn"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "farthing node 0x.. peers on HOST:PORT listening on HOST:PORT"
-        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        if words.len() != 9 || words[6] != "listening" {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("unexpected first line: {line:?}");
-        }
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
         Self {
-            child,
-            url: format!("http://{}", words[8]),
-            peers: words[5].clone(),
+            url: process.url.clone(),
+            peers: process.peers.clone(),
+            process,
         }
     }
 
     /// SIGKILL: the process dies at once, mid-write or not.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::mem::forget(self);
+    pub fn kill(self) {
+        self.process.kill();
     }
 
     /// SIGTERM, and the exit status of a clean shutdown.
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        std::mem::forget(self);
-        status
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn stop(self) -> std::process::ExitStatus {
+        self.process.stop().unwrap()
     }
 }
 
@@ -413,11 +168,4 @@ macro_rules! send {
         );
         receipt
     }};
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
