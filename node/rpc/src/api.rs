@@ -11,6 +11,7 @@ use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AmountProblem, ApiError};
+pub use crate::state::ChannelState;
 
 /// The Farthing node's JSON-RPC API, namespace `farthing` (`farthing_info`, …).
 ///
@@ -304,45 +305,6 @@ impl ChannelView {
             sent_nonce: channel.ours.as_ref().map_or(0, |p| p.nonce),
             received: format_amount(channel.received(), decimals),
             received_nonce: channel.theirs.as_ref().map_or(0, |p| p.nonce),
-        }
-    }
-}
-
-/// [`ChannelView::state`]: the contract's view of the channel's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelState {
-    /// Payments, top-ups and closing are possible.
-    Open,
-    /// Closed unilaterally: the challenge period runs until `settle_after`.
-    Closed,
-    /// Paid out; final.
-    Settled,
-}
-
-impl ChannelState {
-    /// The name on the wire: `"open"`, `"closed"`, `"settled"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-            Self::Settled => "settled",
-        }
-    }
-}
-
-impl std::fmt::Display for ChannelState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<ChainState> for ChannelState {
-    fn from(state: ChainState) -> Self {
-        match state {
-            ChainState::Open => Self::Open,
-            ChainState::Closed => Self::Closed,
-            ChainState::Settled => Self::Settled,
         }
     }
 }

@@ -6,7 +6,7 @@ use farthing_core::{AmountError, ChannelId, format_amount};
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned};
 use serde_json::{Value, json};
 
-use crate::api::ChannelState;
+use crate::state::ChannelState;
 
 /// The stable JSON-RPC error codes of [`ApiError`]. Clients match on these, never on messages.
 pub mod code {

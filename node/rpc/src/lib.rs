@@ -46,6 +46,7 @@ mod auth;
 mod client;
 mod error;
 mod server;
+mod state;
 
 pub use api::{
     Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
