@@ -1,0 +1,181 @@
+//! `farthing node`: the daemon's flags, folded into the node's [`Config`], and its run until
+//! a signal (or a fatal failure of the node) stops it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use eyre::{Context, Result, eyre};
+use farthing_daemon::{Config, KeySource, Node, RpcHandler};
+use farthing_rpc::{FarthingApiServer, RpcServerConfig};
+
+/// `farthing node` flags; each overrides the config file.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// Config file (default: DATA_DIR/farthing.toml if it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Chain RPC URL.
+    #[arg(long)]
+    rpc_url: Option<String>,
+    /// Expected chain id.
+    #[arg(long)]
+    chain_id: Option<u64>,
+    /// Deployment file.
+    #[arg(long)]
+    deployment: Option<PathBuf>,
+    /// Confirmations before an event is applied.
+    #[arg(long)]
+    confirmations: Option<u64>,
+    /// Listen address of the RPC.
+    #[arg(long)]
+    rpc_listen: Option<SocketAddr>,
+    /// Listen address for partner nodes.
+    #[arg(long)]
+    peer_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (GET /metrics) on this address.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// A partner node to keep a link to (0xADDRESS@host:port); repeatable.
+    #[arg(long = "connect", value_name = "PEER")]
+    connect: Vec<String>,
+    /// Use devnet account N of the public test mnemonic (devnets only).
+    #[arg(long, value_name = "N", conflicts_with_all = ["key_file", "keystore"])]
+    dev: Option<u32>,
+    /// Raw key file (64 hex digits, mode 0600).
+    #[arg(long, conflicts_with = "keystore")]
+    key_file: Option<PathBuf>,
+    /// Ethereum keystore; password from --password-file or FARTHING_KEY_PASSWORD.
+    #[arg(long)]
+    keystore: Option<PathBuf>,
+    /// File holding the keystore password.
+    #[arg(long, requires = "keystore")]
+    password_file: Option<PathBuf>,
+    /// Log filter (info, debug, ...).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
+    let file = args
+        .config
+        .clone()
+        .unwrap_or_else(|| data_dir.join("farthing.toml"));
+    let mut config = if file.exists() {
+        Config::from_file(&file)?
+    } else {
+        Config::default()
+    };
+    config.data_dir = data_dir.to_owned();
+    if let Some(v) = args.rpc_url {
+        config.chain.rpc_url = v;
+    }
+    if let Some(v) = args.chain_id {
+        config.chain.chain_id = v;
+    }
+    if let Some(v) = args.deployment {
+        config.chain.deployment = v;
+    }
+    if let Some(v) = args.confirmations {
+        config.chain.confirmations = v;
+    }
+    if let Some(v) = args.rpc_listen {
+        config.rpc.listen = v;
+    }
+    if let Some(v) = args.peer_listen {
+        config.peer.listen = v;
+    }
+    if let Some(v) = args.metrics_listen {
+        config.metrics.listen = Some(v);
+    }
+    config.peer.connect.extend(args.connect);
+    if let Some(n) = args.dev {
+        config.key = KeySource::DevAccount(n);
+    }
+    if let Some(path) = args.key_file {
+        config.key = KeySource::RawKeyFile(path);
+    }
+    if let Some(path) = args.keystore {
+        config.key = KeySource::Keystore {
+            path,
+            password_file: args.password_file,
+        };
+    }
+    if let Some(v) = args.log_level {
+        config.log_level = v;
+    }
+    config.validate()?;
+    init_logging(&config.log_level)?;
+
+    let node = Node::start(config.clone()).await?;
+    let token = farthing_rpc::ensure_token(&config.data_dir)?;
+    let rpc_config = RpcServerConfig {
+        listen: config.rpc.listen,
+        max_connections: config.rpc.max_connections,
+        max_request_bytes: config.rpc.max_request_bytes,
+        ..RpcServerConfig::default()
+    };
+    let (addr, server) = farthing_rpc::start(
+        &rpc_config,
+        &token,
+        RpcHandler::new(node.clone()).into_rpc(),
+    )
+    .await?;
+    let peers = node
+        .listen_peers(config.peer.listen)
+        .await
+        .wrap_err_with(|| format!("cannot listen for peers on {}", config.peer.listen))?;
+    for peer in &config.peer.connect {
+        node.keep_linked(peer.parse()?);
+    }
+    if let Some(listen) = config.metrics.listen {
+        let bound = node
+            .serve_metrics(listen)
+            .await
+            .wrap_err_with(|| format!("cannot serve metrics on {listen}"))?;
+        tracing::info!(metrics = %bound, "Prometheus metrics at http://{bound}/metrics");
+    }
+    tracing::info!(rpc = %addr, %peers, token_file = %farthing_rpc::token_path(&config.data_dir).display(), "listening");
+    println!(
+        "farthing node {} peers on {peers} listening on {addr}",
+        node.address()
+    );
+
+    // A task the node cannot run without (the store guard) failing stops it too, non-zero.
+    let fatal = tokio::select! {
+        signal = wait_for_signal() => {
+            signal.wrap_err("installing signal handlers")?;
+            None
+        }
+        reason = node.fatal() => Some(reason),
+    };
+    tracing::info!("shutting down");
+    let _ = server.stop();
+    server.stopped().await;
+    node.shutdown().await;
+    match fatal {
+        None => Ok(()),
+        Some(reason) => Err(eyre!("the node stopped: {reason}")),
+    }
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_logging(filter: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| eyre!("log_level {filter:?} is not a valid filter: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
