@@ -6,17 +6,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod eventually;
+
+pub use eventually::{Look, PATIENCE, done_if, eventually, soon};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use eyre::{Context, Result, bail, eyre};
+use eyre::{Context, Result, bail};
 use farthing_chain::Deployment;
 use farthing_chain::contracts::{ChannelManager, MockUSDC};
 
@@ -56,6 +59,11 @@ impl Devnet {
     /// Start anvil (from `contracts/node_modules`, or `$FARTHING_ANVIL`) on a free port.
     pub fn start() -> Result<Self> {
         Self::spawn(0, None)
+    }
+
+    /// Start anvil on `port` (0: a free one; [`fixed_port`] for a port to start on again).
+    pub fn start_on(port: u16) -> Result<Self> {
+        Self::spawn(port, None)
     }
 
     /// Start anvil on `port` (0: a free one) keeping its chain in `state`: loaded at start if
@@ -120,11 +128,11 @@ impl Devnet {
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(10)) {
+        let addr = match rx.recv_timeout(PATIENCE) {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                bail!("anvil did not report its listening address within 10 s");
+                bail!("anvil did not report its listening address within {PATIENCE:?}");
             }
         };
         Ok(Self {
@@ -217,13 +225,8 @@ impl Devnet {
     /// callers that restart things).
     pub async fn wait_ready(&self) -> Result<()> {
         let provider = ProviderBuilder::new().connect_http(self.rpc_url.parse()?);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while provider.get_chain_id().await.is_err() {
-            if Instant::now() > deadline {
-                return Err(eyre!("anvil at {} does not answer", self.rpc_url));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("anvil at {} to answer", self.rpc_url);
+        eventually(PATIENCE, &what, async || provider.get_chain_id().await).await;
         Ok(())
     }
 }
@@ -369,15 +372,41 @@ impl Party {
     }
 }
 
-/// Wait (up to 6 s) until `check` holds; panic naming `what` otherwise.
-pub async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..300 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// A free port on 127.0.0.1 below the kernel's ephemeral port range, for a server that must
+/// come back on the same port after a restart (a node's peer port, a persistent anvil).
+///
+/// A port from the ephemeral range (what port 0 gives) is free for any outgoing connection's
+/// automatic bind while its server is down — even for a client that keeps reconnecting to that
+/// very port (a TCP self-connect) — and the restart then fails to bind. Ports below the range
+/// are only ever taken by an explicit bind.
+pub fn fixed_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let low = 10_000u16;
+    let span = ephemeral_low.saturating_sub(low).max(1);
+    // Tests run in parallel (threads and processes): start at a random port of the range.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let start = (hasher.finish() % u64::from(span)) as u16;
+    (0..span)
+        .map(|i| low + (start + i) % span)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range")
+}
+
+/// Write `DATA_DIR/farthing.toml` so that the `farthing node` started on `data_dir` has a
+/// watchtower that only warns (`watchtower.act = false`): tests that settle and claim through
+/// the RPC themselves then see exactly their own transactions, never the watchtower's.
+pub fn watchtower_only_warns(data_dir: &Path) {
+    std::fs::create_dir_all(data_dir).unwrap();
+    std::fs::write(
+        data_dir.join("farthing.toml"),
+        "[watchtower]\nact = false\n",
+    )
+    .unwrap();
 }
 
 /// A node's config for `devnet` and deployment `d`: devnet account `account`'s key, data in

@@ -32,3 +32,4 @@ pub use node::{ChannelChange, Health, Node, StartError, SyncError};
 pub use ops::{MAX_DEPOSIT, OpError, WITHDRAW_VALIDITY_SECS};
 pub use payments::PayError;
 pub use rpc::RpcHandler;
+pub use watchtower::{Action, GuardPass};

@@ -127,6 +127,8 @@ pub(crate) struct Links {
     links: Mutex<HashMap<Address, Arc<Link>>>,
     /// Links established since the node started (a number that keeps rising says links flap).
     ups: std::sync::atomic::AtomicU64,
+    /// Links closed at once because the partner's simultaneous dial won.
+    declined: std::sync::atomic::AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     deliveries: Mutex<HashMap<ChannelId, Delivery>>,
 }
@@ -403,6 +405,21 @@ impl Node {
         self.links().ups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many links were closed at once since the node started because the partner dialed
+    /// at the same moment and its link won (both nodes keep the one the lower address dialed).
+    /// With [`Node::links_established`]: every link that passed the handshake (while the store
+    /// worked) is counted once.
+    pub fn links_declined(&self) -> u64 {
+        self.links()
+            .declined
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Who dialed the link to `peer` that is up (the partner or this node), if one is.
+    pub fn link_dialer(&self, peer: Address) -> Option<Address> {
+        self.links().get(peer).map(|link| link.dialer)
+    }
+
     /// How many partner links are up.
     pub fn link_count(&self) -> usize {
         self.links()
@@ -456,6 +473,9 @@ impl Node {
             {
                 // Both nodes dialed each other at the same moment: both keep the link the lower
                 // address dialed (each applies the same rule), and this one closes.
+                self.links()
+                    .declined
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
             links.insert(peer, link.clone())

@@ -34,13 +34,24 @@ const DEFENCE_GAS_PER_CHANNEL: u128 = 200_000;
 
 /// What the watchtower may do for a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Action {
+pub enum Action {
     /// Submit the partner's latest proof we hold.
     Challenge,
     /// Pay out after the challenge period.
     Settle,
     /// Claim what a token refused to pay us.
     Claim,
+}
+
+/// What one guard pass found: the actions it called for and the warnings it raised.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardPass {
+    /// Every `(channel, action)` the pass called for (a claim is channel 0): each was sent
+    /// now, or was already in flight (one transaction per channel and action at a time), or —
+    /// with `watchtower.act = false` — only logged. Empty: nothing to do on-chain.
+    pub actions: Vec<(ChannelId, Action)>,
+    /// The node's watchtower warnings after this pass (also in [`Node::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// The watchtower's state: what is in flight, and its warnings.
@@ -121,14 +132,16 @@ impl Node {
     }
 
     /// One guard pass: challenge stale closes, settle what may be settled, claim deferred
-    /// payouts; refresh the warnings.
-    pub async fn guard(&self, check_gas: bool) -> Result<(), String> {
+    /// payouts; refresh the warnings. Returns what the pass called for, so a caller (a test)
+    /// can tell "nothing to do" from "not looked yet".
+    pub async fn guard(&self, check_gas: bool) -> Result<GuardPass, String> {
         let channels = self.channel_records();
         let closing: Vec<&Channel> = channels
             .iter()
             .filter(|c| c.on_chain.state == ChainState::Closed)
             .collect();
         let mut warnings = Vec::new();
+        let mut actions = Vec::new();
         if !closing.is_empty() {
             let now = self
                 .reader()
@@ -146,6 +159,7 @@ impl Node {
                 let deadline = channel.on_chain.settle_after;
                 if needs_challenge(channel) && now < deadline {
                     self.act(channel.id, Action::Challenge);
+                    actions.push((channel.id, Action::Challenge));
                     let left = deadline.saturating_sub(now);
                     if left <= self.config().watchtower.margin_secs {
                         warnings.push(format!(
@@ -155,6 +169,7 @@ impl Node {
                     }
                 } else if now >= deadline {
                     self.act(channel.id, Action::Settle);
+                    actions.push((channel.id, Action::Settle));
                 }
             }
         }
@@ -168,6 +183,7 @@ impl Node {
                 *claimed_at = Some(tokio::time::Instant::now());
                 drop(claimed_at);
                 self.act(0, Action::Claim);
+                actions.push((0, Action::Claim));
             }
         }
         if check_gas {
@@ -217,8 +233,8 @@ impl Node {
             .watchtower()
             .warnings
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = warnings;
-        Ok(())
+            .unwrap_or_else(PoisonError::into_inner) = warnings.clone();
+        Ok(GuardPass { actions, warnings })
     }
 
     /// Send the action's transaction in the background unless one is in flight.
