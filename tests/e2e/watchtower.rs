@@ -24,6 +24,18 @@ struct Setup {
     bob_first: SignedProof,
     bob_last: SignedProof,
     alice_last: SignedProof,
+    /// Transactions alice's address had sent when bob's node went away (the open).
+    alice_sent: u64,
+}
+
+/// How many transactions `who` has sent, counting those still in the pool.
+async fn sent_by(s: &Setup, who: Address) -> u64 {
+    s.devnet
+        .provider(&s.devnet.key("DEPLOYER"))
+        .get_transaction_count(who)
+        .pending()
+        .await
+        .unwrap()
 }
 
 async fn setup() -> Setup {
@@ -81,6 +93,16 @@ async fn setup() -> Setup {
         "alice's node holds bob's latest proof"
     );
     bob.shutdown().await;
+    let alice_sent = devnet
+        .provider(&devnet.key("DEPLOYER"))
+        .get_transaction_count(alice.address())
+        .pending()
+        .await
+        .unwrap();
+    assert_eq!(
+        alice_sent, 1,
+        "alice's node opened the channel (permit: no approve)"
+    );
     Setup {
         devnet,
         d,
@@ -89,6 +111,7 @@ async fn setup() -> Setup {
         bob_first,
         bob_last,
         alice_last,
+        alice_sent,
     }
 }
 
@@ -165,9 +188,10 @@ async fn bob_closes_stale(s: &Setup) -> Party {
     bob_closes(s, &s.bob_first).await.0
 }
 
-/// alice's node answers with bob's latest proof, then settles after the window; exact payouts:
-/// alice 10 - 3 + 2 = 9, bob 10 + 3 - 2 = 11.
-async fn alice_defends(s: &Setup, alice: &Node, bob: &Party) {
+/// alice's node answers with bob's latest proof (if `challenged`), then settles after the
+/// window; exact payouts: alice 10 - 3 + 2 = 9, bob 10 + 3 - 2 = 11. Those are the only
+/// transactions alice's node sends.
+async fn alice_defends(s: &Setup, alice: &Node, bob: &Party, challenged: bool) {
     let latest = (s.bob_last.nonce, s.bob_last.transferred);
     eventually(
         PATIENCE,
@@ -189,13 +213,18 @@ async fn alice_defends(s: &Setup, alice: &Node, bob: &Party) {
     let alice_party = Party::new(&s.devnet, &s.d, s.devnet.key("ALICE"));
     assert_eq!(alice_party.balance().await, 90 * USDC + 9 * USDC);
     assert_eq!(bob.balance().await, 90 * USDC + 11 * USDC);
+    assert_eq!(
+        sent_by(s, alice.address()).await,
+        s.alice_sent + u64::from(challenged) + 1,
+        "alice's node sent its answer (if one was due) and the settle, nothing else"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_close_is_answered_with_the_newer_proof_and_settled_without_the_operator() {
     let s = setup().await;
     let bob = bob_closes_stale(&s).await;
-    alice_defends(&s, &s.alice.clone(), &bob).await;
+    alice_defends(&s, &s.alice.clone(), &bob, true).await;
     s.alice.shutdown().await;
 }
 
@@ -209,23 +238,13 @@ async fn a_node_down_when_the_partner_closed_answers_after_restarting_inside_the
     let alice = Node::start(node_config(&s.devnet, &s.d, s.dir.path(), 1))
         .await
         .unwrap();
-    alice_defends(&s, &alice, &bob).await;
+    alice_defends(&s, &alice, &bob, true).await;
     alice.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_sent_when_the_partner_closed_with_the_latest_state() {
     let s = setup().await;
-    let alice_address: Address = s.alice.address();
-    let chain = s.devnet.provider(&s.devnet.key("ALICE"));
-    let sent = async || {
-        chain
-            .get_transaction_count(alice_address)
-            .pending()
-            .await
-            .unwrap()
-    };
-    let sent_before = sent().await;
     // bob closes honestly: alice's latest proof and his own latest, in one block.
     let (bob, block) = bob_closes(&s, &s.bob_last).await;
     // Once alice's node has applied that block, a guard pass over it calls for nothing (the
@@ -242,13 +261,11 @@ async fn nothing_is_sent_when_the_partner_closed_with_the_latest_state() {
     assert_eq!(pass.warnings, Vec::<String>::new());
     // ... and nothing left the node: not mined, not waiting in the pool.
     assert_eq!(
-        sent().await,
-        sent_before,
+        sent_by(&s, s.alice.address()).await,
+        s.alice_sent,
         "no transaction inside the window"
     );
-    alice_defends(&s, &s.alice.clone(), &bob).await;
-    // The one transaction alice's node sent is the settle after the window.
-    assert_eq!(sent().await, sent_before + 1, "one settle, nothing else");
+    alice_defends(&s, &s.alice.clone(), &bob, false).await;
     s.alice.shutdown().await;
 }
 
