@@ -440,10 +440,10 @@ async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
 
     // 8 payers keep paying until told to stop; the link is cut twice in the middle of the
     // burst, each time once the payers have made progress since the last cut (whatever the
-    // machine's speed), so every cut finds all 8 payers inside a payment. Payments caught by a
-    // cut wait for the keep-alive to dial again and the Sync to say bob holds them; payments
-    // tried while the link is down answer LinkDown (nothing signed). The Sync brings bob up to
-    // everything alice signed.
+    // machine's speed), so every cut finds them at work (not done, as a fixed delay could).
+    // Payments caught by a cut wait for the keep-alive to dial again and the Sync to say bob
+    // holds them; payments tried while the link is down answer LinkDown (nothing signed). The
+    // Sync brings bob up to everything alice signed.
     // Each cut bumps `cuts`: a payment that saw it change was in flight during a cut.
     let cuts = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
