@@ -189,7 +189,11 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     })
     .await
     .unwrap();
-    match conn.recv().await.unwrap() {
+    // carol shares no channel with bob: no Sync comes first.
+    match soon("bob's node to answer carol", conn.recv())
+        .await
+        .unwrap()
+    {
         Message::Reject {
             channel_id: 1,
             nonce: 5_001,
@@ -715,6 +719,20 @@ async fn next_reply(wire: &mut Wire) -> Message {
     }
 }
 
+/// Read everything alice's node queued on `wire` so far: it answers a Ping behind every frame
+/// it queued before (a link-up Sync may be queued after a Pay signed at the same moment, and
+/// carry an older proof). Only Syncs may be pending.
+async fn drain(wire: &mut Wire, nonce: u64) {
+    wire.send(&Message::Ping { nonce }).await.unwrap();
+    loop {
+        match soon("alice's node's Pong", wire.recv()).await.unwrap() {
+            Message::Pong { nonce: n } if n == nonce => return,
+            Message::Sync { .. } => {}
+            other => panic!("expected only Syncs before the Pong, got {other:?}"),
+        }
+    }
+}
+
 /// The next Sync alice's node sends: its latest proof's nonce.
 async fn next_sync(wire: &mut Wire) -> u64 {
     loop {
@@ -815,6 +833,8 @@ async fn a_lost_ack_is_settled_by_the_sync_and_an_idempotency_key_survives_a_res
     .unwrap();
     let err = paying.await.unwrap().unwrap_err();
     assert!(err.to_string().contains("try again later"), "{err}");
+    // Nothing older left on the wire: the next Sync is the repeat's.
+    drain(&mut wire, 3).await;
     let repeating = {
         let alice = alice.clone();
         tokio::spawn(async move { alice.pay(1, 500, b"order 7", Some("order-7")).await })
@@ -982,7 +1002,7 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
     conn.send(&request(usdc)).await.unwrap();
     assert!(
         matches!(
-            conn.recv().await.unwrap(),
+            next_reply(&mut conn).await,
             Message::WithdrawAccept { channel_id: 1, .. }
         ),
         "co-signed"
