@@ -12,9 +12,9 @@
 //! Then the channel closes cooperatively and the on-chain balances are exact to the unit.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use farthing_e2e::{Daemon, Devnet, Party, USDC};
+use farthing_e2e::{Daemon, Devnet, PATIENCE, Party, USDC, done_if, eventually};
 use farthing_rpc::{ChannelView, FarthingApiClient, OpenParams, PayParams};
 
 const ROUNDS: u32 = 50;
@@ -88,22 +88,15 @@ fn pay(units: u128) -> PayParams {
 /// round's payers, then the payment that finds the link back.
 type Acked = Mutex<Vec<(u32, u64, u128)>>;
 
-/// Pay until one payment is acknowledged (the link is back after a restart); it counts.
+/// Pay until one payment is acknowledged (the link is back after a restart); it counts. A
+/// payment that fails meanwhile (no link yet, or signed but not acknowledged) is not counted:
+/// the checks below only ask that every acknowledged payment is kept.
 async fn pay_until_linked(alice: &farthing_rpc::HttpClient, acked: &Acked, phase: u32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match alice.pay(pay(1)).await {
-            Ok(paid) => {
-                acked.lock().unwrap().push((phase, paid.nonce, 1));
-                return;
-            }
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("no payment went through within 30 s: {e}"),
-        }
-    }
+    let paid = eventually(PATIENCE, "a payment once the link is back", async || {
+        alice.pay(pay(1)).await.map_err(|e| e.to_string())
+    })
+    .await;
+    acked.lock().unwrap().push((phase, paid.nonce, 1));
 }
 
 async fn view(client: &farthing_rpc::HttpClient) -> ChannelView {
@@ -123,12 +116,10 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
         .mint(&d, alice_party.address(), 10 * USDC)
         .await
         .unwrap();
-    // bob listens on a fixed port, so that alice's node finds him again after his restarts.
-    let bob_peers = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    // bob listens on a fixed port, so that alice's node finds him again after his restarts:
+    // one outside the ephemeral range, which no outgoing connection (alice's node keeps
+    // dialing it while bob is down) can take in the meantime.
+    let bob_peers = format!("127.0.0.1:{}", farthing_e2e::fixed_port());
     let nodes = Nodes {
         devnet_url: devnet.rpc_url.clone(),
         deployment,
@@ -204,21 +195,16 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
         pay_until_linked(&alice_rpc, &acked, 2 * round + 2).await;
 
         // Both nodes agree on alice's latest proof once the link has resynchronised.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let (a, b) = loop {
+        let what = format!("round {round}: both nodes to agree on alice's latest proof");
+        let a = eventually(PATIENCE, &what, async || {
             let (a, b) = (view(&alice_rpc).await, view(&bob_rpc).await);
-            if (a.sent_nonce, &a.sent) == (b.received_nonce, &b.received)
-                || Instant::now() > deadline
-            {
-                break (a, b);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        assert_eq!(
-            (a.sent_nonce, units(&a.sent)),
-            (b.received_nonce, units(&b.received)),
-            "round {round}: the nodes disagree on alice's latest proof"
-        );
+            let (sent, received) = (
+                (a.sent_nonce, units(&a.sent)),
+                (b.received_nonce, units(&b.received)),
+            );
+            done_if(sent == received, (sent, received)).map(|_| a)
+        })
+        .await;
         let now = (a.sent_nonce, units(&a.sent));
         assert!(
             now.0 >= last.0 && now.1 >= last.1,

@@ -4,10 +4,12 @@
 //! get the documented refusals.
 
 use std::process::Command;
-use std::time::Duration;
 
+use alloy::providers::Provider as _;
 use farthing_chain::contracts::MockUSDC;
-use farthing_e2e::{Daemon, Devnet, Party, USDC, farthing_bin, send};
+use farthing_e2e::{
+    Daemon, Devnet, PATIENCE, Party, USDC, eventually, farthing_bin, send, watchtower_only_warns,
+};
 use farthing_rpc::{ClientError, FarthingApiClient, OpenParams, code};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,9 +46,20 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
     let deployment = dir.path().join("deployment.json");
     std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
     let data_dir = dir.path().join("alice");
+    // The operator settles and claims below: the node's watchtower only warns, so every
+    // transaction from alice's address is the operator's.
+    watchtower_only_warns(&data_dir);
     let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
     let bob = Party::new(&devnet, &d, devnet.key("BOB"));
     devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
+    let chain = devnet.provider(&devnet.key("DEPLOYER"));
+    let sent = async || {
+        chain
+            .get_transaction_count(alice.address())
+            .pending()
+            .await
+            .unwrap()
+    };
 
     let daemon = Daemon::start(&data_dir, &devnet.rpc_url, &deployment);
     let token = farthing_rpc::read_token(&data_dir).unwrap();
@@ -124,9 +137,14 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
         "closed",
         "state survived the restart"
     );
-    // The node's watchtower may have settled it already: settling again answers the same.
+    let before = sent().await;
     let settled = client.settle(1).await.unwrap();
     assert_eq!(settled.state.as_str(), "settled");
+    assert_eq!(
+        sent().await,
+        before + 1,
+        "the operator's settle, nothing else"
+    );
     assert_eq!(
         alice.balance().await,
         37_500_000,
@@ -138,9 +156,9 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
         ("62.5", "0")
     );
     send!(usdc_owner.unBlacklist(alice.address()));
-    // The operator's claim, or the watchtower's retry if it came first: claimed once.
     let claimed = client.claim().await.unwrap().claimed;
-    assert!(claimed == "62.5" || claimed == "0", "{claimed}");
+    assert_eq!(claimed, "62.5");
+    assert_eq!(sent().await, before + 2, "the operator's claim");
     assert_eq!(alice.balance().await, 100 * USDC, "every unit back");
     assert_eq!(bob.balance().await, 0);
     let balances = client.balances().await.unwrap();
@@ -148,7 +166,10 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
         (balances.token.as_str(), balances.claimable.as_str()),
         ("100", "0")
     );
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        daemon.stop().success(),
+        "clean exit on SIGTERM after the restart"
+    );
 }
 
 #[test]
@@ -250,21 +271,26 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
         idempotency_key: key.map(str::to_owned),
         memo: Some("api call".into()),
     };
-    // Until the link is up the payment fails (1010, nothing signed); if bob's node refuses
-    // it because it does not know the channel yet, the key is filed with the signed proof and
-    // the retry delivers that proof instead of paying again.
-    let mut first = None;
-    for _ in 0..100 {
-        match alice_rpc.pay(pay(Some("order-1"), "0.25")).await {
-            Ok(paid) => {
-                first = Some(paid);
-                break;
+    // bob's node knows the channel before it is paid on it.
+    eventually(PATIENCE, "bob's node to see the channel", async || {
+        bob_rpc.get_channel(1).await
+    })
+    .await;
+    // Until alice's node has dialed bob's (--connect), the payment fails with 1010 and nothing
+    // is signed; then it goes through, once.
+    let first = eventually(
+        PATIENCE,
+        "the payment, once the link is up",
+        async || match alice_rpc.pay(pay(Some("order-1"), "0.25")).await {
+            Ok(paid) => Ok(paid),
+            Err(e) => {
+                let refusal = e.to_string();
+                assert_eq!(call_code(e), code::PAYMENT_FAILED, "{refusal}");
+                Err(refusal)
             }
-            Err(e) => assert_eq!(call_code(e), code::PAYMENT_FAILED),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let first = first.expect("the payment went through once the link was up");
+        },
+    )
+    .await;
     assert_eq!(
         (
             first.nonce,

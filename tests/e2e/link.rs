@@ -4,16 +4,18 @@
 //! peer is refused with the reason and the channel keeps working.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use farthing_chain::messages;
 use farthing_core::PaymentError;
 use farthing_daemon::{Node, OpError, PayError};
-use farthing_e2e::{Devnet, Party, USDC, eventually, node_config};
+use farthing_e2e::{Devnet, PATIENCE, Party, USDC, done_if, eventually, node_config, soon};
 use farthing_peer::message::{Memo, Message};
 use farthing_peer::{PeerAddr, handshake};
 use farthing_store::Store as _;
+use futures::FutureExt as _;
 
 /// A devnet with the contracts, alice's node (funded with 100 USDC) and bob's node listening
 /// for partners at `peer`. Keep `_dir` bound while the nodes run: it holds their databases.
@@ -59,12 +61,17 @@ async fn pair() -> Pair {
 async fn linked() -> Pair {
     let pair = pair().await;
     pair.alice.connect_peer(&pair.peer).await.unwrap();
+    // bob's side of the link comes up once its own handshake is through.
+    eventually(PATIENCE, "bob's side of the link", async || {
+        pair.bob.is_linked(pair.alice.address())
+    })
+    .await;
     pair.alice
         .open_channel(pair.bob.address(), 10 * USDC as u128, Some(600))
         .await
         .unwrap();
-    eventually("bob to see the channel", || {
-        pair.bob.channel_record(1).is_some()
+    eventually(PATIENCE, "bob to see the channel", async || {
+        pair.bob.channel_record(1)
     })
     .await;
     pair
@@ -94,16 +101,23 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
         .await
         .unwrap();
     alice.connect_peer(&peer).await.unwrap();
-    eventually("the link at bob", || bob.is_linked(alice.address())).await;
+    eventually(PATIENCE, "the link at bob", async || {
+        bob.is_linked(alice.address())
+    })
+    .await;
 
     alice
         .open_channel(bob.address(), 100 * USDC as u128, Some(600))
         .await
         .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    eventually(PATIENCE, "bob to see the channel", async || {
+        bob.channel_record(1)
+    })
+    .await;
     bob.top_up(1, 50 * USDC as u128).await.unwrap();
-    eventually("alice to see bob's deposit", || {
-        alice.channel_record(1).unwrap().on_chain.deposit_b > 0
+    eventually(PATIENCE, "alice to see bob's deposit", async || {
+        let deposit = alice.channel_record(1).unwrap().on_chain.deposit_b;
+        done_if(deposit == 50 * USDC as u128, deposit)
     })
     .await;
 
@@ -152,15 +166,9 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     // A test peer speaking the wire protocol with carol's key claims to pay on alice's channel.
     let stream = tokio::net::TcpStream::connect(bob_addr).await.unwrap();
     let carol = devnet.key("DEPLOYER");
-    let (_, mut conn) = handshake(
-        stream,
-        &carol,
-        d.chain_id,
-        Some(bob.address()),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let (_, mut conn) = handshake(stream, &carol, d.chain_id, Some(bob.address()), PATIENCE)
+        .await
+        .unwrap();
     let forged = messages::sign(
         &carol,
         &messages::BalanceProof {
@@ -181,7 +189,11 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
     })
     .await
     .unwrap();
-    match conn.recv().await.unwrap() {
+    // carol shares no channel with bob: no Sync comes first.
+    match soon("bob's node to answer carol", conn.recv())
+        .await
+        .unwrap()
+    {
         Message::Reject {
             channel_id: 1,
             nonce: 5_001,
@@ -236,10 +248,16 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
         .open_channel(bob.address(), 10 * USDC as u128, Some(600))
         .await
         .unwrap();
-    eventually("bob to see channel 2", || bob.channel_record(2).is_some()).await;
+    eventually(PATIENCE, "bob to see channel 2", async || {
+        bob.channel_record(2)
+    })
+    .await;
     alice.pay(2, 1_000, b"", None).await.unwrap();
     bob.shutdown().await;
-    eventually("the link to drop", || !alice.is_linked(bob.address())).await;
+    eventually(PATIENCE, "the link to drop", async || {
+        !alice.is_linked(bob.address())
+    })
+    .await;
     let closed = alice.close_channel(2).await.unwrap();
     assert_eq!(
         closed.on_chain.state,
@@ -340,32 +358,61 @@ async fn payments_queued_together_share_one_proof_and_keep_their_own_answers() {
 async fn a_proof_that_never_arrived_is_settled_by_the_sync_when_the_link_comes_back() {
     let Pair {
         _dir,
-        devnet: _devnet,
+        devnet,
+        d,
         alice,
         bob,
         peer,
-        ..
     } = linked().await;
     for _ in 0..5 {
         alice.pay(1, 100_000, b"", None).await.unwrap();
     }
-    // A payment signed and made durable by alice that never reached bob (the link dropped
-    // between the write and the send).
-    let lost = alice.sign_payment(1, 250_000).await.unwrap();
+    // alice's node dials what it takes for bob's node (bob's key, another port): its link to
+    // bob is now that one (the newest link wins), which takes the next Pay frame and dies
+    // without storing or acknowledging it. So alice's node holds a proof, signed and made
+    // durable, that never reached bob's node.
+    let fake = FakeBob {
+        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        key: devnet.key("BOB"),
+        chain_id: d.chain_id,
+    };
+    let fake_peer: PeerAddr = format!("{}@{}", bob.address(), fake.listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let (dialed, mut wire) = tokio::join!(alice.connect_peer(&fake_peer), fake.accept());
+    dialed.unwrap();
+    let paying = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.pay(1, 250_000, b"", None).await })
+    };
+    assert_eq!(next_pay(&mut wire).await, (6, 750_000));
+    drop(wire);
+    // Nothing dials bob's node again on its own here: once its grace for a redial is over, the
+    // call says the payment is signed and stored, not acknowledged.
+    let err = paying.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PayError::Undelivered {
+                channel: 1,
+                nonce: 6
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(bob.channel_record(1).unwrap().received(), 500_000);
 
     // The link comes back: both sides send their latest proof; bob takes the missing one.
     alice.connect_peer(&peer).await.unwrap();
-    eventually("bob to receive the lost payment", || {
-        bob.channel_record(1).unwrap().received() == 750_000
+    eventually(PATIENCE, "bob to receive the lost payment", async || {
+        let received = bob.channel_record(1).unwrap().received();
+        done_if(received == 750_000, received)
     })
     .await;
-    assert_eq!(
-        bob.channel_record(1).unwrap().theirs.unwrap().nonce,
-        lost.nonce
-    );
+    assert_eq!(bob.channel_record(1).unwrap().theirs.unwrap().nonce, 6);
     // And payments go on from there.
-    alice.pay(1, 1, b"", None).await.unwrap();
+    let next = alice.pay(1, 1, b"", None).await.unwrap();
+    assert_eq!(next.nonce, 7);
     assert_eq!(bob.channel_record(1).unwrap().received(), 750_001);
     alice.shutdown().await;
     bob.shutdown().await;
@@ -386,73 +433,111 @@ async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
         .open_channel(bob.address(), 50 * USDC as u128, Some(600))
         .await
         .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
-    eventually("the link", || alice.is_linked(bob.address())).await;
+    eventually(PATIENCE, "bob to see the channel", async || {
+        bob.channel_record(1)
+    })
+    .await;
+    eventually(PATIENCE, "the link", async || {
+        alice.is_linked(bob.address())
+    })
+    .await;
 
-    // 8 payers keep paying; the link is cut twice in the middle of the burst. Payments caught
-    // by a cut wait for the keep-alive to dial again and the Sync to say bob holds them;
-    // payments tried while the link is down answer LinkDown. The Sync brings bob up to
-    // everything alice signed.
+    // 8 payers keep paying until told to stop; the link is cut twice in the middle of the
+    // burst, each time once the payers have made progress since the last cut (whatever the
+    // machine's speed), so every cut finds them at work (not done, as a fixed delay could).
+    // Payments caught by a cut wait for the keep-alive to dial again and the Sync to say bob
+    // holds them; payments tried while the link is down answer LinkDown (nothing signed). The
+    // Sync brings bob up to everything alice signed.
     // Each cut bumps `cuts`: a payment that saw it change was in flight during a cut.
-    let cuts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cuts = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let payers: Vec<_> = (0..8)
         .map(|_| {
-            let (alice, cuts) = (alice.clone(), cuts.clone());
+            let (alice, cuts, stop) = (alice.clone(), cuts.clone(), stop.clone());
             tokio::spawn(async move {
-                // (acknowledged, acknowledged across a cut, not acknowledged)
-                let (mut acked, mut resynced, mut cut) = (0u32, 0u32, 0u32);
-                let seen = || cuts.load(std::sync::atomic::Ordering::SeqCst);
-                for _ in 0..300 {
+                // (acknowledged, acknowledged across a cut, signed but not acknowledged, not
+                // made for want of a link)
+                let (mut acked, mut resynced, mut undelivered, mut unlinked) = (0u64, 0, 0, 0);
+                let seen = || cuts.load(SeqCst);
+                while !stop.load(SeqCst) {
                     let before = seen();
                     match alice.pay(1, 1_000, b"", None).await {
-                        // Its link was cut while it waited: the Sync on the new link settled it.
-                        Ok(_) if seen() != before => {
+                        Ok(_) => {
                             acked += 1;
-                            resynced += 1;
+                            // Its link was cut while it waited: the Sync on the new link
+                            // settled it.
+                            if seen() != before {
+                                resynced += 1;
+                            }
                         }
-                        Ok(_) => acked += 1,
-                        // No link (nothing signed), or signed but not acknowledged before the
-                        // redial gave up (bob gets it by the Sync all the same).
-                        Err(PayError::LinkDown | PayError::Undelivered { .. }) => {
-                            cut += 1;
+                        // Signed, not acknowledged before the redial's grace ran out (bob gets
+                        // it by the Sync all the same).
+                        Err(PayError::Undelivered { .. }) => undelivered += 1,
+                        Err(PayError::LinkDown) => {
+                            unlinked += 1;
+                            // Pacing, not a proof: give the keep-alive a moment to dial.
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                         Err(e) => panic!("unexpected: {e}"),
                     }
                 }
-                (acked, resynced, cut)
+                (acked, resynced, undelivered, unlinked)
             })
         })
         .collect();
-    for _ in 0..2 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        cuts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let sent = || alice.channel_record(1).unwrap().sent();
+    let progress = async |what: &str| {
+        let from = sent();
+        eventually(PATIENCE, what, async || {
+            let now = sent();
+            done_if(now >= from + 200 * 1_000, now)
+        })
+        .await;
+    };
+    for cut in 1..=2 {
+        progress(&format!("200 payments signed before cut {cut}")).await;
+        cuts.fetch_add(1, SeqCst);
         alice.drop_links();
     }
-    let (mut acked, mut resynced, mut cut) = (0, 0, 0);
+    progress("200 payments signed after the last cut").await;
+    stop.store(true, SeqCst);
+    let (mut acked, mut resynced, mut undelivered, mut unlinked) = (0, 0, 0, 0);
     for payer in payers {
-        let (a, r, c) = payer.await.unwrap();
+        let (a, r, u, l) = payer.await.unwrap();
         acked += a;
         resynced += r;
-        cut += c;
+        undelivered += u;
+        unlinked += l;
     }
     assert!(
-        resynced + cut > 0,
+        resynced + undelivered + unlinked > 0,
         "the cuts hit payments in flight (else this test proves nothing)"
     );
     eprintln!(
-        "{acked} acknowledged ({resynced} of them after a reconnect, by the Sync), {cut} not"
+        "{acked} acknowledged ({resynced} of them after a reconnect, by the Sync), \
+         {undelivered} signed but not acknowledged, {unlinked} not made for want of a link"
     );
-    eventually("the link back", || alice.is_linked(bob.address())).await;
-    let sent = alice.channel_record(1).unwrap().sent();
-    eventually("bob to hold everything alice signed", || {
-        bob.channel_record(1).unwrap().received() == sent
+    // Every payment that was signed (acknowledged or not) is in alice's latest proof, and
+    // nothing else is.
+    let sent = sent();
+    assert_eq!(
+        u128::from(acked + undelivered) * 1_000,
+        sent,
+        "every signed payment is counted once"
+    );
+    eventually(PATIENCE, "the link back", async || {
+        alice.is_linked(bob.address())
     })
     .await;
-    assert!(
-        u128::from(acked) * 1_000 <= sent,
-        "every acknowledged payment is counted"
-    );
+    eventually(
+        PATIENCE,
+        "bob to hold everything alice signed",
+        async || {
+            let received = bob.channel_record(1).unwrap().received();
+            done_if(received == sent, received)
+        },
+    )
+    .await;
     assert_eq!(
         alice.channel_record(1).unwrap().ours.unwrap().nonce,
         bob.channel_record(1).unwrap().theirs.unwrap().nonce,
@@ -493,9 +578,8 @@ async fn payments_stream_to_agents_and_are_listed() {
     }
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let p = tokio::time::timeout(Duration::from_secs(5), incoming.next())
+        let p = soon("a payment on bob's stream", incoming.next())
             .await
-            .unwrap()
             .unwrap()
             .unwrap();
         seen.push((p.direction, p.nonce, p.amount));
@@ -565,17 +649,22 @@ async fn payments_stream_to_agents_and_are_listed() {
     bob.shutdown().await;
 }
 
-/// Pay once the link is (back) up: LinkDown signs nothing, so trying again is safe.
+/// Pay once, over a link the node's keep-alive (re)dials: with an idempotency key of its own,
+/// so that trying again never pays twice. LinkDown (no link yet) signed nothing; Undelivered
+/// (the payment went out on a link that was already dying, and no Sync settled it within the
+/// node's grace) is answered by the repeat once the new link's Sync or Ack covers it.
 async fn pay_when_linked(node: &Node, channel: u64, amount: u128) -> farthing_daemon::Paid {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match node.pay(channel, amount, b"", None).await {
-            Err(PayError::LinkDown) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            paid => return paid.unwrap(),
-        }
-    }
+    static KEYS: AtomicU64 = AtomicU64::new(0);
+    let key = format!("when-linked-{}", KEYS.fetch_add(1, SeqCst));
+    eventually(
+        PATIENCE,
+        "a payment over the (re)dialed link",
+        async || match node.pay(channel, amount, b"", Some(&key)).await {
+            Err(e @ (PayError::LinkDown | PayError::Undelivered { .. })) => Err(e),
+            paid => Ok(paid.unwrap()),
+        },
+    )
+    .await
 }
 
 /// bob's side of the link played by the test, with bob's key: it decides what alice's node
@@ -589,33 +678,28 @@ struct FakeBob {
 type Wire = farthing_peer::FramedConnection<tokio::net::TcpStream>;
 
 impl FakeBob {
-    /// The next link alice's node dials, past the handshake.
+    /// The next link alice's node dials, past the handshake. A dial alice's node gave up on
+    /// while it waited in the backlog (its handshake timed out) fails the handshake here: the
+    /// next one is taken.
     async fn accept(&self) -> Wire {
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), self.listener.accept())
-            .await
-            .expect("alice's node dials again")
-            .unwrap();
-        handshake(
-            stream,
-            &self.key,
-            self.chain_id,
-            None,
-            Duration::from_secs(5),
-        )
+        soon("alice's node to dial bob", async {
+            loop {
+                let (stream, _) = self.listener.accept().await.unwrap();
+                if let Ok((_, wire)) =
+                    handshake(stream, &self.key, self.chain_id, None, PATIENCE).await
+                {
+                    return wire;
+                }
+            }
+        })
         .await
-        .unwrap()
-        .1
     }
 }
 
 /// The next message on `wire` that is not a Sync or Ping.
 async fn next_pay(wire: &mut Wire) -> (u64, u128) {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), wire.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
+        match soon("a Pay from alice's node", wire.recv()).await.unwrap() {
             Message::Pay {
                 nonce, transferred, ..
             } => return (nonce, transferred),
@@ -628,13 +712,23 @@ async fn next_pay(wire: &mut Wire) -> (u64, u128) {
 /// The next message on `wire` that is not a Sync (a node greets every link with its Syncs).
 async fn next_reply(wire: &mut Wire) -> Message {
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), wire.recv())
-            .await
-            .expect("an answer within 5 s")
-            .unwrap()
-        {
+        match soon("an answer from the node", wire.recv()).await.unwrap() {
             Message::Sync { .. } => {}
             other => return other,
+        }
+    }
+}
+
+/// Read everything alice's node queued on `wire` so far: it answers a Ping behind every frame
+/// it queued before (a link-up Sync may be queued after a Pay signed at the same moment, and
+/// carry an older proof). Only Syncs may be pending.
+async fn drain(wire: &mut Wire, nonce: u64) {
+    wire.send(&Message::Ping { nonce }).await.unwrap();
+    loop {
+        match soon("alice's node's Pong", wire.recv()).await.unwrap() {
+            Message::Pong { nonce: n } if n == nonce => return,
+            Message::Sync { .. } => {}
+            other => panic!("expected only Syncs before the Pong, got {other:?}"),
         }
     }
 }
@@ -644,10 +738,7 @@ async fn next_sync(wire: &mut Wire) -> u64 {
     loop {
         if let Message::Sync {
             sent: Some(latest), ..
-        } = tokio::time::timeout(Duration::from_secs(10), wire.recv())
-            .await
-            .unwrap()
-            .unwrap()
+        } = soon("a Sync from alice's node", wire.recv()).await.unwrap()
         {
             return latest.nonce;
         }
@@ -683,7 +774,7 @@ async fn a_lost_ack_is_settled_by_the_sync_and_an_idempotency_key_survives_a_res
     // 1. bob's node stores the proof but the link drops before its Ack: alice's call waits,
     //    and the Sync on the next link (bob holds nonce 1) answers it: delivered.
     let mut wire = bob.accept().await;
-    eventually("alice's link", || alice.is_linked(bob_addr)).await;
+    eventually(PATIENCE, "alice's link", async || alice.is_linked(bob_addr)).await;
     let paying = {
         let alice = alice.clone();
         tokio::spawn(async move { alice.pay(1, 1_000, b"", None).await })
@@ -725,7 +816,7 @@ async fn a_lost_ack_is_settled_by_the_sync_and_an_idempotency_key_survives_a_res
     // 3. With a key: bob's node refuses the proof; the key is filed with it, so repeating
     //    the call signs nothing new: alice's node offers its latest proof again, bob takes it.
     let mut wire = bob.accept().await;
-    eventually("alice's link", || alice.is_linked(bob_addr)).await;
+    eventually(PATIENCE, "alice's link", async || alice.is_linked(bob_addr)).await;
     let paying = {
         let alice = alice.clone();
         tokio::spawn(async move { alice.pay(1, 500, b"order 7", Some("order-7")).await })
@@ -742,6 +833,8 @@ async fn a_lost_ack_is_settled_by_the_sync_and_an_idempotency_key_survives_a_res
     .unwrap();
     let err = paying.await.unwrap().unwrap_err();
     assert!(err.to_string().contains("try again later"), "{err}");
+    // Nothing older left on the wire: the next Sync is the repeat's.
+    drain(&mut wire, 3).await;
     let repeating = {
         let alice = alice.clone();
         tokio::spawn(async move { alice.pay(1, 500, b"order 7", Some("order-7")).await })
@@ -807,13 +900,20 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
     let usdc = USDC as u128;
     let bob_party = Party::new(&devnet, &d, devnet.key("BOB"));
     let alice_party = Party::new(&devnet, &d, devnet.key("ALICE"));
-    alice.keep_linked(peer.clone());
-    eventually("the link", || bob.is_linked(alice.address())).await;
+    // Dialed by hand, not kept up: a redial would replace the test peer's link below.
+    alice.connect_peer(&peer).await.unwrap();
+    eventually(PATIENCE, "the link", async || {
+        bob.is_linked(alice.address())
+    })
+    .await;
     alice
         .open_channel(bob.address(), 10 * usdc, Some(600))
         .await
         .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    eventually(PATIENCE, "bob to see the channel", async || {
+        bob.channel_record(1)
+    })
+    .await;
     alice.pay(1, 3 * usdc, b"", None).await.unwrap();
 
     // More than bob's node can pay: refused by bob's own node, nothing asked.
@@ -836,9 +936,10 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
     );
     assert_eq!(channel.our_balance(), usdc);
     assert_eq!(bob_party.balance().await as u128, 2 * usdc);
-    eventually("alice to see the withdrawal", || {
+    eventually(PATIENCE, "alice to see the withdrawal", async || {
         let c = alice.channel_record(1).unwrap();
-        c.on_chain.withdrawn_b == 2 * usdc && c.withdrawal.is_none()
+        let seen = (c.on_chain.withdrawn_b, c.withdrawal);
+        done_if(seen == (2 * usdc, None), seen)
     })
     .await;
     assert_eq!(alice.channel_record(1).unwrap().partner_balance(), usdc);
@@ -854,7 +955,7 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
         &alice_key,
         d.chain_id,
         Some(bob.address()),
-        Duration::from_secs(5),
+        PATIENCE,
     )
     .await
     .unwrap();
@@ -901,7 +1002,7 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
     conn.send(&request(usdc)).await.unwrap();
     assert!(
         matches!(
-            conn.recv().await.unwrap(),
+            next_reply(&mut conn).await,
             Message::WithdrawAccept { channel_id: 1, .. }
         ),
         "co-signed"
@@ -917,7 +1018,8 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
     );
     drop(conn);
     // alice's node dials again (bob's node dropped its link for the test peer's).
-    pay_when_linked(&alice, 1, 1).await;
+    alice.connect_peer(&peer).await.unwrap();
+    alice.pay(1, 1, b"", None).await.unwrap();
     // Never executed: once the chain passes its expiry, the amount is alice's to pay again.
     devnet.advance_time(3_000).await.unwrap();
     bob.sync().await.unwrap();
@@ -951,16 +1053,20 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
         peer,
     } = pair().await;
     let usdc = USDC as u128;
-    alice.keep_linked(peer.clone());
-    eventually("the link", || bob.is_linked(alice.address())).await;
+    // Dialed by hand, not kept up: a redial would replace the test peer's link below.
+    alice.connect_peer(&peer).await.unwrap();
+    eventually(PATIENCE, "the link", async || {
+        bob.is_linked(alice.address())
+    })
+    .await;
     for _ in 0..2 {
         alice
             .open_channel(bob.address(), 10 * usdc, Some(600))
             .await
             .unwrap();
     }
-    eventually("bob to see both channels", || {
-        bob.channel_record(2).is_some()
+    eventually(PATIENCE, "bob to see both channels", async || {
+        bob.channel_record(2)
     })
     .await;
     let first = alice.pay(1, 1_000, b"", None).await.unwrap();
@@ -977,7 +1083,7 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
         &alice_key,
         d.chain_id,
         Some(bob.address()),
-        Duration::from_secs(5),
+        PATIENCE,
     )
     .await
     .unwrap();
@@ -1096,7 +1202,8 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
     }
     drop(conn);
     // The channel keeps working once alice's node has dialed again.
-    let next = pay_when_linked(&alice, 1, 1_000).await;
+    alice.connect_peer(&peer).await.unwrap();
+    let next = alice.pay(1, 1_000, b"", None).await.unwrap();
     assert_eq!(next.nonce, 2);
     assert_eq!(bob.channel_record(1).unwrap().received(), 2_000);
     alice.shutdown().await;
@@ -1132,7 +1239,10 @@ async fn a_node_restored_from_an_old_copy_notices_and_signs_nothing() {
         .open_channel(bob.address(), 10 * USDC as u128, Some(600))
         .await
         .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    eventually(PATIENCE, "bob to see the channel", async || {
+        bob.channel_record(1)
+    })
+    .await;
     for _ in 0..5 {
         alice.pay(1, 1_000, b"", None).await.unwrap();
     }
@@ -1144,7 +1254,7 @@ async fn a_node_restored_from_an_old_copy_notices_and_signs_nothing() {
     let alice = Node::start(config.clone()).await.unwrap();
     alice.connect_peer(&peer).await.unwrap();
     for _ in 0..5 {
-        pay_when_linked(&alice, 1, 1_000).await;
+        alice.pay(1, 1_000, b"", None).await.unwrap();
     }
     alice.shutdown().await;
     drop(alice);
@@ -1156,8 +1266,10 @@ async fn a_node_restored_from_an_old_copy_notices_and_signs_nothing() {
     assert_eq!(alice.channel_record(1).unwrap().ours.unwrap().nonce, 5);
     alice.connect_peer(&peer).await.unwrap();
     // bob's Sync says he holds our nonce 10: alice's node learns its data is stale.
-    eventually("alice's node to notice", || alice.stale_reason(1).is_some()).await;
-    let reason = alice.stale_reason(1).unwrap();
+    let reason = eventually(PATIENCE, "alice's node to notice", async || {
+        alice.stale_reason(1)
+    })
+    .await;
     assert!(
         reason.contains("nonce 10") && reason.contains("latest is 5") && reason.contains("backup"),
         "{reason}"
@@ -1222,8 +1334,9 @@ async fn a_failing_store_stops_signing_and_acknowledging_until_it_recovers() {
     // The disk comes back: bob's node reloads its table from it and resumes; alice's node
     // dials again and the Sync brings bob up to everything alice signed.
     switch.recover();
-    eventually("bob's node healthy again", || {
-        bob.health().problems.is_empty()
+    eventually(PATIENCE, "bob's node healthy again", async || {
+        let problems = bob.health().problems;
+        done_if(problems.is_empty(), problems)
     })
     .await;
     let paid = pay_when_linked(&alice, 1, 1_000).await;
@@ -1265,8 +1378,11 @@ async fn a_stalled_store_acknowledges_and_sends_nothing_until_it_answers() {
             let alice = alice.clone();
             tokio::spawn(async move { alice.pay(1, 500, b"", None).await })
         };
-        eventually("a commit held by the stalled disk", || switch.held() > 0).await;
-        eventually("the node to report the stall", || {
+        eventually(PATIENCE, "a commit held by the stalled disk", async || {
+            switch.held() > 0
+        })
+        .await;
+        eventually(PATIENCE, "the node to report the stall", async || {
             stalled_node
                 .health()
                 .problems
@@ -1310,8 +1426,9 @@ async fn a_stalled_store_acknowledges_and_sends_nothing_until_it_answers() {
         let paid = paying.await.unwrap().unwrap();
         assert_eq!((paid.nonce, paid.amount), (3, 500));
         assert_eq!(at_bob(), 2_500);
-        eventually("the node healthy again", || {
-            stalled_node.health().problems.is_empty()
+        eventually(PATIENCE, "the node healthy again", async || {
+            let problems = stalled_node.health().problems;
+            done_if(problems.is_empty(), problems)
         })
         .await;
         alice.shutdown().await;
@@ -1347,8 +1464,9 @@ async fn a_payer_whose_store_fails_sends_nothing_it_did_not_persist() {
     // Recovered: alice's node resumes from what is on its disk (nonce 1) and signs nonce 2
     // afresh — safe, the first nonce 2 never left the process.
     switch.recover();
-    eventually("alice's node healthy again", || {
-        alice.health().problems.is_empty()
+    eventually(PATIENCE, "alice's node healthy again", async || {
+        let problems = alice.health().problems;
+        done_if(problems.is_empty(), problems)
     })
     .await;
     let paid = pay_when_linked(&alice, 1, 500).await;
@@ -1405,7 +1523,10 @@ async fn failing_pair(alice_fails: bool) -> FailingPair {
         .open_channel(bob.address(), 10 * USDC as u128, Some(600))
         .await
         .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    eventually(PATIENCE, "bob to see the channel", async || {
+        bob.channel_record(1)
+    })
+    .await;
     FailingPair {
         _devnet: devnet,
         _dir: dir,
@@ -1441,22 +1562,30 @@ async fn an_ack_from_someone_who_is_not_the_partner_acknowledges_nothing() {
         .open_channel(bob_addr, 10 * USDC as u128, Some(600))
         .await
         .unwrap();
-    alice.keep_linked(
-        format!("{bob_addr}@{}", bob.listener.local_addr().unwrap())
-            .parse()
-            .unwrap(),
-    );
-    let mut wire = bob.accept().await;
-    eventually("alice's link", || alice.is_linked(bob_addr)).await;
+    let peer: PeerAddr = format!("{bob_addr}@{}", bob.listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let (dialed, mut wire) = tokio::join!(alice.connect_peer(&peer), bob.accept());
+    dialed.unwrap();
 
-    // carol, a stranger with a valid handshake, claims bob's channel is acknowledged to the end.
+    // alice pays; bob's side stays silent: the payment waits for its acknowledgement.
+    let mut paying = Box::pin(alice.pay(1, 1_000, b"", None));
+    let sent = tokio::select! {
+        paid = &mut paying => panic!("answered before any Ack: {paid:?}"),
+        sent = next_pay(&mut wire) => sent,
+    };
+    assert_eq!(sent, (1, 1_000));
+
+    // carol, a stranger with a valid handshake, claims bob's channel is acknowledged to the end,
+    // then pings. alice's node answers one connection's frames in order: its Pong says it has
+    // read the Ack.
     let stream = tokio::net::TcpStream::connect(at_alice).await.unwrap();
     let (_, mut carol) = handshake(
         stream,
         &devnet.key("DEPLOYER"),
         d.chain_id,
         Some(alice.address()),
-        Duration::from_secs(5),
+        PATIENCE,
     )
     .await
     .unwrap();
@@ -1467,16 +1596,18 @@ async fn an_ack_from_someone_who_is_not_the_partner_acknowledges_nothing() {
         })
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    // alice pays; bob's side stays silent: the payment must still be waiting, not "delivered".
-    let paying = {
-        let alice = alice.clone();
-        tokio::spawn(async move { alice.pay(1, 1_000, b"", None).await })
-    };
-    assert_eq!(next_pay(&mut wire).await, (1, 1_000));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!paying.is_finished(), "acknowledged by a stranger's Ack");
+    carol.send(&Message::Ping { nonce: 7 }).await.unwrap();
+    assert_eq!(next_reply(&mut carol).await, Message::Pong { nonce: 7 });
+    // Had the Ack counted, the payment's answer would be ready now: one poll would finish it.
+    assert!(
+        paying.as_mut().now_or_never().is_none(),
+        "acknowledged by a stranger's Ack"
+    );
+    assert_eq!(
+        alice.stale_reason(1),
+        None,
+        "a stranger's word makes nothing stale"
+    );
     // bob's real Ack settles it.
     wire.send(&Message::Ack {
         channel_id: 1,
@@ -1484,10 +1615,8 @@ async fn an_ack_from_someone_who_is_not_the_partner_acknowledges_nothing() {
     })
     .await
     .unwrap();
-    let paid = tokio::time::timeout(Duration::from_secs(5), paying)
+    let paid = soon("the payment's answer after bob's Ack", paying)
         .await
-        .unwrap()
-        .unwrap()
         .unwrap();
     assert_eq!(paid.nonce, 1);
     alice.shutdown().await;
@@ -1532,8 +1661,9 @@ async fn a_caller_that_goes_away_pays_once_or_not_at_all() {
         (2, 1_000, true)
     );
     assert_eq!(alice.channel_record(1).unwrap().sent(), 1_001, "paid once");
-    eventually("bob to hold it", || {
-        bob.channel_record(1).unwrap().received() == 1_001
+    eventually(PATIENCE, "bob to hold it", async || {
+        let received = bob.channel_record(1).unwrap().received();
+        done_if(received == 1_001, received)
     })
     .await;
     alice.shutdown().await;
@@ -1557,24 +1687,20 @@ async fn a_node_that_co_signed_a_close_takes_no_payment_after_a_restart() {
         .open_channel(bob.address(), 10 * USDC as u128, Some(600))
         .await
         .unwrap();
-    eventually("bob to see the channel", || bob.channel_record(1).is_some()).await;
+    eventually(PATIENCE, "bob to see the channel", async || {
+        bob.channel_record(1)
+    })
+    .await;
     alice.shutdown().await;
 
     // alice's side is played by the test, with alice's key.
     let alice_key = devnet.key("ALICE");
-    let dial = || async {
-        let stream = tokio::net::TcpStream::connect(format!("{}:{}", peer.host, peer.port))
+    let bob_address = bob.address();
+    let dial = async |at: &str| {
+        let stream = tokio::net::TcpStream::connect(at).await.unwrap();
+        let (_, conn) = handshake(stream, &alice_key, d.chain_id, Some(bob_address), PATIENCE)
             .await
             .unwrap();
-        let (_, conn) = handshake(
-            stream,
-            &alice_key,
-            d.chain_id,
-            Some(bob.address()),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
         conn
     };
     let domain = messages::channel_domain(d.chain_id, d.channel_manager);
@@ -1596,7 +1722,7 @@ async fn a_node_that_co_signed_a_close_takes_no_payment_after_a_restart() {
             .try_into()
             .unwrap(),
     };
-    let mut conn = dial().await;
+    let mut conn = dial(&format!("{}:{}", peer.host, peer.port)).await;
     conn.send(&request).await.unwrap();
     let reply = next_reply(&mut conn).await;
     assert!(
@@ -1611,10 +1737,12 @@ async fn a_node_that_co_signed_a_close_takes_no_payment_after_a_restart() {
     bob.shutdown().await;
     let bob = Node::start(config).await.unwrap();
     assert!(bob.is_frozen(1), "frozen across the restart");
-    bob.listen_peers(format!("{}:{}", peer.host, peer.port).parse().unwrap())
+    // On a new port: the old one may have been taken while bob's node was down.
+    let at = bob
+        .listen_peers("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let mut conn = dial().await;
+    let mut conn = dial(&at.to_string()).await;
     let proof = messages::sign(
         &alice_key,
         &messages::BalanceProof {
@@ -1666,31 +1794,44 @@ async fn two_nodes_that_dial_each_other_at_once_keep_one_link() {
         .await
         .unwrap();
     let alice_peer: PeerAddr = format!("{}@{alice_at}", alice.address()).parse().unwrap();
-    for round in 0..10 {
+    let lower = alice.address().min(bob.address());
+    // Every link that passed the handshake is counted once at a node: kept (established) or
+    // closed at once for the partner's simultaneous dial (declined).
+    let handled = |node: &Node| node.links_established() + node.links_declined();
+    // linked(): alice's node dialed bob's once.
+    assert_eq!((handled(&alice), handled(&bob)), (1, 1));
+    for round in 1..=10u64 {
         alice.drop_links();
         bob.drop_links();
-        eventually("both links gone", || {
-            alice.link_count() == 0 && bob.link_count() == 0
+        eventually(PATIENCE, "both links gone", async || {
+            let counts = (alice.link_count(), bob.link_count());
+            done_if(counts == (0, 0), counts)
         })
         .await;
         let (a, b) = tokio::join!(alice.connect_peer(&peer), bob.connect_peer(&alice_peer));
         a.unwrap();
         b.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(
-            alice.is_linked(bob.address()) && bob.is_linked(alice.address()),
-            "round {round}: both nodes keep a link"
+        // Each node handles two links this round, its own dial and the partner's (which may
+        // still be in its handshake when both dials have returned). Once both nodes have
+        // handled both, nothing else comes: each must hold the link the lower address dialed.
+        let what = format!("round {round}: both dials handled at both nodes");
+        eventually(PATIENCE, &what, async || {
+            let counts = (handled(&alice), handled(&bob));
+            done_if(counts == (1 + 2 * round, 1 + 2 * round), counts)
+        })
+        .await;
+        assert_eq!(
+            (
+                alice.link_dialer(bob.address()),
+                bob.link_dialer(alice.address())
+            ),
+            (Some(lower), Some(lower)),
+            "round {round}: both nodes keep the link the lower address dialed"
         );
-        let paid = alice.pay(1, 1, b"", None).await;
-        assert!(paid.is_ok(), "round {round}: {paid:?}");
+        let paid = alice.pay(1, 1, b"", None).await.unwrap();
+        assert_eq!(paid.nonce, round, "round {round}");
     }
-    // Settled: no link comes or goes any more.
-    let established = (alice.links_established(), bob.links_established());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        (alice.links_established(), bob.links_established()),
-        established
-    );
+    assert_eq!(bob.channel_record(1).unwrap().received(), 10);
     alice.shutdown().await;
     bob.shutdown().await;
 }

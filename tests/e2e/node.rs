@@ -2,21 +2,22 @@
 //! (including one a partner opens towards it) into its RocksDB store, and after a restart it
 //! catches up on what happened while it was down, resuming from its persisted cursor.
 
-use std::time::Duration;
-
 use alloy::primitives::U256;
 use farthing_core::{ChainState, Role};
 use farthing_daemon::Node;
-use farthing_e2e::{Devnet, Party, USDC, node_config, send};
+use farthing_e2e::{Devnet, PATIENCE, Party, USDC, done_if, eventually, node_config, send, soon};
 
+/// Wait until the node's own watcher has applied `block`.
 async fn until_synced(node: &Node, block: u64) {
-    for _ in 0..200 {
-        if node.health().synced_block >= block {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("node did not sync to block {block}: {:?}", node.health());
+    eventually(
+        PATIENCE,
+        &format!("the node's watcher to apply block {block}"),
+        async || {
+            let health = node.health();
+            done_if(health.synced_block >= block, health)
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -100,11 +101,21 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = node_config(&devnet, &d, dir.path(), 1);
+    let mut config = node_config(&devnet, &d, dir.path(), 1);
+    // The operator settles below: the node's watchtower must not settle first.
+    config.watchtower.act = false;
     let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
     let bob = Party::new(&devnet, &d, devnet.key("BOB"));
     devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
     let node = Node::start(config).await.unwrap();
+    let sent = async || {
+        use alloy::providers::Provider as _;
+        node.reader()
+            .get_transaction_count(alice.address())
+            .pending()
+            .await
+            .unwrap()
+    };
 
     // Open in one transaction (permit: the node never sent an approve).
     let opened = node
@@ -166,11 +177,18 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
         "settling inside the challenge period is refused before sending: {early}"
     );
     devnet.advance_time(601).await.unwrap();
+    let before = sent().await;
     let settled = node.settle_channel(1).await.unwrap();
     assert_eq!(settled.on_chain.state, ChainState::Settled);
+    assert_eq!(
+        sent().await,
+        before + 1,
+        "the operator's settle is the one transaction"
+    );
     assert_eq!(alice.balance().await, 100 * USDC);
     assert_eq!(bob.balance().await, 0);
     assert_eq!(node.claim().await.unwrap(), 0, "nothing deferred");
+    assert_eq!(sent().await, before + 1, "nothing to claim: nothing sent");
     node.shutdown().await;
 }
 
@@ -209,16 +227,14 @@ async fn channel_updates_stream_over_the_websocket_subscription() {
         bob.manager
             .topUp(U256::from(1), bob.address(), U256::from(45 * USDC))
     );
-    let first = tokio::time::timeout(Duration::from_secs(5), updates.next())
+    let first = soon("the open's update", updates.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!((first.channel_id, first.kind.as_str()), (1, "opened"));
     assert_eq!(first.channel.deposit_partner, "30");
-    let second = tokio::time::timeout(Duration::from_secs(5), updates.next())
+    let second = soon("the top-up's update", updates.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -247,16 +263,14 @@ async fn a_chain_that_drops_out_makes_the_node_degraded_and_refuse_new_risk() {
     assert_eq!(rpc.info().await.unwrap().health.status, HealthStatus::Ok);
 
     drop(devnet); // anvil is killed
-    let mut degraded = None;
-    for _ in 0..200 {
-        let info = rpc.info().await.unwrap();
-        if info.health.status == HealthStatus::Degraded {
-            degraded = Some(info.health.reasons);
-            break;
+    let reasons = eventually(PATIENCE, "the node to report itself degraded", async || {
+        let health = rpc.info().await.unwrap().health;
+        match health.status {
+            HealthStatus::Degraded => Ok(health.reasons),
+            _ => Err(health),
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let reasons = degraded.expect("the node reports itself degraded");
+    })
+    .await;
     assert!(reasons.iter().any(|r| r.contains("chain")), "{reasons:?}");
     let refused = rpc
         .open_channel(OpenParams {
@@ -276,7 +290,9 @@ async fn a_chain_that_drops_out_makes_the_node_degraded_and_refuse_new_risk() {
 async fn the_node_survives_the_chain_going_away_and_coming_back() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("anvil-state.json");
-    let devnet = Devnet::start_persistent(0, &state).unwrap();
+    // A port outside the ephemeral range: nothing else can take it while the chain is away
+    // (the node keeps dialing it meanwhile).
+    let devnet = Devnet::start_persistent(farthing_e2e::fixed_port(), &state).unwrap();
     let d = devnet.deploy().await.unwrap();
     devnet
         .mint(&d, devnet.key("ALICE").address(), 100 * USDC)
@@ -293,30 +309,19 @@ async fn the_node_survives_the_chain_going_away_and_coming_back() {
     // The chain goes away: the node notices and says so.
     let port = devnet.port();
     devnet.stop_gracefully();
-    for _ in 0..200 {
-        if !node.health().problems.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(
-        !node.health().problems.is_empty(),
-        "degraded while the chain is down"
-    );
+    eventually(PATIENCE, "the node to say the chain is away", async || {
+        let health = node.health();
+        done_if(!health.problems.is_empty(), health)
+    })
+    .await;
 
     // The same chain comes back on the same port: no operator action, the node recovers.
     let devnet = Devnet::start_persistent(port, &state).unwrap();
-    for _ in 0..600 {
-        if node.health().problems.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(
-        node.health().problems.is_empty(),
-        "healthy again: {:?}",
-        node.health()
-    );
+    eventually(PATIENCE, "the node healthy again", async || {
+        let health = node.health();
+        done_if(health.problems.is_empty(), health)
+    })
+    .await;
     let second = node
         .open_channel(bob, 5 * USDC as u128, Some(600))
         .await
@@ -359,14 +364,11 @@ async fn a_transaction_sent_before_a_crash_is_broadcast_again_after_the_restart(
         let node = node.clone();
         async move { node.close_channel(1).await }
     });
-    let mut journaled = Vec::new();
-    for _ in 0..200 {
-        journaled = node.store().pending_txs().unwrap();
-        if !journaled.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let journaled = eventually(PATIENCE, "the close in the journal", async || {
+        let journaled = node.store().pending_txs().unwrap();
+        done_if(!journaled.is_empty(), journaled)
+    })
+    .await;
     assert_eq!(
         journaled.len(),
         1,
@@ -391,21 +393,34 @@ async fn a_transaction_sent_before_a_crash_is_broadcast_again_after_the_restart(
         "the close never made it"
     );
 
-    // The restarted node broadcasts it again; once mined, it is forgotten and the channel closed.
-    for _ in 0..100 {
-        let _: serde_json::Value = chain.raw_request("evm_mine".into(), ()).await.unwrap();
-        if node.store().pending_txs().unwrap().is_empty()
-            && node.channel(1).unwrap().on_chain.state == ChainState::Closed
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        node.store().pending_txs().unwrap().is_empty(),
-        "journal cleared after the receipt"
-    );
-    assert_eq!(node.channel(1).unwrap().on_chain.state, ChainState::Closed);
+    // The restarted node broadcast it again before it started serving: it waits in the pool,
+    // and one block mines it. Once its receipt is in, it is forgotten and the channel closed.
+    let pool: serde_json::Value = chain
+        .raw_request("txpool_content".into(), ())
+        .await
+        .unwrap();
+    let alice = format!("{:?}", devnet.key("ALICE").address());
+    let pending = pool["pending"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(sender, _)| sender.eq_ignore_ascii_case(&alice))
+        .map(|(_, by_nonce)| by_nonce.as_object().unwrap().len());
+    assert_eq!(pending, Some(1), "the close, sent again: {pool}");
+    let _: serde_json::Value = chain.raw_request("evm_mine".into(), ()).await.unwrap();
+    eventually(
+        PATIENCE,
+        "the close mined and out of the journal",
+        async || {
+            let journaled = node.store().pending_txs().unwrap();
+            let state = node.channel(1).unwrap().on_chain.state;
+            done_if(
+                journaled.is_empty() && state == ChainState::Closed,
+                (journaled.len(), state),
+            )
+        },
+    )
+    .await;
     node.shutdown().await;
 }
 

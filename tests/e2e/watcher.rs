@@ -244,8 +244,10 @@ async fn a_deposit_counts_after_its_confirmations_and_a_reorg_never_counts_it_tw
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_chain_at_the_same_address_is_refused_not_rebuilt_from() {
     let dir = tempfile::tempdir().unwrap();
-    let devnet = Devnet::start().unwrap();
-    let port = devnet.port();
+    // A port outside the ephemeral range: nothing else can take it between the two chains
+    // (the node keeps dialing it meanwhile).
+    let port = farthing_e2e::fixed_port();
+    let devnet = Devnet::start_on(port).unwrap();
     let d = devnet.deploy().await.unwrap();
     let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
     devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();

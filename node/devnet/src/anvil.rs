@@ -12,6 +12,8 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest::Url;
 use farthing_chain::Deployment;
+
+use crate::PATIENCE;
 use farthing_chain::contracts::{ChannelManager, MockUSDC};
 
 use crate::{DevnetParams, Error, Result, chain_error};
@@ -65,6 +67,15 @@ impl Devnet {
         Self::spawn(&DevnetOptions::default())
     }
 
+    /// Start anvil on `port` (0: a free one; a port below the ephemeral range for one to start
+    /// on again).
+    pub fn start_on(port: u16) -> Result<Self> {
+        Self::spawn(&DevnetOptions {
+            port,
+            ..DevnetOptions::default()
+        })
+    }
+
     /// Start anvil on `port` (0: a free one) keeping its chain in `state`: loaded at start if
     /// the file exists, written when the devnet is stopped with [`Devnet::stop_gracefully`].
     /// Lets a test take the chain away from a node and bring the same chain back.
@@ -116,7 +127,7 @@ impl Devnet {
                 }
             });
         }
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(10)) else {
+        let Ok(addr) = rx.recv_timeout(PATIENCE) else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::AnvilSilent);
@@ -266,11 +277,11 @@ impl Devnet {
         Ok(())
     }
 
-    /// Wait (up to 5 s) until the RPC answers (it does as soon as anvil prints its address;
-    /// this is for callers that restart things).
+    /// Wait (up to [`PATIENCE`]) until the RPC answers (it does as soon as anvil prints its
+    /// address; this is for callers that restart things).
     pub async fn wait_ready(&self) -> Result<()> {
         let provider = self.reader();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + PATIENCE;
         while let Err(e) = provider.get_chain_id().await {
             if Instant::now() > deadline {
                 return Err(chain_error(&format!("anvil at {}", self.rpc_url))(e));

@@ -29,6 +29,11 @@ pub use params::DevnetParams;
 /// One USDC in base units (6 decimals).
 pub const USDC: u64 = 1_000_000;
 
+/// How long the harness waits for what must happen (anvil printing its address, answering
+/// RPC) before it fails. A deadline against hangs, not a timing goal: a loaded 2-core machine
+/// running every test at once is slow.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What went wrong bringing up or driving the devnet.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -44,8 +49,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// anvil exited, or did not print its listening address within 10 s.
-    #[error("anvil did not report its listening address within 10 s")]
+    /// anvil exited, or did not print its listening address within [`PATIENCE`].
+    #[error("anvil did not report its listening address within {} s", PATIENCE.as_secs())]
     AnvilSilent,
     /// A node exited or printed something else instead of its addresses.
     #[error("node of account {account} did not start (it printed {line:?}): {log}")]

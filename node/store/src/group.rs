@@ -295,8 +295,9 @@ mod tests {
                 .await
                 .unwrap();
         }
-        // The committer thread still holds the database until it notices the queue closed.
-        for _ in 0..100 {
+        // The committer thread still holds the database until it notices the queue closed (on a
+        // loaded machine that may take a while: 60 s is a deadline against a hang, no goal).
+        for _ in 0..6_000 {
             if let Ok(store) = RocksStore::open(dir.path()) {
                 assert_eq!(store.channel(7).unwrap().map(|c| c.id), Some(7));
                 return;

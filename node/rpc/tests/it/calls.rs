@@ -148,9 +148,10 @@ async fn the_subscription_delivers_channel_updates_over_websocket() {
         fake.publish(update.clone());
     }
     for expected in &updates {
-        let received = tokio::time::timeout(Duration::from_secs(5), subscription.next())
+        // A deadline against a hang, not a timing goal: a loaded machine may be slow.
+        let received = tokio::time::timeout(Duration::from_secs(60), subscription.next())
             .await
-            .expect("no update within 5 s")
+            .expect("no update within 60 s")
             .expect("subscription ended")
             .unwrap();
         assert_eq!(&received, expected);

@@ -62,7 +62,9 @@ async fn the_connection_limit_is_enforced() {
     // A connection closes: its slot is free again.
     drop(first);
     let http = connect_http(&format!("http://{addr}"), TOKEN).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // A deadline against a hang, not a timing goal: the server frees the slot once it has
+    // noticed the close, which a loaded machine may take a while to get to.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match http.info().await {
             Ok(_) => break,
