@@ -6,7 +6,7 @@ use std::sync::Arc;
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use farthing_chain::contracts::ChannelManager;
-use farthing_chain::{ChainClient, ChainError, OpenAuthorization};
+use farthing_chain::{ChainClient, ChainError, NodeKey, OpenAuthorization};
 use farthing_e2e::{Devnet, PATIENCE, Party, USDC, done_if, eventually, send};
 
 #[tokio::test]
@@ -21,7 +21,7 @@ async fn one_key_many_concurrent_operations_refusals_and_resync() {
         .unwrap();
     let client = Arc::new(ChainClient::new(
         devnet.rpc_url.parse().unwrap(),
-        alice_key.clone(),
+        Arc::new(NodeKey::new(alice_key.clone())),
         d.chain_id,
         d.channel_manager,
         1,
@@ -31,7 +31,7 @@ async fn one_key_many_concurrent_operations_refusals_and_resync() {
     let mut ids = Vec::new();
     for i in 1..=4u64 {
         let outcome = client
-            .open_with_permit(&alice_key, d.token, bob.address(), 10 * USDC as u128, 600)
+            .open_with_permit(d.token, bob.address(), 10 * USDC as u128, 600)
             .await
             .unwrap();
         assert_eq!(outcome.opened, Some(i));
@@ -118,7 +118,7 @@ async fn a_gasless_open_signed_by_a_funder_without_ether_is_submitted_by_the_nod
     let node_key = devnet.key("ALICE");
     let client = ChainClient::new(
         devnet.rpc_url.parse().unwrap(),
-        node_key.clone(),
+        Arc::new(NodeKey::new(node_key.clone())),
         d.chain_id,
         d.channel_manager,
         1,
@@ -186,7 +186,7 @@ async fn an_urgent_transaction_not_mined_in_time_is_sent_again_with_higher_fees(
     let client = Arc::new(
         ChainClient::new(
             devnet.rpc_url.parse().unwrap(),
-            alice_key.clone(),
+            Arc::new(NodeKey::new(alice_key.clone())),
             d.chain_id,
             d.channel_manager,
             1,
@@ -194,7 +194,7 @@ async fn an_urgent_transaction_not_mined_in_time_is_sent_again_with_higher_fees(
         .with_urgent_wait(std::time::Duration::from_millis(700)),
     );
     client
-        .open_with_permit(&alice_key, d.token, bob.address(), 10 * USDC as u128, 600)
+        .open_with_permit(d.token, bob.address(), 10 * USDC as u128, 600)
         .await
         .unwrap();
     client.close(1, None).await.unwrap();

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use farthing_chain::messages;
-use farthing_core::PaymentError;
-use farthing_daemon::{Node, OpError, PayError};
+use farthing_core::{PaymentError, WithdrawError};
+use farthing_daemon::{CosignError, Node, OpError, PayError};
 use farthing_e2e::{Devnet, PATIENCE, Party, USDC, done_if, eventually, node_config, soon};
 use farthing_peer::message::{Memo, Message};
 use farthing_peer::{PeerAddr, handshake};
@@ -161,7 +161,7 @@ async fn many_payments_in_flight_over_the_link_then_a_cooperative_close() {
         .pay(1, 1_000 * USDC as u128, b"", None)
         .await
         .unwrap_err();
-    assert!(matches!(too_much, PayError::Payment(_)), "{too_much}");
+    assert!(matches!(too_much, PayError::Unpayable(_)), "{too_much}");
 
     // A test peer speaking the wire protocol with carol's key claims to pay on alice's channel.
     let stream = tokio::net::TcpStream::connect(bob_addr).await.unwrap();
@@ -306,7 +306,7 @@ async fn payments_queued_together_share_one_proof_and_keep_their_own_answers() {
             assert!(
                 matches!(
                     outcome,
-                    Err(PayError::Payment(PaymentError::Insufficient { .. }))
+                    Err(PayError::Unpayable(PaymentError::Insufficient { .. }))
                 ),
                 "{outcome:?}"
             );
@@ -473,7 +473,7 @@ async fn a_disconnect_in_the_middle_of_a_burst_leaves_both_nodes_agreeing() {
                         // Signed, not acknowledged before the redial's grace ran out (bob gets
                         // it by the Sync all the same).
                         Err(PayError::Undelivered { .. }) => undelivered += 1,
-                        Err(PayError::LinkDown) => {
+                        Err(PayError::NoLink) => {
                             unlinked += 1;
                             // Pacing, not a proof: give the keep-alive a moment to dial.
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -660,7 +660,7 @@ async fn pay_when_linked(node: &Node, channel: u64, amount: u128) -> farthing_da
         PATIENCE,
         "a payment over the (re)dialed link",
         async || match node.pay(channel, amount, b"", Some(&key)).await {
-            Err(e @ (PayError::LinkDown | PayError::Undelivered { .. })) => Err(e),
+            Err(e @ (PayError::NoLink | PayError::Undelivered { .. })) => Err(e),
             paid => Ok(paid.unwrap()),
         },
     )
@@ -921,7 +921,7 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
     assert!(
         matches!(
             &err,
-            OpError::Partner(PayError::Payment(PaymentError::Insufficient { available, .. }))
+            OpError::Cosign(CosignError::Refused(WithdrawError::Insufficient { available, .. }))
                 if *available == 3 * usdc
         ),
         "{err}"

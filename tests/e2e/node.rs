@@ -64,7 +64,7 @@ async fn the_watcher_follows_our_channels_and_catches_up_after_a_restart() {
         (Role::B, bob.address())
     );
     let first = changes.recv().await.unwrap();
-    assert_eq!((first.kind, first.channel.id), ("opened", 1));
+    assert_eq!((first.kind.as_str(), first.channel.id), ("opened", 1));
 
     // Down: bob tops up channel 1 and closes channel 2 while the node is stopped.
     node.shutdown().await;

@@ -150,7 +150,7 @@ async fn ten_thousand_payments_both_ways_then_a_cooperative_close_pays_exactly()
     assert!(
         matches!(
             too_much,
-            PayError::Payment(PaymentError::Insufficient { .. })
+            PayError::Unpayable(PaymentError::Insufficient { .. })
         ),
         "{too_much}"
     );
