@@ -157,12 +157,11 @@ impl Peering {
         }
         let (outgoing, queue) = mpsc::unbounded_channel();
         let link = Arc::new(Link::new(outgoing, dialer));
-        if !self.links.add(peer, &link) {
+        if !self.add_with_sync(peer, &link) {
             // Both nodes dialed each other at the same moment: both keep the link the lower
             // address dialed (each applies the same rule), and this one closes.
             return;
         }
-        self.send_sync(peer, &link);
         tracing::info!(%peer, "peer link up");
         let writing = self.tasks.spawn("peer writer", write_frames(writer, queue));
         let (peering, reading_link) = (self.clone(), link.clone());
@@ -176,19 +175,27 @@ impl Peering {
         link.own([writing, reading]);
     }
 
-    /// On link up: for every open channel shared with `peer`, send our latest proof (once it
-    /// is durable) so that a payment whose delivery or acknowledgement was lost is settled.
-    fn send_sync(&self, peer: Address, link: &Link) {
-        let shared: Vec<_> = self
-            .table
-            .all()
-            .into_iter()
+    /// Register `link` to `peer` and queue, first on it, our latest proof of every open channel
+    /// shared with `peer` (a Sync each, sent once durable), so that a payment whose delivery or
+    /// acknowledgement was lost is settled. Both happen under the channel table's lock, where
+    /// the signer looks up the link: a proof signed before is in the Sync, one signed after
+    /// goes on this link behind it — a Sync never follows a newer proof on the wire. `false`:
+    /// the partner's simultaneous dial won and this link is dropped.
+    fn add_with_sync(&self, peer: Address, link: &Arc<Link>) -> bool {
+        let table = self.table.lock();
+        if !self.links.add(peer, link) {
+            return false;
+        }
+        let syncs: Vec<_> = table
+            .channels()
             .filter(|c| c.partner == peer && c.on_chain.state == farthing_core::ChainState::Open)
+            .map(sync_frame)
             .collect();
         // An empty group commit resolves once every write queued before it is durable.
-        let mut ready = (!shared.is_empty()).then(|| self.table.flushed());
-        for channel in shared {
-            link.send(sync_frame(&channel), ready.take());
+        let mut ready = (!syncs.is_empty()).then(|| self.table.flushed());
+        for sync in syncs {
+            link.send(sync, ready.take());
         }
+        true
     }
 }
