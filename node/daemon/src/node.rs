@@ -32,8 +32,11 @@ use crate::watchtower::{GuardPass, Watchtower};
 /// A synced write running this long makes the node report its store as stalled.
 const STORE_STALL: Duration = Duration::from_secs(2);
 
-/// How long shutdown lets background tasks finish before aborting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown lets background tasks finish before aborting them: the loops return at
+/// once on the signal; anything still running (a receipt wait, a watchtower transaction) is
+/// safe to abort, since every state it depends on is durable (a transaction is journaled
+/// before it is broadcast, and sent again at the next start).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 
 /// What the builder wired: every component, each holding only its own handles.
 pub(crate) struct Components {

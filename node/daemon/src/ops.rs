@@ -6,8 +6,10 @@
 use std::sync::Arc;
 
 use alloy::primitives::Address;
-use farthing_chain::ChainError;
-use farthing_core::{ChainState, Channel, ChannelId, MAX_DEPOSIT, WITHDRAW_VALIDITY_SECS};
+use farthing_chain::{ChainError, TxOutcome};
+use farthing_core::{
+    ChainState, Channel, ChannelId, MAX_DEPOSIT, WITHDRAW_VALIDITY_SECS, WithdrawError,
+};
 use farthing_store::StoreError;
 
 use crate::chain::Chain;
@@ -52,6 +54,17 @@ pub enum OpError {
     /// The watcher pass after the transaction failed; the watcher retries on its own.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The transaction was mined but the node could not apply its block yet (the chain's RPC
+    /// failed right after): do not send it again; the watcher applies it on its own.
+    #[error(
+        "transaction {tx_hash} was mined but the node has not applied it yet ({reason}): do not send it again; the channel shows the outcome once the watcher catches up"
+    )]
+    NotApplied {
+        /// The mined transaction.
+        tx_hash: alloy::primitives::B256,
+        /// Why the watcher pass failed.
+        reason: String,
+    },
     /// The node's data for the channel is older than the partner's or the chain's: it will not
     /// act on it (restore the latest data first).
     #[error("{0}")]
@@ -69,7 +82,9 @@ impl OpError {
             | Self::WrongState { .. }
             | Self::InsufficientFunds { .. }
             | Self::InvalidParams(_) => NextStep::FixRequest,
-            Self::Chain(ChainError::Unconfirmed { .. }) => NextStep::DoNotResend,
+            Self::Chain(ChainError::Unconfirmed { .. }) | Self::NotApplied { .. } => {
+                NextStep::DoNotResend
+            }
             Self::Chain(_) | Self::Store(_) | Self::Sync(_) => NextStep::Retry,
             Self::Stale(_) => NextStep::CloseChannel,
             Self::Cosign(e) => e.next_step(),
@@ -124,7 +139,7 @@ impl Operations {
             .client
             .open_with_permit(d.token, partner, amount, period)
             .await?;
-        self.watcher.sync_to(outcome.block).await?;
+        self.applied(&outcome).await?;
         let id = outcome.opened.ok_or_else(|| {
             OpError::InvalidParams("the open emitted no ChannelOpened event".into())
         })?;
@@ -146,7 +161,7 @@ impl Operations {
         self.require_funds(amount).await?;
         let token = self.chain.deployment.token;
         let outcome = self.chain.client.top_up(token, id, amount).await?;
-        self.watcher.sync_to(outcome.block).await?;
+        self.applied(&outcome).await?;
         self.channel(id)
     }
 
@@ -171,7 +186,7 @@ impl Operations {
                 self.chain.client.close(id, channel.theirs.as_ref()).await?
             }
         };
-        self.watcher.sync_to(outcome.block).await?;
+        self.applied(&outcome).await?;
         self.channel(id)
     }
 
@@ -210,7 +225,7 @@ impl Operations {
             }
             Err(e) => return Err(e.into()),
         };
-        self.watcher.sync_to(outcome.block).await?;
+        self.applied(&outcome).await?;
         self.channel(id)
     }
 
@@ -231,10 +246,29 @@ impl Operations {
             .map_err(|e| match e {
                 CosignError::Chain(e) => OpError::Chain(e),
                 CosignError::Store(e) => OpError::Store(e),
+                // It closed meanwhile.
+                CosignError::Refused(WithdrawError::NotOpen { state }) => OpError::WrongState {
+                    id,
+                    state,
+                    hint: "withdraw only from an open channel; closing pays out",
+                },
                 e => OpError::Cosign(e),
             })?;
-        self.watcher.sync_to(outcome.block).await?;
+        self.applied(&outcome).await?;
         self.channel(id)
+    }
+
+    /// Apply the events of `outcome`'s block, so the answer reflects the operation's own
+    /// transaction. The transaction is mined whatever happens here: a failure says so, and
+    /// that it must not be sent again.
+    async fn applied(&self, outcome: &TxOutcome) -> Result<(), OpError> {
+        self.watcher
+            .sync_to(outcome.block)
+            .await
+            .map_err(|e| OpError::NotApplied {
+                tx_hash: outcome.tx_hash,
+                reason: e.to_string(),
+            })
     }
 
     /// Claim whatever the token refused to pay the node at settle time; returns the amount.

@@ -65,10 +65,13 @@ impl StoreGuard {
     async fn reload(&self) {
         let _turn = self.watcher.turn().await;
         let store = self.store.clone();
-        let Ok(Ok(channels)) = tokio::task::spawn_blocking(move || store.channels()).await else {
+        let read = tokio::task::spawn_blocking(move || {
+            Ok::<_, farthing_store::StoreError>((store.channels()?, store.closing_channels()?))
+        });
+        let Ok(Ok((channels, frozen))) = read.await else {
             return;
         };
-        self.table.reload(channels);
+        self.table.reload(channels, frozen);
         // Whatever was signed or taken in memory but never made durable is gone: payments
         // waiting for it learn so, and keys filed with it are forgotten.
         self.payments.forget_undurable().await;

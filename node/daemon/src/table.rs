@@ -17,11 +17,11 @@
 //!    guard holds it while it reloads the table and forgets undurable idempotency keys.
 //! 2. The idempotency keys (`payments::idempotency`, a tokio mutex held while one keyed payment
 //!    is checked and signed).
-//! 3. **The table** (this std mutex, never held across an `.await`). Under it, and only
-//!    briefly: the group committer's queue, the link registry's map, a link's outgoing queue
-//!    (lock-free), the delivery tracker (`payments::delivery`), the task set.
-//! 4. Leaves, never held while taking another lock: the outboxes, the delivery tracker, the
-//!    link registry, a link's pending answers, the health and metrics state.
+//! 3. **The table** (this std mutex, never held across an `.await`).
+//! 4. Leaves, never held while taking another lock; some are taken briefly under the table's
+//!    lock: the group committer's queue, the link registry's map (and a replaced link's
+//!    pending answers), a link's outgoing queue (lock-free), the delivery tracker
+//!    (`payments::delivery`), the store's health, the task set. Never under it: the outboxes.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -157,10 +157,13 @@ impl ChannelTable {
         &self.group
     }
 
-    /// Replace every channel with what the store holds (after a store failure: whatever was
-    /// changed in memory but never made durable is dropped).
-    pub(crate) fn reload(&self, channels: Vec<Channel>) {
-        self.lock().inner.channels = channels.into_iter().map(|c| (c.id, c)).collect();
+    /// Replace every channel and the frozen set with what the store holds (after a store
+    /// failure: whatever was changed in memory but never made durable is dropped — a freeze
+    /// whose closing mark never landed too, since no close signature left before it).
+    pub(crate) fn reload(&self, channels: Vec<Channel>, frozen: Vec<ChannelId>) {
+        let mut table = self.lock();
+        table.inner.channels = channels.into_iter().map(|c| (c.id, c)).collect();
+        table.inner.frozen = frozen.into_iter().collect();
     }
 }
 
@@ -287,7 +290,8 @@ mod tests {
         let table = table(&store);
         assert_eq!(table.lock().may_sign(1), Ok(()));
         assert_eq!(table.lock().may_sign(2), Err(Blocked::Frozen));
-        table.lock().freeze(1).await.expect("durable");
+        let frozen = table.lock().freeze(1);
+        frozen.await.expect("durable");
         assert_eq!(store.closing_channels().expect("read"), vec![1]);
         assert!(table.is_frozen(1));
 

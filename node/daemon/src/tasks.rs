@@ -39,6 +39,11 @@ pub(crate) enum OnFailure {
 pub(crate) struct Shutdown(watch::Receiver<bool>);
 
 impl Shutdown {
+    /// Whether shutdown has begun.
+    pub(crate) fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Resolves once shutdown has begun (at once if it has).
     pub(crate) async fn wait(&mut self) {
         // An error means the sender is gone: the node is gone, so this is shutdown too.

@@ -70,6 +70,22 @@ pub(crate) struct Watchtower {
     claimed_at: Mutex<Option<tokio::time::Instant>>,
 }
 
+/// Takes an action out of the in-flight set when dropped.
+struct InFlight<'a> {
+    tower: &'a Watchtower,
+    action: (ChannelId, Action),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.tower
+            .acting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.action);
+    }
+}
+
 impl Watchtower {
     /// A watchtower over `table`, acting through `chain`.
     pub(crate) fn new(
@@ -170,10 +186,7 @@ impl Watchtower {
         if check_gas {
             let (balance, price) = self.chain.gas().await.map_err(|e| e.to_string())?;
             let warning = rules::gas_shortfall(&channels, balance, price).map(|short| {
-                let warning = format!(
-                    "the node's gas balance ({balance} wei) cannot defend its {} channels at the current gas price ({} wei needed): send ether to {}",
-                    short.channels, short.needed_wei, self.chain.us
-                );
+                let warning = short.warning(balance, self.chain.us);
                 tracing::warn!("{warning}");
                 warning
             });
@@ -209,12 +222,12 @@ impl Watchtower {
         }
         let tower = self.clone();
         self.tasks.spawn("watchtower transaction", async move {
+            // Out of flight however the action ends (a panic too), so a later pass retries it.
+            let _in_flight = InFlight {
+                tower: &tower,
+                action,
+            };
             tower.perform(action).await;
-            tower
-                .acting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&action);
         });
     }
 

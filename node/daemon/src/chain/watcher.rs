@@ -25,7 +25,7 @@ use crate::table::ChannelTable;
 use crate::tasks::Shutdown;
 
 /// Longest a watcher pass may take before the chain counts as not answering.
-const PASS_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const PASS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most blocks one pass reads events from.
 const BLOCKS_PER_PASS: u64 = 5_000;

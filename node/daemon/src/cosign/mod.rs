@@ -68,6 +68,7 @@ impl CosignError {
     pub fn next_step(&self) -> NextStep {
         match self {
             Self::UnknownChannel(_) | Self::Refused(_) => NextStep::FixRequest,
+            Self::Chain(ChainError::Unconfirmed { .. }) => NextStep::DoNotResend,
             Self::NoLink
             | Self::NoAnswer
             | Self::PartnerRefused(_)

@@ -7,7 +7,7 @@
 use alloy::primitives::{Address, Bytes, U256, Uint};
 use farthing_chain::TxOutcome;
 use farthing_chain::messages::Withdraw;
-use farthing_core::ChannelId;
+use farthing_core::{Channel, ChannelId};
 use farthing_peer::message::{Message, RejectCode};
 
 use crate::cosign::{ANSWER_TIMEOUT, Cosign, CosignError};
@@ -52,11 +52,13 @@ impl Cosign {
             .table
             .partner_of(id)
             .ok_or(CosignError::UnknownChannel(id))?;
-        self.table
-            .lock()
-            .may_sign(id)
-            .map_err(|blocked| CosignError::blocked(id, blocked))?;
+        if self.table.is_frozen(id) {
+            return Err(CosignError::Closing(id));
+        }
         let link = self.links.get(partner).ok_or(CosignError::NoLink)?;
+        if let Some(reason) = self.table.stale_reason(id) {
+            return Err(CosignError::Stale(reason));
+        }
         let us = self.signer.address();
         let (message, ours, durable) = {
             let mut table = self.table.lock();
@@ -135,23 +137,32 @@ impl Cosign {
             tracing::info!(%peer, channel = id, "withdrawal refused: {why}");
             (reject_frame(id, 0, RejectCode::Withdraw, why), None)
         };
+        let check = |channel: &Channel| {
+            channel.check_withdraw_request(request.participant, request.total, request.expiry, now)
+        };
+        // The cheap checks first (on a copy), the signature's recovery after them.
+        let Some(channel) = self.table.get(id).filter(|c| c.partner == peer) else {
+            return refuse(format!("channel {id} is not shared with {peer}"));
+        };
+        if self.table.is_frozen(id) {
+            return refuse(format!("channel {id} is closing"));
+        }
+        if let Err(refusal) = check(&channel) {
+            return refuse(refusal.to_string());
+        }
         let message = withdraw_message(id, peer, request.total, request.expiry);
         if let Err(e) = self.signer.verify(&message, &request.signature, peer) {
             return refuse(e.to_string());
         }
+        // Again under the table's lock, where payments change the balances it checks.
         let mut table = self.table.lock();
-        let Some(channel) = table.channel(id).filter(|c| c.partner == peer) else {
+        let Some(channel) = table.channel(id) else {
             return refuse(format!("channel {id} is not shared with {peer}"));
         };
         if table.is_frozen(id) {
             return refuse(format!("channel {id} is closing"));
         }
-        let pending = match channel.check_withdraw_request(
-            request.participant,
-            request.total,
-            request.expiry,
-            now,
-        ) {
+        let pending = match check(channel) {
             Ok(pending) => pending,
             Err(refusal) => return refuse(refusal.to_string()),
         };

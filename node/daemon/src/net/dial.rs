@@ -126,6 +126,9 @@ impl Peering {
         let redial = async move {
             let mut wait = FIRST_REDIAL;
             loop {
+                if shutdown.is_set() {
+                    return;
+                }
                 let linked = peering.links.get(peer.address).is_some();
                 if linked || peering.store_health.is_failing() {
                     wait = FIRST_REDIAL;
@@ -150,6 +153,9 @@ impl Peering {
 
     /// Run a link to `peer` that `dialer` dialed (the partner, or this node).
     fn run_link(self: &Arc<Self>, peer: Address, dialer: Address, (reader, writer): Halves) {
+        if self.tasks.is_stopping() {
+            return;
+        }
         if self.store_health.is_failing() {
             // Nothing may be synchronised from a table that is ahead of the disk.
             tracing::warn!(%peer, "peer link refused: the store is failing");

@@ -11,6 +11,7 @@ use farthing_peer::message::Message;
 use tokio::io::ReadHalf;
 use tokio::net::TcpStream;
 
+use crate::chain::watcher::PASS_TIMEOUT;
 use crate::link::Link;
 use crate::net::Peering;
 use crate::net::command::{Burst, Command};
@@ -43,7 +44,8 @@ impl Peering {
                         .is_some_and(|id| self.table.partner_of(id).is_none())
             });
             if unknown {
-                let _ = self.watcher.sync().await;
+                // Bounded: a chain RPC that hangs must not stop this partner's Acks.
+                let _ = tokio::time::timeout(PASS_TIMEOUT, self.watcher.sync()).await;
             }
             let mut burst = Burst::default();
             for frame in frames {

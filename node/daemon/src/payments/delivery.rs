@@ -93,18 +93,29 @@ impl Deliveries {
         self.lock().get(&id).is_some_and(|c| !c.waiting.is_empty())
     }
 
-    /// Fail every payment still waiting and forget what the partners acknowledged (the table
-    /// was reloaded from the store: what was signed in memory only was never made).
-    pub(crate) fn reset(&self) {
+    /// The table was reloaded from the store after a failure: every payment still waiting
+    /// learns what became of it, and what the partners acknowledged is forgotten. A proof at
+    /// or below `durable(channel)` (the latest one the store holds) was made: it is binding and
+    /// reaches the partner when a link is back ([`PayError::Undelivered`]). One above it was
+    /// signed in memory only and never left the process: it was not made ([`PayError::Store`]).
+    pub(crate) fn reset(&self, durable: impl Fn(ChannelId) -> u64) {
         let channels = std::mem::take(&mut *self.lock());
-        for waiter in channels
-            .into_values()
-            .flat_map(|c| c.waiting.into_values())
-            .flatten()
-        {
-            let _ = waiter.send(Err(PayError::Store(StoreError::Unavailable {
-                reason: "the store failed before this payment was durable: it was not made".into(),
-            })));
+        for (channel, state) in channels {
+            let stored = durable(channel);
+            for (nonce, waiters) in state.waiting {
+                for waiter in waiters {
+                    let outcome = if nonce <= stored {
+                        PayError::Undelivered { channel, nonce }
+                    } else {
+                        PayError::Store(StoreError::Unavailable {
+                            reason:
+                                "the store failed before this payment was durable: it was not made"
+                                    .into(),
+                        })
+                    };
+                    let _ = waiter.send(Err(outcome));
+                }
+            }
         }
     }
 }
@@ -133,11 +144,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reset_fails_every_waiting_payment() {
+    async fn after_a_store_failure_a_durable_proof_is_undelivered_and_a_lost_one_not_made() {
         let deliveries = Deliveries::default();
-        let waiting = deliveries.expect(1, 5);
-        deliveries.reset();
-        assert!(matches!(waiting.await, Ok(Err(PayError::Store(_)))));
+        let (durable, lost) = (deliveries.expect(1, 5), deliveries.expect(1, 6));
+        // The store holds nonce 5 of channel 1: 5 was made, 6 never left the process.
+        deliveries.reset(|channel| if channel == 1 { 5 } else { 0 });
+        assert!(matches!(
+            durable.await,
+            Ok(Err(PayError::Undelivered {
+                channel: 1,
+                nonce: 5
+            }))
+        ));
+        assert!(matches!(lost.await, Ok(Err(PayError::Store(_)))));
         assert!(!deliveries.has_waiting(1));
     }
 

@@ -70,6 +70,21 @@ pub enum PayError {
         /// The proof's nonce.
         nonce: u64,
     },
+    /// The store failed while the signed proof was on its way: whether it was made is not
+    /// known here (do not resend: repeat the call with the same idempotency key).
+    #[error(
+        "the store failed while payment nonce {nonce} on channel {channel} was on its way ({reason}): \
+         it may or may not have been made; do not pay again — repeat the call with the same \
+         idempotency key once the node is healthy to learn the outcome"
+    )]
+    InDoubt {
+        /// The channel.
+        channel: ChannelId,
+        /// The proof's nonce.
+        nonce: u64,
+        /// The store's failure.
+        reason: String,
+    },
     /// The partner refused the proof, with its reason. The proof stays signed (a signature
     /// cannot be taken back), so its amount travels with the next payment (do not resend).
     #[error(
@@ -98,7 +113,9 @@ impl PayError {
                 | PaymentError::NotOpen { .. },
             ) => NextStep::FixRequest,
             Self::NoLink | Self::Store(_) | Self::SignerStopped(_) => NextStep::Retry,
-            Self::Undelivered { .. } | Self::PartnerRefused(_) => NextStep::DoNotResend,
+            Self::Undelivered { .. } | Self::InDoubt { .. } | Self::PartnerRefused(_) => {
+                NextStep::DoNotResend
+            }
             Self::Closing(_) | Self::Stale(_) | Self::Unpayable(PaymentError::Exhausted { .. }) => {
                 NextStep::CloseChannel
             }

@@ -166,12 +166,9 @@ impl Payments {
         patience: Duration,
     ) -> Result<Paid, PayError> {
         // A dropped sender means nothing answered for a proof that is signed: undelivered.
-        let undelivered = PayError::Undelivered {
-            channel: paid.channel,
-            nonce: paid.nonce,
-        };
-        let outcome = |answer: Result<Result<(), PayError>, _>| {
-            answer.unwrap_or(Err(undelivered)).map(|()| paid)
+        let outcome = |answer: Result<Result<(), PayError>, _>| match answer {
+            Ok(answer) => Some(answer.map(|()| paid)),
+            Err(_) => None,
         };
         let link = self
             .table
@@ -180,7 +177,10 @@ impl Payments {
         if let Some(link) = link {
             let mut gone = link.gone();
             tokio::select! {
-                answer = &mut delivered => return outcome(answer),
+                answer = &mut delivered => match outcome(answer) {
+                    Some(answer) => return answer,
+                    None => return self.undelivered(paid).await,
+                },
                 // (The watch's guard is dropped inside: it must not live across an await.)
                 _ = async { gone.wait_for(|gone| *gone).await.is_ok() } => {}
                 () = tokio::time::sleep(patience) => {
@@ -190,7 +190,10 @@ impl Payments {
             }
         }
         match tokio::time::timeout(RESYNC_GRACE, &mut delivered).await {
-            Ok(answer) => outcome(answer),
+            Ok(answer) => match outcome(answer) {
+                Some(answer) => answer,
+                None => self.undelivered(paid).await,
+            },
             Err(_) => {
                 drop(delivered);
                 self.undelivered(paid).await
@@ -198,14 +201,20 @@ impl Payments {
         }
     }
 
-    /// The payer stops waiting: the proof is signed and binding; say "stored" only once it is.
+    /// The payer stops waiting: the proof is signed and binding; say "stored" only once it
+    /// is. If the store failed meanwhile, whether the proof was made is not known here: the
+    /// caller must not pay again but ask with the same idempotency key.
     async fn undelivered(&self, paid: Paid) -> Result<Paid, PayError> {
         self.deliveries.forget(paid.channel, paid.nonce);
-        self.table.flushed().await?;
-        Err(PayError::Undelivered {
-            channel: paid.channel,
-            nonce: paid.nonce,
-        })
+        let (channel, nonce) = (paid.channel, paid.nonce);
+        match self.table.flushed().await {
+            Ok(()) => Err(PayError::Undelivered { channel, nonce }),
+            Err(e) => Err(PayError::InDoubt {
+                channel,
+                nonce,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// The partner holds our proofs of channel `id` up to `nonce` (its Ack, or its Sync's
@@ -230,10 +239,13 @@ impl Payments {
         self.deliveries.has_waiting(id)
     }
 
-    /// After the table was reloaded from the store: fail the payments still waiting and
-    /// forget the idempotency keys that were never made durable.
+    /// After the table was reloaded from the store: tell the payments still waiting whether
+    /// their proof was made (see [`Deliveries::reset`]) and forget the idempotency keys that
+    /// were never made durable.
     pub(crate) async fn forget_undurable(&self) {
-        self.deliveries.reset();
+        let table = self.table.clone();
+        self.deliveries
+            .reset(|id| table.get(id).map_or(0, |c| c.our_nonce()));
         self.keys.forget_undurable().await;
     }
 }

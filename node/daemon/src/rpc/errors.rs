@@ -37,10 +37,13 @@ impl RpcHandler {
             PayError::Stale(reason) => ApiError::Degraded {
                 reasons: vec![reason],
             },
-            PayError::Undelivered { channel, nonce } => ApiError::Undelivered {
-                channel_id: channel,
-                nonce,
-            },
+            // Do not pay again: the proof is binding (or, in doubt, may be).
+            PayError::Undelivered { channel, nonce } | PayError::InDoubt { channel, nonce, .. } => {
+                ApiError::Undelivered {
+                    channel_id: channel,
+                    nonce,
+                }
+            }
             e @ (PayError::KeyReused { .. } | PayError::BadMemo(_)) => {
                 ApiError::InvalidParams(e.to_string())
             }
@@ -79,6 +82,11 @@ impl RpcHandler {
             },
             OpError::Chain(e) => map_chain(call, e),
             OpError::Sync(SyncError::Chain(reason)) => ApiError::ChainUnavailable(reason),
+            // Mined: the caller must not send it again, only look again.
+            OpError::NotApplied { tx_hash, reason } => ApiError::Unconfirmed {
+                tx_hash: tx_hash.to_string(),
+                reason,
+            },
             OpError::Cosign(e) => self.map_cosign(e),
             e @ (OpError::Store(_) | OpError::Sync(SyncError::Store(_))) => ApiError::Degraded {
                 reasons: vec![e.to_string()],
