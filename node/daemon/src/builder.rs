@@ -208,6 +208,7 @@ impl Builder {
             signer: signer.clone(),
             links: links.clone(),
             store_health: store_health.clone(),
+            store: store.clone(),
             history: history.clone(),
             metrics: metrics.clone(),
             tasks: tasks.clone(),

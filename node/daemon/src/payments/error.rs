@@ -70,8 +70,8 @@ pub enum PayError {
         /// The proof's nonce.
         nonce: u64,
     },
-    /// The store failed while the signed proof was on its way: whether it was made is not
-    /// known here (do not resend: repeat the call with the same idempotency key).
+    /// The store failed while the signed proof was on its way, and cannot be read to tell
+    /// whether it was made (do not resend: repeat the call with the same idempotency key).
     #[error(
         "the store failed while payment nonce {nonce} on channel {channel} was on its way ({reason}): \
          it may or may not have been made; do not pay again — repeat the call with the same \

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use farthing_core::ChannelId;
 use farthing_peer::message::Memo;
+use farthing_store::Store;
 
 use crate::health::StoreHealth;
 use crate::link::Links;
@@ -63,6 +64,8 @@ pub(crate) struct Payments {
     pub(crate) signer: Arc<Signer>,
     pub(crate) links: Arc<Links>,
     pub(crate) store_health: Arc<StoreHealth>,
+    /// The store, read when a flush failed (was a proof made?).
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) history: Arc<History>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tasks: Tasks,
@@ -202,13 +205,27 @@ impl Payments {
     }
 
     /// The payer stops waiting: the proof is signed and binding; say "stored" only once it
-    /// is. If the store failed meanwhile, whether the proof was made is not known here: the
-    /// caller must not pay again but ask with the same idempotency key.
+    /// is. If the store failed meanwhile, the store itself says whether the proof was made:
+    /// every write queued before the flush has been tried by then, and a failed one is never
+    /// tried again (the table is reloaded from the store).
     async fn undelivered(&self, paid: Paid) -> Result<Paid, PayError> {
         self.deliveries.forget(paid.channel, paid.nonce);
         let (channel, nonce) = (paid.channel, paid.nonce);
-        match self.table.flushed().await {
-            Ok(()) => Err(PayError::Undelivered { channel, nonce }),
+        let Err(failure) = self.table.flushed().await else {
+            return Err(PayError::Undelivered { channel, nonce });
+        };
+        let store = self.store.clone();
+        let stored = tokio::task::spawn_blocking(move || store.channel(channel)).await;
+        match stored {
+            Ok(Ok(stored)) if stored.as_ref().is_some_and(|c| c.our_nonce() >= nonce) => {
+                Err(PayError::Undelivered { channel, nonce })
+            }
+            Ok(Ok(_)) => Err(PayError::Store(failure)),
+            Ok(Err(e)) => Err(PayError::InDoubt {
+                channel,
+                nonce,
+                reason: e.to_string(),
+            }),
             Err(e) => Err(PayError::InDoubt {
                 channel,
                 nonce,

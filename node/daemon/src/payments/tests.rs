@@ -63,6 +63,7 @@ fn fixture(deposit: u128) -> Fixture {
         signer,
         links,
         store_health: Arc::new(StoreHealth::default()),
+        store: store.clone(),
         history: Arc::new(History::default()),
         metrics: Arc::new(Metrics::default()),
         tasks: Tasks::default(),
