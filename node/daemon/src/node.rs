@@ -32,11 +32,11 @@ use crate::watchtower::{GuardPass, Watchtower};
 /// A synced write running this long makes the node report its store as stalled.
 const STORE_STALL: Duration = Duration::from_secs(2);
 
-/// How long shutdown lets background tasks finish before aborting them: the loops return at
-/// once on the signal; anything still running (a receipt wait, a watchtower transaction) is
-/// safe to abort, since every state it depends on is durable (a transaction is journaled
-/// before it is broadcast, and sent again at the next start).
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+/// How long shutdown waits for background tasks to end. They are cancelled at their next
+/// `.await` when the signal rises (safe: every state they depend on is durable, and a
+/// transaction is journaled before it is broadcast and sent again at the next start), so this
+/// only bounds a task blocked in a call that cannot be cancelled (a synced write).
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
 
 /// What the builder wired: every component, each holding only its own handles.
 pub(crate) struct Components {
@@ -74,9 +74,9 @@ impl Node {
     /// Stop: background tasks end (or are aborted after a grace period), links drop, writes
     /// queued before this point are answered, then the store closes.
     pub async fn shutdown(&self) {
-        self.c.links.close_all();
-        self.c.tasks.shutdown(SHUTDOWN_GRACE).await;
-        self.c.links.close_all();
+        // First no link at all (their readers and writers are aborted), then every task.
+        self.c.links.close_for_good();
+        self.c.tasks.shutdown(SHUTDOWN_PATIENCE).await;
         // Writes queued before this point are answered first (the committer takes them in
         // order); then the database closes, whatever tasks still hold the node.
         let _ = self.c.table.flushed().await;

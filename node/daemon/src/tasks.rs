@@ -1,9 +1,11 @@
 //! Every background task of the node belongs to one [`Tasks`] set with one shutdown signal
 //! (reth's `TaskExecutor`, mini-redis's shutdown broadcast).
 //!
-//! - [`Tasks::spawn`] (and [`Tasks::run`], which hands back an output): a task whose end is nobody's business (a connection's reader, a
-//!   channel's signer, a receipt wait). It is tracked, aborted at shutdown if still running,
-//!   and a panic in it is logged with its name.
+//! - [`Tasks::spawn`]: a task whose end is nobody's business (a handshake, a receipt wait).
+//!   It is counted, cancelled when the shutdown signal rises, and a panic in it is logged
+//!   with its name. [`Tasks::spawn_counted`] (and [`Tasks::run`], which hands back an output)
+//!   is for tasks on the payment path (a channel's signer, a link's reader): counted and
+//!   logged, awaited at shutdown, spawned without touching any shared lock.
 //! - [`Tasks::spawn_critical`]: a task the node needs for as long as it runs (the watcher,
 //!   the watchtower, the store guard, a listener). If it panics, or returns before shutdown,
 //!   its [`OnFailure`] policy applies: the node reports itself degraded (it takes no new risk
@@ -11,17 +13,18 @@
 //!   for tasks that only serve observers — it raises a warning. A critical task never
 //!   vanishes silently.
 //!
-//! [`Tasks::shutdown`] raises the signal, gives tasks a grace period to finish what they do,
-//! then aborts whatever still runs.
+//! [`Tasks::shutdown`] raises the signal and waits until every task has ended. Tracking is a
+//! counter, not a lock: signers and history records are spawned on the payment path.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::sync::{Notify, watch};
+use tokio::task::AbortHandle;
 
 /// What the node does when a critical task panics or ends before shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +62,10 @@ pub(crate) struct Tasks {
 
 struct Inner {
     shutdown: watch::Sender<bool>,
-    /// Tracked tasks (a critical task is tracked through its supervisor).
-    set: Mutex<JoinSet<()>>,
+    /// Tasks running.
+    live: AtomicUsize,
+    /// Woken when the last task ends.
+    idle: Notify,
     /// Why the node is degraded: critical tasks that failed.
     failed: Mutex<Vec<String>>,
     /// Observer tasks that failed.
@@ -69,12 +74,24 @@ struct Inner {
     fatal: watch::Sender<Option<String>>,
 }
 
+/// Counts one running task; dropped when it ends (however it ends).
+struct Live(Arc<Inner>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 impl Default for Tasks {
     fn default() -> Self {
         Self {
             inner: Arc::new(Inner {
                 shutdown: watch::Sender::new(false),
-                set: Mutex::new(JoinSet::new()),
+                live: AtomicUsize::new(0),
+                idle: Notify::new(),
                 failed: Mutex::default(),
                 warnings: Mutex::default(),
                 fatal: watch::Sender::new(None),
@@ -94,8 +111,8 @@ impl Tasks {
         *self.inner.shutdown.borrow()
     }
 
-    /// Run `task` in the background, tracked: aborted at shutdown, a panic logged as `name`'s.
-    /// The handle aborts it earlier (a link being replaced).
+    /// Run `task` in the background: counted, cancelled at shutdown, a panic logged as
+    /// `name`'s. The handle aborts it earlier (a link being replaced).
     pub(crate) fn spawn(
         &self,
         name: &'static str,
@@ -112,22 +129,47 @@ impl Tasks {
         })
     }
 
-    /// Run `task` tracked (see [`Tasks::spawn`]) and hand back its output; `None` if it
-    /// panicked or was aborted at shutdown. The task goes on if the caller stops waiting.
+    /// Run `task` on the payment path: counted and logged like [`Tasks::spawn`], but not tied
+    /// to the shutdown signal (registering with it would take a lock every payment shares).
+    /// Shutdown waits for it: it must end on its own within moments (a channel's signer, a
+    /// history record) or be aborted by its owner (a link's reader and writer, when the links
+    /// close).
+    pub(crate) fn spawn_counted(
+        &self,
+        name: &'static str,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> AbortHandle {
+        self.inner.live.fetch_add(1, Ordering::AcqRel);
+        let live = Live(self.inner.clone());
+        tokio::spawn(async move {
+            let _live = live;
+            if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
+                tracing::error!(
+                    task = name,
+                    "a background task panicked: {}",
+                    panic_text(&*panic)
+                );
+            }
+        })
+        .abort_handle()
+    }
+
+    /// Run `task` like [`Tasks::spawn_counted`] and hand back its output; `None` if it
+    /// panicked. The task goes on if the caller stops waiting.
     pub(crate) fn run<T: Send + 'static>(
         &self,
         name: &'static str,
         task: impl Future<Output = T> + Send + 'static,
     ) -> impl Future<Output = Option<T>> + Send + 'static {
         let (output, received) = tokio::sync::oneshot::channel();
-        self.spawn(name, async move {
+        self.spawn_counted(name, async move {
             let _ = output.send(task.await);
         });
         async move { received.await.ok() }
     }
 
     /// Run `task`, which the node needs for as long as it runs: if it panics or ends before
-    /// shutdown, `on_failure` applies (see [`OnFailure`]). Aborted at shutdown like the rest.
+    /// shutdown, `on_failure` applies (see [`OnFailure`]).
     pub(crate) fn spawn_critical(
         &self,
         name: &'static str,
@@ -145,15 +187,20 @@ impl Tasks {
         });
     }
 
+    /// Spawn `task` counted, and cancelled as soon as the shutdown signal rises.
     fn track(&self, task: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
-        let mut set = self
-            .inner
-            .set
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Reap what finished, so the set holds only running tasks.
-        while set.try_join_next().is_some() {}
-        set.spawn(task)
+        self.inner.live.fetch_add(1, Ordering::AcqRel);
+        let live = Live(self.inner.clone());
+        let mut shutdown = self.shutdown_signal();
+        tokio::spawn(async move {
+            let _live = live;
+            tokio::select! {
+                biased;
+                () = task => {}
+                () = shutdown.wait() => {}
+            }
+        })
+        .abort_handle()
     }
 
     fn failed(&self, name: &'static str, on_failure: OnFailure, why: &str) {
@@ -216,34 +263,29 @@ impl Tasks {
         }
     }
 
-    /// Raise the shutdown signal, let tasks finish for up to `grace`, abort the rest.
-    pub(crate) async fn shutdown(&self, grace: Duration) {
+    /// Raise the shutdown signal and wait (at most `patience`) until every task has ended:
+    /// each is cancelled at its next `.await`, a critical loop returns on the signal.
+    pub(crate) async fn shutdown(&self, patience: Duration) {
         self.inner.shutdown.send_replace(true);
-        let mut set = std::mem::take(
-            &mut *self
-                .inner
-                .set
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        let drained =
-            tokio::time::timeout(grace, async { while set.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::debug!(
-                left = set.len(),
-                "tasks still running after the grace period: aborted"
+        let ended = tokio::time::timeout(patience, async {
+            loop {
+                let idle = self.inner.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.inner.live.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        })
+        .await;
+        if ended.is_err() {
+            tracing::warn!(
+                left = self.inner.live.load(Ordering::Acquire),
+                "tasks still running {} s after shutdown began (one is blocked in a call that cannot be cancelled)",
+                patience.as_secs()
             );
         }
-        set.shutdown().await;
-        // Whatever was spawned during the grace period goes too.
-        let late = std::mem::take(
-            &mut *self
-                .inner
-                .set
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        drop(late);
     }
 }
 
@@ -261,10 +303,9 @@ mod tests {
     use super::*;
 
     async fn until(what: &str, check: impl Fn() -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while !check() {
             assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-            tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
@@ -290,11 +331,11 @@ mod tests {
         let tasks = Tasks::default();
         let mut shutdown = tasks.shutdown_signal();
         tasks.spawn_critical("store guard", OnFailure::Stop, async {});
-        let reason = tokio::time::timeout(Duration::from_secs(10), tasks.fatal())
+        let reason = tokio::time::timeout(Duration::from_secs(60), tasks.fatal())
             .await
             .expect("the fatal signal");
         assert!(reason.contains("the store guard task ended"), "{reason}");
-        tokio::time::timeout(Duration::from_secs(10), shutdown.wait())
+        tokio::time::timeout(Duration::from_secs(60), shutdown.wait())
             .await
             .expect("shutdown raised");
     }
@@ -309,18 +350,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn critical_tasks_that_end_at_shutdown_are_not_failures() {
+    async fn shutdown_cancels_what_runs_and_critical_tasks_ending_then_are_no_failure() {
         let tasks = Tasks::default();
         let mut shutdown = tasks.shutdown_signal();
         tasks.spawn_critical("watcher", OnFailure::Degrade, async move {
             shutdown.wait().await;
         });
-        let forever = tasks.spawn("forever", std::future::pending());
-        tasks.shutdown(Duration::from_millis(50)).await;
+        let (held, dropped) = tokio::sync::oneshot::channel::<()>();
+        tasks.spawn("forever", async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+        });
+        tasks.shutdown(Duration::from_secs(60)).await;
         assert!(tasks.problems().is_empty());
-        assert!(
-            forever.is_finished(),
-            "a task still running after the grace is aborted"
-        );
+        assert!(dropped.await.is_err(), "the pending task was cancelled");
+        assert_eq!(tasks.inner.live.load(Ordering::Acquire), 0);
     }
 }

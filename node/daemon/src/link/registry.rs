@@ -157,22 +157,30 @@ pub(crate) fn keeps_old_link(
 /// The node's links, by partner address.
 #[derive(Default)]
 pub(crate) struct Links {
-    links: Mutex<HashMap<Address, Arc<Link>>>,
+    links: Mutex<Registry>,
     /// Links established since the node started (a number that keeps rising says links flap).
     ups: AtomicU64,
     /// Links closed at once because the partner's simultaneous dial won.
     declined: AtomicU64,
 }
 
+/// The links, and whether the node stopped taking new ones.
+#[derive(Default)]
+struct Registry {
+    by_partner: HashMap<Address, Arc<Link>>,
+    /// Set at shutdown: no link is added any more.
+    closed: bool,
+}
+
 impl Links {
     /// The link to `peer`, if one is up.
     pub(crate) fn get(&self, peer: Address) -> Option<Arc<Link>> {
-        self.lock().get(&peer).cloned()
+        self.lock().by_partner.get(&peer).cloned()
     }
 
     /// How many links are up.
     pub(crate) fn count(&self) -> usize {
-        self.lock().len()
+        self.lock().by_partner.len()
     }
 
     /// How many links came up since the node started.
@@ -190,7 +198,10 @@ impl Links {
     pub(crate) fn add(&self, peer: Address, link: &Arc<Link>) -> bool {
         let replaced = {
             let mut links = self.lock();
-            if let Some(old) = links.get(&peer)
+            if links.closed {
+                return false;
+            }
+            if let Some(old) = links.by_partner.get(&peer)
                 && keeps_old_link(
                     old.dialer,
                     old.up_at.elapsed(),
@@ -201,7 +212,7 @@ impl Links {
                 self.declined.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
-            links.insert(peer, link.clone())
+            links.by_partner.insert(peer, link.clone())
         };
         if let Some(old) = replaced {
             old.close();
@@ -213,20 +224,30 @@ impl Links {
     /// Forget `link` to `peer` if it is still the registered one (its reader ended).
     pub(crate) fn remove(&self, peer: Address, link: &Arc<Link>) {
         let mut links = self.lock();
-        if links.get(&peer).is_some_and(|l| Arc::ptr_eq(l, link)) {
-            links.remove(&peer);
+        if links
+            .by_partner
+            .get(&peer)
+            .is_some_and(|l| Arc::ptr_eq(l, link))
+        {
+            links.by_partner.remove(&peer);
         }
     }
 
     /// Close every link (the partners see them drop; dialed partners are dialed again).
     pub(crate) fn close_all(&self) {
-        let links: Vec<_> = self.lock().drain().map(|(_, l)| l).collect();
+        let links: Vec<_> = self.lock().by_partner.drain().map(|(_, l)| l).collect();
         for link in links {
             link.close();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Arc<Link>>> {
+    /// Close every link and take no new one (the node stops).
+    pub(crate) fn close_for_good(&self) {
+        self.lock().closed = true;
+        self.close_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

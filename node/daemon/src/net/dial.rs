@@ -169,9 +169,11 @@ impl Peering {
             return;
         }
         tracing::info!(%peer, "peer link up");
-        let writing = self.tasks.spawn("peer writer", write_frames(writer, queue));
+        let writing = self
+            .tasks
+            .spawn_counted("peer writer", write_frames(writer, queue));
         let (peering, reading_link) = (self.clone(), link.clone());
-        let reading = self.tasks.spawn("peer reader", async move {
+        let reading = self.tasks.spawn_counted("peer reader", async move {
             if let Err(e) = peering.read_frames(peer, &reading_link, reader).await {
                 tracing::warn!(%peer, "peer link closed: {e}");
             }

@@ -105,14 +105,15 @@ impl Payments {
         // still waits).
         let durable = self.table.flushed();
         let payments = self.clone();
-        self.tasks.spawn("idempotency key filing", async move {
-            if durable.await.is_ok() {
-                let mut filed = payments.keys.filed.lock().await;
-                if filed.get(&key) == Some(&record) {
-                    filed.remove(&key);
+        self.tasks
+            .spawn_counted("idempotency key filing", async move {
+                if durable.await.is_ok() {
+                    let mut filed = payments.keys.filed.lock().await;
+                    if filed.get(&key) == Some(&record) {
+                        filed.remove(&key);
+                    }
                 }
-            }
-        });
+            });
         Ok(Keyed::New(paid, delivered))
     }
 }

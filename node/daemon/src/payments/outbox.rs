@@ -133,7 +133,7 @@ impl Payments {
             // A task of its own: it finishes even if this caller goes away, and payments queued
             // while this one yields to it ride in the same proof.
             let payments = self.clone();
-            self.tasks.spawn("payment signer", async move {
+            self.tasks.spawn_counted("payment signer", async move {
                 payments.sign_outbox(id, partner).await;
             });
         }

@@ -57,7 +57,7 @@ impl Payments {
         }
         let durable = self.table.flushed();
         let payments = self.clone();
-        self.tasks.spawn("payment history", async move {
+        self.tasks.spawn_counted("payment history", async move {
             if durable.await.is_ok() {
                 for (channel, nonce, amount, memo) in received {
                     payments.metrics.received(amount);
