@@ -221,44 +221,15 @@ impl Channel {
 
 #[cfg(test)]
 mod tests {
-    use alloy_primitives::{Address, Bytes};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::channel::{OnChain, Role, SignedProof};
+    use crate::channel::Role;
+    use crate::test_support::{self, proof};
 
+    /// Channel 1 with us as A (the fixture's other parameters).
     fn open_channel(deposit_a: u128, deposit_b: u128) -> Channel {
-        Channel {
-            id: 1,
-            token: Address::repeat_byte(1),
-            role: Role::A,
-            us: Address::repeat_byte(0xa),
-            partner: Address::repeat_byte(0xb),
-            challenge_period: 600,
-            opened_block: 1,
-            on_chain: OnChain {
-                state: ChainState::Open,
-                deposit_a,
-                deposit_b,
-                withdrawn_a: 0,
-                withdrawn_b: 0,
-                settle_after: 0,
-                closer: None,
-                proof_a: (0, 0),
-                proof_b: (0, 0),
-            },
-            ours: None,
-            theirs: None,
-            withdrawal: None,
-        }
-    }
-
-    fn proof(nonce: u64, transferred: u128) -> Option<SignedProof> {
-        Some(SignedProof {
-            nonce,
-            transferred,
-            signature: Bytes::new(),
-        })
+        test_support::open_channel(Role::A, deposit_a, deposit_b)
     }
 
     #[test]

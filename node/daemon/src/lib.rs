@@ -26,6 +26,7 @@ mod cosign;
 mod health;
 pub mod keys;
 mod link;
+mod listen;
 mod net;
 mod node;
 mod observe;

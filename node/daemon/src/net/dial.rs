@@ -59,30 +59,17 @@ impl Peering {
     pub(crate) async fn listen(self: &Arc<Self>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        let (peering, mut shutdown) = (self.clone(), self.tasks.shutdown_signal());
-        let accept = async move {
-            loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    () = shutdown.wait() => return,
-                };
-                match accepted {
-                    Ok((stream, remote)) => {
-                        let peering = peering.clone();
-                        peering.tasks.clone().spawn("peer handshake", async move {
-                            peering.accept(stream, remote).await;
-                        });
-                    }
-                    // Out of descriptors, say: the listener stays; try again shortly.
-                    Err(e) => {
-                        tracing::warn!("peer listener: accept failed: {e}; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        };
-        self.tasks
-            .spawn_critical("peer listener", OnFailure::Degrade, accept);
+        let peering = self.clone();
+        crate::listen::serve(
+            &self.tasks,
+            listener,
+            ("peer listener", OnFailure::Degrade),
+            "peer handshake",
+            move |stream, remote| {
+                let peering = peering.clone();
+                async move { peering.accept(stream, remote).await }
+            },
+        );
         Ok(bound)
     }
 

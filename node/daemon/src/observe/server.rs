@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::tasks::Tasks;
+use crate::tasks::{OnFailure, Tasks};
 
 /// How long a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,27 +21,13 @@ pub(crate) async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let (spawner, mut shutdown) = (tasks.clone(), tasks.shutdown_signal());
-    let accept = async move {
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = shutdown.wait() => return,
-            };
-            match accepted {
-                Ok((stream, _)) => {
-                    let render = render.clone();
-                    spawner.spawn("metrics request", answer(stream, render));
-                }
-                // Out of descriptors, say: the listener stays; try again shortly.
-                Err(e) => {
-                    tracing::warn!("metrics endpoint: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    };
-    tasks.spawn_critical("metrics server", crate::tasks::OnFailure::Warn, accept);
+    crate::listen::serve(
+        tasks,
+        listener,
+        ("metrics server", OnFailure::Warn),
+        "metrics request",
+        move |stream, _| answer(stream, render.clone()),
+    );
     Ok(bound)
 }
 
