@@ -24,4 +24,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(id) = records::decode_closing(data) {
         assert_eq!(records::encode_closing(id), data);
     }
+    if let Ok(owner) = records::decode_owner(data) {
+        assert_eq!(records::encode_owner(&owner), data);
+    }
 });

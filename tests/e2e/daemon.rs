@@ -224,6 +224,61 @@ fn a_wrong_or_unreachable_chain_stops_the_start_with_one_line() {
     assert_eq!(insecure.lines().count(), 1, "{insecure}");
     assert!(insecure.contains("chmod 600"), "{insecure}");
     assert!(!insecure.contains("59c6995e"), "no key material in errors");
+
+    // The data dir belongs to the key that first started on it (devnet account 1, above):
+    // another key is refused, with what to do.
+    let other_key = start(
+        &["--rpc-url", &devnet.rpc_url],
+        &[std::ffi::OsStr::new("--dev"), std::ffi::OsStr::new("2")],
+    );
+    assert_eq!(other_key.lines().count(), 1, "{other_key}");
+    assert!(
+        other_key.contains("belongs to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+            && other_key.contains("not to this node's key"),
+        "{other_key}"
+    );
+
+    // No key given: refused (never a public devnet key by default).
+    let keyless = start(&["--rpc-url", &devnet.rpc_url], &[]);
+    assert_eq!(keyless.lines().count(), 1, "{keyless}");
+    assert!(keyless.starts_with("error: no key configured"), "{keyless}");
+
+    // A config file named on the command line that is not there: refused, not ignored.
+    let missing = dir.path().join("no-such.toml");
+    let unconfigured = start(
+        &[
+            "--rpc-url",
+            &devnet.rpc_url,
+            "--config",
+            missing.to_str().unwrap(),
+        ],
+        &dev,
+    );
+    assert_eq!(unconfigured.lines().count(), 1, "{unconfigured}");
+    assert!(unconfigured.contains("does not exist"), "{unconfigured}");
+
+    // A public devnet key on a chain that is not a local devnet (here Base, 8453): refused
+    // before the node talks to the chain.
+    let mut mainnet = d.clone();
+    mainnet.chain_id = 8453;
+    let mainnet_file = dir.path().join("base.json");
+    std::fs::write(&mainnet_file, serde_json::to_string(&mainnet).unwrap()).unwrap();
+    let output = Command::new(farthing_bin())
+        .arg("--data-dir")
+        .arg(dir.path().join("base-node"))
+        .args(["node", "--rpc-listen", "127.0.0.1:0", "--chain-id", "8453"])
+        .args(["--rpc-url", &devnet.rpc_url, "--dev", "1"])
+        .arg("--deployment")
+        .arg(&mainnet_file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let devnet_key = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(devnet_key.lines().count(), 1, "{devnet_key}");
+    assert!(
+        devnet_key.contains("is a public devnet account") && devnet_key.contains("chain 8453"),
+        "{devnet_key}"
+    );
 }
 
 #[tokio::test]
@@ -320,6 +375,27 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
     );
     let too_much = alice_rpc.pay(pay(None, "100")).await.unwrap_err();
     assert_eq!(call_code(too_much), code::INSUFFICIENT_FUNDS);
+    // Channel and partner both given: they must agree, or nothing is paid (a stale channel
+    // id must not pay whoever its partner is).
+    let stranger = devnet.key("DEPLOYER").address();
+    let mismatch = alice_rpc
+        .pay(farthing_rpc::PayParams {
+            partner: Some(stranger),
+            ..pay(None, "0.01")
+        })
+        .await
+        .unwrap_err();
+    let refusal = mismatch.to_string();
+    assert_eq!(call_code(mismatch), code::INVALID_PARAMS, "{refusal}");
+    assert!(refusal.contains("is shared with"), "{refusal}");
+    let matching = alice_rpc
+        .pay(farthing_rpc::PayParams {
+            partner: Some(bob.address()),
+            ..pay(None, "0.01")
+        })
+        .await
+        .unwrap();
+    assert_eq!(matching.nonce, 22, "nothing was signed for the mismatch");
     assert!(
         alice_node.stop().success() && bob_node.stop().success(),
         "both stop cleanly"

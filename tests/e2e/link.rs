@@ -1206,6 +1206,62 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
     let next = alice.pay(1, 1_000, b"", None).await.unwrap();
     assert_eq!(next.nonce, 2);
     assert_eq!(bob.channel_record(1).unwrap().received(), 2_000);
+
+    // A proof that moves more than its payment claims (0.1 USDC for a claimed 999 units): bob
+    // takes it, and his history records what it moved — the claimed payment and the carried
+    // rest — so the incoming entries add up to what he received.
+    let stream = tokio::net::TcpStream::connect(format!("{}:{}", peer.host, peer.port))
+        .await
+        .unwrap();
+    let (_, mut conn) = handshake(
+        stream,
+        &alice_key,
+        d.chain_id,
+        Some(bob.address()),
+        PATIENCE,
+    )
+    .await
+    .unwrap();
+    let transferred = 2_000 + 100_000;
+    conn.send(&pay(
+        1,
+        3,
+        transferred,
+        999,
+        sign(&alice_key, 1, 3, transferred),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        next_reply(&mut conn).await,
+        Message::Ack {
+            channel_id: 1,
+            nonce: 3
+        }
+    );
+    assert_eq!(bob.channel_record(1).unwrap().received(), transferred);
+    // History entries are recorded once durable, beside the Ack: wait for them.
+    let expected = vec![
+        (1, 1_000, false),
+        (2, 1_000, false),
+        (3, 999, false),
+        (3, 99_001, true),
+    ];
+    let incoming = eventually(PATIENCE, "bob's history of nonce 3", async || {
+        let incoming: Vec<(u64, u128, bool)> = bob
+            .recent_payments(1, 10)
+            .iter()
+            .filter(|p| !p.outgoing)
+            .map(|p| (p.nonce, p.amount, p.carried))
+            .collect();
+        done_if(incoming == expected, incoming)
+    })
+    .await;
+    assert_eq!(
+        incoming.iter().map(|(_, amount, _)| amount).sum::<u128>(),
+        transferred,
+        "the entries add up to what bob received"
+    );
     alice.shutdown().await;
     bob.shutdown().await;
 }

@@ -176,7 +176,7 @@ pub fn node_config(
     std::fs::write(&deployment, serde_json::to_string(d).unwrap()).unwrap();
     let mut config = farthing_daemon::Config {
         data_dir: dir.join(format!("node{account}")),
-        key: farthing_daemon::KeySource::DevAccount(account),
+        key: Some(farthing_daemon::KeySource::DevAccount(account)),
         ..Default::default()
     };
     config.chain.rpc_url = devnet.rpc_url.clone();

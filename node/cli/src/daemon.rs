@@ -57,6 +57,16 @@ pub(crate) struct NodeArgs {
 }
 
 pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
+    // A config file named on the command line must be there: falling back to defaults while
+    // the operator believes their file is in force is how a node runs on the wrong settings.
+    if let Some(named) = &args.config
+        && !named.exists()
+    {
+        return Err(eyre!(
+            "config file {} does not exist: create it, or leave --config out to use DATA_DIR/farthing.toml",
+            named.display()
+        ));
+    }
     let file = args
         .config
         .clone()
@@ -90,16 +100,16 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
     }
     config.peer.connect.extend(args.connect);
     if let Some(n) = args.dev {
-        config.key = KeySource::DevAccount(n);
+        config.key = Some(KeySource::DevAccount(n));
     }
     if let Some(path) = args.key_file {
-        config.key = KeySource::RawKeyFile(path);
+        config.key = Some(KeySource::RawKeyFile(path));
     }
     if let Some(path) = args.keystore {
-        config.key = KeySource::Keystore {
+        config.key = Some(KeySource::Keystore {
             path,
             password_file: args.password_file,
-        };
+        });
     }
     if let Some(v) = args.log_level {
         config.log_level = v;

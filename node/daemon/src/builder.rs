@@ -23,7 +23,7 @@ use crate::chain::watcher::{Watcher, WatcherConfig};
 use crate::config::Config;
 use crate::cosign::Cosign;
 use crate::health::{StoreHealth, Watched};
-use crate::keys::{KeyError, load_key};
+use crate::keys::{DEVNET_CHAIN_IDS, KeyError, is_devnet_key, load_key};
 use crate::link::Links;
 use crate::net::Peering;
 use crate::node::{Components, Node};
@@ -56,6 +56,33 @@ pub enum StartError {
         config: u64,
         /// The deployment file's.
         deployment: u64,
+    },
+    /// No key is configured.
+    #[error(
+        "no key configured: start with --key-file PATH (0600 raw key), --keystore PATH, or --dev N on a local devnet (or set [key] in the config file)"
+    )]
+    NoKey,
+    /// A public devnet key on a chain that is not a local devnet.
+    #[error(
+        "the key {address} is a public devnet account (anyone holds it) and chain {chain_id} is not a local devnet: use your own key (--key-file or --keystore)"
+    )]
+    DevnetKey {
+        /// The key's address.
+        address: alloy::primitives::Address,
+        /// The configured chain.
+        chain_id: u64,
+    },
+    /// The data directory belongs to another key.
+    #[error(
+        "the data directory {data_dir} belongs to {owner}, not to this node's key {key}: start with its own key, or use another --data-dir for this one"
+    )]
+    NotOwner {
+        /// The data directory.
+        data_dir: std::path::PathBuf,
+        /// Whose it is.
+        owner: alloy::primitives::Address,
+        /// The key given.
+        key: alloy::primitives::Address,
     },
     /// The RPC URL does not parse.
     #[error("chain.rpc_url {0:?} is not a URL")]
@@ -123,13 +150,35 @@ impl Builder {
             Some(store) => store,
             None => Arc::new(RocksStore::open(config.data_dir.join("db"))?),
         };
-        let key = Arc::new(NodeKey::new(load_key(&config.key)?));
+        let key = Arc::new(NodeKey::new(load_key(
+            config.key.as_ref().ok_or(StartError::NoKey)?,
+        )?));
         let deployment = Deployment::load(&config.chain.deployment)?;
         if deployment.chain_id != config.chain.chain_id {
             return Err(StartError::ChainIdMismatch {
                 config: config.chain.chain_id,
                 deployment: deployment.chain_id,
             });
+        }
+        let chain_id = config.chain.chain_id;
+        if !DEVNET_CHAIN_IDS.contains(&chain_id) && is_devnet_key(key.address()) {
+            return Err(StartError::DevnetKey {
+                address: key.address(),
+                chain_id,
+            });
+        }
+        // The store belongs to the key that created it: another key would act on channels it
+        // does not own. A store from before owners were recorded is claimed by its first key.
+        match store.owner()? {
+            Some(owner) if owner != key.address() => {
+                return Err(StartError::NotOwner {
+                    data_dir: config.data_dir.clone(),
+                    owner,
+                    key: key.address(),
+                });
+            }
+            Some(_) => {}
+            None => store.commit(&[farthing_store::Write::Owner(key.address())])?,
         }
         let url: alloy::transports::http::reqwest::Url = config
             .chain

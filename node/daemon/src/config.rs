@@ -14,7 +14,7 @@
 //! | `chain.deployment` | `.devnet/deployment.json` | the file `scripts/deploy.sh` writes |
 //! | `chain.confirmations` | `1` | blocks an event needs on top of it before the node applies it |
 //! | `chain.poll_interval_ms` | `500` | how often the watcher asks for new blocks |
-//! | `key` | `{ dev_account = 1 }` | one of `keystore` (+ `password_file`), `raw_key_file`, `dev_account` |
+//! | `key` | none: required | one of `keystore` (+ `password_file`), `raw_key_file`, `dev_account` (a public devnet key: refused on any chain but a devnet's); `--dev N`, `--key-file`, `--keystore` set it |
 //! | `rpc.listen` | `127.0.0.1:7750` | JSON-RPC over HTTP and WebSocket for agents and operators |
 //! | `rpc.max_connections` | `64` | concurrent RPC connections |
 //! | `rpc.max_request_bytes` | `65536` | larger requests are refused |
@@ -41,8 +41,9 @@ pub struct Config {
     pub log_level: String,
     /// The chain and the contracts.
     pub chain: ChainConfig,
-    /// Where the node's key comes from.
-    pub key: KeySource,
+    /// Where the node's key comes from. None is an error at start: a node never falls back to
+    /// a public devnet key.
+    pub key: Option<KeySource>,
     /// The agents' and operators' JSON-RPC.
     pub rpc: RpcConfig,
     /// The link to partner nodes.
@@ -158,7 +159,7 @@ impl Default for Config {
             data_dir: PathBuf::from(".farthing"),
             log_level: "info".into(),
             chain: ChainConfig::default(),
-            key: KeySource::DevAccount(1),
+            key: None,
             rpc: RpcConfig::default(),
             peer: PeerConfig::default(),
             channels: ChannelConfig::default(),
@@ -292,8 +293,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_empty_file_is_the_devnet_default() {
+    fn an_empty_file_is_the_devnet_default_without_a_key() {
         assert_eq!(Config::from_toml("").unwrap(), Config::default());
+        assert_eq!(Config::default().key, None, "no key unless one is given");
         assert_eq!(
             Config::default().rpc.listen.ip().to_string(),
             "127.0.0.1",
@@ -325,15 +327,15 @@ mod tests {
         );
         assert!(matches!(
             config.key,
-            KeySource::Keystore {
+            Some(KeySource::Keystore {
                 password_file: Some(_),
                 ..
-            }
+            })
         ));
         assert_eq!(config.rpc.listen.port(), 9000);
 
         let raw = Config::from_toml("key = { raw_key_file = \"k.hex\" }").unwrap();
-        assert_eq!(raw.key, KeySource::RawKeyFile("k.hex".into()));
+        assert_eq!(raw.key, Some(KeySource::RawKeyFile("k.hex".into())));
     }
 
     #[test]

@@ -108,6 +108,9 @@ impl Store for Watched {
     fn closing_channels(&self) -> farthing_store::Result<Vec<ChannelId>> {
         self.inner.closing_channels()
     }
+    fn owner(&self) -> farthing_store::Result<Option<alloy::primitives::Address>> {
+        self.inner.owner()
+    }
     fn commit(&self, writes: &[Write]) -> farthing_store::Result<()> {
         let result = self.inner.commit(writes);
         if let Err(e) = &result

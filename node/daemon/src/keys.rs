@@ -17,6 +17,20 @@ use crate::config::KeySource;
 /// The public test mnemonic every devnet account derives from (`anvil-config/devnet.env`).
 pub const DEVNET_MNEMONIC: &str = "test test test test test test test test test test test junk";
 
+/// Chain ids of local devnets (anvil's, Hardhat's): the only chains a public devnet key may
+/// run on.
+pub const DEVNET_CHAIN_IDS: [u64; 2] = [31337, 1337];
+
+/// How many accounts of the public test mnemonic count as devnet keys.
+const DEVNET_ACCOUNTS: u32 = 20;
+
+/// Whether `address` is one of the public test mnemonic's accounts (a key anyone has).
+pub fn is_devnet_key(address: alloy::primitives::Address) -> bool {
+    (0..DEVNET_ACCOUNTS).any(|index| {
+        load_key(&KeySource::DevAccount(index)).is_ok_and(|key| key.address() == address)
+    })
+}
+
 /// Environment variable holding the keystore password when no password file is configured.
 pub const PASSWORD_ENV: &str = "FARTHING_KEY_PASSWORD";
 

@@ -363,6 +363,11 @@ pub struct PaymentView {
     /// The payer's memo, if it gave one (not signed; invalid UTF-8 shown replaced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<String>,
+    /// `true`: no payment of the proof claimed this amount — the proof moved more than its
+    /// payments claimed (a payment whose own frame was lost or refused earlier, carried by
+    /// this cumulative proof). With these, incoming entries add up to what was received.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carried: bool,
 }
 
 /// One item of the `farthing_subscribeChannels` subscription.

@@ -16,7 +16,7 @@ type Check = fn(&dyn Store);
 
 /// Run every check, each on a fresh store from `make`.
 pub fn run<S: Store>(make: impl Fn() -> S) {
-    let checks: [(&str, Check); 12] = [
+    let checks: [(&str, Check); 13] = [
         ("empty store", empty_store_reads_nothing),
         ("read back", committed_writes_read_back),
         ("batch atomicity", a_batch_lands_whole),
@@ -29,6 +29,7 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
         ("threads", concurrent_commits_land_whole),
         ("payment keys", payment_keys),
         ("closing marks", closing_marks),
+        ("owner", owner),
     ];
     for (name, check) in checks {
         let store = make();
@@ -351,6 +352,14 @@ pub fn payment_keys(store: &dyn Store) {
         assert!(matches!(err, StoreError::Unencodable(_)), "{err:?}");
     }
     assert_eq!(store.channel(8).expect("read channel 8"), None);
+}
+
+/// The owner is absent until recorded, then read back as written.
+pub fn owner(store: &dyn Store) {
+    assert_eq!(store.owner().expect("read owner"), None);
+    let owner = alloy_primitives::Address::repeat_byte(0x42);
+    store.commit(&[Write::Owner(owner)]).expect("record owner");
+    assert_eq!(store.owner().expect("read owner"), Some(owner));
 }
 
 /// Closing marks read back in id order, once each however often written, beside the channel

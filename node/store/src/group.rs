@@ -217,6 +217,9 @@ mod tests {
         fn closing_channels(&self) -> crate::Result<Vec<u64>> {
             self.0.closing_channels()
         }
+        fn owner(&self) -> crate::Result<Option<alloy_primitives::Address>> {
+            self.0.owner()
+        }
         fn commit(&self, writes: &[Write]) -> crate::Result<()> {
             std::thread::sleep(Duration::from_millis(5));
             self.0.commit(writes)

@@ -15,6 +15,8 @@ use crate::{Result, StoreError, Write};
 pub(crate) const SCHEMA_KEY: &[u8] = b"meta/schema";
 /// Key of the chain cursor.
 pub(crate) const CURSOR_KEY: &[u8] = b"meta/cursor";
+/// The address of the key the store belongs to.
+pub(crate) const OWNER_KEY: &[u8] = b"meta/owner";
 /// Prefix of channel records; the id follows.
 pub(crate) const CHANNEL_PREFIX: &[u8] = b"chan/";
 /// Prefix of pending-transaction records; the key follows.
@@ -156,6 +158,12 @@ pub(crate) fn cursor(kv: &impl Kv) -> Result<Option<Cursor>> {
         .transpose()
 }
 
+pub(crate) fn owner(kv: &impl Kv) -> Result<Option<alloy_primitives::Address>> {
+    kv.get(OWNER_KEY)?
+        .map(|value| records::decode_owner(&value).map_err(|e| corrupt(OWNER_KEY, e)))
+        .transpose()
+}
+
 pub(crate) fn pending_txs(kv: &impl Kv) -> Result<Vec<PendingTx>> {
     let mut out = Vec::new();
     kv.scan(PENDING_TX_PREFIX, &mut |key, value| {
@@ -222,6 +230,7 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
                 }
                 Write::RemovePendingTx(key) => Op::Delete(pending_tx_key(*key)),
                 Write::Closing(id) => Op::Put(closing_key(*id), records::encode_closing(*id)),
+                Write::Owner(owner) => Op::Put(OWNER_KEY.to_vec(), records::encode_owner(owner)),
                 Write::PaymentKey(key, payment) => {
                     if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
                         return Err(StoreError::Unencodable(EncodeError::TooLong {

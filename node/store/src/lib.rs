@@ -123,6 +123,8 @@ pub enum Write {
     /// Mark the channel with this id as closing cooperatively: the node takes no payment on
     /// it any more (a co-signed close has no expiry), across restarts.
     Closing(ChannelId),
+    /// Record the address of the key the store belongs to (written once, at the first start).
+    Owner(alloy_primitives::Address),
 }
 
 /// The node's durable state: channels, the chain cursor, pending transactions.
@@ -182,6 +184,9 @@ pub trait Store: Send + Sync {
     /// The channels marked as closing cooperatively ([`Write::Closing`]), ascending.
     fn closing_channels(&self) -> Result<Vec<ChannelId>>;
 
+    /// The address of the key the store belongs to ([`Write::Owner`]), if recorded.
+    fn owner(&self) -> Result<Option<alloy_primitives::Address>>;
+
     /// Apply `writes` as one atomic batch and return once it is durable (see the trait
     /// docs). An empty batch does nothing.
     fn commit(&self, writes: &[Write]) -> Result<()>;
@@ -212,6 +217,9 @@ macro_rules! forward_store {
             }
             fn closing_channels(&self) -> Result<Vec<ChannelId>> {
                 (**self).closing_channels()
+            }
+            fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
+                (**self).owner()
             }
             fn commit(&self, writes: &[Write]) -> Result<()> {
                 (**self).commit(writes)

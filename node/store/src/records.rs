@@ -52,6 +52,8 @@ pub const PENDING_TX_VERSION: u8 = 1;
 pub const KEYED_PAYMENT_VERSION: u8 = 1;
 /// The newest closing record version; the one this build writes.
 pub const CLOSING_VERSION: u8 = 1;
+/// The newest owner record version; the one this build writes.
+pub const OWNER_VERSION: u8 = 1;
 
 /// Longest signature a channel record holds (its length prefix is two bytes).
 pub const MAX_SIGNATURE_LEN: usize = crate::codec::MAX_LEN16;
@@ -61,6 +63,7 @@ const CURSOR: &str = "cursor";
 const PENDING_TX: &str = "pending tx";
 const KEYED_PAYMENT: &str = "keyed payment";
 const CLOSING: &str = "closing";
+const OWNER: &str = "owner";
 
 /// Longest idempotency key the store files a payment under, in bytes.
 pub const MAX_PAYMENT_KEY_LEN: usize = 128;
@@ -110,6 +113,21 @@ pub fn decode_closing(bytes: &[u8]) -> Result<ChannelId, DecodeError> {
     let id = r.u64("channel")?;
     r.finish()?;
     Ok(id)
+}
+
+/// Encode the store's owner: the address of the key the store belongs to.
+pub fn encode_owner(owner: &Address) -> Vec<u8> {
+    let mut w = Writer::new(OWNER, OWNER_VERSION, 21);
+    w.array(owner.as_slice());
+    w.finish()
+}
+
+/// Decode an owner record of any version this build reads.
+pub fn decode_owner(bytes: &[u8]) -> Result<Address, DecodeError> {
+    let (_version, mut r) = Reader::open(OWNER, bytes, OWNER_VERSION)?;
+    let owner: [u8; 20] = r.array("owner")?;
+    r.finish()?;
+    Ok(Address::from(owner))
 }
 
 /// The chain watcher's position: the last block it fully processed, once confirmed.

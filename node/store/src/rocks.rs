@@ -184,6 +184,10 @@ impl Store for RocksStore {
         kv::keyed_payment(self, key)
     }
 
+    fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
+        kv::owner(self)
+    }
+
     fn closing_channels(&self) -> Result<Vec<ChannelId>> {
         kv::closing_channels(self)
     }

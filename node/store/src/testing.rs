@@ -137,6 +137,10 @@ impl<S: Store> Store for FailingStore<S> {
         self.inner.keyed_payment(key)
     }
 
+    fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
+        self.inner.owner()
+    }
+
     fn closing_channels(&self) -> Result<Vec<ChannelId>> {
         self.inner.closing_channels()
     }

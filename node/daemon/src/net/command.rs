@@ -270,14 +270,31 @@ impl Peering {
                 .take_proof(peer, channel, at, amount, &proof.signature)
         });
         match taken {
-            Ok(durable) => {
+            Ok((durable, moved)) => {
                 burst.last_durable = Some(durable);
                 burst.acks.insert(channel, proof.nonce);
-                burst.received.extend(
-                    payments
-                        .into_iter()
-                        .map(|(amount, memo)| (channel, proof.nonce, amount, memo.into_bytes())),
-                );
+                let mut claimed = 0u128;
+                for (amount, memo) in payments {
+                    claimed = claimed.saturating_add(amount);
+                    burst.received.push(Received {
+                        channel,
+                        nonce: proof.nonce,
+                        amount,
+                        memo: memo.into_bytes(),
+                        carried: false,
+                    });
+                }
+                // What the proof moved beyond its payments' claims is recorded too, so the
+                // incoming entries add up to what the channel received.
+                if moved > claimed {
+                    burst.received.push(Received {
+                        channel,
+                        nonce: proof.nonce,
+                        amount: moved - claimed,
+                        memo: Vec::new(),
+                        carried: true,
+                    });
+                }
                 Ok(())
             }
             Err(refusal) => {
@@ -295,8 +312,8 @@ impl Peering {
 
     /// The partner's Sync: what it holds of ours settles payments whose Ack was lost (and
     /// tells this node if its own data is older than what it signed); its latest proof is
-    /// taken if it is newer than ours of it (a payment whose frame or Ack was lost before the
-    /// reconnect: no memos, no history entries). A stranger's proof is refused like any.
+    /// taken if it is newer than ours of it (payments whose frames were lost before the
+    /// reconnect: one carried history entry, no memos). A stranger's proof is refused like any.
     fn sync_from(
         &self,
         peer: Address,

@@ -27,6 +27,11 @@ pub struct Payment {
     pub at_ms: u64,
     /// The payer's memo (not signed; empty if none).
     pub memo: Vec<u8>,
+    /// An incoming amount no payment of its proof claimed: the proof moved more than its
+    /// payments (a payment whose own frame was lost or refused earlier, carried by this
+    /// cumulative proof, or a proof taken from the partner's Sync). With these, incoming
+    /// entries add up to what the channel received.
+    pub carried: bool,
 }
 
 /// The recent payments and their live stream.
@@ -52,6 +57,7 @@ impl History {
         nonce: u64,
         amount: u128,
         memo: Vec<u8>,
+        carried: bool,
     ) {
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -63,6 +69,7 @@ impl History {
             amount,
             at_ms,
             memo,
+            carried,
         };
         {
             let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);

@@ -106,6 +106,7 @@ impl Payments {
                     paid.nonce,
                     paid.amount,
                     recorded.clone(),
+                    false,
                 );
             }
             paid

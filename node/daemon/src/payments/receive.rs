@@ -12,12 +12,24 @@ use farthing_core::{ChannelId, SignedProof};
 use crate::payments::{Payments, ProofRefusal};
 use crate::table::Durable;
 
-/// A payment received: (channel, the proof's nonce, amount, memo).
-pub(crate) type Received = (ChannelId, u64, u128, Vec<u8>);
+/// A payment received, for the history once durable.
+pub(crate) struct Received {
+    /// The channel.
+    pub(crate) channel: ChannelId,
+    /// The nonce of the proof that carried it.
+    pub(crate) nonce: u64,
+    /// What it paid, base units.
+    pub(crate) amount: u128,
+    /// The payer's memo.
+    pub(crate) memo: Vec<u8>,
+    /// No payment of the proof claimed it (see `observe::Payment::carried`).
+    pub(crate) carried: bool,
+}
 
 impl Payments {
     /// Check `peer`'s proof `(nonce, transferred)` of channel `id` claiming `amount`, and
-    /// queue it as the partner's latest; the returned write resolves once it is durable.
+    /// queue it as the partner's latest; the returned write resolves once it is durable, and
+    /// the amount is what the proof moved (at least `amount`).
     pub(crate) fn take_proof(
         &self,
         peer: Address,
@@ -25,7 +37,7 @@ impl Payments {
         (nonce, transferred): (u64, u128),
         amount: u128,
         signature: &[u8],
-    ) -> Result<Durable, ProofRefusal> {
+    ) -> Result<(Durable, u128), ProofRefusal> {
         if self.table.partner_of(id) != Some(peer) {
             return Err(ProofRefusal::NotShared(id));
         }
@@ -41,13 +53,14 @@ impl Payments {
             return Err(ProofRefusal::Closing(id));
         }
         channel.check_incoming(nonce, transferred, amount)?;
+        let moved = transferred - channel.received();
         let mut next = channel.clone();
         next.theirs = Some(SignedProof {
             nonce,
             transferred,
             signature: Bytes::copy_from_slice(signature),
         });
-        Ok(table.commit(next, Vec::new()))
+        Ok((table.commit(next, Vec::new()), moved))
     }
 
     /// Count and record `received` payments once every write queued so far is durable.
@@ -59,9 +72,10 @@ impl Payments {
         let payments = self.clone();
         self.tasks.spawn_counted("payment history", async move {
             if durable.await.is_ok() {
-                for (channel, nonce, amount, memo) in received {
-                    payments.metrics.received(amount);
-                    payments.history.record(channel, false, nonce, amount, memo);
+                for r in received {
+                    payments.metrics.received(r.amount);
+                    let history = &payments.history;
+                    history.record(r.channel, false, r.nonce, r.amount, r.memo, r.carried);
                 }
             }
         });

@@ -70,6 +70,7 @@ impl RpcHandler {
             amount: format_amount(p.amount, self.decimals()),
             at_ms: p.at_ms,
             memo: (!p.memo.is_empty()).then(|| String::from_utf8_lossy(&p.memo).into_owned()),
+            carried: p.carried,
         }
     }
 }
@@ -335,7 +336,15 @@ impl RpcHandler {
             ));
         }
         let id = match (params.channel_id, params.partner) {
-            (Some(id), _) => id,
+            (Some(id), Some(partner)) => match self.node.partner_of(id) {
+                Some(shared) if shared != partner => {
+                    return Err(ApiError::InvalidParams(format!(
+                        "channel {id} is shared with {shared}, not with {partner}: give the channel id or the partner alone, or both matching"
+                    )));
+                }
+                _ => id,
+            },
+            (Some(id), None) => id,
             (None, Some(partner)) => self
                 .node
                 .channel_records()

@@ -202,6 +202,7 @@ impl FarthingApiServer for Fake {
             amount: "0.5".into(),
             at_ms: 0,
             memo: None,
+            carried: false,
         }])
     }
 
