@@ -1891,3 +1891,49 @@ async fn two_nodes_that_dial_each_other_at_once_keep_one_link() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_connections_is_capped_and_leaves_room_for_the_partner() {
+    use tokio::io::AsyncReadExt as _;
+    let Pair {
+        _dir,
+        devnet: _devnet,
+        alice,
+        bob,
+        peer,
+        ..
+    } = pair().await;
+    let port: std::net::SocketAddr = format!("{}:{}", peer.host, peer.port).parse().unwrap();
+    // 100 connections from another loopback address that never say a word. bob's node starts
+    // a handshake (its Hello arrives) for the first 8 — the cap per source address — and
+    // closes the others at once (a read sees the end of the stream). The 8 hold their slots
+    // for the 10 s handshake timeout, far longer than these 100 connects take.
+    let mut flood = Vec::new();
+    let (mut greeted, mut closed) = (0, 0);
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = soon("a connection", socket.connect(port)).await.unwrap();
+        let mut first = [0u8; 1];
+        match soon("bob's node to greet or close", stream.read(&mut first)).await {
+            Ok(0) | Err(_) => closed += 1,
+            Ok(_) => greeted += 1,
+        }
+        flood.push(stream);
+    }
+    assert_eq!(
+        (greeted, closed),
+        (8, 92),
+        "8 handshakes from one address at once"
+    );
+    // The partner, from another address, gets its link while the flood holds its slots.
+    alice.connect_peer(&peer).await.unwrap();
+    eventually(PATIENCE, "bob's side of alice's link", async || {
+        bob.is_linked(alice.address())
+    })
+    .await;
+    assert!(bob.health().problems.is_empty(), "{:?}", bob.health());
+    drop(flood);
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

@@ -284,6 +284,7 @@ impl Builder {
             store_health: store_health.clone(),
             tasks: tasks.clone(),
             chain_id,
+            admission: Default::default(),
         });
         let operations = Arc::new(Operations {
             chain: chain.clone(),

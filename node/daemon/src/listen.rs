@@ -14,7 +14,8 @@ use crate::tasks::{OnFailure, Tasks};
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Accept on `listener` until shutdown, in a critical task named `name` (`on_failure` if it
-/// ever stops); each connection runs `handle` in a task named `each`.
+/// ever stops); each connection runs what `handle` returns in a task named `each`, or is
+/// closed at once if it returns `None` (refused before any work).
 pub(crate) fn serve<F, H>(
     tasks: &Tasks,
     listener: TcpListener,
@@ -22,7 +23,7 @@ pub(crate) fn serve<F, H>(
     each: &'static str,
     handle: H,
 ) where
-    H: Fn(TcpStream, SocketAddr) -> F + Send + 'static,
+    H: Fn(TcpStream, SocketAddr) -> Option<F> + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let (spawner, mut shutdown) = (tasks.clone(), tasks.shutdown_signal());
@@ -34,7 +35,9 @@ pub(crate) fn serve<F, H>(
             };
             match accepted {
                 Ok((stream, remote)) => {
-                    spawner.spawn(each, handle(stream, remote));
+                    if let Some(task) = handle(stream, remote) {
+                        spawner.spawn(each, task);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!("{name}: accept failed: {e}; retrying");

@@ -16,6 +16,7 @@ use crate::link::Link;
 use crate::link::wire::sync_frame;
 use crate::link::writer::write_frames;
 use crate::net::Peering;
+use crate::net::admission::Slot;
 use crate::tasks::OnFailure;
 
 /// How long a handshake may take.
@@ -66,19 +67,24 @@ impl Peering {
             ("peer listener", OnFailure::Degrade),
             "peer handshake",
             move |stream, remote| {
+                // Past the caps the connection is dropped here: closed at once.
+                let slot = peering.admission.admit(remote.ip())?;
                 let peering = peering.clone();
-                async move { peering.accept(stream, remote).await }
+                Some(async move { peering.accept(stream, remote, slot).await })
             },
         );
         Ok(bound)
     }
 
-    async fn accept(self: &Arc<Self>, stream: TcpStream, remote: SocketAddr) {
+    /// The handshake of an accepted connection, holding its admission `slot` until done.
+    async fn accept(self: &Arc<Self>, stream: TcpStream, remote: SocketAddr, slot: Slot) {
         let _ = stream.set_nodelay(true);
         let key = self.signer.key().signer();
-        match handshake(stream, key, self.chain_id, None, HANDSHAKE_TIMEOUT).await {
+        let shaken = handshake(stream, key, self.chain_id, None, HANDSHAKE_TIMEOUT).await;
+        drop(slot);
+        match shaken {
             Ok((peer, conn)) => self.run_link(peer, peer, conn.split()),
-            Err(e) => tracing::warn!(%remote, "peer refused: {e}"),
+            Err(e) => self.admission.failed(remote.ip(), &e),
         }
     }
 

@@ -1,8 +1,10 @@
-//! Talking to partner nodes: accepting and dialing authenticated links ([`dial`]), and reading
+//! Talking to partner nodes: accepting (within the caps of [`admission`]) and dialing
+//! authenticated links ([`dial`]), and reading
 //! what arrives on them ([`reader`]), each frame turned into a [`command::Command`] and applied
 //! by the component it is for — payments take proofs and acknowledgements, co-signing answers
 //! requests. Nothing here decides a rule; it routes.
 
+pub(crate) mod admission;
 mod command;
 mod dial;
 mod reader;
@@ -32,4 +34,6 @@ pub(crate) struct Peering {
     pub(crate) tasks: Tasks,
     /// The chain both nodes must be on (checked in the handshake).
     pub(crate) chain_id: u64,
+    /// Handshakes in progress on the peer port, capped.
+    pub(crate) admission: Arc<admission::Admission>,
 }

@@ -26,7 +26,7 @@ pub(crate) async fn serve(
         listener,
         ("metrics server", OnFailure::Warn),
         "metrics request",
-        move |stream, _| answer(stream, render.clone()),
+        move |stream, _| Some(answer(stream, render.clone())),
     );
     Ok(bound)
 }

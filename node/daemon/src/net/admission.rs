@@ -1,0 +1,171 @@
+//! Who may start a handshake on the peer port (RELIABILITY N1). The port faces the internet:
+//! a connection that never speaks holds a descriptor until the handshake times out, so
+//! unauthenticated connections are capped in total and per source address — past either cap
+//! a new one is closed at once, before any work — and refusals and failed handshakes are
+//! logged at a bounded rate, so a flood cannot fill the descriptor table or the log.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Unauthenticated connections (handshakes in progress) at once, from everyone.
+pub(crate) const MAX_HANDSHAKES: usize = 128;
+
+/// Unauthenticated connections at once from one address.
+pub(crate) const MAX_HANDSHAKES_PER_SOURCE: usize = 8;
+
+/// At most one log line per this long for refusals (and one for failed handshakes).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The handshakes in progress, and what was refused since the last log line.
+#[derive(Default)]
+pub(crate) struct Admission {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    total: usize,
+    per_source: HashMap<IpAddr, usize>,
+    refused: RateLimited,
+    failed: RateLimited,
+}
+
+/// Events counted between log lines, the first one of a quiet period logged at once.
+#[derive(Default)]
+struct RateLimited {
+    count: u64,
+    last_line: Option<Instant>,
+}
+
+impl RateLimited {
+    /// Count one; `Some(n)`: log now, `n` events since the last line.
+    fn note(&mut self) -> Option<u64> {
+        self.count += 1;
+        if self.last_line.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return None;
+        }
+        self.last_line = Some(Instant::now());
+        Some(std::mem::take(&mut self.count))
+    }
+}
+
+/// A handshake slot, given back when dropped.
+pub(crate) struct Slot {
+    admission: Arc<Admission>,
+    source: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut state = self.admission.lock();
+        state.total = state.total.saturating_sub(1);
+        if let Some(count) = state.per_source.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                state.per_source.remove(&self.source);
+            }
+        }
+    }
+}
+
+impl Admission {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot for a handshake from `source`, or `None` past a cap (the caller closes the
+    /// connection; the refusal is logged at a bounded rate).
+    pub(crate) fn admit(self: &Arc<Self>, source: IpAddr) -> Option<Slot> {
+        let mut state = self.lock();
+        let from_source = state.per_source.get(&source).copied().unwrap_or(0);
+        if state.total >= MAX_HANDSHAKES || from_source >= MAX_HANDSHAKES_PER_SOURCE {
+            if let Some(count) = state.refused.note() {
+                tracing::warn!(
+                    %source,
+                    refused = count,
+                    "peer port: too many handshakes at once ({} in all, {from_source} from this address; at most {MAX_HANDSHAKES} and {MAX_HANDSHAKES_PER_SOURCE}): new connections closed",
+                    state.total
+                );
+            }
+            return None;
+        }
+        state.total += 1;
+        *state.per_source.entry(source).or_default() += 1;
+        Some(Slot {
+            admission: self.clone(),
+            source,
+        })
+    }
+
+    /// A handshake failed (a stranger, a timeout): logged at a bounded rate.
+    pub(crate) fn failed(&self, source: IpAddr, why: &dyn std::fmt::Display) {
+        if let Some(count) = self.lock().failed.note() {
+            tracing::warn!(%source, failed = count, "peer refused: {why}");
+        }
+    }
+
+    /// Handshakes in progress (for tests).
+    #[cfg(test)]
+    fn in_progress(&self) -> usize {
+        self.lock().total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshakes_are_capped_per_source_and_slots_come_back() {
+        let admission = Arc::new(Admission::default());
+        let flood: IpAddr = [127, 0, 0, 2].into();
+        let slots: Vec<Slot> = (0..MAX_HANDSHAKES_PER_SOURCE)
+            .map(|_| admission.admit(flood).expect("within the cap"))
+            .collect();
+        assert!(
+            admission.admit(flood).is_none(),
+            "one more from the same address"
+        );
+        assert!(
+            admission.admit([127, 0, 0, 1].into()).is_some(),
+            "another address still gets in"
+        );
+        assert_eq!(
+            admission.in_progress(),
+            MAX_HANDSHAKES_PER_SOURCE,
+            "the other slot dropped"
+        );
+        drop(slots);
+        assert_eq!(admission.in_progress(), 0);
+        assert!(admission.admit(flood).is_some(), "slots come back");
+    }
+
+    #[test]
+    fn the_total_is_capped_across_sources() {
+        let admission = Arc::new(Admission::default());
+        let slots: Vec<Slot> = (0..MAX_HANDSHAKES)
+            .map(|i| {
+                let source: IpAddr = [10, 0, (i / 256) as u8, (i % 256) as u8].into();
+                admission.admit(source).expect("within the cap")
+            })
+            .collect();
+        assert!(admission.admit([10, 1, 0, 0].into()).is_none());
+        drop(slots);
+        assert!(admission.admit([10, 1, 0, 0].into()).is_some());
+    }
+
+    #[test]
+    fn a_flood_of_refusals_logs_one_line_per_period() {
+        let mut limited = RateLimited::default();
+        assert_eq!(limited.note(), Some(1), "the first is logged at once");
+        assert_eq!((0..1_000).filter_map(|_| limited.note()).count(), 0);
+        limited.last_line = Instant::now().checked_sub(LOG_EVERY);
+        assert_eq!(
+            limited.note(),
+            Some(1_001),
+            "the next line counts what it held back"
+        );
+    }
+}
