@@ -158,13 +158,11 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
     // Unilateral close (no payments yet), the window passes, settle: all 60 come back.
     let closed = node.close_channel(1).await.unwrap();
     assert_eq!(closed.on_chain.state, ChainState::Closed);
-    assert!(matches!(
-        node.close_channel(1).await,
-        Err(OpError::WrongState {
-            state: ChainState::Closed,
-            ..
-        })
-    ));
+    // Closing again (a retry) answers the closed channel and sends nothing, like settle does.
+    let before_retry = sent().await;
+    let again = node.close_channel(1).await.unwrap();
+    assert_eq!(again, closed);
+    assert_eq!(sent().await, before_retry, "a repeated close sends nothing");
     let early = node.settle_channel(1).await.unwrap_err();
     assert!(
         matches!(
@@ -189,6 +187,24 @@ async fn operations_through_the_node_with_exact_balances_and_clear_refusals() {
     assert_eq!(bob.balance().await, 0);
     assert_eq!(node.claim().await.unwrap(), 0, "nothing deferred");
     assert_eq!(sent().await, before + 1, "nothing to claim: nothing sent");
+    // Paying on the settled channel says it is settled (not "no link", though there is none).
+    let refused = node.pay(1, 1, b"", None).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            farthing_daemon::PayError::Unpayable(farthing_core::PaymentError::NotOpen {
+                state: ChainState::Settled,
+                ..
+            })
+        ),
+        "{refused}"
+    );
+    let again = node.close_channel(1).await.unwrap();
+    assert_eq!(
+        again.on_chain.state,
+        ChainState::Settled,
+        "closing a settled channel answers it as it is"
+    );
     node.shutdown().await;
 }
 

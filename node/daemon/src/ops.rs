@@ -166,12 +166,14 @@ impl Operations {
     }
 
     /// Close channel `id`: cooperatively when the partner answers (one transaction, paid at
-    /// once); otherwise unilaterally with the partner's latest proof.
+    /// once); otherwise unilaterally with the partner's latest proof. A channel already closed
+    /// or settled is answered as it is (like [`Operations::settle`]): a retried close sends
+    /// nothing.
     pub(crate) async fn close(&self, id: ChannelId) -> Result<Channel, OpError> {
-        self.open_record(
-            id,
-            "it is already closing; settle after its challenge period",
-        )?;
+        let channel = self.channel(id)?;
+        if channel.on_chain.state != ChainState::Open {
+            return Ok(channel);
+        }
         if let Some(reason) = self.table.stale_reason(id) {
             return Err(OpError::Stale(reason));
         }

@@ -21,7 +21,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use farthing_core::ChannelId;
+use farthing_core::{ChainState, ChannelId, PaymentError};
 use farthing_peer::message::Memo;
 use farthing_store::Store;
 
@@ -89,10 +89,17 @@ impl Payments {
         memo: &[u8],
         key: Option<&str>,
     ) -> Result<Paid, PayError> {
-        let partner = self
+        let (partner, state) = self
             .table
-            .partner_of(id)
+            .lock()
+            .channel(id)
+            .map(|c| (c.partner, c.on_chain.state))
             .ok_or(PayError::UnknownChannel(id))?;
+        // A channel that is not open says so first, whatever else (no link, a signed close)
+        // is also true of it: one answer for one situation.
+        if state != ChainState::Open {
+            return Err(PaymentError::NotOpen { id, state }.into());
+        }
         self.store_health.require()?;
         let memo = Memo::new(memo.to_vec()).map_err(|e| PayError::BadMemo(e.to_string()))?;
         let recorded = memo.as_bytes().to_vec();
