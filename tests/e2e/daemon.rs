@@ -281,6 +281,48 @@ fn a_wrong_or_unreachable_chain_stops_the_start_with_one_line() {
     );
 }
 
+#[test]
+fn the_log_is_plain_text_when_it_is_not_a_terminal() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let d = runtime.block_on(devnet.deploy()).unwrap();
+    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+    let mut node = Command::new(farthing_bin())
+        .arg("--data-dir")
+        .arg(dir.path().join("node"))
+        .args(["node", "--dev", "1", "--log-level", "info"])
+        .args([
+            "--rpc-listen",
+            "127.0.0.1:0",
+            "--peer-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--rpc-url", &devnet.rpc_url])
+        .arg("--deployment")
+        .arg(&deployment)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = BufReader::new(node.stderr.take().unwrap());
+    // Read until the start line (the node's stderr ends if it exits instead).
+    let started = log
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.contains("node started"));
+    let _ = node.kill();
+    let _ = node.wait();
+    let started = started.expect("the node's start line");
+    assert!(started.contains("INFO"), "{started:?}");
+    assert!(
+        !started.contains('\u{1b}'),
+        "no colour codes in a log that goes to a file or a pipe: {started:?}"
+    );
+}
+
 #[tokio::test]
 async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
     let devnet = Devnet::start().unwrap();
