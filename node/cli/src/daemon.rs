@@ -56,6 +56,31 @@ pub(crate) struct NodeArgs {
     log_level: Option<String>,
 }
 
+impl NodeArgs {
+    /// `node`'s flags with the defaults they fall back to in their help, taken from
+    /// [`Config::default`] so the help cannot drift from what the node does. The flags stay
+    /// without clap defaults: a flag not given must leave the config file's value in force.
+    pub(crate) fn describe_defaults(node: clap::Command) -> clap::Command {
+        let config = Config::default();
+        let defaults = [
+            ("rpc_url", config.chain.rpc_url.clone()),
+            ("chain_id", config.chain.chain_id.to_string()),
+            ("deployment", config.chain.deployment.display().to_string()),
+            ("confirmations", config.chain.confirmations.to_string()),
+            ("rpc_listen", config.rpc.listen.to_string()),
+            ("peer_listen", config.peer.listen.to_string()),
+            ("metrics_listen", "none (metrics off)".to_owned()),
+            ("log_level", config.log_level.clone()),
+        ];
+        defaults.into_iter().fold(node, |node, (id, default)| {
+            node.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {default}, or the config file's]"))
+            })
+        })
+    }
+}
+
 pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
     // A config file named on the command line must be there: falling back to defaults while
     // the operator believes their file is in force is how a node runs on the wrong settings.

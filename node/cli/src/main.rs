@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use alloy::primitives::Address;
 use alloy::providers::ProviderBuilder;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use eyre::{Result, eyre};
 use farthing_chain::Deployment;
 use farthing_rpc::{ChannelView, FarthingApiClient, OpenParams, PayParams};
@@ -158,7 +158,10 @@ enum ChannelCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = cli.workers {
         builder.worker_threads(usize::from(workers));
@@ -170,19 +173,83 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.json;
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            match err.downcast_ref::<farthing_rpc::ClientError>() {
-                // The node's own words: the message says what was wrong and what to do.
-                Some(farthing_rpc::ClientError::Call(call)) => {
-                    eprintln!("error {}: {}", call.code(), call.message())
-                }
-                _ => eprintln!("error: {err:#}"),
-            }
+            report(&err, json);
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line: [`Cli`], with `farthing node`'s help showing what each flag defaults to
+/// (the config file's value, else the built-in default) and not listing the client-only
+/// flags (`--json`, `--node-url`), which mean nothing to the daemon.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("node", |node| {
+        // A subcommand's own argument of a global's name keeps the global out of it.
+        let hidden = |id: &'static str, long: &'static str| {
+            clap::Arg::new(id)
+                .long(long)
+                .hide(true)
+                .num_args(0..=1)
+                .help("(client commands only)")
+        };
+        daemon::NodeArgs::describe_defaults(node)
+            .arg(hidden("json", "json"))
+            .arg(hidden("node_url", "node-url"))
+    })
+}
+
+/// Say why a command failed: the node's own words for a refused call (they say what was
+/// wrong and what to do), what an HTTP refusal means, or the error's chain of causes. With
+/// `--json`, as `{"error": {"code": …, "message": …}}` on stdout, for scripts.
+fn report(err: &eyre::Report, json: bool) {
+    let (code, message) = match err.downcast_ref::<farthing_rpc::ClientError>() {
+        Some(farthing_rpc::ClientError::Call(call)) => {
+            (Some(call.code()), call.message().to_owned())
+        }
+        Some(farthing_rpc::ClientError::Transport(e)) => {
+            let text = e.to_string();
+            let message = if text.contains("401") {
+                "the node refused the RPC token (HTTP 401): use the token from rpc.token in the node's data dir (--data-dir); it changes only if that file is deleted".to_owned()
+            } else if text.contains("429") {
+                "the node serves as many RPC connections as it allows (HTTP 429, rpc.max_connections): retry shortly, or raise rpc.max_connections in the node's config".to_owned()
+            } else {
+                format!(
+                    "cannot reach the node's RPC: {text} (is the node running, and is --node-url right?)"
+                )
+            };
+            (None, message)
+        }
+        _ => (None, causes(err)),
+    };
+    if json {
+        let error = serde_json::json!({ "error": { "code": code, "message": message } });
+        println!("{error}");
+    } else if let Some(code) = code {
+        eprintln!("error {code}: {message}");
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// The error and its causes, each said once: many errors repeat their source in their own
+/// message (`…: No such file or directory`), and printing the chain again would say it twice.
+fn causes(err: &eyre::Report) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 async fn run(cli: Cli) -> Result<()> {

@@ -79,6 +79,15 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// There is no token file: the data dir is not a node's (or the node never started).
+    #[error(
+        "no RPC token at {}: point --data-dir (or FARTHING_DATA_DIR) at the node's data directory; the node writes rpc.token there when it first starts",
+        path.display()
+    )]
+    TokenMissing {
+        /// Where the token file was looked for.
+        path: PathBuf,
+    },
     /// The token file is readable by group or others.
     #[error(
         "the RPC token file {} can be read by group or others (mode {mode:o}): run `chmod 600 {}` and try again",
