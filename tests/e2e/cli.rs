@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use alloy::providers::Provider as _;
 use farthing_e2e::{Daemon, Devnet, farthing_bin};
 
 fn farthing(data_dir: &Path, node_url: &str, args: &[&str]) -> Output {
@@ -106,4 +107,21 @@ async fn a_refused_client_command_says_why_once_and_as_json_with_json() {
     assert_eq!(unknown.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&unknown.stdout).unwrap();
     assert_eq!(json["error"]["code"], 1001, "{json}");
+
+    // The chain answers but the token is gone (as after a devnet restart): "contracts not
+    // found", not "chain RPC unavailable".
+    let chain = devnet.provider(&devnet.key("DEPLOYER"));
+    let _: () = chain
+        .raw_request("anvil_setCode".into(), (d.token, "0x"))
+        .await
+        .unwrap();
+    let balances = farthing(&data_dir, &daemon.url, &["balances"]);
+    let text = stderr(&balances);
+    assert!(
+        text.starts_with(&format!(
+            "error 1014: balance: no contract at {}: the chain RPC answers but the node's contracts are not there",
+            d.token
+        )),
+        "{text}"
+    );
 }

@@ -993,7 +993,9 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
             reason,
             ..
         } => assert!(
-            reason.as_str().contains("at most 7000000"),
+            reason
+                .as_str()
+                .contains("can withdraw at most 7 more (it has withdrawn 0)"),
             "{}",
             reason.as_str()
         ),
@@ -1015,6 +1017,33 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
         ),
         (6 * usdc, Some(usdc)),
         "alice may take 1 USDC out at any moment: bob's node counts it as gone"
+    );
+    // One withdrawal at a time, on either side: a second is refused with when to retry, in
+    // token units, on both nodes.
+    conn.send(&request(2 * usdc)).await.unwrap();
+    match next_reply(&mut conn).await {
+        Message::Reject {
+            code: 3, reason, ..
+        } => assert!(
+            reason
+                .as_str()
+                .contains("a new total withdrawn of 1) is pending")
+                && reason
+                    .as_str()
+                    .contains(&format!("after unix time {expiry}")),
+            "{}",
+            reason.as_str()
+        ),
+        other => panic!("expected a Reject, got {other:?}"),
+    }
+    let err = bob.withdraw(1, usdc / 2).await.unwrap_err();
+    let OpError::Cosign(CosignError::Refused(pending)) = &err else {
+        panic!("expected a pending withdrawal, got {err}");
+    };
+    assert!(
+        pending.explain(6).contains("retry once it has executed"),
+        "{}",
+        pending.explain(6)
     );
     drop(conn);
     // alice's node dials again (bob's node dropped its link for the test peer's).

@@ -32,11 +32,17 @@ pub mod code {
     pub const PAYMENT_FAILED: i32 = 1010;
     /// [`super::ApiError::Undelivered`].
     pub const UNDELIVERED: i32 = 1011;
+    /// [`super::ApiError::WithdrawFailed`].
+    pub const WITHDRAW_FAILED: i32 = 1012;
+    /// [`super::ApiError::NotConfirmedHere`].
+    pub const NOT_CONFIRMED_HERE: i32 = 1013;
+    /// [`super::ApiError::NoContracts`].
+    pub const NO_CONTRACTS: i32 = 1014;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 
     /// Every code, in order (a node counts the errors it answers by these).
-    pub const ALL: [i32; 12] = [
+    pub const ALL: [i32; 15] = [
         UNKNOWN_CHANNEL,
         WRONG_STATE,
         INSUFFICIENT_FUNDS,
@@ -48,6 +54,9 @@ pub mod code {
         REFUSED,
         PAYMENT_FAILED,
         UNDELIVERED,
+        WITHDRAW_FAILED,
+        NOT_CONFIRMED_HERE,
+        NO_CONTRACTS,
         INTERNAL,
     ];
 }
@@ -147,6 +156,29 @@ pub enum ApiError {
         /// The nonce of the proof that carries the payment.
         nonce: u64,
     },
+    /// A withdrawal was not made (code 1012): no link, no answer, or this node's or the
+    /// partner's rules refuse it for now; the message says why and when a retry can work.
+    #[error("withdrawal not made: {0}")]
+    WithdrawFailed(String),
+    /// The channel exists on-chain but this node has not applied its opening yet: it waits
+    /// for its confirmations (code 1013). Retry once confirmed; `farthing_waitChannel` waits
+    /// for it.
+    #[error(
+        "channel {id} is not confirmed here yet: this node applies it after {confirmations} confirmation(s); farthing_waitChannel waits until it can be used"
+    )]
+    NotConfirmedHere {
+        /// The channel.
+        id: ChannelId,
+        /// The node's confirmations setting.
+        confirmations: u64,
+    },
+    /// The chain at the node's RPC answers but does not hold the node's contracts (code
+    /// 1014): a devnet restarted, or the wrong RPC or deployment file. Nothing to retry until
+    /// the node is pointed at the chain that holds them.
+    #[error(
+        "{0}: the chain RPC answers but the node's contracts are not there (a restarted devnet, or the wrong chain RPC or deployment file): deploy again (scripts/deploy.sh) or point the node at the chain that holds them, and restart it"
+    )]
+    NoContracts(String),
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -167,6 +199,9 @@ impl ApiError {
             Self::Refused(_) => code::REFUSED,
             Self::PaymentFailed(_) => code::PAYMENT_FAILED,
             Self::Undelivered { .. } => code::UNDELIVERED,
+            Self::WithdrawFailed(_) => code::WITHDRAW_FAILED,
+            Self::NotConfirmedHere { .. } => code::NOT_CONFIRMED_HERE,
+            Self::NoContracts(_) => code::NO_CONTRACTS,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -192,11 +227,16 @@ impl ApiError {
             Self::Undelivered { channel_id, nonce } => {
                 Some(json!({ "channel_id": channel_id, "nonce": nonce }))
             }
+            Self::NotConfirmedHere { id, confirmations } => {
+                Some(json!({ "channel_id": id, "confirmations": confirmations }))
+            }
             Self::InvalidAmount(_)
             | Self::Refused(_)
             | Self::PaymentFailed(_)
             | Self::InvalidParams(_)
             | Self::ChainUnavailable(_)
+            | Self::WithdrawFailed(_)
+            | Self::NoContracts(_)
             | Self::Internal(_) => None,
         }
     }
@@ -335,6 +375,26 @@ mod tests {
                 1008,
             ),
             (ApiError::Refused("ChallengePeriodActive".into()), 1009),
+            (ApiError::PaymentFailed("no link".into()), 1010),
+            (
+                ApiError::Undelivered {
+                    channel_id: 9,
+                    nonce: 4,
+                },
+                1011,
+            ),
+            (
+                ApiError::WithdrawFailed("a withdrawal is pending".into()),
+                1012,
+            ),
+            (
+                ApiError::NotConfirmedHere {
+                    id: 9,
+                    confirmations: 2,
+                },
+                1013,
+            ),
+            (ApiError::NoContracts("balance".into()), 1014),
             (ApiError::Internal("oops".into()), 1099),
         ]
     }
@@ -384,7 +444,14 @@ mod tests {
             messages[8]
         );
         assert!(messages[9].contains("ChallengePeriodActive"));
-        assert!(messages[10].contains("log"));
+        assert!(messages[11].contains("do not pay again"));
+        assert!(messages[12].starts_with("withdrawal not made: "));
+        assert!(
+            messages[13].contains("not confirmed here yet")
+                && messages[13].contains("farthing_waitChannel")
+        );
+        assert!(messages[14].contains("deploy again"));
+        assert!(messages.last().unwrap().contains("log"));
 
         let open = ApiError::WrongState {
             id: 1,

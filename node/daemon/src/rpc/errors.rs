@@ -106,6 +106,9 @@ impl RpcHandler {
                     decimals: self.decimals(),
                 }
             }
+            CosignError::Refused(refusal) => {
+                ApiError::WithdrawFailed(refusal.explain(self.decimals()))
+            }
             CosignError::Chain(e) => map_chain("withdraw", e),
             CosignError::Store(e) => ApiError::Degraded {
                 reasons: vec![format!("store: {e}")],
@@ -113,12 +116,11 @@ impl RpcHandler {
             CosignError::Stale(reason) => ApiError::Degraded {
                 reasons: vec![reason],
             },
-            e @ (CosignError::Refused(_)
-            | CosignError::NoLink
+            e @ (CosignError::NoLink
             | CosignError::NoAnswer
             | CosignError::PartnerRefused(_)
             | CosignError::BadCoSignature(_)
-            | CosignError::Closing(_)) => ApiError::PaymentFailed(e.to_string()),
+            | CosignError::Closing(_)) => ApiError::WithdrawFailed(e.to_string()),
         }
     }
 }
@@ -127,6 +129,9 @@ impl RpcHandler {
 fn map_chain(call: &'static str, e: ChainError) -> ApiError {
     match e {
         ChainError::Rpc { reason, .. } => ApiError::ChainUnavailable(reason),
+        ChainError::NoContract { what, address } => {
+            ApiError::NoContracts(format!("{what}: no contract at {address}"))
+        }
         ChainError::Unconfirmed {
             tx_hash, reason, ..
         } => ApiError::Unconfirmed {
