@@ -1481,16 +1481,10 @@ async fn a_stalled_store_acknowledges_and_sends_nothing_until_it_answers() {
             // already paid learns the earlier outcome (it signs nothing).
             use farthing_rpc::FarthingApiServer as _;
             let rpc = farthing_daemon::RpcHandler::new(alice.clone());
-            let keyed = |key: &str| farthing_rpc::PayParams {
-                channel_id: Some(1),
-                partner: None,
-                amount: "0.001".into(),
-                idempotency_key: Some(key.into()),
-                memo: None,
-            };
-            let repeat = rpc.pay(keyed("order-1")).await.unwrap();
+            let keyed = |key: &str| rpc.pay(Some(1), None, "0.001".into(), Some(key.into()), None);
+            let repeat = keyed("order-1").await.unwrap();
             assert_eq!((repeat.nonce, repeat.repeated), (2, true));
-            let refused = rpc.pay(keyed("order-2")).await.unwrap_err();
+            let refused = keyed("order-2").await.unwrap_err();
             assert!(refused.to_string().contains("degraded"), "{refused}");
         }
         let durable_bob = if payer_stalls {

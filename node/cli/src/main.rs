@@ -90,6 +90,17 @@ enum Command {
         /// The partner, as 0xADDRESS@host:port.
         peer: String,
     },
+    /// The node's peers: linked, kept (redialled), or sharing a channel; the last dial error.
+    Peers,
+    /// Drop the link to 0xPARTNER and stop redialling it (its node may still dial in).
+    Disconnect {
+        /// The partner's address.
+        peer: Address,
+        /// Also forget its dial address (for this run: one from the config's peer.connect is
+        /// dialled again at the next start).
+        #[arg(long)]
+        forget: bool,
+    },
     /// Token, gas, in-channel and claimable balances.
     Balances,
     /// Claim payouts a token refused at settle time.
@@ -287,7 +298,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let info = client.info().await?;
                     output(json, &info, || {
                         format!(
-                            "node {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}{}",
+                            "node {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}\npeer links {} up · {} kept, {} of them down (farthing peers){}",
                             info.address,
                             info.chain_id,
                             info.channel_manager,
@@ -304,6 +315,9 @@ async fn run(cli: Cli) -> Result<()> {
                             } else {
                                 format!(" ({})", info.health.reasons.join("; "))
                             },
+                            info.links.up,
+                            info.links.kept,
+                            info.links.down,
                             info.health
                                 .warnings
                                 .iter()
@@ -355,15 +369,15 @@ async fn run(cli: Cli) -> Result<()> {
                     memo,
                     ..
                 } => {
-                    let paid = client
-                        .pay(PayParams {
-                            channel_id: channel.id(),
-                            partner: channel.partner(),
-                            amount,
-                            idempotency_key,
-                            memo,
-                        })
-                        .await?;
+                    let paid = PayParams {
+                        channel_id: channel.id(),
+                        partner: channel.partner(),
+                        amount,
+                        idempotency_key,
+                        memo,
+                    }
+                    .call(&client)
+                    .await?;
                     output(json, &paid, || {
                         format!(
                             "{} {} on channel {} (proof nonce {}); we can still pay {}, the partner {}",
@@ -404,6 +418,37 @@ async fn run(cli: Cli) -> Result<()> {
                     client.connect_peer(peer.clone()).await?;
                     output(json, &true, || format!("linking to {peer}"))
                 }
+                Command::Peers => {
+                    let peers = client.list_peers().await?;
+                    output(json, &peers, || peers_table(&peers))
+                }
+                Command::Disconnect { peer, forget } => {
+                    let done = client.disconnect_peer(peer, Some(forget)).await?;
+                    output(json, &done, || {
+                        if !done.was_linked && !done.was_kept && !done.forgotten {
+                            format!("{peer}: not linked and not kept; nothing to do")
+                        } else {
+                            format!(
+                                "{peer}: {}{}{}",
+                                if done.was_linked {
+                                    "link dropped; "
+                                } else {
+                                    ""
+                                },
+                                if done.was_kept {
+                                    "no longer redialled"
+                                } else {
+                                    "was not redialled"
+                                },
+                                if done.forgotten {
+                                    "; its address is forgotten"
+                                } else {
+                                    ""
+                                }
+                            )
+                        }
+                    })
+                }
                 Command::Claim => {
                     let c = client.claim().await?;
                     output(json, &c, || format!("claimed {}", c.claimed))
@@ -419,13 +464,13 @@ async fn run(cli: Cli) -> Result<()> {
                             amount,
                             challenge_period,
                         } => {
-                            client
-                                .open_channel(OpenParams {
-                                    partner,
-                                    amount,
-                                    challenge_period,
-                                })
-                                .await?
+                            OpenParams {
+                                partner,
+                                amount,
+                                challenge_period,
+                            }
+                            .call(&client)
+                            .await?
                         }
                         ChannelCommand::Get { id } => client.get_channel(id).await?,
                         ChannelCommand::TopUp { id, amount } => client.top_up(id, amount).await?,
@@ -495,6 +540,39 @@ fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -
         println!("{}", human());
     }
     Ok(())
+}
+
+fn peers_table(peers: &[farthing_rpc::PeerView]) -> String {
+    let mut out = format!(
+        "{:<42} {:<6} {:<5} {:<21} {:>8}  {}",
+        "peer", "linked", "kept", "dial", "channels", "last error"
+    );
+    for p in peers {
+        let channels: Vec<String> = p.channels.iter().map(u64::to_string).collect();
+        out.push_str(&format!(
+            "\n{:<42} {:<6} {:<5} {:<21} {:>8}  {}",
+            p.address.to_string(),
+            if p.linked { "yes" } else { "no" },
+            if p.kept { "yes" } else { "no" },
+            p.dial.as_deref().unwrap_or("-"),
+            if channels.is_empty() {
+                "-".to_owned()
+            } else {
+                channels.join(",")
+            },
+            match (&p.last_error, p.next_dial_in_secs) {
+                (Some(e), Some(next)) => {
+                    format!("{e} ({} failed, next dial in {next} s)", p.failed_dials)
+                }
+                (Some(e), None) => e.clone(),
+                (None, _) => String::new(),
+            }
+        ));
+    }
+    if peers.is_empty() {
+        out.push_str("\n(no peers)");
+    }
+    out
 }
 
 fn table(channels: &[ChannelView]) -> String {

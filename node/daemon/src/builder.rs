@@ -276,6 +276,7 @@ impl Builder {
         });
         let peering = Arc::new(Peering {
             links: links.clone(),
+            kept: Arc::default(),
             payments: payments.clone(),
             cosign: cosign.clone(),
             table: table.clone(),

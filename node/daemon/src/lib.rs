@@ -45,6 +45,7 @@ pub use config::{Config, ConfigError, KeySource, WatchtowerConfig};
 pub use cosign::CosignError;
 pub use health::Health;
 pub use keys::{KeyError, load_key};
+pub use link::kept::PeerStatus;
 pub use net::LinkError;
 pub use node::Node;
 pub use observe::{Payment, RECENT_PER_CHANNEL};

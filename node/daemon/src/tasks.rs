@@ -176,11 +176,26 @@ impl Tasks {
         on_failure: OnFailure,
         task: impl Future<Output = ()> + Send + 'static,
     ) {
+        self.spawn_critical_until(name, on_failure, async move {
+            task.await;
+            false
+        });
+    }
+
+    /// [`Tasks::spawn_critical`] for a task that may be told to end: it returns `true` when it
+    /// ended as told (e.g. a partner's redial after `disconnectPeer`), which is no failure.
+    pub(crate) fn spawn_critical_until(
+        &self,
+        name: &'static str,
+        on_failure: OnFailure,
+        task: impl Future<Output = bool> + Send + 'static,
+    ) {
         let tasks = self.clone();
         self.track(async move {
             let why = match AssertUnwindSafe(task).catch_unwind().await {
-                Ok(()) if tasks.is_stopping() => return,
-                Ok(()) => "ended".to_owned(),
+                Ok(true) => return,
+                Ok(false) if tasks.is_stopping() => return,
+                Ok(false) => "ended".to_owned(),
                 Err(panic) => format!("panicked: {}", panic_text(&*panic)),
             };
             tasks.failed(name, on_failure, &why);

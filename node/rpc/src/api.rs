@@ -11,6 +11,7 @@ use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AmountProblem, ApiError};
+pub use crate::peers::{Disconnected, LinkCounts, PeerView};
 pub use crate::state::ChannelState;
 
 /// The Farthing node's JSON-RPC API, namespace `farthing` (`farthing_info`, …).
@@ -25,10 +26,16 @@ pub trait FarthingApi {
     #[method(name = "info")]
     async fn info(&self) -> Result<NodeInfo, ApiError>;
 
-    /// `farthing_openChannel`: open a channel to `partner`, funded with `amount` from the
-    /// node's token balance.
+    /// `farthing_openChannel`: open a channel to `partner`, funded with `amount` (token units)
+    /// from the node's token balance, with `challenge_period` seconds (the node's default when
+    /// absent); one transaction, answered once mined.
     #[method(name = "openChannel")]
-    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError>;
+    async fn open_channel(
+        &self,
+        partner: Address,
+        amount: String,
+        challenge_period: Option<u32>,
+    ) -> Result<ChannelView, ApiError>;
 
     /// `farthing_topUp`: add `amount` to our deposit in an open channel.
     #[method(name = "topUp")]
@@ -52,8 +59,11 @@ pub trait FarthingApi {
     #[method(name = "getChannel")]
     async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
 
-    /// `farthing_closeChannel`: close unilaterally with the partner's latest proof; the
-    /// challenge period starts.
+    /// `farthing_closeChannel`: close cooperatively first — over the link, the partner's node
+    /// co-signs the payouts it computes itself, one transaction, paid out at once (`settled`);
+    /// if it cannot (no link, no answer, or the partner refuses), close unilaterally with the
+    /// partner's latest proof (`closed`: the challenge period starts, then `farthing_settle`).
+    /// A channel already closed or settled is answered as it is.
     #[method(name = "closeChannel")]
     async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
 
@@ -69,13 +79,43 @@ pub trait FarthingApi {
     /// `farthing_pay`: pay `amount` to a channel partner (by channel id or by partner address)
     /// over the peer link; returns once the partner acknowledged the payment as durable. The
     /// same `idempotency_key` twice pays once and returns the first result.
+    /// Give `channel_id` or `partner` (both: they must agree).
     #[method(name = "pay")]
-    async fn pay(&self, params: PayParams) -> Result<PayResult, ApiError>;
+    async fn pay(
+        &self,
+        channel_id: Option<ChannelId>,
+        partner: Option<Address>,
+        amount: String,
+        idempotency_key: Option<String>,
+        memo: Option<String>,
+    ) -> Result<PayResult, ApiError>;
 
-    /// `farthing_connectPeer`: link to a partner node at `0xADDRESS@host:port` (kept up and
-    /// re-dialled by the node).
+    /// `farthing_connectPeer`: link to a partner node at `0xADDRESS@host:port` and keep the
+    /// link up: redialled whenever it drops, with backoff after failed dials (250 ms doubling
+    /// to 5 min); `farthing_listPeers` shows how it goes, `farthing_disconnectPeer` stops it.
+    /// Answers at once (`true`), before the first dial.
     #[method(name = "connectPeer")]
     async fn connect_peer(&self, peer: String) -> Result<bool, ApiError>;
+
+    /// `farthing_listPeers`: every peer the node knows — linked, kept (redialled), or a
+    /// channel partner — in address order.
+    #[method(name = "listPeers")]
+    async fn list_peers(&self) -> Result<Vec<PeerView>, ApiError>;
+
+    /// `farthing_disconnectPeer`: drop the link to `peer` (`0xADDRESS`) and stop redialling
+    /// it; the partner's node may still dial in. `forget`: also forget its address (for this
+    /// run: one from the config's `peer.connect` is dialled again at the next start).
+    #[method(name = "disconnectPeer")]
+    async fn disconnect_peer(
+        &self,
+        peer: Address,
+        forget: Option<bool>,
+    ) -> Result<Disconnected, ApiError>;
+
+    /// `farthing_discover` (also `rpc.discover`): this API described as an OpenRPC 1.2
+    /// document — every method and subscription, its parameters, result and error codes.
+    #[method(name = "discover", aliases = ["rpc.discover"])]
+    async fn discover(&self) -> Result<serde_json::Value, ApiError>;
 
     /// `farthing_balances`: gas money, free tokens, tokens in channels, claimable tokens.
     #[method(name = "balances")]
@@ -109,8 +149,8 @@ pub trait FarthingApi {
     async fn subscribe_channels(&self) -> SubscriptionResult;
 }
 
-/// `farthing_pay`'s parameters: the channel by id, or by partner address (the node's open
-/// channel with that partner).
+/// `farthing_pay`'s parameters by name: the channel by id, or by partner address (the node's
+/// open channel with that partner). [`PayParams::call`] sends them with a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PayParams {
@@ -176,6 +216,10 @@ pub struct NodeInfo {
     /// Write batches those commits carried (payments, acknowledgements, watcher passes).
     #[serde(default)]
     pub store_batches: u64,
+    /// Links to partner nodes: how many are up, how many addresses are kept (redialled);
+    /// `farthing_listPeers` has each peer.
+    #[serde(default)]
+    pub links: LinkCounts,
 }
 
 /// The node's health: while degraded, calls that take new risk fail with
@@ -222,8 +266,9 @@ pub enum HealthStatus {
     Degraded,
 }
 
-/// `farthing_openChannel`'s parameter (one object, so fields can be added later). Unknown
-/// fields are refused, so a misspelt option is an error rather than silently ignored.
+/// `farthing_openChannel`'s parameters by name ([`OpenParams::call`] sends them with a
+/// client). Unknown fields are refused, so a misspelt option is an error rather than silently
+/// ignored (the server refuses unknown parameter names the same way).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenParams {
@@ -234,6 +279,36 @@ pub struct OpenParams {
     /// Challenge period in seconds; the node's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge_period: Option<u32>,
+}
+
+impl OpenParams {
+    /// `farthing_openChannel` with these parameters.
+    pub async fn call<C: FarthingApiClient + Sync>(
+        self,
+        client: &C,
+    ) -> Result<ChannelView, jsonrpsee::core::ClientError> {
+        client
+            .open_channel(self.partner, self.amount, self.challenge_period)
+            .await
+    }
+}
+
+impl PayParams {
+    /// `farthing_pay` with these parameters.
+    pub async fn call<C: FarthingApiClient + Sync>(
+        self,
+        client: &C,
+    ) -> Result<PayResult, jsonrpsee::core::ClientError> {
+        client
+            .pay(
+                self.channel_id,
+                self.partner,
+                self.amount,
+                self.idempotency_key,
+                self.memo,
+            )
+            .await
+    }
 }
 
 /// A channel as the API shows it: amounts in token units, sides from the node's point of view.
@@ -370,12 +445,28 @@ pub struct PaymentView {
     pub carried: bool,
 }
 
+/// Every [`ChannelUpdate::kind`] a node sends, in the order of the core's `ChangeKind`.
+pub const CHANNEL_UPDATE_KINDS: [&str; 7] = [
+    "opened",
+    "deposit",
+    "withdrawal",
+    "closed",
+    "proof",
+    "settled",
+    "rebuilt",
+];
+
 /// One item of the `farthing_subscribeChannels` subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelUpdate {
     /// The channel that changed.
     pub channel_id: ChannelId,
-    /// What happened, e.g. `"opened"`, `"deposited"`, `"paid"`, `"closed"`, `"settled"`.
+    /// What happened on-chain, one of [`CHANNEL_UPDATE_KINDS`]: `"opened"`, `"deposit"` (a
+    /// participant's deposit rose), `"withdrawal"`, `"closed"` (unilaterally: the challenge
+    /// period runs), `"proof"` (a proof recorded on-chain, or another change of the
+    /// channel's record), `"settled"` (paid out, final: after the challenge period or by a
+    /// cooperative close), `"rebuilt"` (re-read from the contract after a reorg). Payments
+    /// are not channel updates: `farthing_subscribePayments` streams them.
     pub kind: String,
     /// The channel after the change.
     pub channel: ChannelView,

@@ -43,18 +43,33 @@
 //!
 //! Requests that are not valid JSON-RPC get jsonrpsee's standard errors (-32700 parse error,
 //! -32600 invalid request, -32601 method not found, -32602 invalid params).
+//!
+//! # Parameters and discovery
+//!
+//! Every method takes its parameters the same way: by name, an object whose keys are the
+//! `snake_case` names (`camelCase` also accepted), e.g. `{"channel_id": 1, "amount": "2.5"}`;
+//! or by position, an array in the order listed, e.g. `[1, "2.5"]`; optional ones may be left
+//! out or `null`. A name the method does not take, or an extra position, is refused (-32602).
+//! `farthing_openChannel` and `farthing_pay` also accept their old single-object form
+//! (`{"params": {…}}` or `[{…}]`). `farthing_discover` (also `rpc.discover`) answers the
+//! OpenRPC 1.2 document of the API ([`discover`]): every method and subscription, its
+//! parameters, result schema and error codes — the same table the parameter check uses.
 
 pub mod api;
 mod auth;
 mod client;
+pub mod discover;
 mod error;
+mod params;
+mod peers;
 mod server;
 mod state;
 
 pub use api::{
-    Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
-    FarthingApiClient, FarthingApiServer, Health, HealthStatus, NodeInfo, OpenParams, PayParams,
-    PayResult, PaymentView, parse_amount_param,
+    Balances, CHANNEL_UPDATE_KINDS, ChannelRole, ChannelState, ChannelUpdate, ChannelView,
+    ClaimResult, Disconnected, FarthingApiClient, FarthingApiServer, Health, HealthStatus,
+    LinkCounts, NodeInfo, OpenParams, PayParams, PayResult, PaymentView, PeerView,
+    parse_amount_param,
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
 pub use client::{connect_http, connect_ws};

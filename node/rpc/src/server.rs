@@ -4,10 +4,12 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use jsonrpsee::Methods;
+use jsonrpsee::core::middleware::RpcServiceBuilder;
 use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthLayer;
+use crate::params::CheckParamsLayer;
 use crate::{Error, Result};
 
 /// The RPC server's settings, part of the node's configuration file.
@@ -86,6 +88,7 @@ pub async fn start(
     let server = Server::builder()
         .set_config(limits)
         .set_http_middleware(tower::ServiceBuilder::new().layer(AuthLayer::new(token)))
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(CheckParamsLayer))
         .build(config.listen)
         .await
         .map_err(bind_error)?;

@@ -56,6 +56,8 @@ pub(crate) struct Link {
     /// Who dialed it: the partner or this node.
     dialer: Address,
     up_at: Instant,
+    /// Unix time in ms it came up.
+    up_at_ms: u64,
 }
 
 impl Link {
@@ -68,6 +70,7 @@ impl Link {
             gone: watch::Sender::new(false),
             dialer,
             up_at: Instant::now(),
+            up_at_ms: super::kept::now_ms(),
         }
     }
 
@@ -231,6 +234,21 @@ impl Links {
         {
             links.by_partner.remove(&peer);
         }
+    }
+
+    /// Every link up: (partner, who dialed it, unix ms it came up).
+    pub(crate) fn snapshot(&self) -> Vec<(Address, Address, u64)> {
+        self.lock()
+            .by_partner
+            .iter()
+            .map(|(peer, link)| (*peer, link.dialer, link.up_at_ms))
+            .collect()
+    }
+
+    /// Close the link to `peer`, if one is up (`true`).
+    pub(crate) fn drop_link(&self, peer: Address) -> bool {
+        let link = self.lock().by_partner.remove(&peer);
+        link.map(|link| link.close()).is_some()
     }
 
     /// Close every link (the partners see them drop; dialed partners are dialed again).

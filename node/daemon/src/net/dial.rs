@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::link::Link;
+use crate::link::kept::Keep;
 use crate::link::wire::sync_frame;
 use crate::link::writer::write_frames;
 use crate::net::Peering;
@@ -25,8 +26,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first wait between dials of a partner that is away, doubling up to [`MAX_REDIAL`].
 const FIRST_REDIAL: Duration = Duration::from_millis(250);
 
-/// The longest wait between dials.
-const MAX_REDIAL: Duration = Duration::from_secs(30);
+/// The longest wait between dials (an address that never answers is tried every 5 min).
+const MAX_REDIAL: Duration = Duration::from_secs(300);
 
 /// Why a link could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -113,35 +114,90 @@ impl Peering {
     }
 
     /// Keep a link to `peer` up: dial now and whenever it drops (noticed within 250 ms), with
-    /// backoff after failed dials (250 ms doubling to 30 s), until shutdown.
+    /// backoff after failed dials (250 ms doubling to 5 min), until shutdown or
+    /// [`Peering::stop_keeping`]. A partner kept already is dialled at once at the (new)
+    /// address, its backoff starting over. A failure is logged at WARN on the 1st, 2nd, 4th,
+    /// 8th… failure in a row (DEBUG otherwise), so an address that never answers costs a few
+    /// lines, not one every few seconds; `listPeers` shows its last error.
     pub(crate) fn keep_linked(self: &Arc<Self>, peer: PeerAddr) {
+        let kept = match self.kept.keep(peer) {
+            Keep::Start(kept) => kept,
+            Keep::Running => return,
+        };
+        self.kept.loop_started();
         let (peering, mut shutdown) = (self.clone(), self.tasks.shutdown_signal());
         let redial = async move {
             let mut wait = FIRST_REDIAL;
-            loop {
+            // Until it is no longer kept (disconnectPeer) or the node stops.
+            while let Some(peer) = kept.target() {
                 if shutdown.is_set() {
-                    return;
+                    break;
                 }
                 let linked = peering.links.get(peer.address).is_some();
                 if linked || peering.store_health.is_failing() {
                     wait = FIRST_REDIAL;
+                    if linked {
+                        kept.linked();
+                    }
                 } else {
-                    match peering.connect(&peer).await {
-                        Ok(()) => wait = FIRST_REDIAL,
-                        Err(e) => {
-                            tracing::warn!(%peer, "{e}; retrying in {:.2} s", wait.as_secs_f64());
+                    let dialled = tokio::select! {
+                        dialled = peering.connect(&peer) => Some(dialled),
+                        // Stopped or pointed elsewhere while dialling: look again.
+                        () = kept.wake.notified() => None,
+                        () = shutdown.wait() => break,
+                    };
+                    match dialled {
+                        None => {
+                            wait = FIRST_REDIAL;
+                            continue;
+                        }
+                        Some(Ok(())) => {
+                            if kept.state().failed > 0 {
+                                tracing::info!(%peer, "peer link up after failed dials");
+                            }
+                            kept.linked();
+                            wait = FIRST_REDIAL;
+                        }
+                        Some(Err(e)) => {
+                            let failures = kept.failed(e.to_string(), wait);
+                            if failures.is_power_of_two() {
+                                tracing::warn!(
+                                    %peer,
+                                    "{e}; {failures} failed dial(s) in a row, next in {:.2} s (backing off to {} s; farthing_listPeers shows the last error, farthing_disconnectPeer stops it)",
+                                    wait.as_secs_f64(),
+                                    MAX_REDIAL.as_secs()
+                                );
+                            } else {
+                                tracing::debug!(%peer, "{e}; failed dial {failures}, next in {:.2} s", wait.as_secs_f64());
+                            }
                             wait = (wait * 2).min(MAX_REDIAL);
                         }
                     }
                 }
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = shutdown.wait() => return,
+                    // A new address or a stop: dial (or end) now, backoff starting over.
+                    () = kept.wake.notified() => wait = FIRST_REDIAL,
+                    () = shutdown.wait() => break,
                 }
             }
+            peering.kept.loop_ended();
+            // Told to stop (no longer kept) is no failure; at shutdown nothing is reported.
+            true
         };
         self.tasks
-            .spawn_critical("partner redial", OnFailure::Warn, redial);
+            .spawn_critical_until("partner redial", OnFailure::Warn, redial);
+    }
+
+    /// Stop keeping a link to `peer` (its redial loop ends; `forget` also forgets its
+    /// address) and drop the link that is up. Returns (was linked, was kept, forgotten).
+    pub(crate) fn stop_keeping(&self, peer: Address, forget: bool) -> (bool, bool, bool) {
+        let (was_kept, forgotten) = self.kept.stop(peer, forget);
+        let was_linked = self.links.drop_link(peer);
+        if was_linked || was_kept {
+            tracing::info!(%peer, forget, "peer disconnected by the operator");
+        }
+        (was_linked, was_kept, forgotten)
     }
 
     /// Run a link to `peer` that `dialer` dialed (the partner, or this node).

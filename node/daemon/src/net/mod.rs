@@ -15,6 +15,7 @@ use crate::chain::watcher::Watcher;
 use crate::cosign::Cosign;
 use crate::health::StoreHealth;
 use crate::link::Links;
+use crate::link::kept::Kept;
 use crate::payments::Payments;
 use crate::signer::Signer;
 use crate::table::ChannelTable;
@@ -25,6 +26,8 @@ pub use dial::LinkError;
 /// The peering component.
 pub(crate) struct Peering {
     pub(crate) links: Arc<Links>,
+    /// The partners the node keeps a link to, and how their dials go.
+    pub(crate) kept: Arc<Kept>,
     pub(crate) payments: Arc<Payments>,
     pub(crate) cosign: Arc<Cosign>,
     pub(crate) table: Arc<ChannelTable>,

@@ -6,10 +6,11 @@ mod errors;
 
 use std::future::Future;
 
+use alloy::primitives::Address;
 use farthing_core::{ChainState, ChannelId, MAX_DEPOSIT, format_amount};
 use farthing_rpc::{
-    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, FarthingApiServer, Health,
-    NodeInfo, OpenParams, PayParams, PayResult, PaymentView, parse_amount_param,
+    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, Disconnected, FarthingApiServer,
+    Health, LinkCounts, NodeInfo, PayParams, PayResult, PaymentView, PeerView, parse_amount_param,
 };
 use farthing_store::records::MAX_PAYMENT_KEY_LEN;
 use jsonrpsee::PendingSubscriptionSink;
@@ -81,7 +82,18 @@ impl FarthingApiServer for RpcHandler {
         let d = self.node.deployment();
         let health = self.node.health();
         let (store_syncs, store_batches) = self.node.store_stats();
+        let kept = self.node.kept_count();
+        let peers = self.node.peers();
+        let down = peers
+            .iter()
+            .filter(|p| p.kept && p.linked_since_ms.is_none())
+            .count();
         Ok(NodeInfo {
+            links: LinkCounts {
+                up: u32::try_from(self.node.link_count()).unwrap_or(u32::MAX),
+                kept: u32::try_from(kept).unwrap_or(u32::MAX),
+                down: u32::try_from(down).unwrap_or(u32::MAX),
+            },
             store_syncs,
             store_batches,
             address: self.node.address(),
@@ -103,13 +115,18 @@ impl FarthingApiServer for RpcHandler {
         })
     }
 
-    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError> {
+    async fn open_channel(
+        &self,
+        partner: Address,
+        amount: String,
+        challenge_period: Option<u32>,
+    ) -> Result<ChannelView, ApiError> {
         self.counted(async {
             self.require_healthy()?;
-            let amount = parse_amount_param(&params.amount, self.decimals(), MAX_DEPOSIT)?;
+            let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
             let channel = self
                 .node
-                .open_channel(params.partner, amount, params.challenge_period)
+                .open_channel(partner, amount, challenge_period)
                 .await
                 .map_err(|e| self.map_op("openChannel", e))?;
             Ok(self.view(&channel))
@@ -206,7 +223,21 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn pay(&self, params: PayParams) -> Result<PayResult, ApiError> {
+    async fn pay(
+        &self,
+        channel_id: Option<ChannelId>,
+        partner: Option<Address>,
+        amount: String,
+        idempotency_key: Option<String>,
+        memo: Option<String>,
+    ) -> Result<PayResult, ApiError> {
+        let params = PayParams {
+            channel_id,
+            partner,
+            amount,
+            idempotency_key,
+            memo,
+        };
         self.counted(self.pay_counted(params)).await
     }
 
@@ -257,6 +288,28 @@ impl FarthingApiServer for RpcHandler {
             Ok(true)
         })
         .await
+    }
+
+    async fn list_peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        Ok(self.node.peers().into_iter().map(peer_view).collect())
+    }
+
+    async fn disconnect_peer(
+        &self,
+        peer: Address,
+        forget: Option<bool>,
+    ) -> Result<Disconnected, ApiError> {
+        let (was_linked, was_kept, forgotten) =
+            self.node.disconnect_peer(peer, forget.unwrap_or(false));
+        Ok(Disconnected {
+            was_linked,
+            was_kept,
+            forgotten,
+        })
+    }
+
+    async fn discover(&self) -> Result<serde_json::Value, ApiError> {
+        Ok(farthing_rpc::discover::document())
     }
 
     async fn balances(&self) -> Result<Balances, ApiError> {
@@ -314,6 +367,27 @@ impl FarthingApiServer for RpcHandler {
                 },
             }
         }
+    }
+}
+
+/// A peer as `farthing_listPeers` shows it.
+fn peer_view(p: crate::PeerStatus) -> PeerView {
+    let (last_error, last_error_at_ms) = p.last_error.unzip();
+    PeerView {
+        address: p.address,
+        dial: p.dial,
+        linked: p.linked_since_ms.is_some(),
+        linked_since_ms: p.linked_since_ms,
+        dialled_by: p
+            .dialled_by_us
+            .map(|us| if us { "us" } else { "them" }.to_owned()),
+        kept: p.kept,
+        failed_dials: p.failed_dials,
+        last_error,
+        last_error_at_ms,
+        // Rounded up: "0" would read as "now" while a dial is still ahead.
+        next_dial_in_secs: p.next_dial_in.map(|d| d.as_millis().div_ceil(1000) as u64),
+        channels: p.channels,
     }
 }
 
