@@ -1174,7 +1174,7 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
         // Claims more than the proof moves.
         (
             pay(1, 2, 1_500, 1_000, sign(&alice_key, 1, 2, 1_500)),
-            "moves 500",
+            "the proof moves 0.0005, the payment claims 0.001",
         ),
         // More than alice has in the channel.
         (
@@ -1185,12 +1185,12 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
                 11 * usdc - 1_000,
                 sign(&alice_key, 1, 2, 11 * usdc),
             ),
-            "can pay at most",
+            "the payer can pay at most 9.999, the payment is 10.999",
         ),
         // A batch whose payments add up to more than the proof moves.
         (
             batch(1, 2, 2_000, &[600, 500], sign(&alice_key, 1, 2, 2_000)),
-            "moves 1000",
+            "the proof moves 0.001, the payment claims 0.0011",
         ),
         // A batch with an empty payment in it (it would show up as a payment of nothing).
         (
@@ -1218,7 +1218,13 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
                 ..
             } => {
                 assert_eq!(nonce, sent);
+                // What the payer's caller reads: amounts in token units, never base units.
                 assert!(reason.as_str().contains(why), "{why}: {}", reason.as_str());
+                assert!(
+                    !reason.as_str().contains("base units"),
+                    "{}",
+                    reason.as_str()
+                );
             }
             other => panic!("{why}: expected a Reject, got {other:?}"),
         }

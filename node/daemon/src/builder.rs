@@ -285,6 +285,7 @@ impl Builder {
             store_health: store_health.clone(),
             tasks: tasks.clone(),
             chain_id,
+            decimals: chain.deployment.token_decimals,
             admission: Default::default(),
         });
         let operations = Arc::new(Operations {

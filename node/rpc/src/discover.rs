@@ -709,6 +709,144 @@ mod tests {
         }
     }
 
+    /// One value of each result type, every optional field filled.
+    fn samples() -> Vec<(&'static str, Value)> {
+        use crate::api::*;
+        use alloy_primitives::Address;
+        let view = ChannelView {
+            id: 1,
+            state: ChannelState::Closed,
+            role: ChannelRole::A,
+            partner: Address::ZERO,
+            token: Address::ZERO,
+            challenge_period: 60,
+            deposit_ours: "1".into(),
+            deposit_partner: "0".into(),
+            balance_ours: "1".into(),
+            balance_partner: "0".into(),
+            settle_after: Some(5),
+            closer: Some(Address::ZERO),
+            sent: "0".into(),
+            sent_nonce: 0,
+            received: "0".into(),
+            received_nonce: 0,
+        };
+        let health = Health {
+            warnings: vec!["low gas".into()],
+            ..Health::ok()
+        };
+        let info = NodeInfo {
+            address: Address::ZERO,
+            chain_id: 1,
+            channel_manager: Address::ZERO,
+            token: Address::ZERO,
+            token_symbol: "USDC".into(),
+            token_decimals: 6,
+            synced_block: 1,
+            chain_head: 1,
+            health: health.clone(),
+            store_syncs: 0,
+            store_batches: 0,
+            links: LinkCounts::default(),
+        };
+        let peer = PeerView {
+            address: Address::ZERO,
+            dial: Some("127.0.0.1:1".into()),
+            linked: true,
+            linked_since_ms: Some(1),
+            dialled_by: Some("us".into()),
+            kept: true,
+            failed_dials: 0,
+            last_error: Some("refused".into()),
+            last_error_at_ms: Some(1),
+            next_dial_in_secs: Some(1),
+            channels: vec![1],
+        };
+        let payment = PaymentView {
+            channel_id: 1,
+            direction: "in".into(),
+            nonce: 1,
+            amount: "1".into(),
+            at_ms: 1,
+            memo: Some("m".into()),
+            carried: true,
+        };
+        let value = |v: &dyn erased::Ser| v.value();
+        vec![
+            ("NodeInfo", value(&info)),
+            ("Health", value(&health)),
+            ("LinkCounts", value(&LinkCounts::default())),
+            ("ChannelView", value(&view)),
+            (
+                "ClaimResult",
+                value(&ClaimResult {
+                    claimed: "0".into(),
+                }),
+            ),
+            (
+                "PayResult",
+                value(&PayResult {
+                    channel_id: 1,
+                    nonce: 1,
+                    amount: "1".into(),
+                    balance_ours: "1".into(),
+                    balance_partner: "1".into(),
+                    repeated: false,
+                }),
+            ),
+            (
+                "Balances",
+                value(&Balances {
+                    gas: "0".into(),
+                    token: "0".into(),
+                    in_channels: "0".into(),
+                    claimable: "0".into(),
+                }),
+            ),
+            ("PaymentView", value(&payment)),
+            (
+                "ChannelUpdate",
+                value(&ChannelUpdate {
+                    channel_id: 1,
+                    kind: "opened".into(),
+                    channel: view.clone(),
+                }),
+            ),
+            ("PeerView", value(&peer)),
+            ("Disconnected", value(&Disconnected::default())),
+        ]
+    }
+
+    mod erased {
+        pub(super) trait Ser {
+            fn value(&self) -> serde_json::Value;
+        }
+        impl<T: serde::Serialize> Ser for T {
+            fn value(&self) -> serde_json::Value {
+                serde_json::to_value(self).unwrap_or_default()
+            }
+        }
+    }
+
+    #[test]
+    fn every_result_schema_has_exactly_the_fields_the_type_sends() {
+        let samples = samples();
+        assert_eq!(samples.len(), SCHEMAS.len(), "a sample for every schema");
+        for (name, value) in samples {
+            let (_, fields) = SCHEMAS.iter().find(|(n, _)| *n == name).unwrap();
+            let mut sent: Vec<&str> = value
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut documented: Vec<&str> = fields.iter().map(|(f, _, _)| *f).collect();
+            sent.sort_unstable();
+            documented.sort_unstable();
+            assert_eq!(sent, documented, "{name}");
+        }
+    }
+
     #[test]
     fn names_are_looked_up_with_their_prefix_or_alias() {
         assert_eq!(method("farthing_topUp").map(|m| m.name), Some("topUp"));

@@ -298,7 +298,8 @@ impl Peering {
                 Ok(())
             }
             Err(refusal) => {
-                let reason = refusal.to_string();
+                // The payer's caller reads this: amounts in token units.
+                let reason = refusal.explain(self.decimals);
                 burst.replies.push(reject_frame(
                     channel,
                     proof.nonce,

@@ -37,6 +37,8 @@ pub(crate) struct Peering {
     pub(crate) tasks: Tasks,
     /// The chain both nodes must be on (checked in the handshake).
     pub(crate) chain_id: u64,
+    /// The token's decimals: a refusal the partner's caller reads gives token units.
+    pub(crate) decimals: u8,
     /// Handshakes in progress on the peer port, capped.
     pub(crate) admission: Arc<admission::Admission>,
 }

@@ -45,14 +45,14 @@ impl RpcHandler {
                 }
             }
             e @ (PayError::KeyReused { .. } | PayError::BadMemo(_)) => {
-                ApiError::InvalidParams(e.to_string())
+                ApiError::InvalidParams(e.explain(self.decimals()))
             }
             // Not made (or carried by the next proof): the message says what to do.
             e @ (PayError::NoLink
             | PayError::PartnerRefused(_)
             | PayError::Closing(_)
             | PayError::Unpayable(PaymentError::Exhausted { .. })) => {
-                ApiError::PaymentFailed(e.to_string())
+                ApiError::PaymentFailed(e.explain(self.decimals()))
             }
             e @ PayError::SignerStopped(_) => {
                 tracing::error!(channel = id, "pay: {e}");

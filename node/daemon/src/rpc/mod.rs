@@ -461,3 +461,16 @@ impl RpcHandler {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_documented_channel_update_kinds_are_the_ones_sent() {
+        // farthing_subscribeChannels sends `ChangeKind::as_str`; the API documents this list.
+        let sent: Vec<&str> = farthing_core::ChangeKind::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect();
+        assert_eq!(sent, farthing_rpc::CHANNEL_UPDATE_KINDS);
+    }
+}
