@@ -19,7 +19,7 @@
 //! | `rpc.max_connections` | `64` | concurrent RPC connections |
 //! | `rpc.max_request_bytes` | `65536` | larger requests are refused |
 //! | `peer.listen` | `127.0.0.1:7751` | where partner nodes connect |
-//! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` |
+//! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` (redialled with backoff to 5 min; `farthing_disconnectPeer` stops one until the next start) |
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |
 //! | `watchtower.margin_secs` | `600` | a partner's stale close still unanswered this close to its deadline raises a warning |
 //! | `watchtower.max_lag_blocks` | `64` | the node reports itself degraded when its watcher is further behind the chain head |

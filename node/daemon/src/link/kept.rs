@@ -2,7 +2,8 @@
 //! partner, where to dial it, whether its redial runs, and how the last dials went — what
 //! `listPeers` shows and `disconnectPeer` stops. The redial loop itself is `net::dial`'s.
 //!
-//! Lock order: a leaf (never held across an `.await`, nothing taken under it).
+//! Lock order: a leaf, never under the table's lock. Inside it, the map's lock, then an
+//! entry's state — never the other way; neither is held across an `.await`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

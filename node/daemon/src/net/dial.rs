@@ -50,6 +50,18 @@ pub enum LinkError {
     },
 }
 
+/// The wait after a failed dial that followed a wait of `wait`: doubled, up to [`MAX_REDIAL`].
+fn next_wait(wait: Duration) -> Duration {
+    (wait * 2).min(MAX_REDIAL)
+}
+
+/// Whether the `failures`-th failed dial in a row is logged at WARN: the 1st, 2nd, 4th, 8th…
+/// (the others at DEBUG). An address that never answers costs about a dozen lines in its
+/// first day, not one every backoff step.
+fn worth_a_warning(failures: u32) -> bool {
+    failures.is_power_of_two()
+}
+
 type Halves = (
     FrameReader<ReadHalf<TcpStream>>,
     FrameWriter<WriteHalf<TcpStream>>,
@@ -160,7 +172,7 @@ impl Peering {
                         }
                         Some(Err(e)) => {
                             let failures = kept.failed(e.to_string(), wait);
-                            if failures.is_power_of_two() {
+                            if worth_a_warning(failures) {
                                 tracing::warn!(
                                     %peer,
                                     "{e}; {failures} failed dial(s) in a row, next in {:.2} s (backing off to {} s; farthing_listPeers shows the last error, farthing_disconnectPeer stops it)",
@@ -170,7 +182,7 @@ impl Peering {
                             } else {
                                 tracing::debug!(%peer, "{e}; failed dial {failures}, next in {:.2} s", wait.as_secs_f64());
                             }
-                            wait = (wait * 2).min(MAX_REDIAL);
+                            wait = next_wait(wait);
                         }
                     }
                 }
@@ -254,5 +266,31 @@ impl Peering {
             link.send(sync, ready.take());
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_that_never_answers_is_dialled_less_and_less_and_logged_rarely() {
+        let mut wait = FIRST_REDIAL;
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            waits.push(wait.as_millis());
+            wait = next_wait(wait);
+        }
+        assert_eq!(
+            waits,
+            [
+                250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000,
+                300_000
+            ]
+        );
+        // A day of failures: 10 minutes to reach the cap, then one dial every 5 minutes.
+        let day = 12 + (24 * 60 - 10) / 5;
+        let warnings = (1..=day).filter(|n| worth_a_warning(*n)).count();
+        assert_eq!((day, warnings), (298, 9));
     }
 }
