@@ -62,6 +62,7 @@ pub mod discover;
 mod error;
 mod params;
 mod peers;
+mod requests;
 mod server;
 mod state;
 
