@@ -13,5 +13,6 @@ mod lifecycle;
 mod link;
 mod node;
 mod payments;
+mod ready;
 mod watcher;
 mod watchtower;

@@ -52,6 +52,17 @@ pub trait FarthingApi {
     #[method(name = "getChannel")]
     async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
 
+    /// `farthing_waitChannel`: wait until channel `channel_id` can take payments both ways —
+    /// open on this node, linked to the partner's node, and known to it (each node applies an
+    /// opening after its own confirmations) — for at most `timeout_secs` (default 60, at most
+    /// 600). Answers the channel, or 1013 saying what is still missing.
+    #[method(name = "waitChannel")]
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError>;
+
     /// `farthing_closeChannel`: close unilaterally with the partner's latest proof; the
     /// challenge period starts.
     #[method(name = "closeChannel")]

@@ -34,8 +34,8 @@ pub mod code {
     pub const UNDELIVERED: i32 = 1011;
     /// [`super::ApiError::WithdrawFailed`].
     pub const WITHDRAW_FAILED: i32 = 1012;
-    /// [`super::ApiError::NotConfirmedHere`].
-    pub const NOT_CONFIRMED_HERE: i32 = 1013;
+    /// [`super::ApiError::NotReady`].
+    pub const NOT_READY: i32 = 1013;
     /// [`super::ApiError::NoContracts`].
     pub const NO_CONTRACTS: i32 = 1014;
     /// [`super::ApiError::Internal`].
@@ -55,7 +55,7 @@ pub mod code {
         PAYMENT_FAILED,
         UNDELIVERED,
         WITHDRAW_FAILED,
-        NOT_CONFIRMED_HERE,
+        NOT_READY,
         NO_CONTRACTS,
         INTERNAL,
     ];
@@ -160,17 +160,17 @@ pub enum ApiError {
     /// partner's rules refuse it for now; the message says why and when a retry can work.
     #[error("withdrawal not made: {0}")]
     WithdrawFailed(String),
-    /// The channel exists on-chain but this node has not applied its opening yet: it waits
-    /// for its confirmations (code 1013). Retry once confirmed; `farthing_waitChannel` waits
-    /// for it.
+    /// The channel cannot take payments yet (code 1013): it is on-chain but not confirmed
+    /// here yet, there is no link to the partner, or the partner's node has not confirmed it.
+    /// `farthing_waitChannel` waits until it can.
     #[error(
-        "channel {id} is not confirmed here yet: this node applies it after {confirmations} confirmation(s); farthing_waitChannel waits until it can be used"
+        "channel {id} is not ready for payments yet: {reason}; farthing_waitChannel waits until it is"
     )]
-    NotConfirmedHere {
+    NotReady {
         /// The channel.
         id: ChannelId,
-        /// The node's confirmations setting.
-        confirmations: u64,
+        /// What is missing.
+        reason: String,
     },
     /// The chain at the node's RPC answers but does not hold the node's contracts (code
     /// 1014): a devnet restarted, or the wrong RPC or deployment file. Nothing to retry until
@@ -200,7 +200,7 @@ impl ApiError {
             Self::PaymentFailed(_) => code::PAYMENT_FAILED,
             Self::Undelivered { .. } => code::UNDELIVERED,
             Self::WithdrawFailed(_) => code::WITHDRAW_FAILED,
-            Self::NotConfirmedHere { .. } => code::NOT_CONFIRMED_HERE,
+            Self::NotReady { .. } => code::NOT_READY,
             Self::NoContracts(_) => code::NO_CONTRACTS,
             Self::Internal(_) => code::INTERNAL,
         }
@@ -227,9 +227,7 @@ impl ApiError {
             Self::Undelivered { channel_id, nonce } => {
                 Some(json!({ "channel_id": channel_id, "nonce": nonce }))
             }
-            Self::NotConfirmedHere { id, confirmations } => {
-                Some(json!({ "channel_id": id, "confirmations": confirmations }))
-            }
+            Self::NotReady { id, .. } => Some(json!({ "channel_id": id })),
             Self::InvalidAmount(_)
             | Self::Refused(_)
             | Self::PaymentFailed(_)
@@ -388,9 +386,9 @@ mod tests {
                 1012,
             ),
             (
-                ApiError::NotConfirmedHere {
+                ApiError::NotReady {
                     id: 9,
-                    confirmations: 2,
+                    reason: "this node has not applied its opening".into(),
                 },
                 1013,
             ),
@@ -447,7 +445,7 @@ mod tests {
         assert!(messages[11].contains("do not pay again"));
         assert!(messages[12].starts_with("withdrawal not made: "));
         assert!(
-            messages[13].contains("not confirmed here yet")
+            messages[13].contains("not ready for payments yet")
                 && messages[13].contains("farthing_waitChannel")
         );
         assert!(messages[14].contains("deploy again"));

@@ -37,7 +37,7 @@
 //! | 1010 | [`PaymentFailed`](ApiError::PaymentFailed) | a payment was not made: no link to the partner (`farthing_connectPeer`; nothing was signed), or refused by the partner (reason given; the signed amount travels with the next payment) | — |
 //! | 1011 | [`Undelivered`](ApiError::Undelivered) | signed and stored, but the link dropped (or the partner stayed silent) before its acknowledgement: do not pay again; it is delivered when the link is back — repeat with the same idempotency key to learn the outcome | `channel_id`, `nonce` |
 //! | 1012 | [`WithdrawFailed`](ApiError::WithdrawFailed) | a withdrawal was not made: no link, no answer, or refused for now by this node's or the partner's rules (e.g. one withdrawal per channel is pending); the message gives amounts in token units and when a retry can work | — |
-//! | 1013 | [`NotConfirmedHere`](ApiError::NotConfirmedHere) | the channel is on-chain but this node has not applied it yet (it waits for its confirmations); `farthing_waitChannel` waits until it can be used | `{channel_id, confirmations}` |
+//! | 1013 | [`NotReady`](ApiError::NotReady) | the channel cannot take payments yet: on-chain but not confirmed here yet, no link to the partner, or the partner's node has not confirmed it; `farthing_waitChannel` waits until it can | `{channel_id}` |
 //! | 1014 | [`NoContracts`](ApiError::NoContracts) | the chain RPC answers but the node's contracts are not on that chain (a restarted devnet, the wrong RPC or deployment file); redeploy or repoint the node, then restart it | — |
 //! | 1099 | [`Internal`](ApiError::Internal) | a bug or unexpected failure; see the node's log | — |
 //!

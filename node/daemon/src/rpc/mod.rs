@@ -15,6 +15,7 @@ use farthing_store::records::MAX_PAYMENT_KEY_LEN;
 use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 
+use crate::net::NotReady;
 use crate::node::Node;
 use crate::ops::OpError;
 
@@ -43,11 +44,29 @@ impl RpcHandler {
         &self,
         call: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        let result = call.await;
+        let mut result = call.await;
+        // A channel the node does not know may be one it has not applied yet (the partner's
+        // node waits for its confirmations after an open): say so, and what waits for it.
+        if let Err(ApiError::UnknownChannel { id }) = result
+            && self.node.is_ours_on_chain(id).await
+        {
+            result = Err(self.not_ready(id, NotReady::NotHere));
+        }
         if let Err(e) = &result {
             self.node.count_rpc_error(e.code());
         }
         result
+    }
+
+    fn not_ready(&self, id: ChannelId, missing: NotReady) -> ApiError {
+        let confirmations = self.node.config().chain.confirmations;
+        let reason = match missing {
+            NotReady::NotHere => format!(
+                "it is on-chain, but this node has not applied its opening yet (it waits for {confirmations} confirmation(s))"
+            ),
+            other => other.to_string(),
+        };
+        ApiError::NotReady { id, reason }
     }
 
     /// New risk (opening, funding) only while healthy.
@@ -164,6 +183,30 @@ impl FarthingApiServer for RpcHandler {
                 .channel(channel_id)
                 .map_err(|e| self.map_op("getChannel", e))?;
             Ok(self.view(&channel))
+        })
+        .await
+    }
+
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            let patience = std::time::Duration::from_secs(timeout_secs.unwrap_or(60).min(600));
+            match self.node.wait_ready(channel_id, patience).await {
+                Ok(channel) => Ok(self.view(&channel)),
+                Err(NotReady::NotOpen(state)) => Err(ApiError::WrongState {
+                    id: channel_id,
+                    state: state.into(),
+                    call: "waitChannel",
+                }),
+                // Not a channel of this node at all: the caller's mistake.
+                Err(NotReady::NotHere) if !self.node.is_ours_on_chain(channel_id).await => {
+                    Err(ApiError::UnknownChannel { id: channel_id })
+                }
+                Err(missing) => Err(self.not_ready(channel_id, missing)),
+            }
         })
         .await
     }

@@ -148,6 +148,18 @@ impl FarthingApiServer for Fake {
         }
     }
 
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        _timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError> {
+        self.record("waitChannel");
+        match error_for(channel_id) {
+            Some(error) => Err(error),
+            None => Ok(view(channel_id, "100")),
+        }
+    }
+
     async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
         self.record("closeChannel");
         Ok(view(channel_id, "100"))
