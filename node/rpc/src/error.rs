@@ -32,11 +32,13 @@ pub mod code {
     pub const PAYMENT_FAILED: i32 = 1010;
     /// [`super::ApiError::Undelivered`].
     pub const UNDELIVERED: i32 = 1011;
+    /// [`super::ApiError::TooManySubscriptions`].
+    pub const TOO_MANY_SUBSCRIPTIONS: i32 = 1012;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 
     /// Every code, in order (a node counts the errors it answers by these).
-    pub const ALL: [i32; 12] = [
+    pub const ALL: [i32; 13] = [
         UNKNOWN_CHANNEL,
         WRONG_STATE,
         INSUFFICIENT_FUNDS,
@@ -48,6 +50,7 @@ pub mod code {
         REFUSED,
         PAYMENT_FAILED,
         UNDELIVERED,
+        TOO_MANY_SUBSCRIPTIONS,
         INTERNAL,
     ];
 }
@@ -147,6 +150,17 @@ pub enum ApiError {
         /// The nonce of the proof that carries the payment.
         nonce: u64,
     },
+    /// The node serves `rpc.max_subscriptions` subscriptions already, over all connections
+    /// (code 1012): unsubscribe ones no longer needed, or raise the limit.
+    #[error(
+        "the node already serves {limit} subscriptions over all connections, its limit (rpc.max_subscriptions = {limit}): \
+         unsubscribe the ones you no longer need (or close idle WebSocket connections), or raise rpc.max_subscriptions \
+         in the node's config"
+    )]
+    TooManySubscriptions {
+        /// The configured limit.
+        limit: u32,
+    },
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -167,6 +181,7 @@ impl ApiError {
             Self::Refused(_) => code::REFUSED,
             Self::PaymentFailed(_) => code::PAYMENT_FAILED,
             Self::Undelivered { .. } => code::UNDELIVERED,
+            Self::TooManySubscriptions { .. } => code::TOO_MANY_SUBSCRIPTIONS,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -192,6 +207,7 @@ impl ApiError {
             Self::Undelivered { channel_id, nonce } => {
                 Some(json!({ "channel_id": channel_id, "nonce": nonce }))
             }
+            Self::TooManySubscriptions { limit } => Some(json!({ "limit": limit })),
             Self::InvalidAmount(_)
             | Self::Refused(_)
             | Self::PaymentFailed(_)
@@ -336,6 +352,7 @@ mod tests {
             ),
             (ApiError::Refused("ChallengePeriodActive".into()), 1009),
             (ApiError::Internal("oops".into()), 1099),
+            (ApiError::TooManySubscriptions { limit: 256 }, 1012),
         ]
     }
 
@@ -385,6 +402,12 @@ mod tests {
         );
         assert!(messages[9].contains("ChallengePeriodActive"));
         assert!(messages[10].contains("log"));
+        assert!(
+            messages[11].contains("rpc.max_subscriptions = 256")
+                && messages[11].contains("unsubscribe"),
+            "{}",
+            messages[11]
+        );
 
         let open = ApiError::WrongState {
             id: 1,
@@ -430,5 +453,6 @@ mod tests {
         assert_eq!(data(8).as_deref(), Some(r#"{"tx_hash":"0xabc"}"#));
         assert_eq!(data(9), None);
         assert_eq!(data(10), None);
+        assert_eq!(data(11).as_deref(), Some(r#"{"limit":256}"#));
     }
 }
