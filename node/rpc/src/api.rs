@@ -102,20 +102,24 @@ pub trait FarthingApi {
     ) -> Result<Vec<PaymentView>, ApiError>;
 
     /// `farthing_subscribePayments`: a [`PaymentView`] for every payment made or received, once
-    /// it is durable, until `farthing_unsubscribePayments` (WebSocket only).
+    /// it is durable, until `farthing_unsubscribePayments` (WebSocket only). Refused with 1015
+    /// once the node serves `rpc.max_subscriptions` subscriptions (-32006 past
+    /// `rpc.max_subscriptions_per_connection` on one connection).
     #[subscription(
         name = "subscribePayments" => "payment",
         unsubscribe = "unsubscribePayments",
-        item = PaymentView
+        item = PaymentView,
+        with_extensions
     )]
     async fn subscribe_payments(&self) -> SubscriptionResult;
 
     /// `farthing_subscribeChannels`: a [`ChannelUpdate`] each time a channel changes, until
-    /// `farthing_unsubscribeChannels` (WebSocket only).
+    /// `farthing_unsubscribeChannels` (WebSocket only). Limited like `subscribePayments`.
     #[subscription(
         name = "subscribeChannels" => "channelUpdate",
         unsubscribe = "unsubscribeChannels",
-        item = ChannelUpdate
+        item = ChannelUpdate,
+        with_extensions
     )]
     async fn subscribe_channels(&self) -> SubscriptionResult;
 }

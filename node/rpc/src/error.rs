@@ -38,11 +38,13 @@ pub mod code {
     pub const NOT_READY: i32 = 1013;
     /// [`super::ApiError::NoContracts`].
     pub const NO_CONTRACTS: i32 = 1014;
+    /// [`super::ApiError::TooManySubscriptions`].
+    pub const TOO_MANY_SUBSCRIPTIONS: i32 = 1015;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 
     /// Every code, in order (a node counts the errors it answers by these).
-    pub const ALL: [i32; 15] = [
+    pub const ALL: [i32; 16] = [
         UNKNOWN_CHANNEL,
         WRONG_STATE,
         INSUFFICIENT_FUNDS,
@@ -57,6 +59,7 @@ pub mod code {
         WITHDRAW_FAILED,
         NOT_READY,
         NO_CONTRACTS,
+        TOO_MANY_SUBSCRIPTIONS,
         INTERNAL,
     ];
 }
@@ -179,6 +182,17 @@ pub enum ApiError {
         "{0}: the chain RPC answers but the node's contracts are not there (a restarted devnet, or the wrong chain RPC or deployment file): deploy again (scripts/deploy.sh) or point the node at the chain that holds them, and restart it"
     )]
     NoContracts(String),
+    /// The node serves `rpc.max_subscriptions` subscriptions already, over all connections
+    /// (code 1015): unsubscribe ones no longer needed, or raise the limit.
+    #[error(
+        "the node already serves {limit} subscriptions over all connections, its limit (rpc.max_subscriptions = {limit}): \
+         unsubscribe the ones you no longer need (or close idle WebSocket connections), or raise rpc.max_subscriptions \
+         in the node's config"
+    )]
+    TooManySubscriptions {
+        /// The configured limit.
+        limit: u32,
+    },
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -202,6 +216,7 @@ impl ApiError {
             Self::WithdrawFailed(_) => code::WITHDRAW_FAILED,
             Self::NotReady { .. } => code::NOT_READY,
             Self::NoContracts(_) => code::NO_CONTRACTS,
+            Self::TooManySubscriptions { .. } => code::TOO_MANY_SUBSCRIPTIONS,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -228,6 +243,7 @@ impl ApiError {
                 Some(json!({ "channel_id": channel_id, "nonce": nonce }))
             }
             Self::NotReady { id, .. } => Some(json!({ "channel_id": id })),
+            Self::TooManySubscriptions { limit } => Some(json!({ "limit": limit })),
             Self::InvalidAmount(_)
             | Self::Refused(_)
             | Self::PaymentFailed(_)
@@ -393,6 +409,7 @@ mod tests {
                 1013,
             ),
             (ApiError::NoContracts("balance".into()), 1014),
+            (ApiError::TooManySubscriptions { limit: 256 }, 1015),
             (ApiError::Internal("oops".into()), 1099),
         ]
     }
@@ -449,7 +466,13 @@ mod tests {
                 && messages[13].contains("farthing_waitChannel")
         );
         assert!(messages[14].contains("deploy again"));
-        assert!(messages.last().unwrap().contains("log"));
+        assert!(
+            messages[15].contains("rpc.max_subscriptions = 256")
+                && messages[15].contains("unsubscribe"),
+            "{}",
+            messages[15]
+        );
+        assert!(messages[16].contains("log"));
 
         let open = ApiError::WrongState {
             id: 1,
@@ -495,5 +518,10 @@ mod tests {
         assert_eq!(data(8).as_deref(), Some(r#"{"tx_hash":"0xabc"}"#));
         assert_eq!(data(9), None);
         assert_eq!(data(10), None);
+        assert_eq!(data(11).as_deref(), Some(r#"{"channel_id":9,"nonce":4}"#));
+        assert_eq!(data(12), None);
+        assert_eq!(data(13).as_deref(), Some(r#"{"channel_id":9}"#));
+        assert_eq!(data(15).as_deref(), Some(r#"{"limit":256}"#));
+        assert_eq!(data(16), None);
     }
 }

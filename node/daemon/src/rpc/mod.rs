@@ -12,8 +12,8 @@ use farthing_rpc::{
     NodeInfo, OpenParams, PayParams, PayResult, PaymentView, parse_amount_param,
 };
 use farthing_store::records::MAX_PAYMENT_KEY_LEN;
-use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::{Extensions, PendingSubscriptionSink};
 
 use crate::net::NotReady;
 use crate::node::Node;
@@ -275,7 +275,20 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn subscribe_payments(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_payments(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
+        // The node's share of rpc.max_subscriptions, held while the subscription runs.
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.node.count_rpc_error(error.code());
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // Subscribe before accepting, so nothing published after the client's call is missed.
         let mut payments = self.node.subscribe_payments();
         let sink = pending.accept().await?;
@@ -336,7 +349,20 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_channels(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
+        // The node's share of rpc.max_subscriptions, held while the subscription runs.
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.node.count_rpc_error(error.code());
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // Subscribe before accepting, so nothing published after the client's call is missed.
         let mut changes = self.node.subscribe();
         let sink = pending.accept().await?;

@@ -9,8 +9,8 @@ use farthing_rpc::{
     ApiError, Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
     FarthingApiServer, Health, NodeInfo, OpenParams, RpcServerConfig, ServerHandle, Shortfall,
 };
-use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::{Extensions, PendingSubscriptionSink};
 use tokio::sync::broadcast;
 
 /// The token the tests' servers accept.
@@ -218,9 +218,21 @@ impl FarthingApiServer for Fake {
         }])
     }
 
-    async fn subscribe_payments(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_payments(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
         self.record("subscribePayments");
-        pending.accept().await?;
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
+        let sink = pending.accept().await?;
+        sink.closed().await;
         Ok(())
     }
 
@@ -239,8 +251,19 @@ impl FarthingApiServer for Fake {
         })
     }
 
-    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_channels(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
         self.record("subscribeChannels");
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // Subscribe before accepting: no update published after the client's call returns
         // can be missed.
         let mut updates = self.updates.subscribe();

@@ -7,6 +7,7 @@
 
 mod auth;
 mod calls;
+mod crowd;
 mod fake;
 mod limits;
 mod raw;
