@@ -9,6 +9,7 @@ mod client;
 mod crash;
 mod daemon;
 mod deploy;
+mod flood;
 mod lifecycle;
 mod link;
 mod node;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::observe::{LOG_EVERY, RateLimited};
 use crate::tasks::{OnFailure, Shutdown, Tasks, panic_text};
 
 /// The pause after a failed accept.
@@ -82,6 +83,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let mut shutdown = tasks.shutdown_signal();
+    let mut failures = RateLimited::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -94,8 +96,16 @@ where
                 }
             }
             Err(e) if is_broken(listener, &e) => return Some(e),
+            // Out of descriptors under a flood, say: retried, logged once per period.
             Err(e) => {
-                tracing::warn!("{name}: accept failed: {e}; retrying");
+                if let Some(count) = failures.note() {
+                    tracing::warn!(
+                        count,
+                        "{name}: accept failed: {e}; retrying every {} ms (at most one such line per {} s)",
+                        ACCEPT_RETRY.as_millis(),
+                        LOG_EVERY.as_secs()
+                    );
+                }
                 tokio::time::sleep(ACCEPT_RETRY).await;
             }
         }

@@ -198,16 +198,28 @@ pub async fn start(
     // this one does (the per-source limits need it). Every connection holds a clone of `stop`,
     // so `handle.stopped()` resolves once they have all ended.
     tokio::spawn(async move {
+        let mut failures_in_a_row = 0u64;
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = stop.clone().shutdown() => return,
             };
             let (socket, remote) = match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    failures_in_a_row = 0;
+                    accepted
+                }
                 Err(e) => {
-                    // Out of descriptors, say: the listener goes on after a pause.
-                    tracing::warn!("RPC: accept failed: {e}; retrying");
+                    // Out of descriptors, say: the listener goes on after a pause, and says
+                    // so once per 100 failures in a row (10 s), not each time.
+                    if failures_in_a_row % 100 == 0 {
+                        tracing::warn!(
+                            failures_in_a_row,
+                            "RPC: accept failed: {e}; retrying every {} ms",
+                            ACCEPT_RETRY.as_millis()
+                        );
+                    }
+                    failures_in_a_row += 1;
                     tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
