@@ -212,7 +212,7 @@ pub async fn start(
                 Err(e) => {
                     // Out of descriptors, say: the listener goes on after a pause, and says
                     // so once per 100 failures in a row (10 s), not each time.
-                    if failures_in_a_row % 100 == 0 {
+                    if failures_in_a_row.is_multiple_of(100) {
                         tracing::warn!(
                             failures_in_a_row,
                             "RPC: accept failed: {e}; retrying every {} ms",
