@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use eyre::{Context, Result, eyre};
 use farthing_daemon::{Config, KeySource, Node, RpcHandler};
-use farthing_rpc::{FarthingApiServer, RpcServerConfig};
+use farthing_rpc::FarthingApiServer;
 
 /// `farthing node` flags; each overrides the config file.
 #[derive(Debug, Args)]
@@ -144,14 +144,8 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
 
     let node = Node::start(config.clone()).await?;
     let token = farthing_rpc::ensure_token(&config.data_dir)?;
-    let rpc_config = RpcServerConfig {
-        listen: config.rpc.listen,
-        max_connections: config.rpc.max_connections,
-        max_request_bytes: config.rpc.max_request_bytes,
-        ..RpcServerConfig::default()
-    };
     let (addr, server) = farthing_rpc::start(
-        &rpc_config,
+        &config.rpc,
         &token,
         RpcHandler::new(node.clone()).into_rpc(),
     )

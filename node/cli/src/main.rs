@@ -226,7 +226,7 @@ fn report(err: &eyre::Report, json: bool) {
             let message = if text.contains("401") {
                 "the node refused the RPC token (HTTP 401): use the token from rpc.token in the node's data dir (--data-dir); it changes only if that file is deleted".to_owned()
             } else if text.contains("429") {
-                "the node serves as many RPC connections as it allows (HTTP 429, rpc.max_connections): retry shortly, or raise rpc.max_connections in the node's config".to_owned()
+                "the node refused the connection at one of its RPC limits (HTTP 429): too many WebSocket connections (rpc.max_ws_connections, rpc.max_ws_connections_per_source: close idle WebSocket clients, only subscriptions need one) or too many HTTP requests in flight (rpc.max_http_requests, rpc.max_http_requests_per_source: retry shortly); or raise the limit in the node's config".to_owned()
             } else {
                 format!(
                     "cannot reach the node's RPC: {text} (is the node running, and is --node-url right?)"

@@ -326,6 +326,10 @@ impl Builder {
             OnFailure::Degrade,
             watchtower.clone().run(tasks.shutdown_signal()),
         );
+        tasks.spawn(
+            "channel announcer",
+            peering.clone().announce_openings(tasks.shutdown_signal()),
+        );
         tasks.spawn_critical(
             "store guard",
             OnFailure::Stop,

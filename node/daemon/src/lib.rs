@@ -46,7 +46,7 @@ pub use cosign::CosignError;
 pub use health::Health;
 pub use keys::{KeyError, load_key};
 pub use link::kept::PeerStatus;
-pub use net::LinkError;
+pub use net::{LinkError, NotReady};
 pub use node::Node;
 pub use observe::{Payment, RECENT_PER_CHANNEL};
 pub use ops::OpError;

@@ -148,6 +148,22 @@ impl Node {
         self.c.operations.channel(id)
     }
 
+    /// Wait (at most `patience`) until channel `id` can take payments both ways: open here,
+    /// linked, and known to the partner's node; or say what is missing.
+    pub async fn wait_ready(
+        &self,
+        id: ChannelId,
+        patience: std::time::Duration,
+    ) -> Result<Channel, crate::net::NotReady> {
+        self.c.peering.wait_ready(id, patience).await
+    }
+
+    /// Whether channel `id` is on-chain with this node as a participant, whether or not the
+    /// node has applied it yet (`false` if the chain cannot say).
+    pub async fn is_ours_on_chain(&self, id: ChannelId) -> bool {
+        self.c.chain.is_ours_on_chain(id).await.unwrap_or(false)
+    }
+
     /// The partner of channel `id`.
     pub fn partner_of(&self, id: ChannelId) -> Option<Address> {
         self.c.table.partner_of(id)

@@ -60,6 +60,17 @@ pub trait FarthingApi {
     #[method(name = "getChannel")]
     async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
 
+    /// `farthing_waitChannel`: wait until channel `channel_id` can take payments both ways —
+    /// open on this node, linked to the partner's node, and known to it (each node applies an
+    /// opening after its own confirmations) — for at most `timeout_secs` (default 60, at most
+    /// 600). Answers the channel, or 1013 saying what is still missing.
+    #[method(name = "waitChannel")]
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError>;
+
     /// `farthing_closeChannel`: close cooperatively first — over the link, the partner's node
     /// co-signs the payouts it computes itself, one transaction, paid out at once (`settled`);
     /// if it cannot (no link, no answer, or the partner refuses), close unilaterally with the
@@ -132,20 +143,24 @@ pub trait FarthingApi {
     ) -> Result<Vec<PaymentView>, ApiError>;
 
     /// `farthing_subscribePayments`: a [`PaymentView`] for every payment made or received, once
-    /// it is durable, until `farthing_unsubscribePayments` (WebSocket only).
+    /// it is durable, until `farthing_unsubscribePayments` (WebSocket only). Refused with 1015
+    /// once the node serves `rpc.max_subscriptions` subscriptions (-32006 past
+    /// `rpc.max_subscriptions_per_connection` on one connection).
     #[subscription(
         name = "subscribePayments" => "payment",
         unsubscribe = "unsubscribePayments",
-        item = PaymentView
+        item = PaymentView,
+        with_extensions
     )]
     async fn subscribe_payments(&self) -> SubscriptionResult;
 
     /// `farthing_subscribeChannels`: a [`ChannelUpdate`] each time a channel changes, until
-    /// `farthing_unsubscribeChannels` (WebSocket only).
+    /// `farthing_unsubscribeChannels` (WebSocket only). Limited like `subscribePayments`.
     #[subscription(
         name = "subscribeChannels" => "channelUpdate",
         unsubscribe = "unsubscribeChannels",
-        item = ChannelUpdate
+        item = ChannelUpdate,
+        with_extensions
     )]
     async fn subscribe_channels(&self) -> SubscriptionResult;
 }

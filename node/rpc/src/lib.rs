@@ -14,9 +14,21 @@
 //!
 //! Every HTTP request and every WebSocket upgrade must carry `Authorization: Bearer <token>`,
 //! the token from `rpc.token` in the node's data dir (created with mode 0600 on first start).
-//! A missing, malformed or wrong header gets HTTP 401 before any method runs. Over the limit
-//! of [`RpcServerConfig::max_connections`], requests get HTTP 429; larger than
-//! [`RpcServerConfig::max_request_bytes`], HTTP 413 (or a JSON-RPC error on WebSocket).
+//! A missing, malformed or wrong header gets HTTP 401 before any method runs. Larger than
+//! [`RpcServerConfig::max_request_bytes`], a request gets HTTP 413 (or a JSON-RPC error on
+//! WebSocket).
+//!
+//! # Limits (R4, R6)
+//!
+//! No class of client can lock the others out: WebSocket connections are capped in all and
+//! per source address ([`RpcServerConfig::max_ws_connections`], `_per_source`), HTTP
+//! requests in flight have caps of their own (so calls get through however many WebSockets
+//! are open), and subscriptions are capped per connection and over the node
+//! ([`RpcServerConfig::max_subscriptions`]; the methods that open one take a share with
+//! [`subscription_slot`]). Past a connection limit a request gets HTTP 429 (`Retry-After: 1`)
+//! whose plain-text body names the limit, its value and what to do, e.g. `too many WebSocket
+//! connections from 127.0.0.1: it holds 8, the limit per source
+//! (rpc.max_ws_connections_per_source = 8); …`.
 //!
 //! # Error codes
 //!
@@ -37,12 +49,14 @@
 //! | 1010 | [`PaymentFailed`](ApiError::PaymentFailed) | a payment was not made: no link to the partner (`farthing_connectPeer`; nothing was signed), or refused by the partner (reason given; the signed amount travels with the next payment) | — |
 //! | 1011 | [`Undelivered`](ApiError::Undelivered) | signed and stored, but the link dropped (or the partner stayed silent) before its acknowledgement: do not pay again; it is delivered when the link is back — repeat with the same idempotency key to learn the outcome | `channel_id`, `nonce` |
 //! | 1012 | [`WithdrawFailed`](ApiError::WithdrawFailed) | a withdrawal was not made: no link, no answer, or refused for now by this node's or the partner's rules (e.g. one withdrawal per channel is pending); the message gives amounts in token units and when a retry can work | — |
-//! | 1013 | [`NotConfirmedHere`](ApiError::NotConfirmedHere) | the channel is on-chain but this node has not applied it yet (it waits for its confirmations); `farthing_waitChannel` waits until it can be used | `{channel_id, confirmations}` |
+//! | 1013 | [`NotReady`](ApiError::NotReady) | the channel cannot take payments yet: on-chain but not confirmed here yet, no link to the partner, or the partner's node has not confirmed it; `farthing_waitChannel` waits until it can | `{channel_id}` |
 //! | 1014 | [`NoContracts`](ApiError::NoContracts) | the chain RPC answers but the node's contracts are not on that chain (a restarted devnet, the wrong RPC or deployment file); redeploy or repoint the node, then restart it | — |
+//! | 1015 | [`TooManySubscriptions`](ApiError::TooManySubscriptions) | the node serves `rpc.max_subscriptions` subscriptions over all connections; unsubscribe ones no longer needed, or raise the limit | `{limit}` |
 //! | 1099 | [`Internal`](ApiError::Internal) | a bug or unexpected failure; see the node's log | — |
 //!
 //! Requests that are not valid JSON-RPC get jsonrpsee's standard errors (-32700 parse error,
-//! -32600 invalid request, -32601 method not found, -32602 invalid params).
+//! -32600 invalid request, -32601 method not found, -32602 invalid params); a subscription
+//! past `rpc.max_subscriptions_per_connection` on one connection gets -32006.
 //!
 //! # Parameters and discovery
 //!
@@ -60,6 +74,7 @@ mod auth;
 mod client;
 pub mod discover;
 mod error;
+mod limits;
 mod params;
 mod peers;
 mod requests;
@@ -79,6 +94,7 @@ pub use jsonrpsee::core::ClientError;
 pub use jsonrpsee::server::ServerHandle;
 pub use jsonrpsee_http_client::HttpClient;
 pub use jsonrpsee_ws_client::WsClient;
+pub use limits::{SubscriptionSlot, subscription_slot};
 pub use server::{RpcServerConfig, start};
 
 use std::net::SocketAddr;
@@ -131,6 +147,9 @@ pub enum Error {
     /// The token given to the server or a client is empty or not printable ASCII.
     #[error("the RPC token is empty or not printable ASCII: use the content of rpc.token as it is")]
     BadToken,
+    /// A limit in the RPC settings is unusable (the text names the key and what fits).
+    #[error("invalid RPC settings: {0}")]
+    Config(String),
     /// The server cannot listen on the configured address.
     #[error(
         "cannot listen for RPC on {addr}: {source}; choose another rpc listen address or stop what uses it"

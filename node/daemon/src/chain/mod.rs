@@ -82,6 +82,21 @@ impl Chain {
         Ok(balance.saturating_to())
     }
 
+    /// Whether channel `id` is on-chain with the node as a participant (whatever this node
+    /// has applied so far).
+    pub(crate) async fn is_ours_on_chain(
+        &self,
+        id: farthing_core::ChannelId,
+    ) -> Result<bool, ChainError> {
+        let address = self.deployment.channel_manager;
+        let info = ChannelManager::new(address, &self.reader)
+            .getChannel(alloy::primitives::U256::from(id))
+            .call()
+            .await
+            .map_err(|e| self.call_failed("channel", address, &e))?;
+        Ok(info.participantA == self.us || info.participantB == self.us)
+    }
+
     /// What the token refused to pay the node at settle time, claimable now.
     pub(crate) async fn claimable(&self) -> Result<u128, ChainError> {
         let address = self.deployment.channel_manager;

@@ -69,10 +69,9 @@ type Halves = (
 
 impl Peering {
     /// Listen for partner nodes on `addr` until shutdown; returns the bound address (port 0
-    /// works).
+    /// works). A listener that dies is bound again on that address (`listen`).
     pub(crate) async fn listen(self: &Arc<Self>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
         let peering = self.clone();
         crate::listen::serve(
             &self.tasks,
@@ -85,8 +84,7 @@ impl Peering {
                 let peering = peering.clone();
                 Some(async move { peering.accept(stream, remote, slot).await })
             },
-        );
-        Ok(bound)
+        )
     }
 
     /// The handshake of an accepted connection, holding its admission `slot` until done.

@@ -5,6 +5,7 @@
 //! requests. Nothing here decides a rule; it routes.
 
 pub(crate) mod admission;
+mod announce;
 mod command;
 mod dial;
 mod reader;
@@ -21,6 +22,7 @@ use crate::signer::Signer;
 use crate::table::ChannelTable;
 use crate::tasks::Tasks;
 
+pub use announce::NotReady;
 pub use dial::LinkError;
 
 /// The peering component.

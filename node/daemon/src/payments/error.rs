@@ -154,7 +154,9 @@ impl PayError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofRefusal {
     /// The channel is not the sender's, or not the node's.
-    #[error("channel {0} is not shared with this peer")]
+    #[error(
+        "channel {0} is not known here for this peer: not confirmed here yet (each node applies an opening after its own confirmations; farthing_waitChannel on the payer's node waits for it), or not shared with this peer"
+    )]
     NotShared(ChannelId),
     /// The signature is malformed or not the partner's.
     #[error("proof refused: {0}")]

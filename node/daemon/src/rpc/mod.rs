@@ -13,9 +13,10 @@ use farthing_rpc::{
     Health, LinkCounts, NodeInfo, PayParams, PayResult, PaymentView, PeerView, parse_amount_param,
 };
 use farthing_store::records::MAX_PAYMENT_KEY_LEN;
-use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::{Extensions, PendingSubscriptionSink};
 
+use crate::net::NotReady;
 use crate::node::Node;
 use crate::ops::OpError;
 
@@ -44,11 +45,29 @@ impl RpcHandler {
         &self,
         call: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        let result = call.await;
+        let mut result = call.await;
+        // A channel the node does not know may be one it has not applied yet (the partner's
+        // node waits for its confirmations after an open): say so, and what waits for it.
+        if let Err(ApiError::UnknownChannel { id }) = result
+            && self.node.is_ours_on_chain(id).await
+        {
+            result = Err(self.not_ready(id, NotReady::NotHere));
+        }
         if let Err(e) = &result {
             self.node.count_rpc_error(e.code());
         }
         result
+    }
+
+    fn not_ready(&self, id: ChannelId, missing: NotReady) -> ApiError {
+        let confirmations = self.node.config().chain.confirmations;
+        let reason = match missing {
+            NotReady::NotHere => format!(
+                "it is on-chain, but this node has not applied its opening yet (it waits for {confirmations} confirmation(s))"
+            ),
+            other => other.to_string(),
+        };
+        ApiError::NotReady { id, reason }
     }
 
     /// New risk (opening, funding) only while healthy.
@@ -185,6 +204,30 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            let patience = std::time::Duration::from_secs(timeout_secs.unwrap_or(60).min(600));
+            match self.node.wait_ready(channel_id, patience).await {
+                Ok(channel) => Ok(self.view(&channel)),
+                Err(NotReady::NotOpen(state)) => Err(ApiError::WrongState {
+                    id: channel_id,
+                    state: state.into(),
+                    call: "waitChannel",
+                }),
+                // Not a channel of this node at all: the caller's mistake.
+                Err(NotReady::NotHere) if !self.node.is_ours_on_chain(channel_id).await => {
+                    Err(ApiError::UnknownChannel { id: channel_id })
+                }
+                Err(missing) => Err(self.not_ready(channel_id, missing)),
+            }
+        })
+        .await
+    }
+
     async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
         self.counted(async {
             let channel = self
@@ -263,7 +306,20 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn subscribe_payments(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_payments(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
+        // The node's share of rpc.max_subscriptions, held while the subscription runs.
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.node.count_rpc_error(error.code());
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // Subscribe before accepting, so nothing published after the client's call is missed.
         let mut payments = self.node.subscribe_payments();
         let sink = pending.accept().await?;
@@ -346,7 +402,20 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_channels(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
+        // The node's share of rpc.max_subscriptions, held while the subscription runs.
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.node.count_rpc_error(error.code());
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // Subscribe before accepting, so nothing published after the client's call is missed.
         let mut changes = self.node.subscribe();
         let sink = pending.accept().await?;

@@ -77,14 +77,14 @@ pub const METHODS: &[Method] = &[
         "Add amount to our deposit in an open channel; answered once mined.",
         &[CHANNEL, AMOUNT],
         "ChannelView",
-        &[1001, 1002, 1003, 1004, 1006, 1007, 1008, 1009, 1014],
+        &[1001, 1013, 1002, 1003, 1004, 1006, 1007, 1008, 1009, 1014],
     ),
     call(
         "withdraw",
         "Take amount of our balance out of an open channel, co-signed by the partner's node over the link; answered once mined.",
         &[CHANNEL, AMOUNT],
         "ChannelView",
-        &[1001, 1002, 1003, 1004, 1006, 1007, 1008, 1009, 1012],
+        &[1001, 1013, 1002, 1003, 1004, 1006, 1007, 1008, 1009, 1012],
     ),
     call(
         "listChannels",
@@ -98,21 +98,35 @@ pub const METHODS: &[Method] = &[
         "One channel.",
         &[CHANNEL],
         "ChannelView",
-        &[1001],
+        &[1001, 1013],
+    ),
+    call(
+        "waitChannel",
+        "Wait until a channel can take payments both ways (open here, linked, known to the partner's node).",
+        &[
+            CHANNEL,
+            opt(
+                "timeout_secs",
+                "integer",
+                "at most this long (default 60, at most 600)",
+            ),
+        ],
+        "ChannelView",
+        &[1001, 1002, 1013],
     ),
     call(
         "closeChannel",
         "Close cooperatively over the link (paid out at once); if the partner cannot or will not co-sign, unilaterally with its latest proof (the challenge period runs).",
         &[CHANNEL],
         "ChannelView",
-        &[1001, 1006, 1007, 1008, 1009],
+        &[1001, 1013, 1006, 1007, 1008, 1009],
     ),
     call(
         "settle",
         "Pay out a unilaterally closed channel once its challenge period is over.",
         &[CHANNEL],
         "ChannelView",
-        &[1001, 1002, 1006, 1008, 1009],
+        &[1001, 1013, 1002, 1006, 1008, 1009],
     ),
     call(
         "claim",
@@ -144,7 +158,7 @@ pub const METHODS: &[Method] = &[
             ),
         ],
         "PayResult",
-        &[1001, 1002, 1003, 1004, 1005, 1007, 1010, 1011],
+        &[1001, 1013, 1002, 1003, 1004, 1005, 1007, 1010, 1011],
     ),
     call(
         "connectPeer",
@@ -189,7 +203,7 @@ pub const METHODS: &[Method] = &[
             opt("limit", "integer", "at most this many (default 100)"),
         ],
         "[PaymentView]",
-        &[1001],
+        &[1001, 1013],
     ),
     Method {
         subscription: Some(("payment", "unsubscribePayments")),
@@ -198,7 +212,7 @@ pub const METHODS: &[Method] = &[
             "WebSocket: a notification farthing_payment for every payment made or received, once durable.",
             &[],
             "PaymentView",
-            &[],
+            &[1015],
         )
     },
     Method {
@@ -208,7 +222,7 @@ pub const METHODS: &[Method] = &[
             "WebSocket: a notification farthing_channelUpdate each time a channel changes on-chain.",
             &[],
             "ChannelUpdate",
-            &[],
+            &[1015],
         )
     },
     call(
@@ -427,9 +441,14 @@ pub const ERRORS: &[(i32, &str, &str)] = &[
         "withdrawal not made: no link, no answer, or refused for now; the message says when a retry can work",
     ),
     (
-        code::NOT_CONFIRMED_HERE,
-        "NotConfirmedHere",
-        "the channel is on-chain but not yet confirmed here; farthing_waitChannel",
+        code::NOT_READY,
+        "NotReady",
+        "the channel cannot take payments yet (not confirmed here, no link, or not confirmed by the partner's node); farthing_waitChannel",
+    ),
+    (
+        code::TOO_MANY_SUBSCRIPTIONS,
+        "TooManySubscriptions",
+        "the node serves rpc.max_subscriptions subscriptions; unsubscribe some or raise the limit",
     ),
     (
         code::NO_CONTRACTS,

@@ -10,8 +10,8 @@ use farthing_rpc::{
     Disconnected, FarthingApiServer, Health, NodeInfo, PeerView, RpcServerConfig, ServerHandle,
     Shortfall,
 };
-use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::{Extensions, PendingSubscriptionSink};
 use tokio::sync::broadcast;
 
 /// The token the tests' servers accept.
@@ -158,6 +158,18 @@ impl FarthingApiServer for Fake {
         }
     }
 
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        _timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError> {
+        self.record("waitChannel");
+        match error_for(channel_id) {
+            Some(error) => Err(error),
+            None => Ok(view(channel_id, "100")),
+        }
+    }
+
     async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
         self.record("closeChannel");
         Ok(view(channel_id, "100"))
@@ -221,9 +233,21 @@ impl FarthingApiServer for Fake {
         }])
     }
 
-    async fn subscribe_payments(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_payments(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
         self.record("subscribePayments");
-        pending.accept().await?;
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
+        let sink = pending.accept().await?;
+        sink.closed().await;
         Ok(())
     }
 
@@ -264,8 +288,19 @@ impl FarthingApiServer for Fake {
         })
     }
 
-    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_channels(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
         self.record("subscribeChannels");
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // Subscribe before accepting: no update published after the client's call returns
         // can be missed.
         let mut updates = self.updates.subscribe();
