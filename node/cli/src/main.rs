@@ -17,6 +17,7 @@ use serde::Serialize;
 
 mod bench;
 mod daemon;
+mod peers;
 mod stream;
 
 /// Farthing: a stablecoin payment-channel node.
@@ -420,7 +421,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 Command::Peers => {
                     let peers = client.list_peers().await?;
-                    output(json, &peers, || peers_table(&peers))
+                    output(json, &peers, || peers::table(&peers))
                 }
                 Command::Disconnect { peer, forget } => {
                     let done = client.disconnect_peer(peer, Some(forget)).await?;
@@ -540,39 +541,6 @@ fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -
         println!("{}", human());
     }
     Ok(())
-}
-
-fn peers_table(peers: &[farthing_rpc::PeerView]) -> String {
-    let mut out = format!(
-        "{:<42} {:<6} {:<5} {:<21} {:>8}  {}",
-        "peer", "linked", "kept", "dial", "channels", "last error"
-    );
-    for p in peers {
-        let channels: Vec<String> = p.channels.iter().map(u64::to_string).collect();
-        out.push_str(&format!(
-            "\n{:<42} {:<6} {:<5} {:<21} {:>8}  {}",
-            p.address.to_string(),
-            if p.linked { "yes" } else { "no" },
-            if p.kept { "yes" } else { "no" },
-            p.dial.as_deref().unwrap_or("-"),
-            if channels.is_empty() {
-                "-".to_owned()
-            } else {
-                channels.join(",")
-            },
-            match (&p.last_error, p.next_dial_in_secs) {
-                (Some(e), Some(next)) => {
-                    format!("{e} ({} failed, next dial in {next} s)", p.failed_dials)
-                }
-                (Some(e), None) => e.clone(),
-                (None, _) => String::new(),
-            }
-        ));
-    }
-    if peers.is_empty() {
-        out.push_str("\n(no peers)");
-    }
-    out
 }
 
 fn table(channels: &[ChannelView]) -> String {
