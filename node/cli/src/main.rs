@@ -218,24 +218,23 @@ fn command() -> clap::Command {
 /// wrong and what to do), what an HTTP refusal means, or the error's chain of causes. With
 /// `--json`, as `{"error": {"code": …, "message": …}}` on stdout, for scripts.
 fn report(err: &eyre::Report, json: bool) {
-    let (code, message) = match err.downcast_ref::<farthing_rpc::ClientError>() {
+    // A client error, raised by a call or while connecting (a WebSocket's upgrade).
+    let client = err.downcast_ref::<farthing_rpc::ClientError>().or_else(|| {
+        match err.downcast_ref::<farthing_rpc::Error>() {
+            Some(farthing_rpc::Error::Connect { source, .. }) => Some(source),
+            _ => None,
+        }
+    });
+    let (code, message) = match client {
         Some(farthing_rpc::ClientError::Call(call)) => {
             (Some(call.code()), call.message().to_owned())
         }
-        Some(farthing_rpc::ClientError::Transport(e)) => {
-            let text = e.to_string();
-            let message = if text.contains("401") {
-                "the node refused the RPC token (HTTP 401): use the token from rpc.token in the node's data dir (--data-dir); it changes only if that file is deleted".to_owned()
-            } else if text.contains("429") {
-                "the node refused the connection at one of its RPC limits (HTTP 429): too many WebSocket connections (rpc.max_ws_connections, rpc.max_ws_connections_per_source: close idle WebSocket clients, only subscriptions need one) or too many HTTP requests in flight (rpc.max_http_requests, rpc.max_http_requests_per_source: retry shortly); or raise the limit in the node's config".to_owned()
-            } else {
-                format!(
-                    "cannot reach the node's RPC: {text} (is the node running, and is --node-url right?)"
-                )
-            };
-            (None, message)
-        }
-        _ => (None, causes(err)),
+        Some(e) => match farthing_rpc::refused_with(e) {
+            Some(401) => (None, "the node refused the RPC token (HTTP 401): use the token from rpc.token in the node's data dir (--data-dir); it changes only if that file is deleted".to_owned()),
+            Some(429) => (None, "the node refused the connection at one of its RPC limits (HTTP 429): too many WebSocket connections (rpc.max_ws_connections, rpc.max_ws_connections_per_source: close idle WebSocket clients, only subscriptions need one) or too many HTTP requests in flight (rpc.max_http_requests, rpc.max_http_requests_per_source: retry shortly); or raise the limit in the node's config".to_owned()),
+            _ => (None, format!("cannot reach the node's RPC: {e} (is the node running, and is --node-url right?)")),
+        },
+        None => (None, causes(err)),
     };
     if json {
         let error = serde_json::json!({ "error": { "code": code, "message": message } });

@@ -13,7 +13,10 @@ pub enum AmountError {
     )]
     Malformed(String),
     /// A non-zero digit below the token's smallest unit.
-    #[error("'{amount}' is more precise than the token's smallest unit (0.{:0>width$}): use at most {decimals} decimals", "1", width = usize::from(*decimals))]
+    #[error(
+        "'{amount}' is more precise than the token's smallest unit ({}): use at most {decimals} decimals",
+        format_amount(1, *decimals)
+    )]
     TooPrecise {
         /// The input.
         amount: String,
@@ -138,6 +141,10 @@ mod tests {
             parse_amount("0.0000010", 0, u128::MAX),
             Err(AmountError::TooPrecise { .. })
         ));
+        assert_eq!(
+            parse_amount("0.5", 0, u128::MAX).unwrap_err().to_string(),
+            "'0.5' is more precise than the token's smallest unit (1): use at most 0 decimals"
+        );
         let err = parse_amount("2", 6, 1_999_999).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -88,7 +88,7 @@ pub use api::{
     parse_amount_param,
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
-pub use client::{connect_http, connect_ws};
+pub use client::{connect_http, connect_ws, refused_with};
 pub use error::{AmountProblem, ApiError, Shortfall, code};
 pub use jsonrpsee::core::ClientError;
 pub use jsonrpsee::server::ServerHandle;
