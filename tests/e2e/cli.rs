@@ -82,7 +82,11 @@ async fn a_refused_client_command_says_why_once_and_as_json_with_json() {
     );
 
     // The same over a WebSocket (pay --count streams over one): refused at the upgrade.
-    let refused = farthing(&stranger, &daemon.url, &["pay", "1", "0.001", "--count", "2"]);
+    let refused = farthing(
+        &stranger,
+        &daemon.url,
+        &["pay", "1", "0.001", "--count", "2"],
+    );
     let text = stderr(&refused);
     assert!(
         text.starts_with("error: the node refused the RPC token (HTTP 401)"),
@@ -91,7 +95,10 @@ async fn a_refused_client_command_says_why_once_and_as_json_with_json() {
     // A URL that merely contains "401" or "429" is not a refusal.
     let nowhere = farthing(&data_dir, "http://127.0.0.1:9/429", &["info"]);
     let text = stderr(&nowhere);
-    assert!(text.starts_with("error: cannot reach the node's RPC"), "{text}");
+    assert!(
+        text.starts_with("error: cannot reach the node's RPC"),
+        "{text}"
+    );
 
     let refused = farthing(&stranger, &daemon.url, &["info", "--json"]);
     assert_eq!(refused.status.code(), Some(1));

@@ -678,17 +678,25 @@ struct FakeBob {
 type Wire = farthing_peer::FramedConnection<tokio::net::TcpStream>;
 
 impl FakeBob {
-    /// The next link alice's node dials, past the handshake. A dial alice's node gave up on
-    /// while it waited in the backlog (its handshake timed out) fails the handshake here: the
-    /// next one is taken.
+    /// The next link alice's node dials, past the handshake, greeted as a node greets a link:
+    /// a Sync for channel 1 (nothing signed, nothing received), which tells alice's node that
+    /// bob's knows the channel. A dial alice's node gave up on while it waited in the backlog
+    /// (its handshake timed out) fails the handshake here: the next one is taken.
     async fn accept(&self) -> Wire {
         soon("alice's node to dial bob", async {
             loop {
                 let (stream, _) = self.listener.accept().await.unwrap();
-                if let Ok((_, wire)) =
+                if let Ok((_, mut wire)) =
                     handshake(stream, &self.key, self.chain_id, None, PATIENCE).await
                 {
-                    return wire;
+                    let hello = Message::Sync {
+                        channel_id: 1,
+                        sent: None,
+                        received_nonce: 0,
+                    };
+                    if wire.send(&hello).await.is_ok() {
+                        return wire;
+                    }
                 }
             }
         })

@@ -88,6 +88,22 @@ async fn a_new_channel_is_not_ready_until_both_nodes_confirmed_it_and_wait_chann
         "{missing}"
     );
 
+    // A payment now would be refused by bob's node after alice's signed it: it is refused
+    // first, unsigned (the payment below is nonce 1).
+    let early = PayParams {
+        channel_id: Some(id),
+        partner: None,
+        amount: "1".into(),
+        idempotency_key: None,
+        memo: None,
+    }
+    .call(&alice_rpc)
+    .await
+    .unwrap_err();
+    let (code, message) = refusal(early);
+    assert_eq!(code, code::NOT_READY, "{message}");
+    assert!(message.contains("nothing was signed"), "{message}");
+
     // Wait on both nodes while the blocks come: both answer once bob's node applied it.
     let waits = async {
         tokio::join!(

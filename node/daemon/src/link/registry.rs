@@ -88,6 +88,11 @@ impl Link {
             .send_if_modified(|known| known.len() < MAX_KNOWN && known.insert(id));
     }
 
+    /// Whether the partner's node has shown on this link that it knows channel `id`.
+    pub(crate) fn partner_knows_already(&self, id: ChannelId) -> bool {
+        self.known.borrow().contains(&id)
+    }
+
     /// The channels the partner's node has shown it knows, and their changes.
     pub(crate) fn known_by_partner(&self) -> watch::Receiver<HashSet<ChannelId>> {
         self.known.subscribe()

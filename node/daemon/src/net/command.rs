@@ -180,10 +180,13 @@ impl Command {
 
     /// Apply the command from `peer` (on `link`) to the node; answers go into `burst`.
     pub(crate) fn apply(self, node: &Arc<Peering>, peer: Address, link: &Link, burst: &mut Burst) {
-        // A Sync shows the partner's node knows the channel — even one this node has not
-        // applied yet (a partner's announcement can arrive first): it counts once this node
-        // has it too. Only this link's partner's word counts for its channels.
-        if let Self::Sync { channel, .. } = &self {
+        // A Sync (or an Ack) shows the partner's node knows the channel — even one this node
+        // has not applied yet (a partner's announcement can arrive first): it counts once this
+        // node has it too. Only this link's partner's word counts for its channels. Checked
+        // first, so the payment path (an Ack per proof) only reads.
+        if let Self::Sync { channel, .. } | Self::Ack { channel, .. } = &self
+            && !link.partner_knows_already(*channel)
+        {
             link.partner_knows(*channel);
         }
         match self {

@@ -46,6 +46,13 @@ pub enum PayError {
         /// Its amount, base units.
         amount: u128,
     },
+    /// The partner's node has not shown it knows the channel (each node applies an opening
+    /// after its own confirmations): nothing was signed (retry once it has; the RPC's
+    /// `waitChannel` waits for it).
+    #[error(
+        "the partner's node has not confirmed channel {0} yet (each node applies an opening after its own confirmations): nothing was signed; farthing_waitChannel waits until it has"
+    )]
+    NotReady(ChannelId),
     /// No link to the channel's partner: nothing was signed (retry once linked).
     #[error("no link to the channel's partner: connect to it (0xADDRESS@host:port) and retry")]
     NoLink,
@@ -129,7 +136,9 @@ impl PayError {
                 | PaymentError::Insufficient { .. }
                 | PaymentError::NotOpen { .. },
             ) => NextStep::FixRequest,
-            Self::NoLink | Self::Store(_) | Self::SignerStopped(_) => NextStep::Retry,
+            Self::NoLink | Self::NotReady(_) | Self::Store(_) | Self::SignerStopped(_) => {
+                NextStep::Retry
+            }
             Self::Undelivered { .. } | Self::InDoubt { .. } | Self::PartnerRefused(_) => {
                 NextStep::DoNotResend
             }

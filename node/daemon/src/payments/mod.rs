@@ -21,6 +21,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy::primitives::Address;
 use farthing_core::{ChainState, ChannelId, PaymentError};
 use farthing_peer::message::Memo;
 use farthing_store::Store;
@@ -44,6 +45,10 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a payment whose link dropped waits for the link to come back and the partner's
 /// `Sync` to say whether it arrived.
 pub(crate) const RESYNC_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a payment waits for the partner's node to show it knows a channel (it may be
+/// applying the opening) before it is refused unsigned.
+const PARTNER_GRACE: Duration = Duration::from_secs(3);
 
 /// A payment the partner acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +106,7 @@ impl Payments {
             return Err(PaymentError::NotOpen { id, state }.into());
         }
         self.store_health.require()?;
+        self.partner_knows(id, partner).await?;
         let memo = Memo::new(memo.to_vec()).map_err(|e| PayError::BadMemo(e.to_string()))?;
         let recorded = memo.as_bytes().to_vec();
         let started = Instant::now();
@@ -131,6 +137,27 @@ impl Payments {
                 .await
                 .map(record),
             Keyed::Earlier(earlier) => self.repeat(id, amount, key, earlier).await,
+        }
+    }
+
+    /// Whether the partner's node knows channel `id` (a Sync or an Ack for it on the link):
+    /// a proof it cannot take would be refused after it was signed, its amount carried by the
+    /// next proof. Right after an open the partner may still be applying it: wait up to
+    /// [`PARTNER_GRACE`]; past that nothing is signed. Without a link the outbox answers.
+    async fn partner_knows(&self, id: ChannelId, partner: Address) -> Result<(), PayError> {
+        let Some(link) = self.links.get(partner) else {
+            return Ok(());
+        };
+        if link.partner_knows_already(id) {
+            return Ok(());
+        }
+        let mut known = link.known_by_partner();
+        let learns = known.wait_for(|known| known.contains(&id));
+        match tokio::time::timeout(PARTNER_GRACE, learns).await {
+            Ok(Ok(_)) => Ok(()),
+            // The link is gone: the outbox says so.
+            Ok(Err(_)) => Ok(()),
+            Err(_) => Err(PayError::NotReady(id)),
         }
     }
 

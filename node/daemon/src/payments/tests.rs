@@ -57,7 +57,10 @@ fn fixture(deposit: u128) -> Fixture {
     ));
     let links = Arc::new(Links::default());
     let (outgoing, frames) = mpsc::unbounded_channel();
-    assert!(links.add(PARTNER, &Arc::new(Link::new(outgoing, PARTNER))));
+    let link = Arc::new(Link::new(outgoing, PARTNER));
+    // The partner's node knows the channel (its Sync arrived when the link came up).
+    link.partner_knows(1);
+    assert!(links.add(PARTNER, &link));
     let payments = Arc::new(Payments {
         table,
         signer,
@@ -191,6 +194,40 @@ async fn payments_queued_together_share_one_proof_and_refusals_are_one_by_one() 
         ),
         "{b:?}"
     );
+}
+
+#[tokio::test]
+async fn a_channel_the_partners_node_does_not_know_yet_signs_nothing() {
+    let Fixture {
+        payments, store, ..
+    } = fixture(100);
+    let (outgoing, mut frames) = mpsc::unbounded_channel();
+    assert!(
+        payments
+            .links
+            .add(PARTNER, &Arc::new(Link::new(outgoing, PARTNER)))
+    );
+    // The new link's partner has said nothing of channel 1: after a grace, refused unsigned.
+    assert!(matches!(
+        payments.pay(1, 10, b"", None).await,
+        Err(PayError::NotReady(1))
+    ));
+    assert_eq!(payments.table.our_nonce(1), 0);
+    assert_eq!(store.channel(1).expect("read"), None, "no write either");
+    // Its word arrives while a payment waits: the payment goes.
+    let link = payments.links.get(PARTNER).expect("linked");
+    let paying = tokio::spawn({
+        let payments = payments.clone();
+        async move { payments.pay(1, 10, b"", None).await }
+    });
+    link.partner_knows(1);
+    assert!(matches!(
+        sent(&mut frames).await,
+        Message::Pay { nonce: 1, .. }
+    ));
+    payments.partner_holds(1, 1);
+    let paid = paying.await.expect("task").expect("paid");
+    assert_eq!((paid.nonce, paid.amount), (1, 10));
 }
 
 #[tokio::test]

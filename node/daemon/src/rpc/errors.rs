@@ -44,6 +44,10 @@ impl RpcHandler {
                     nonce,
                 }
             }
+            PayError::NotReady(id) => ApiError::NotReady {
+                id,
+                reason: "the partner's node has not confirmed it yet (it waits for its own confirmations); nothing was signed".into(),
+            },
             e @ (PayError::KeyReused { .. } | PayError::BadMemo(_)) => {
                 ApiError::InvalidParams(e.explain(self.decimals()))
             }
