@@ -220,6 +220,13 @@ mod tests {
         fn owner(&self) -> crate::Result<Option<alloy_primitives::Address>> {
             self.0.owner()
         }
+        fn walk_payments(
+            &self,
+            walk: crate::LogWalk,
+            each: &mut dyn FnMut(crate::LoggedPayment) -> bool,
+        ) -> crate::Result<()> {
+            self.0.walk_payments(walk, each)
+        }
         fn commit(&self, writes: &[Write]) -> crate::Result<()> {
             std::thread::sleep(Duration::from_millis(5));
             self.0.commit(writes)

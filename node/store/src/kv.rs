@@ -8,6 +8,7 @@
 use farthing_core::{Channel, ChannelId};
 
 use crate::codec::{DecodeError, EncodeError};
+use crate::paylog::{LogWalk, LoggedPayment, decode_payment_entry, encode_payment_entry};
 use crate::records::{self, Cursor, KeyedPayment, PendingTx};
 use crate::{Result, StoreError, Write};
 
@@ -25,6 +26,14 @@ pub(crate) const PENDING_TX_PREFIX: &[u8] = b"ptx/";
 pub(crate) const PAYMENT_KEY_PREFIX: &[u8] = b"pay/";
 /// Prefix of closing marks; the channel id follows.
 pub(crate) const CLOSING_PREFIX: &[u8] = b"clos/";
+
+/// Prefix of payment-log entries; the sequence number follows.
+pub(crate) const PAYMENT_LOG_PREFIX: &[u8] = b"plog/";
+
+/// The key of payment-log entry `seq`.
+pub(crate) fn payment_log_key(seq: u64) -> Vec<u8> {
+    [PAYMENT_LOG_PREFIX, &seq.to_be_bytes()].concat()
+}
 
 /// The key of channel `id`'s closing mark.
 pub(crate) fn closing_key(id: ChannelId) -> Vec<u8> {
@@ -49,7 +58,12 @@ pub(crate) fn pending_tx_key(key: u64) -> Vec<u8> {
 /// `key` as an operator can read it in a message: `chan/42`, `ptx/7`, `meta/cursor`, or the
 /// escaped bytes of anything else.
 pub(crate) fn describe(key: &[u8]) -> String {
-    for prefix in [CHANNEL_PREFIX, PENDING_TX_PREFIX, CLOSING_PREFIX] {
+    for prefix in [
+        CHANNEL_PREFIX,
+        PENDING_TX_PREFIX,
+        CLOSING_PREFIX,
+        PAYMENT_LOG_PREFIX,
+    ] {
         if let Some(id) = key
             .strip_prefix(prefix)
             .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
@@ -66,10 +80,15 @@ pub(crate) enum Op {
     Put(Vec<u8>, Vec<u8>),
     /// Remove `key` (nothing if absent).
     Delete(Vec<u8>),
+    /// Remove every key from the first (included) to the second (excluded).
+    DeleteRange(Vec<u8>, Vec<u8>),
 }
 
 /// What a scan calls on each entry: key, value.
 pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
+/// What a walk calls on each entry: key, value; `false` stops the walk.
+pub(crate) type Step<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 
 /// An ordered byte map that applies a batch atomically and durably.
 pub(crate) trait Kv {
@@ -78,6 +97,10 @@ pub(crate) trait Kv {
     /// Call `each` on every entry whose key starts with `prefix`, in key order, from one
     /// consistent view; stops at the first error.
     fn scan(&self, prefix: &[u8], each: &mut Visit<'_>) -> Result<()>;
+    /// Call `each` on the entries whose key starts with `prefix`, from `start` (included)
+    /// forward in key order, or backward from the last key at or before `start`, from one
+    /// consistent view, until it returns `false` or fails.
+    fn walk(&self, prefix: &[u8], start: &[u8], forward: bool, each: &mut Step<'_>) -> Result<()>;
     /// Apply `ops` in order, all or none, and return once they are durable.
     fn apply(&self, ops: Vec<Op>) -> Result<()>;
 }
@@ -199,6 +222,28 @@ pub(crate) fn closing_channels(kv: &impl Kv) -> Result<Vec<ChannelId>> {
     Ok(out)
 }
 
+pub(crate) fn walk_payments(
+    kv: &impl Kv,
+    walk: LogWalk,
+    each: &mut dyn FnMut(LoggedPayment) -> bool,
+) -> Result<()> {
+    let (start, forward) = match walk {
+        LogWalk::After(u64::MAX) | LogWalk::Before(0) => return Ok(()),
+        LogWalk::After(seq) => (seq + 1, true),
+        LogWalk::Before(seq) => (seq - 1, false),
+    };
+    kv.walk(
+        PAYMENT_LOG_PREFIX,
+        &payment_log_key(start),
+        forward,
+        &mut |key, value| {
+            let seq = key_id(key, PAYMENT_LOG_PREFIX, "payment log")?;
+            let entry = decode_payment_entry(seq, value).map_err(|e| corrupt(key, e))?;
+            Ok(each(entry))
+        },
+    )
+}
+
 /// Encode every write first, so a write that cannot be stored refuses the whole batch before
 /// anything reaches the backend; then apply them as one batch.
 pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
@@ -242,6 +287,14 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
                     }
                     Op::Put(payment_key(key), records::encode_keyed_payment(payment))
                 }
+                Write::Payment(p) => Op::Put(payment_log_key(p.seq), encode_payment_entry(p)?),
+                Write::PrunePayments { through } => Op::DeleteRange(
+                    payment_log_key(0),
+                    // Past every entry when `through` is the last number there is.
+                    through
+                        .checked_add(1)
+                        .map_or_else(|| b"plog0".to_vec(), payment_log_key),
+                ),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -260,6 +313,8 @@ mod tests {
         assert_eq!(describe(&channel_key(42)), "chan/42");
         assert_eq!(describe(&pending_tx_key(7)), "ptx/7");
         assert_eq!(describe(CURSOR_KEY), "meta/cursor");
+        assert_eq!(describe(&payment_log_key(9)), "plog/9");
+        assert!(payment_log_key(u64::MAX).as_slice() < b"plog0".as_slice());
         assert_eq!(describe(b"chan/\x01"), "chan/\\x01");
     }
 }
