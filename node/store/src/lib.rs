@@ -36,7 +36,7 @@ use std::sync::Arc;
 use farthing_core::{Channel, ChannelId};
 
 pub use codec::{DecodeError, EncodeError};
-pub use group::{GroupCommit, GroupStats, MAX_GROUP_WRITES};
+pub use group::{GroupCommit, GroupStats, MAX_GROUP_WRITES, Publish};
 pub use mem::MemStore;
 pub use paylog::{LogWalk, LoggedPayment};
 pub use records::{Cursor, KeyedPayment, PendingTx, TxKind};
