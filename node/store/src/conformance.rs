@@ -395,13 +395,13 @@ pub fn sample_logged_payment(seq: u64, channel: u64) -> LoggedPayment {
     LoggedPayment {
         seq,
         channel,
-        outgoing: seq % 2 == 0,
+        outgoing: seq.is_multiple_of(2),
         nonce: seq * 3,
         amount: u128::from(seq) * 1_000 + 1,
         at_ms: 1_796_000_000_000 + seq,
         memo: format!("memo {seq}").into_bytes(),
-        key: (seq % 3 == 0).then(|| format!("key-{seq}")),
-        carried: seq % 5 == 0,
+        key: (seq.is_multiple_of(3)).then(|| format!("key-{seq}")),
+        carried: seq.is_multiple_of(5),
     }
 }
 

@@ -78,9 +78,9 @@ pub enum LogWalk {
 /// Encode `p` as the newest payment-log entry (its `seq` goes in the key, not here).
 pub fn encode_payment_entry(p: &LoggedPayment) -> Result<Vec<u8>, EncodeError> {
     let mut w = Writer::new(PAYMENT_ENTRY, PAYMENT_ENTRY_VERSION, 24 + p.memo.len());
-    let flags = u8::from(p.outgoing) * OUTGOING
-        | u8::from(p.carried) * CARRIED
-        | u8::from(p.key.is_some()) * KEYED;
+    let flags = (u8::from(p.outgoing) * OUTGOING)
+        | (u8::from(p.carried) * CARRIED)
+        | (u8::from(p.key.is_some()) * KEYED);
     w.u8(flags);
     w.varint(u128::from(p.channel));
     w.varint(u128::from(p.nonce));
