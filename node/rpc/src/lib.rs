@@ -51,7 +51,7 @@ mod state;
 pub use api::{
     Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
     FarthingApiClient, FarthingApiServer, Health, HealthStatus, NodeInfo, OpenParams, PayParams,
-    PayResult, PaymentView, parse_amount_param,
+    PayResult, PaymentPage, PaymentView, parse_amount_param,
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
 pub use client::{connect_http, connect_ws};
