@@ -8,6 +8,7 @@ mod client;
 mod crash;
 mod daemon;
 mod deploy;
+mod history;
 mod lifecycle;
 mod link;
 mod node;
