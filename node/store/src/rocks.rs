@@ -99,6 +99,26 @@ impl RocksStore {
             })
     }
 
+    /// Flush the memtables and compact the whole database (measurements, maintenance): what
+    /// is on disk afterwards is SST files only, superseded and deleted records dropped.
+    pub fn compact(&self) -> Result<()> {
+        self.with_db(|db| {
+            db.flush().map_err(|source| self.rocks(source))?;
+            db.compact_range::<&[u8], &[u8]>(None, None);
+            Ok(())
+        })
+    }
+
+    /// The bytes of the database's SST files (`rocksdb.total-sst-files-size`; the write-ahead
+    /// log is not counted: [`compact`](Self::compact) first to measure what the data takes).
+    pub fn sst_bytes(&self) -> Result<u64> {
+        self.with_db(|db| {
+            db.property_int_value("rocksdb.total-sst-files-size")
+                .map(Option::unwrap_or_default)
+                .map_err(|source| self.rocks(source))
+        })
+    }
+
     /// Write raw `value` under `key`, synced. Crate-private: records go through
     /// [`Store::commit`], so nothing outside this crate writes unversioned bytes (tests here
     /// use it to plant damaged records).
