@@ -200,13 +200,13 @@ impl Log<'_> {
             return;
         };
         self.last = Some(last);
-        let entries: Vec<LoggedPayment> = writes
+        let mut entries = Vec::with_capacity(writes.len());
+        entries.extend(writes
             .into_iter()
             .filter_map(|w| match w {
                 Write::Payment(p) => Some(p),
                 _ => None,
-            })
-            .collect();
+            }));
         (self.publish)(entries);
     }
 }

@@ -107,7 +107,9 @@ impl History {
         let events = self.events.clone();
         Box::new(move |entries| {
             // No subscriber: nothing to do (the log has them).
-            let _ = events.send(entries.into());
+            if events.receiver_count() > 0 {
+                let _ = events.send(entries.into());
+            }
         })
     }
 
