@@ -462,11 +462,33 @@ pub fn payment_log_reads_back_in_order(store: &dyn Store) {
         })
         .expect("walk");
     assert_eq!(first_two, vec![1, 2], "a walk stops when told");
+    // A run longer than a chunk holds, walked from inside any of its chunks.
+    let base = 1u64 << 40;
+    let run: Vec<Write> = (base + 1..=base + 600)
+        .map(|seq| Write::Payment(sample_logged_payment(seq, 9)))
+        .collect();
+    store.commit(&run).expect("commit a long run");
+    for after in [base, base + 255, base + 256, base + 257, base + 599] {
+        let seqs = numbers(walked(store, LogWalk::After(after)));
+        assert_eq!(
+            seqs,
+            (after + 1..=base + 600).collect::<Vec<_>>(),
+            "after {after}"
+        );
+        let back = numbers(walked(store, LogWalk::Before(after + 1)));
+        assert_eq!(back.len() as u64, after - base + 7, "before {}", after + 1);
+        assert_eq!(back.first(), Some(&after));
+    }
+    store
+        .commit(&[Write::PrunePayments { through: base }])
+        .expect("prune the older ones");
+    assert_eq!(walked(store, LogWalk::After(0)).len(), 600);
+    assert_eq!(store.last_payment_seq().expect("last seq"), base + 600);
     // Other records live beside the log without showing in it.
     store
         .commit(&[Write::Channel(sample_channel(u64::MAX)), Write::Closing(1)])
         .expect("commit");
-    assert_eq!(walked(store, LogWalk::After(0)).len(), seqs.len());
+    assert_eq!(walked(store, LogWalk::After(0)).len(), 600);
 }
 
 /// Entries land with the batch that carries them, or not at all: a batch refused for one bad
@@ -508,13 +530,14 @@ pub fn payment_log_entries_land_with_their_batch(store: &dyn Store) {
     );
 }
 
-/// Pruning drops every entry up to a number, never past it; numbering goes on from the last
-/// entry kept.
+/// Pruning drops the entries up to a number, never past it, by chunk (the entries a commit
+/// wrote together): a chunk holding later entries too stays whole.
 pub fn payment_log_prunes_a_range(store: &dyn Store) {
-    let writes: Vec<Write> = (1..=10)
-        .map(|seq| Write::Payment(sample_logged_payment(seq, 1)))
-        .collect();
-    store.commit(&writes).expect("commit");
+    for seq in 1..=10 {
+        store
+            .commit(&[Write::Payment(sample_logged_payment(seq, 1))])
+            .expect("commit");
+    }
     store
         .commit(&[Write::PrunePayments { through: 4 }])
         .expect("prune");
@@ -534,6 +557,35 @@ pub fn payment_log_prunes_a_range(store: &dyn Store) {
         vec![sample_logged_payment(10, 1)]
     );
     assert_eq!(store.last_payment_seq().expect("last"), 10);
+    // 11..=15 in one commit: pruning through 12 keeps their chunk whole, through 15 drops it.
+    let writes: Vec<Write> = (11..=15)
+        .map(|seq| Write::Payment(sample_logged_payment(seq, 2)))
+        .collect();
+    store.commit(&writes).expect("commit");
+    store
+        .commit(&[Write::PrunePayments { through: 12 }])
+        .expect("prune");
+    let left: Vec<u64> = walked(store, LogWalk::After(0))
+        .iter()
+        .map(|p| p.seq)
+        .collect();
+    assert_eq!(left, (11..=15).collect::<Vec<_>>());
+    assert_eq!(
+        walked(store, LogWalk::After(12)),
+        (13..=15)
+            .map(|s| sample_logged_payment(s, 2))
+            .collect::<Vec<_>>(),
+        "a walk starts inside a chunk"
+    );
+    assert_eq!(
+        walked(store, LogWalk::Before(13)),
+        vec![sample_logged_payment(12, 2), sample_logged_payment(11, 2)],
+        "and ends inside one"
+    );
+    store
+        .commit(&[Write::PrunePayments { through: 15 }])
+        .expect("prune");
+    assert!(walked(store, LogWalk::After(0)).is_empty());
     store
         .commit(&[Write::PrunePayments { through: u64::MAX }])
         .expect("prune everything");

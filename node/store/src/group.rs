@@ -201,12 +201,10 @@ impl Log<'_> {
         };
         self.last = Some(last);
         let mut entries = Vec::with_capacity(writes.len());
-        entries.extend(writes
-            .into_iter()
-            .filter_map(|w| match w {
-                Write::Payment(p) => Some(p),
-                _ => None,
-            }));
+        entries.extend(writes.into_iter().filter_map(|w| match w {
+            Write::Payment(p) => Some(p),
+            _ => None,
+        }));
         (self.publish)(entries);
     }
 }

@@ -8,7 +8,9 @@
 use farthing_core::{Channel, ChannelId};
 
 use crate::codec::{DecodeError, EncodeError};
-use crate::paylog::{LogWalk, LoggedPayment, decode_payment_entry, encode_payment_entry};
+use crate::paylog::{
+    LogWalk, LoggedPayment, MAX_CHUNK, decode_payment_chunk, encode_chunk, payment_chunk_len,
+};
 use crate::records::{self, Cursor, KeyedPayment, PendingTx};
 use crate::{Result, StoreError, Write};
 
@@ -27,10 +29,10 @@ pub(crate) const PAYMENT_KEY_PREFIX: &[u8] = b"pay/";
 /// Prefix of closing marks; the channel id follows.
 pub(crate) const CLOSING_PREFIX: &[u8] = b"clos/";
 
-/// Prefix of payment-log entries; the sequence number follows.
+/// Prefix of payment-log chunks; the sequence number of the chunk's first entry follows.
 pub(crate) const PAYMENT_LOG_PREFIX: &[u8] = b"plog/";
 
-/// The key of payment-log entry `seq`.
+/// The key of the payment-log chunk whose first entry is `seq`.
 pub(crate) fn payment_log_key(seq: u64) -> Vec<u8> {
     [PAYMENT_LOG_PREFIX, &seq.to_be_bytes()].concat()
 }
@@ -222,26 +224,117 @@ pub(crate) fn closing_channels(kv: &impl Kv) -> Result<Vec<ChannelId>> {
     Ok(out)
 }
 
+/// The entries of the chunk stored under `key`.
+fn read_chunk(key: &[u8], value: &[u8]) -> Result<Vec<LoggedPayment>> {
+    let first = key_id(key, PAYMENT_LOG_PREFIX, "payment log")?;
+    decode_payment_chunk(first, value).map_err(|e| corrupt(key, e))
+}
+
+/// The chunk holding `seq` or the last one before it: (its first number, its length).
+fn chunk_at(kv: &impl Kv, seq: u64) -> Result<Option<(u64, u64)>> {
+    let mut found = None;
+    kv.walk(
+        PAYMENT_LOG_PREFIX,
+        &payment_log_key(seq),
+        false,
+        &mut |key, value| {
+            let first = key_id(key, PAYMENT_LOG_PREFIX, "payment log")?;
+            let len = payment_chunk_len(value).map_err(|e| corrupt(key, e))?;
+            found = Some((first, len));
+            Ok(false)
+        },
+    )?;
+    Ok(found)
+}
+
 pub(crate) fn walk_payments(
     kv: &impl Kv,
     walk: LogWalk,
     each: &mut dyn FnMut(LoggedPayment) -> bool,
 ) -> Result<()> {
-    let (start, forward) = match walk {
-        LogWalk::After(u64::MAX) | LogWalk::Before(0) => return Ok(()),
-        LogWalk::After(seq) => (seq + 1, true),
-        LogWalk::Before(seq) => (seq - 1, false),
-    };
-    kv.walk(
-        PAYMENT_LOG_PREFIX,
-        &payment_log_key(start),
-        forward,
-        &mut |key, value| {
-            let seq = key_id(key, PAYMENT_LOG_PREFIX, "payment log")?;
-            let entry = decode_payment_entry(seq, value).map_err(|e| corrupt(key, e))?;
-            Ok(each(entry))
+    match walk {
+        LogWalk::After(u64::MAX) | LogWalk::Before(0) => Ok(()),
+        LogWalk::After(after) => {
+            // From the chunk holding the next entry, if one does.
+            let start = match chunk_at(kv, after + 1)? {
+                Some((first, len)) if first + len > after + 1 => first,
+                _ => after + 1,
+            };
+            kv.walk(
+                PAYMENT_LOG_PREFIX,
+                &payment_log_key(start),
+                true,
+                &mut |key, value| {
+                    for entry in read_chunk(key, value)? {
+                        if entry.seq > after && !each(entry) {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                },
+            )
+        }
+        LogWalk::Before(before) => kv.walk(
+            PAYMENT_LOG_PREFIX,
+            &payment_log_key(before - 1),
+            false,
+            &mut |key, value| {
+                for entry in read_chunk(key, value)?.into_iter().rev() {
+                    if entry.seq < before && !each(entry) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            },
+        ),
+    }
+}
+
+/// Runs of payment-log entries with consecutive numbers, as chunks of at most [`MAX_CHUNK`].
+#[derive(Default)]
+struct Chunks<'a> {
+    run: Vec<&'a LoggedPayment>,
+}
+
+impl<'a> Chunks<'a> {
+    /// Add `p`; a chunk that `p` does not continue (or that is full) is stored first.
+    fn push(&mut self, p: &'a LoggedPayment, ops: &mut Vec<Op>) -> Result<()> {
+        let continues = self
+            .run
+            .last()
+            .is_some_and(|last| last.seq.checked_add(1) == Some(p.seq));
+        if !continues || self.run.len() == MAX_CHUNK {
+            self.flush(ops)?;
+        }
+        self.run.push(p);
+        Ok(())
+    }
+
+    /// Store the chunk being built, if any.
+    fn flush(&mut self, ops: &mut Vec<Op>) -> Result<()> {
+        if let Some(first) = self.run.first() {
+            ops.push(Op::Put(
+                payment_log_key(first.seq),
+                encode_chunk(&self.run)?,
+            ));
+            self.run.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Delete the chunks holding nothing past `through`: a chunk holding later entries too stays
+/// whole (retention is by chunk).
+fn prune(kv: &impl Kv, through: u64) -> Result<Op> {
+    let end = match through.checked_add(1) {
+        // Past every chunk key.
+        None => b"plog0".to_vec(),
+        Some(next) => match chunk_at(kv, next)? {
+            Some((first, len)) if first < next && first + len > next => payment_log_key(first),
+            _ => payment_log_key(next),
         },
-    )
+    };
+    Ok(Op::DeleteRange(payment_log_key(0), end))
 }
 
 /// Encode every write first, so a write that cannot be stored refuses the whole batch before
@@ -259,46 +352,51 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
             newest.insert(c.id, i);
         }
     }
-    let ops = writes
-        .iter()
-        .enumerate()
-        .filter(|(i, write)| match write {
-            Write::Channel(c) => newest.get(&c.id) == Some(i),
-            _ => true,
-        })
-        .map(|(_, write)| {
-            Ok(match write {
-                Write::Channel(c) => Op::Put(channel_key(c.id), records::encode_channel(c)?),
-                Write::Cursor(c) => Op::Put(CURSOR_KEY.to_vec(), records::encode_cursor(c)),
-                Write::PendingTx(t) => {
-                    Op::Put(pending_tx_key(t.key), records::encode_pending_tx(t)?)
-                }
-                Write::RemovePendingTx(key) => Op::Delete(pending_tx_key(*key)),
-                Write::Closing(id) => Op::Put(closing_key(*id), records::encode_closing(*id)),
-                Write::Owner(owner) => Op::Put(OWNER_KEY.to_vec(), records::encode_owner(owner)),
-                Write::PaymentKey(key, payment) => {
-                    if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
-                        return Err(StoreError::Unencodable(EncodeError::TooLong {
-                            record: "keyed payment",
-                            field: "idempotency key (1 byte or more)",
-                            len: key.len(),
-                            max: records::MAX_PAYMENT_KEY_LEN,
-                        }));
-                    }
-                    Op::Put(payment_key(key), records::encode_keyed_payment(payment))
-                }
-                Write::Payment(p) => Op::Put(payment_log_key(p.seq), encode_payment_entry(p)?),
-                Write::PrunePayments { through } => Op::DeleteRange(
-                    payment_log_key(0),
-                    // Past every entry when `through` is the last number there is.
-                    through
-                        .checked_add(1)
-                        .map_or_else(|| b"plog0".to_vec(), payment_log_key),
-                ),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut ops = Vec::with_capacity(writes.len());
+    let mut chunks = Chunks::default();
+    for (i, write) in writes.iter().enumerate() {
+        let op = match write {
+            Write::Channel(c) if newest.get(&c.id) != Some(&i) => continue,
+            Write::Payment(p) => {
+                chunks.push(p, &mut ops)?;
+                continue;
+            }
+            Write::PrunePayments { through } => {
+                chunks.flush(&mut ops)?;
+                prune(kv, *through)?
+            }
+            write => op(write)?,
+        };
+        ops.push(op);
+    }
+    chunks.flush(&mut ops)?;
     kv.apply(ops)
+}
+
+/// The operation that stores `write` (not a payment-log one).
+fn op(write: &Write) -> Result<Op> {
+    Ok(match write {
+        Write::Channel(c) => Op::Put(channel_key(c.id), records::encode_channel(c)?),
+        Write::Cursor(c) => Op::Put(CURSOR_KEY.to_vec(), records::encode_cursor(c)),
+        Write::PendingTx(t) => Op::Put(pending_tx_key(t.key), records::encode_pending_tx(t)?),
+        Write::RemovePendingTx(key) => Op::Delete(pending_tx_key(*key)),
+        Write::Closing(id) => Op::Put(closing_key(*id), records::encode_closing(*id)),
+        Write::Owner(owner) => Op::Put(OWNER_KEY.to_vec(), records::encode_owner(owner)),
+        Write::PaymentKey(key, payment) => {
+            if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
+                return Err(StoreError::Unencodable(EncodeError::TooLong {
+                    record: "keyed payment",
+                    field: "idempotency key (1 byte or more)",
+                    len: key.len(),
+                    max: records::MAX_PAYMENT_KEY_LEN,
+                }));
+            }
+            Op::Put(payment_key(key), records::encode_keyed_payment(payment))
+        }
+        Write::Payment(_) | Write::PrunePayments { .. } => {
+            unreachable!("payment-log writes are stored by chunk")
+        }
+    })
 }
 
 #[cfg(test)]

@@ -128,10 +128,12 @@ pub enum Write {
     Closing(ChannelId),
     /// Record the address of the key the store belongs to (written once, at the first start).
     Owner(alloy_primitives::Address),
-    /// Append a payment to the payment log under its `seq` (replacing an entry with that
-    /// number, if any). Through a [`GroupCommit`] the committer numbers and stamps it.
+    /// Append a payment to the payment log under its `seq`, past the log's last entry (the
+    /// entries of a batch with consecutive numbers are stored as one chunk). Through a
+    /// [`GroupCommit`] the committer numbers and stamps it.
     Payment(LoggedPayment),
-    /// Drop every payment-log entry numbered `through` or lower (retention).
+    /// Drop the payment-log entries numbered `through` or lower, by chunk: a chunk that also
+    /// holds later entries stays whole (retention keeps at least what it is asked to).
     PrunePayments {
         /// The highest sequence number dropped.
         through: u64,
