@@ -288,9 +288,53 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
     assert!(ahead.to_string().contains("ends at 10"), "{ahead}");
     drop(ws);
 
+    // The CLI: a page after seq 7, then --follow streams what comes after it.
+    let cli = |args: &[&str]| {
+        let mut command = std::process::Command::new(farthing_e2e::farthing_bin());
+        command
+            .arg("--data-dir")
+            .arg(dir.path().join("bob"))
+            .args(["--node-url", &bob.url, "--json", "payments"])
+            .args(args);
+        command
+    };
+    let listed = cli(&["1", "--after", "7"]).output().unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let page: farthing_rpc::PaymentPage = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(page.payments, bob_log[7..].to_vec());
+    let mut follow = cli(&["--after", "9", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        stdout
+            .lines()
+            .take(2)
+            .map(|l| serde_json::from_str::<PaymentView>(&l.unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let params = payment(amount(9), "invoice 9", Some("order-9".into()));
+    alice_rpc.pay(params).await.unwrap();
+    let followed = soon("farthing payments --follow", async {
+        tokio::task::spawn_blocking(move || lines.join().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert_eq!(followed[0], bob_log[9]);
+    assert_eq!(
+        entries(&followed[1..]),
+        vec![(11, "in", 9, amount(9), memo(9), None)]
+    );
+    let bob_log = log(&bob_rpc).await;
+
     // kill -9 of both once every payment is acknowledged: nothing lost.
     let alice_log = log(&alice_rpc).await;
-    assert_eq!(alice_log.len(), 10);
+    assert_eq!(alice_log.len(), 11);
     bob.kill();
     alice.kill();
     (bob, alice) = (nodes.bob(), nodes.alice());
