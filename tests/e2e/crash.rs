@@ -93,7 +93,7 @@ type Acked = Mutex<Vec<(u32, u64, u128)>>;
 /// the checks below only ask that every acknowledged payment is kept.
 async fn pay_until_linked(alice: &farthing_rpc::HttpClient, acked: &Acked, phase: u32) {
     let paid = eventually(PATIENCE, "a payment once the link is back", async || {
-        alice.pay(pay(1)).await.map_err(|e| e.to_string())
+        pay(1).call(alice).await.map_err(|e| e.to_string())
     })
     .await;
     acked.lock().unwrap().push((phase, paid.nonce, 1));
@@ -129,15 +129,14 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
     };
     let mut bob = nodes.bob();
     let mut alice = nodes.alice();
-    nodes
-        .client("alice", &alice)
-        .open_channel(OpenParams {
-            partner: bob_party.address(),
-            amount: "10".into(),
-            challenge_period: Some(600),
-        })
-        .await
-        .unwrap();
+    OpenParams {
+        partner: bob_party.address(),
+        amount: "10".into(),
+        challenge_period: Some(600),
+    }
+    .call(&nodes.client("alice", &alice))
+    .await
+    .unwrap();
     let acked: Arc<Acked> = Arc::default();
     pay_until_linked(&nodes.client("alice", &alice), &acked, 0).await;
 
@@ -164,7 +163,7 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
                             return;
                         }
                         let units = (i + p as u128) % 7 + 1;
-                        match client.pay(pay(units)).await {
+                        match pay(units).call(&client).await {
                             Ok(paid) => {
                                 acked
                                     .lock()

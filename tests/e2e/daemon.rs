@@ -85,14 +85,14 @@ async fn the_daemon_drives_a_channel_over_its_rpc_across_a_restart() {
     assert_eq!(info.token_symbol, "USDC");
 
     // Open and top up; amounts in token units.
-    let open = client
-        .open_channel(OpenParams {
-            partner: bob.address(),
-            amount: "50".into(),
-            challenge_period: Some(600),
-        })
-        .await
-        .unwrap();
+    let open = OpenParams {
+        partner: bob.address(),
+        amount: "50".into(),
+        challenge_period: Some(600),
+    }
+    .call(&client)
+    .await
+    .unwrap();
     assert_eq!(
         (
             open.id,
@@ -353,14 +353,14 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
     let alice_rpc = farthing_rpc::connect_http(&alice_node.url, &token("alice")).unwrap();
     let bob_rpc = farthing_rpc::connect_http(&bob_node.url, &token("bob")).unwrap();
 
-    alice_rpc
-        .open_channel(OpenParams {
-            partner: bob.address(),
-            amount: "20".into(),
-            challenge_period: Some(600),
-        })
-        .await
-        .unwrap();
+    OpenParams {
+        partner: bob.address(),
+        amount: "20".into(),
+        challenge_period: Some(600),
+    }
+    .call(&alice_rpc)
+    .await
+    .unwrap();
     let pay = |key: Option<&str>, amount: &str| farthing_rpc::PayParams {
         channel_id: Some(1),
         partner: None,
@@ -378,7 +378,7 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
     let first = eventually(
         PATIENCE,
         "the payment, once the link is up",
-        async || match alice_rpc.pay(pay(Some("order-1"), "0.25")).await {
+        async || match pay(Some("order-1"), "0.25").call(&alice_rpc).await {
             Ok(paid) => Ok(paid),
             Err(e) => {
                 let refusal = e.to_string();
@@ -398,12 +398,12 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
     );
 
     // The same key again pays once: the same payment, nothing moves.
-    let again = alice_rpc.pay(pay(Some("order-1"), "0.25")).await.unwrap();
+    let again = pay(Some("order-1"), "0.25").call(&alice_rpc).await.unwrap();
     assert!(again.repeated);
     assert_eq!((again.nonce, again.balance_ours.as_str()), (1, "19.75"));
     for i in 2..22 {
-        alice_rpc
-            .pay(pay(Some(&format!("order-{i}")), "0.01"))
+        pay(Some(&format!("order-{i}")), "0.01")
+            .call(&alice_rpc)
             .await
             .unwrap();
     }
@@ -415,28 +415,28 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
         ),
         ("0.45", "19.55")
     );
-    let too_much = alice_rpc.pay(pay(None, "100")).await.unwrap_err();
+    let too_much = pay(None, "100").call(&alice_rpc).await.unwrap_err();
     assert_eq!(call_code(too_much), code::INSUFFICIENT_FUNDS);
     // Channel and partner both given: they must agree, or nothing is paid (a stale channel
     // id must not pay whoever its partner is).
     let stranger = devnet.key("DEPLOYER").address();
-    let mismatch = alice_rpc
-        .pay(farthing_rpc::PayParams {
-            partner: Some(stranger),
-            ..pay(None, "0.01")
-        })
-        .await
-        .unwrap_err();
+    let mismatch = farthing_rpc::PayParams {
+        partner: Some(stranger),
+        ..pay(None, "0.01")
+    }
+    .call(&alice_rpc)
+    .await
+    .unwrap_err();
     let refusal = mismatch.to_string();
     assert_eq!(call_code(mismatch), code::INVALID_PARAMS, "{refusal}");
     assert!(refusal.contains("is shared with"), "{refusal}");
-    let matching = alice_rpc
-        .pay(farthing_rpc::PayParams {
-            partner: Some(bob.address()),
-            ..pay(None, "0.01")
-        })
-        .await
-        .unwrap();
+    let matching = farthing_rpc::PayParams {
+        partner: Some(bob.address()),
+        ..pay(None, "0.01")
+    }
+    .call(&alice_rpc)
+    .await
+    .unwrap();
     assert_eq!(matching.nonce, 22, "nothing was signed for the mismatch");
     assert!(
         alice_node.stop().success() && bob_node.stop().success(),

@@ -159,14 +159,14 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
     };
     let (mut bob, mut alice) = (nodes.bob(), nodes.alice());
     let (mut alice_rpc, mut bob_rpc) = (nodes.client("alice", &alice), nodes.client("bob", &bob));
-    alice_rpc
-        .open_channel(OpenParams {
-            partner: bob_party.address(),
-            amount: "10".into(),
-            challenge_period: Some(600),
-        })
-        .await
-        .unwrap();
+    OpenParams {
+        partner: bob_party.address(),
+        amount: "10".into(),
+        challenge_period: Some(600),
+    }
+    .call(&alice_rpc)
+    .await
+    .unwrap();
 
     // Five keyed payments with memos from alice (each retried under its key until the link is
     // up: one payment whatever the retries), two back from bob.
@@ -178,8 +178,9 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
             Some(format!("order-{i}")),
         );
         let paid = eventually(PATIENCE, "a keyed payment", async || {
-            alice_rpc
-                .pay(params.clone())
+            params
+                .clone()
+                .call(&alice_rpc)
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -190,7 +191,7 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
         .into_iter()
         .enumerate()
     {
-        let paid = bob_rpc.pay(payment(back, memo, None)).await.unwrap();
+        let paid = payment(back, memo, None).call(&bob_rpc).await.unwrap();
         assert_eq!(paid.nonce, i as u64 + 1);
     }
     let (memo, key) = (
@@ -260,8 +261,9 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
             Some(format!("order-{i}")),
         );
         eventually(PATIENCE, "a payment once the link is back", async || {
-            alice_rpc
-                .pay(params.clone())
+            params
+                .clone()
+                .call(&alice_rpc)
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -316,7 +318,7 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
             .collect::<Vec<_>>()
     });
     let params = payment(amount(9), "invoice 9", Some("order-9".into()));
-    alice_rpc.pay(params).await.unwrap();
+    params.call(&alice_rpc).await.unwrap();
     let followed = soon("farthing payments --follow", async {
         tokio::task::spawn_blocking(move || lines.join().unwrap())
             .await
@@ -360,7 +362,7 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
                             return;
                         }
                         let memo = format!("load {round}-{p}-{i}");
-                        match client.pay(payment(7, &memo, None)).await {
+                        match payment(7, &memo, None).call(&client).await {
                             Ok(paid) => acked.lock().unwrap().push((paid.nonce, memo)),
                             Err(_) => return,
                         }
@@ -383,8 +385,8 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
         (alice_rpc, bob_rpc) = (nodes.client("alice", &alice), nodes.client("bob", &bob));
         // Once a payment goes through again, both sides have settled what was in flight.
         eventually(PATIENCE, "a payment once the link is back", async || {
-            alice_rpc
-                .pay(payment(1, "back", None))
+            payment(1, "back", None)
+                .call(&alice_rpc)
                 .await
                 .map_err(|e| e.to_string())
         })

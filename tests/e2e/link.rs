@@ -994,7 +994,9 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
             reason,
             ..
         } => assert!(
-            reason.as_str().contains("at most 7000000"),
+            reason
+                .as_str()
+                .contains("can withdraw at most 7 more (it has withdrawn 0)"),
             "{}",
             reason.as_str()
         ),
@@ -1016,6 +1018,33 @@ async fn a_cooperative_withdrawal_over_the_link_pays_out_while_the_channel_stays
         ),
         (6 * usdc, Some(usdc)),
         "alice may take 1 USDC out at any moment: bob's node counts it as gone"
+    );
+    // One withdrawal at a time, on either side: a second is refused with when to retry, in
+    // token units, on both nodes.
+    conn.send(&request(2 * usdc)).await.unwrap();
+    match next_reply(&mut conn).await {
+        Message::Reject {
+            code: 3, reason, ..
+        } => assert!(
+            reason
+                .as_str()
+                .contains("a new total withdrawn of 1) is pending")
+                && reason
+                    .as_str()
+                    .contains(&format!("after unix time {expiry}")),
+            "{}",
+            reason.as_str()
+        ),
+        other => panic!("expected a Reject, got {other:?}"),
+    }
+    let err = bob.withdraw(1, usdc / 2).await.unwrap_err();
+    let OpError::Cosign(CosignError::Refused(pending)) = &err else {
+        panic!("expected a pending withdrawal, got {err}");
+    };
+    assert!(
+        pending.explain(6).contains("retry once it has executed"),
+        "{}",
+        pending.explain(6)
     );
     drop(conn);
     // alice's node dials again (bob's node dropped its link for the test peer's).
@@ -1146,7 +1175,7 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
         // Claims more than the proof moves.
         (
             pay(1, 2, 1_500, 1_000, sign(&alice_key, 1, 2, 1_500)),
-            "moves 500",
+            "the proof moves 0.0005, the payment claims 0.001",
         ),
         // More than alice has in the channel.
         (
@@ -1157,12 +1186,12 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
                 11 * usdc - 1_000,
                 sign(&alice_key, 1, 2, 11 * usdc),
             ),
-            "can pay at most",
+            "the payer can pay at most 9.999, the payment is 10.999",
         ),
         // A batch whose payments add up to more than the proof moves.
         (
             batch(1, 2, 2_000, &[600, 500], sign(&alice_key, 1, 2, 2_000)),
-            "moves 1000",
+            "the proof moves 0.001, the payment claims 0.0011",
         ),
         // A batch with an empty payment in it (it would show up as a payment of nothing).
         (
@@ -1190,7 +1219,13 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
                 ..
             } => {
                 assert_eq!(nonce, sent);
+                // What the payer's caller reads: amounts in token units, never base units.
                 assert!(reason.as_str().contains(why), "{why}: {}", reason.as_str());
+                assert!(
+                    !reason.as_str().contains("base units"),
+                    "{}",
+                    reason.as_str()
+                );
             }
             other => panic!("{why}: expected a Reject, got {other:?}"),
         }
@@ -1454,16 +1489,10 @@ async fn a_stalled_store_acknowledges_and_sends_nothing_until_it_answers() {
             // already paid learns the earlier outcome (it signs nothing).
             use farthing_rpc::FarthingApiServer as _;
             let rpc = farthing_daemon::RpcHandler::new(alice.clone());
-            let keyed = |key: &str| farthing_rpc::PayParams {
-                channel_id: Some(1),
-                partner: None,
-                amount: "0.001".into(),
-                idempotency_key: Some(key.into()),
-                memo: None,
-            };
-            let repeat = rpc.pay(keyed("order-1")).await.unwrap();
+            let keyed = |key: &str| rpc.pay(Some(1), None, "0.001".into(), Some(key.into()), None);
+            let repeat = keyed("order-1").await.unwrap();
             assert_eq!((repeat.nonce, repeat.repeated), (2, true));
-            let refused = rpc.pay(keyed("order-2")).await.unwrap_err();
+            let refused = keyed("order-2").await.unwrap_err();
             assert!(refused.to_string().contains("degraded"), "{refused}");
         }
         let durable_bob = if payer_stalls {

@@ -4,14 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod api;
+mod cli;
 mod client;
 mod crash;
 mod daemon;
 mod deploy;
+mod flood;
 mod history;
 mod lifecycle;
 mod link;
 mod node;
 mod payments;
+mod ready;
 mod watcher;
 mod watchtower;

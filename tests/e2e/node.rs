@@ -267,7 +267,7 @@ async fn channel_updates_stream_over_the_websocket_subscription() {
 
 #[tokio::test]
 async fn a_chain_that_drops_out_makes_the_node_degraded_and_refuse_new_risk() {
-    use farthing_rpc::{ApiError, FarthingApiServer, HealthStatus, OpenParams};
+    use farthing_rpc::{ApiError, FarthingApiServer, HealthStatus};
 
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
@@ -289,11 +289,11 @@ async fn a_chain_that_drops_out_makes_the_node_degraded_and_refuse_new_risk() {
     .await;
     assert!(reasons.iter().any(|r| r.contains("chain")), "{reasons:?}");
     let refused = rpc
-        .open_channel(OpenParams {
-            partner: alloy::primitives::Address::repeat_byte(0xb),
-            amount: "1".into(),
-            challenge_period: None,
-        })
+        .open_channel(
+            alloy::primitives::Address::repeat_byte(0xb),
+            "1".into(),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(refused, ApiError::Degraded { .. }), "{refused}");

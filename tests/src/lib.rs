@@ -79,6 +79,11 @@ impl Daemon {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// SIGKILL: the process dies at once, mid-write or not.
     pub fn kill(self) {
         self.process.kill();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use eyre::{Context, Result, eyre};
 use farthing_daemon::{Config, KeySource, Node, RpcHandler};
-use farthing_rpc::{FarthingApiServer, RpcServerConfig};
+use farthing_rpc::FarthingApiServer;
 
 /// `farthing node` flags; each overrides the config file.
 #[derive(Debug, Args)]
@@ -54,6 +54,31 @@ pub(crate) struct NodeArgs {
     /// Log filter (info, debug, ...).
     #[arg(long)]
     log_level: Option<String>,
+}
+
+impl NodeArgs {
+    /// `node`'s flags with the defaults they fall back to in their help, taken from
+    /// [`Config::default`] so the help cannot drift from what the node does. The flags stay
+    /// without clap defaults: a flag not given must leave the config file's value in force.
+    pub(crate) fn describe_defaults(node: clap::Command) -> clap::Command {
+        let config = Config::default();
+        let defaults = [
+            ("rpc_url", config.chain.rpc_url.clone()),
+            ("chain_id", config.chain.chain_id.to_string()),
+            ("deployment", config.chain.deployment.display().to_string()),
+            ("confirmations", config.chain.confirmations.to_string()),
+            ("rpc_listen", config.rpc.listen.to_string()),
+            ("peer_listen", config.peer.listen.to_string()),
+            ("metrics_listen", "none (metrics off)".to_owned()),
+            ("log_level", config.log_level.clone()),
+        ];
+        defaults.into_iter().fold(node, |node, (id, default)| {
+            node.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {default}, or the config file's]"))
+            })
+        })
+    }
 }
 
 pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Result<()> {
@@ -119,14 +144,8 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
 
     let node = Node::start(config.clone()).await?;
     let token = farthing_rpc::ensure_token(&config.data_dir)?;
-    let rpc_config = RpcServerConfig {
-        listen: config.rpc.listen,
-        max_connections: config.rpc.max_connections,
-        max_request_bytes: config.rpc.max_request_bytes,
-        ..RpcServerConfig::default()
-    };
     let (addr, server) = farthing_rpc::start(
-        &rpc_config,
+        &config.rpc,
         &token,
         RpcHandler::new(node.clone()).into_rpc(),
     )

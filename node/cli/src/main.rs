@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use alloy::primitives::Address;
 use alloy::providers::ProviderBuilder;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use eyre::{Result, eyre};
 use farthing_chain::Deployment;
 use farthing_rpc::{ChannelView, FarthingApiClient, OpenParams, PayParams};
@@ -18,6 +18,7 @@ use serde::Serialize;
 mod bench;
 mod daemon;
 mod payments;
+mod peers;
 mod stream;
 
 /// Farthing: a stablecoin payment-channel node.
@@ -99,6 +100,17 @@ enum Command {
         /// The partner, as 0xADDRESS@host:port.
         peer: String,
     },
+    /// The node's peers: linked, kept (redialled), or sharing a channel; the last dial error.
+    Peers,
+    /// Drop the link to 0xPARTNER and stop redialling it (its node may still dial in).
+    Disconnect {
+        /// The partner's address.
+        peer: Address,
+        /// Also forget its dial address (for this run: one from the config's peer.connect is
+        /// dialled again at the next start).
+        #[arg(long)]
+        forget: bool,
+    },
     /// Token, gas, in-channel and claimable balances.
     Balances,
     /// Claim payouts a token refused at settle time.
@@ -167,7 +179,10 @@ enum ChannelCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = cli.workers {
         builder.worker_threads(usize::from(workers));
@@ -179,19 +194,82 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.json;
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            match err.downcast_ref::<farthing_rpc::ClientError>() {
-                // The node's own words: the message says what was wrong and what to do.
-                Some(farthing_rpc::ClientError::Call(call)) => {
-                    eprintln!("error {}: {}", call.code(), call.message())
-                }
-                _ => eprintln!("error: {err:#}"),
-            }
+            report(&err, json);
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line: [`Cli`], with `farthing node`'s help showing what each flag defaults to
+/// (the config file's value, else the built-in default) and not listing the client-only
+/// flags (`--json`, `--node-url`), which mean nothing to the daemon.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("node", |node| {
+        // A subcommand's own argument of a global's name keeps the global out of it.
+        let hidden = |id: &'static str, long: &'static str| {
+            clap::Arg::new(id)
+                .long(long)
+                .hide(true)
+                .num_args(0..=1)
+                .help("(client commands only)")
+        };
+        daemon::NodeArgs::describe_defaults(node)
+            .arg(hidden("json", "json"))
+            .arg(hidden("node_url", "node-url"))
+    })
+}
+
+/// Say why a command failed: the node's own words for a refused call (they say what was
+/// wrong and what to do), what an HTTP refusal means, or the error's chain of causes. With
+/// `--json`, as `{"error": {"code": …, "message": …}}` on stdout, for scripts.
+fn report(err: &eyre::Report, json: bool) {
+    // A client error, raised by a call or while connecting (a WebSocket's upgrade).
+    let client = err.downcast_ref::<farthing_rpc::ClientError>().or_else(|| {
+        match err.downcast_ref::<farthing_rpc::Error>() {
+            Some(farthing_rpc::Error::Connect { source, .. }) => Some(source),
+            _ => None,
+        }
+    });
+    let (code, message) = match client {
+        Some(farthing_rpc::ClientError::Call(call)) => {
+            (Some(call.code()), call.message().to_owned())
+        }
+        Some(e) => match farthing_rpc::refused_with(e) {
+            Some(401) => (None, "the node refused the RPC token (HTTP 401): use the token from rpc.token in the node's data dir (--data-dir); it changes only if that file is deleted".to_owned()),
+            Some(429) => (None, "the node refused the connection at one of its RPC limits (HTTP 429): too many WebSocket connections (rpc.max_ws_connections, rpc.max_ws_connections_per_source: close idle WebSocket clients, only subscriptions need one) or too many HTTP requests in flight (rpc.max_http_requests, rpc.max_http_requests_per_source: retry shortly); or raise the limit in the node's config".to_owned()),
+            _ => (None, format!("cannot reach the node's RPC: {e} (is the node running, and is --node-url right?)")),
+        },
+        None => (None, causes(err)),
+    };
+    if json {
+        let error = serde_json::json!({ "error": { "code": code, "message": message } });
+        println!("{error}");
+    } else if let Some(code) = code {
+        eprintln!("error {code}: {message}");
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// The error and its causes, each said once: many errors repeat their source in their own
+/// message (`…: No such file or directory`), and printing the chain again would say it twice.
+fn causes(err: &eyre::Report) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -229,7 +307,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let info = client.info().await?;
                     output(json, &info, || {
                         format!(
-                            "node {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}{}",
+                            "node {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}\npeer links {} up · {} kept, {} of them down (farthing peers){}",
                             info.address,
                             info.chain_id,
                             info.channel_manager,
@@ -246,6 +324,9 @@ async fn run(cli: Cli) -> Result<()> {
                             } else {
                                 format!(" ({})", info.health.reasons.join("; "))
                             },
+                            info.links.up,
+                            info.links.kept,
+                            info.links.down,
                             info.health
                                 .warnings
                                 .iter()
@@ -297,15 +378,15 @@ async fn run(cli: Cli) -> Result<()> {
                     memo,
                     ..
                 } => {
-                    let paid = client
-                        .pay(PayParams {
-                            channel_id: channel.id(),
-                            partner: channel.partner(),
-                            amount,
-                            idempotency_key,
-                            memo,
-                        })
-                        .await?;
+                    let paid = PayParams {
+                        channel_id: channel.id(),
+                        partner: channel.partner(),
+                        amount,
+                        idempotency_key,
+                        memo,
+                    }
+                    .call(&client)
+                    .await?;
                     output(json, &paid, || {
                         format!(
                             "{} {} on channel {} (proof nonce {}); we can still pay {}, the partner {}",
@@ -341,6 +422,37 @@ async fn run(cli: Cli) -> Result<()> {
                     client.connect_peer(peer.clone()).await?;
                     output(json, &true, || format!("linking to {peer}"))
                 }
+                Command::Peers => {
+                    let peers = client.list_peers().await?;
+                    output(json, &peers, || peers::table(&peers))
+                }
+                Command::Disconnect { peer, forget } => {
+                    let done = client.disconnect_peer(peer, Some(forget)).await?;
+                    output(json, &done, || {
+                        if !done.was_linked && !done.was_kept && !done.forgotten {
+                            format!("{peer}: not linked and not kept; nothing to do")
+                        } else {
+                            format!(
+                                "{peer}: {}{}{}",
+                                if done.was_linked {
+                                    "link dropped; "
+                                } else {
+                                    ""
+                                },
+                                if done.was_kept {
+                                    "no longer redialled"
+                                } else {
+                                    "was not redialled"
+                                },
+                                if done.forgotten {
+                                    "; its address is forgotten"
+                                } else {
+                                    ""
+                                }
+                            )
+                        }
+                    })
+                }
                 Command::Claim => {
                     let c = client.claim().await?;
                     output(json, &c, || format!("claimed {}", c.claimed))
@@ -356,13 +468,13 @@ async fn run(cli: Cli) -> Result<()> {
                             amount,
                             challenge_period,
                         } => {
-                            client
-                                .open_channel(OpenParams {
-                                    partner,
-                                    amount,
-                                    challenge_period,
-                                })
-                                .await?
+                            OpenParams {
+                                partner,
+                                amount,
+                                challenge_period,
+                            }
+                            .call(&client)
+                            .await?
                         }
                         ChannelCommand::Get { id } => client.get_channel(id).await?,
                         ChannelCommand::TopUp { id, amount } => client.top_up(id, amount).await?,

@@ -107,18 +107,18 @@ where
                         tokio::time::sleep_until(due.into()).await;
                     }
                     let sent = Instant::now();
-                    let paid = client
-                        .pay(PayParams {
-                            channel_id: stream.target.id(),
-                            partner: stream.target.partner(),
-                            amount: stream.amount.clone(),
-                            idempotency_key: stream
-                                .idempotency_key
-                                .as_ref()
-                                .map(|k| format!("{k}-{i}")),
-                            memo: stream.memo.clone(),
-                        })
-                        .await;
+                    let paid = PayParams {
+                        channel_id: stream.target.id(),
+                        partner: stream.target.partner(),
+                        amount: stream.amount.clone(),
+                        idempotency_key: stream
+                            .idempotency_key
+                            .as_ref()
+                            .map(|k| format!("{k}-{i}")),
+                        memo: stream.memo.clone(),
+                    }
+                    .call(&*client)
+                    .await;
                     let paid = match paid {
                         Ok(paid) => paid,
                         Err(e) => {

@@ -11,6 +11,7 @@
 //! the chain may succeed. The caller freezes the channel (no payment either way) before it
 //! signs, so that no payment is left out of the payouts and undone by the close.
 
+use crate::amount::format_amount;
 use crate::channel::Channel;
 
 /// The start of every [`CloseRefusal::Behind`] message. Nodes match it over the wire (the
@@ -48,6 +49,33 @@ pub enum CloseRefusal {
 }
 
 impl CloseRefusal {
+    /// What the partner's node is told: the message with its amounts in token units
+    /// (`decimals`, the token's). (`Display` keeps base units, for logs.)
+    pub fn explain(&self, decimals: u8) -> String {
+        let units = |base: u128| format_amount(base, decimals);
+        match self {
+            Self::Behind {
+                theirs_withdrawn,
+                ours_withdrawn,
+                theirs_total,
+                holdings,
+            } => format!(
+                "the nodes' views of the chain differ: the close is signed at withdrawal totals ({}, {}) paying out {}, this node has ({}, {}) and holdings {}; both nodes catch up with the chain, then ask again",
+                units(theirs_withdrawn.0),
+                units(theirs_withdrawn.1),
+                units(*theirs_total),
+                units(ours_withdrawn.0),
+                units(ours_withdrawn.1),
+                units(*holdings)
+            ),
+            Self::Payouts { expected } => format!(
+                "the payouts do not match this node's balances ({} to A, {} to B): let every payment in flight be acknowledged, then ask again",
+                units(expected.0),
+                units(expected.1)
+            ),
+        }
+    }
+
     /// Whether asking again after both nodes catch up with the chain may succeed (the views
     /// of the chain differed).
     pub fn is_retryable(&self) -> bool {
@@ -89,6 +117,31 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_refusal_the_partner_reads_is_in_token_units() {
+        let behind = CloseRefusal::Behind {
+            theirs_withdrawn: (1_000_000, 0),
+            ours_withdrawn: (0, 0),
+            theirs_total: 12_500_000,
+            holdings: 13_500_000,
+        };
+        let text = behind.explain(6);
+        assert!(
+            text.contains("withdrawal totals (1, 0) paying out 12.5")
+                && text.contains("this node has (0, 0) and holdings 13.5"),
+            "{text}"
+        );
+        let payouts = CloseRefusal::Payouts {
+            expected: (2_000_000, 500_000),
+        };
+        assert!(
+            payouts.explain(6).contains("(2 to A, 0.5 to B)"),
+            "{}",
+            payouts.explain(6)
+        );
+        assert!(!text.contains("base units") && !payouts.explain(6).contains("base units"));
+    }
     use crate::channel::{PendingWithdrawal, Role};
     use crate::test_support::{any_channel, mirror, open_channel, proof};
 

@@ -258,6 +258,17 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// Every kind, in declaration order (the API documents exactly these names).
+    pub const ALL: [ChangeKind; 7] = [
+        Self::Opened,
+        Self::Deposit,
+        Self::Withdrawal,
+        Self::Closed,
+        Self::Proof,
+        Self::Settled,
+        Self::Rebuilt,
+    ];
+
     /// The kind's name in logs and notifications: "opened", "deposit", "withdrawal",
     /// "closed", "proof", "settled" or "rebuilt".
     pub fn as_str(self) -> &'static str {
@@ -420,10 +431,13 @@ mod tests {
         both.on_chain.deposit_b += 1;
         both.on_chain.withdrawn_a += 1;
         assert_eq!(change_kind(Some(&closed), &both), Deposit);
-        let names: Vec<&str> = [Opened, Deposit, Withdrawal, Closed, Proof, Settled, Rebuilt]
-            .iter()
-            .map(|k| k.as_str())
-            .collect();
+        // ALL holds every kind: a new variant must be added to it (and to the API's list).
+        for kind in ChangeKind::ALL {
+            match kind {
+                Opened | Deposit | Withdrawal | Closed | Proof | Settled | Rebuilt => {}
+            }
+        }
+        let names: Vec<&str> = ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(
             names,
             [

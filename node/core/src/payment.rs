@@ -17,6 +17,7 @@
 //! proof it missed ([`Channel::sync_increase`]) and learns what the partner holds of ours
 //! ([`Channel::partner_holds`]).
 
+use crate::amount::format_amount;
 use crate::channel::{ChainState, Channel};
 
 mod batch;
@@ -103,6 +104,48 @@ pub enum Rejection {
         "the payments' amounts overflow: their sum does not fit 128 bits; send fewer or smaller payments per proof"
     )]
     Overflow,
+}
+
+impl PaymentError {
+    /// What the caller is told: the message with its amounts in token units (`decimals`, the
+    /// token's). (`Display` keeps base units, for logs.)
+    pub fn explain(&self, decimals: u8) -> String {
+        match self {
+            Self::Insufficient {
+                id,
+                available,
+                amount,
+            } => format!(
+                "channel {id} can pay at most {} now, {} asked: top up or pay less",
+                format_amount(*available, decimals),
+                format_amount(*amount, decimals)
+            ),
+            Self::Zero | Self::NotOpen { .. } | Self::Exhausted { .. } => self.to_string(),
+        }
+    }
+}
+
+impl Rejection {
+    /// What the payer is told: the message with its amounts in token units (`decimals`, the
+    /// token's). (`Display` keeps base units, for logs.)
+    pub fn explain(&self, decimals: u8) -> String {
+        let units = |base: u128| format_amount(base, decimals);
+        match self {
+            Self::Increase { claimed, got } => format!(
+                "the proof moves {}, the payment claims {}",
+                units(*got),
+                units(*claimed)
+            ),
+            Self::Unaffordable { available, amount } => format!(
+                "the payer can pay at most {}, the payment is {}",
+                units(*available),
+                units(*amount)
+            ),
+            Self::NotOpen | Self::Nonce { .. } | Self::Zero | Self::Exhausted | Self::Overflow => {
+                self.to_string()
+            }
+        }
+    }
 }
 
 /// What the payments one proof carries claim together: their sum, each of them a payment.
@@ -230,6 +273,38 @@ mod tests {
     /// Channel 1 with us as A (the fixture's other parameters).
     fn open_channel(deposit_a: u128, deposit_b: u128) -> Channel {
         test_support::open_channel(Role::A, deposit_a, deposit_b)
+    }
+
+    #[test]
+    fn what_callers_read_is_in_token_units() {
+        let short = PaymentError::Insufficient {
+            id: 1,
+            available: 2_500_000,
+            amount: 3_000_001,
+        };
+        assert_eq!(
+            short.explain(6),
+            "channel 1 can pay at most 2.5 now, 3.000001 asked: top up or pay less"
+        );
+        let increase = Rejection::Increase {
+            claimed: 1_000,
+            got: 500,
+        };
+        assert_eq!(
+            increase.explain(6),
+            "the proof moves 0.0005, the payment claims 0.001"
+        );
+        let unaffordable = Rejection::Unaffordable {
+            available: 9_999_000,
+            amount: 10_999_000,
+        };
+        assert_eq!(
+            unaffordable.explain(6),
+            "the payer can pay at most 9.999, the payment is 10.999"
+        );
+        // Logs keep base units; the others have no amount.
+        assert!(increase.to_string().contains("500 base units"));
+        assert_eq!(Rejection::Zero.explain(6), Rejection::Zero.to_string());
     }
 
     #[test]

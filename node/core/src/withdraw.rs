@@ -12,6 +12,7 @@
 
 use alloy_primitives::Address;
 
+use crate::amount::format_amount;
 use crate::channel::{ChainState, Channel, PendingWithdrawal};
 use crate::limits::MAX_DEPOSIT;
 
@@ -119,6 +120,68 @@ pub enum WithdrawRefusal {
         /// The partner's total withdrawn on-chain.
         withdrawn: u128,
     },
+}
+
+impl WithdrawError {
+    /// What the caller is told: the message with its amounts in token units (`decimals`, the
+    /// token's) and, where the refusal is temporary, when a retry can work. (`Display` keeps
+    /// base units, for logs.)
+    pub fn explain(&self, decimals: u8) -> String {
+        let units = |base: u128| format_amount(base, decimals);
+        match self {
+            Self::Pending { total, expiry } => pending(units(*total), *expiry),
+            Self::Insufficient { available, amount } => format!(
+                "at most {} can be withdrawn now, {} asked: withdraw less",
+                units(*available),
+                units(*amount)
+            ),
+            Self::TooLarge { total } => format!(
+                "a total withdrawn of {} would pass the contract's limit of {}: close the channel and open a new one",
+                units(*total),
+                units(MAX_DEPOSIT)
+            ),
+            Self::NotOpen { .. } | Self::Zero => self.to_string(),
+        }
+    }
+}
+
+impl WithdrawRefusal {
+    /// What the partner's node is told, amounts in token units (`decimals`, the token's).
+    pub fn explain(&self, decimals: u8) -> String {
+        let units = |base: u128| format_amount(base, decimals);
+        match self {
+            Self::Pending { total, expiry } => pending(units(*total), *expiry),
+            Self::TooLarge { total } => format!(
+                "a total of {} is past the contract's limit of {}: ask for less",
+                units(*total),
+                units(MAX_DEPOSIT)
+            ),
+            Self::Exceeds {
+                total,
+                increase,
+                available,
+                withdrawn,
+            } => format!(
+                "a new total of {} withdraws {}; by this node's books the partner can withdraw at most {} more (it has withdrawn {}): ask for a total above {} and at most {}",
+                units(*total),
+                units(*increase),
+                units(*available),
+                units(*withdrawn),
+                units(*withdrawn),
+                units(withdrawn.saturating_add(*available))
+            ),
+            Self::NotForItself | Self::ExpiryTooFar { .. } | Self::NotOpen { .. } => {
+                self.to_string()
+            }
+        }
+    }
+}
+
+/// A channel holds one withdrawal at a time: when the next can be asked for.
+fn pending(total: String, expiry: u64) -> String {
+    format!(
+        "a co-signed withdrawal (a new total withdrawn of {total}) is pending on this channel, one at a time: retry once it has executed (the channel's total withdrawn reaches {total}) or after unix time {expiry} (chain time), when it expires"
+    )
 }
 
 impl Channel {
@@ -451,6 +514,49 @@ mod tests {
         assert_eq!(
             insufficient.to_string(),
             "at most 5 base units can be withdrawn now, 6 asked: withdraw less"
+        );
+    }
+
+    #[test]
+    fn callers_are_told_amounts_in_token_units_and_when_to_retry() {
+        let exceeds = WithdrawRefusal::Exceeds {
+            total: 70_000_000,
+            increase: 60_000_000,
+            available: 55_500_000,
+            withdrawn: 10_000_000,
+        };
+        assert_eq!(
+            exceeds.explain(6),
+            "a new total of 70 withdraws 60; by this node's books the partner can withdraw at most 55.5 more (it has withdrawn 10): ask for a total above 10 and at most 65.5"
+        );
+        let insufficient = WithdrawError::Insufficient {
+            available: 5,
+            amount: 1_000_000,
+        };
+        assert_eq!(
+            insufficient.explain(6),
+            "at most 0.000005 can be withdrawn now, 1 asked: withdraw less"
+        );
+        let pending = WithdrawError::Pending {
+            total: 2_500_000,
+            expiry: 1_700_000_900,
+        };
+        let told = pending.explain(6);
+        assert!(told.contains("total withdrawn of 2.5"), "{told}");
+        assert!(
+            told.contains("retry once it has executed")
+                && told.contains("after unix time 1700000900"),
+            "{told}"
+        );
+        let partner_side = WithdrawRefusal::Pending {
+            total: 2_500_000,
+            expiry: 1_700_000_900,
+        };
+        assert_eq!(partner_side.explain(6), told, "both sides say it alike");
+        assert!(
+            !WithdrawError::TooLarge { total: u128::MAX }
+                .explain(6)
+                .contains("base units")
         );
     }
 

@@ -167,19 +167,7 @@ impl Builder {
                 chain_id,
             });
         }
-        // The store belongs to the key that created it: another key would act on channels it
-        // does not own. A store from before owners were recorded is claimed by its first key.
-        match store.owner()? {
-            Some(owner) if owner != key.address() => {
-                return Err(StartError::NotOwner {
-                    data_dir: config.data_dir.clone(),
-                    owner,
-                    key: key.address(),
-                });
-            }
-            Some(_) => {}
-            None => store.commit(&[farthing_store::Write::Owner(key.address())])?,
-        }
+        claim_store(&*store, key.address(), &config.data_dir)?;
         let url: alloy::transports::http::reqwest::Url = config
             .chain
             .rpc_url
@@ -279,6 +267,7 @@ impl Builder {
         });
         let peering = Arc::new(Peering {
             links: links.clone(),
+            kept: Arc::default(),
             payments: payments.clone(),
             cosign: cosign.clone(),
             table: table.clone(),
@@ -287,6 +276,7 @@ impl Builder {
             store_health: store_health.clone(),
             tasks: tasks.clone(),
             chain_id,
+            decimals: chain.deployment.token_decimals,
             admission: Default::default(),
         });
         let operations = Arc::new(Operations {
@@ -326,6 +316,10 @@ impl Builder {
             "watchtower",
             OnFailure::Degrade,
             watchtower.clone().run(tasks.shutdown_signal()),
+        );
+        tasks.spawn(
+            "channel announcer",
+            peering.clone().announce_openings(tasks.shutdown_signal()),
         );
         tasks.spawn_critical(
             "store guard",
@@ -402,4 +396,75 @@ async fn resend_journaled(
         }
     }
     Ok(())
+}
+
+/// The store belongs to the key that created it: another key would act on channels it does
+/// not own. A store from before owners were recorded belongs to the key its channels name as
+/// theirs (`us`); only a store without channels is claimed by whatever key starts on it.
+fn claim_store(
+    store: &dyn Store,
+    key: alloy::primitives::Address,
+    data_dir: &std::path::Path,
+) -> Result<(), StartError> {
+    let owner = match store.owner()? {
+        Some(owner) => owner,
+        None => match store
+            .channels()?
+            .into_iter()
+            .map(|c| c.us)
+            .find(|us| *us != key)
+        {
+            Some(theirs) => theirs,
+            None => {
+                store.commit(&[farthing_store::Write::Owner(key)])?;
+                return Ok(());
+            }
+        },
+    };
+    if owner == key {
+        Ok(())
+    } else {
+        Err(StartError::NotOwner {
+            data_dir: data_dir.to_owned(),
+            owner,
+            key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use farthing_store::testing::sample_channel;
+    use farthing_store::{MemStore, Store, Write};
+
+    use super::*;
+
+    #[test]
+    fn a_store_belongs_to_its_first_key_or_to_the_key_its_channels_name() {
+        let dir = Path::new("/data");
+        let channel = sample_channel(3);
+        let (alice, mallory) = (channel.us, alloy::primitives::Address::repeat_byte(0xee));
+
+        // A store from before owners were recorded, holding alice's channel: mallory's key is
+        // refused (naming alice), alice's claims it.
+        let old = MemStore::default();
+        old.commit(&[Write::Channel(channel)]).expect("write");
+        let refused = claim_store(&old, mallory, dir).expect_err("not mallory's");
+        assert!(
+            matches!(refused, StartError::NotOwner { owner, key, .. } if owner == alice && key == mallory),
+            "{refused}"
+        );
+        assert_eq!(old.owner().expect("read"), None, "nothing claimed");
+        claim_store(&old, alice, dir).expect("alice's");
+        assert_eq!(old.owner().expect("read"), Some(alice));
+        assert!(claim_store(&old, mallory, dir).is_err());
+
+        // An empty store is claimed by the first key.
+        let new = MemStore::default();
+        claim_store(&new, mallory, dir).expect("claimed");
+        assert_eq!(new.owner().expect("read"), Some(mallory));
+        assert!(claim_store(&new, alice, dir).is_err());
+    }
 }

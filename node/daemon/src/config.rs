@@ -16,10 +16,16 @@
 //! | `chain.poll_interval_ms` | `500` | how often the watcher asks for new blocks |
 //! | `key` | none: required | one of `keystore` (+ `password_file`), `raw_key_file`, `dev_account` (a public devnet key: refused on any chain but a devnet's); `--dev N`, `--key-file`, `--keystore` set it |
 //! | `rpc.listen` | `127.0.0.1:7750` | JSON-RPC over HTTP and WebSocket for agents and operators |
-//! | `rpc.max_connections` | `64` | concurrent RPC connections |
+//! | `rpc.max_ws_connections` | `32` | WebSocket connections open at once; more get HTTP 429 (HTTP calls are not affected) |
+//! | `rpc.max_ws_connections_per_source` | `8` | WebSocket connections open at once from one address |
+//! | `rpc.max_http_requests` | `32` | HTTP requests served at once, however many WebSockets are open |
+//! | `rpc.max_http_requests_per_source` | `16` | HTTP requests served at once for one address |
+//! | `rpc.max_subscriptions` | `256` | subscriptions over all connections; more get error 1015 |
+//! | `rpc.max_subscriptions_per_connection` | `16` | subscriptions on one WebSocket connection |
 //! | `rpc.max_request_bytes` | `65536` | larger requests are refused |
+//! | `rpc.max_response_bytes` | `10485760` | a larger response is replaced by an error |
 //! | `peer.listen` | `127.0.0.1:7751` | where partner nodes connect |
-//! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` |
+//! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` (redialled with backoff to 5 min; `farthing_disconnectPeer` stops one until the next start) |
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |
 //! | `watchtower.margin_secs` | `600` | a partner's stale close still unanswered this close to its deadline raises a warning |
 //! | `watchtower.max_lag_blocks` | `64` | the node reports itself degraded when its watcher is further behind the chain head |
@@ -144,17 +150,8 @@ pub enum KeySource {
     DevAccount(u32),
 }
 
-/// The agents' and operators' JSON-RPC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RpcConfig {
-    /// Listen address (HTTP and WebSocket on one port).
-    pub listen: SocketAddr,
-    /// Maximum concurrent connections.
-    pub max_connections: u32,
-    /// Maximum request body in bytes.
-    pub max_request_bytes: u32,
-}
+/// The agents' and operators' JSON-RPC: the RPC server's own settings (its doc table).
+pub type RpcConfig = farthing_rpc::RpcServerConfig;
 
 /// The link to partner nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,16 +196,6 @@ impl Default for ChainConfig {
             deployment: PathBuf::from(".devnet/deployment.json"),
             confirmations: 1,
             poll_interval_ms: 500,
-        }
-    }
-}
-
-impl Default for RpcConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7750)),
-            max_connections: 64,
-            max_request_bytes: 64 * 1024,
         }
     }
 }
@@ -295,12 +282,7 @@ impl Config {
                 "chain.poll_interval_ms must be at least 1".into(),
             ));
         }
-        if self.rpc.max_connections == 0 || self.rpc.max_request_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "rpc.max_connections must be at least 1 and rpc.max_request_bytes at least 1024"
-                    .into(),
-            ));
-        }
+        self.rpc.validate().map_err(ConfigError::Invalid)?;
         if self.history.keep_payments == 0 {
             return Err(ConfigError::Invalid(
                 "history.keep_payments must be at least 1 (the log's numbering continues from \
@@ -377,10 +359,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(scheme.contains("must start with http://"), "{scheme}");
-        let zero = Config::from_toml("[rpc]\nmax_connections = 0")
+        let zero = Config::from_toml("[rpc]\nmax_ws_connections = 0")
             .unwrap_err()
             .to_string();
-        assert!(zero.contains("max_connections"), "{zero}");
+        assert!(zero.contains("rpc.max_ws_connections"), "{zero}");
+        // The one shared limit of old is gone: its name is refused, the new ones are listed.
+        let old = Config::from_toml("[rpc]\nmax_connections = 64")
+            .unwrap_err()
+            .to_string();
+        assert!(old.contains("max_ws_connections"), "{old}");
         let keep = Config::from_toml("[history]\nkeep_payments = 0")
             .unwrap_err()
             .to_string();

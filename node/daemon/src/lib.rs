@@ -45,7 +45,8 @@ pub use config::{Config, ConfigError, HistoryConfig, KeySource, WatchtowerConfig
 pub use cosign::CosignError;
 pub use health::Health;
 pub use keys::{KeyError, load_key};
-pub use net::LinkError;
+pub use link::kept::PeerStatus;
+pub use net::{LinkError, NotReady};
 pub use node::Node;
 pub use observe::{FeedError, MAX_PAGE, PageQuery, Payment, PaymentFeed, PaymentPage};
 pub use ops::OpError;

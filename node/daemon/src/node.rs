@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::cosign::{Cosign, CosignError};
 use crate::health::{Health, StoreHealth};
 use crate::link::Links;
+use crate::link::kept::PeerStatus;
 use crate::net::{LinkError, Peering};
 use crate::observe::{
     FeedError, History, Metrics, PageQuery, Payment, PaymentFeed, PaymentPage, Snapshot,
@@ -147,6 +148,22 @@ impl Node {
     /// One of the node's channels, or why not.
     pub fn channel(&self, id: ChannelId) -> Result<Channel, OpError> {
         self.c.operations.channel(id)
+    }
+
+    /// Wait (at most `patience`) until channel `id` can take payments both ways: open here,
+    /// linked, and known to the partner's node; or say what is missing.
+    pub async fn wait_ready(
+        &self,
+        id: ChannelId,
+        patience: std::time::Duration,
+    ) -> Result<Channel, crate::net::NotReady> {
+        self.c.peering.wait_ready(id, patience).await
+    }
+
+    /// Whether channel `id` is on-chain with this node as a participant, whether or not the
+    /// node has applied it yet (`false` if the chain cannot say).
+    pub async fn is_ours_on_chain(&self, id: ChannelId) -> bool {
+        self.c.chain.is_ours_on_chain(id).await.unwrap_or(false)
     }
 
     /// The partner of channel `id`.
@@ -298,6 +315,54 @@ impl Node {
     /// Keep a link to `peer` up (redialed with backoff) until the node stops.
     pub fn keep_linked(&self, peer: PeerAddr) {
         self.c.peering.keep_linked(peer);
+    }
+
+    /// Stop keeping a link to `peer` and drop the one that is up; `forget`: also forget its
+    /// dial address (for this run). Returns (was linked, was kept, forgotten).
+    pub fn disconnect_peer(&self, peer: Address, forget: bool) -> (bool, bool, bool) {
+        self.c.peering.stop_keeping(peer, forget)
+    }
+
+    /// How many addresses the node keeps dialling (their redial loops running).
+    pub fn kept_count(&self) -> u64 {
+        self.c.peering.kept.loops()
+    }
+
+    /// Every peer the node is linked to, keeps a link to, or shares a channel with, in address
+    /// order.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        fn slot(
+            peers: &mut std::collections::BTreeMap<Address, PeerStatus>,
+            address: Address,
+        ) -> &mut PeerStatus {
+            peers.entry(address).or_insert_with(|| PeerStatus {
+                address,
+                ..PeerStatus::default()
+            })
+        }
+        let mut peers = std::collections::BTreeMap::new();
+        for (address, state) in self.c.peering.kept.all() {
+            let peer = slot(&mut peers, address);
+            peer.dial = Some(format!("{}:{}", state.addr.host, state.addr.port));
+            peer.kept = state.kept;
+            peer.failed_dials = state.failed;
+            peer.last_error = state.last_error;
+            peer.next_dial_in = state
+                .next_dial
+                .filter(|_| state.kept)
+                .map(|at| at.saturating_duration_since(std::time::Instant::now()));
+        }
+        let us = self.address();
+        for (address, dialer, since) in self.c.links.snapshot() {
+            let peer = slot(&mut peers, address);
+            peer.linked_since_ms = Some(since);
+            peer.dialled_by_us = Some(dialer == us);
+            peer.next_dial_in = None;
+        }
+        for channel in self.c.table.all() {
+            slot(&mut peers, channel.partner).channels.push(channel.id);
+        }
+        peers.into_values().collect()
     }
 
     /// Drop every peer link now (dialed partners are dialed again).

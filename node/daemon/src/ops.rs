@@ -130,7 +130,9 @@ impl Operations {
         }
         if amount > MAX_DEPOSIT {
             return Err(OpError::InvalidParams(format!(
-                "{amount} base units exceed the contract's deposit limit"
+                "{} exceeds the contract's deposit limit of {}",
+                farthing_core::format_amount(amount, d.token_decimals),
+                farthing_core::format_amount(MAX_DEPOSIT, d.token_decimals)
             )));
         }
         self.require_funds(amount).await?;

@@ -21,7 +21,8 @@
 //! 4. Leaves, never held while taking another lock; some are taken briefly under the table's
 //!    lock: the group committer's queue, the link registry's map (and a replaced link's
 //!    pending answers), a link's outgoing queue (lock-free), the delivery tracker
-//!    (`payments::delivery`), the store's health, the task set. Never under it: the outboxes.
+//!    (`payments::delivery`), the store's health, the task set. Never under it: the outboxes,
+//!    the kept partners (`link::kept`: its map, then an entry's state, nothing else).
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;

@@ -11,7 +11,8 @@
 //!   its [`OnFailure`] policy applies: the node reports itself degraded (it takes no new risk
 //!   and says why), or it stops (the binary exits non-zero so a supervisor restarts it), or —
 //!   for tasks that only serve observers — it raises a warning. A critical task never
-//!   vanishes silently.
+//!   vanishes silently. A listener restarts itself (`listen`): [`Tasks::down`] reports it
+//!   while it is down, [`Tasks::recovered`] withdraws the report once it listens again.
 //!
 //! [`Tasks::shutdown`] raises the signal and waits until every task has ended. Tracking is a
 //! counter, not a lock: signers and history records are spawned on the payment path.
@@ -66,10 +67,10 @@ struct Inner {
     live: AtomicUsize,
     /// Woken when the last task ends.
     idle: Notify,
-    /// Why the node is degraded: critical tasks that failed.
-    failed: Mutex<Vec<String>>,
-    /// Observer tasks that failed.
-    warnings: Mutex<Vec<String>>,
+    /// Why the node is degraded: critical tasks that failed, by name.
+    failed: Mutex<Vec<(&'static str, String)>>,
+    /// Observer tasks that failed, by name.
+    warnings: Mutex<Vec<(&'static str, String)>>,
     /// Set once a task whose policy is [`OnFailure::Stop`] failed.
     fatal: watch::Sender<Option<String>>,
 }
@@ -176,11 +177,26 @@ impl Tasks {
         on_failure: OnFailure,
         task: impl Future<Output = ()> + Send + 'static,
     ) {
+        self.spawn_critical_until(name, on_failure, async move {
+            task.await;
+            false
+        });
+    }
+
+    /// [`Tasks::spawn_critical`] for a task that may be told to end: it returns `true` when it
+    /// ended as told (e.g. a partner's redial after `disconnectPeer`), which is no failure.
+    pub(crate) fn spawn_critical_until(
+        &self,
+        name: &'static str,
+        on_failure: OnFailure,
+        task: impl Future<Output = bool> + Send + 'static,
+    ) {
         let tasks = self.clone();
         self.track(async move {
             let why = match AssertUnwindSafe(task).catch_unwind().await {
-                Ok(()) if tasks.is_stopping() => return,
-                Ok(()) => "ended".to_owned(),
+                Ok(true) => return,
+                Ok(false) if tasks.is_stopping() => return,
+                Ok(false) => "ended".to_owned(),
                 Err(panic) => format!("panicked: {}", panic_text(&*panic)),
             };
             tasks.failed(name, on_failure, &why);
@@ -210,7 +226,7 @@ impl Tasks {
                     "the {name} task {why}: the node stops (restart it; the log above says why)"
                 );
                 tracing::error!("{problem}");
-                self.push(&self.inner.failed, problem.clone());
+                self.push(&self.inner.failed, name, problem.clone());
                 self.inner.fatal.send_replace(Some(problem));
                 self.inner.shutdown.send_replace(true);
             }
@@ -219,38 +235,58 @@ impl Tasks {
                     "the {name} task {why}: the node takes no new risk until it is restarted"
                 );
                 tracing::error!("{problem}");
-                self.push(&self.inner.failed, problem);
+                self.push(&self.inner.failed, name, problem);
             }
             OnFailure::Warn => {
                 let warning = format!("the {name} task {why}; restart the node to get it back");
                 tracing::warn!("{warning}");
-                self.push(&self.inner.warnings, warning);
+                self.push(&self.inner.warnings, name, warning);
             }
         }
     }
 
-    fn push(&self, list: &Mutex<Vec<String>>, text: String) {
+    /// A critical task that restarts itself (a listener, see `listen`) is down: its policy
+    /// applies ([`OnFailure::Stop`] as for any task) until [`Tasks::recovered`].
+    pub(crate) fn down(&self, name: &'static str, on_failure: OnFailure, why: &str) {
+        match on_failure {
+            OnFailure::Stop => self.failed(name, on_failure, why),
+            OnFailure::Degrade => {
+                let problem =
+                    format!("the {name} task {why}: the node takes no new risk until it is back");
+                tracing::error!("{problem}");
+                self.push(&self.inner.failed, name, problem);
+            }
+            OnFailure::Warn => {
+                let warning = format!("the {name} task {why}");
+                tracing::warn!("{warning}");
+                self.push(&self.inner.warnings, name, warning);
+            }
+        }
+    }
+
+    /// The task `name` runs again: withdraw what [`Tasks::down`] reported for it.
+    pub(crate) fn recovered(&self, name: &'static str) {
+        for list in [&self.inner.failed, &self.inner.warnings] {
+            list.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(task, _)| *task != name);
+        }
+    }
+
+    fn push(&self, list: &Mutex<Vec<(&'static str, String)>>, name: &'static str, text: String) {
         list.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(text);
+            .push((name, text));
     }
 
     /// Why the node is degraded because of its tasks (empty: every critical task runs).
     pub(crate) fn problems(&self) -> Vec<String> {
-        self.inner
-            .failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        texts(&self.inner.failed)
     }
 
     /// Observer tasks that stopped.
     pub(crate) fn warnings(&self) -> Vec<String> {
-        self.inner
-            .warnings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        texts(&self.inner.warnings)
     }
 
     /// Resolves with the reason once a task whose policy is [`OnFailure::Stop`] failed.
@@ -289,8 +325,17 @@ impl Tasks {
     }
 }
 
+/// The texts of a list of reports.
+fn texts(list: &Mutex<Vec<(&'static str, String)>>) -> Vec<String> {
+    list.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|(_, text)| text.clone())
+        .collect()
+}
+
 /// The text a panic carried, if it was a string.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -11,6 +11,8 @@ use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AmountProblem, ApiError};
+pub use crate::peers::{Disconnected, LinkCounts, PeerView};
+pub use crate::requests::{OpenParams, PayParams};
 pub use crate::state::ChannelState;
 
 /// The Farthing node's JSON-RPC API, namespace `farthing` (`farthing_info`, …).
@@ -25,10 +27,16 @@ pub trait FarthingApi {
     #[method(name = "info")]
     async fn info(&self) -> Result<NodeInfo, ApiError>;
 
-    /// `farthing_openChannel`: open a channel to `partner`, funded with `amount` from the
-    /// node's token balance.
+    /// `farthing_openChannel`: open a channel to `partner`, funded with `amount` (token units)
+    /// from the node's token balance, with `challenge_period` seconds (the node's default when
+    /// absent); one transaction, answered once mined.
     #[method(name = "openChannel")]
-    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError>;
+    async fn open_channel(
+        &self,
+        partner: Address,
+        amount: String,
+        challenge_period: Option<u32>,
+    ) -> Result<ChannelView, ApiError>;
 
     /// `farthing_topUp`: add `amount` to our deposit in an open channel.
     #[method(name = "topUp")]
@@ -52,8 +60,22 @@ pub trait FarthingApi {
     #[method(name = "getChannel")]
     async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
 
-    /// `farthing_closeChannel`: close unilaterally with the partner's latest proof; the
-    /// challenge period starts.
+    /// `farthing_waitChannel`: wait until channel `channel_id` can take payments both ways —
+    /// open on this node, linked to the partner's node, and known to it (each node applies an
+    /// opening after its own confirmations) — for at most `timeout_secs` (default 60, at most
+    /// 600). Answers the channel, or 1013 saying what is still missing.
+    #[method(name = "waitChannel")]
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError>;
+
+    /// `farthing_closeChannel`: close cooperatively first — over the link, the partner's node
+    /// co-signs the payouts it computes itself, one transaction, paid out at once (`settled`);
+    /// if it cannot (no link, no answer, or the partner refuses), close unilaterally with the
+    /// partner's latest proof (`closed`: the challenge period starts, then `farthing_settle`).
+    /// A channel already closed or settled is answered as it is.
     #[method(name = "closeChannel")]
     async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
 
@@ -69,13 +91,43 @@ pub trait FarthingApi {
     /// `farthing_pay`: pay `amount` to a channel partner (by channel id or by partner address)
     /// over the peer link; returns once the partner acknowledged the payment as durable. The
     /// same `idempotency_key` twice pays once and returns the first result.
+    /// Give `channel_id` or `partner` (both: they must agree).
     #[method(name = "pay")]
-    async fn pay(&self, params: PayParams) -> Result<PayResult, ApiError>;
+    async fn pay(
+        &self,
+        channel_id: Option<ChannelId>,
+        partner: Option<Address>,
+        amount: String,
+        idempotency_key: Option<String>,
+        memo: Option<String>,
+    ) -> Result<PayResult, ApiError>;
 
-    /// `farthing_connectPeer`: link to a partner node at `0xADDRESS@host:port` (kept up and
-    /// re-dialled by the node).
+    /// `farthing_connectPeer`: link to a partner node at `0xADDRESS@host:port` and keep the
+    /// link up: redialled whenever it drops, with backoff after failed dials (250 ms doubling
+    /// to 5 min); `farthing_listPeers` shows how it goes, `farthing_disconnectPeer` stops it.
+    /// Answers at once (`true`), before the first dial.
     #[method(name = "connectPeer")]
     async fn connect_peer(&self, peer: String) -> Result<bool, ApiError>;
+
+    /// `farthing_listPeers`: every peer the node knows — linked, kept (redialled), or a
+    /// channel partner — in address order.
+    #[method(name = "listPeers")]
+    async fn list_peers(&self) -> Result<Vec<PeerView>, ApiError>;
+
+    /// `farthing_disconnectPeer`: drop the link to `peer` (`0xADDRESS`) and stop redialling
+    /// it; the partner's node may still dial in. `forget`: also forget its address (for this
+    /// run: one from the config's `peer.connect` is dialled again at the next start).
+    #[method(name = "disconnectPeer")]
+    async fn disconnect_peer(
+        &self,
+        peer: Address,
+        forget: Option<bool>,
+    ) -> Result<Disconnected, ApiError>;
+
+    /// `farthing_discover` (also `rpc.discover`): this API described as an OpenRPC 1.2
+    /// document — every method and subscription, its parameters, result and error codes.
+    #[method(name = "discover", aliases = ["rpc.discover"])]
+    async fn discover(&self) -> Result<serde_json::Value, ApiError>;
 
     /// `farthing_balances`: gas money, free tokens, tokens in channels, claimable tokens.
     #[method(name = "balances")]
@@ -102,42 +154,25 @@ pub trait FarthingApi {
     /// then the live ones — none missed, none twice, whatever the load. A subscription that can
     /// no longer go on without a gap (the entries it needs were pruned, the node stops) ends
     /// with an error naming the last `seq` it delivered: subscribe again with that `after`.
+    /// Refused with 1015 once the node serves `rpc.max_subscriptions` subscriptions (-32006
+    /// past `rpc.max_subscriptions_per_connection` on one connection).
     #[subscription(
         name = "subscribePayments" => "payment",
         unsubscribe = "unsubscribePayments",
-        item = PaymentView
+        item = PaymentView,
+        with_extensions
     )]
     async fn subscribe_payments(&self, after: Option<u64>) -> SubscriptionResult;
 
     /// `farthing_subscribeChannels`: a [`ChannelUpdate`] each time a channel changes, until
-    /// `farthing_unsubscribeChannels` (WebSocket only).
+    /// `farthing_unsubscribeChannels` (WebSocket only). Limited like `subscribePayments`.
     #[subscription(
         name = "subscribeChannels" => "channelUpdate",
         unsubscribe = "unsubscribeChannels",
-        item = ChannelUpdate
+        item = ChannelUpdate,
+        with_extensions
     )]
     async fn subscribe_channels(&self) -> SubscriptionResult;
-}
-
-/// `farthing_pay`'s parameters: the channel by id, or by partner address (the node's open
-/// channel with that partner).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PayParams {
-    /// The channel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel_id: Option<ChannelId>,
-    /// Or the partner.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partner: Option<Address>,
-    /// Amount in token units, e.g. "0.001".
-    pub amount: String,
-    /// Pay once per key: a repeat returns the first result.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-    /// Free text for the partner (≤ 256 bytes, not signed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memo: Option<String>,
 }
 
 /// `farthing_pay`'s answer.
@@ -186,6 +221,10 @@ pub struct NodeInfo {
     /// Write batches those commits carried (payments, acknowledgements, watcher passes).
     #[serde(default)]
     pub store_batches: u64,
+    /// Links to partner nodes: how many are up, how many addresses are kept (redialled);
+    /// `farthing_listPeers` has each peer.
+    #[serde(default)]
+    pub links: LinkCounts,
 }
 
 /// The node's health: while degraded, calls that take new risk fail with
@@ -230,20 +269,6 @@ pub enum HealthStatus {
     Ok,
     /// Something is down or behind: no new risk.
     Degraded,
-}
-
-/// `farthing_openChannel`'s parameter (one object, so fields can be added later). Unknown
-/// fields are refused, so a misspelt option is an error rather than silently ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OpenParams {
-    /// Who to open the channel to.
-    pub partner: Address,
-    /// Our deposit, in token units ("100").
-    pub amount: String,
-    /// Challenge period in seconds; the node's default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub challenge_period: Option<u32>,
 }
 
 /// A channel as the API shows it: amounts in token units, sides from the node's point of view.
@@ -398,12 +423,28 @@ pub struct PaymentView {
     pub carried: bool,
 }
 
+/// Every [`ChannelUpdate::kind`] a node sends, in the order of the core's `ChangeKind`.
+pub const CHANNEL_UPDATE_KINDS: [&str; 7] = [
+    "opened",
+    "deposit",
+    "withdrawal",
+    "closed",
+    "proof",
+    "settled",
+    "rebuilt",
+];
+
 /// One item of the `farthing_subscribeChannels` subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelUpdate {
     /// The channel that changed.
     pub channel_id: ChannelId,
-    /// What happened, e.g. `"opened"`, `"deposited"`, `"paid"`, `"closed"`, `"settled"`.
+    /// What happened on-chain, one of [`CHANNEL_UPDATE_KINDS`]: `"opened"`, `"deposit"` (a
+    /// participant's deposit rose), `"withdrawal"`, `"closed"` (unilaterally: the challenge
+    /// period runs), `"proof"` (a proof recorded on-chain, or another change of the
+    /// channel's record), `"settled"` (paid out, final: after the challenge period or by a
+    /// cooperative close), `"rebuilt"` (re-read from the contract after a reorg). Payments
+    /// are not channel updates: `farthing_subscribePayments` streams them.
     pub kind: String,
     /// The channel after the change.
     pub channel: ChannelView,
@@ -510,16 +551,6 @@ mod tests {
         let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys.len(), 16, "{keys:?}");
         assert_eq!(serde_json::from_value::<ChannelView>(value).unwrap(), view);
-    }
-
-    #[test]
-    fn open_params_refuse_unknown_fields_and_default_the_period() {
-        let partner = format!("0x{}", "ab".repeat(20));
-        let params: OpenParams =
-            serde_json::from_value(json!({ "partner": partner, "amount": "100" })).unwrap();
-        assert_eq!(params.challenge_period, None);
-        let typo = json!({ "partner": partner, "amount": "1", "challengePeriod": 60 });
-        assert!(serde_json::from_value::<OpenParams>(typo).is_err());
     }
 
     #[test]

@@ -84,7 +84,11 @@ pub fn read_token(data_dir: &Path) -> Result<String> {
         path: path.clone(),
         source,
     };
-    let mut file = File::open(&path).map_err(io_error)?;
+    let mut file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::TokenMissing { path }),
+        Err(e) => return Err(io_error(e)),
+    };
     let metadata = file.metadata().map_err(io_error)?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -337,7 +341,10 @@ mod tests {
     #[test]
     fn refuses_a_malformed_token_file_and_a_missing_one() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(read_token(dir.path()), Err(Error::TokenIo { .. })));
+        assert!(matches!(
+            read_token(dir.path()),
+            Err(Error::TokenMissing { .. })
+        ));
         let path = token_path(dir.path());
         for content in ["", "short\n", &format!("{TOKEN} extra\n"), &"zz".repeat(32)] {
             let mut file = OpenOptions::new()

@@ -3,6 +3,7 @@
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
+use jsonrpsee::core::ClientError;
 use jsonrpsee_http_client::HttpClient;
 use jsonrpsee_ws_client::{WsClient, WsClientBuilder};
 
@@ -31,6 +32,25 @@ pub async fn connect_ws(url: &str, token: &str) -> Result<WsClient> {
             url: url.to_owned(),
             source,
         })
+}
+
+/// The HTTP status with which the node's server refused the client, if that is why `err`
+/// happened: 401 (the token) or 429 (one of the server's limits), over HTTP or at a WebSocket
+/// upgrade.
+pub fn refused_with(err: &ClientError) -> Option<u16> {
+    let ClientError::Transport(inner) = err else {
+        return None;
+    };
+    if let Some(jsonrpsee_http_client::transport::Error::Rejected { status_code }) =
+        inner.downcast_ref()
+    {
+        return Some(*status_code);
+    }
+    // The WebSocket client's handshake error is not exported; its message is fixed.
+    inner
+        .to_string()
+        .strip_prefix("Connection rejected with status code: ")
+        .and_then(|status| status.parse().ok())
 }
 
 /// `Authorization: Bearer <token>`, marked sensitive so that it is never printed.

@@ -32,11 +32,19 @@ pub mod code {
     pub const PAYMENT_FAILED: i32 = 1010;
     /// [`super::ApiError::Undelivered`].
     pub const UNDELIVERED: i32 = 1011;
+    /// [`super::ApiError::WithdrawFailed`].
+    pub const WITHDRAW_FAILED: i32 = 1012;
+    /// [`super::ApiError::NotReady`].
+    pub const NOT_READY: i32 = 1013;
+    /// [`super::ApiError::NoContracts`].
+    pub const NO_CONTRACTS: i32 = 1014;
+    /// [`super::ApiError::TooManySubscriptions`].
+    pub const TOO_MANY_SUBSCRIPTIONS: i32 = 1015;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 
     /// Every code, in order (a node counts the errors it answers by these).
-    pub const ALL: [i32; 12] = [
+    pub const ALL: [i32; 16] = [
         UNKNOWN_CHANNEL,
         WRONG_STATE,
         INSUFFICIENT_FUNDS,
@@ -48,6 +56,10 @@ pub mod code {
         REFUSED,
         PAYMENT_FAILED,
         UNDELIVERED,
+        WITHDRAW_FAILED,
+        NOT_READY,
+        NO_CONTRACTS,
+        TOO_MANY_SUBSCRIPTIONS,
         INTERNAL,
     ];
 }
@@ -147,6 +159,40 @@ pub enum ApiError {
         /// The nonce of the proof that carries the payment.
         nonce: u64,
     },
+    /// A withdrawal was not made (code 1012): no link, no answer, or this node's or the
+    /// partner's rules refuse it for now; the message says why and when a retry can work.
+    #[error("withdrawal not made: {0}")]
+    WithdrawFailed(String),
+    /// The channel cannot take payments yet (code 1013): it is on-chain but not confirmed
+    /// here yet, there is no link to the partner, or the partner's node has not confirmed it.
+    /// `farthing_waitChannel` waits until it can.
+    #[error(
+        "channel {id} is not ready for payments yet: {reason}; farthing_waitChannel waits until it is"
+    )]
+    NotReady {
+        /// The channel.
+        id: ChannelId,
+        /// What is missing.
+        reason: String,
+    },
+    /// The chain at the node's RPC answers but does not hold the node's contracts (code
+    /// 1014): a devnet restarted, or the wrong RPC or deployment file. Nothing to retry until
+    /// the node is pointed at the chain that holds them.
+    #[error(
+        "{0}: the chain RPC answers but the node's contracts are not there (a restarted devnet, or the wrong chain RPC or deployment file): deploy again (scripts/deploy.sh) or point the node at the chain that holds them, and restart it"
+    )]
+    NoContracts(String),
+    /// The node serves `rpc.max_subscriptions` subscriptions already, over all connections
+    /// (code 1015): unsubscribe ones no longer needed, or raise the limit.
+    #[error(
+        "the node already serves {limit} subscriptions over all connections, its limit (rpc.max_subscriptions = {limit}): \
+         unsubscribe the ones you no longer need (or close idle WebSocket connections), or raise rpc.max_subscriptions \
+         in the node's config"
+    )]
+    TooManySubscriptions {
+        /// The configured limit.
+        limit: u32,
+    },
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -167,6 +213,10 @@ impl ApiError {
             Self::Refused(_) => code::REFUSED,
             Self::PaymentFailed(_) => code::PAYMENT_FAILED,
             Self::Undelivered { .. } => code::UNDELIVERED,
+            Self::WithdrawFailed(_) => code::WITHDRAW_FAILED,
+            Self::NotReady { .. } => code::NOT_READY,
+            Self::NoContracts(_) => code::NO_CONTRACTS,
+            Self::TooManySubscriptions { .. } => code::TOO_MANY_SUBSCRIPTIONS,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -192,11 +242,15 @@ impl ApiError {
             Self::Undelivered { channel_id, nonce } => {
                 Some(json!({ "channel_id": channel_id, "nonce": nonce }))
             }
+            Self::NotReady { id, .. } => Some(json!({ "channel_id": id })),
+            Self::TooManySubscriptions { limit } => Some(json!({ "limit": limit })),
             Self::InvalidAmount(_)
             | Self::Refused(_)
             | Self::PaymentFailed(_)
             | Self::InvalidParams(_)
             | Self::ChainUnavailable(_)
+            | Self::WithdrawFailed(_)
+            | Self::NoContracts(_)
             | Self::Internal(_) => None,
         }
     }
@@ -335,6 +389,27 @@ mod tests {
                 1008,
             ),
             (ApiError::Refused("ChallengePeriodActive".into()), 1009),
+            (ApiError::PaymentFailed("no link".into()), 1010),
+            (
+                ApiError::Undelivered {
+                    channel_id: 9,
+                    nonce: 4,
+                },
+                1011,
+            ),
+            (
+                ApiError::WithdrawFailed("a withdrawal is pending".into()),
+                1012,
+            ),
+            (
+                ApiError::NotReady {
+                    id: 9,
+                    reason: "this node has not applied its opening".into(),
+                },
+                1013,
+            ),
+            (ApiError::NoContracts("balance".into()), 1014),
+            (ApiError::TooManySubscriptions { limit: 256 }, 1015),
             (ApiError::Internal("oops".into()), 1099),
         ]
     }
@@ -384,7 +459,20 @@ mod tests {
             messages[8]
         );
         assert!(messages[9].contains("ChallengePeriodActive"));
-        assert!(messages[10].contains("log"));
+        assert!(messages[11].contains("do not pay again"));
+        assert!(messages[12].starts_with("withdrawal not made: "));
+        assert!(
+            messages[13].contains("not ready for payments yet")
+                && messages[13].contains("farthing_waitChannel")
+        );
+        assert!(messages[14].contains("deploy again"));
+        assert!(
+            messages[15].contains("rpc.max_subscriptions = 256")
+                && messages[15].contains("unsubscribe"),
+            "{}",
+            messages[15]
+        );
+        assert!(messages[16].contains("log"));
 
         let open = ApiError::WrongState {
             id: 1,
@@ -430,5 +518,10 @@ mod tests {
         assert_eq!(data(8).as_deref(), Some(r#"{"tx_hash":"0xabc"}"#));
         assert_eq!(data(9), None);
         assert_eq!(data(10), None);
+        assert_eq!(data(11).as_deref(), Some(r#"{"channel_id":9,"nonce":4}"#));
+        assert_eq!(data(12), None);
+        assert_eq!(data(13).as_deref(), Some(r#"{"channel_id":9}"#));
+        assert_eq!(data(15).as_deref(), Some(r#"{"limit":256}"#));
+        assert_eq!(data(16), None);
     }
 }

@@ -14,9 +14,21 @@
 //!
 //! Every HTTP request and every WebSocket upgrade must carry `Authorization: Bearer <token>`,
 //! the token from `rpc.token` in the node's data dir (created with mode 0600 on first start).
-//! A missing, malformed or wrong header gets HTTP 401 before any method runs. Over the limit
-//! of [`RpcServerConfig::max_connections`], requests get HTTP 429; larger than
-//! [`RpcServerConfig::max_request_bytes`], HTTP 413 (or a JSON-RPC error on WebSocket).
+//! A missing, malformed or wrong header gets HTTP 401 before any method runs. Larger than
+//! [`RpcServerConfig::max_request_bytes`], a request gets HTTP 413 (or a JSON-RPC error on
+//! WebSocket).
+//!
+//! # Limits (R4, R6)
+//!
+//! No class of client can lock the others out: WebSocket connections are capped in all and
+//! per source address ([`RpcServerConfig::max_ws_connections`], `_per_source`), HTTP
+//! requests in flight have caps of their own (so calls get through however many WebSockets
+//! are open), and subscriptions are capped per connection and over the node
+//! ([`RpcServerConfig::max_subscriptions`]; the methods that open one take a share with
+//! [`subscription_slot`]). Past a connection limit a request gets HTTP 429 (`Retry-After: 1`)
+//! whose plain-text body names the limit, its value and what to do, e.g. `too many WebSocket
+//! connections from 127.0.0.1: it holds 8, the limit per source
+//! (rpc.max_ws_connections_per_source = 8); …`.
 //!
 //! # Error codes
 //!
@@ -36,30 +48,53 @@
 //! | 1009 | [`Refused`](ApiError::Refused) | the contract refuses the call (its error is named) or the transaction reverted; nothing changed | — |
 //! | 1010 | [`PaymentFailed`](ApiError::PaymentFailed) | a payment was not made: no link to the partner (`farthing_connectPeer`; nothing was signed), or refused by the partner (reason given; the signed amount travels with the next payment) | — |
 //! | 1011 | [`Undelivered`](ApiError::Undelivered) | signed and stored, but the link dropped (or the partner stayed silent) before its acknowledgement: do not pay again; it is delivered when the link is back — repeat with the same idempotency key to learn the outcome | `channel_id`, `nonce` |
+//! | 1012 | [`WithdrawFailed`](ApiError::WithdrawFailed) | a withdrawal was not made: no link, no answer, or refused for now by this node's or the partner's rules (e.g. one withdrawal per channel is pending); the message gives amounts in token units and when a retry can work | — |
+//! | 1013 | [`NotReady`](ApiError::NotReady) | the channel cannot take payments yet: on-chain but not confirmed here yet, no link to the partner, or the partner's node has not confirmed it; `farthing_waitChannel` waits until it can | `{channel_id}` |
+//! | 1014 | [`NoContracts`](ApiError::NoContracts) | the chain RPC answers but the node's contracts are not on that chain (a restarted devnet, the wrong RPC or deployment file); redeploy or repoint the node, then restart it | — |
+//! | 1015 | [`TooManySubscriptions`](ApiError::TooManySubscriptions) | the node serves `rpc.max_subscriptions` subscriptions over all connections; unsubscribe ones no longer needed, or raise the limit | `{limit}` |
 //! | 1099 | [`Internal`](ApiError::Internal) | a bug or unexpected failure; see the node's log | — |
 //!
 //! Requests that are not valid JSON-RPC get jsonrpsee's standard errors (-32700 parse error,
-//! -32600 invalid request, -32601 method not found, -32602 invalid params).
+//! -32600 invalid request, -32601 method not found, -32602 invalid params); a subscription
+//! past `rpc.max_subscriptions_per_connection` on one connection gets -32006.
+//!
+//! # Parameters and discovery
+//!
+//! Every method takes its parameters the same way: by name, an object whose keys are the
+//! `snake_case` names (`camelCase` also accepted), e.g. `{"channel_id": 1, "amount": "2.5"}`;
+//! or by position, an array in the order listed, e.g. `[1, "2.5"]`; optional ones may be left
+//! out or `null`. A name the method does not take, or an extra position, is refused (-32602).
+//! `farthing_openChannel` and `farthing_pay` also accept their old single-object form
+//! (`{"params": {…}}` or `[{…}]`). `farthing_discover` (also `rpc.discover`) answers the
+//! OpenRPC 1.2 document of the API ([`discover`]): every method and subscription, its
+//! parameters, result schema and error codes — the same table the parameter check uses.
 
 pub mod api;
 mod auth;
 mod client;
+pub mod discover;
 mod error;
+mod limits;
+mod params;
+mod peers;
+mod requests;
 mod server;
 mod state;
 
 pub use api::{
-    Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
-    FarthingApiClient, FarthingApiServer, Health, HealthStatus, NodeInfo, OpenParams, PayParams,
-    PayResult, PaymentPage, PaymentView, parse_amount_param,
+    Balances, CHANNEL_UPDATE_KINDS, ChannelRole, ChannelState, ChannelUpdate, ChannelView,
+    ClaimResult, Disconnected, FarthingApiClient, FarthingApiServer, Health, HealthStatus,
+    LinkCounts, NodeInfo, OpenParams, PayParams, PayResult, PaymentPage, PaymentView, PeerView,
+    parse_amount_param,
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
-pub use client::{connect_http, connect_ws};
+pub use client::{connect_http, connect_ws, refused_with};
 pub use error::{AmountProblem, ApiError, Shortfall, code};
 pub use jsonrpsee::core::ClientError;
 pub use jsonrpsee::server::ServerHandle;
 pub use jsonrpsee_http_client::HttpClient;
 pub use jsonrpsee_ws_client::WsClient;
+pub use limits::{SubscriptionSlot, subscription_slot};
 pub use server::{RpcServerConfig, start};
 
 use std::net::SocketAddr;
@@ -78,6 +113,15 @@ pub enum Error {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// There is no token file: the data dir is not a node's (or the node never started).
+    #[error(
+        "no RPC token at {}: point --data-dir (or FARTHING_DATA_DIR) at the node's data directory; the node writes rpc.token there when it first starts",
+        path.display()
+    )]
+    TokenMissing {
+        /// Where the token file was looked for.
+        path: PathBuf,
     },
     /// The token file is readable by group or others.
     #[error(
@@ -103,6 +147,9 @@ pub enum Error {
     /// The token given to the server or a client is empty or not printable ASCII.
     #[error("the RPC token is empty or not printable ASCII: use the content of rpc.token as it is")]
     BadToken,
+    /// A limit in the RPC settings is unusable (the text names the key and what fits).
+    #[error("invalid RPC settings: {0}")]
+    Config(String),
     /// The server cannot listen on the configured address.
     #[error(
         "cannot listen for RPC on {addr}: {source}; choose another rpc listen address or stop what uses it"

@@ -125,6 +125,17 @@ pub enum ChainError {
         /// The transport error.
         reason: String,
     },
+    /// The chain answers, but no contract is at an address of the deployment (the call
+    /// returned no data): a restarted devnet, or the wrong chain or deployment file.
+    #[error(
+        "{what}: no contract at {address} on the chain the RPC serves: deploy again or point the node at the chain that holds the deployment"
+    )]
+    NoContract {
+        /// The operation.
+        what: &'static str,
+        /// The address without code.
+        address: alloy::primitives::Address,
+    },
     /// The journal could not record the transaction; nothing was sent.
     #[error("{what}: cannot record the transaction before sending it: {reason}")]
     Journal {

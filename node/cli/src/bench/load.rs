@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eyre::{Result, bail};
-use farthing_rpc::{FarthingApiClient, WsClient};
+use farthing_rpc::WsClient;
 
 use crate::PayTarget;
 use crate::stream::{self, Stream};
@@ -69,15 +69,15 @@ pub(super) async fn both_ways(
 pub(super) async fn pay_until_linked(alice_rpc: &WsClient) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let paid = alice_rpc
-            .pay(farthing_rpc::PayParams {
-                channel_id: Some(1),
-                partner: None,
-                amount: "0.000001".into(),
-                idempotency_key: None,
-                memo: None,
-            })
-            .await;
+        let paid = farthing_rpc::PayParams {
+            channel_id: Some(1),
+            partner: None,
+            amount: "0.000001".into(),
+            idempotency_key: None,
+            memo: None,
+        }
+        .call(alice_rpc)
+        .await;
         match paid {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() > deadline => bail!("no payment went through: {e}"),

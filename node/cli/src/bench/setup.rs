@@ -107,13 +107,13 @@ pub(super) async fn client(node: &NodeProcess) -> Result<Arc<WsClient>> {
 /// alice's node opens channel 1 to bob with 500,000 USDC and bob's node tops it up by as much;
 /// returns once both nodes see both deposits.
 pub(super) async fn open_channel(alice: &WsClient, bob: &WsClient, partner: Address) -> Result<()> {
-    alice
-        .open_channel(OpenParams {
-            partner,
-            amount: DEPOSIT.to_string(),
-            challenge_period: Some(600),
-        })
-        .await?;
+    OpenParams {
+        partner,
+        amount: DEPOSIT.to_string(),
+        challenge_period: Some(600),
+    }
+    .call(alice)
+    .await?;
     until("bob's node to see the channel", || async {
         bob.get_channel(1).await.is_ok()
     })

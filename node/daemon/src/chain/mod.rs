@@ -57,25 +57,54 @@ impl Chain {
             .unwrap_or_default())
     }
 
+    /// A contract read at `address` failed: no code there (the call returned no data), or
+    /// the RPC failed.
+    fn call_failed(
+        &self,
+        what: &'static str,
+        address: Address,
+        e: &alloy::contract::Error,
+    ) -> ChainError {
+        match e {
+            alloy::contract::Error::ZeroData(..) => ChainError::NoContract { what, address },
+            _ => self.read_failed(what, e),
+        }
+    }
+
     /// The node's token balance, in base units.
     pub(crate) async fn token_balance(&self) -> Result<u128, ChainError> {
-        let token = MockUSDC::new(self.deployment.token, &self.reader);
-        let balance = token
+        let address = self.deployment.token;
+        let balance = MockUSDC::new(address, &self.reader)
             .balanceOf(self.us)
             .call()
             .await
-            .map_err(|e| self.read_failed("balance", &e))?;
+            .map_err(|e| self.call_failed("balance", address, &e))?;
         Ok(balance.saturating_to())
+    }
+
+    /// Whether channel `id` is on-chain with the node as a participant (whatever this node
+    /// has applied so far).
+    pub(crate) async fn is_ours_on_chain(
+        &self,
+        id: farthing_core::ChannelId,
+    ) -> Result<bool, ChainError> {
+        let address = self.deployment.channel_manager;
+        let info = ChannelManager::new(address, &self.reader)
+            .getChannel(alloy::primitives::U256::from(id))
+            .call()
+            .await
+            .map_err(|e| self.call_failed("channel", address, &e))?;
+        Ok(info.participantA == self.us || info.participantB == self.us)
     }
 
     /// What the token refused to pay the node at settle time, claimable now.
     pub(crate) async fn claimable(&self) -> Result<u128, ChainError> {
-        let manager = ChannelManager::new(self.deployment.channel_manager, &self.reader);
-        let claimable = manager
+        let address = self.deployment.channel_manager;
+        let claimable = ChannelManager::new(address, &self.reader)
             .claimable(self.deployment.token, self.us)
             .call()
             .await
-            .map_err(|e| self.read_failed("claimable", &e))?;
+            .map_err(|e| self.call_failed("claimable", address, &e))?;
         Ok(claimable.saturating_to())
     }
 

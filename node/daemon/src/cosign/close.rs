@@ -139,7 +139,8 @@ impl Cosign {
                     let _ = watcher.sync().await;
                 });
             }
-            return refuse(refusal.to_string());
+            // The partner's node logs it (its close goes unilateral): token units.
+            return refuse(refusal.explain(self.chain.deployment.token_decimals));
         }
         let message = close_message(channel, request.payouts);
         if let Err(e) = self.signer.verify(&message, &request.signature, peer) {

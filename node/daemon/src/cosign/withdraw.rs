@@ -133,6 +133,7 @@ impl Cosign {
         now: u64,
     ) -> (Message, Option<Durable>) {
         let id = request.channel_id;
+        let decimals = self.chain.deployment.token_decimals;
         let refuse = |why: String| {
             tracing::info!(%peer, channel = id, "withdrawal refused: {why}");
             (reject_frame(id, 0, RejectCode::Withdraw, why), None)
@@ -148,7 +149,7 @@ impl Cosign {
             return refuse(format!("channel {id} is closing"));
         }
         if let Err(refusal) = check(&channel) {
-            return refuse(refusal.to_string());
+            return refuse(refusal.explain(decimals));
         }
         let message = withdraw_message(id, peer, request.total, request.expiry);
         if let Err(e) = self.signer.verify(&message, &request.signature, peer) {
@@ -164,7 +165,7 @@ impl Cosign {
         }
         let pending = match check(channel) {
             Ok(pending) => pending,
-            Err(refusal) => return refuse(refusal.to_string()),
+            Err(refusal) => return refuse(refusal.explain(decimals)),
         };
         let mut next = channel.clone();
         next.withdrawal = Some(pending);

@@ -6,7 +6,7 @@
 //! simultaneous dial (both operators configured each other): both nodes keep the one the lower
 //! address dialed ([`keeps_old_link`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -23,6 +23,9 @@ use crate::table::Durable;
 /// (both nodes keep the same one); later, a new link replaces the old (a redial after the old
 /// one died, maybe half-open).
 pub(crate) const SIMULTANEOUS_DIALS: Duration = Duration::from_secs(2);
+
+/// Channels a link remembers the partner's node knows, at most.
+pub(crate) const MAX_KNOWN: usize = 100_000;
 
 /// A frame to send once the write queued before it is durable.
 pub(crate) struct Outgoing {
@@ -56,6 +59,11 @@ pub(crate) struct Link {
     /// Who dialed it: the partner or this node.
     dialer: Address,
     up_at: Instant,
+    /// Unix time in ms it came up.
+    up_at_ms: u64,
+    /// The channels the partner's node has shown it knows on this link (a Sync, an Ack or a
+    /// proof for them): payments on them can be taken there.
+    known: watch::Sender<HashSet<ChannelId>>,
 }
 
 impl Link {
@@ -68,7 +76,21 @@ impl Link {
             gone: watch::Sender::new(false),
             dialer,
             up_at: Instant::now(),
+            up_at_ms: super::kept::now_ms(),
+            known: watch::Sender::default(),
         }
+    }
+
+    /// The partner's node showed on this link that it knows channel `id` (at most
+    /// [`MAX_KNOWN`] are remembered per link: a partner cannot grow it without bound).
+    pub(crate) fn partner_knows(&self, id: ChannelId) {
+        self.known
+            .send_if_modified(|known| known.len() < MAX_KNOWN && known.insert(id));
+    }
+
+    /// The channels the partner's node has shown it knows, and their changes.
+    pub(crate) fn known_by_partner(&self) -> watch::Receiver<HashSet<ChannelId>> {
+        self.known.subscribe()
     }
 
     /// Queue `message`, to leave once `ready` is durable. `false` if the link is gone (a
@@ -162,6 +184,8 @@ pub(crate) struct Links {
     ups: AtomicU64,
     /// Links closed at once because the partner's simultaneous dial won.
     declined: AtomicU64,
+    /// Bumped whenever a link is added or removed.
+    changes: watch::Sender<u64>,
 }
 
 /// The links, and whether the node stopped taking new ones.
@@ -218,7 +242,13 @@ impl Links {
             old.close();
         }
         self.ups.fetch_add(1, Ordering::Relaxed);
+        self.changes.send_modify(|n| *n += 1);
         true
+    }
+
+    /// Changes whenever a link is added or removed.
+    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Forget `link` to `peer` if it is still the registered one (its reader ended).
@@ -230,7 +260,23 @@ impl Links {
             .is_some_and(|l| Arc::ptr_eq(l, link))
         {
             links.by_partner.remove(&peer);
+            self.changes.send_modify(|n| *n += 1);
         }
+    }
+
+    /// Every link up: (partner, who dialed it, unix ms it came up).
+    pub(crate) fn snapshot(&self) -> Vec<(Address, Address, u64)> {
+        self.lock()
+            .by_partner
+            .iter()
+            .map(|(peer, link)| (*peer, link.dialer, link.up_at_ms))
+            .collect()
+    }
+
+    /// Close the link to `peer`, if one is up (`true`).
+    pub(crate) fn drop_link(&self, peer: Address) -> bool {
+        let link = self.lock().by_partner.remove(&peer);
+        link.map(|link| link.close()).is_some()
     }
 
     /// Close every link (the partners see them drop; dialed partners are dialed again).

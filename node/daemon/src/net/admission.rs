@@ -7,16 +7,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+
+use crate::observe::RateLimited;
 
 /// Unauthenticated connections (handshakes in progress) at once, from everyone.
 pub(crate) const MAX_HANDSHAKES: usize = 128;
 
 /// Unauthenticated connections at once from one address.
 pub(crate) const MAX_HANDSHAKES_PER_SOURCE: usize = 8;
-
-/// At most one log line per this long for refusals (and one for failed handshakes).
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The handshakes in progress, and what was refused since the last log line.
 #[derive(Default)]
@@ -30,25 +28,6 @@ struct State {
     per_source: HashMap<IpAddr, usize>,
     refused: RateLimited,
     failed: RateLimited,
-}
-
-/// Events counted between log lines, the first one of a quiet period logged at once.
-#[derive(Default)]
-struct RateLimited {
-    count: u64,
-    last_line: Option<Instant>,
-}
-
-impl RateLimited {
-    /// Count one; `Some(n)`: log now, `n` events since the last line.
-    fn note(&mut self) -> Option<u64> {
-        self.count += 1;
-        if self.last_line.is_some_and(|at| at.elapsed() < LOG_EVERY) {
-            return None;
-        }
-        self.last_line = Some(Instant::now());
-        Some(std::mem::take(&mut self.count))
-    }
 }
 
 /// A handshake slot, given back when dropped.
@@ -154,18 +133,5 @@ mod tests {
         assert!(admission.admit([10, 1, 0, 0].into()).is_none());
         drop(slots);
         assert!(admission.admit([10, 1, 0, 0].into()).is_some());
-    }
-
-    #[test]
-    fn a_flood_of_refusals_logs_one_line_per_period() {
-        let mut limited = RateLimited::default();
-        assert_eq!(limited.note(), Some(1), "the first is logged at once");
-        assert_eq!((0..1_000).filter_map(|_| limited.note()).count(), 0);
-        limited.last_line = Instant::now().checked_sub(LOG_EVERY);
-        assert_eq!(
-            limited.note(),
-            Some(1_001),
-            "the next line counts what it held back"
-        );
     }
 }

@@ -180,6 +180,12 @@ impl Command {
 
     /// Apply the command from `peer` (on `link`) to the node; answers go into `burst`.
     pub(crate) fn apply(self, node: &Arc<Peering>, peer: Address, link: &Link, burst: &mut Burst) {
+        // A Sync shows the partner's node knows the channel — even one this node has not
+        // applied yet (a partner's announcement can arrive first): it counts once this node
+        // has it too. Only this link's partner's word counts for its channels.
+        if let Self::Sync { channel, .. } = &self {
+            link.partner_knows(*channel);
+        }
         match self {
             Self::Proof {
                 channel,
@@ -281,7 +287,8 @@ impl Peering {
                 Ok(())
             }
             Err(refusal) => {
-                let reason = refusal.to_string();
+                // The payer's caller reads this: amounts in token units.
+                let reason = refusal.explain(self.decimals);
                 burst.replies.push(reject_frame(
                     channel,
                     proof.nonce,

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::link::Link;
+use crate::link::kept::Keep;
 use crate::link::wire::sync_frame;
 use crate::link::writer::write_frames;
 use crate::net::Peering;
@@ -25,8 +26,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first wait between dials of a partner that is away, doubling up to [`MAX_REDIAL`].
 const FIRST_REDIAL: Duration = Duration::from_millis(250);
 
-/// The longest wait between dials.
-const MAX_REDIAL: Duration = Duration::from_secs(30);
+/// The longest wait between dials (an address that never answers is tried every 5 min).
+const MAX_REDIAL: Duration = Duration::from_secs(300);
 
 /// Why a link could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,18 @@ pub enum LinkError {
     },
 }
 
+/// The wait after a failed dial that followed a wait of `wait`: doubled, up to [`MAX_REDIAL`].
+fn next_wait(wait: Duration) -> Duration {
+    (wait * 2).min(MAX_REDIAL)
+}
+
+/// Whether the `failures`-th failed dial in a row is logged at WARN: the 1st, 2nd, 4th, 8th…
+/// (the others at DEBUG). An address that never answers costs about a dozen lines in its
+/// first day, not one every backoff step.
+fn worth_a_warning(failures: u32) -> bool {
+    failures.is_power_of_two()
+}
+
 type Halves = (
     FrameReader<ReadHalf<TcpStream>>,
     FrameWriter<WriteHalf<TcpStream>>,
@@ -56,10 +69,9 @@ type Halves = (
 
 impl Peering {
     /// Listen for partner nodes on `addr` until shutdown; returns the bound address (port 0
-    /// works).
+    /// works). A listener that dies is bound again on that address (`listen`).
     pub(crate) async fn listen(self: &Arc<Self>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
         let peering = self.clone();
         crate::listen::serve(
             &self.tasks,
@@ -72,8 +84,7 @@ impl Peering {
                 let peering = peering.clone();
                 Some(async move { peering.accept(stream, remote, slot).await })
             },
-        );
-        Ok(bound)
+        )
     }
 
     /// The handshake of an accepted connection, holding its admission `slot` until done.
@@ -113,35 +124,90 @@ impl Peering {
     }
 
     /// Keep a link to `peer` up: dial now and whenever it drops (noticed within 250 ms), with
-    /// backoff after failed dials (250 ms doubling to 30 s), until shutdown.
+    /// backoff after failed dials (250 ms doubling to 5 min), until shutdown or
+    /// [`Peering::stop_keeping`]. A partner kept already is dialled at once at the (new)
+    /// address, its backoff starting over. A failure is logged at WARN on the 1st, 2nd, 4th,
+    /// 8th… failure in a row (DEBUG otherwise), so an address that never answers costs a few
+    /// lines, not one every few seconds; `listPeers` shows its last error.
     pub(crate) fn keep_linked(self: &Arc<Self>, peer: PeerAddr) {
+        let kept = match self.kept.keep(peer) {
+            Keep::Start(kept) => kept,
+            Keep::Running => return,
+        };
+        self.kept.loop_started();
         let (peering, mut shutdown) = (self.clone(), self.tasks.shutdown_signal());
         let redial = async move {
             let mut wait = FIRST_REDIAL;
-            loop {
+            // Until it is no longer kept (disconnectPeer) or the node stops.
+            while let Some(peer) = kept.target() {
                 if shutdown.is_set() {
-                    return;
+                    break;
                 }
                 let linked = peering.links.get(peer.address).is_some();
                 if linked || peering.store_health.is_failing() {
                     wait = FIRST_REDIAL;
+                    if linked {
+                        kept.linked();
+                    }
                 } else {
-                    match peering.connect(&peer).await {
-                        Ok(()) => wait = FIRST_REDIAL,
-                        Err(e) => {
-                            tracing::warn!(%peer, "{e}; retrying in {:.2} s", wait.as_secs_f64());
-                            wait = (wait * 2).min(MAX_REDIAL);
+                    let dialled = tokio::select! {
+                        dialled = peering.connect(&peer) => Some(dialled),
+                        // Stopped or pointed elsewhere while dialling: look again.
+                        () = kept.wake.notified() => None,
+                        () = shutdown.wait() => break,
+                    };
+                    match dialled {
+                        None => {
+                            wait = FIRST_REDIAL;
+                            continue;
+                        }
+                        Some(Ok(())) => {
+                            if kept.state().failed > 0 {
+                                tracing::info!(%peer, "peer link up after failed dials");
+                            }
+                            kept.linked();
+                            wait = FIRST_REDIAL;
+                        }
+                        Some(Err(e)) => {
+                            let failures = kept.failed(e.to_string(), wait);
+                            if worth_a_warning(failures) {
+                                tracing::warn!(
+                                    %peer,
+                                    "{e}; {failures} failed dial(s) in a row, next in {:.2} s (backing off to {} s; farthing_listPeers shows the last error, farthing_disconnectPeer stops it)",
+                                    wait.as_secs_f64(),
+                                    MAX_REDIAL.as_secs()
+                                );
+                            } else {
+                                tracing::debug!(%peer, "{e}; failed dial {failures}, next in {:.2} s", wait.as_secs_f64());
+                            }
+                            wait = next_wait(wait);
                         }
                     }
                 }
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = shutdown.wait() => return,
+                    // A new address or a stop: dial (or end) now, backoff starting over.
+                    () = kept.wake.notified() => wait = FIRST_REDIAL,
+                    () = shutdown.wait() => break,
                 }
             }
+            peering.kept.loop_ended();
+            // Told to stop (no longer kept) is no failure; at shutdown nothing is reported.
+            true
         };
         self.tasks
-            .spawn_critical("partner redial", OnFailure::Warn, redial);
+            .spawn_critical_until("partner redial", OnFailure::Warn, redial);
+    }
+
+    /// Stop keeping a link to `peer` (its redial loop ends; `forget` also forgets its
+    /// address) and drop the link that is up. Returns (was linked, was kept, forgotten).
+    pub(crate) fn stop_keeping(&self, peer: Address, forget: bool) -> (bool, bool, bool) {
+        let (was_kept, forgotten) = self.kept.stop(peer, forget);
+        let was_linked = self.links.drop_link(peer);
+        if was_linked || was_kept {
+            tracing::info!(%peer, forget, "peer disconnected by the operator");
+        }
+        (was_linked, was_kept, forgotten)
     }
 
     /// Run a link to `peer` that `dialer` dialed (the partner, or this node).
@@ -198,5 +264,31 @@ impl Peering {
             link.send(sync, ready.take());
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_that_never_answers_is_dialled_less_and_less_and_logged_rarely() {
+        let mut wait = FIRST_REDIAL;
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            waits.push(wait.as_millis());
+            wait = next_wait(wait);
+        }
+        assert_eq!(
+            waits,
+            [
+                250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000,
+                300_000
+            ]
+        );
+        // A day of failures: 10 minutes to reach the cap, then one dial every 5 minutes.
+        let day = 12 + (24 * 60 - 10) / 5;
+        let warnings = (1..=day).filter(|n| worth_a_warning(*n)).count();
+        assert_eq!((day, warnings), (298, 9));
     }
 }

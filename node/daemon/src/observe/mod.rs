@@ -3,8 +3,10 @@
 
 pub(crate) mod history;
 pub(crate) mod metrics;
+mod quiet;
 pub(crate) mod server;
 
 pub(crate) use history::History;
 pub use history::{FeedError, MAX_PAGE, PageQuery, Payment, PaymentFeed, PaymentPage};
 pub(crate) use metrics::{Metrics, Snapshot};
+pub(crate) use quiet::{LOG_EVERY, RateLimited};

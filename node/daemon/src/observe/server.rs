@@ -20,15 +20,13 @@ pub(crate) async fn serve(
     render: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     crate::listen::serve(
         tasks,
         listener,
         ("metrics server", OnFailure::Warn),
         "metrics request",
         move |stream, _| Some(answer(stream, render.clone())),
-    );
-    Ok(bound)
+    )
 }
 
 async fn answer(mut stream: TcpStream, render: Arc<dyn Fn() -> String + Send + Sync>) {

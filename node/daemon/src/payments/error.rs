@@ -101,6 +101,23 @@ pub enum PayError {
 }
 
 impl PayError {
+    /// What the caller is told: the message with its amounts in token units (`decimals`, the
+    /// token's). (`Display` keeps base units, for logs.)
+    pub fn explain(&self, decimals: u8) -> String {
+        match self {
+            Self::KeyReused {
+                key,
+                channel,
+                amount,
+            } => format!(
+                "idempotency key {key:?} was used for a payment of {} on channel {channel}: use a new key for a new payment",
+                farthing_core::format_amount(*amount, decimals)
+            ),
+            Self::Unpayable(e) => e.explain(decimals),
+            _ => self.to_string(),
+        }
+    }
+
     /// What the caller must do next.
     pub fn next_step(&self) -> NextStep {
         match self {
@@ -137,7 +154,9 @@ impl PayError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofRefusal {
     /// The channel is not the sender's, or not the node's.
-    #[error("channel {0} is not shared with this peer")]
+    #[error(
+        "channel {0} is not known here for this peer: not confirmed here yet (each node applies an opening after its own confirmations; farthing_waitChannel on the payer's node waits for it), or not shared with this peer"
+    )]
     NotShared(ChannelId),
     /// The signature is malformed or not the partner's.
     #[error("proof refused: {0}")]
@@ -151,6 +170,19 @@ pub enum ProofRefusal {
     /// The store fails: nothing is acknowledged until it works again.
     #[error("the receiver's store is unavailable ({0}): retry later")]
     Store(String),
+}
+
+impl ProofRefusal {
+    /// What the payer is told (the `Reject`'s reason): amounts in token units (`decimals`, the
+    /// token's). (`Display` keeps base units, for logs.)
+    pub fn explain(&self, decimals: u8) -> String {
+        match self {
+            Self::Rules(rejection) => format!("proof refused: {}", rejection.explain(decimals)),
+            Self::NotShared(_) | Self::Signature(_) | Self::Closing(_) | Self::Store(_) => {
+                self.to_string()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -180,5 +212,32 @@ mod tests {
         for (error, step) in cases {
             assert_eq!(error.next_step(), step, "{error}");
         }
+    }
+
+    #[test]
+    fn what_callers_and_payers_read_is_in_token_units() {
+        let reused = PayError::KeyReused {
+            key: "order-1".into(),
+            channel: 3,
+            amount: 250_000,
+        };
+        assert_eq!(
+            reused.explain(6),
+            "idempotency key \"order-1\" was used for a payment of 0.25 on channel 3: use a new key for a new payment"
+        );
+        let refused = ProofRefusal::Rules(farthing_core::Rejection::Increase {
+            claimed: 1_100,
+            got: 1_000,
+        });
+        assert_eq!(
+            refused.explain(6),
+            "proof refused: the proof moves 0.001, the payment claims 0.0011"
+        );
+        // Logs keep base units.
+        assert!(refused.to_string().contains("1000 base units"));
+        assert_eq!(
+            ProofRefusal::Closing(1).explain(6),
+            ProofRefusal::Closing(1).to_string()
+        );
     }
 }

@@ -45,14 +45,14 @@ impl RpcHandler {
                 }
             }
             e @ (PayError::KeyReused { .. } | PayError::BadMemo(_)) => {
-                ApiError::InvalidParams(e.to_string())
+                ApiError::InvalidParams(e.explain(self.decimals()))
             }
             // Not made (or carried by the next proof): the message says what to do.
             e @ (PayError::NoLink
             | PayError::PartnerRefused(_)
             | PayError::Closing(_)
             | PayError::Unpayable(PaymentError::Exhausted { .. })) => {
-                ApiError::PaymentFailed(e.to_string())
+                ApiError::PaymentFailed(e.explain(self.decimals()))
             }
             e @ PayError::SignerStopped(_) => {
                 tracing::error!(channel = id, "pay: {e}");
@@ -106,6 +106,9 @@ impl RpcHandler {
                     decimals: self.decimals(),
                 }
             }
+            CosignError::Refused(refusal) => {
+                ApiError::WithdrawFailed(refusal.explain(self.decimals()))
+            }
             CosignError::Chain(e) => map_chain("withdraw", e),
             CosignError::Store(e) => ApiError::Degraded {
                 reasons: vec![format!("store: {e}")],
@@ -113,12 +116,11 @@ impl RpcHandler {
             CosignError::Stale(reason) => ApiError::Degraded {
                 reasons: vec![reason],
             },
-            e @ (CosignError::Refused(_)
-            | CosignError::NoLink
+            e @ (CosignError::NoLink
             | CosignError::NoAnswer
             | CosignError::PartnerRefused(_)
             | CosignError::BadCoSignature(_)
-            | CosignError::Closing(_)) => ApiError::PaymentFailed(e.to_string()),
+            | CosignError::Closing(_)) => ApiError::WithdrawFailed(e.to_string()),
         }
     }
 }
@@ -127,6 +129,9 @@ impl RpcHandler {
 fn map_chain(call: &'static str, e: ChainError) -> ApiError {
     match e {
         ChainError::Rpc { reason, .. } => ApiError::ChainUnavailable(reason),
+        ChainError::NoContract { what, address } => {
+            ApiError::NoContracts(format!("{what}: no contract at {address}"))
+        }
         ChainError::Unconfirmed {
             tx_hash, reason, ..
         } => ApiError::Unconfirmed {

@@ -6,15 +6,18 @@ mod errors;
 
 use std::future::Future;
 
+use alloy::primitives::Address;
 use farthing_core::{ChainState, ChannelId, MAX_DEPOSIT, format_amount};
 use farthing_rpc::{
-    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, FarthingApiServer, Health,
-    NodeInfo, OpenParams, PayParams, PayResult, PaymentPage, PaymentView, parse_amount_param,
+    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, Disconnected, FarthingApiServer,
+    Health, LinkCounts, NodeInfo, PayParams, PayResult, PaymentPage, PaymentView, PeerView,
+    parse_amount_param,
 };
 use farthing_store::records::MAX_PAYMENT_KEY_LEN;
-use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::{Extensions, PendingSubscriptionSink};
 
+use crate::net::NotReady;
 use crate::node::Node;
 use crate::observe::{MAX_PAGE, PageQuery};
 use crate::ops::OpError;
@@ -44,11 +47,29 @@ impl RpcHandler {
         &self,
         call: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        let result = call.await;
+        let mut result = call.await;
+        // A channel the node does not know may be one it has not applied yet (the partner's
+        // node waits for its confirmations after an open): say so, and what waits for it.
+        if let Err(ApiError::UnknownChannel { id }) = result
+            && self.node.is_ours_on_chain(id).await
+        {
+            result = Err(self.not_ready(id, NotReady::NotHere));
+        }
         if let Err(e) = &result {
             self.node.count_rpc_error(e.code());
         }
         result
+    }
+
+    fn not_ready(&self, id: ChannelId, missing: NotReady) -> ApiError {
+        let confirmations = self.node.config().chain.confirmations;
+        let reason = match missing {
+            NotReady::NotHere => format!(
+                "it is on-chain, but this node has not applied its opening yet (it waits for {confirmations} confirmation(s))"
+            ),
+            other => other.to_string(),
+        };
+        ApiError::NotReady { id, reason }
     }
 
     /// New risk (opening, funding) only while healthy.
@@ -84,7 +105,18 @@ impl FarthingApiServer for RpcHandler {
         let d = self.node.deployment();
         let health = self.node.health();
         let (store_syncs, store_batches) = self.node.store_stats();
+        let kept = self.node.kept_count();
+        let peers = self.node.peers();
+        let down = peers
+            .iter()
+            .filter(|p| p.kept && p.linked_since_ms.is_none())
+            .count();
         Ok(NodeInfo {
+            links: LinkCounts {
+                up: u32::try_from(self.node.link_count()).unwrap_or(u32::MAX),
+                kept: u32::try_from(kept).unwrap_or(u32::MAX),
+                down: u32::try_from(down).unwrap_or(u32::MAX),
+            },
             store_syncs,
             store_batches,
             address: self.node.address(),
@@ -106,13 +138,18 @@ impl FarthingApiServer for RpcHandler {
         })
     }
 
-    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError> {
+    async fn open_channel(
+        &self,
+        partner: Address,
+        amount: String,
+        challenge_period: Option<u32>,
+    ) -> Result<ChannelView, ApiError> {
         self.counted(async {
             self.require_healthy()?;
-            let amount = parse_amount_param(&params.amount, self.decimals(), MAX_DEPOSIT)?;
+            let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
             let channel = self
                 .node
-                .open_channel(params.partner, amount, params.challenge_period)
+                .open_channel(partner, amount, challenge_period)
                 .await
                 .map_err(|e| self.map_op("openChannel", e))?;
             Ok(self.view(&channel))
@@ -171,6 +208,30 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError> {
+        self.counted(async {
+            let patience = std::time::Duration::from_secs(timeout_secs.unwrap_or(60).min(600));
+            match self.node.wait_ready(channel_id, patience).await {
+                Ok(channel) => Ok(self.view(&channel)),
+                Err(NotReady::NotOpen(state)) => Err(ApiError::WrongState {
+                    id: channel_id,
+                    state: state.into(),
+                    call: "waitChannel",
+                }),
+                // Not a channel of this node at all: the caller's mistake.
+                Err(NotReady::NotHere) if !self.node.is_ours_on_chain(channel_id).await => {
+                    Err(ApiError::UnknownChannel { id: channel_id })
+                }
+                Err(missing) => Err(self.not_ready(channel_id, missing)),
+            }
+        })
+        .await
+    }
+
     async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
         self.counted(async {
             let channel = self
@@ -209,7 +270,21 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn pay(&self, params: PayParams) -> Result<PayResult, ApiError> {
+    async fn pay(
+        &self,
+        channel_id: Option<ChannelId>,
+        partner: Option<Address>,
+        amount: String,
+        idempotency_key: Option<String>,
+        memo: Option<String>,
+    ) -> Result<PayResult, ApiError> {
+        let params = PayParams {
+            channel_id,
+            partner,
+            amount,
+            idempotency_key,
+            memo,
+        };
         self.counted(self.pay_counted(params)).await
     }
 
@@ -249,8 +324,18 @@ impl FarthingApiServer for RpcHandler {
     async fn subscribe_payments(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
         after: Option<u64>,
     ) -> SubscriptionResult {
+        // The node's share of rpc.max_subscriptions, held while the subscription runs.
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.node.count_rpc_error(error.code());
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // The feed listens before the subscription is accepted: nothing durable from the
         // client's call on is missed, and with `after` the log fills in what came before.
         let mut feed = match self.node.subscribe_payments(after).await {
@@ -304,6 +389,28 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
+    async fn list_peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        Ok(self.node.peers().into_iter().map(peer_view).collect())
+    }
+
+    async fn disconnect_peer(
+        &self,
+        peer: Address,
+        forget: Option<bool>,
+    ) -> Result<Disconnected, ApiError> {
+        let (was_linked, was_kept, forgotten) =
+            self.node.disconnect_peer(peer, forget.unwrap_or(false));
+        Ok(Disconnected {
+            was_linked,
+            was_kept,
+            forgotten,
+        })
+    }
+
+    async fn discover(&self) -> Result<serde_json::Value, ApiError> {
+        Ok(farthing_rpc::discover::document())
+    }
+
     async fn balances(&self) -> Result<Balances, ApiError> {
         self.counted(async {
             let unavailable = |e: &dyn std::fmt::Display| ApiError::ChainUnavailable(e.to_string());
@@ -338,7 +445,20 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_channels(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
+        // The node's share of rpc.max_subscriptions, held while the subscription runs.
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.node.count_rpc_error(error.code());
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // Subscribe before accepting, so nothing published after the client's call is missed.
         let mut changes = self.node.subscribe();
         let sink = pending.accept().await?;
@@ -359,6 +479,27 @@ impl FarthingApiServer for RpcHandler {
                 },
             }
         }
+    }
+}
+
+/// A peer as `farthing_listPeers` shows it.
+fn peer_view(p: crate::PeerStatus) -> PeerView {
+    let (last_error, last_error_at_ms) = p.last_error.unzip();
+    PeerView {
+        address: p.address,
+        dial: p.dial,
+        linked: p.linked_since_ms.is_some(),
+        linked_since_ms: p.linked_since_ms,
+        dialled_by: p
+            .dialled_by_us
+            .map(|us| if us { "us" } else { "them" }.to_owned()),
+        kept: p.kept,
+        failed_dials: p.failed_dials,
+        last_error,
+        last_error_at_ms,
+        // Rounded up: "0" would read as "now" while a dial is still ahead.
+        next_dial_in_secs: p.next_dial_in.map(|d| d.as_millis().div_ceil(1000) as u64),
+        channels: p.channels,
     }
 }
 
@@ -430,5 +571,18 @@ impl RpcHandler {
             balance_partner: format_amount(channel.partner_balance(), self.decimals()),
             repeated: paid.repeated,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_documented_channel_update_kinds_are_the_ones_sent() {
+        // farthing_subscribeChannels sends `ChangeKind::as_str`; the API documents this list.
+        let sent: Vec<&str> = farthing_core::ChangeKind::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect();
+        assert_eq!(sent, farthing_rpc::CHANNEL_UPDATE_KINDS);
     }
 }

@@ -1,8 +1,6 @@
 //! R1: without the right bearer token, nothing runs.
 
-use farthing_rpc::{
-    ClientError, Error, FarthingApiClient, FarthingApiServer, OpenParams, connect_http, connect_ws,
-};
+use farthing_rpc::{ClientError, Error, FarthingApiServer, OpenParams, connect_http, connect_ws};
 
 use crate::fake::{TOKEN, serve_default};
 use crate::raw::{bearer, post, upgrade};
@@ -77,7 +75,7 @@ async fn clients_with_a_wrong_token_are_refused() {
         amount: "100".into(),
         challenge_period: None,
     };
-    match http.open_channel(params).await {
+    match params.call(&http).await {
         Err(ClientError::Transport(error)) => {
             assert!(error.to_string().contains("401"), "{error}");
         }

@@ -18,14 +18,14 @@ async fn calls_with_the_token_work_over_http() {
     let info = client.info().await.unwrap();
     assert_eq!((info.chain_id, info.token_decimals), (31337, 6));
     assert_eq!(info.health.status, HealthStatus::Ok);
-    let opened = client
-        .open_channel(OpenParams {
-            partner: alloy_primitives::Address::repeat_byte(0xbb),
-            amount: "12.5".into(),
-            challenge_period: Some(600),
-        })
-        .await
-        .unwrap();
+    let opened = OpenParams {
+        partner: alloy_primitives::Address::repeat_byte(0xbb),
+        amount: "12.5".into(),
+        challenge_period: Some(600),
+    }
+    .call(&client)
+    .await
+    .unwrap();
     assert_eq!(opened.deposit_ours, "12.5");
     assert_eq!(client.top_up(3, "1".into()).await.unwrap().id, 3);
     assert_eq!(client.list_channels().await.unwrap().len(), 2);
@@ -113,7 +113,7 @@ async fn malformed_requests_get_the_standard_json_rpc_errors() {
             -32602,
         ),
         (
-            r#"{"jsonrpc":"2.0","id":1,"method":"farthing_openChannel","params":[{"partner":"0x00000000000000000000000000000000000000bb","amount":"1","challengePeriod":60}]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"farthing_openChannel","params":[{"partner":"0x00000000000000000000000000000000000000bb","amount":"1","challenge_periode":60}]}"#,
             -32602,
         ),
         (
@@ -135,7 +135,7 @@ async fn the_subscription_delivers_channel_updates_over_websocket() {
     let client = connect_ws(&format!("ws://{addr}"), TOKEN).await.unwrap();
     let mut subscription = client.subscribe_channels().await.unwrap();
 
-    let updates: Vec<ChannelUpdate> = ["opened", "deposited", "closed"]
+    let updates: Vec<ChannelUpdate> = ["opened", "deposit", "closed"]
         .iter()
         .enumerate()
         .map(|(i, kind)| ChannelUpdate {

@@ -7,10 +7,11 @@ use alloy_primitives::Address;
 use farthing_core::{AmountError, ChannelId};
 use farthing_rpc::{
     ApiError, Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
-    FarthingApiServer, Health, NodeInfo, OpenParams, RpcServerConfig, ServerHandle, Shortfall,
+    Disconnected, FarthingApiServer, Health, NodeInfo, PeerView, RpcServerConfig, ServerHandle,
+    Shortfall,
 };
-use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::{Extensions, PendingSubscriptionSink};
 use tokio::sync::broadcast;
 
 /// The token the tests' servers accept.
@@ -122,12 +123,21 @@ impl FarthingApiServer for Fake {
             health: Health::ok(),
             store_syncs: 0,
             store_batches: 0,
+            links: Default::default(),
         })
     }
 
-    async fn open_channel(&self, params: OpenParams) -> Result<ChannelView, ApiError> {
+    async fn open_channel(
+        &self,
+        _partner: Address,
+        amount: String,
+        challenge_period: Option<u32>,
+    ) -> Result<ChannelView, ApiError> {
         self.record("openChannel");
-        Ok(view(1, &params.amount))
+        Ok(ChannelView {
+            challenge_period: challenge_period.unwrap_or(3600),
+            ..view(1, &amount)
+        })
     }
 
     async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError> {
@@ -142,6 +152,18 @@ impl FarthingApiServer for Fake {
 
     async fn get_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
         self.record("getChannel");
+        match error_for(channel_id) {
+            Some(error) => Err(error),
+            None => Ok(view(channel_id, "100")),
+        }
+    }
+
+    async fn wait_channel(
+        &self,
+        channel_id: ChannelId,
+        _timeout_secs: Option<u64>,
+    ) -> Result<ChannelView, ApiError> {
+        self.record("waitChannel");
         match error_for(channel_id) {
             Some(error) => Err(error),
             None => Ok(view(channel_id, "100")),
@@ -176,13 +198,18 @@ impl FarthingApiServer for Fake {
 
     async fn pay(
         &self,
-        params: farthing_rpc::PayParams,
+        channel_id: Option<ChannelId>,
+        _partner: Option<Address>,
+        amount: String,
+        _idempotency_key: Option<String>,
+        memo: Option<String>,
     ) -> Result<farthing_rpc::PayResult, ApiError> {
         self.record("pay");
         Ok(farthing_rpc::PayResult {
-            channel_id: params.channel_id.unwrap_or(1),
-            nonce: 1,
-            amount: params.amount,
+            // The memo's length stands for the nonce, so tests see it arrived.
+            channel_id: channel_id.unwrap_or(1),
+            nonce: memo.map_or(1, |m| m.len() as u64),
+            amount,
             balance_ours: "99".into(),
             balance_partner: "1".into(),
             repeated: false,
@@ -217,16 +244,47 @@ impl FarthingApiServer for Fake {
     async fn subscribe_payments(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
         _after: Option<u64>,
     ) -> SubscriptionResult {
         self.record("subscribePayments");
-        pending.accept().await?;
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
+        let sink = pending.accept().await?;
+        sink.closed().await;
         Ok(())
     }
 
     async fn connect_peer(&self, _peer: String) -> Result<bool, ApiError> {
         self.record("connectPeer");
         Ok(true)
+    }
+
+    async fn list_peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        self.record("listPeers");
+        Ok(Vec::new())
+    }
+
+    async fn disconnect_peer(
+        &self,
+        _peer: Address,
+        forget: Option<bool>,
+    ) -> Result<Disconnected, ApiError> {
+        self.record("disconnectPeer");
+        Ok(Disconnected {
+            forgotten: forget.unwrap_or(false),
+            ..Disconnected::default()
+        })
+    }
+
+    async fn discover(&self) -> Result<serde_json::Value, ApiError> {
+        self.record("discover");
+        Ok(farthing_rpc::discover::document())
     }
 
     async fn balances(&self) -> Result<Balances, ApiError> {
@@ -239,8 +297,19 @@ impl FarthingApiServer for Fake {
         })
     }
 
-    async fn subscribe_channels(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_channels(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
         self.record("subscribeChannels");
+        let _slot = match farthing_rpc::subscription_slot(ext) {
+            Ok(slot) => slot,
+            Err(error) => {
+                pending.reject(error).await;
+                return Ok(());
+            }
+        };
         // Subscribe before accepting: no update published after the client's call returns
         // can be missed.
         let mut updates = self.updates.subscribe();

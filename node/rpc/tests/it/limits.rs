@@ -1,11 +1,14 @@
-//! R4, R5: request size, connection count, listen address.
+//! R4, R5: request size, HTTP requests in flight, listen address, the limits' settings.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use farthing_rpc::{Error, FarthingApiClient, RpcServerConfig, connect_http, connect_ws};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::fake::{TOKEN, serve};
-use crate::raw::{bearer, post};
+use crate::raw::{bearer, connect_from, post, post_from, upgrade_from};
 
 #[tokio::test]
 async fn requests_over_the_size_limit_are_refused() {
@@ -32,50 +35,76 @@ async fn requests_over_the_size_limit_are_refused() {
     assert_eq!(fake.calls(), ["topUp"]);
 }
 
+/// A POST whose body has not all arrived: the request is in flight until it is finished.
+async fn half_sent(addr: SocketAddr, from: IpAddr) -> TcpStream {
+    let mut stream = connect_from(addr, from).await;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n{}\r\n{{",
+        INFO.len(),
+        bearer(TOKEN)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+const INFO: &str = r#"{"jsonrpc":"2.0","id":1,"method":"farthing_info","params":[]}"#;
+
+/// POST `farthing_info` from `from` until the answer is `status` (the server learns of a
+/// request in flight, or of one that ended, in its own time); the last response.
+async fn until_status(addr: SocketAddr, from: IpAddr, status: u16) -> String {
+    // A deadline against a hang, not a timing goal: a loaded machine may be slow.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = post_from(addr, from, &bearer(TOKEN), INFO).await;
+        if response.status == status {
+            return response.body;
+        }
+        assert!(Instant::now() < deadline, "still {response:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
-async fn the_connection_limit_is_enforced() {
+async fn http_requests_in_flight_are_limited_per_source_and_in_all() {
     let config = RpcServerConfig {
-        max_connections: 2,
+        max_http_requests: 2,
+        max_http_requests_per_source: 1,
         ..RpcServerConfig::ephemeral()
     };
     let (fake, addr, _handle) = serve(config).await;
-    let url = format!("ws://{addr}");
-    let first = connect_ws(&url, TOKEN).await.unwrap();
-    let second = connect_ws(&url, TOKEN).await.unwrap();
-    first.info().await.unwrap();
-    second.info().await.unwrap();
+    let source = |n: u8| IpAddr::from([127, 0, 0, n]);
 
-    // Full: a third WebSocket and any HTTP request are turned away with 429.
-    match connect_ws(&url, TOKEN).await {
-        Err(error @ Error::Connect { .. }) => assert!(error.to_string().contains("429"), "{error}"),
-        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
-    }
-    let response = post(
-        addr,
-        &bearer(TOKEN),
-        r#"{"jsonrpc":"2.0","id":1,"method":"farthing_info","params":[]}"#,
-    )
-    .await;
-    assert_eq!(response.status, 429, "{response:?}");
-    assert_eq!(fake.calls(), ["info", "info"]);
+    // One request from .1 in flight: .1's share is used up, .2 still gets through.
+    let mut first = half_sent(addr, source(1)).await;
+    let refusal = until_status(addr, source(1), 429).await;
+    assert!(
+        refusal.contains("from 127.0.0.1")
+            && refusal.contains("rpc.max_http_requests_per_source = 1"),
+        "{refusal}"
+    );
+    assert_eq!(
+        post_from(addr, source(2), &bearer(TOKEN), INFO)
+            .await
+            .status,
+        200
+    );
+    // WebSockets have their own allowance.
+    let (response, _ws) = upgrade_from(addr, source(1), TOKEN).await;
+    assert_eq!(response.status, 101, "{response:?}");
 
-    // A connection closes: its slot is free again.
-    drop(first);
-    let http = connect_http(&format!("http://{addr}"), TOKEN).unwrap();
-    // A deadline against a hang, not a timing goal: the server frees the slot once it has
-    // noticed the close, which a loaded machine may take a while to get to.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match http.info().await {
-            Ok(_) => break,
-            Err(error) if Instant::now() < deadline => {
-                assert!(error.to_string().contains("429"), "{error}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("the slot was not freed: {error}"),
-        }
-    }
-    second.info().await.unwrap();
+    // Two in flight: the node's share is used up for everyone.
+    let _second = half_sent(addr, source(2)).await;
+    let refusal = until_status(addr, source(3), 429).await;
+    assert!(refusal.contains("rpc.max_http_requests = 2"), "{refusal}");
+
+    // The first request completes: its slot is free again.
+    first.write_all(&INFO.as_bytes()[1..]).await.unwrap();
+    let mut answer = String::new();
+    first.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    until_status(addr, source(3), 200).await;
+    assert!(fake.calls().iter().all(|call| *call == "info"));
 }
 
 #[tokio::test]
@@ -107,12 +136,40 @@ async fn listens_on_loopback_by_default_and_port_zero_works() {
 #[test]
 fn the_config_reads_from_toml_like_json_with_defaults() {
     let config: RpcServerConfig =
-        serde_json::from_str(r#"{"listen":"127.0.0.1:9000","max_connections":8}"#).unwrap();
+        serde_json::from_str(r#"{"listen":"127.0.0.1:9000","max_ws_connections":8}"#).unwrap();
     assert_eq!(config.listen.port(), 9000);
-    assert_eq!(config.max_connections, 8);
+    assert_eq!(config.max_ws_connections, 8);
     assert_eq!(
         config.max_request_bytes,
         RpcServerConfig::default().max_request_bytes
     );
     assert!(serde_json::from_str::<RpcServerConfig>(r#"{"max_conections":8}"#).is_err());
+    // The single shared limit is gone: a config naming it is refused, not half-read.
+    let old = serde_json::from_str::<RpcServerConfig>(r#"{"max_connections":64}"#).unwrap_err();
+    assert!(old.to_string().contains("max_ws_connections"), "{old}");
+}
+
+#[test]
+fn unusable_limits_are_refused_by_name() {
+    let valid = RpcServerConfig::default();
+    assert_eq!(valid.validate(), Ok(()));
+    let zero = RpcServerConfig {
+        max_subscriptions: 0,
+        ..valid.clone()
+    };
+    assert!(
+        zero.validate()
+            .unwrap_err()
+            .contains("rpc.max_subscriptions")
+    );
+    let above = RpcServerConfig {
+        max_ws_connections_per_source: 40,
+        ..valid
+    };
+    let error = above.validate().unwrap_err();
+    assert!(
+        error.contains("rpc.max_ws_connections_per_source (40)")
+            && error.contains("rpc.max_ws_connections (32)"),
+        "{error}"
+    );
 }

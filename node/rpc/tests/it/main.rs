@@ -7,6 +7,8 @@
 
 mod auth;
 mod calls;
+mod crowd;
+mod discover;
 mod fake;
 mod limits;
 mod raw;

@@ -1,10 +1,10 @@
 //! Raw HTTP over TCP, to send exactly the headers a test needs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// A response: status code, headers (lower-cased names), body.
 #[derive(Debug)]
@@ -21,12 +21,22 @@ pub(crate) fn bearer(token: &str) -> String {
 
 /// POST a JSON body to `/` with these extra header lines.
 pub(crate) async fn post(addr: SocketAddr, headers: &str, body: &str) -> Response {
+    post_from(addr, IpAddr::from([127, 0, 0, 1]), headers, body).await
+}
+
+/// [`post`] from local address `from`.
+pub(crate) async fn post_from(
+    addr: SocketAddr,
+    from: IpAddr,
+    headers: &str,
+    body: &str,
+) -> Response {
     let request = format!(
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
         body.len()
     );
-    send(addr, &request).await
+    open(addr, from, &request).await.0
 }
 
 /// A WebSocket upgrade request with these extra header lines.
@@ -40,14 +50,42 @@ pub(crate) async fn upgrade(addr: SocketAddr, headers: &str) -> Response {
 
 /// Send `request`, read one response (headers, then `Content-Length` bytes of body).
 async fn send(addr: SocketAddr, request: &str) -> Response {
+    open(addr, IpAddr::from([127, 0, 0, 1]), request).await.0
+}
+
+/// A WebSocket upgrade request from local address `from` (any of 127.0.0.0/8: another
+/// source to the server), with the bearer token: the response, and the connection, which
+/// stays open (a WebSocket if the response is 101) until dropped.
+pub(crate) async fn upgrade_from(
+    addr: SocketAddr,
+    from: IpAddr,
+    token: &str,
+) -> (Response, TcpStream) {
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{}\r\n",
+        bearer(token)
+    );
+    open(addr, from, &request).await
+}
+
+/// A TCP connection to `addr` from local address `from`.
+pub(crate) async fn connect_from(addr: SocketAddr, from: IpAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Send `request` from `from`, read one response; the connection stays open.
+async fn open(addr: SocketAddr, from: IpAddr, request: &str) -> (Response, TcpStream) {
     // A deadline against a hang, not a timing goal: a loaded machine may be slow.
     tokio::time::timeout(Duration::from_secs(60), async {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut stream = connect_from(addr, from).await;
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut buf = Vec::new();
         loop {
             if let Some(response) = parse(&buf) {
-                return response;
+                return (response, stream);
             }
             let mut chunk = [0u8; 4096];
             let n = stream.read(&mut chunk).await.unwrap();

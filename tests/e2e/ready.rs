@@ -1,0 +1,126 @@
+//! Right after an open, each node applies the channel after its own confirmations: until the
+//! partner's node has, a call there says "not ready yet" (1013), not "no such channel", and
+//! `farthing_waitChannel` waits until the channel takes payments both ways.
+
+use farthing_e2e::{Daemon, Devnet, PATIENCE, Party, USDC, eventually};
+use farthing_rpc::{ClientError, FarthingApiClient, OpenParams, PayParams, code};
+
+fn refusal(e: ClientError) -> (i32, String) {
+    match e {
+        ClientError::Call(call) => (call.code(), call.message().to_owned()),
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_new_channel_is_not_ready_until_both_nodes_confirmed_it_and_wait_channel_waits() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
+    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
+    devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
+
+    // bob's node applies an event once 3 blocks hold it; anvil mines only on demand, so it
+    // cannot apply the opening before the test mines.
+    let bob_node = Daemon::start_as(
+        2,
+        &dir.path().join("bob"),
+        &devnet.rpc_url,
+        &deployment,
+        &["--confirmations", "3"],
+    );
+    let link = format!("{}@{}", bob.address(), bob_node.peers);
+    let alice_node = Daemon::start_as(
+        1,
+        &dir.path().join("alice"),
+        &devnet.rpc_url,
+        &deployment,
+        &["--connect", &link],
+    );
+    let token = |who: &str| farthing_rpc::read_token(&dir.path().join(who)).unwrap();
+    let alice_rpc = farthing_rpc::connect_http(&alice_node.url, &token("alice")).unwrap();
+    let bob_rpc = farthing_rpc::connect_http(&bob_node.url, &token("bob")).unwrap();
+    let opened = OpenParams {
+        partner: bob.address(),
+        amount: "20".into(),
+        challenge_period: Some(600),
+    }
+    .call(&alice_rpc)
+    .await
+    .unwrap();
+    let id = opened.id;
+
+    // At bob's node: on-chain, not applied yet — said so, with what waits for it.
+    let (code, message) = refusal(bob_rpc.get_channel(id).await.unwrap_err());
+    assert_eq!(code, code::NOT_READY, "{message}");
+    assert!(
+        message.contains("not applied its opening yet (it waits for 3 confirmation(s))")
+            && message.contains("farthing_waitChannel"),
+        "{message}"
+    );
+    // A channel that is on no chain is still unknown.
+    let (code, _) = refusal(bob_rpc.get_channel(id + 50).await.unwrap_err());
+    assert_eq!(code, code::UNKNOWN_CHANNEL);
+    let (code, _) = refusal(alice_rpc.wait_channel(id + 50, Some(1)).await.unwrap_err());
+    assert_eq!(code, code::UNKNOWN_CHANNEL);
+
+    // At alice's node the channel is open, but bob's node cannot have confirmed it (no block
+    // is mined): each wait ends at its timeout saying what is missing — no link until alice's
+    // node has dialed bob's (--connect), then bob's node not having confirmed it.
+    let missing = eventually(
+        PATIENCE,
+        "the link, then bob's confirmation missing",
+        async || {
+            let (code, message) = refusal(alice_rpc.wait_channel(id, Some(1)).await.unwrap_err());
+            assert_eq!(code, code::NOT_READY, "{message}");
+            if message.contains("no link to the partner's node") {
+                return Err(message);
+            }
+            Ok(message)
+        },
+    )
+    .await;
+    assert!(
+        missing.contains("the partner's node has not confirmed it yet"),
+        "{missing}"
+    );
+
+    // Wait on both nodes while the blocks come: both answer once bob's node applied it.
+    let waits = async {
+        tokio::join!(
+            alice_rpc.wait_channel(id, Some(120)),
+            bob_rpc.wait_channel(id, Some(120))
+        )
+    };
+    let mine = async {
+        for _ in 0..3 {
+            devnet.advance_time(1).await.unwrap();
+        }
+    };
+    let ((at_alice, at_bob), ()) = tokio::join!(waits, mine);
+    let (at_alice, at_bob) = (at_alice.unwrap(), at_bob.unwrap());
+    assert_eq!((at_alice.id, at_bob.id), (id, id));
+    assert_eq!(
+        (
+            at_alice.balance_ours.as_str(),
+            at_bob.balance_partner.as_str()
+        ),
+        ("20", "20")
+    );
+
+    // Ready means a payment is taken at once, both ways.
+    let pay = |amount: &str| PayParams {
+        channel_id: Some(id),
+        partner: None,
+        amount: amount.into(),
+        idempotency_key: None,
+        memo: None,
+    };
+    let paid = pay("1.5").call(&alice_rpc).await.unwrap();
+    assert_eq!((paid.nonce, paid.balance_ours.as_str()), (1, "18.5"));
+    let back = pay("0.5").call(&bob_rpc).await.unwrap();
+    assert_eq!((back.nonce, back.balance_ours.as_str()), (1, "1"));
+}
