@@ -24,6 +24,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(id) = records::decode_closing(data) {
         assert_eq!(records::encode_closing(id), data);
     }
+    if let Ok(chunk) = records::decode_payment_chunk(7, data) {
+        assert!(chunk.iter().zip(7..).all(|(p, seq)| p.seq == seq));
+        assert_eq!(records::payment_chunk_len(data).unwrap(), chunk.len() as u64);
+        assert_eq!(records::encode_payment_chunk(&chunk).unwrap(), data);
+    }
     if let Ok(owner) = records::decode_owner(data) {
         assert_eq!(records::encode_owner(&owner), data);
     }

@@ -282,7 +282,7 @@ async fn payments_queued_together_share_one_proof_and_keep_their_own_answers() {
         bob,
         ..
     } = linked().await;
-    let mut incoming = bob.subscribe_payments();
+    let mut incoming = bob.subscribe_payments(None).await.unwrap();
 
     const CALLS: usize = 30;
     const TOO_MUCH: usize = 17;
@@ -326,18 +326,19 @@ async fn payments_queued_together_share_one_proof_and_keep_their_own_answers() {
     let proof = a.ours.unwrap();
     assert_eq!((proof.nonce, proof.transferred), (1, total));
     assert_eq!(b.theirs.unwrap(), proof, "bob holds the one proof");
-    // Each payment is in bob's stream and history on its own, with its memo, in order (they
-    // enter both once durable, which may be just after the Ack left: the stream first).
+    // Each payment is in bob's stream and log on its own, with its memo, in order (logged in
+    // the proof's synced write, published as soon as it is durable).
     let expected: Vec<(u128, Vec<u8>)> = (0..CALLS)
         .filter(|&i| i != TOO_MUCH)
         .map(|i| (amount(i), memos[i].clone()))
         .collect();
     for (amount, memo) in &expected {
-        let streamed = incoming.recv().await.unwrap();
+        let streamed = incoming.next().await.unwrap();
         assert_eq!((&streamed.amount, &streamed.memo), (amount, memo));
     }
     let got: Vec<(u128, Vec<u8>)> = bob
         .recent_payments(1, 100)
+        .await
         .iter()
         .map(|p| {
             assert_eq!((p.nonce, p.outgoing), (1, false));
@@ -571,7 +572,7 @@ async fn payments_stream_to_agents_and_are_listed() {
     let ws = farthing_rpc::connect_ws(&format!("ws://{addr}"), &token)
         .await
         .unwrap();
-    let mut incoming = ws.subscribe_payments().await.unwrap();
+    let mut incoming = ws.subscribe_payments(None).await.unwrap();
 
     for amount in [100_000, 250_000, 1] {
         alice.pay(1, amount, b"", None).await.unwrap();
@@ -592,13 +593,13 @@ async fn payments_stream_to_agents_and_are_listed() {
             ("in".into(), 3, "0.000001".into())
         ]
     );
-    let listed = ws.list_payments(1, Some(2)).await.unwrap();
+    let listed = ws.list_payments(Some(1), Some(2), None).await.unwrap();
     assert_eq!(
-        listed.iter().map(|p| p.nonce).collect::<Vec<_>>(),
+        listed.payments.iter().map(|p| p.nonce).collect::<Vec<_>>(),
         vec![2, 3],
         "the 2 most recent"
     );
-    let out = alice.recent_payments(1, 10);
+    let out = alice.recent_payments(1, 10).await;
     assert_eq!(
         out.iter()
             .map(|p| (p.outgoing, p.amount))
@@ -1293,6 +1294,7 @@ async fn forged_stale_and_replayed_proofs_on_the_wire_are_refused_with_the_reaso
     let incoming = eventually(PATIENCE, "bob's history of nonce 3", async || {
         let incoming: Vec<(u64, u128, bool)> = bob
             .recent_payments(1, 10)
+            .await
             .iter()
             .filter(|p| !p.outgoing)
             .map(|p| (p.nonce, p.amount, p.carried))

@@ -11,6 +11,7 @@ mod crash;
 mod daemon;
 mod deploy;
 mod flood;
+mod history;
 mod lifecycle;
 mod link;
 mod node;

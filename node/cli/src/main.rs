@@ -17,6 +17,7 @@ use serde::Serialize;
 
 mod bench;
 mod daemon;
+mod payments;
 mod peers;
 mod stream;
 
@@ -78,13 +79,21 @@ enum Command {
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
         concurrency: u64,
     },
-    /// The most recent payments of channel CHANNEL, oldest first.
+    /// The node's payment log (kept across restarts), oldest first: the newest LIMIT entries,
+    /// or with --after SEQ the entries after that seq; with --follow, then every new payment as
+    /// it becomes durable (resumed without a gap).
     Payments {
-        /// Channel id.
-        channel: u64,
-        /// How many.
-        #[arg(long, default_value_t = 20)]
+        /// Only this channel's payments.
+        channel: Option<u64>,
+        /// How many (at most 1000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
+        /// The entries after this seq (0: from the oldest kept).
+        #[arg(long)]
+        after: Option<u64>,
+        /// Then stream new payments (over a WebSocket) until interrupted.
+        #[arg(long)]
+        follow: bool,
     },
     /// Link to a partner node (0xADDRESS@host:port); the node keeps the link up.
     Connect {
@@ -394,25 +403,20 @@ async fn run(cli: Cli) -> Result<()> {
                         )
                     })
                 }
-                Command::Payments { channel, limit } => {
-                    let payments = client.list_payments(channel, Some(limit)).await?;
-                    output(json, &payments, || {
-                        let mut out = format!(
-                            "{:>8}  {:<3} {:>14}  {:<13}  {}",
-                            "nonce", "dir", "amount", "at (unix ms)", "memo"
-                        );
-                        for p in &payments {
-                            out.push_str(&format!(
-                                "\n{:>8}  {:<3} {:>14}  {:<13}  {}",
-                                p.nonce,
-                                p.direction,
-                                p.amount,
-                                p.at_ms,
-                                p.memo.as_deref().unwrap_or("")
-                            ));
-                        }
-                        out
-                    })
+                Command::Payments {
+                    channel,
+                    limit,
+                    after,
+                    follow,
+                } => {
+                    let ws_url = cli.node_url.replacen("http", "ws", 1);
+                    let listing = payments::Listing {
+                        channel,
+                        limit,
+                        after,
+                        follow,
+                    };
+                    payments::run(&client, &ws_url, &token, json, listing).await
                 }
                 Command::Connect { peer } => {
                     client.connect_peer(peer.clone()).await?;

@@ -201,11 +201,19 @@ impl Builder {
             "node started"
         );
 
+        // The payment log's numbering goes on from its newest entry; the committer publishes
+        // each durable batch of entries to the history's live stream.
+        let history = Arc::new(History::new(store.clone()));
+        let group = GroupCommit::with_log(
+            store.clone(),
+            Some(store.last_payment_seq()?),
+            history.publisher(),
+        );
         let table = Arc::new(ChannelTable::new(
             store.channels()?,
             // Channels whose cooperative close this node signed (or asked for) stay frozen.
             store.closing_channels()?,
-            GroupCommit::new(store.clone()),
+            group.clone(),
         ));
         let domain = farthing_chain::messages::channel_domain(
             deployment.chain_id,
@@ -235,18 +243,13 @@ impl Builder {
                 max_lag: config.watchtower.max_lag_blocks,
             },
         ));
-        let (links, history, metrics) = (
-            Arc::new(Links::default()),
-            Arc::new(History::default()),
-            Arc::new(Metrics::default()),
-        );
+        let (links, metrics) = (Arc::new(Links::default()), Arc::new(Metrics::default()));
         let payments = Arc::new(Payments {
             table: table.clone(),
             signer: signer.clone(),
             links: links.clone(),
             store_health: store_health.clone(),
             store: store.clone(),
-            history: history.clone(),
             metrics: metrics.clone(),
             tasks: tasks.clone(),
             deliveries: Default::default(),
@@ -322,6 +325,17 @@ impl Builder {
             "store guard",
             OnFailure::Stop,
             guard.run(tasks.shutdown_signal()),
+        );
+        // Retention only: payments are logged whether it runs or not.
+        tasks.spawn_critical(
+            "payment log retention",
+            OnFailure::Warn,
+            history.clone().retain(
+                config.history.keep_payments,
+                crate::observe::history::PRUNE_EVERY,
+                group,
+                tasks.shutdown_signal(),
+            ),
         );
         Ok(Node::new(Components {
             config,

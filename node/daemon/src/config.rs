@@ -31,6 +31,7 @@
 //! | `watchtower.max_lag_blocks` | `64` | the node reports itself degraded when its watcher is further behind the chain head |
 //! | `watchtower.act` | `true` | send the watchtower's transactions (challenge, settle, claim); `false` only warns (tests that drive these steps themselves) |
 //! | `metrics.listen` | none | serve Prometheus metrics (`GET /metrics`) on this address |
+//! | `history.keep_payments` | `1000000` | payment-log entries kept (the newest; at least 1): older ones are pruned in the background, within seconds |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,26 @@ pub struct Config {
     pub watchtower: WatchtowerConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The payment log.
+    pub history: HistoryConfig,
+}
+
+/// The payment log: every payment made or received, numbered, kept on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// How many entries to keep (the newest): older ones are pruned in the background. At
+    /// least 1 (the numbering continues from the newest entry kept); every payment is logged
+    /// in the same synced write as its proof whatever this says.
+    pub keep_payments: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            keep_payments: 1_000_000,
+        }
+    }
 }
 
 /// The Prometheus endpoint.
@@ -162,6 +183,7 @@ impl Default for Config {
             channels: ChannelConfig::default(),
             watchtower: WatchtowerConfig::default(),
             metrics: MetricsConfig::default(),
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -261,6 +283,13 @@ impl Config {
             ));
         }
         self.rpc.validate().map_err(ConfigError::Invalid)?;
+        if self.history.keep_payments == 0 {
+            return Err(ConfigError::Invalid(
+                "history.keep_payments must be at least 1 (the log's numbering continues from \
+                 the newest entry kept; 1 keeps only that one)"
+                    .into(),
+            ));
+        }
         if self.channels.default_challenge_period == 0 {
             return Err(ConfigError::Invalid(
                 "channels.default_challenge_period must be positive".into(),
@@ -339,5 +368,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(old.contains("max_ws_connections"), "{old}");
+        let keep = Config::from_toml("[history]\nkeep_payments = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(keep.contains("keep_payments must be at least 1"), "{keep}");
+        let kept = Config::from_toml("[history]\nkeep_payments = 5000").unwrap();
+        assert_eq!(kept.history.keep_payments, 5_000);
     }
 }

@@ -111,6 +111,13 @@ impl Store for Watched {
     fn owner(&self) -> farthing_store::Result<Option<alloy::primitives::Address>> {
         self.inner.owner()
     }
+    fn walk_payments(
+        &self,
+        walk: farthing_store::LogWalk,
+        each: &mut dyn FnMut(farthing_store::LoggedPayment) -> bool,
+    ) -> farthing_store::Result<()> {
+        self.inner.walk_payments(walk, each)
+    }
     fn commit(&self, writes: &[Write]) -> farthing_store::Result<()> {
         let result = self.inner.commit(writes);
         if let Err(e) = &result

@@ -41,14 +41,14 @@ mod watchtower;
 
 pub use builder::{Builder, StartError};
 pub use chain::watcher::{ChannelChange, SyncError};
-pub use config::{Config, ConfigError, KeySource, WatchtowerConfig};
+pub use config::{Config, ConfigError, HistoryConfig, KeySource, WatchtowerConfig};
 pub use cosign::CosignError;
 pub use health::Health;
 pub use keys::{KeyError, load_key};
 pub use link::kept::PeerStatus;
 pub use net::{LinkError, NotReady};
 pub use node::Node;
-pub use observe::{Payment, RECENT_PER_CHANNEL};
+pub use observe::{FeedError, MAX_PAGE, PageQuery, Payment, PaymentFeed, PaymentPage};
 pub use ops::OpError;
 pub use payments::{NextStep, Paid, PayError, ProofRefusal};
 pub use rpc::RpcHandler;

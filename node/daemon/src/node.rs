@@ -11,7 +11,7 @@ use alloy::providers::DynProvider;
 use farthing_chain::{ChainClient, Deployment, TxOutcome};
 use farthing_core::{ChainState, Channel, ChannelId};
 use farthing_peer::PeerAddr;
-use farthing_store::Store;
+use farthing_store::{Store, StoreError};
 use tokio::sync::broadcast;
 
 use crate::chain::Chain;
@@ -22,7 +22,9 @@ use crate::health::{Health, StoreHealth};
 use crate::link::Links;
 use crate::link::kept::PeerStatus;
 use crate::net::{LinkError, Peering};
-use crate::observe::{History, Metrics, Payment, Snapshot};
+use crate::observe::{
+    FeedError, History, Metrics, PageQuery, Payment, PaymentFeed, PaymentPage, Snapshot,
+};
 use crate::ops::{OpError, Operations};
 use crate::payments::{Paid, PayError, Payments};
 use crate::signer::Signer;
@@ -268,14 +270,34 @@ impl Node {
         self.c.signer.proof_digest(id, nonce, transferred)
     }
 
-    /// The most recent payments of channel `id` (at most `limit`), oldest first.
-    pub fn recent_payments(&self, id: ChannelId, limit: usize) -> Vec<Payment> {
-        self.c.history.recent(id, limit)
+    /// A page of the payment log (every payment made or received, numbered, kept across
+    /// restarts): see [`PageQuery`].
+    pub async fn list_payments(&self, query: PageQuery) -> Result<PaymentPage, StoreError> {
+        let history = self.c.history.clone();
+        tokio::task::spawn_blocking(move || history.page(query))
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                reason: e.to_string(),
+            })?
     }
 
-    /// Every payment made or received from now on, once durable.
-    pub fn subscribe_payments(&self) -> broadcast::Receiver<Payment> {
-        self.c.history.subscribe()
+    /// The payments after log entry `after`, replayed from the log, then every payment made or
+    /// received from then on, once durable (none: from now on).
+    pub async fn subscribe_payments(&self, after: Option<u64>) -> Result<PaymentFeed, FeedError> {
+        self.c.history.feed(after).await
+    }
+
+    /// The newest payments of channel `id` (at most `limit`), oldest first.
+    pub async fn recent_payments(&self, id: ChannelId, limit: usize) -> Vec<Payment> {
+        let query = PageQuery {
+            after: None,
+            limit,
+            channel: Some(id),
+        };
+        self.list_payments(query)
+            .await
+            .map(|page| page.payments)
+            .unwrap_or_default()
     }
 
     // ---- links ----

@@ -133,26 +133,36 @@ pub trait FarthingApi {
     #[method(name = "balances")]
     async fn balances(&self) -> Result<Balances, ApiError>;
 
-    /// `farthing_listPayments`: the most recent payments of a channel, newest last (kept in
-    /// memory while the node runs; at most `limit`, default 100).
+    /// `farthing_listPayments`: the node's payment log — every payment made or received, once
+    /// durable, numbered `seq` 1, 2, 3, … in that order, kept across restarts (the newest
+    /// `history.keep_payments`) — by cursor. With `after`: the entries after that `seq`, oldest
+    /// first; without: the newest ones, oldest first. At most `limit` (default 100, at most
+    /// 1000); `channel_id`: only that channel's. The page's `next` is where to go on from
+    /// (pass it as `after`); `more` says entries past it exist already. Parameters by position
+    /// (`[channel_id, limit, after]`) or by name.
     #[method(name = "listPayments")]
     async fn list_payments(
         &self,
-        channel_id: ChannelId,
+        channel_id: Option<ChannelId>,
         limit: Option<u32>,
-    ) -> Result<Vec<PaymentView>, ApiError>;
+        after: Option<u64>,
+    ) -> Result<PaymentPage, ApiError>;
 
     /// `farthing_subscribePayments`: a [`PaymentView`] for every payment made or received, once
-    /// it is durable, until `farthing_unsubscribePayments` (WebSocket only). Refused with 1015
-    /// once the node serves `rpc.max_subscriptions` subscriptions (-32006 past
-    /// `rpc.max_subscriptions_per_connection` on one connection).
+    /// it is durable, in `seq` order, until `farthing_unsubscribePayments` (WebSocket only).
+    /// With `after`: first every logged payment after that `seq` (0: from the oldest kept),
+    /// then the live ones — none missed, none twice, whatever the load. A subscription that can
+    /// no longer go on without a gap (the entries it needs were pruned, the node stops) ends
+    /// with an error naming the last `seq` it delivered: subscribe again with that `after`.
+    /// Refused with 1015 once the node serves `rpc.max_subscriptions` subscriptions (-32006
+    /// past `rpc.max_subscriptions_per_connection` on one connection).
     #[subscription(
         name = "subscribePayments" => "payment",
         unsubscribe = "unsubscribePayments",
         item = PaymentView,
         with_extensions
     )]
-    async fn subscribe_payments(&self) -> SubscriptionResult;
+    async fn subscribe_payments(&self, after: Option<u64>) -> SubscriptionResult;
 
     /// `farthing_subscribeChannels`: a [`ChannelUpdate`] each time a channel changes, until
     /// `farthing_unsubscribeChannels` (WebSocket only). Limited like `subscribePayments`.
@@ -372,9 +382,24 @@ pub struct Balances {
     pub claimable: String,
 }
 
-/// One payment, made or received.
+/// A page of the payment log (`farthing_listPayments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentPage {
+    /// The entries, in `seq` order.
+    pub payments: Vec<PaymentView>,
+    /// Where to go on from: pass it as `after` (the last `seq` this page looked at; for the
+    /// newest entries, the log's last `seq`).
+    pub next: u64,
+    /// Entries past `next` exist already: call again at once.
+    pub more: bool,
+}
+
+/// One payment, made or received: an entry of the node's payment log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentView {
+    /// Its place in the node's payment log: 1, 2, 3, … in the order payments became durable
+    /// here, with no gap; kept across restarts.
+    pub seq: u64,
     /// The channel.
     pub channel_id: ChannelId,
     /// `"out"` (we paid) or `"in"` (we were paid).
@@ -388,6 +413,9 @@ pub struct PaymentView {
     /// The payer's memo, if it gave one (not signed; invalid UTF-8 shown replaced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<String>,
+    /// The idempotency key the payment was made with (our payments only), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// `true`: no payment of the proof claimed this amount — the proof moved more than its
     /// payments claimed (a payment whose own frame was lost or refused earlier, carried by
     /// this cumulative proof). With these, incoming entries add up to what was received.

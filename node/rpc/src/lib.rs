@@ -84,7 +84,7 @@ mod state;
 pub use api::{
     Balances, CHANNEL_UPDATE_KINDS, ChannelRole, ChannelState, ChannelUpdate, ChannelView,
     ClaimResult, Disconnected, FarthingApiClient, FarthingApiServer, Health, HealthStatus,
-    LinkCounts, NodeInfo, OpenParams, PayParams, PayResult, PaymentView, PeerView,
+    LinkCounts, NodeInfo, OpenParams, PayParams, PayResult, PaymentPage, PaymentView, PeerView,
     parse_amount_param,
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};

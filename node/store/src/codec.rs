@@ -165,6 +165,31 @@ impl Writer {
         self.buf.push(u8::from(some));
     }
 
+    /// An unsigned LEB128 varint: 7 bits a byte, low group first, the shortest form (the
+    /// reader refuses any other, so a value still has exactly one encoding).
+    pub(crate) fn varint(&mut self, mut v: u128) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    /// Bytes with a varint length prefix, at most `max` of them.
+    pub(crate) fn bytes_var(
+        &mut self,
+        field: &'static str,
+        v: &[u8],
+        max: usize,
+    ) -> Result<(), EncodeError> {
+        if v.len() > max {
+            return Err(self.too_long(field, v.len(), max));
+        }
+        self.varint(v.len() as u128);
+        self.buf.extend_from_slice(v);
+        Ok(())
+    }
+
     /// Bytes with a 2-byte length prefix.
     pub(crate) fn bytes16(&mut self, field: &'static str, v: &[u8]) -> Result<(), EncodeError> {
         let len = u16::try_from(v.len()).map_err(|_| self.too_long(field, v.len(), MAX_LEN16))?;
@@ -272,6 +297,52 @@ impl<'a> Reader<'a> {
         self.array(field).map(u128::from_be_bytes)
     }
 
+    /// A varint written by [`Writer::varint`] holding at most `bits` bits; an overlong form
+    /// (a final zero group) or a value past `bits` is refused as a bad tag of `field`.
+    pub(crate) fn varint(&mut self, field: &'static str, bits: u32) -> Result<u128, DecodeError> {
+        let mut value = 0u128;
+        let mut shift = 0u32;
+        loop {
+            let byte = self.u8(field)?;
+            let group = u128::from(byte & 0x7f);
+            if shift >= bits || (shift > 0 && byte == 0) || (group << shift) >> shift != group {
+                return Err(self.bad_tag(field, byte));
+            }
+            value |= group << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        if bits < 128 && value >> bits != 0 {
+            return Err(self.bad_tag(field, 0xff));
+        }
+        Ok(value)
+    }
+
+    /// A varint of at most 64 bits.
+    pub(crate) fn varint64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        self.varint(field, 64).map(|v| v as u64)
+    }
+
+    /// Bytes with a varint length prefix, at most `max` of them.
+    pub(crate) fn bytes_var(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<Vec<u8>, DecodeError> {
+        let len = usize::try_from(self.varint64(field)?).unwrap_or(usize::MAX);
+        if len > max {
+            return Err(DecodeError::BadLength {
+                record: self.record,
+                field,
+                len,
+                remaining: self.rest.len().min(max),
+            });
+        }
+        self.prefixed(field, len)
+    }
+
     /// An option tag: 0 is none, 1 is some, anything else is refused.
     pub(crate) fn present(&mut self, field: &'static str) -> Result<bool, DecodeError> {
         match self.u8(field)? {
@@ -355,6 +426,33 @@ mod tests {
             assert!(matches!(err, DecodeError::UnknownVersion { found, .. } if found == v));
         }
         assert!(Reader::open("test", &[], 1).is_err());
+    }
+
+    #[test]
+    fn varints_round_trip_in_their_shortest_form_only() {
+        for v in [0u128, 1, 127, 128, 300, u128::from(u64::MAX), u128::MAX] {
+            let mut w = Writer::new("test", 1, 0);
+            w.varint(v);
+            let bytes = w.finish();
+            let (_, mut r) = Reader::open("test", &bytes, 1).unwrap();
+            assert_eq!(r.varint("v", 128).unwrap(), v);
+            r.finish().unwrap();
+        }
+        // 1 written in two bytes, 2^64 as a u64, a 19th group: refused.
+        for bytes in [
+            &[1, 0x81, 0x00][..],
+            &[
+                1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02,
+            ][..],
+        ] {
+            let (_, mut r) = Reader::open("test", bytes, 1).unwrap();
+            assert!(r.varint64("v").is_err(), "{bytes:?}");
+        }
+        let mut long = vec![1];
+        long.extend([0xff; 19]);
+        long.push(1);
+        let (_, mut r) = Reader::open("test", &long, 1).unwrap();
+        assert!(r.varint("v", 128).is_err());
     }
 
     #[test]

@@ -9,14 +9,14 @@ use farthing_core::Channel;
 
 use crate::records::MAX_SIGNATURE_LEN;
 use crate::testing::{sample_channel, sample_cursor, sample_pending_tx};
-use crate::{KeyedPayment, Store, StoreError, Write};
+use crate::{KeyedPayment, LogWalk, LoggedPayment, Store, StoreError, Write};
 
 /// One check of the suite.
 type Check = fn(&dyn Store);
 
 /// Run every check, each on a fresh store from `make`.
 pub fn run<S: Store>(make: impl Fn() -> S) {
-    let checks: [(&str, Check); 13] = [
+    let checks: [(&str, Check); 16] = [
         ("empty store", empty_store_reads_nothing),
         ("read back", committed_writes_read_back),
         ("batch atomicity", a_batch_lands_whole),
@@ -30,6 +30,12 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
         ("payment keys", payment_keys),
         ("closing marks", closing_marks),
         ("owner", owner),
+        ("payment log", payment_log_reads_back_in_order),
+        (
+            "payment log atomicity",
+            payment_log_entries_land_with_their_batch,
+        ),
+        ("payment log retention", payment_log_prunes_a_range),
     ];
     for (name, check) in checks {
         let store = make();
@@ -382,4 +388,210 @@ pub fn closing_marks(store: &dyn Store) {
         store.channel(7).expect("read channel"),
         Some(sample_channel(7))
     );
+}
+
+/// A payment-log entry numbered `seq` on channel `channel`.
+pub fn sample_logged_payment(seq: u64, channel: u64) -> LoggedPayment {
+    LoggedPayment {
+        seq,
+        channel,
+        outgoing: seq.is_multiple_of(2),
+        nonce: seq * 3,
+        amount: u128::from(seq) * 1_000 + 1,
+        at_ms: 1_796_000_000_000 + seq,
+        memo: format!("memo {seq}").into_bytes(),
+        key: (seq.is_multiple_of(3)).then(|| format!("key-{seq}")),
+        carried: seq.is_multiple_of(5),
+    }
+}
+
+/// Everything `walk` visits, in order.
+fn walked(store: &dyn Store, walk: LogWalk) -> Vec<LoggedPayment> {
+    let mut out = Vec::new();
+    store
+        .walk_payments(walk, &mut |p| {
+            out.push(p);
+            true
+        })
+        .expect("walk the payment log");
+    out
+}
+
+/// Entries read back field for field, forward from any point and backward from any point, in
+/// sequence order (also past 255 and 65,535: keys sort like numbers); a walk stops when told.
+pub fn payment_log_reads_back_in_order(store: &dyn Store) {
+    assert_eq!(store.last_payment_seq().expect("last seq"), 0);
+    assert!(walked(store, LogWalk::After(0)).is_empty());
+    let seqs = [1u64, 2, 3, 255, 256, 65_536, 1 << 40];
+    let writes: Vec<Write> = seqs
+        .iter()
+        .map(|&seq| Write::Payment(sample_logged_payment(seq, seq % 4)))
+        .collect();
+    store.commit(&writes).expect("commit log entries");
+    let numbers = |entries: Vec<LoggedPayment>| entries.iter().map(|p| p.seq).collect::<Vec<_>>();
+    assert_eq!(
+        walked(store, LogWalk::After(0)),
+        seqs.map(|s| sample_logged_payment(s, s % 4))
+    );
+    assert_eq!(
+        numbers(walked(store, LogWalk::After(3))),
+        vec![255, 256, 65_536, 1 << 40]
+    );
+    assert_eq!(
+        numbers(walked(store, LogWalk::After(255))),
+        vec![256, 65_536, 1 << 40]
+    );
+    assert!(walked(store, LogWalk::After(1 << 40)).is_empty());
+    assert!(walked(store, LogWalk::After(u64::MAX)).is_empty());
+    assert_eq!(
+        numbers(walked(store, LogWalk::Before(256))),
+        vec![255, 3, 2, 1]
+    );
+    assert_eq!(
+        numbers(walked(store, LogWalk::Before(u64::MAX))),
+        vec![1 << 40, 65_536, 256, 255, 3, 2, 1]
+    );
+    assert!(walked(store, LogWalk::Before(1)).is_empty());
+    assert!(walked(store, LogWalk::Before(0)).is_empty());
+    assert_eq!(store.last_payment_seq().expect("last seq"), 1 << 40);
+    let mut first_two = Vec::new();
+    store
+        .walk_payments(LogWalk::After(0), &mut |p| {
+            first_two.push(p.seq);
+            first_two.len() < 2
+        })
+        .expect("walk");
+    assert_eq!(first_two, vec![1, 2], "a walk stops when told");
+    // A run longer than a chunk holds, walked from inside any of its chunks.
+    let base = 1u64 << 40;
+    let run: Vec<Write> = (base + 1..=base + 600)
+        .map(|seq| Write::Payment(sample_logged_payment(seq, 9)))
+        .collect();
+    store.commit(&run).expect("commit a long run");
+    for after in [base, base + 255, base + 256, base + 257, base + 599] {
+        let seqs = numbers(walked(store, LogWalk::After(after)));
+        assert_eq!(
+            seqs,
+            (after + 1..=base + 600).collect::<Vec<_>>(),
+            "after {after}"
+        );
+        let back = numbers(walked(store, LogWalk::Before(after + 1)));
+        assert_eq!(back.len() as u64, after - base + 7, "before {}", after + 1);
+        assert_eq!(back.first(), Some(&after));
+    }
+    store
+        .commit(&[Write::PrunePayments { through: base }])
+        .expect("prune the older ones");
+    assert_eq!(walked(store, LogWalk::After(0)).len(), 600);
+    assert_eq!(store.last_payment_seq().expect("last seq"), base + 600);
+    // Other records live beside the log without showing in it.
+    store
+        .commit(&[Write::Channel(sample_channel(u64::MAX)), Write::Closing(1)])
+        .expect("commit");
+    assert_eq!(walked(store, LogWalk::After(0)).len(), 600);
+}
+
+/// Entries land with the batch that carries them, or not at all: a batch refused for one bad
+/// write (an overlong memo, an empty key, a bad signature) leaves no entry.
+pub fn payment_log_entries_land_with_their_batch(store: &dyn Store) {
+    store
+        .commit(&[
+            Write::Channel(sample_channel(1)),
+            Write::Payment(sample_logged_payment(1, 1)),
+            Write::Payment(sample_logged_payment(2, 1)),
+        ])
+        .expect("a proof and its payments");
+    let too_long = LoggedPayment {
+        memo: vec![b'm'; crate::records::MAX_LOGGED_MEMO_LEN + 1],
+        ..sample_logged_payment(4, 1)
+    };
+    let no_key = LoggedPayment {
+        key: Some(String::new()),
+        ..sample_logged_payment(4, 1)
+    };
+    let mut bad_signature = sample_channel(2);
+    if let Some(p) = bad_signature.theirs.as_mut() {
+        p.signature = vec![1; MAX_SIGNATURE_LEN + 1].into();
+    }
+    for bad in [
+        Write::Payment(too_long),
+        Write::Payment(no_key),
+        Write::Channel(bad_signature),
+    ] {
+        let err = store
+            .commit(&[Write::Payment(sample_logged_payment(3, 2)), bad])
+            .expect_err("the batch is refused");
+        assert!(matches!(err, StoreError::Unencodable(_)), "{err:?}");
+    }
+    assert_eq!(
+        walked(store, LogWalk::After(0)),
+        vec![sample_logged_payment(1, 1), sample_logged_payment(2, 1)],
+        "no entry of a refused batch"
+    );
+}
+
+/// Pruning drops the entries up to a number, never past it, by chunk (the entries a commit
+/// wrote together): a chunk holding later entries too stays whole.
+pub fn payment_log_prunes_a_range(store: &dyn Store) {
+    for seq in 1..=10 {
+        store
+            .commit(&[Write::Payment(sample_logged_payment(seq, 1))])
+            .expect("commit");
+    }
+    store
+        .commit(&[Write::PrunePayments { through: 4 }])
+        .expect("prune");
+    let left: Vec<u64> = walked(store, LogWalk::After(0))
+        .iter()
+        .map(|p| p.seq)
+        .collect();
+    assert_eq!(left, (5..=10).collect::<Vec<_>>());
+    store
+        .commit(&[Write::PrunePayments { through: 4 }])
+        .expect("prune again: nothing");
+    store
+        .commit(&[Write::PrunePayments { through: 9 }])
+        .expect("prune");
+    assert_eq!(
+        walked(store, LogWalk::After(0)),
+        vec![sample_logged_payment(10, 1)]
+    );
+    assert_eq!(store.last_payment_seq().expect("last"), 10);
+    // 11..=15 in one commit: pruning through 12 keeps their chunk whole, through 15 drops it.
+    let writes: Vec<Write> = (11..=15)
+        .map(|seq| Write::Payment(sample_logged_payment(seq, 2)))
+        .collect();
+    store.commit(&writes).expect("commit");
+    store
+        .commit(&[Write::PrunePayments { through: 12 }])
+        .expect("prune");
+    let left: Vec<u64> = walked(store, LogWalk::After(0))
+        .iter()
+        .map(|p| p.seq)
+        .collect();
+    assert_eq!(left, (11..=15).collect::<Vec<_>>());
+    assert_eq!(
+        walked(store, LogWalk::After(12)),
+        (13..=15)
+            .map(|s| sample_logged_payment(s, 2))
+            .collect::<Vec<_>>(),
+        "a walk starts inside a chunk"
+    );
+    assert_eq!(
+        walked(store, LogWalk::Before(13)),
+        vec![sample_logged_payment(12, 2), sample_logged_payment(11, 2)],
+        "and ends inside one"
+    );
+    store
+        .commit(&[Write::PrunePayments { through: 15 }])
+        .expect("prune");
+    assert!(walked(store, LogWalk::After(0)).is_empty());
+    store
+        .commit(&[Write::PrunePayments { through: u64::MAX }])
+        .expect("prune everything");
+    assert!(walked(store, LogWalk::After(0)).is_empty());
+    assert_eq!(store.last_payment_seq().expect("last"), 0);
+    store
+        .commit(&[Write::Channel(sample_channel(3))])
+        .expect("other records stay writable");
 }

@@ -6,6 +6,12 @@
 //! fsync covers hundreds of payments across all channels (PROTOCOL.md durability rule 3); under
 //! no load a batch is committed at once. A writer's answer comes only after its writes are
 //! durable: that is when a payment may be acknowledged.
+//!
+//! The committer is also where the payment log's order is decided: it numbers every
+//! [`Write::Payment`] of a synced batch (the next sequence numbers, in queue order) and stamps
+//! it with the commit's time, and after the sync hands the entries to the publisher (the
+//! node's live stream), in order. A number is used only by a commit that succeeded: a failed
+//! one consumes none (the next batch reuses them), so the log and the stream never show a gap.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +19,11 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::{Store, StoreError, Write};
+use crate::{LoggedPayment, Store, StoreError, Write};
+
+/// What the committer calls after each synced commit carrying payment-log entries: the
+/// entries, numbered, in order (on the committer thread: keep it short).
+pub type Publish = Box<dyn FnMut(Vec<LoggedPayment>) + Send>;
 
 /// Most writes merged into one synced batch.
 pub const MAX_GROUP_WRITES: usize = 8_192;
@@ -66,8 +76,16 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Start the committer thread for `store`.
+    /// Start the committer thread for `store`; the payment log's numbering continues from the
+    /// store's last entry (read when the first entry is committed).
     pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_log(store, None, Box::new(|_| {}))
+    }
+
+    /// Start the committer thread for `store`, numbering payment-log entries from `last + 1`
+    /// (`None`: read the store's last entry when the first one is committed) and handing every
+    /// durable one to `publish`.
+    pub fn with_log(store: Arc<dyn Store>, last: Option<u64>, mut publish: Publish) -> Self {
         let (queue, requests) = mpsc::channel::<Request>();
         let stats = Arc::new(GroupStats::default());
         let counters = stats.clone();
@@ -75,7 +93,13 @@ impl GroupCommit {
         let failing = failed.clone();
         std::thread::Builder::new()
             .name("farthing-group-commit".into())
-            .spawn(move || run(store.as_ref(), &requests, &counters, &failing))
+            .spawn(move || {
+                let mut log = Log {
+                    last,
+                    publish: &mut publish,
+                };
+                run(store.as_ref(), &requests, &counters, &failing, &mut log);
+            })
             .map(drop)
             .unwrap_or_else(|e| panic!("cannot start the group-commit thread: {e}"));
         Self {
@@ -134,11 +158,63 @@ impl GroupCommit {
     }
 }
 
+/// The payment log's numbering, on the committer thread.
+struct Log<'a> {
+    /// The last number a successful commit used (`None`: not read from the store yet).
+    last: Option<u64>,
+    publish: &'a mut Publish,
+}
+
+impl Log<'_> {
+    /// Number and stamp the entries of `writes`; the last number they use (none: `None`).
+    fn number(
+        &mut self,
+        store: &dyn Store,
+        writes: &mut [Write],
+    ) -> Result<Option<u64>, StoreError> {
+        let mut entries = writes.iter_mut().filter_map(|w| match w {
+            Write::Payment(p) => Some(p),
+            _ => None,
+        });
+        let Some(first) = entries.next() else {
+            return Ok(None);
+        };
+        let mut seq = match self.last {
+            Some(last) => last,
+            None => store.last_payment_seq()?,
+        };
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for p in std::iter::once(first).chain(entries) {
+            seq += 1;
+            p.seq = seq;
+            p.at_ms = at_ms;
+        }
+        Ok(Some(seq))
+    }
+
+    /// The commit of `writes`, numbered up to `last`, is durable: publish its entries.
+    fn durable(&mut self, writes: Vec<Write>, last: Option<u64>) {
+        let Some(last) = last else {
+            return;
+        };
+        self.last = Some(last);
+        let mut entries = Vec::with_capacity(writes.len());
+        entries.extend(writes.into_iter().filter_map(|w| match w {
+            Write::Payment(p) => Some(p),
+            _ => None,
+        }));
+        (self.publish)(entries);
+    }
+}
+
 fn run(
     store: &dyn Store,
     requests: &mpsc::Receiver<Request>,
     stats: &GroupStats,
     failed: &std::sync::atomic::AtomicBool,
+    log: &mut Log<'_>,
 ) {
     // Blocks for the first request; returns when every sender is gone.
     while let Ok(first) = requests.recv() {
@@ -153,7 +229,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        let writes: Vec<Write> = group
+        let mut writes: Vec<Write> = group
             .iter_mut()
             .flat_map(|r| std::mem::take(&mut r.writes))
             .collect();
@@ -164,12 +240,20 @@ fn run(
             })
         } else {
             stats.busy_since_us.store(stats.now_us(), Ordering::Relaxed);
-            let result = store.commit(&writes);
+            let result = log
+                .number(store, &mut writes)
+                .and_then(|last| store.commit(&writes).map(|()| last));
             stats.busy_since_us.store(0, Ordering::Relaxed);
-            if result.is_err() {
-                failed.store(true, Ordering::SeqCst);
+            match result {
+                Ok(last) => {
+                    log.durable(writes, last);
+                    Ok(())
+                }
+                Err(e) => {
+                    failed.store(true, Ordering::SeqCst);
+                    Err(e)
+                }
             }
-            result
         };
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         stats
@@ -219,6 +303,13 @@ mod tests {
         }
         fn owner(&self) -> crate::Result<Option<alloy_primitives::Address>> {
             self.0.owner()
+        }
+        fn walk_payments(
+            &self,
+            walk: crate::LogWalk,
+            each: &mut dyn FnMut(crate::LoggedPayment) -> bool,
+        ) -> crate::Result<()> {
+            self.0.walk_payments(walk, each)
         }
         fn commit(&self, writes: &[Write]) -> crate::Result<()> {
             std::thread::sleep(Duration::from_millis(5));
@@ -285,6 +376,72 @@ mod tests {
             .await
             .unwrap();
         assert!(store.channel(1).unwrap().is_some());
+    }
+
+    fn unnumbered(channel: u64, amount: u128) -> Write {
+        Write::Payment(LoggedPayment {
+            channel,
+            amount,
+            seq: 999,
+            ..LoggedPayment::default()
+        })
+    }
+
+    /// Entries are numbered in queue order from the store's last one, stamped, published once
+    /// durable; a failed commit uses no number, so neither the log nor the stream has a gap.
+    #[tokio::test]
+    async fn payment_entries_are_numbered_in_commit_order_without_gaps() {
+        let failing = FailingStore::new(MemStore::new());
+        failing
+            .commit(&[Write::Payment(LoggedPayment {
+                seq: 41,
+                ..LoggedPayment::default()
+            })])
+            .unwrap();
+        let switch = failing.switch();
+        let store: Arc<dyn Store> = Arc::new(failing);
+        let (published, mut stream) = tokio::sync::mpsc::unbounded_channel();
+        let group = GroupCommit::with_log(
+            store.clone(),
+            None,
+            Box::new(move |entries| {
+                let _ = published.send(entries);
+            }),
+        );
+        let first = group.submit(vec![
+            unnumbered(1, 10),
+            Write::Closing(1),
+            unnumbered(2, 20),
+        ]);
+        let second = group.submit(vec![unnumbered(1, 30)]);
+        first.await.unwrap();
+        second.await.unwrap();
+        switch.fail();
+        assert!(group.commit(vec![unnumbered(1, 40)]).await.is_err());
+        switch.recover();
+        group.resume();
+        group.commit(vec![unnumbered(2, 50)]).await.unwrap();
+
+        let mut log = Vec::new();
+        store
+            .walk_payments(crate::LogWalk::After(41), &mut |p| {
+                log.push((p.seq, p.channel, p.amount));
+                true
+            })
+            .unwrap();
+        assert_eq!(
+            log,
+            vec![(42, 1, 10), (43, 2, 20), (44, 1, 30), (45, 2, 50)]
+        );
+        let mut seen = Vec::new();
+        while let Ok(entries) = stream.try_recv() {
+            assert!(entries.iter().all(|p| p.at_ms > 1_700_000_000_000));
+            seen.extend(entries.iter().map(|p| (p.seq, p.channel, p.amount)));
+        }
+        assert_eq!(
+            seen, log,
+            "published once durable, in order, the failed one never"
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,9 @@
 use farthing_core::{Channel, ChannelId};
 
 use crate::codec::{DecodeError, EncodeError};
+use crate::paylog::{
+    LogWalk, LoggedPayment, MAX_CHUNK, decode_payment_chunk, encode_chunk, payment_chunk_len,
+};
 use crate::records::{self, Cursor, KeyedPayment, PendingTx};
 use crate::{Result, StoreError, Write};
 
@@ -25,6 +28,14 @@ pub(crate) const PENDING_TX_PREFIX: &[u8] = b"ptx/";
 pub(crate) const PAYMENT_KEY_PREFIX: &[u8] = b"pay/";
 /// Prefix of closing marks; the channel id follows.
 pub(crate) const CLOSING_PREFIX: &[u8] = b"clos/";
+
+/// Prefix of payment-log chunks; the sequence number of the chunk's first entry follows.
+pub(crate) const PAYMENT_LOG_PREFIX: &[u8] = b"plog/";
+
+/// The key of the payment-log chunk whose first entry is `seq`.
+pub(crate) fn payment_log_key(seq: u64) -> Vec<u8> {
+    [PAYMENT_LOG_PREFIX, &seq.to_be_bytes()].concat()
+}
 
 /// The key of channel `id`'s closing mark.
 pub(crate) fn closing_key(id: ChannelId) -> Vec<u8> {
@@ -49,7 +60,12 @@ pub(crate) fn pending_tx_key(key: u64) -> Vec<u8> {
 /// `key` as an operator can read it in a message: `chan/42`, `ptx/7`, `meta/cursor`, or the
 /// escaped bytes of anything else.
 pub(crate) fn describe(key: &[u8]) -> String {
-    for prefix in [CHANNEL_PREFIX, PENDING_TX_PREFIX, CLOSING_PREFIX] {
+    for prefix in [
+        CHANNEL_PREFIX,
+        PENDING_TX_PREFIX,
+        CLOSING_PREFIX,
+        PAYMENT_LOG_PREFIX,
+    ] {
         if let Some(id) = key
             .strip_prefix(prefix)
             .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
@@ -66,10 +82,15 @@ pub(crate) enum Op {
     Put(Vec<u8>, Vec<u8>),
     /// Remove `key` (nothing if absent).
     Delete(Vec<u8>),
+    /// Remove every key from the first (included) to the second (excluded).
+    DeleteRange(Vec<u8>, Vec<u8>),
 }
 
 /// What a scan calls on each entry: key, value.
 pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
+/// What a walk calls on each entry: key, value; `false` stops the walk.
+pub(crate) type Step<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 
 /// An ordered byte map that applies a batch atomically and durably.
 pub(crate) trait Kv {
@@ -78,6 +99,10 @@ pub(crate) trait Kv {
     /// Call `each` on every entry whose key starts with `prefix`, in key order, from one
     /// consistent view; stops at the first error.
     fn scan(&self, prefix: &[u8], each: &mut Visit<'_>) -> Result<()>;
+    /// Call `each` on the entries whose key starts with `prefix`, from `start` (included)
+    /// forward in key order, or backward from the last key at or before `start`, from one
+    /// consistent view, until it returns `false` or fails.
+    fn walk(&self, prefix: &[u8], start: &[u8], forward: bool, each: &mut Step<'_>) -> Result<()>;
     /// Apply `ops` in order, all or none, and return once they are durable.
     fn apply(&self, ops: Vec<Op>) -> Result<()>;
 }
@@ -199,6 +224,119 @@ pub(crate) fn closing_channels(kv: &impl Kv) -> Result<Vec<ChannelId>> {
     Ok(out)
 }
 
+/// The entries of the chunk stored under `key`.
+fn read_chunk(key: &[u8], value: &[u8]) -> Result<Vec<LoggedPayment>> {
+    let first = key_id(key, PAYMENT_LOG_PREFIX, "payment log")?;
+    decode_payment_chunk(first, value).map_err(|e| corrupt(key, e))
+}
+
+/// The chunk holding `seq` or the last one before it: (its first number, its length).
+fn chunk_at(kv: &impl Kv, seq: u64) -> Result<Option<(u64, u64)>> {
+    let mut found = None;
+    kv.walk(
+        PAYMENT_LOG_PREFIX,
+        &payment_log_key(seq),
+        false,
+        &mut |key, value| {
+            let first = key_id(key, PAYMENT_LOG_PREFIX, "payment log")?;
+            let len = payment_chunk_len(value).map_err(|e| corrupt(key, e))?;
+            found = Some((first, len));
+            Ok(false)
+        },
+    )?;
+    Ok(found)
+}
+
+pub(crate) fn walk_payments(
+    kv: &impl Kv,
+    walk: LogWalk,
+    each: &mut dyn FnMut(LoggedPayment) -> bool,
+) -> Result<()> {
+    match walk {
+        LogWalk::After(u64::MAX) | LogWalk::Before(0) => Ok(()),
+        LogWalk::After(after) => {
+            // From the chunk holding the next entry, if one does.
+            let start = match chunk_at(kv, after + 1)? {
+                Some((first, len)) if first + len > after + 1 => first,
+                _ => after + 1,
+            };
+            kv.walk(
+                PAYMENT_LOG_PREFIX,
+                &payment_log_key(start),
+                true,
+                &mut |key, value| {
+                    for entry in read_chunk(key, value)? {
+                        if entry.seq > after && !each(entry) {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                },
+            )
+        }
+        LogWalk::Before(before) => kv.walk(
+            PAYMENT_LOG_PREFIX,
+            &payment_log_key(before - 1),
+            false,
+            &mut |key, value| {
+                for entry in read_chunk(key, value)?.into_iter().rev() {
+                    if entry.seq < before && !each(entry) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            },
+        ),
+    }
+}
+
+/// Runs of payment-log entries with consecutive numbers, as chunks of at most [`MAX_CHUNK`].
+#[derive(Default)]
+struct Chunks<'a> {
+    run: Vec<&'a LoggedPayment>,
+}
+
+impl<'a> Chunks<'a> {
+    /// Add `p`; a chunk that `p` does not continue (or that is full) is stored first.
+    fn push(&mut self, p: &'a LoggedPayment, ops: &mut Vec<Op>) -> Result<()> {
+        let continues = self
+            .run
+            .last()
+            .is_some_and(|last| last.seq.checked_add(1) == Some(p.seq));
+        if !continues || self.run.len() == MAX_CHUNK {
+            self.flush(ops)?;
+        }
+        self.run.push(p);
+        Ok(())
+    }
+
+    /// Store the chunk being built, if any.
+    fn flush(&mut self, ops: &mut Vec<Op>) -> Result<()> {
+        if let Some(first) = self.run.first() {
+            ops.push(Op::Put(
+                payment_log_key(first.seq),
+                encode_chunk(&self.run)?,
+            ));
+            self.run.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Delete the chunks holding nothing past `through`: a chunk holding later entries too stays
+/// whole (retention is by chunk).
+fn prune(kv: &impl Kv, through: u64) -> Result<Op> {
+    let end = match through.checked_add(1) {
+        // Past every chunk key.
+        None => b"plog0".to_vec(),
+        Some(next) => match chunk_at(kv, next)? {
+            Some((first, len)) if first < next && first + len > next => payment_log_key(first),
+            _ => payment_log_key(next),
+        },
+    };
+    Ok(Op::DeleteRange(payment_log_key(0), end))
+}
+
 /// Encode every write first, so a write that cannot be stored refuses the whole batch before
 /// anything reaches the backend; then apply them as one batch.
 pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
@@ -214,38 +352,51 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
             newest.insert(c.id, i);
         }
     }
-    let ops = writes
-        .iter()
-        .enumerate()
-        .filter(|(i, write)| match write {
-            Write::Channel(c) => newest.get(&c.id) == Some(i),
-            _ => true,
-        })
-        .map(|(_, write)| {
-            Ok(match write {
-                Write::Channel(c) => Op::Put(channel_key(c.id), records::encode_channel(c)?),
-                Write::Cursor(c) => Op::Put(CURSOR_KEY.to_vec(), records::encode_cursor(c)),
-                Write::PendingTx(t) => {
-                    Op::Put(pending_tx_key(t.key), records::encode_pending_tx(t)?)
-                }
-                Write::RemovePendingTx(key) => Op::Delete(pending_tx_key(*key)),
-                Write::Closing(id) => Op::Put(closing_key(*id), records::encode_closing(*id)),
-                Write::Owner(owner) => Op::Put(OWNER_KEY.to_vec(), records::encode_owner(owner)),
-                Write::PaymentKey(key, payment) => {
-                    if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
-                        return Err(StoreError::Unencodable(EncodeError::TooLong {
-                            record: "keyed payment",
-                            field: "idempotency key (1 byte or more)",
-                            len: key.len(),
-                            max: records::MAX_PAYMENT_KEY_LEN,
-                        }));
-                    }
-                    Op::Put(payment_key(key), records::encode_keyed_payment(payment))
-                }
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut ops = Vec::with_capacity(writes.len());
+    let mut chunks = Chunks::default();
+    for (i, write) in writes.iter().enumerate() {
+        let op = match write {
+            Write::Channel(c) if newest.get(&c.id) != Some(&i) => continue,
+            Write::Payment(p) => {
+                chunks.push(p, &mut ops)?;
+                continue;
+            }
+            Write::PrunePayments { through } => {
+                chunks.flush(&mut ops)?;
+                prune(kv, *through)?
+            }
+            write => op(write)?,
+        };
+        ops.push(op);
+    }
+    chunks.flush(&mut ops)?;
     kv.apply(ops)
+}
+
+/// The operation that stores `write` (not a payment-log one).
+fn op(write: &Write) -> Result<Op> {
+    Ok(match write {
+        Write::Channel(c) => Op::Put(channel_key(c.id), records::encode_channel(c)?),
+        Write::Cursor(c) => Op::Put(CURSOR_KEY.to_vec(), records::encode_cursor(c)),
+        Write::PendingTx(t) => Op::Put(pending_tx_key(t.key), records::encode_pending_tx(t)?),
+        Write::RemovePendingTx(key) => Op::Delete(pending_tx_key(*key)),
+        Write::Closing(id) => Op::Put(closing_key(*id), records::encode_closing(*id)),
+        Write::Owner(owner) => Op::Put(OWNER_KEY.to_vec(), records::encode_owner(owner)),
+        Write::PaymentKey(key, payment) => {
+            if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
+                return Err(StoreError::Unencodable(EncodeError::TooLong {
+                    record: "keyed payment",
+                    field: "idempotency key (1 byte or more)",
+                    len: key.len(),
+                    max: records::MAX_PAYMENT_KEY_LEN,
+                }));
+            }
+            Op::Put(payment_key(key), records::encode_keyed_payment(payment))
+        }
+        Write::Payment(_) | Write::PrunePayments { .. } => {
+            unreachable!("payment-log writes are stored by chunk")
+        }
+    })
 }
 
 #[cfg(test)]
@@ -260,6 +411,8 @@ mod tests {
         assert_eq!(describe(&channel_key(42)), "chan/42");
         assert_eq!(describe(&pending_tx_key(7)), "ptx/7");
         assert_eq!(describe(CURSOR_KEY), "meta/cursor");
+        assert_eq!(describe(&payment_log_key(9)), "plog/9");
+        assert!(payment_log_key(u64::MAX).as_slice() < b"plog0".as_slice());
         assert_eq!(describe(b"chan/\x01"), "chan/\\x01");
     }
 }

@@ -6,6 +6,7 @@
 //! - [`RocksStore`]: the RocksDB backend the node runs on;
 //! - [`MemStore`]: the in-memory twin for other crates' unit tests, same semantics;
 //! - [`records`]: the versioned binary records;
+//! - [`paylog`]: the payment log (every payment made or received, numbered, in the proof's batch);
 //! - [`testing`]: test support — [`testing::FailingStore`] and sample records;
 //! - [`conformance`]: the one test suite every backend must pass.
 //!
@@ -19,6 +20,7 @@
 //! - decide anything about channels: it stores what the core decided, nothing more.
 
 pub mod conformance;
+pub mod paylog;
 pub mod records;
 pub mod testing;
 
@@ -34,8 +36,9 @@ use std::sync::Arc;
 use farthing_core::{Channel, ChannelId};
 
 pub use codec::{DecodeError, EncodeError};
-pub use group::{GroupCommit, GroupStats, MAX_GROUP_WRITES};
+pub use group::{GroupCommit, GroupStats, MAX_GROUP_WRITES, Publish};
 pub use mem::MemStore;
+pub use paylog::{LogWalk, LoggedPayment};
 pub use records::{Cursor, KeyedPayment, PendingTx, TxKind};
 pub use rocks::{RocksStore, SCHEMA_VERSION};
 
@@ -125,9 +128,20 @@ pub enum Write {
     Closing(ChannelId),
     /// Record the address of the key the store belongs to (written once, at the first start).
     Owner(alloy_primitives::Address),
+    /// Append a payment to the payment log under its `seq`, past the log's last entry (the
+    /// entries of a batch with consecutive numbers are stored as one chunk). Through a
+    /// [`GroupCommit`] the committer numbers and stamps it.
+    Payment(LoggedPayment),
+    /// Drop the payment-log entries numbered `through` or lower, by chunk: a chunk that also
+    /// holds later entries stays whole (retention keeps at least what it is asked to).
+    PrunePayments {
+        /// The highest sequence number dropped.
+        through: u64,
+    },
 }
 
-/// The node's durable state: channels, the chain cursor, pending transactions.
+/// The node's durable state: channels, the chain cursor, pending transactions, the payment
+/// log.
 ///
 /// # Durability and atomicity
 ///
@@ -187,6 +201,24 @@ pub trait Store: Send + Sync {
     /// The address of the key the store belongs to ([`Write::Owner`]), if recorded.
     fn owner(&self) -> Result<Option<alloy_primitives::Address>>;
 
+    /// Walk the payment log as `walk` says, calling `each` on every entry in order until it
+    /// returns `false` (one consistent view, like every read call).
+    fn walk_payments(
+        &self,
+        walk: LogWalk,
+        each: &mut dyn FnMut(LoggedPayment) -> bool,
+    ) -> Result<()>;
+
+    /// The highest sequence number in the payment log (0 if it is empty).
+    fn last_payment_seq(&self) -> Result<u64> {
+        let mut last = 0;
+        self.walk_payments(LogWalk::Before(u64::MAX), &mut |p| {
+            last = p.seq;
+            false
+        })?;
+        Ok(last)
+    }
+
     /// Apply `writes` as one atomic batch and return once it is durable (see the trait
     /// docs). An empty batch does nothing.
     fn commit(&self, writes: &[Write]) -> Result<()>;
@@ -220,6 +252,16 @@ macro_rules! forward_store {
             }
             fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
                 (**self).owner()
+            }
+            fn walk_payments(
+                &self,
+                walk: LogWalk,
+                each: &mut dyn FnMut(LoggedPayment) -> bool,
+            ) -> Result<()> {
+                (**self).walk_payments(walk, each)
+            }
+            fn last_payment_seq(&self) -> Result<u64> {
+                (**self).last_payment_seq()
             }
             fn commit(&self, writes: &[Write]) -> Result<()> {
                 (**self).commit(writes)

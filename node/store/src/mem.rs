@@ -5,8 +5,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use farthing_core::{Channel, ChannelId};
 
-use crate::kv::{self, Kv, Op, Visit};
-use crate::{Cursor, KeyedPayment, PendingTx, Result, Store, Write};
+use crate::kv::{self, Kv, Op, Step, Visit};
+use crate::{Cursor, KeyedPayment, LogWalk, LoggedPayment, PendingTx, Result, Store, Write};
 
 /// A [`Store`] in memory, with the same semantics as [`RocksStore`](crate::RocksStore) except
 /// that nothing survives the process: records are encoded and keyed exactly as on disk (so
@@ -62,13 +62,39 @@ impl Kv for MemStore {
         Ok(())
     }
 
+    fn walk(&self, prefix: &[u8], start: &[u8], forward: bool, each: &mut Step<'_>) -> Result<()> {
+        let map = self.lock();
+        let entries: Box<dyn Iterator<Item = (&Vec<u8>, &Vec<u8>)>> = if forward {
+            Box::new(map.range(start.to_vec()..))
+        } else {
+            Box::new(map.range(..=start.to_vec()).rev())
+        };
+        for (key, value) in entries {
+            if !key.starts_with(prefix) || !each(key, value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
         let mut map = self.lock();
         for op in ops {
             match op {
-                Op::Put(key, value) => map.insert(key, value),
-                Op::Delete(key) => map.remove(&key),
-            };
+                Op::Put(key, value) => {
+                    map.insert(key, value);
+                }
+                Op::Delete(key) => {
+                    map.remove(&key);
+                }
+                Op::DeleteRange(from, to) => {
+                    let doomed: Vec<Vec<u8>> =
+                        map.range(from..to).map(|(k, _)| k.clone()).collect();
+                    for key in doomed {
+                        map.remove(&key);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -101,6 +127,14 @@ impl Store for MemStore {
 
     fn closing_channels(&self) -> Result<Vec<ChannelId>> {
         kv::closing_channels(self)
+    }
+
+    fn walk_payments(
+        &self,
+        walk: LogWalk,
+        each: &mut dyn FnMut(LoggedPayment) -> bool,
+    ) -> Result<()> {
+        kv::walk_payments(self, walk, each)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {

@@ -30,6 +30,9 @@
 //! a cooperative close of that channel (or asked for one, its signature included): it takes
 //! no payment on it any more, across restarts.
 //!
+//! Payment-log chunk, version 1 (under `plog/` + its first entry's sequence number): see
+//! [`paylog`](crate::paylog).
+//!
 //! Cursor, version 1: version, block (8), block_hash (32).
 //!
 //! Pending transaction, version 1: version, key (8), channel: `opt<u64>`, kind (1, see
@@ -41,6 +44,10 @@ use farthing_core::{
 };
 
 use crate::codec::{DecodeError, EncodeError, Reader, Writer};
+pub use crate::paylog::{
+    MAX_CHUNK, MAX_LOGGED_MEMO_LEN, PAYMENT_CHUNK_VERSION, decode_payment_chunk,
+    encode_payment_chunk, payment_chunk_len,
+};
 
 /// The newest channel record version; the one this build writes.
 pub const CHANNEL_VERSION: u8 = 2;

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use farthing_core::{Channel, ChannelId};
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
-use crate::kv::{self, Kv, Op, SCHEMA_KEY, Visit};
-use crate::{Cursor, KeyedPayment, PendingTx, Result, Store, StoreError, Write};
+use crate::kv::{self, Kv, Op, SCHEMA_KEY, Step, Visit};
+use crate::{
+    Cursor, KeyedPayment, LogWalk, LoggedPayment, PendingTx, Result, Store, StoreError, Write,
+};
 
 /// The schema (key layout) this build writes and reads. Record versions are separate: each
 /// record carries its own (see [`records`](crate::records)).
@@ -97,6 +99,26 @@ impl RocksStore {
             })
     }
 
+    /// Flush the memtables and compact the whole database (measurements, maintenance): what
+    /// is on disk afterwards is SST files only, superseded and deleted records dropped.
+    pub fn compact(&self) -> Result<()> {
+        self.with_db(|db| {
+            db.flush().map_err(|source| self.rocks(source))?;
+            db.compact_range::<&[u8], &[u8]>(None, None);
+            Ok(())
+        })
+    }
+
+    /// The bytes of the database's SST files (`rocksdb.total-sst-files-size`; the write-ahead
+    /// log is not counted: [`compact`](Self::compact) first to measure what the data takes).
+    pub fn sst_bytes(&self) -> Result<u64> {
+        self.with_db(|db| {
+            db.property_int_value("rocksdb.total-sst-files-size")
+                .map(Option::unwrap_or_default)
+                .map_err(|source| self.rocks(source))
+        })
+    }
+
     /// Write raw `value` under `key`, synced. Crate-private: records go through
     /// [`Store::commit`], so nothing outside this crate writes unversioned bytes (tests here
     /// use it to plant damaged records).
@@ -148,12 +170,30 @@ impl Kv for RocksStore {
         })
     }
 
+    fn walk(&self, prefix: &[u8], start: &[u8], forward: bool, each: &mut Step<'_>) -> Result<()> {
+        let direction = if forward {
+            Direction::Forward
+        } else {
+            Direction::Reverse
+        };
+        self.with_db(|db| {
+            for item in db.iterator(IteratorMode::From(start, direction)) {
+                let (key, value) = item.map_err(|source| self.rocks(source))?;
+                if !key.starts_with(prefix) || !each(&key, &value)? {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
         let mut batch = WriteBatch::default();
         for op in ops {
             match op {
                 Op::Put(key, value) => batch.put(key, value),
                 Op::Delete(key) => batch.delete(key),
+                Op::DeleteRange(from, to) => batch.delete_range(from, to),
             }
         }
         self.with_db(|db| {
@@ -190,6 +230,14 @@ impl Store for RocksStore {
 
     fn closing_channels(&self) -> Result<Vec<ChannelId>> {
         kv::closing_channels(self)
+    }
+
+    fn walk_payments(
+        &self,
+        walk: LogWalk,
+        each: &mut dyn FnMut(LoggedPayment) -> bool,
+    ) -> Result<()> {
+        kv::walk_payments(self, walk, each)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {

@@ -145,6 +145,14 @@ impl<S: Store> Store for FailingStore<S> {
         self.inner.closing_channels()
     }
 
+    fn walk_payments(
+        &self,
+        walk: crate::LogWalk,
+        each: &mut dyn FnMut(crate::LoggedPayment) -> bool,
+    ) -> Result<()> {
+        self.inner.walk_payments(walk, each)
+    }
+
     fn commit(&self, writes: &[Write]) -> Result<()> {
         self.switch.wait_while_stalled();
         if self.switch.is_failing() {

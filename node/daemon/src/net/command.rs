@@ -26,7 +26,7 @@ pub(crate) struct Burst {
     pub(crate) last_durable: Option<Durable>,
     /// The highest nonce taken per channel: one `Ack` each.
     pub(crate) acks: BTreeMap<ChannelId, u64>,
-    /// Payments received, for the history once durable.
+    /// What the proofs taken moved, for the metrics once durable.
     pub(crate) received: Vec<Received>,
     /// Other replies (refusals, co-signatures, pongs), in order.
     pub(crate) replies: Vec<Message>,
@@ -262,8 +262,8 @@ impl Burst {
 
 impl Peering {
     /// Check and queue `peer`'s proof of `channel` claiming `claim` (its increase must cover
-    /// it): acknowledged with the burst once durable, its `payments` then entering the history;
-    /// or refused with the reason (returned too).
+    /// it): queued with its `payments`' log entries and acknowledged with the burst once
+    /// durable; or refused with the reason (returned too).
     pub(crate) fn take_proof(
         &self,
         peer: Address,
@@ -274,36 +274,19 @@ impl Peering {
         payments: Vec<(u128, Memo)>,
     ) -> Result<(), ProofRefusal> {
         let at = (proof.nonce, proof.transferred);
+        let payments = payments
+            .into_iter()
+            .map(|(amount, memo)| (amount, memo.into_bytes()))
+            .collect();
         let taken = claim.and_then(|amount| {
             self.payments
-                .take_proof(peer, channel, at, amount, &proof.signature)
+                .take_proof(peer, channel, at, amount, &proof.signature, payments)
         });
         match taken {
-            Ok((durable, moved)) => {
+            Ok((durable, received)) => {
                 burst.last_durable = Some(durable);
                 burst.acks.insert(channel, proof.nonce);
-                let mut claimed = 0u128;
-                for (amount, memo) in payments {
-                    claimed = claimed.saturating_add(amount);
-                    burst.received.push(Received {
-                        channel,
-                        nonce: proof.nonce,
-                        amount,
-                        memo: memo.into_bytes(),
-                        carried: false,
-                    });
-                }
-                // What the proof moved beyond its payments' claims is recorded too, so the
-                // incoming entries add up to what the channel received.
-                if moved > claimed {
-                    burst.received.push(Received {
-                        channel,
-                        nonce: proof.nonce,
-                        amount: moved - claimed,
-                        memo: Vec::new(),
-                        carried: true,
-                    });
-                }
+                burst.received.extend(received);
                 Ok(())
             }
             Err(refusal) => {

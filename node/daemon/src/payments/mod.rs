@@ -29,7 +29,7 @@ use farthing_store::Store;
 use crate::health::StoreHealth;
 use crate::link::Links;
 use crate::link::wire::sync_frame;
-use crate::observe::{History, Metrics};
+use crate::observe::Metrics;
 use crate::signer::Signer;
 use crate::table::ChannelTable;
 use crate::tasks::Tasks;
@@ -71,7 +71,6 @@ pub(crate) struct Payments {
     pub(crate) store_health: Arc<StoreHealth>,
     /// The store, read when a flush failed (was a proof made?).
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) history: Arc<History>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tasks: Tasks,
     pub(crate) deliveries: Deliveries,
@@ -108,19 +107,11 @@ impl Payments {
         self.store_health.require()?;
         self.partner_knows(id, partner).await?;
         let memo = Memo::new(memo.to_vec()).map_err(|e| PayError::BadMemo(e.to_string()))?;
-        let recorded = memo.as_bytes().to_vec();
         let started = Instant::now();
+        // (The payment's log entry went into its proof's synced write: see the outbox.)
         let record = |paid: Paid| {
             if !paid.repeated {
                 self.metrics.paid(paid.amount, started.elapsed());
-                self.history.record(
-                    paid.channel,
-                    true,
-                    paid.nonce,
-                    paid.amount,
-                    recorded.clone(),
-                    false,
-                );
             }
             paid
         };

@@ -4,8 +4,8 @@
 //! task for it; the signer takes everything queued (as much as one frame carries), lets the
 //! core plan ONE proof whose increase is the sum of the payments the channel can afford
 //! ([`farthing_core::plan_batch`]), signs it, queues its synced write (with the payments'
-//! idempotency keys) and then its frame under the channel table's lock, and goes on while more
-//! are queued. So at low load a payment is signed at once, and under load one signature and
+//! idempotency keys and log entries) and then its frame under the channel table's lock, and
+//! goes on while more are queued. So at low load a payment is signed at once, and under load one signature and
 //! one recovery at the partner carry every payment that arrived while the previous proof was
 //! being made. The payments of a batch share the proof's nonce; each keeps its own amount,
 //! memo, idempotency key and answer (refused ones are told why, one by one).
@@ -18,7 +18,7 @@ use farthing_core::{ChannelId, SignedProof, plan_batch};
 use farthing_peer::message::{
     MAX_BATCH, MAX_BATCH_BYTES, Memo, Payments as Batch, batch_entry_len,
 };
-use farthing_store::{KeyedPayment, StoreError, Write};
+use farthing_store::{KeyedPayment, LoggedPayment, StoreError, Write};
 use tokio::sync::oneshot;
 
 use crate::link::wire::proof_frame;
@@ -209,17 +209,28 @@ impl Payments {
             return;
         };
         let mut answers = Vec::with_capacity(carried.len());
-        let mut keys = Vec::new();
+        // The payments' log entries and idempotency keys, in the proof's own synced write: the
+        // log claims exactly what the proof pays (the committer numbers the entries).
+        let mut extra = Vec::with_capacity(carried.len() + 1);
         for payment in carried {
             // next_batch took no more than a frame holds, so a subset of it fits too.
             debug_assert!(
                 frame.fits(payment.memo.len()),
                 "a batch larger than its frame"
             );
+            extra.push(Write::Payment(LoggedPayment {
+                channel: id,
+                outgoing: true,
+                nonce,
+                amount: payment.amount,
+                memo: payment.memo.as_bytes().to_vec(),
+                key: payment.key.clone(),
+                ..LoggedPayment::default()
+            }));
             let _ = frame.push(payment.amount, payment.memo);
             if let Some(key) = payment.key {
                 let amount = payment.amount;
-                keys.push(Write::PaymentKey(
+                extra.push(Write::PaymentKey(
                     key,
                     KeyedPayment {
                         channel: id,
@@ -237,7 +248,7 @@ impl Payments {
             transferred,
             signature: Bytes::copy_from_slice(&signature),
         });
-        let durable = table.commit(next, keys);
+        let durable = table.commit(next, extra);
         // Each payer waits for the partner's answer to this nonce from before the frame
         // leaves, so none can miss it. The proof is signed and its write queued: the table
         // holds it whatever happens to the link; a frame that cannot be sent is delivered by

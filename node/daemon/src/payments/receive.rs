@@ -2,34 +2,26 @@
 //! payment rules, the channel not closing, the store working) and queued as the partner's
 //! latest under the channel table's lock; the caller acknowledges it only once the returned
 //! write is durable (durability rule 3). The one path every incoming proof takes: a `Pay`, a
-//! `PayBatch`, or the proof in a partner's `Sync`.
+//! `PayBatch`, or the proof in a partner's `Sync`. The payments it carries enter the payment log
+//! in the same synced write as the proof.
 
 use std::sync::Arc;
 
 use alloy::primitives::{Address, Bytes};
 use farthing_core::{ChannelId, SignedProof};
+use farthing_store::{LoggedPayment, Write};
 
 use crate::payments::{Payments, ProofRefusal};
 use crate::table::Durable;
 
-/// A payment received, for the history once durable.
-pub(crate) struct Received {
-    /// The channel.
-    pub(crate) channel: ChannelId,
-    /// The nonce of the proof that carried it.
-    pub(crate) nonce: u64,
-    /// What it paid, base units.
-    pub(crate) amount: u128,
-    /// The payer's memo.
-    pub(crate) memo: Vec<u8>,
-    /// No payment of the proof claimed it (see `observe::Payment::carried`).
-    pub(crate) carried: bool,
-}
+/// What a proof taken moved, for the metrics once durable (base units, one per log entry).
+pub(crate) type Received = u128;
 
 impl Payments {
-    /// Check `peer`'s proof `(nonce, transferred)` of channel `id` claiming `amount`, and
-    /// queue it as the partner's latest; the returned write resolves once it is durable, and
-    /// the amount is what the proof moved (at least `amount`).
+    /// Check `peer`'s proof `(nonce, transferred)` of channel `id` claiming `amount` for its
+    /// `payments` (amount, memo), and queue it as the partner's latest with their log entries
+    /// (and a carried one for what the proof moved beyond them); the returned write resolves
+    /// once it is durable, with the amounts logged.
     pub(crate) fn take_proof(
         &self,
         peer: Address,
@@ -37,7 +29,8 @@ impl Payments {
         (nonce, transferred): (u64, u128),
         amount: u128,
         signature: &[u8],
-    ) -> Result<(Durable, u128), ProofRefusal> {
+        payments: Vec<(u128, Vec<u8>)>,
+    ) -> Result<(Durable, Vec<Received>), ProofRefusal> {
         if self.table.partner_of(id) != Some(peer) {
             return Err(ProofRefusal::NotShared(id));
         }
@@ -60,22 +53,46 @@ impl Payments {
             transferred,
             signature: Bytes::copy_from_slice(signature),
         });
-        Ok((table.commit(next, Vec::new()), moved))
+        let entry = |amount, memo, carried| {
+            Write::Payment(LoggedPayment {
+                channel: id,
+                outgoing: false,
+                nonce,
+                amount,
+                memo,
+                carried,
+                ..LoggedPayment::default()
+            })
+        };
+        let mut received = Vec::with_capacity(payments.len() + 1);
+        let mut entries = Vec::with_capacity(payments.len() + 1);
+        let mut claimed = 0u128;
+        for (amount, memo) in payments {
+            claimed = claimed.saturating_add(amount);
+            received.push(amount);
+            entries.push(entry(amount, memo, false));
+        }
+        // What the proof moved beyond its payments' claims is logged too (carried), so the
+        // incoming entries add up to what the channel received.
+        if moved > claimed {
+            received.push(moved - claimed);
+            entries.push(entry(moved - claimed, Vec::new(), true));
+        }
+        Ok((table.commit(next, entries), received))
     }
 
-    /// Count and record `received` payments once every write queued so far is durable.
+    /// Count `received` payments once every write queued so far is durable (their log
+    /// entries are written with their proofs).
     pub(crate) fn record_received(self: &Arc<Self>, received: Vec<Received>) {
         if received.is_empty() {
             return;
         }
         let durable = self.table.flushed();
         let payments = self.clone();
-        self.tasks.spawn_counted("payment history", async move {
+        self.tasks.spawn_counted("payment metrics", async move {
             if durable.await.is_ok() {
-                for r in received {
-                    payments.metrics.received(r.amount);
-                    let history = &payments.history;
-                    history.record(r.channel, false, r.nonce, r.amount, r.memo, r.carried);
+                for amount in received {
+                    payments.metrics.received(amount);
                 }
             }
         });

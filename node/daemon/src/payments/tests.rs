@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::health::StoreHealth;
 use crate::link::registry::Outgoing;
 use crate::link::{Link, Links};
-use crate::observe::{History, Metrics};
+use crate::observe::Metrics;
 use crate::payments::idempotency::Keys;
 use crate::payments::{Paid, PayError, Payments};
 use crate::signer::Signer;
@@ -67,7 +67,6 @@ fn fixture(deposit: u128) -> Fixture {
         links,
         store_health: Arc::new(StoreHealth::default()),
         store: store.clone(),
-        history: Arc::new(History::default()),
         metrics: Arc::new(Metrics::default()),
         tasks: Tasks::default(),
         deliveries: Default::default(),

@@ -10,7 +10,8 @@ use alloy::primitives::Address;
 use farthing_core::{ChainState, ChannelId, MAX_DEPOSIT, format_amount};
 use farthing_rpc::{
     ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, Disconnected, FarthingApiServer,
-    Health, LinkCounts, NodeInfo, PayParams, PayResult, PaymentView, PeerView, parse_amount_param,
+    Health, LinkCounts, NodeInfo, PayParams, PayResult, PaymentPage, PaymentView, PeerView,
+    parse_amount_param,
 };
 use farthing_store::records::MAX_PAYMENT_KEY_LEN;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
@@ -18,6 +19,7 @@ use jsonrpsee::{Extensions, PendingSubscriptionSink};
 
 use crate::net::NotReady;
 use crate::node::Node;
+use crate::observe::{MAX_PAGE, PageQuery};
 use crate::ops::OpError;
 
 /// The RPC face of a [`Node`].
@@ -84,12 +86,14 @@ impl RpcHandler {
 
     fn payment_view(&self, p: &crate::observe::Payment) -> PaymentView {
         PaymentView {
+            seq: p.seq,
             channel_id: p.channel,
             direction: if p.outgoing { "out" } else { "in" }.into(),
             nonce: p.nonce,
             amount: format_amount(p.amount, self.decimals()),
             at_ms: p.at_ms,
             memo: (!p.memo.is_empty()).then(|| String::from_utf8_lossy(&p.memo).into_owned()),
+            key: p.key.clone(),
             carried: p.carried,
         }
     }
@@ -286,22 +290,33 @@ impl FarthingApiServer for RpcHandler {
 
     async fn list_payments(
         &self,
-        channel_id: ChannelId,
+        channel_id: Option<ChannelId>,
         limit: Option<u32>,
-    ) -> Result<Vec<PaymentView>, ApiError> {
+        after: Option<u64>,
+    ) -> Result<PaymentPage, ApiError> {
         self.counted(async {
-            self.node
-                .channel(channel_id)
-                .map_err(|e| self.map_op("listPayments", e))?;
-            let limit = limit
-                .unwrap_or(100)
-                .min(crate::observe::RECENT_PER_CHANNEL as u32) as usize;
-            Ok(self
+            if let Some(id) = channel_id {
+                self.node
+                    .channel(id)
+                    .map_err(|e| self.map_op("listPayments", e))?;
+            }
+            let query = PageQuery {
+                after,
+                limit: limit.map_or(100, |l| l as usize).clamp(1, MAX_PAGE),
+                channel: channel_id,
+            };
+            let page = self
                 .node
-                .recent_payments(channel_id, limit)
-                .iter()
-                .map(|p| self.payment_view(p))
-                .collect())
+                .list_payments(query)
+                .await
+                .map_err(|e| ApiError::Degraded {
+                    reasons: vec![format!("payment log: {e}")],
+                })?;
+            Ok(PaymentPage {
+                payments: page.payments.iter().map(|p| self.payment_view(p)).collect(),
+                next: page.next,
+                more: page.more,
+            })
         })
         .await
     }
@@ -310,6 +325,7 @@ impl FarthingApiServer for RpcHandler {
         &self,
         pending: PendingSubscriptionSink,
         ext: &Extensions,
+        after: Option<u64>,
     ) -> SubscriptionResult {
         // The node's share of rpc.max_subscriptions, held while the subscription runs.
         let _slot = match farthing_rpc::subscription_slot(ext) {
@@ -320,16 +336,43 @@ impl FarthingApiServer for RpcHandler {
                 return Ok(());
             }
         };
-        // Subscribe before accepting, so nothing published after the client's call is missed.
-        let mut payments = self.node.subscribe_payments();
+        // The feed listens before the subscription is accepted: nothing durable from the
+        // client's call on is missed, and with `after` the log fills in what came before.
+        let mut feed = match self.node.subscribe_payments(after).await {
+            Ok(feed) => feed,
+            Err(e) => {
+                let refusal = ApiError::Degraded {
+                    reasons: vec![e.to_string()],
+                };
+                pending.reject(refusal).await;
+                return Ok(());
+            }
+        };
+        if let Some(after) = after {
+            let newest = PageQuery {
+                after: None,
+                limit: 1,
+                channel: None,
+            };
+            let last = self.node.list_payments(newest).await.map_or(0, |p| p.next);
+            if after > last {
+                let refusal = ApiError::InvalidParams(format!(
+                    "after = {after}, but the payment log ends at {last}: pass a seq this node \
+                     gave (0: from the oldest kept)"
+                ));
+                pending.reject(refusal).await;
+                return Ok(());
+            }
+        }
         let sink = pending.accept().await?;
         loop {
             tokio::select! {
                 () = sink.closed() => return Ok(()),
-                payment = payments.recv() => match payment {
+                payment = feed.next() => match payment {
                     Ok(payment) => sink.send(serde_json::value::to_raw_value(&self.payment_view(&payment))?).await?,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return Ok(()),
+                    // Ends the subscription with an error notification naming the last seq
+                    // delivered: the client subscribes again after it.
+                    Err(e) => return Err(e.to_string().into()),
                 },
             }
         }

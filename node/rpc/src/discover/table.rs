@@ -197,22 +197,35 @@ pub const METHODS: &[Method] = &[
     ),
     call(
         "listPayments",
-        "The most recent payments of a channel, newest last (kept in memory while the node runs).",
+        "The payment log (every payment made or received, numbered by seq, kept across restarts) by cursor, oldest first: after a seq, or the newest.",
         &[
-            CHANNEL,
-            opt("limit", "integer", "at most this many (default 100)"),
+            opt("channel_id", "integer", "only this channel's payments"),
+            opt(
+                "limit",
+                "integer",
+                "at most this many (default 100, at most 1000)",
+            ),
+            opt(
+                "after",
+                "integer",
+                "the payments after this seq (the page's next); none: the newest",
+            ),
         ],
-        "[PaymentView]",
-        &[1001, 1013],
+        "PaymentPage",
+        &[1001, 1007, 1013],
     ),
     Method {
         subscription: Some(("payment", "unsubscribePayments")),
         ..call(
             "subscribePayments",
-            "WebSocket: a notification farthing_payment for every payment made or received, once durable.",
-            &[],
+            "WebSocket: a notification farthing_payment for every payment made or received, once durable, in seq order; with after, the logged ones after that seq first, with no gap or repeat.",
+            &[opt(
+                "after",
+                "integer",
+                "replay the log after this seq (0: from the oldest kept), then go live",
+            )],
             "PaymentView",
-            &[1015],
+            &[1005, 1007, 1015],
         )
     },
     Method {
@@ -322,14 +335,24 @@ pub const SCHEMAS: &[(&str, &[Field])] = &[
         ],
     ),
     (
+        "PaymentPage",
+        &[
+            ("payments", "[PaymentView]", true),
+            ("next", "integer", true),
+            ("more", "boolean", true),
+        ],
+    ),
+    (
         "PaymentView",
         &[
+            ("seq", "integer", true),
             ("channel_id", "integer", true),
             ("direction", "Direction", true),
             ("nonce", "integer", true),
             ("amount", "amount", true),
             ("at_ms", "integer", true),
             ("memo", "string", false),
+            ("key", "string", false),
             ("carried", "boolean", false),
         ],
     ),

@@ -97,12 +97,14 @@ fn samples() -> Vec<(&'static str, Value)> {
         channels: vec![1],
     };
     let payment = PaymentView {
+        seq: 1,
         channel_id: 1,
         direction: "in".into(),
         nonce: 1,
         amount: "1".into(),
         at_ms: 1,
         memo: Some("m".into()),
+        key: Some("k".into()),
         carried: true,
     };
     let value = |v: &dyn erased::Ser| v.value();
@@ -137,7 +139,15 @@ fn samples() -> Vec<(&'static str, Value)> {
                 claimable: "0".into(),
             }),
         ),
-        ("PaymentView", value(&payment)),
+        ("PaymentView", value(&payment.clone())),
+        (
+            "PaymentPage",
+            value(&crate::PaymentPage {
+                payments: vec![payment],
+                next: 1,
+                more: false,
+            }),
+        ),
         (
             "ChannelUpdate",
             value(&ChannelUpdate {

@@ -123,18 +123,18 @@ async fn subscriptions_past_the_node_wide_limit_get_a_clear_error() {
         connect_ws(&url, TOKEN).await.unwrap(),
     );
     let channels = first.subscribe_channels().await.unwrap();
-    let _payments = first.subscribe_payments().await.unwrap();
+    let _payments = first.subscribe_payments(None).await.unwrap();
     let _theirs = second.subscribe_channels().await.unwrap();
 
     // The node's three are taken: the next is refused, saying which limit and what to do.
-    let (code, message) = call_error(second.subscribe_payments().await);
+    let (code, message) = call_error(second.subscribe_payments(None).await);
     assert_eq!(code, code::TOO_MANY_SUBSCRIPTIONS, "{message}");
     assert!(
         message.contains("rpc.max_subscriptions = 3") && message.contains("unsubscribe"),
         "{message}"
     );
     // One connection's own limit answers first where it is reached.
-    let (code, _) = call_error(first.subscribe_payments().await);
+    let (code, _) = call_error(first.subscribe_payments(None).await);
     assert_eq!(code, -32006);
 
     // An unsubscribe frees a share for anyone.
@@ -143,7 +143,7 @@ async fn subscriptions_past_the_node_wide_limit_get_a_clear_error() {
     // subscription task has ended.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match second.subscribe_payments().await {
+        match second.subscribe_payments(None).await {
             Ok(_subscription) => break,
             Err(ClientError::Call(e)) if e.code() == code::TOO_MANY_SUBSCRIPTIONS => {
                 assert!(Instant::now() < deadline, "the share was not freed");

@@ -218,25 +218,34 @@ impl FarthingApiServer for Fake {
 
     async fn list_payments(
         &self,
-        channel_id: ChannelId,
+        channel_id: Option<ChannelId>,
         _limit: Option<u32>,
-    ) -> Result<Vec<farthing_rpc::PaymentView>, ApiError> {
+        after: Option<u64>,
+    ) -> Result<farthing_rpc::PaymentPage, ApiError> {
         self.record("listPayments");
-        Ok(vec![farthing_rpc::PaymentView {
-            channel_id,
-            direction: "out".into(),
-            nonce: 1,
-            amount: "0.5".into(),
-            at_ms: 0,
-            memo: None,
-            carried: false,
-        }])
+        let seq = after.unwrap_or(0) + 1;
+        Ok(farthing_rpc::PaymentPage {
+            payments: vec![farthing_rpc::PaymentView {
+                seq,
+                channel_id: channel_id.unwrap_or(1),
+                direction: "out".into(),
+                nonce: 1,
+                amount: "0.5".into(),
+                at_ms: 0,
+                memo: None,
+                key: None,
+                carried: false,
+            }],
+            next: seq,
+            more: false,
+        })
     }
 
     async fn subscribe_payments(
         &self,
         pending: PendingSubscriptionSink,
         ext: &Extensions,
+        _after: Option<u64>,
     ) -> SubscriptionResult {
         self.record("subscribePayments");
         let _slot = match farthing_rpc::subscription_slot(ext) {
