@@ -156,8 +156,7 @@ mod tests {
 
     #[test]
     fn a_channel_applies_only_with_the_node_in_it_and_in_the_deployments_token() {
-        let [us, them, other, usdc, another_token] =
-            [1u8, 2, 3, 4, 5].map(|n| Address::repeat_byte(n));
+        let [us, them, other, usdc, another_token] = [1u8, 2, 3, 4, 5].map(Address::repeat_byte);
         assert!(applies((us, them), usdc, us, usdc));
         assert!(applies((them, us), usdc, us, usdc));
         assert!(!applies((them, other), usdc, us, usdc));
