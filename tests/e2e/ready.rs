@@ -66,6 +66,13 @@ async fn a_new_channel_is_not_ready_until_both_nodes_confirmed_it_and_wait_chann
     assert_eq!(code, code::UNKNOWN_CHANNEL);
     let (code, _) = refusal(alice_rpc.wait_channel(id + 50, Some(1)).await.unwrap_err());
     assert_eq!(code, code::UNKNOWN_CHANNEL);
+    // Even asked to wait long, it is answered without waiting (the timeout guards against a
+    // hang: without the up-front check it would wait 120 s).
+    let answer = tokio::time::timeout(PATIENCE, alice_rpc.wait_channel(id + 50, Some(600)))
+        .await
+        .expect("waitChannel on an id on no chain waited");
+    let (code, message) = refusal(answer.unwrap_err());
+    assert_eq!(code, code::UNKNOWN_CHANNEL, "{message}");
 
     // At alice's node the channel is open, but bob's node cannot have confirmed it (no block
     // is mined): each wait ends at its timeout saying what is missing — no link until alice's

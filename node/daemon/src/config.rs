@@ -24,6 +24,9 @@
 //! | `rpc.max_subscriptions_per_connection` | `16` | subscriptions on one WebSocket connection |
 //! | `rpc.max_request_bytes` | `65536` | larger requests are refused |
 //! | `rpc.max_response_bytes` | `10485760` | a larger response is replaced by an error |
+//! | `rpc.max_open_connections` | `256` | TCP connections open at once (WebSockets included); past it a new one is closed at once; at least `max_ws_connections` + `max_http_requests` |
+//! | `rpc.max_open_connections_per_source` | `64` | TCP connections open at once from one address; at least `max_ws_connections_per_source` + `max_http_requests_per_source` |
+//! | `rpc.idle_timeout_secs` | `30` | a connection that sends no request for this long is closed (not a WebSocket, not one being answered) |
 //! | `peer.listen` | `127.0.0.1:7751` | where partner nodes connect |
 //! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` (redialled with backoff to 5 min; `farthing_disconnectPeer` stops one until the next start) |
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |

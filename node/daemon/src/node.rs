@@ -166,6 +166,12 @@ impl Node {
         self.c.chain.is_ours_on_chain(id).await.unwrap_or(false)
     }
 
+    /// Whether the chain says channel `id` is not one this node will apply: on no chain, not
+    /// the node's, or in another token (`false` if the chain cannot say).
+    pub async fn is_surely_not_ours(&self, id: ChannelId) -> bool {
+        matches!(self.c.chain.is_ours_on_chain(id).await, Ok(false))
+    }
+
     /// The partner of channel `id`.
     pub fn partner_of(&self, id: ChannelId) -> Option<Address> {
         self.c.table.partner_of(id)

@@ -63,7 +63,9 @@ pub trait FarthingApi {
     /// `farthing_waitChannel`: wait until channel `channel_id` can take payments both ways —
     /// open on this node, linked to the partner's node, and known to it (each node applies an
     /// opening after its own confirmations) — for at most `timeout_secs` (default 60, at most
-    /// 600). Answers the channel, or 1013 saying what is still missing.
+    /// 120). Answers the channel, or 1013 saying what is still missing; an id the chain says
+    /// is not this node's (or is in another token) gets 1001 at once. The node lets 16 calls
+    /// wait at once: past them a call answers at once, as if its time were up.
     #[method(name = "waitChannel")]
     async fn wait_channel(
         &self,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use alloy_primitives::hex;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
@@ -146,6 +146,9 @@ impl Refusal {
         let headers = response.headers_mut();
         headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(self.challenge()));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        // hyper closes the connection after the 401: an unauthenticated client cannot hold
+        // a socket open with keep-alive.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
         response
     }
 }

@@ -69,6 +69,7 @@
 //! OpenRPC 1.2 document of the API ([`discover`]): every method and subscription, its
 //! parameters, result schema and error codes — the same table the parameter check uses.
 
+mod accept;
 pub mod api;
 mod auth;
 mod client;

@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::Extensions;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
@@ -336,18 +336,11 @@ pub(crate) struct Limit<S> {
     limits: Limits,
 }
 
-/// Whether `request` asks to become a WebSocket connection.
+/// Whether jsonrpsee will treat `request` as a WebSocket upgrade: its own test, on the
+/// headers' raw bytes (a value with obs-text bytes, which `to_str` refuses, still counts), so
+/// that every connection it upgrades holds a WebSocket slot.
 fn is_upgrade<B>(request: &HttpRequest<B>) -> bool {
-    let has = |name: http::header::HeaderName, token: &str| {
-        request.headers().get_all(name).iter().any(|value| {
-            value.to_str().is_ok_and(|value| {
-                value
-                    .split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
-        })
-    };
-    has(http::header::UPGRADE, "websocket") && has(http::header::CONNECTION, "upgrade")
+    jsonrpsee::server::ws::is_upgrade_request(request)
 }
 
 impl<S, B> Service<HttpRequest<B>> for Limit<S>
@@ -416,6 +409,8 @@ fn too_many(message: &str) -> HttpResponse {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    // The connection ends after the refusal: a refused client does not keep a socket open.
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,12 +14,14 @@ use jsonrpsee::core::BoxError;
 use jsonrpsee::core::middleware::RpcServiceBuilder;
 use jsonrpsee::server::{
     HttpRequest, HttpResponse, PingConfig, Server, ServerConfig, ServerHandle, StopHandle,
-    TowerService, TowerServiceBuilder, serve_with_graceful_shutdown, stop_channel,
+    TowerService, TowerServiceBuilder, stop_channel,
 };
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tower::Service;
 
+use crate::accept::{ConnectionSlot, OpenConnections, serve};
 use crate::auth::AuthLayer;
 use crate::limits::{Caller, LimitLayer, Limits};
 use crate::params::CheckParamsLayer;
@@ -43,6 +46,11 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// | `max_subscriptions_per_connection` | 16 | subscriptions one WebSocket connection may hold; more get error -32006 |
 /// | `max_request_bytes` | 65 536 | one request (HTTP body or WebSocket message); larger ones are refused |
 /// | `max_response_bytes` | 10 485 760 | one response; a larger one is replaced by an error |
+/// | `max_open_connections` | 256 | TCP connections open at once, in all (WebSockets included); past it a new one is closed at once. At least `max_ws_connections` + `max_http_requests` |
+/// | `max_open_connections_per_source` | 64 | TCP connections open at once from one source address; at least `max_ws_connections_per_source` + `max_http_requests_per_source` |
+/// | `idle_timeout_secs` | 30 | a connection that sends no request (its first, or the next on a kept-alive one) for this long is closed; requests being served and WebSockets are not timed |
+///
+/// A refusal (HTTP 401 or 429) closes its connection.
 ///
 /// A source is the address a connection comes from (every local client is `127.0.0.1`); once
 /// agents get credentials of their own, the per-source limits count per credential.
@@ -67,6 +75,12 @@ pub struct RpcServerConfig {
     pub max_request_bytes: u32,
     /// Largest response sent, in bytes.
     pub max_response_bytes: u32,
+    /// TCP connections open at once, in all.
+    pub max_open_connections: u32,
+    /// TCP connections open at once from one source address.
+    pub max_open_connections_per_source: u32,
+    /// Seconds a connection may stay open without sending a request.
+    pub idle_timeout_secs: u32,
 }
 
 impl RpcServerConfig {
@@ -100,6 +114,12 @@ impl RpcServerConfig {
                 "max_subscriptions_per_connection",
                 self.max_subscriptions_per_connection,
             ),
+            ("max_open_connections", self.max_open_connections),
+            (
+                "max_open_connections_per_source",
+                self.max_open_connections_per_source,
+            ),
+            ("idle_timeout_secs", self.idle_timeout_secs),
         ] {
             if value == 0 {
                 return Err(format!("rpc.{key} must be at least 1"));
@@ -118,10 +138,45 @@ impl RpcServerConfig {
                 self.max_http_requests_per_source,
                 self.max_http_requests,
             ),
+            (
+                "max_open_connections_per_source",
+                "max_open_connections",
+                self.max_open_connections_per_source,
+                self.max_open_connections,
+            ),
         ] {
             if value > limit {
                 return Err(format!(
                     "rpc.{per_source} ({value}) must not exceed rpc.{total} ({limit})"
+                ));
+            }
+        }
+        // Every WebSocket and every HTTP request in flight holds a connection: the connection
+        // caps must leave room for all the others allow.
+        for (key, value, (ws, ws_value), (http, http_value)) in [
+            (
+                "max_open_connections",
+                self.max_open_connections,
+                ("max_ws_connections", self.max_ws_connections),
+                ("max_http_requests", self.max_http_requests),
+            ),
+            (
+                "max_open_connections_per_source",
+                self.max_open_connections_per_source,
+                (
+                    "max_ws_connections_per_source",
+                    self.max_ws_connections_per_source,
+                ),
+                (
+                    "max_http_requests_per_source",
+                    self.max_http_requests_per_source,
+                ),
+            ),
+        ] {
+            let needed = u64::from(ws_value) + u64::from(http_value);
+            if u64::from(value) < needed {
+                return Err(format!(
+                    "rpc.{key} ({value}) must be at least rpc.{ws} + rpc.{http} ({needed}): every WebSocket and every HTTP request in flight holds a connection"
                 ));
             }
         }
@@ -144,6 +199,9 @@ impl Default for RpcServerConfig {
             max_subscriptions_per_connection: 16,
             max_request_bytes: 64 * 1024,
             max_response_bytes: 10 * 1024 * 1024,
+            max_open_connections: 256,
+            max_open_connections_per_source: 64,
+            idle_timeout_secs: 30,
         }
     }
 }
@@ -196,6 +254,8 @@ pub async fn start(
         .set_rpc_middleware(RpcServiceBuilder::new().layer(CheckParamsLayer))
         .to_service_builder();
     let methods: Methods = methods.into();
+    let connections = OpenConnections::new(config);
+    let idle = Duration::from_secs(config.idle_timeout_secs.into());
     let (stop, handle) = stop_channel();
     // jsonrpsee's own accept loop does not tell the middleware where a request comes from:
     // this one does (the per-source limits need it). Every connection holds a clone of `stop`,
@@ -227,16 +287,24 @@ pub async fn start(
                     continue;
                 }
             };
+            // Past a connection cap the socket is closed before anything is read.
+            let Some(slot) = connections.open(remote.ip()) else {
+                drop(socket);
+                continue;
+            };
             let _ = socket.set_nodelay(true);
+            let request_seen = Arc::new(Notify::new());
             let per_request = PerConnection {
                 service: service.clone(),
                 methods: methods.clone(),
                 stop: stop.clone(),
                 caller: Caller::Source(remote.ip()),
+                slot: Arc::new(slot),
+                request_seen: Arc::clone(&request_seen),
             };
             let stopped = stop.clone().shutdown();
             tokio::spawn(async move {
-                if let Err(e) = serve_with_graceful_shutdown(socket, per_request, stopped).await {
+                if let Err(e) = serve(socket, per_request, request_seen, stopped, idle).await {
                     tracing::debug!(%remote, "RPC connection ended: {e}");
                 }
             });
@@ -259,6 +327,11 @@ struct PerConnection<R, L> {
     methods: Methods,
     stop: StopHandle,
     caller: Caller,
+    /// The connection's place among the open ones: each request carries a clone, so an
+    /// upgraded WebSocket (which keeps its request's extensions) holds it until it ends.
+    slot: Arc<ConnectionSlot>,
+    /// Told of each request (the first-request timeout).
+    request_seen: Arc<Notify>,
 }
 
 impl<R, L> Service<HttpRequest<Incoming>> for PerConnection<R, L>
@@ -281,7 +354,9 @@ where
     }
 
     fn call(&mut self, mut request: HttpRequest<Incoming>) -> ResponseFuture {
+        self.request_seen.notify_one();
         request.extensions_mut().insert(self.caller);
+        request.extensions_mut().insert(Arc::clone(&self.slot));
         self.service
             .clone()
             .build(self.methods.clone(), self.stop.clone())

@@ -82,8 +82,8 @@ impl Chain {
         Ok(balance.saturating_to())
     }
 
-    /// Whether channel `id` is on-chain with the node as a participant (whatever this node
-    /// has applied so far).
+    /// Whether channel `id` is on-chain with the node as a participant, in the deployment's
+    /// token (whatever this node has applied so far): one the watcher applies once confirmed.
     pub(crate) async fn is_ours_on_chain(
         &self,
         id: farthing_core::ChannelId,
@@ -94,7 +94,12 @@ impl Chain {
             .call()
             .await
             .map_err(|e| self.call_failed("channel", address, &e))?;
-        Ok(info.participantA == self.us || info.participantB == self.us)
+        Ok(applies(
+            (info.participantA, info.participantB),
+            info.token,
+            self.us,
+            self.deployment.token,
+        ))
     }
 
     /// What the token refused to pay the node at settle time, claimable now.
@@ -130,5 +135,40 @@ impl Chain {
             self.client.claim(self.deployment.token, self.us).await?;
         }
         Ok(claimable)
+    }
+}
+
+/// Whether a channel on-chain between `participants` in `token` is one the node at `us`
+/// applies: it is a participant, and the token is the deployment's (`our_token`; the watcher
+/// ignores channels of any other token, so waiting for one would never end).
+fn applies(
+    participants: (Address, Address),
+    token: Address,
+    us: Address,
+    our_token: Address,
+) -> bool {
+    (participants.0 == us || participants.1 == us) && token == our_token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_applies_only_with_the_node_in_it_and_in_the_deployments_token() {
+        let [us, them, other, usdc, another_token] = [1u8, 2, 3, 4, 5].map(Address::repeat_byte);
+        assert!(applies((us, them), usdc, us, usdc));
+        assert!(applies((them, us), usdc, us, usdc));
+        assert!(!applies((them, other), usdc, us, usdc));
+        // Ours, but in another token: the watcher never applies it.
+        assert!(!applies((us, them), another_token, us, usdc));
+        assert!(!applies((them, us), another_token, us, usdc));
+        // Nothing at that id (all zero).
+        assert!(!applies(
+            (Address::ZERO, Address::ZERO),
+            Address::ZERO,
+            us,
+            usdc
+        ));
     }
 }

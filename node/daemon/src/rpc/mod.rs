@@ -3,6 +3,7 @@
 //! the API's stable error codes ([`errors`]), counted in the node's own metrics.
 
 mod errors;
+mod wait;
 
 use std::future::Future;
 
@@ -26,12 +27,17 @@ use crate::ops::OpError;
 #[derive(Clone)]
 pub struct RpcHandler {
     node: Node,
+    /// `farthing_waitChannel` calls that may wait at once (the daemon has one handler).
+    waits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl RpcHandler {
     /// Serve `node`.
     pub fn new(node: Node) -> Self {
-        Self { node }
+        Self {
+            node,
+            waits: std::sync::Arc::new(tokio::sync::Semaphore::new(wait::MAX_WAITING)),
+        }
     }
 
     fn decimals(&self) -> u8 {
@@ -213,23 +219,8 @@ impl FarthingApiServer for RpcHandler {
         channel_id: ChannelId,
         timeout_secs: Option<u64>,
     ) -> Result<ChannelView, ApiError> {
-        self.counted(async {
-            let patience = std::time::Duration::from_secs(timeout_secs.unwrap_or(60).min(600));
-            match self.node.wait_ready(channel_id, patience).await {
-                Ok(channel) => Ok(self.view(&channel)),
-                Err(NotReady::NotOpen(state)) => Err(ApiError::WrongState {
-                    id: channel_id,
-                    state: state.into(),
-                    call: "waitChannel",
-                }),
-                // Not a channel of this node at all: the caller's mistake.
-                Err(NotReady::NotHere) if !self.node.is_ours_on_chain(channel_id).await => {
-                    Err(ApiError::UnknownChannel { id: channel_id })
-                }
-                Err(missing) => Err(self.not_ready(channel_id, missing)),
-            }
-        })
-        .await
+        self.counted(self.wait_channel_uncounted(channel_id, timeout_secs))
+            .await
     }
 
     async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {

@@ -108,7 +108,7 @@ pub const METHODS: &[Method] = &[
             opt(
                 "timeout_secs",
                 "integer",
-                "at most this long (default 60, at most 600)",
+                "at most this long (default 60, at most 120; past 16 waiting calls, none)",
             ),
         ],
         "ChannelView",

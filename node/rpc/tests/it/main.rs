@@ -12,3 +12,4 @@ mod discover;
 mod fake;
 mod limits;
 mod raw;
+mod sockets;

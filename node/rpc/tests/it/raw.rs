@@ -36,7 +36,7 @@ pub(crate) async fn post_from(
          Content-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
         body.len()
     );
-    open(addr, from, &request).await.0
+    open(addr, from, request.as_bytes()).await.0
 }
 
 /// A WebSocket upgrade request with these extra header lines.
@@ -50,7 +50,9 @@ pub(crate) async fn upgrade(addr: SocketAddr, headers: &str) -> Response {
 
 /// Send `request`, read one response (headers, then `Content-Length` bytes of body).
 async fn send(addr: SocketAddr, request: &str) -> Response {
-    open(addr, IpAddr::from([127, 0, 0, 1]), request).await.0
+    open(addr, IpAddr::from([127, 0, 0, 1]), request.as_bytes())
+        .await
+        .0
 }
 
 /// A WebSocket upgrade request from local address `from` (any of 127.0.0.0/8: another
@@ -66,7 +68,7 @@ pub(crate) async fn upgrade_from(
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{}\r\n",
         bearer(token)
     );
-    open(addr, from, &request).await
+    open(addr, from, request.as_bytes()).await
 }
 
 /// A TCP connection to `addr` from local address `from`.
@@ -76,12 +78,12 @@ pub(crate) async fn connect_from(addr: SocketAddr, from: IpAddr) -> TcpStream {
     socket.connect(addr).await.unwrap()
 }
 
-/// Send `request` from `from`, read one response; the connection stays open.
-async fn open(addr: SocketAddr, from: IpAddr, request: &str) -> (Response, TcpStream) {
+/// Send `request` (any bytes) from `from`, read one response; the connection stays open.
+pub(crate) async fn open(addr: SocketAddr, from: IpAddr, request: &[u8]) -> (Response, TcpStream) {
     // A deadline against a hang, not a timing goal: a loaded machine may be slow.
     tokio::time::timeout(Duration::from_secs(60), async {
         let mut stream = connect_from(addr, from).await;
-        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.write_all(request).await.unwrap();
         let mut buf = Vec::new();
         loop {
             if let Some(response) = parse(&buf) {
@@ -118,4 +120,20 @@ fn parse(buf: &[u8]) -> Option<Response> {
         head,
         body: body.to_owned(),
     })
+}
+
+/// Whether the server closes `stream` (without sending anything more): a read sees the end
+/// of the stream, or a reset. Waits for it, up to a deadline against a hang.
+pub(crate) async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    // A deadline against a hang, not a timing goal: a loaded machine may be slow.
+    let read = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut chunk = [0u8; 512];
+        stream.read(&mut chunk).await
+    })
+    .await;
+    match read {
+        Ok(Ok(0)) => true,
+        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(Ok(_)) | Err(_) => false,
+    }
 }
