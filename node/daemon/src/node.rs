@@ -371,6 +371,12 @@ impl Node {
         self.c.links.declined()
     }
 
+    /// The link to `peer`'s backlog, if one is up: frames waiting for its writer, and Pongs
+    /// dropped because the peer did not read them.
+    pub fn link_backlog(&self, peer: Address) -> Option<(usize, u64)> {
+        self.c.links.get(peer).map(|link| link.backlog())
+    }
+
     /// Who dialed the link to `peer` that is up (the partner or this node), if one is.
     pub fn link_dialer(&self, peer: Address) -> Option<Address> {
         self.c.links.get(peer).map(|link| link.dialer())
