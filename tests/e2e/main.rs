@@ -16,5 +16,6 @@ mod link;
 mod node;
 mod payments;
 mod ready;
+mod strangers;
 mod watcher;
 mod watchtower;

@@ -371,6 +371,12 @@ impl Node {
         self.c.links.declined()
     }
 
+    /// How many links are up from strangers (peers that share no channel with this node and
+    /// that it does not keep a link to; capped by `peer.max_strangers`).
+    pub fn stranger_links(&self) -> usize {
+        self.c.peering.strangers.linked()
+    }
+
     /// The link to `peer`'s backlog, if one is up: frames waiting for its writer, and Pongs
     /// dropped because the peer did not read them.
     pub fn link_backlog(&self, peer: Address) -> Option<(usize, u64)> {

@@ -18,6 +18,7 @@ use crate::link::wire::sync_frame;
 use crate::link::writer::write_frames;
 use crate::net::Peering;
 use crate::net::admission::Slot;
+use crate::net::strangers::Class;
 use crate::tasks::OnFailure;
 
 /// How long a handshake may take.
@@ -220,6 +221,12 @@ impl Peering {
             tracing::warn!(%peer, "peer link refused: the store is failing");
             return;
         }
+        // A peer that shares no channel with this node: capped, and timed out.
+        let place = match self.classify(peer, dialer) {
+            Class::Known => None,
+            Class::Stranger(place) => Some(place),
+            Class::Refused => return,
+        };
         let (outgoing, queue) = queue::queue();
         let link = Arc::new(Link::new(outgoing, dialer));
         if !self.add_with_sync(peer, &link) {
@@ -248,6 +255,9 @@ impl Peering {
             reading_link.close();
         });
         link.own([writing, reading]);
+        if let Some(place) = place {
+            self.watch_stranger(peer, &link, place);
+        }
     }
 
     /// Register `link` to `peer` and queue, first on it, our latest proof of every open channel
