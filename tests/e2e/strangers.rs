@@ -116,6 +116,8 @@ async fn stranger_links_are_capped_and_a_partner_still_links() {
         bob.is_linked(next)
     })
     .await;
+    alice.shutdown().await;
+    bob.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,11 +181,13 @@ async fn a_stranger_is_closed_after_the_timeout_and_an_opening_makes_a_link_a_pa
         .wait_ready(1, PATIENCE)
         .await
         .expect("alice's channel ready over that link");
+    alice.shutdown().await;
+    carol.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_pings_and_never_reads_gets_its_pongs_bounded() {
-    let (_devnet, _dir, _alice, bob, peer) = nodes(16, 600).await;
+    let (_devnet, _dir, alice, bob, peer) = nodes(16, 600).await;
     let chain_id = bob.deployment().chain_id;
     // A small receive window: the node's writes to it back up soon.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -234,4 +238,6 @@ async fn a_peer_that_pings_and_never_reads_gets_its_pongs_bounded() {
         },
     )
     .await;
+    alice.shutdown().await;
+    bob.shutdown().await;
 }
