@@ -241,3 +241,59 @@ async fn a_peer_that_pings_and_never_reads_gets_its_pongs_bounded() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_its_rejects_has_its_link_closed() {
+    let (_devnet, _dir, alice, bob, peer) = nodes(16, 600).await;
+    let chain_id = bob.deployment().chain_id;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket
+        .connect(format!("{}:{}", peer.host, peer.port).parse().unwrap())
+        .await
+        .unwrap();
+    let key = PrivateKeySigner::random();
+    let (_, mut conn) = handshake(stream, &key, chain_id, Some(peer.address), PATIENCE)
+        .await
+        .unwrap();
+    eventually(PATIENCE, "the peer linked", async || {
+        bob.is_linked(key.address())
+    })
+    .await;
+
+    // Proofs on a channel it does not share: each one answered with a Reject it never reads.
+    let pay = |nonce| Message::Pay {
+        channel_id: 999,
+        nonce,
+        transferred: u128::from(nonce),
+        amount: 1,
+        signature: [0; 65],
+        payment_id: [0; 16],
+        memo: farthing_peer::message::Memo::empty(),
+    };
+    let mut sent = 0u64;
+    let mut most_queued = 0;
+    while let Some((queued, _)) = bob.link_backlog(key.address()) {
+        most_queued = most_queued.max(queued);
+        assert!(sent < 2_000_000, "still linked after {sent} proofs");
+        let batch: Vec<Message> = (sent..sent + 1_000).map(pay).collect();
+        if soon("the node to read", conn.send_batch(&batch))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent += 1_000;
+    }
+    // Closed by the node (past 100,000 waiting frames), never holding many more.
+    eventually(PATIENCE, "the node to close the link", async || {
+        !bob.is_linked(key.address())
+    })
+    .await;
+    assert!(
+        sent > 100_000 && most_queued <= 100_000 + 2_048,
+        "{sent} sent, {most_queued} queued at most"
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
