@@ -17,5 +17,6 @@ mod link;
 mod node;
 mod payments;
 mod ready;
+mod strangers;
 mod watcher;
 mod watchtower;

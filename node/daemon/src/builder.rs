@@ -278,6 +278,10 @@ impl Builder {
             chain_id,
             decimals: chain.deployment.token_decimals,
             admission: Default::default(),
+            strangers: Arc::new(crate::net::strangers::Strangers::new(
+                config.peer.max_strangers,
+                std::time::Duration::from_secs(config.peer.stranger_timeout_secs),
+            )),
         });
         let operations = Arc::new(Operations {
             chain: chain.clone(),

@@ -29,6 +29,8 @@
 //! | `rpc.idle_timeout_secs` | `30` | a connection that sends no request for this long is closed (not a WebSocket, not one being answered) |
 //! | `peer.listen` | `127.0.0.1:7751` | where partner nodes connect |
 //! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` (redialled with backoff to 5 min; `farthing_disconnectPeer` stops one until the next start) |
+//! | `peer.max_strangers` | `16` | links at once from strangers — peers that share no channel with this node and are not in `peer.connect` / `connectPeer`; past it a new one is closed right after its handshake |
+//! | `peer.stranger_timeout_secs` | `120` | a stranger's link still sharing no channel after this long is closed (a partner whose channel opening this node has not applied yet is a stranger until it does) |
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |
 //! | `watchtower.margin_secs` | `600` | a partner's stale close still unanswered this close to its deadline raises a warning |
 //! | `watchtower.max_lag_blocks` | `64` | the node reports itself degraded when its watcher is further behind the chain head |
@@ -164,6 +166,11 @@ pub struct PeerConfig {
     pub listen: SocketAddr,
     /// Partner nodes to keep a link to, as `0xADDRESS@host:port`.
     pub connect: Vec<String>,
+    /// Links at once from peers that share no channel with this node and that it does not
+    /// keep a link to (strangers); more are closed right after the handshake.
+    pub max_strangers: usize,
+    /// A stranger's link that still shares no channel after this many seconds is closed.
+    pub stranger_timeout_secs: u64,
 }
 
 /// Channel policy.
@@ -208,6 +215,8 @@ impl Default for PeerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7751)),
             connect: Vec::new(),
+            max_strangers: 16,
+            stranger_timeout_secs: 120,
         }
     }
 }

@@ -399,6 +399,18 @@ impl Node {
         self.c.links.declined()
     }
 
+    /// How many links are up from strangers (peers that share no channel with this node and
+    /// that it does not keep a link to; capped by `peer.max_strangers`).
+    pub fn stranger_links(&self) -> usize {
+        self.c.peering.strangers.linked()
+    }
+
+    /// The link to `peer`'s backlog, if one is up: frames waiting for its writer, and Pongs
+    /// dropped because the peer did not read them.
+    pub fn link_backlog(&self, peer: Address) -> Option<(usize, u64)> {
+        self.c.links.get(peer).map(|link| link.backlog())
+    }
+
     /// Who dialed the link to `peer` that is up (the partner or this node), if one is.
     pub fn link_dialer(&self, peer: Address) -> Option<Address> {
         self.c.links.get(peer).map(|link| link.dialer())

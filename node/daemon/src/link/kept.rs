@@ -164,6 +164,13 @@ impl Kept {
         (was_kept, forget)
     }
 
+    /// Whether the node keeps a link to `address` (its redial runs).
+    pub(crate) fn is_kept(&self, address: Address) -> bool {
+        self.lock()
+            .get(&address)
+            .is_some_and(|peer| peer.lock().kept)
+    }
+
     /// Every entry: kept ones and stopped ones not forgotten.
     pub(crate) fn all(&self) -> Vec<(Address, DialState)> {
         self.lock()

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use alloy::primitives::Address;
 use farthing_core::ChannelId;
 use farthing_peer::message::Message;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
+use crate::link::queue;
 use crate::table::Durable;
 
 /// Two links from opposite dialers that come up this close together are one simultaneous dial
@@ -49,7 +50,7 @@ pub(crate) type Answer = Result<[u8; 65], String>;
 
 /// One authenticated link to a partner.
 pub(crate) struct Link {
-    outgoing: mpsc::UnboundedSender<Outgoing>,
+    outgoing: queue::Sender,
     /// Requests waiting for the partner's co-signature, by kind and channel.
     answers: Mutex<HashMap<(Cosigned, ChannelId), oneshot::Sender<Answer>>>,
     /// Its reader and writer tasks.
@@ -68,7 +69,7 @@ pub(crate) struct Link {
 
 impl Link {
     /// A link `dialer` dialed; its frames go to `outgoing`'s receiver (the writer).
-    pub(crate) fn new(outgoing: mpsc::UnboundedSender<Outgoing>, dialer: Address) -> Self {
+    pub(crate) fn new(outgoing: queue::Sender, dialer: Address) -> Self {
         Self {
             outgoing,
             answers: Mutex::default(),
@@ -99,9 +100,30 @@ impl Link {
     }
 
     /// Queue `message`, to leave once `ready` is durable. `false` if the link is gone (a
-    /// frame that was not sent is settled by the Sync on the next link).
+    /// frame that was not sent is settled by the Sync on the next link). Never refused while
+    /// the link is up; past [`queue::MAX_QUEUED`] waiting frames the link closes.
     pub(crate) fn send(&self, message: Message, ready: Option<Durable>) -> bool {
-        self.outgoing.send(Outgoing { ready, message }).is_ok()
+        self.outgoing.send(Outgoing { ready, message })
+    }
+
+    /// Queue a Pong unless [`queue::PONG_ROOM`] frames already wait (the peer does not read):
+    /// then it is dropped.
+    pub(crate) fn send_pong(&self, pong: Message) -> bool {
+        self.outgoing.send_pong(Outgoing {
+            ready: None,
+            message: pong,
+        })
+    }
+
+    /// Frames waiting for the writer, and Pongs dropped because the peer did not read.
+    pub(crate) fn backlog(&self) -> (usize, u64) {
+        (self.outgoing.queued(), self.outgoing.dropped_pongs())
+    }
+
+    /// Resolves once more than [`queue::MAX_QUEUED`] frames waited at once: the peer does not
+    /// read what the node sends it, and the link must close.
+    pub(crate) async fn overflowed(&self) {
+        self.outgoing.overflowed().await;
     }
 
     /// Wait for the partner's answer to our `kind` request on channel `id` (registered before
@@ -137,12 +159,16 @@ impl Link {
         self.gone.subscribe()
     }
 
-    /// Remember the link's reader and writer, to stop them with it.
+    /// Remember the link's reader and writer, to stop them with it (at once if it is gone
+    /// already: its reader ended before they were handed over).
     pub(crate) fn own(&self, tasks: impl IntoIterator<Item = AbortHandle>) {
         self.tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(tasks);
+        if *self.gone.borrow() {
+            self.close();
+        }
     }
 
     /// Stop its reader and writer now.
@@ -325,10 +351,11 @@ mod tests {
     #[tokio::test]
     async fn a_new_link_replaces_and_closes_the_old_one() {
         let links = Links::default();
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let old = Arc::new(Link::new(tx.clone(), HIGH));
+        let (tx, _rx) = queue::queue();
+        let old = Arc::new(Link::new(tx, HIGH));
         assert!(links.add(HIGH, &old));
         let waiting = old.expect_answer(Cosigned::Close, 1);
+        let (tx, _rx) = queue::queue();
         let new = Arc::new(Link::new(tx, HIGH));
         assert!(links.add(HIGH, &new));
         assert!(*old.gone().borrow(), "the old link is shut");

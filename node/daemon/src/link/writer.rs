@@ -5,9 +5,8 @@ use farthing_peer::FrameWriter;
 use futures::FutureExt as _;
 use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
-use crate::link::registry::Outgoing;
+use crate::link::queue;
 
 /// Frames taken from the queue per flush at most.
 const FRAMES_PER_FLUSH: usize = 1024;
@@ -15,11 +14,11 @@ const FRAMES_PER_FLUSH: usize = 1024;
 /// Send `queue`'s frames until the link or the queue closes, or a write they wait for fails.
 pub(crate) async fn write_frames(
     mut writer: FrameWriter<WriteHalf<TcpStream>>,
-    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    mut queue: queue::Receiver,
 ) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
-        while let Ok(next) = queue.try_recv() {
+        while let Some(next) = queue.try_recv() {
             batch.push(next);
             if batch.len() >= FRAMES_PER_FLUSH {
                 break;

@@ -2,10 +2,11 @@
 //! a connection that never speaks holds a descriptor until the handshake times out, so
 //! unauthenticated connections are capped in total and per source address — past either cap
 //! a new one is closed at once, before any work — and refusals and failed handshakes are
-//! logged at a bounded rate, so a flood cannot fill the descriptor table or the log.
+//! logged at a bounded rate, so a flood cannot fill the descriptor table or the log. An IPv6
+//! source is counted by its /64 (one host usually holds a whole /64), an IPv4 one by address.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::observe::RateLimited;
@@ -13,8 +14,23 @@ use crate::observe::RateLimited;
 /// Unauthenticated connections (handshakes in progress) at once, from everyone.
 pub(crate) const MAX_HANDSHAKES: usize = 128;
 
-/// Unauthenticated connections at once from one address.
+/// Unauthenticated connections at once from one source (an IPv4 address, an IPv6 /64).
 pub(crate) const MAX_HANDSHAKES_PER_SOURCE: usize = 8;
+
+/// The source `ip` counts against: an IPv4 address (also one mapped into IPv6) as it is, an
+/// IPv6 address as its /64.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
 
 /// The handshakes in progress, and what was refused since the last log line.
 #[derive(Default)]
@@ -56,15 +72,16 @@ impl Admission {
 
     /// A slot for a handshake from `source`, or `None` past a cap (the caller closes the
     /// connection; the refusal is logged at a bounded rate).
-    pub(crate) fn admit(self: &Arc<Self>, source: IpAddr) -> Option<Slot> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let source = source_of(ip);
         let mut state = self.lock();
         let from_source = state.per_source.get(&source).copied().unwrap_or(0);
         if state.total >= MAX_HANDSHAKES || from_source >= MAX_HANDSHAKES_PER_SOURCE {
             if let Some(count) = state.refused.note() {
                 tracing::warn!(
-                    %source,
+                    %ip,
                     refused = count,
-                    "peer port: too many handshakes at once ({} in all, {from_source} from this address; at most {MAX_HANDSHAKES} and {MAX_HANDSHAKES_PER_SOURCE}): new connections closed",
+                    "peer port: too many handshakes at once ({} in all, {from_source} from {source} (an IPv6 /64 counts as one source); at most {MAX_HANDSHAKES} and {MAX_HANDSHAKES_PER_SOURCE}): new connections closed",
                     state.total
                 );
             }
@@ -133,5 +150,36 @@ mod tests {
         assert!(admission.admit([10, 1, 0, 0].into()).is_none());
         drop(slots);
         assert!(admission.admit([10, 1, 0, 0].into()).is_some());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_source() {
+        let admission = Arc::new(Admission::default());
+        let in_64 = |host: u64| -> IpAddr {
+            Ipv6Addr::from((0x2001_0db8_0000_0001u128 << 64) | u128::from(host)).into()
+        };
+        // Every connection from another address of the same /64.
+        let slots: Vec<Slot> = (0..MAX_HANDSHAKES_PER_SOURCE as u64)
+            .map(|host| admission.admit(in_64(host + 1)).expect("within the cap"))
+            .collect();
+        assert!(
+            admission.admit(in_64(0xdead_beef)).is_none(),
+            "a new address in the same /64 counts against it"
+        );
+        let next_64: IpAddr = Ipv6Addr::from(0x2001_0db8_0000_0002u128 << 64).into();
+        assert!(admission.admit(next_64).is_some(), "the next /64 gets in");
+        // IPv4 counts by address, also mapped into IPv6.
+        let v4: IpAddr = [192, 0, 2, 1].into();
+        let mapped: IpAddr = Ipv6Addr::from(0xffff_c000_0201u128).into();
+        let v4_slots: Vec<Slot> = (0..MAX_HANDSHAKES_PER_SOURCE)
+            .map(|_| admission.admit(mapped).expect("within the cap"))
+            .collect();
+        assert!(
+            admission.admit(v4).is_none(),
+            "mapped and plain are one source"
+        );
+        assert!(admission.admit([192, 0, 2, 2].into()).is_some());
+        drop((slots, v4_slots));
+        assert!(admission.admit(in_64(7)).is_some(), "slots come back");
     }
 }

@@ -10,14 +10,15 @@ use alloy::primitives::Address;
 use farthing_peer::{FrameReader, FrameWriter, PeerAddr, handshake};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 use crate::link::Link;
 use crate::link::kept::Keep;
+use crate::link::queue;
 use crate::link::wire::sync_frame;
 use crate::link::writer::write_frames;
 use crate::net::Peering;
 use crate::net::admission::Slot;
+use crate::net::strangers::Class;
 use crate::tasks::OnFailure;
 
 /// How long a handshake may take.
@@ -220,7 +221,13 @@ impl Peering {
             tracing::warn!(%peer, "peer link refused: the store is failing");
             return;
         }
-        let (outgoing, queue) = mpsc::unbounded_channel();
+        // A peer that shares no channel with this node: capped, and timed out.
+        let place = match self.classify(peer, dialer) {
+            Class::Known => None,
+            Class::Stranger(place) => Some(place),
+            Class::Refused => return,
+        };
+        let (outgoing, queue) = queue::queue();
         let link = Arc::new(Link::new(outgoing, dialer));
         if !self.add_with_sync(peer, &link) {
             // Both nodes dialed each other at the same moment: both keep the link the lower
@@ -233,13 +240,24 @@ impl Peering {
             .spawn_counted("peer writer", write_frames(writer, queue));
         let (peering, reading_link) = (self.clone(), link.clone());
         let reading = self.tasks.spawn_counted("peer reader", async move {
-            if let Err(e) = peering.read_frames(peer, &reading_link, reader).await {
-                tracing::warn!(%peer, "peer link closed: {e}");
+            tokio::select! {
+                read = peering.read_frames(peer, &reading_link, reader) => if let Err(e) = read {
+                    tracing::warn!(%peer, "peer link closed: {e}");
+                },
+                () = reading_link.overflowed() => tracing::warn!(
+                    %peer,
+                    "peer link closed: more than {} frames wait for a peer that does not read them",
+                    queue::MAX_QUEUED
+                ),
             }
             peering.links.remove(peer, &reading_link);
-            reading_link.shut();
+            // The writer too: it may wait forever on a peer that does not read.
+            reading_link.close();
         });
         link.own([writing, reading]);
+        if let Some(place) = place {
+            self.watch_stranger(peer, &link, place);
+        }
     }
 
     /// Register `link` to `peer` and queue, first on it, our latest proof of every open channel

@@ -1,5 +1,6 @@
 //! Talking to partner nodes: accepting (within the caps of [`admission`]) and dialing
-//! authenticated links ([`dial`]), and reading
+//! authenticated links ([`dial`]), strangers' links capped and timed out ([`strangers`]), and
+//! reading
 //! what arrives on them ([`reader`]), each frame turned into a [`command::Command`] and applied
 //! by the component it is for — payments take proofs and acknowledgements, co-signing answers
 //! requests. Nothing here decides a rule; it routes.
@@ -9,6 +10,7 @@ mod announce;
 mod command;
 mod dial;
 mod reader;
+pub(crate) mod strangers;
 
 use std::sync::Arc;
 
@@ -43,4 +45,6 @@ pub(crate) struct Peering {
     pub(crate) decimals: u8,
     /// Handshakes in progress on the peer port, capped.
     pub(crate) admission: Arc<admission::Admission>,
+    /// Links from peers that share no channel with this node, capped and timed out.
+    pub(crate) strangers: Arc<strangers::Strangers>,
 }

@@ -71,7 +71,12 @@ impl Peering {
         self.payments.record_received(received);
         let mut ready = last_durable;
         for reply in replies {
-            link.send(reply, ready.take());
+            if let Message::Pong { .. } = reply {
+                // Depends on no write; dropped if the peer does not read (bounded queue).
+                link.send_pong(reply);
+            } else {
+                link.send(reply, ready.take());
+            }
         }
     }
 }

@@ -10,10 +10,8 @@ use farthing_chain::messages::channel_domain;
 use farthing_core::{ChainEvent, Channel, apply};
 use farthing_peer::message::Message;
 use farthing_store::{GroupCommit, MemStore, Store};
-use tokio::sync::mpsc;
 
 use crate::health::StoreHealth;
-use crate::link::registry::Outgoing;
 use crate::link::{Link, Links};
 use crate::observe::Metrics;
 use crate::payments::idempotency::Keys;
@@ -28,7 +26,7 @@ struct Fixture {
     payments: Arc<Payments>,
     store: Arc<MemStore>,
     /// What the node sends the partner.
-    frames: mpsc::UnboundedReceiver<Outgoing>,
+    frames: crate::link::queue::Receiver,
 }
 
 fn channel(us: Address, deposit: u128) -> Channel {
@@ -56,7 +54,7 @@ fn fixture(deposit: u128) -> Fixture {
         GroupCommit::new(store.clone()),
     ));
     let links = Arc::new(Links::default());
-    let (outgoing, frames) = mpsc::unbounded_channel();
+    let (outgoing, frames) = crate::link::queue::queue();
     let link = Arc::new(Link::new(outgoing, PARTNER));
     // The partner's node knows the channel (its Sync arrived when the link came up).
     link.partner_knows(1);
@@ -81,7 +79,7 @@ fn fixture(deposit: u128) -> Fixture {
 }
 
 /// The next frame, once the write it waits for is durable (as the link's writer sends it).
-async fn sent(frames: &mut mpsc::UnboundedReceiver<Outgoing>) -> Message {
+async fn sent(frames: &mut crate::link::queue::Receiver) -> Message {
     let outgoing = frames.recv().await.expect("a frame");
     if let Some(ready) = outgoing.ready {
         ready.await.expect("durable");
@@ -200,7 +198,7 @@ async fn a_channel_the_partners_node_does_not_know_yet_signs_nothing() {
     let Fixture {
         payments, store, ..
     } = fixture(100);
-    let (outgoing, mut frames) = mpsc::unbounded_channel();
+    let (outgoing, mut frames) = crate::link::queue::queue();
     assert!(
         payments
             .links
