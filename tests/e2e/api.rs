@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use farthing_e2e::{Daemon, Devnet, PATIENCE, Party, USDC, done_if, eventually, farthing_bin};
+use farthing_e2e::{Deployed, PATIENCE, done_if, eventually, farthing_bin};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -45,30 +45,12 @@ fn peer<'a>(peers: &'a Value, address: &str) -> Option<&'a Value> {
 
 #[tokio::test]
 async fn the_api_explains_itself_on_real_nodes() {
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let deployment = dir.path().join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
-    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
-    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
-    devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
-    let bob_node = Daemon::start_as(
-        2,
-        &dir.path().join("bob"),
-        &devnet.rpc_url,
-        &deployment,
-        &[],
-    );
+    let net = Deployed::start().await;
+    let (alice, bob) = (net.party("ALICE"), net.party("BOB"));
+    let bob_node = net.daemon(2, "bob", &[]);
     let bob_link = format!("{}@{}", bob.address(), bob_node.peers);
-    let alice_node = Daemon::start_as(
-        1,
-        &dir.path().join("alice"),
-        &devnet.rpc_url,
-        &deployment,
-        &["--connect", &bob_link],
-    );
-    let token = |who: &str| farthing_rpc::read_token(&dir.path().join(who)).unwrap();
+    let alice_node = net.daemon(1, "alice", &["--connect", &bob_link]);
+    let token = |who: &str| farthing_rpc::read_token(&net.data_dir(who)).unwrap();
     let (a, a_token) = (alice_node.url.as_str(), token("alice"));
     let (b, b_token) = (bob_node.url.as_str(), token("bob"));
     let bob_address = bob.address().to_string();
@@ -275,7 +257,7 @@ async fn the_api_explains_itself_on_real_nodes() {
     let farthing = |args: &[&str]| {
         let output = Command::new(farthing_bin())
             .arg("--data-dir")
-            .arg(dir.path().join("alice"))
+            .arg(net.data_dir("alice"))
             .args(["--node-url", a, "--json"])
             .args(args)
             .output()

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use alloy::providers::Provider as _;
-use farthing_e2e::{Daemon, Devnet, farthing_bin};
+use farthing_e2e::{Deployed, farthing_bin};
 
 fn farthing(data_dir: &Path, node_url: &str, args: &[&str]) -> Output {
     Command::new(farthing_bin())
@@ -55,19 +55,16 @@ fn node_help_shows_defaults_and_no_client_flags() {
 
 #[tokio::test]
 async fn a_refused_client_command_says_why_once_and_as_json_with_json() {
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let deployment = dir.path().join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
-    let data_dir = dir.path().join("node");
-    let daemon = Daemon::start(&data_dir, &devnet.rpc_url, &deployment);
+    let net = Deployed::start().await;
+    let (devnet, d, dir) = (&net.devnet, &net.d, net.dir.path());
+    let data_dir = net.data_dir("node");
+    let daemon = net.daemon(1, "node", &[]);
 
     let ok = farthing(&data_dir, &daemon.url, &["--json", "info"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
 
     // Another data dir, another token: the node answers 401, the CLI says what that means.
-    let stranger = dir.path().join("stranger");
+    let stranger = dir.join("stranger");
     std::fs::create_dir(&stranger).unwrap();
     let token = stranger.join("rpc.token");
     std::fs::write(&token, format!("{}\n", "ab".repeat(32))).unwrap();
@@ -113,7 +110,7 @@ async fn a_refused_client_command_says_why_once_and_as_json_with_json() {
     );
 
     // No token at all: one line, each cause once, and what to do.
-    let empty = dir.path().join("empty");
+    let empty = dir.join("empty");
     std::fs::create_dir(&empty).unwrap();
     let missing = farthing(&empty, &daemon.url, &["info"]);
     let text = stderr(&missing);

@@ -8,7 +8,8 @@ use std::process::Command;
 use alloy::providers::Provider as _;
 use farthing_chain::contracts::MockUSDC;
 use farthing_e2e::{
-    Daemon, Devnet, PATIENCE, Party, USDC, eventually, farthing_bin, send, watchtower_only_warns,
+    Daemon, Deployed, Devnet, PATIENCE, Party, USDC, eventually, farthing_bin, send,
+    watchtower_only_warns,
 };
 use farthing_rpc::{ClientError, FarthingApiClient, OpenParams, code};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -325,33 +326,13 @@ fn the_log_is_plain_text_when_it_is_not_a_terminal() {
 
 #[tokio::test]
 async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let deployment = dir.path().join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
-    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
-    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
-    devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
-
-    let bob_node = Daemon::start_as(
-        2,
-        &dir.path().join("bob"),
-        &devnet.rpc_url,
-        &deployment,
-        &[],
-    );
+    let net = Deployed::start().await;
+    let bob = net.party("BOB");
+    let bob_node = net.daemon(2, "bob", &[]);
     let link = format!("{}@{}", bob.address(), bob_node.peers);
-    let alice_node = Daemon::start_as(
-        1,
-        &dir.path().join("alice"),
-        &devnet.rpc_url,
-        &deployment,
-        &["--connect", &link],
-    );
-    let token = |who: &str| farthing_rpc::read_token(&dir.path().join(who)).unwrap();
-    let alice_rpc = farthing_rpc::connect_http(&alice_node.url, &token("alice")).unwrap();
-    let bob_rpc = farthing_rpc::connect_http(&bob_node.url, &token("bob")).unwrap();
+    let alice_node = net.daemon(1, "alice", &["--connect", &link]);
+    let alice_rpc = net.rpc("alice", &alice_node);
+    let bob_rpc = net.rpc("bob", &bob_node);
 
     OpenParams {
         partner: bob.address(),
@@ -419,7 +400,7 @@ async fn two_daemons_pay_each_other_through_their_rpc_and_a_key_pays_once() {
     assert_eq!(call_code(too_much), code::INSUFFICIENT_FUNDS);
     // Channel and partner both given: they must agree, or nothing is paid (a stale channel
     // id must not pay whoever its partner is).
-    let stranger = devnet.key("DEPLOYER").address();
+    let stranger = net.devnet.key("DEPLOYER").address();
     let mismatch = farthing_rpc::PayParams {
         partner: Some(stranger),
         ..pay(None, "0.01")

@@ -2,7 +2,7 @@
 //! partner's node has, a call there says "not ready yet" (1013), not "no such channel", and
 //! `farthing_waitChannel` waits until the channel takes payments both ways.
 
-use farthing_e2e::{Daemon, Devnet, PATIENCE, Party, USDC, eventually};
+use farthing_e2e::{Deployed, PATIENCE, eventually};
 use farthing_rpc::{ClientError, FarthingApiClient, OpenParams, PayParams, code};
 
 fn refusal(e: ClientError) -> (i32, String) {
@@ -14,35 +14,16 @@ fn refusal(e: ClientError) -> (i32, String) {
 
 #[tokio::test]
 async fn a_new_channel_is_not_ready_until_both_nodes_confirmed_it_and_wait_channel_waits() {
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let deployment = dir.path().join("deployment.json");
-    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
-    let alice = Party::new(&devnet, &d, devnet.key("ALICE"));
-    let bob = Party::new(&devnet, &d, devnet.key("BOB"));
-    devnet.mint(&d, alice.address(), 100 * USDC).await.unwrap();
-
+    let net = Deployed::start().await;
+    let (devnet, bob) = (&net.devnet, net.party("BOB"));
     // bob's node applies an event once 3 blocks hold it; anvil mines only on demand, so it
     // cannot apply the opening before the test mines.
-    let bob_node = Daemon::start_as(
-        2,
-        &dir.path().join("bob"),
-        &devnet.rpc_url,
-        &deployment,
-        &["--confirmations", "3"],
-    );
+    let bob_node = net.daemon(2, "bob", &["--confirmations", "3"]);
     let link = format!("{}@{}", bob.address(), bob_node.peers);
-    let alice_node = Daemon::start_as(
-        1,
-        &dir.path().join("alice"),
-        &devnet.rpc_url,
-        &deployment,
-        &["--connect", &link],
-    );
-    let token = |who: &str| farthing_rpc::read_token(&dir.path().join(who)).unwrap();
-    let alice_rpc = farthing_rpc::connect_http(&alice_node.url, &token("alice")).unwrap();
-    let bob_rpc = farthing_rpc::connect_http(&bob_node.url, &token("bob")).unwrap();
+    let alice_node = net.daemon(1, "alice", &["--connect", &link]);
+    let alice_rpc = net.rpc("alice", &alice_node);
+    let bob_rpc = net.rpc("bob", &bob_node);
+
     let opened = OpenParams {
         partner: bob.address(),
         amount: "20".into(),

@@ -95,6 +95,65 @@ impl Daemon {
     }
 }
 
+/// A devnet with the contracts deployed and the deployment file written, for tests that run
+/// `farthing node` processes ([`Daemon`]); alice (devnet account 1) holds 100 USDC.
+pub struct Deployed {
+    /// The devnet (its anvil is killed when this is dropped).
+    pub devnet: Devnet,
+    /// The contracts.
+    pub d: Deployment,
+    /// Data dirs and the deployment file live here.
+    pub dir: tempfile::TempDir,
+    /// The deployment file.
+    pub deployment: PathBuf,
+}
+
+impl Deployed {
+    /// A new devnet, the contracts deployed, 100 USDC minted to alice.
+    pub async fn start() -> Self {
+        let devnet = Devnet::start().unwrap();
+        let d = devnet.deploy().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let deployment = dir.path().join("deployment.json");
+        std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+        let alice = devnet.key("ALICE").address();
+        devnet.mint(&d, alice, 100 * USDC).await.unwrap();
+        Self {
+            devnet,
+            d,
+            dir,
+            deployment,
+        }
+    }
+
+    /// The participant with devnet key `name` ("ALICE", "BOB", ...).
+    pub fn party(&self, name: &str) -> Party {
+        Party::new(&self.devnet, &self.d, self.devnet.key(name))
+    }
+
+    /// The data dir named `who`.
+    pub fn data_dir(&self, who: &str) -> PathBuf {
+        self.dir.path().join(who)
+    }
+
+    /// Devnet account `account`'s node, data dir `who`, `extra` node flags.
+    pub fn daemon(&self, account: u32, who: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_as(
+            account,
+            &self.data_dir(who),
+            &self.devnet.rpc_url,
+            &self.deployment,
+            extra,
+        )
+    }
+
+    /// An HTTP client of `node`, with the token from data dir `who`.
+    pub fn rpc(&self, who: &str, node: &Daemon) -> farthing_rpc::HttpClient {
+        let token = farthing_rpc::read_token(&self.data_dir(who)).unwrap();
+        farthing_rpc::connect_http(&node.url, &token).unwrap()
+    }
+}
+
 /// One participant: its key and the contracts bound to a provider that signs as it.
 pub struct Party {
     /// The participant's key.
