@@ -113,6 +113,11 @@ pub(crate) fn check(
     if !text.starts_with('{') && !text.starts_with('[') {
         return Ok(None);
     }
+    // Every call passes here (a payment is one): the common case is read without building a
+    // JSON value or allocating; anything else takes the full path below.
+    if plainly_fine(described, raw) {
+        return Ok(None);
+    }
     let value: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
     let unwrapped = unwrap_old_style(described, &value);
     match unwrapped.unwrap_or(&value) {
@@ -145,6 +150,76 @@ pub(crate) fn check(
             .map(Some)
             .map_err(|e| e.to_string()),
         None => Ok(None),
+    }
+}
+
+/// Whether `raw` passes as it is, read without allocating: an object whose keys `method` all
+/// takes, or no more positions than it has (and not the old one-object form). `false` means
+/// "look closer", not "refused".
+fn plainly_fine(method: &Method, raw: &RawValue) -> bool {
+    let wrapped = discover::WRAPPED_PARAMS.contains(&method.name);
+    let mut reader = serde_json::Deserializer::from_str(raw.get());
+    serde::Deserializer::deserialize_any(&mut reader, Plain { method, wrapped }).unwrap_or(false)
+}
+
+/// [`plainly_fine`]'s reader.
+struct Plain<'m> {
+    method: &'m Method,
+    wrapped: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for Plain<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object or an array of parameters")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while let Some(key) = map.next_key::<&'de str>()? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            let known = self
+                .method
+                .params
+                .iter()
+                .any(|p| p.name == key || is_camel_of(p.name, key));
+            if !known {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let mut count = 0;
+        let mut first_is_object = false;
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if count == 0 {
+                first_is_object = item.get().starts_with('{');
+            }
+            count += 1;
+        }
+        let old_style = self.wrapped && count == 1 && first_is_object;
+        Ok(count <= self.method.params.len() && !old_style)
+    }
+}
+
+/// Whether `key` is `snake` in camelCase (`channel_id` → `channelId`), without building it.
+fn is_camel_of(snake: &str, key: &str) -> bool {
+    let mut expected = snake.split('_').enumerate().flat_map(|(i, word)| {
+        let mut chars = word.chars();
+        let first = chars
+            .next()
+            .map(|c| if i == 0 { c } else { c.to_ascii_uppercase() });
+        first.into_iter().chain(chars)
+    });
+    let mut got = key.chars();
+    loop {
+        match (expected.next(), got.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
     }
 }
 
@@ -181,6 +256,26 @@ mod tests {
     fn run(method: &str, params: &str) -> Result<Option<String>, String> {
         let raw = RawValue::from_string(params.to_owned()).unwrap();
         check(method, Some(&raw)).map(|p| p.map(|p| p.get().to_owned()))
+    }
+
+    #[test]
+    fn camel_case_twins_are_recognised_without_building_them() {
+        for (snake, camel) in [
+            ("channel_id", "channelId"),
+            ("idempotency_key", "idempotencyKey"),
+            ("amount", "amount"),
+            ("timeout_secs", "timeoutSecs"),
+        ] {
+            assert!(is_camel_of(snake, camel), "{snake}");
+            assert_eq!(discover::camel(snake), camel);
+        }
+        for (snake, not) in [
+            ("channel_id", "channelid"),
+            ("channel_id", "channelIdx"),
+            ("amount", "amoun"),
+        ] {
+            assert!(!is_camel_of(snake, not), "{not}");
+        }
     }
 
     #[test]
