@@ -288,6 +288,15 @@ async fn the_payment_log_survives_restarts_and_kill_9_and_a_resumed_stream_has_n
     // Asking after a seq the log does not have yet is refused.
     let ahead = ws.subscribe_payments(Some(11)).await.err().unwrap();
     assert!(ahead.to_string().contains("ends at 10"), "{ahead}");
+    // And so is a page after it (a cursor from a wiped or restored node must not wait forever).
+    let page_ahead = bob_rpc
+        .list_payments(None, Some(10), Some(11))
+        .await
+        .unwrap_err();
+    assert!(
+        page_ahead.to_string().contains("ends at 10"),
+        "{page_ahead}"
+    );
     drop(ws);
 
     // The CLI: a page after seq 7, then --follow streams what comes after it.

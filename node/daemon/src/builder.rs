@@ -264,6 +264,7 @@ impl Builder {
             watcher: watcher.clone(),
             chain: chain.clone(),
             tasks: tasks.clone(),
+            refusals: Default::default(),
         });
         let peering = Arc::new(Peering {
             links: links.clone(),

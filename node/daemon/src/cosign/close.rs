@@ -119,7 +119,7 @@ impl Cosign {
     ) -> (Message, Option<Durable>) {
         let id = request.channel_id;
         let refuse = |why: String| {
-            tracing::info!(%peer, channel = id, "close refused: {why}");
+            self.log_refusal("close", peer, id, &why);
             (reject_frame(id, 0, RejectCode::Close, why), None)
         };
         // Checked and frozen under the channel table's lock: a payment signed or taken in

@@ -10,6 +10,7 @@ pub(crate) mod withdraw;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy::primitives::Address;
 use farthing_chain::ChainError;
 use farthing_core::{ChannelId, WithdrawError};
 use farthing_store::StoreError;
@@ -96,4 +97,21 @@ pub(crate) struct Cosign {
     pub(crate) watcher: Arc<Watcher>,
     pub(crate) chain: Arc<Chain>,
     pub(crate) tasks: Tasks,
+    /// Refused requests, logged at a bounded rate (a partner can send them in a loop).
+    pub(crate) refusals: std::sync::Mutex<crate::observe::RateLimited>,
+}
+
+impl Cosign {
+    /// Log a refused request of `peer`'s (`what`: "close" or "withdrawal") at most once per
+    /// period, with how many were refused since the last line.
+    pub(crate) fn log_refusal(&self, what: &str, peer: Address, id: ChannelId, why: &str) {
+        let noted = self
+            .refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .note();
+        if let Some(count) = noted {
+            tracing::info!(%peer, channel = id, count, "{what} refused: {why}");
+        }
+    }
 }

@@ -135,7 +135,7 @@ impl Cosign {
         let id = request.channel_id;
         let decimals = self.chain.deployment.token_decimals;
         let refuse = |why: String| {
-            tracing::info!(%peer, channel = id, "withdrawal refused: {why}");
+            self.log_refusal("withdrawal", peer, id, &why);
             (reject_frame(id, 0, RejectCode::Withdraw, why), None)
         };
         let check = |channel: &Channel| {

@@ -2,8 +2,9 @@
 //! always queued — the payment path relies on a send that never blocks and never fails while
 //! the link is up — but what one peer can make the node queue for it is bounded (RELIABILITY
 //! N1): a Pong is dropped while [`PONG_ROOM`] frames or more wait (a peer that pings and never
-//! reads gets no more), and past [`MAX_QUEUED`] frames waiting the link is closed (its reader
-//! learns it through [`Sender::overflowed`]). A closed link loses nothing: what was not
+//! reads gets no more), a Reject closes the link while [`REPLY_ROOM`] wait, and past
+//! [`MAX_QUEUED`] frames waiting the link is closed (its reader learns it through
+//! [`Sender::overflowed`]). A closed link loses nothing: what was not
 //! delivered is settled by the Sync on the next link.
 
 use std::sync::Arc;
@@ -19,6 +20,11 @@ pub(crate) const MAX_QUEUED: usize = 100_000;
 
 /// A Pong is queued only while fewer frames than this wait on the link.
 pub(crate) const PONG_ROOM: usize = 64;
+
+/// A Reject (a reply a peer earns with a bad frame, each carrying its reason) queued while
+/// this many frames or more wait closes the link: a peer that sends bad frames and never
+/// reads cannot pin more than about this many replies in memory.
+pub(crate) const REPLY_ROOM: usize = 4_096;
 
 /// What both ends share: the count of waiting frames and the overflow.
 #[derive(Default)]
@@ -67,6 +73,18 @@ impl Sender {
             self.shared.overflow.notify_one();
         }
         true
+    }
+
+    /// Queue a Reject; while [`REPLY_ROOM`] frames or more wait the queue is overflowed
+    /// instead (once): the peer does not read the refusals it earns, and the link closes.
+    pub(crate) fn send_reply(&self, outgoing: Outgoing) -> bool {
+        if self.queued() >= REPLY_ROOM {
+            if !self.shared.overflowed.swap(true, Ordering::AcqRel) {
+                self.shared.overflow.notify_one();
+            }
+            return false;
+        }
+        self.send(outgoing)
     }
 
     /// Queue a Pong if fewer than [`PONG_ROOM`] frames wait (`false`: dropped or gone).
@@ -122,6 +140,21 @@ mod tests {
     use futures::FutureExt as _;
 
     use super::*;
+
+    #[test]
+    fn a_reject_past_the_reply_room_overflows_the_queue_instead() {
+        let (tx, _rx) = queue();
+        for n in 0..REPLY_ROOM as u64 {
+            assert!(tx.send_reply(frame(n)));
+        }
+        assert!(tx.overflowed().now_or_never().is_none(), "not yet");
+        assert!(!tx.send_reply(frame(0)), "not queued");
+        assert_eq!(tx.queued(), REPLY_ROOM);
+        assert!(
+            tx.overflowed().now_or_never().is_some(),
+            "the link must close"
+        );
+    }
 
     fn frame(nonce: u64) -> Outgoing {
         Outgoing {

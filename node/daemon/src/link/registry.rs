@@ -94,6 +94,12 @@ impl Link {
         self.known.borrow().contains(&id)
     }
 
+    /// How many wait for the partner's word on a channel (tests wait for a waiter).
+    #[cfg(test)]
+    pub(crate) fn waiting_for_partner(&self) -> usize {
+        self.known.receiver_count()
+    }
+
     /// The channels the partner's node has shown it knows, and their changes.
     pub(crate) fn known_by_partner(&self) -> watch::Receiver<HashSet<ChannelId>> {
         self.known.subscribe()
@@ -112,6 +118,15 @@ impl Link {
         self.outgoing.send_pong(Outgoing {
             ready: None,
             message: pong,
+        })
+    }
+
+    /// Queue a Reject, or close the link if [`queue::REPLY_ROOM`] frames already wait (the
+    /// peer does not read the refusals it earns).
+    pub(crate) fn send_reject(&self, reject: Message) -> bool {
+        self.outgoing.send_reply(Outgoing {
+            ready: None,
+            message: reject,
         })
     }
 

@@ -71,11 +71,19 @@ impl Peering {
         self.payments.record_received(received);
         let mut ready = last_durable;
         for reply in replies {
-            if let Message::Pong { .. } = reply {
+            match reply {
                 // Depends on no write; dropped if the peer does not read (bounded queue).
-                link.send_pong(reply);
-            } else {
-                link.send(reply, ready.take());
+                Message::Pong { .. } => {
+                    link.send_pong(reply);
+                }
+                // Refused frames changed nothing: no write to wait for; a peer that earns
+                // them and does not read loses its link (bounded queue).
+                Message::Reject { .. } => {
+                    link.send_reject(reply);
+                }
+                reply => {
+                    link.send(reply, ready.take());
+                }
             }
         }
     }

@@ -98,7 +98,9 @@ impl History {
         Self {
             store,
             // In durable batches (a group commit's entries), not entries: a burst is one slot.
-            events: broadcast::channel(1_024).0,
+            // A subscriber that falls behind reads the log instead: a short buffer suffices,
+            // and one slow reader cannot hold many batches in memory.
+            events: broadcast::channel(64).0,
         }
     }
 

@@ -136,19 +136,35 @@ impl Payments {
     /// next proof. Right after an open the partner may still be applying it: wait up to
     /// [`PARTNER_GRACE`]; past that nothing is signed. Without a link the outbox answers.
     async fn partner_knows(&self, id: ChannelId, partner: Address) -> Result<(), PayError> {
-        let Some(link) = self.links.get(partner) else {
-            return Ok(());
-        };
-        if link.partner_knows_already(id) {
-            return Ok(());
-        }
-        let mut known = link.known_by_partner();
-        let learns = known.wait_for(|known| known.contains(&id));
-        match tokio::time::timeout(PARTNER_GRACE, learns).await {
-            Ok(Ok(_)) => Ok(()),
-            // The link is gone: the outbox says so.
-            Ok(Err(_)) => Ok(()),
-            Err(_) => Err(PayError::NotReady(id)),
+        let deadline = tokio::time::Instant::now() + PARTNER_GRACE;
+        // A link replaced while this waits is looked up again (its Syncs tell it anew).
+        let mut waited_on: Option<Arc<crate::link::Link>> = None;
+        loop {
+            let Some(link) = self.links.get(partner) else {
+                return Ok(());
+            };
+            // Gone and not yet replaced: the outbox answers (no link).
+            if waited_on
+                .as_ref()
+                .is_some_and(|old| Arc::ptr_eq(old, &link))
+            {
+                return Ok(());
+            }
+            if link.partner_knows_already(id) {
+                return Ok(());
+            }
+            let mut known = link.known_by_partner();
+            let mut gone = link.gone();
+            waited_on = Some(link);
+            tokio::select! {
+                learned = known.wait_for(|known| known.contains(&id)) => {
+                    if learned.is_ok() {
+                        return Ok(());
+                    }
+                }
+                _ = gone.wait_for(|gone| *gone) => {}
+                () = tokio::time::sleep_until(deadline) => return Err(PayError::NotReady(id)),
+            }
         }
     }
 

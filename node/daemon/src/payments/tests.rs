@@ -217,6 +217,11 @@ async fn a_channel_the_partners_node_does_not_know_yet_signs_nothing() {
         let payments = payments.clone();
         async move { payments.pay(1, 10, b"", None).await }
     });
+    // Only once the payment waits for it (so the wake-up is what lets it go).
+    while link.waiting_for_partner() == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!paying.is_finished());
     link.partner_knows(1);
     assert!(matches!(
         sent(&mut frames).await,

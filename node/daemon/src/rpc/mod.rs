@@ -78,6 +78,23 @@ impl RpcHandler {
         ApiError::NotReady { id, reason }
     }
 
+    /// A payment-log cursor must be one this node gave: not past the log's end.
+    async fn check_cursor(&self, after: u64) -> Result<(), ApiError> {
+        let newest = PageQuery {
+            after: None,
+            limit: 1,
+            channel: None,
+        };
+        let last = self.node.list_payments(newest).await.map_or(0, |p| p.next);
+        if after > last {
+            return Err(ApiError::InvalidParams(format!(
+                "after = {after}, but the payment log ends at {last}: pass a seq this node gave \
+                 (0: from the oldest kept)"
+            )));
+        }
+        Ok(())
+    }
+
     /// New risk (opening, funding) only while healthy.
     fn require_healthy(&self) -> Result<(), ApiError> {
         let health = self.node.health();
@@ -303,6 +320,12 @@ impl FarthingApiServer for RpcHandler {
                 .map_err(|e| ApiError::Degraded {
                     reasons: vec![format!("payment log: {e}")],
                 })?;
+            // A cursor past the log's end (a restored or wiped node) would wait forever.
+            if let Some(after) = after
+                && page.payments.is_empty()
+            {
+                self.check_cursor(after).await?;
+            }
             Ok(PaymentPage {
                 payments: page.payments.iter().map(|p| self.payment_view(p)).collect(),
                 next: page.next,
@@ -339,21 +362,11 @@ impl FarthingApiServer for RpcHandler {
                 return Ok(());
             }
         };
-        if let Some(after) = after {
-            let newest = PageQuery {
-                after: None,
-                limit: 1,
-                channel: None,
-            };
-            let last = self.node.list_payments(newest).await.map_or(0, |p| p.next);
-            if after > last {
-                let refusal = ApiError::InvalidParams(format!(
-                    "after = {after}, but the payment log ends at {last}: pass a seq this node \
-                     gave (0: from the oldest kept)"
-                ));
-                pending.reject(refusal).await;
-                return Ok(());
-            }
+        if let Some(after) = after
+            && let Err(refusal) = self.check_cursor(after).await
+        {
+            pending.reject(refusal).await;
+            return Ok(());
         }
         let sink = pending.accept().await?;
         loop {
