@@ -324,17 +324,21 @@ impl<'a> Chunks<'a> {
 }
 
 /// Delete the chunks holding nothing past `through`: a chunk holding later entries too stays
-/// whole (retention is by chunk).
-fn prune(kv: &impl Kv, through: u64) -> Result<Op> {
+/// whole (retention is by chunk). A damaged chunk at the boundary is cut by key, not read:
+/// retention must never fail a commit (the store would be reported failing, and the node would
+/// stop signing, for a flaw in its history).
+fn prune(kv: &impl Kv, through: u64) -> Op {
     let end = match through.checked_add(1) {
         // Past every chunk key.
         None => b"plog0".to_vec(),
-        Some(next) => match chunk_at(kv, next)? {
-            Some((first, len)) if first < next && first + len > next => payment_log_key(first),
+        Some(next) => match chunk_at(kv, next) {
+            Ok(Some((first, len))) if first < next && first + len > next => {
+                payment_log_key(first)
+            }
             _ => payment_log_key(next),
         },
     };
-    Ok(Op::DeleteRange(payment_log_key(0), end))
+    Op::DeleteRange(payment_log_key(0), end)
 }
 
 /// Encode every write first, so a write that cannot be stored refuses the whole batch before
@@ -363,7 +367,7 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
             }
             Write::PrunePayments { through } => {
                 chunks.flush(&mut ops)?;
-                prune(kv, *through)?
+                prune(kv, *through)
             }
             write => op(write)?,
         };
@@ -414,5 +418,18 @@ mod tests {
         assert_eq!(describe(&payment_log_key(9)), "plog/9");
         assert!(payment_log_key(u64::MAX).as_slice() < b"plog0".as_slice());
         assert_eq!(describe(b"chan/\x01"), "chan/\\x01");
+    }
+
+    #[test]
+    fn retention_cuts_past_a_damaged_chunk_without_failing_the_commit() {
+        use crate::{MemStore, Store, Write};
+        let store = MemStore::default();
+        store.put_raw(&payment_log_key(5), b"not a chunk");
+        store.put_raw(&payment_log_key(9), b"not a chunk either");
+        store
+            .commit(&[Write::PrunePayments { through: 6 }])
+            .expect("retention never fails the commit");
+        assert_eq!(store.get(&payment_log_key(5)).expect("read"), None);
+        assert!(store.get(&payment_log_key(9)).expect("read").is_some());
     }
 }
