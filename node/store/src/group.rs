@@ -251,6 +251,10 @@ fn run(
                 }
                 Err(e) => {
                     failed.store(true, Ordering::SeqCst);
+                    // A failed synced write may still be found after a restart (its WAL record
+                    // can outlive the error): once the node resumes, number from what the
+                    // store holds, never from before a batch that may exist.
+                    log.last = None;
                     Err(e)
                 }
             }
@@ -385,6 +389,41 @@ mod tests {
             seq: 999,
             ..LoggedPayment::default()
         })
+    }
+
+    /// A failed commit may still be found in the store (a synced write whose WAL record
+    /// outlived the error): after the node resumes, numbering goes on from what the store
+    /// holds, never reusing a number.
+    #[tokio::test]
+    async fn after_a_failed_commit_numbering_goes_on_from_what_the_store_holds() {
+        let failing = Arc::new(FailingStore::new(MemStore::new()));
+        let switch = failing.switch();
+        let store: Arc<dyn Store> = failing.clone();
+        let group = GroupCommit::with_log(store.clone(), None, Box::new(|_| {}));
+        group.commit(vec![unnumbered(1, 10)]).await.unwrap();
+        switch.fail();
+        assert!(group.commit(vec![unnumbered(1, 20)]).await.is_err());
+        // It reached the disk after all, numbered 2.
+        failing
+            .inner()
+            .commit(&[Write::Payment(LoggedPayment {
+                seq: 2,
+                channel: 1,
+                amount: 20,
+                ..LoggedPayment::default()
+            })])
+            .unwrap();
+        switch.recover();
+        group.resume();
+        group.commit(vec![unnumbered(1, 30)]).await.unwrap();
+        let mut log = Vec::new();
+        store
+            .walk_payments(crate::LogWalk::After(0), &mut |p| {
+                log.push((p.seq, p.amount));
+                true
+            })
+            .unwrap();
+        assert_eq!(log, vec![(1, 10), (2, 20), (3, 30)]);
     }
 
     /// Entries are numbered in queue order from the store's last one, stamped, published once

@@ -332,9 +332,7 @@ fn prune(kv: &impl Kv, through: u64) -> Op {
         // Past every chunk key.
         None => b"plog0".to_vec(),
         Some(next) => match chunk_at(kv, next) {
-            Ok(Some((first, len))) if first < next && first + len > next => {
-                payment_log_key(first)
-            }
+            Ok(Some((first, len))) if first < next && first + len > next => payment_log_key(first),
             _ => payment_log_key(next),
         },
     };
