@@ -184,3 +184,92 @@ async fn retention_keeps_the_newest_entries_and_numbering_goes_on() {
     );
     pruner.abort();
 }
+
+/// A store that commits one more batch (through the node's committer, so it is also published
+/// live) while a feed reads the log: just before the read, or just after it.
+struct Interleaved {
+    inner: MemStore,
+    group: std::sync::OnceLock<GroupCommit>,
+    before_the_read: bool,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Interleaved {
+    fn interleave(&self) {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let group = self.group.get().expect("wired");
+            futures::executor::block_on(group.commit(vec![entry(1, 6), entry(2, 7)]))
+                .expect("durable");
+        }
+    }
+}
+
+impl Store for Interleaved {
+    fn channel(&self, id: ChannelId) -> Result<Option<farthing_core::Channel>, StoreError> {
+        self.inner.channel(id)
+    }
+    fn channels(&self) -> Result<Vec<farthing_core::Channel>, StoreError> {
+        self.inner.channels()
+    }
+    fn cursor(&self) -> Result<Option<farthing_store::Cursor>, StoreError> {
+        self.inner.cursor()
+    }
+    fn pending_txs(&self) -> Result<Vec<farthing_store::PendingTx>, StoreError> {
+        self.inner.pending_txs()
+    }
+    fn keyed_payment(&self, key: &str) -> Result<Option<farthing_store::KeyedPayment>, StoreError> {
+        self.inner.keyed_payment(key)
+    }
+    fn closing_channels(&self) -> Result<Vec<ChannelId>, StoreError> {
+        self.inner.closing_channels()
+    }
+    fn owner(&self) -> Result<Option<alloy::primitives::Address>, StoreError> {
+        self.inner.owner()
+    }
+    fn walk_payments(
+        &self,
+        walk: LogWalk,
+        each: &mut dyn FnMut(Payment) -> bool,
+    ) -> Result<(), StoreError> {
+        if self.before_the_read {
+            self.interleave();
+        }
+        let read = self.inner.walk_payments(walk, each);
+        if !self.before_the_read {
+            self.interleave();
+        }
+        read
+    }
+    fn commit(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.inner.commit(writes)
+    }
+}
+
+/// The seam between the log and the live stream: a batch made durable while a resumed feed
+/// reads the log — just before its read (the read sees it and it comes live too) or just after
+/// (only the live stream has it) — is delivered once, in order, with nothing skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_made_durable_while_a_feed_reads_the_log_comes_once() {
+    for before_the_read in [true, false] {
+        let store = Arc::new(Interleaved {
+            inner: MemStore::new(),
+            group: std::sync::OnceLock::new(),
+            before_the_read,
+            armed: false.into(),
+        });
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let history = Arc::new(History::new(dyn_store.clone()));
+        let group = GroupCommit::with_log(dyn_store, Some(0), history.publisher());
+        assert!(store.group.set(group.clone()).is_ok());
+        pay(&group, 1..=5).await;
+        let mut feed = history.feed(Some(2)).await.unwrap();
+        store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            take(&mut feed, 5).await,
+            vec![3, 4, 5, 6, 7],
+            "before the read: {before_the_read}"
+        );
+        pay(&group, 8..=8).await;
+        assert_eq!(take(&mut feed, 1).await, vec![8]);
+    }
+}
