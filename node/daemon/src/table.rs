@@ -58,6 +58,9 @@ struct Inner {
     /// Channels whose data is older than what the partner or the chain holds: why (in memory;
     /// found again after a restart by the next Sync or watcher pass).
     stale: BTreeMap<ChannelId, String>,
+    /// Every partner of a channel here (a channel's partner never changes), so that whether a
+    /// peer shares a channel is one lookup, not a scan under the lock.
+    partners: HashSet<Address>,
 }
 
 /// The table while locked: what a change reads and how it commits.
@@ -71,6 +74,7 @@ impl ChannelTable {
     pub(crate) fn new(channels: Vec<Channel>, frozen: Vec<ChannelId>, group: GroupCommit) -> Self {
         Self {
             inner: Mutex::new(Inner {
+                partners: channels.iter().map(|c| c.partner).collect(),
                 channels: channels.into_iter().map(|c| (c.id, c)).collect(),
                 frozen: frozen.into_iter().collect(),
                 stale: BTreeMap::new(),
@@ -100,6 +104,11 @@ impl ChannelTable {
     /// The partner of channel `id` (without copying the record).
     pub(crate) fn partner_of(&self, id: ChannelId) -> Option<Address> {
         self.lock().channel(id).map(|c| c.partner)
+    }
+
+    /// Whether `peer` is the partner of a channel here (any state).
+    pub(crate) fn shares_channel_with(&self, peer: Address) -> bool {
+        self.lock().inner.partners.contains(&peer)
     }
 
     /// The nonce of our latest proof on channel `id` (0: none).
@@ -163,6 +172,7 @@ impl ChannelTable {
     /// whose closing mark never landed too, since no close signature left before it).
     pub(crate) fn reload(&self, channels: Vec<Channel>, frozen: Vec<ChannelId>) {
         let mut table = self.lock();
+        table.inner.partners = channels.iter().map(|c| c.partner).collect();
         table.inner.channels = channels.into_iter().map(|c| (c.id, c)).collect();
         table.inner.frozen = frozen.into_iter().collect();
     }
@@ -211,6 +221,7 @@ impl Locked<'_> {
         let mut writes = Vec::with_capacity(1 + extra.len());
         writes.push(Write::Channel(channel.clone()));
         writes.extend(extra);
+        self.inner.partners.insert(channel.partner);
         self.inner.channels.insert(channel.id, channel);
         Box::pin(self.group.submit(writes))
     }
@@ -221,6 +232,7 @@ impl Locked<'_> {
         let mut writes: Vec<Write> = Vec::with_capacity(channels.len() + extra.len());
         for channel in channels {
             writes.push(Write::Channel(channel.clone()));
+            self.inner.partners.insert(channel.partner);
             self.inner.channels.insert(channel.id, channel);
         }
         writes.extend(extra);
@@ -283,6 +295,23 @@ mod tests {
         );
         durable.await.expect("durable");
         assert_eq!(store.channel(1).expect("read"), Some(next));
+    }
+
+    #[tokio::test]
+    async fn whether_a_peer_shares_a_channel_is_kept_with_the_records() {
+        let store = Arc::new(MemStore::default());
+        let table = table(&store);
+        assert!(table.shares_channel_with(PARTNER));
+        let carol = Address::repeat_byte(0xc);
+        assert!(!table.shares_channel_with(carol));
+        let mut with_carol = channel(7);
+        with_carol.partner = carol;
+        let durable = table.lock().commit(with_carol.clone(), Vec::new());
+        durable.await.expect("durable");
+        assert!(table.shares_channel_with(carol));
+        table.reload(vec![channel(1)], Vec::new());
+        assert!(!table.shares_channel_with(carol), "reloaded without it");
+        assert!(table.shares_channel_with(PARTNER));
     }
 
     #[tokio::test]

@@ -96,7 +96,7 @@ impl Strangers {
 impl Peering {
     /// Whether `peer` shares a channel with this node (any state) or is kept linked.
     fn knows(&self, peer: Address) -> bool {
-        self.kept.is_kept(peer) || self.table.lock().channels().any(|c| c.partner == peer)
+        self.kept.is_kept(peer) || self.table.shares_channel_with(peer)
     }
 
     /// Which class a link to `peer` that `dialer` dialed is in (a stranger's takes a place).
