@@ -133,7 +133,14 @@ async fn a_payment_leaves_durable_signed_and_returns_on_the_partners_ack() {
             repeated: false
         }
     );
-    // The same key again pays nothing; another amount under it is refused.
+    // The same key again pays nothing — also on a new link whose partner has said nothing
+    // yet (no wait for its word) — and another amount under it is refused.
+    let (outgoing, _frames) = crate::link::queue::queue();
+    assert!(
+        payments
+            .links
+            .add(PARTNER, &Arc::new(Link::new(outgoing, PARTNER)))
+    );
     let again = payments.pay(1, 30, b"", Some("k1")).await.expect("repeat");
     assert!(again.repeated && again.nonce == 1);
     let reused = payments.pay(1, 31, b"", Some("k1")).await;
