@@ -358,6 +358,18 @@ pub fn payment_keys(store: &dyn Store) {
         assert!(matches!(err, StoreError::Unencodable(_)), "{err:?}");
     }
     assert_eq!(store.channel(8).expect("read channel 8"), None);
+    // Redeemed challenges are their own namespace: the same string as a key is another record.
+    assert_eq!(store.redeemed("order-1").expect("read redeemed"), None);
+    let served = KeyedPayment { nonce: 13, ..paid };
+    store
+        .commit(&[Write::Redeemed("order-1".into(), served)])
+        .expect("commit a redemption");
+    assert_eq!(store.redeemed("order-1").expect("read"), Some(served));
+    assert_eq!(store.keyed_payment("order-1").expect("read"), Some(paid));
+    let err = store
+        .commit(&[Write::Redeemed(String::new(), served)])
+        .expect_err("an empty challenge is refused");
+    assert!(matches!(err, StoreError::Unencodable(_)), "{err:?}");
 }
 
 /// The owner is absent until recorded, then read back as written.

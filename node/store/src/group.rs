@@ -302,6 +302,9 @@ mod tests {
         fn keyed_payment(&self, key: &str) -> crate::Result<Option<crate::KeyedPayment>> {
             self.0.keyed_payment(key)
         }
+        fn redeemed(&self, c: &str) -> crate::Result<Option<crate::KeyedPayment>> {
+            self.0.redeemed(c)
+        }
         fn closing_channels(&self) -> crate::Result<Vec<u64>> {
             self.0.closing_channels()
         }

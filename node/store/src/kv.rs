@@ -26,6 +26,8 @@ pub(crate) const CHANNEL_PREFIX: &[u8] = b"chan/";
 pub(crate) const PENDING_TX_PREFIX: &[u8] = b"ptx/";
 /// Prefix of keyed payments; the idempotency key's bytes follow.
 pub(crate) const PAYMENT_KEY_PREFIX: &[u8] = b"pay/";
+/// Prefix of redeemed challenges; the challenge follows.
+pub(crate) const REDEEMED_PREFIX: &[u8] = b"rdm/";
 /// Prefix of closing marks; the channel id follows.
 pub(crate) const CLOSING_PREFIX: &[u8] = b"clos/";
 
@@ -45,6 +47,11 @@ pub(crate) fn closing_key(id: ChannelId) -> Vec<u8> {
 /// The key a payment with idempotency key `key` is filed under.
 pub(crate) fn payment_key(key: &str) -> Vec<u8> {
     [PAYMENT_KEY_PREFIX, key.as_bytes()].concat()
+}
+
+/// The key the payment that paid for `challenge` is filed under once redeemed.
+pub(crate) fn redeemed_key(challenge: &str) -> Vec<u8> {
+    [REDEEMED_PREFIX, challenge.as_bytes()].concat()
 }
 
 /// The key of channel `id`.
@@ -200,6 +207,13 @@ pub(crate) fn pending_txs(kv: &impl Kv) -> Result<Vec<PendingTx>> {
 
 pub(crate) fn keyed_payment(kv: &impl Kv, key: &str) -> Result<Option<KeyedPayment>> {
     let key = payment_key(key);
+    kv.get(&key)?
+        .map(|value| records::decode_keyed_payment(&value).map_err(|e| corrupt(&key, e)))
+        .transpose()
+}
+
+pub(crate) fn redeemed(kv: &impl Kv, challenge: &str) -> Result<Option<KeyedPayment>> {
+    let key = redeemed_key(challenge);
     kv.get(&key)?
         .map(|value| records::decode_keyed_payment(&value).map_err(|e| corrupt(&key, e)))
         .transpose()
@@ -385,20 +399,30 @@ fn op(write: &Write) -> Result<Op> {
         Write::Closing(id) => Op::Put(closing_key(*id), records::encode_closing(*id)),
         Write::Owner(owner) => Op::Put(OWNER_KEY.to_vec(), records::encode_owner(owner)),
         Write::PaymentKey(key, payment) => {
-            if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
-                return Err(StoreError::Unencodable(EncodeError::TooLong {
-                    record: "keyed payment",
-                    field: "idempotency key (1 byte or more)",
-                    len: key.len(),
-                    max: records::MAX_PAYMENT_KEY_LEN,
-                }));
-            }
+            check_key_len("idempotency key (1 byte or more)", key)?;
             Op::Put(payment_key(key), records::encode_keyed_payment(payment))
+        }
+        Write::Redeemed(challenge, payment) => {
+            check_key_len("challenge (1 byte or more)", challenge)?;
+            Op::Put(redeemed_key(challenge), records::encode_keyed_payment(payment))
         }
         Write::Payment(_) | Write::PrunePayments { .. } => {
             unreachable!("payment-log writes are stored by chunk")
         }
     })
+}
+
+/// Refuse an empty key or one past [`records::MAX_PAYMENT_KEY_LEN`] bytes.
+fn check_key_len(field: &'static str, key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > records::MAX_PAYMENT_KEY_LEN {
+        return Err(StoreError::Unencodable(EncodeError::TooLong {
+            record: "keyed payment",
+            field,
+            len: key.len(),
+            max: records::MAX_PAYMENT_KEY_LEN,
+        }));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

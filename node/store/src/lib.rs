@@ -123,6 +123,10 @@ pub enum Write {
     /// File a payment under its idempotency key (at most
     /// [`MAX_PAYMENT_KEY_LEN`](records::MAX_PAYMENT_KEY_LEN) bytes).
     PaymentKey(String, KeyedPayment),
+    /// Mark the incoming payment that paid for a gateway's challenge `String` (at most
+    /// [`MAX_PAYMENT_KEY_LEN`](records::MAX_PAYMENT_KEY_LEN) bytes) as redeemed: it served its
+    /// request, and serves no other, across restarts.
+    Redeemed(String, KeyedPayment),
     /// Mark the channel with this id as closing cooperatively: the node takes no payment on
     /// it any more (a co-signed close has no expiry), across restarts.
     Closing(ChannelId),
@@ -195,6 +199,9 @@ pub trait Store: Send + Sync {
     /// The payment filed under idempotency key `key`, if any.
     fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>>;
 
+    /// The payment a redeemed challenge was paid with ([`Write::Redeemed`]), if any.
+    fn redeemed(&self, challenge: &str) -> Result<Option<KeyedPayment>>;
+
     /// The channels marked as closing cooperatively ([`Write::Closing`]), ascending.
     fn closing_channels(&self) -> Result<Vec<ChannelId>>;
 
@@ -246,6 +253,9 @@ macro_rules! forward_store {
             }
             fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
                 (**self).keyed_payment(key)
+            }
+            fn redeemed(&self, challenge: &str) -> Result<Option<KeyedPayment>> {
+                (**self).redeemed(challenge)
             }
             fn closing_channels(&self) -> Result<Vec<ChannelId>> {
                 (**self).closing_channels()

@@ -224,6 +224,10 @@ impl Store for RocksStore {
         kv::keyed_payment(self, key)
     }
 
+    fn redeemed(&self, challenge: &str) -> Result<Option<KeyedPayment>> {
+        kv::redeemed(self, challenge)
+    }
+
     fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
         kv::owner(self)
     }

@@ -137,6 +137,10 @@ impl<S: Store> Store for FailingStore<S> {
         self.inner.keyed_payment(key)
     }
 
+    fn redeemed(&self, challenge: &str) -> Result<Option<crate::KeyedPayment>> {
+        self.inner.redeemed(challenge)
+    }
+
     fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
         self.inner.owner()
     }
