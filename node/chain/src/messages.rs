@@ -66,6 +66,17 @@ alloy::sol! {
         uint256 deadline;
     }
 
+    /// EIP-3009, in the token's domain: what x402 `exact` and MPP `charge` payers sign.
+    #[derive(Debug, PartialEq, Eq)]
+    struct TransferWithAuthorization {
+        address from;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 nonce;
+    }
+
     /// EIP-3009, in the token's domain.
     #[derive(Debug, PartialEq, Eq)]
     struct ReceiveWithAuthorization {
@@ -106,6 +117,18 @@ pub fn open_authorization_nonce(partner: Address, challenge_period: u32, salt: B
         salt,
     }
     .eip712_hash_struct()
+}
+
+/// Who signed `message` in `domain` with the 65-byte `signature` (r | s | v), if it is one.
+pub fn signer_of<T: SolStruct>(
+    message: &T,
+    domain: &Eip712Domain,
+    signature: &[u8],
+) -> Option<Address> {
+    let signature = alloy::primitives::Signature::from_raw(signature).ok()?;
+    signature
+        .recover_address_from_prehash(&message.eip712_signing_hash(domain))
+        .ok()
 }
 
 /// Sign `message` in `domain`: 65 bytes r | s | v with v in {27, 28} and low s, as the

@@ -9,6 +9,66 @@ use crate::contracts::MockUSDC;
 use crate::messages::{self, Permit};
 
 impl ChainClient {
+    /// Submit a payer's EIP-3009 `transferWithAuthorization` of `token` (the x402 `exact` and
+    /// MPP `charge` payments); the node pays the gas. A refused one (used nonce, bad signature,
+    /// outside its window, short balance) fails at the simulation, before anything is sent.
+    pub async fn transfer_with_authorization(
+        &self,
+        token: Address,
+        auth: &messages::TransferWithAuthorization,
+        signature: &[u8],
+    ) -> Result<TxOutcome, ChainError> {
+        const WHAT: &str = "transferWithAuthorization";
+        if signature.len() != 65 {
+            return Err(ChainError::Refused {
+                what: WHAT,
+                reason: "signature is not 65 bytes".into(),
+            });
+        }
+        let tx = MockUSDC::new(token, &self.provider)
+            .transferWithAuthorization(
+                auth.from,
+                auth.to,
+                auth.value,
+                auth.validAfter,
+                auth.validBefore,
+                auth.nonce,
+                signature[64],
+                B256::from_slice(&signature[..32]),
+                B256::from_slice(&signature[32..64]),
+            )
+            .into_transaction_request();
+        self.send(WHAT, tx).await
+    }
+
+    /// Whether `from` has used (or cancelled) EIP-3009 nonce `nonce` of `token`.
+    pub async fn authorization_used(
+        &self,
+        token: Address,
+        from: Address,
+        nonce: B256,
+    ) -> Result<bool, ChainError> {
+        MockUSDC::new(token, &self.provider)
+            .authorizationState(from, nonce)
+            .call()
+            .await
+            .map_err(|e| self.fail("authorizationState", e))
+    }
+
+    /// Send `amount` of `token` from the node to `to` (a refund).
+    pub async fn transfer(
+        &self,
+        token: Address,
+        to: Address,
+        amount: u128,
+    ) -> Result<TxOutcome, ChainError> {
+        let _token = self.token_lock.lock().await;
+        let tx = MockUSDC::new(token, &self.provider)
+            .transfer(to, U256::from(amount))
+            .into_transaction_request();
+        self.send("transfer", tx).await
+    }
+
     /// Open a channel to `partner` funded with `deposit` of `token`, in one transaction: with
     /// an EIP-2612 permit the node signs itself (no separate approve).
     pub async fn open_with_permit(
