@@ -25,12 +25,14 @@ use crate::cosign::Cosign;
 use crate::health::{StoreHealth, Watched};
 use crate::keys::{DEVNET_CHAIN_IDS, KeyError, is_devnet_key, load_key};
 use crate::link::Links;
+use crate::link::kept::now_ms;
 use crate::net::Peering;
 use crate::node::{Components, Node};
 use crate::observe::{History, Metrics};
 use crate::ops::Operations;
 use crate::payments::Payments;
 use crate::payments::idempotency::Keys;
+use crate::payments::sales::Sales;
 use crate::signer::Signer;
 use crate::storeguard::StoreGuard;
 use crate::table::ChannelTable;
@@ -40,6 +42,9 @@ use crate::watchtower::Watchtower;
 /// Why the node cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The buyer's settings are not usable.
+    #[error("config [buyer]: {0}")]
+    Buyer(String),
     /// The key could not be loaded.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -255,7 +260,12 @@ impl Builder {
             deliveries: Default::default(),
             outboxes: Default::default(),
             keys: Keys::new(store.clone()),
+            sales: Sales::new(store.clone(), table.clone()),
         });
+        let refiled = payments.sales.reload(now_ms())?;
+        if refiled > 0 {
+            tracing::info!(refiled, "unredeemed sales refiled from the payment log");
+        }
         let cosign = Arc::new(Cosign {
             table: table.clone(),
             signer: signer.clone(),
@@ -342,6 +352,8 @@ impl Builder {
                 tasks.shutdown_signal(),
             ),
         );
+        let buyer =
+            crate::commerce::buy::Buyer::new(config.buyer.clone()).map_err(StartError::Buyer)?;
         Ok(Node::new(Components {
             config,
             store,
@@ -359,6 +371,8 @@ impl Builder {
             history,
             metrics,
             tasks,
+            collector: Default::default(),
+            buyer,
         }))
     }
 }

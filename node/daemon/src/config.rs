@@ -68,6 +68,35 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The payment log.
     pub history: HistoryConfig,
+    /// `farthing_fetch`: paying for HTTP requests.
+    pub buyer: BuyerConfig,
+}
+
+/// `farthing_fetch`: how the node pays for priced URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuyerConfig {
+    /// The deposit (token units) of a channel opened to a seller the node has none with, when
+    /// the call gives none (the 402's suggestion is used if it is lower).
+    pub deposit: String,
+    /// The most (token units) one such channel is ever funded with, whatever a call or a 402
+    /// asks: an agent cannot lock more than this in a channel to a stranger.
+    pub max_deposit: String,
+    /// How long one HTTP exchange may take, in seconds.
+    pub timeout_secs: u64,
+    /// The longest response body kept, in bytes (a longer one is cut and says so).
+    pub max_body: usize,
+}
+
+impl Default for BuyerConfig {
+    fn default() -> Self {
+        Self {
+            deposit: "5".into(),
+            max_deposit: "50".into(),
+            timeout_secs: 30,
+            max_body: 4 << 20,
+        }
+    }
 }
 
 /// The payment log: every payment made or received, numbered, kept on disk.
@@ -194,6 +223,7 @@ impl Default for Config {
             watchtower: WatchtowerConfig::default(),
             metrics: MetricsConfig::default(),
             history: HistoryConfig::default(),
+            buyer: BuyerConfig::default(),
         }
     }
 }

@@ -105,6 +105,9 @@ impl Store for Watched {
     fn keyed_payment(&self, key: &str) -> farthing_store::Result<Option<KeyedPayment>> {
         self.inner.keyed_payment(key)
     }
+    fn redeemed(&self, challenge: &str) -> farthing_store::Result<Option<KeyedPayment>> {
+        self.inner.redeemed(challenge)
+    }
     fn closing_channels(&self) -> farthing_store::Result<Vec<ChannelId>> {
         self.inner.closing_channels()
     }

@@ -21,6 +21,7 @@
 
 mod builder;
 mod chain;
+pub mod commerce;
 pub mod config;
 mod cosign;
 mod health;
@@ -31,7 +32,7 @@ mod net;
 mod node;
 mod observe;
 mod ops;
-mod payments;
+pub mod payments;
 mod rpc;
 mod signer;
 mod storeguard;
@@ -41,7 +42,7 @@ mod watchtower;
 
 pub use builder::{Builder, StartError};
 pub use chain::watcher::{ChannelChange, SyncError};
-pub use config::{Config, ConfigError, HistoryConfig, KeySource, WatchtowerConfig};
+pub use config::{BuyerConfig, Config, ConfigError, HistoryConfig, KeySource, WatchtowerConfig};
 pub use cosign::CosignError;
 pub use health::Health;
 pub use keys::{KeyError, load_key};

@@ -59,6 +59,8 @@ pub(crate) struct Components {
     pub(crate) history: Arc<History>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tasks: Tasks,
+    pub(crate) collector: crate::commerce::collect::Collector,
+    pub(crate) buyer: crate::commerce::buy::Buyer,
 }
 
 /// A running node. Cheap to clone; every clone drives the same node.
@@ -72,6 +74,10 @@ impl Node {
         Self {
             c: Arc::new(components),
         }
+    }
+
+    pub(crate) fn components(&self) -> &Components {
+        &self.c
     }
 
     /// Stop: background tasks end (or are aborted after a grace period), links drop, writes

@@ -22,5 +22,7 @@ pub fn url_encode(bytes: &[u8]) -> String {
 
 /// base64url without padding (trailing `=` tolerated), or `None`.
 pub fn url_decode(text: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(text.trim().trim_end_matches('=')).ok()
+    URL_SAFE_NO_PAD
+        .decode(text.trim().trim_end_matches('='))
+        .ok()
 }

@@ -67,8 +67,8 @@ impl ChallengeKey {
     }
 
     fn tag(&self, bound: &Bound<'_>, head: &[u8]) -> [u8; TAG] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .expect("HMAC takes a key of any length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         for part in [bound.kind, bound.method, bound.path] {
             mac.update(&(part.len() as u32).to_be_bytes());
             mac.update(part.as_bytes());
@@ -139,12 +139,27 @@ mod tests {
         let id = key.issue(&ROUTE, 1_000);
         assert_eq!(id.len(), 48);
         assert_eq!(key.verify(&id, &ROUTE, 999), Ok(1_000));
-        assert_eq!(key.verify(&id, &ROUTE, 1_000), Err(ChallengeError::Expired(1_000)));
+        assert_eq!(
+            key.verify(&id, &ROUTE, 1_000),
+            Err(ChallengeError::Expired(1_000))
+        );
         for other in [
-            Bound { amount: 999, ..ROUTE },
-            Bound { path: "/articles/2", ..ROUTE },
-            Bound { method: "POST", ..ROUTE },
-            Bound { kind: "exact", ..ROUTE },
+            Bound {
+                amount: 999,
+                ..ROUTE
+            },
+            Bound {
+                path: "/articles/2",
+                ..ROUTE
+            },
+            Bound {
+                method: "POST",
+                ..ROUTE
+            },
+            Bound {
+                kind: "exact",
+                ..ROUTE
+            },
         ] {
             assert_eq!(key.verify(&id, &other, 0), Err(ChallengeError::Forged));
         }
@@ -161,7 +176,13 @@ mod tests {
         bytes[20] = if bytes[20] == b'A' { b'B' } else { b'A' };
         let altered = String::from_utf8(bytes).unwrap_or_default();
         assert_eq!(key.verify(&altered, &ROUTE, 0), Err(ChallengeError::Forged));
-        for bad in ["", "short", &"=".repeat(48), &format!("{id}x"), &id.replace('A', "+")] {
+        for bad in [
+            "",
+            "short",
+            &"=".repeat(48),
+            &format!("{id}x"),
+            &id.replace('A', "+"),
+        ] {
             if bad == id {
                 continue;
             }

@@ -281,5 +281,4 @@ mod tests {
         assert_eq!(digits(""), None);
         assert_eq!(digits("-1"), None);
     }
-
 }

@@ -4,12 +4,15 @@
 //! units ("12.5", never base units, never numbers, so no precision is lost in JSON); addresses
 //! are 0x hex; channel ids are JSON numbers.
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256};
 use farthing_core::{ChainState, Channel, ChannelId, Role, format_amount, parse_amount};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+pub use crate::commerce::{Collected, FetchPaid, FetchResult, Redeemed, TransferAuthorization};
 use crate::error::{AmountProblem, ApiError};
 pub use crate::peers::{Disconnected, LinkCounts, PeerView};
 pub use crate::requests::{OpenParams, PayParams};
@@ -103,6 +106,47 @@ pub trait FarthingApi {
         idempotency_key: Option<String>,
         memo: Option<String>,
     ) -> Result<PayResult, ApiError>;
+
+    /// `farthing_redeem` (for the 402 gateway in front of this node's seller): spend the
+    /// incoming payment that paid for `challenge` — a payment whose memo is `402:<challenge>`
+    /// — on one request priced `price` (token units). The payment must be durable here and at
+    /// least the price, and is redeemed once: the redemption is durable when this answers, and
+    /// a second call for the same challenge gets 1016 (reason `redeemed`), across restarts.
+    #[method(name = "redeem")]
+    async fn redeem(&self, challenge: String, price: String) -> Result<Redeemed, ApiError>;
+
+    /// `farthing_collectAuthorization` (for the 402 gateway: the node as its own x402
+    /// facilitator): check an EIP-3009 `TransferWithAuthorization` of the node's token to the
+    /// node (signature, payee, validity window, nonce unused) and submit it; answers once the
+    /// transfer is mined. A bad one gets 1016 with a reason before any gas is spent.
+    #[method(name = "collectAuthorization")]
+    async fn collect_authorization(
+        &self,
+        authorization: TransferAuthorization,
+    ) -> Result<Collected, ApiError>;
+
+    /// `farthing_refundCollection` (for the 402 gateway, when the request an authorization
+    /// paid for could not be served): send what collection `tx_hash` moved back to its payer,
+    /// once; answered once mined. Only collections made since the node started.
+    #[method(name = "refundCollection")]
+    async fn refund_collection(&self, tx_hash: B256) -> Result<Collected, ApiError>;
+
+    /// `farthing_fetch`: fetch `url` (`method`, default GET; `headers`; `body` as text) and,
+    /// when it answers 402 with a `farthing` offer priced at most `max_price` (token units),
+    /// pay it over the channel with its seller — opening one funded with `deposit` when there
+    /// is none and the offer says how to reach the seller — and fetch again with the payment.
+    /// Once it knows a route's price it pays up front. A price over `max_price` is not paid:
+    /// the 402 is answered with `unpaid_reason`.
+    #[method(name = "fetch")]
+    async fn fetch(
+        &self,
+        url: String,
+        max_price: String,
+        method: Option<String>,
+        headers: Option<BTreeMap<String, String>>,
+        body: Option<String>,
+        deposit: Option<String>,
+    ) -> Result<FetchResult, ApiError>;
 
     /// `farthing_connectPeer`: link to a partner node at `0xADDRESS@host:port` and keep the
     /// link up: redialled whenever it drops, with backoff after failed dials (250 ms doubling

@@ -40,11 +40,13 @@ pub mod code {
     pub const NO_CONTRACTS: i32 = 1014;
     /// [`super::ApiError::TooManySubscriptions`].
     pub const TOO_MANY_SUBSCRIPTIONS: i32 = 1015;
+    /// [`super::ApiError::PaymentRejected`].
+    pub const PAYMENT_REJECTED: i32 = 1016;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 
     /// Every code, in order (a node counts the errors it answers by these).
-    pub const ALL: [i32; 16] = [
+    pub const ALL: [i32; 17] = [
         UNKNOWN_CHANNEL,
         WRONG_STATE,
         INSUFFICIENT_FUNDS,
@@ -60,6 +62,7 @@ pub mod code {
         NOT_READY,
         NO_CONTRACTS,
         TOO_MANY_SUBSCRIPTIONS,
+        PAYMENT_REJECTED,
         INTERNAL,
     ];
 }
@@ -193,6 +196,16 @@ pub enum ApiError {
         /// The configured limit.
         limit: u32,
     },
+    /// A payment presented for a sale is not acceptable (code 1016): `reason` names why
+    /// (`unpaid`, `redeemed`, `busy`, `short`, `invalid_signature`, `wrong_payee`,
+    /// `not_yet_valid`, `expired`, `nonce_used`, `wrong_token`, `store`); nothing was spent.
+    #[error("payment rejected ({reason}): {message}")]
+    PaymentRejected {
+        /// A stable name for why.
+        reason: String,
+        /// What was wrong, and what to do.
+        message: String,
+    },
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -217,6 +230,7 @@ impl ApiError {
             Self::NotReady { .. } => code::NOT_READY,
             Self::NoContracts(_) => code::NO_CONTRACTS,
             Self::TooManySubscriptions { .. } => code::TOO_MANY_SUBSCRIPTIONS,
+            Self::PaymentRejected { .. } => code::PAYMENT_REJECTED,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -244,6 +258,7 @@ impl ApiError {
             }
             Self::NotReady { id, .. } => Some(json!({ "channel_id": id })),
             Self::TooManySubscriptions { limit } => Some(json!({ "limit": limit })),
+            Self::PaymentRejected { reason, .. } => Some(json!({ "reason": reason })),
             Self::InvalidAmount(_)
             | Self::Refused(_)
             | Self::PaymentFailed(_)

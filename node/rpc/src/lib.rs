@@ -73,6 +73,7 @@ mod accept;
 pub mod api;
 mod auth;
 mod client;
+mod commerce;
 pub mod discover;
 mod error;
 mod limits;
@@ -90,6 +91,7 @@ pub use api::{
 };
 pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
 pub use client::{connect_http, connect_ws, refused_with};
+pub use commerce::{Collected, FetchPaid, FetchResult, Redeemed, TransferAuthorization};
 pub use error::{AmountProblem, ApiError, Shortfall, code};
 pub use jsonrpsee::core::ClientError;
 pub use jsonrpsee::server::ServerHandle;

@@ -404,7 +404,10 @@ fn op(write: &Write) -> Result<Op> {
         }
         Write::Redeemed(challenge, payment) => {
             check_key_len("challenge (1 byte or more)", challenge)?;
-            Op::Put(redeemed_key(challenge), records::encode_keyed_payment(payment))
+            Op::Put(
+                redeemed_key(challenge),
+                records::encode_keyed_payment(payment),
+            )
         }
         Write::Payment(_) | Write::PrunePayments { .. } => {
             unreachable!("payment-log writes are stored by chunk")

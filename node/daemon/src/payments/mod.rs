@@ -15,6 +15,7 @@ mod error;
 pub(crate) mod idempotency;
 pub(crate) mod outbox;
 pub(crate) mod receive;
+pub mod sales;
 #[cfg(test)]
 mod tests;
 
@@ -76,6 +77,7 @@ pub(crate) struct Payments {
     pub(crate) deliveries: Deliveries,
     pub(crate) outboxes: Outboxes,
     pub(crate) keys: Keys,
+    pub(crate) sales: sales::Sales,
 }
 
 impl Payments {
@@ -313,5 +315,8 @@ impl Payments {
         self.deliveries
             .reset(|id| table.get(id).map_or(0, |c| c.our_nonce()));
         self.keys.forget_undurable().await;
+        if let Err(e) = self.sales.reload(crate::link::kept::now_ms()) {
+            tracing::warn!(error = %e, "could not refile the unredeemed sales from the payment log");
+        }
     }
 }

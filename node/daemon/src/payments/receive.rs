@@ -11,6 +11,7 @@ use alloy::primitives::{Address, Bytes};
 use farthing_core::{ChannelId, SignedProof};
 use farthing_store::{LoggedPayment, Write};
 
+use crate::payments::sales::{Sale, challenge_of};
 use crate::payments::{Payments, ProofRefusal};
 use crate::table::Durable;
 
@@ -67,7 +68,11 @@ impl Payments {
         let mut received = Vec::with_capacity(payments.len() + 1);
         let mut entries = Vec::with_capacity(payments.len() + 1);
         let mut claimed = 0u128;
+        let mut sold = Vec::new();
         for (amount, memo) in payments {
+            if let Some(challenge) = challenge_of(&memo) {
+                sold.push((challenge.to_owned(), amount));
+            }
             claimed = claimed.saturating_add(amount);
             received.push(amount);
             entries.push(entry(amount, memo, false));
@@ -78,7 +83,21 @@ impl Payments {
             received.push(moved - claimed);
             entries.push(entry(moved - claimed, Vec::new(), true));
         }
-        Ok((table.commit(next, entries), received))
+        let durable = table.commit(next, entries);
+        // Filed once the write is queued, before any acknowledgement can leave: a redemption
+        // waits for it to be durable.
+        if !sold.is_empty() {
+            let now_ms = crate::link::kept::now_ms();
+            for (challenge, amount) in sold {
+                let sale = Sale {
+                    channel: id,
+                    nonce,
+                    amount,
+                };
+                self.sales.file(&challenge, sale, now_ms);
+            }
+        }
+        Ok((durable, received))
     }
 
     /// Count `received` payments once every write queued so far is durable (their log

@@ -2,17 +2,20 @@
 //! [`Node`]'s façade, with amounts parsed and shown in token units and every failure mapped to
 //! the API's stable error codes ([`errors`]), counted in the node's own metrics.
 
+mod commerce;
 mod errors;
 mod wait;
 
 use std::future::Future;
 
-use alloy::primitives::Address;
+use std::collections::BTreeMap;
+
+use alloy::primitives::{Address, B256};
 use farthing_core::{ChainState, ChannelId, MAX_DEPOSIT, format_amount};
 use farthing_rpc::{
-    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, Disconnected, FarthingApiServer,
-    Health, LinkCounts, NodeInfo, PayParams, PayResult, PaymentPage, PaymentView, PeerView,
-    parse_amount_param,
+    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, Collected, Disconnected,
+    FarthingApiServer, FetchResult, Health, LinkCounts, NodeInfo, PayParams, PayResult,
+    PaymentPage, PaymentView, PeerView, Redeemed, TransferAuthorization, parse_amount_param,
 };
 use farthing_store::records::MAX_PAYMENT_KEY_LEN;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
@@ -294,6 +297,34 @@ impl FarthingApiServer for RpcHandler {
             memo,
         };
         self.counted(self.pay_counted(params)).await
+    }
+
+    async fn redeem(&self, challenge: String, price: String) -> Result<Redeemed, ApiError> {
+        self.counted(self.redeem_uncounted(challenge, price)).await
+    }
+
+    async fn collect_authorization(
+        &self,
+        authorization: TransferAuthorization,
+    ) -> Result<Collected, ApiError> {
+        self.counted(self.collect_uncounted(authorization)).await
+    }
+
+    async fn refund_collection(&self, tx_hash: B256) -> Result<Collected, ApiError> {
+        self.counted(self.refund_uncounted(tx_hash)).await
+    }
+
+    async fn fetch(
+        &self,
+        url: String,
+        max_price: String,
+        method: Option<String>,
+        headers: Option<BTreeMap<String, String>>,
+        body: Option<String>,
+        deposit: Option<String>,
+    ) -> Result<FetchResult, ApiError> {
+        self.counted(self.fetch_uncounted(url, max_price, method, headers, body, deposit))
+            .await
     }
 
     async fn list_payments(

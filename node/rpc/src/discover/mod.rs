@@ -68,7 +68,7 @@ pub fn wire_names() -> Vec<String> {
 }
 
 /// The JSON schema of a type in the table's little language: `integer`, `boolean`, `string`,
-/// `amount` (token units), `address`, `peer` (`0xADDRESS@host:port`), `object`, a name from
+/// `amount` (token units), `address`, `hash` (32 bytes, 0x hex), `peer` (`0xADDRESS@host:port`), `object`, a name from
 /// [`SCHEMAS`] or [`ENUMS`], `[T]` (an array of T), `T?` (T or null).
 pub fn schema(ty: &str) -> Value {
     if let Some(inner) = ty.strip_suffix('?') {
@@ -86,6 +86,7 @@ pub fn schema(ty: &str) -> Value {
             "description": "an amount in token units (ether for gas), as a decimal string"
         }),
         "address" => json!({ "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" }),
+        "hash" => json!({ "type": "string", "pattern": "^0x[0-9a-fA-F]{64}$" }),
         "peer" => json!({ "type": "string", "pattern": "^0x[0-9a-fA-F]{40}@[^@]+:[0-9]+$" }),
         name => json!({ "$ref": format!("#/components/schemas/{name}") }),
     }

@@ -161,6 +161,56 @@ pub const METHODS: &[Method] = &[
         &[1001, 1013, 1002, 1003, 1004, 1005, 1007, 1010, 1011],
     ),
     call(
+        "redeem",
+        "For the 402 gateway: spend the durable incoming payment whose memo is 402:<challenge> on one request priced price; once only, across restarts.",
+        &[
+            req("challenge", "string", "the challenge the gateway issued"),
+            req("price", "amount", "the request's price, token units"),
+        ],
+        "Redeemed",
+        &[1004, 1005, 1007, 1016],
+    ),
+    call(
+        "collectAuthorization",
+        "For the 402 gateway: check an EIP-3009 TransferWithAuthorization of the node's token to the node and submit it; answered once mined.",
+        &[req(
+            "authorization",
+            "TransferAuthorization",
+            "the signed authorization",
+        )],
+        "Collected",
+        &[1005, 1006, 1007, 1008, 1009, 1016],
+    ),
+    call(
+        "refundCollection",
+        "For the 402 gateway: send what a collection (by transaction hash) moved back to its payer, once; answered once mined.",
+        &[req("tx_hash", "hash", "the collection's transaction hash")],
+        "Collected",
+        &[1005, 1006, 1007, 1008, 1009, 1016],
+    ),
+    call(
+        "fetch",
+        "Fetch a URL; a 402 with a farthing offer at most max_price is paid over the channel with the seller (opened with deposit if needed) and fetched again.",
+        &[
+            req("url", "string", "http:// URL"),
+            req(
+                "max_price",
+                "amount",
+                "the most to pay for this request, token units",
+            ),
+            opt("method", "string", "HTTP method, default GET"),
+            opt("headers", "object", "request headers, name to value"),
+            opt("body", "string", "request body, text"),
+            opt(
+                "deposit",
+                "amount",
+                "fund a new channel with this much when the seller has none with us",
+            ),
+        ],
+        "FetchResult",
+        &[1003, 1004, 1005, 1007, 1010, 1011, 1013],
+    ),
+    call(
         "connectPeer",
         "Link to a partner node and keep the link up (redialled with backoff up to 5 min); answers at once.",
         &[req("peer", "peer", "0xADDRESS@host:port")],
@@ -326,6 +376,58 @@ pub const SCHEMAS: &[(&str, &[Field])] = &[
         ],
     ),
     (
+        "Redeemed",
+        &[
+            ("channel_id", "integer", true),
+            ("nonce", "integer", true),
+            ("amount", "amount", true),
+            ("payer", "address", true),
+            ("received_total", "amount", true),
+        ],
+    ),
+    (
+        "TransferAuthorization",
+        &[
+            ("from", "address", true),
+            ("to", "address", true),
+            ("value", "string", true),
+            ("valid_after", "integer", true),
+            ("valid_before", "integer", true),
+            ("nonce", "hash", true),
+            ("signature", "string", true),
+        ],
+    ),
+    (
+        "Collected",
+        &[
+            ("tx_hash", "hash", true),
+            ("payer", "address", true),
+            ("amount", "amount", true),
+        ],
+    ),
+    (
+        "FetchPaid",
+        &[
+            ("scheme", "string", true),
+            ("amount", "amount", true),
+            ("pay_to", "address", true),
+            ("channel_id", "integer", true),
+            ("nonce", "integer", true),
+            ("challenge", "string", true),
+            ("opened", "integer", false),
+        ],
+    ),
+    (
+        "FetchResult",
+        &[
+            ("status", "integer", true),
+            ("headers", "object", true),
+            ("body", "string", true),
+            ("paid", "FetchPaid", false),
+            ("unpaid_reason", "string", false),
+        ],
+    ),
+    (
         "Balances",
         &[
             ("gas", "amount", true),
@@ -477,6 +579,11 @@ pub const ERRORS: &[(i32, &str, &str)] = &[
         code::NO_CONTRACTS,
         "NoContracts",
         "the chain RPC answers but the node's contracts are not there",
+    ),
+    (
+        code::PAYMENT_REJECTED,
+        "PaymentRejected",
+        "a payment presented for a sale is not acceptable; data.reason says why; nothing was spent",
     ),
     (
         code::INTERNAL,

@@ -158,7 +158,60 @@ fn samples() -> Vec<(&'static str, Value)> {
         ),
         ("PeerView", value(&peer)),
         ("Disconnected", value(&Disconnected::default())),
+        (
+            "Redeemed",
+            value(&crate::Redeemed {
+                channel_id: 1,
+                nonce: 1,
+                amount: "1".into(),
+                payer: Default::default(),
+                received_total: "1".into(),
+            }),
+        ),
+        (
+            "TransferAuthorization",
+            value(&crate::TransferAuthorization {
+                from: Default::default(),
+                to: Default::default(),
+                value: "1".into(),
+                valid_after: 0,
+                valid_before: 1,
+                nonce: Default::default(),
+                signature: Default::default(),
+            }),
+        ),
+        (
+            "Collected",
+            value(&crate::Collected {
+                tx_hash: Default::default(),
+                payer: Default::default(),
+                amount: "1".into(),
+            }),
+        ),
+        ("FetchPaid", value(&fetch_paid())),
+        (
+            "FetchResult",
+            value(&crate::FetchResult {
+                status: 200,
+                headers: Default::default(),
+                body: String::new(),
+                paid: Some(fetch_paid()),
+                unpaid_reason: Some("r".into()),
+            }),
+        ),
     ]
+}
+
+fn fetch_paid() -> crate::FetchPaid {
+    crate::FetchPaid {
+        scheme: "farthing".into(),
+        amount: "1".into(),
+        pay_to: Default::default(),
+        channel_id: 1,
+        nonce: 1,
+        challenge: "c".into(),
+        opened: Some(1),
+    }
 }
 
 mod erased {

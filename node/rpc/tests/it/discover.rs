@@ -20,6 +20,17 @@ fn sample(param: &Param) -> Value {
         "peer" => json!(format!("0x{}@127.0.0.1:1", "bb".repeat(20))),
         "boolean" => json!(true),
         "string" => json!("k"),
+        "object" => json!({}),
+        "hash" => json!(format!("0x{}", "ab".repeat(32))),
+        "TransferAuthorization" => json!({
+            "from": format!("0x{}", "bb".repeat(20)),
+            "to": format!("0x{}", "cc".repeat(20)),
+            "value": "1000",
+            "valid_after": 0,
+            "valid_before": 1,
+            "nonce": format!("0x{}", "00".repeat(32)),
+            "signature": format!("0x{}", "11".repeat(65)),
+        }),
         other => panic!("no sample for parameter type {other}"),
     }
 }

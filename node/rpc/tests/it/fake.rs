@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256};
 use farthing_core::{AmountError, ChannelId};
 use farthing_rpc::{
     ApiError, Balances, ChannelRole, ChannelState, ChannelUpdate, ChannelView, ClaimResult,
-    Disconnected, FarthingApiServer, Health, NodeInfo, PeerView, RpcServerConfig, ServerHandle,
-    Shortfall,
+    Collected, Disconnected, FarthingApiServer, FetchResult, Health, NodeInfo, PeerView, Redeemed,
+    RpcServerConfig, ServerHandle, Shortfall, TransferAuthorization,
 };
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::{Extensions, PendingSubscriptionSink};
@@ -109,6 +109,40 @@ pub(crate) const ERROR_CODES: [ChannelId; 10] =
 
 #[async_trait]
 impl FarthingApiServer for Fake {
+    async fn redeem(&self, _challenge: String, _price: String) -> Result<Redeemed, ApiError> {
+        self.record("redeem");
+        Err(ApiError::PaymentRejected {
+            reason: "unpaid".into(),
+            message: "no payment".into(),
+        })
+    }
+
+    async fn collect_authorization(
+        &self,
+        _authorization: TransferAuthorization,
+    ) -> Result<Collected, ApiError> {
+        self.record("collectAuthorization");
+        Err(ApiError::Internal("fake".into()))
+    }
+
+    async fn refund_collection(&self, _tx_hash: B256) -> Result<Collected, ApiError> {
+        self.record("refundCollection");
+        Err(ApiError::Internal("fake".into()))
+    }
+
+    async fn fetch(
+        &self,
+        _url: String,
+        _max_price: String,
+        _method: Option<String>,
+        _headers: Option<std::collections::BTreeMap<String, String>>,
+        _body: Option<String>,
+        _deposit: Option<String>,
+    ) -> Result<FetchResult, ApiError> {
+        self.record("fetch");
+        Err(ApiError::Internal("fake".into()))
+    }
+
     async fn info(&self) -> Result<NodeInfo, ApiError> {
         self.record("info");
         Ok(NodeInfo {

@@ -1,0 +1,460 @@
+//! `farthing_fetch`: the agent's side of HTTP 402. Fetch a URL; on a 402 whose x402 offer
+//! list has a `farthing` entry in this node's token and chain, priced within the caller's
+//! limit, pay it over the channel with the seller (memo `402:<challenge> <METHOD> <url>`,
+//! idempotency key `402:<challenge>`: a retried call pays once) and fetch again with the
+//! payment's `PAYMENT-SIGNATURE`. With no channel to the seller, link to the seller's node and
+//! open one, funded as configured ([`BuyerConfig`](crate::config::BuyerConfig)) and never past
+//! its ceiling, when the offer says where the seller's node is. A paid answer carries the next
+//! offer for the same route (`farthing-next`): the next request to it pays up front, without
+//! the unpaid round trip.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use farthing_core::{ChainState, ChannelId, MAX_DEPOSIT, format_amount, parse_amount};
+use farthing_http402::x402::{
+    self, FARTHING_NEXT, FarthingPayload, PAYMENT_REQUIRED, PAYMENT_SIGNATURE, PaymentPayload,
+    PaymentRequired, Requirements, Resource,
+};
+use farthing_http402::{FARTHING_SCHEME, network};
+use farthing_peer::PeerAddr;
+
+use crate::config::BuyerConfig;
+use crate::net::NotReady;
+use crate::node::Node;
+use crate::ops::OpError;
+use crate::payments::PayError;
+
+/// Offers kept per route for paying up front (each serves one request).
+const OFFERS_PER_ROUTE: usize = 256;
+/// Routes remembered.
+const ROUTES: usize = 4_096;
+/// An offer this close to its expiry is not used up front.
+const MARGIN_SECS: u64 = 10;
+/// How long a newly opened channel may take to be ready both ways.
+const OPEN_WAIT: Duration = Duration::from_secs(60);
+
+/// What to fetch, and the most to pay for it.
+#[derive(Debug, Clone, Default)]
+pub struct FetchRequest {
+    /// `http://…`.
+    pub url: String,
+    /// GET, POST, …
+    pub method: String,
+    /// Request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Option<String>,
+    /// The most to pay, base units.
+    pub max_price: u128,
+    /// A new channel's deposit, base units (else the configured one).
+    pub deposit: Option<u128>,
+}
+
+/// The final answer.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, lowercase names.
+    pub headers: BTreeMap<String, String>,
+    /// Body (lossy UTF-8, cut at the configured size).
+    pub body: String,
+    /// What was paid.
+    pub paid: Option<Bought>,
+    /// Why a 402 was not paid.
+    pub unpaid_reason: Option<String>,
+}
+
+/// A payment made for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bought {
+    /// Base units.
+    pub amount: u128,
+    /// The seller.
+    pub pay_to: Address,
+    /// The channel.
+    pub channel: ChannelId,
+    /// The proof's nonce.
+    pub nonce: u64,
+    /// The challenge paid.
+    pub challenge: String,
+    /// A channel opened for it.
+    pub opened: Option<ChannelId>,
+}
+
+/// Why a fetch failed (an HTTP answer, even a 402, is not a failure).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The request itself is wrong (URL, method, header).
+    #[error("{0}")]
+    Request(String),
+    /// The URL could not be fetched.
+    #[error("could not fetch {url}: {reason}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The payment failed.
+    #[error(transparent)]
+    Pay(#[from] PayError),
+    /// Opening a channel to the seller failed.
+    #[error("opening a channel to the seller failed: {0}")]
+    Open(#[from] OpError),
+    /// The channel opened to the seller is not ready yet.
+    #[error("channel {0} to the seller is open but not ready for payments yet: {1}")]
+    NotReady(ChannelId, NotReady),
+}
+
+/// The buyer component: an HTTP client and the offers known per route.
+pub(crate) struct Buyer {
+    http: reqwest::Client,
+    offers: Mutex<HashMap<(String, String), Vec<Requirements>>>,
+    config: BuyerConfig,
+}
+
+impl Buyer {
+    pub(crate) fn new(config: BuyerConfig) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            offers: Mutex::default(),
+            config,
+        })
+    }
+
+    fn offers(&self) -> MutexGuard<'_, HashMap<(String, String), Vec<Requirements>>> {
+        self.offers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn keep_offer(&self, route: &(String, String), offer: Requirements) {
+        let mut offers = self.offers();
+        if offers.len() >= ROUTES && !offers.contains_key(route) {
+            offers.clear();
+        }
+        let kept = offers.entry(route.clone()).or_default();
+        if kept.len() < OFFERS_PER_ROUTE {
+            kept.push(offer);
+        }
+    }
+
+    /// A kept offer for `route` within `max_price`, not about to expire.
+    fn take_offer(&self, route: &(String, String), max_price: u128) -> Option<Requirements> {
+        let now = unix_now();
+        let mut offers = self.offers();
+        let kept = offers.get_mut(route)?;
+        while let Some(offer) = kept.pop() {
+            let fresh = offer
+                .extra
+                .get("expires")
+                .and_then(serde_json::Value::as_u64)
+                .is_some_and(|e| e > now + MARGIN_SECS);
+            if fresh && offer.amount().is_some_and(|a| a <= max_price) {
+                return Some(offer);
+            }
+        }
+        None
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Node {
+    /// Fetch `request.url`, paying for it as the module docs say.
+    pub async fn fetch(&self, request: FetchRequest) -> Result<Fetched, FetchError> {
+        let buyer = self.buyer();
+        let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| {
+                FetchError::Request(format!("{:?} is not an HTTP method", request.method))
+            })?;
+        let url = reqwest::Url::parse(&request.url)
+            .map_err(|e| FetchError::Request(format!("{:?} is not a URL: {e}", request.url)))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(FetchError::Request(format!(
+                "{url} is not an http:// or https:// URL"
+            )));
+        }
+        let route = (method.to_string(), url.to_string());
+        // Known route: pay up front with the offer its last answer carried.
+        if let Some(offer) = buyer.take_offer(&route, request.max_price) {
+            let bought = self.buy(&offer, &request, &method, &url).await?;
+            let answer = self.send(&method, &url, &request, Some(&bought.1)).await?;
+            return Ok(self.finish(&route, answer, Some(bought.0)));
+        }
+        let answer = self.send(&method, &url, &request, None).await?;
+        if answer.status != 402 {
+            return Ok(self.finish(&route, answer, None));
+        }
+        let offer = match self.pick_offer(&answer, request.max_price) {
+            Ok(offer) => offer,
+            Err(reason) => {
+                let mut done = self.finish(&route, answer, None);
+                done.unpaid_reason = Some(reason);
+                return Ok(done);
+            }
+        };
+        let bought = self.buy(&offer, &request, &method, &url).await?;
+        let answer = self.send(&method, &url, &request, Some(&bought.1)).await?;
+        Ok(self.finish(&route, answer, Some(bought.0)))
+    }
+
+    fn finish(&self, route: &(String, String), answer: Answer, paid: Option<Bought>) -> Fetched {
+        if let Some(next) = answer.headers.get(FARTHING_NEXT)
+            && let Ok(offer) = x402::decode::<Requirements>(next.as_bytes(), "farthing offer")
+            && offer.scheme == FARTHING_SCHEME
+        {
+            self.buyer().keep_offer(route, offer);
+        }
+        let mut headers = BTreeMap::new();
+        for (name, value) in &answer.headers {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            headers
+                .entry(name.as_str().to_owned())
+                .and_modify(|v: &mut String| {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        let unpaid_reason = (answer.status == 402 && paid.is_some()).then(|| {
+            "the seller answered 402 to the paid request (see the payment-response header and the body); the payment stays in its history for a refund".to_owned()
+        });
+        Fetched {
+            status: answer.status,
+            headers,
+            body: answer.body,
+            paid,
+            unpaid_reason,
+        }
+    }
+
+    /// The `farthing` offer of a 402 this node can pay within `max_price`, or why not.
+    fn pick_offer(&self, answer: &Answer, max_price: u128) -> Result<Requirements, String> {
+        let decimals = self.deployment().token_decimals;
+        let header = answer.headers.get(PAYMENT_REQUIRED).ok_or(
+            "the 402 carries no PAYMENT-REQUIRED header (no x402 offer to pay)".to_owned(),
+        )?;
+        let required: PaymentRequired = x402::decode(header.as_bytes(), "PaymentRequired")
+            .map_err(|e| format!("the 402's PAYMENT-REQUIRED header is unreadable: {e}"))?;
+        let ours = network(self.deployment().chain_id);
+        let token = self.deployment().token;
+        let offer = required
+            .accepts
+            .into_iter()
+            .find(|r| {
+                r.scheme == FARTHING_SCHEME
+                    && r.network == ours
+                    && r.asset.parse::<Address>().ok() == Some(token)
+            })
+            .ok_or_else(|| {
+                format!("the 402 offers no farthing payment in this node's token on {ours}")
+            })?;
+        let price = offer
+            .amount()
+            .ok_or_else(|| format!("the offer's amount {:?} is not base units", offer.amount))?;
+        if price > max_price {
+            return Err(format!(
+                "the price {} is more than the most this call may pay ({}): nothing was paid",
+                format_amount(price, decimals),
+                format_amount(max_price, decimals)
+            ));
+        }
+        Ok(offer)
+    }
+
+    /// Pay for `offer`; answers the payment and its `PAYMENT-SIGNATURE` header.
+    async fn buy(
+        &self,
+        offer: &Requirements,
+        request: &FetchRequest,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+    ) -> Result<(Bought, String), FetchError> {
+        let refuse =
+            |why: String| FetchError::Request(format!("the seller's offer is unusable: {why}"));
+        let price = offer.amount().ok_or_else(|| refuse("no amount".into()))?;
+        let pay_to: Address = offer
+            .pay_to
+            .parse()
+            .map_err(|_| refuse(format!("payTo {:?} is not an address", offer.pay_to)))?;
+        let challenge = offer
+            .extra_str("challenge")
+            .filter(|c| !c.is_empty() && c.len() <= 100 && c.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| refuse("no challenge".into()))?
+            .to_owned();
+        let (channel, opened) = match self.channel_to(pay_to, price) {
+            Some(id) => (id, None),
+            None => {
+                let id = self.open_to(offer, pay_to, price, request.deposit).await?;
+                (id, Some(id))
+            }
+        };
+        let mut memo = format!("402:{challenge} {method} {url}").into_bytes();
+        memo.truncate(farthing_peer::message::MAX_MEMO);
+        let key = format!("402:{challenge}");
+        let paid = self.pay(channel, price, &memo, Some(&key)).await?;
+        let payload = PaymentPayload {
+            x402_version: x402::VERSION,
+            resource: Some(Resource {
+                url: url.to_string(),
+                ..Resource::default()
+            }),
+            accepted: offer.clone(),
+            payload: serde_json::to_value(FarthingPayload {
+                challenge: challenge.clone(),
+                channel_id: paid.channel,
+                nonce: paid.nonce,
+            })
+            .unwrap_or_default(),
+            extensions: None,
+        };
+        let bought = Bought {
+            amount: price,
+            pay_to,
+            channel: paid.channel,
+            nonce: paid.nonce,
+            challenge,
+            opened,
+        };
+        Ok((bought, x402::encode(&payload)))
+    }
+
+    /// An open channel to `partner` that can pay `amount` now.
+    fn channel_to(&self, partner: Address, amount: u128) -> Option<ChannelId> {
+        self.channel_records()
+            .into_iter()
+            .filter(|c| {
+                c.partner == partner
+                    && c.on_chain.state == ChainState::Open
+                    && c.our_balance() >= amount
+                    && !self.is_frozen(c.id)
+            })
+            .max_by_key(|c| c.our_balance())
+            .map(|c| c.id)
+    }
+
+    /// Link to the seller's node and open a channel to it, funded within the ceiling.
+    async fn open_to(
+        &self,
+        offer: &Requirements,
+        seller: Address,
+        price: u128,
+        asked: Option<u128>,
+    ) -> Result<ChannelId, FetchError> {
+        let decimals = self.deployment().token_decimals;
+        let config = &self.buyer().config;
+        let parse = |what: &str, text: &str| {
+            parse_amount(text, decimals, MAX_DEPOSIT)
+                .map_err(|e| FetchError::Request(format!("buyer.{what} {text:?}: {e}")))
+        };
+        let ceiling = parse("max_deposit", &config.max_deposit)?;
+        let deposit = match asked {
+            Some(asked) => asked,
+            None => {
+                let configured = parse("deposit", &config.deposit)?;
+                let suggested = offer
+                    .extra_str("suggestedDeposit")
+                    .and_then(x402::digits)
+                    .filter(|s| *s >= price);
+                suggested.map_or(configured, |s| s.min(configured))
+            }
+        };
+        if deposit > ceiling {
+            return Err(FetchError::Request(format!(
+                "a channel to the seller would be funded with {}, more than buyer.max_deposit ({}): ask for less, or raise the ceiling",
+                format_amount(deposit, decimals),
+                format_amount(ceiling, decimals)
+            )));
+        }
+        if deposit < price {
+            return Err(FetchError::Request(format!(
+                "a deposit of {} does not cover the price {}",
+                format_amount(deposit, decimals),
+                format_amount(price, decimals)
+            )));
+        }
+        let peer: PeerAddr = offer
+            .extra_str("peer")
+            .ok_or_else(|| {
+                FetchError::Request(
+                    "no channel to the seller, and its offer does not say where its node is (extra.peer)".into(),
+                )
+            })?
+            .parse()
+            .map_err(|e| FetchError::Request(format!("the offer's extra.peer: {e}")))?;
+        if peer.address != seller {
+            return Err(FetchError::Request(format!(
+                "the offer's extra.peer is {} but it pays {seller}",
+                peer.address
+            )));
+        }
+        self.keep_linked(peer);
+        let channel = self.open_channel(seller, deposit, None).await?;
+        self.wait_ready(channel.id, OPEN_WAIT)
+            .await
+            .map_err(|missing| FetchError::NotReady(channel.id, missing))?;
+        Ok(channel.id)
+    }
+
+    async fn send(
+        &self,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        request: &FetchRequest,
+        payment: Option<&str>,
+    ) -> Result<Answer, FetchError> {
+        let buyer = self.buyer();
+        let mut call = buyer.http.request(method.clone(), url.clone());
+        for (name, value) in &request.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| FetchError::Request(format!("{name:?} is not a header name")))?;
+            let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                FetchError::Request(format!("the value of {name} is not a header value"))
+            })?;
+            call = call.header(name, value);
+        }
+        if let Some(payment) = payment {
+            call = call.header(PAYMENT_SIGNATURE, payment);
+        }
+        if let Some(body) = &request.body {
+            call = call.body(body.clone());
+        }
+        let unreachable = |e: reqwest::Error| FetchError::Unreachable {
+            url: url.to_string(),
+            reason: e.to_string(),
+        };
+        let mut response = call.send().await.map_err(unreachable)?;
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            let room = buyer.config.max_body.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if chunk.len() > room {
+                break;
+            }
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+}

@@ -1,0 +1,255 @@
+//! Sales: incoming payments that pay for a gateway's challenge, and their redemption.
+//!
+//! A buyer pays for one HTTP request through its channel with a memo `402:<challenge>` (plus,
+//! after a space, the URL, for the history). The receiver files each such payment here when
+//! it queues the proof's synced write (before any acknowledgement can leave), and the gateway
+//! in front of the seller's API redeems the challenge before it lets the request through:
+//! the payment must be durable, pay at least the price, and serve one request only — the
+//! redemption is written (`rdm/<challenge>`) and durable before it is answered, so a replayed
+//! header is refused across restarts too.
+//!
+//! Unredeemed sales are kept for [`KEEP`] (at most [`MAX_OPEN`] of them, oldest dropped
+//! first): a buyer that paid and never came back can be refunded by the seller from the
+//! history, where every payment stays with its memo.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use farthing_core::ChannelId;
+use farthing_store::{KeyedPayment, LogWalk, Store, StoreError, Write};
+
+use crate::table::ChannelTable;
+
+/// The memo prefix of a payment for a gateway's challenge.
+pub const SALE_MEMO_PREFIX: &[u8] = b"402:";
+
+/// How long an unredeemed sale stays redeemable.
+pub const KEEP: Duration = Duration::from_secs(3600);
+
+/// Most unredeemed sales kept at once.
+pub const MAX_OPEN: usize = 1_000_000;
+
+/// The challenge a memo pays for, if it is a sale's: `402:<challenge>[ <anything>]`.
+pub fn challenge_of(memo: &[u8]) -> Option<&str> {
+    let rest = memo.strip_prefix(SALE_MEMO_PREFIX)?;
+    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    let challenge = std::str::from_utf8(&rest[..end]).ok()?;
+    (!challenge.is_empty() && challenge.len() <= farthing_store::records::MAX_PAYMENT_KEY_LEN)
+        .then_some(challenge)
+}
+
+/// A sale: the incoming payment that paid for a challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sale {
+    /// The channel it came on.
+    pub channel: ChannelId,
+    /// The nonce of the proof that carried it.
+    pub nonce: u64,
+    /// The amount, base units.
+    pub amount: u128,
+}
+
+/// Why a challenge cannot be redeemed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RedeemError {
+    /// No payment for it arrived (or it was kept past [`KEEP`]).
+    #[error("no payment for challenge {0} has reached this node")]
+    Unpaid(String),
+    /// It already served a request.
+    #[error("challenge {0} was already redeemed: its payment served a request already")]
+    Redeemed(String),
+    /// Another call is redeeming it right now.
+    #[error("challenge {0} is being redeemed by another request")]
+    Busy(String),
+    /// Its payment is below the price.
+    #[error("the payment for challenge {challenge} is {paid} base units, below the price {price}")]
+    Short {
+        /// The challenge.
+        challenge: String,
+        /// What was paid, base units.
+        paid: u128,
+        /// The price, base units.
+        price: u128,
+    },
+    /// The store failed: nothing was redeemed.
+    #[error("the store failed: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for RedeemError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Open {
+    sales: HashMap<String, (Sale, bool)>,
+    /// Arrival order, for expiry: (Unix ms, challenge).
+    order: VecDeque<(u64, String)>,
+}
+
+/// The sales component.
+pub(crate) struct Sales {
+    open: Mutex<Open>,
+    store: Arc<dyn Store>,
+    table: Arc<ChannelTable>,
+}
+
+impl Sales {
+    pub(crate) fn new(store: Arc<dyn Store>, table: Arc<ChannelTable>) -> Self {
+        Self {
+            open: Mutex::default(),
+            store,
+            table,
+        }
+    }
+
+    fn open(&self) -> MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// File a sale whose proof's write was just queued (a leaf lock: callable under the
+    /// table's). A challenge filed twice keeps its first payment (the second is a gift,
+    /// logged like any payment).
+    pub(crate) fn file(&self, challenge: &str, sale: Sale, now_ms: u64) {
+        let mut open = self.open();
+        let expired = now_ms.saturating_sub(KEEP.as_millis() as u64);
+        while let Some((at, _)) = open.order.front() {
+            if *at >= expired && open.order.len() < MAX_OPEN {
+                break;
+            }
+            if let Some((_, old)) = open.order.pop_front()
+                && open.sales.get(&old).is_some_and(|(_, busy)| !busy)
+            {
+                open.sales.remove(&old);
+            }
+        }
+        if !open.sales.contains_key(challenge) {
+            open.sales.insert(challenge.to_owned(), (sale, false));
+            open.order.push_back((now_ms, challenge.to_owned()));
+        }
+    }
+
+    /// Redeem `challenge` for a request priced `price` (base units): its payment is durable,
+    /// at least the price, and never redeemed before; the redemption is durable when this
+    /// answers. The payer is the channel's partner.
+    pub(crate) async fn redeem(
+        &self,
+        challenge: &str,
+        price: u128,
+    ) -> Result<(Sale, Address), RedeemError> {
+        let sale = {
+            let mut open = self.open();
+            match open.sales.get_mut(challenge) {
+                Some((_, true)) => return Err(RedeemError::Busy(challenge.into())),
+                Some((sale, busy)) => {
+                    if sale.amount < price {
+                        return Err(RedeemError::Short {
+                            challenge: challenge.into(),
+                            paid: sale.amount,
+                            price,
+                        });
+                    }
+                    *busy = true;
+                    *sale
+                }
+                None => {
+                    drop(open);
+                    return Err(match self.store.redeemed(challenge)? {
+                        Some(_) => RedeemError::Redeemed(challenge.into()),
+                        None => RedeemError::Unpaid(challenge.into()),
+                    });
+                }
+            }
+        };
+        let done = self.write_redemption(challenge, sale).await;
+        let mut open = self.open();
+        match done {
+            Ok(payer) => {
+                open.sales.remove(challenge);
+                Ok((sale, payer))
+            }
+            Err(e) => {
+                if let Some((_, busy)) = open.sales.get_mut(challenge) {
+                    *busy = false;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_redemption(&self, challenge: &str, sale: Sale) -> Result<Address, RedeemError> {
+        // The payment's own write was queued before it was filed: once everything queued so
+        // far is durable, so is it.
+        self.table.flushed().await?;
+        let payer = self
+            .table
+            .partner_of(sale.channel)
+            .ok_or_else(|| RedeemError::Unpaid(challenge.into()))?;
+        let record = KeyedPayment {
+            channel: sale.channel,
+            nonce: sale.nonce,
+            amount: sale.amount,
+        };
+        self.table
+            .group()
+            .commit(vec![Write::Redeemed(challenge.to_owned(), record)])
+            .await?;
+        Ok(payer)
+    }
+
+    /// Refile the unredeemed sales of the last [`KEEP`] from the payment log (at start, and
+    /// after the table was reloaded from the store).
+    pub(crate) fn reload(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let since = now_ms.saturating_sub(KEEP.as_millis() as u64);
+        let mut found = Vec::new();
+        self.store
+            .walk_payments(LogWalk::Before(u64::MAX), &mut |p| {
+                if p.at_ms < since || found.len() >= MAX_OPEN {
+                    return false;
+                }
+                if !p.outgoing
+                    && let Some(challenge) = challenge_of(&p.memo)
+                {
+                    let sale = Sale {
+                        channel: p.channel,
+                        nonce: p.nonce,
+                        amount: p.amount,
+                    };
+                    found.push((p.at_ms, challenge.to_owned(), sale));
+                }
+                true
+            })?;
+        *self.open() = Open::default();
+        let mut filed = 0;
+        for (at, challenge, sale) in found.into_iter().rev() {
+            if self.store.redeemed(&challenge)?.is_none() {
+                self.file(&challenge, sale, at.max(since));
+                filed += 1;
+            }
+        }
+        Ok(filed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sale_memo_names_its_challenge() {
+        assert_eq!(challenge_of(b"402:abc"), Some("abc"));
+        assert_eq!(challenge_of(b"402:abc GET http://x/y"), Some("abc"));
+        assert_eq!(challenge_of(b"402:"), None);
+        assert_eq!(challenge_of(b"402: x"), None);
+        assert_eq!(challenge_of(b"refund:abc"), None);
+        assert_eq!(challenge_of(b"402:\xff"), None);
+        assert_eq!(
+            challenge_of(&[b"402:".as_slice(), &[b'a'; 129]].concat()),
+            None
+        );
+    }
+}
