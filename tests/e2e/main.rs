@@ -11,6 +11,7 @@ mod crash;
 mod daemon;
 mod deploy;
 mod flood;
+mod gateway;
 mod history;
 mod lifecycle;
 mod link;

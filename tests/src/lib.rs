@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod eventually;
+pub mod market;
 
 pub use eventually::{Look, PATIENCE, done_if, eventually, soon};
 

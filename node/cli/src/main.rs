@@ -17,6 +17,8 @@ use serde::Serialize;
 
 mod bench;
 mod daemon;
+mod fetch;
+mod gateway;
 mod payments;
 mod peers;
 mod stream;
@@ -111,6 +113,12 @@ enum Command {
         #[arg(long)]
         forget: bool,
     },
+    /// Fetch a URL, paying for it over a channel when it answers 402 (within --max-price);
+    /// opens a channel to a new seller when its 402 says how.
+    Fetch(fetch::FetchArgs),
+    /// Run an HTTP 402 gateway in front of a seller's API: priced routes answer 402 (x402 v2
+    /// and MPP) until paid — over a channel to this node, or by EIP-3009 — then are proxied.
+    Gateway(gateway::GatewayArgs),
     /// Token, gas, in-channel and claimable balances.
     Balances,
     /// Claim payouts a token refused at settle time.
@@ -298,11 +306,13 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Gateway(args) => gateway::run(args, &cli.node_url, &cli.data_dir).await,
         command => {
             let token = farthing_rpc::read_token(&cli.data_dir)?;
             let client = farthing_rpc::connect_http(&cli.node_url, &token)?;
             let json = cli.json;
             match command {
+                Command::Fetch(args) => fetch::run(&client, args, json).await,
                 Command::Info => {
                     let info = client.info().await?;
                     output(json, &info, || {
@@ -486,9 +496,10 @@ async fn run(cli: Cli) -> Result<()> {
                     };
                     output(json, &view, || table(std::slice::from_ref(&view)))
                 }
-                Command::Node(_) | Command::Check { .. } | Command::Bench(_) => {
-                    unreachable_command()
-                }
+                Command::Node(_)
+                | Command::Check { .. }
+                | Command::Bench(_)
+                | Command::Gateway(_) => unreachable_command(),
             }
         }
     }

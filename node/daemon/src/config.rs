@@ -70,6 +70,20 @@ pub struct Config {
     pub history: HistoryConfig,
     /// `farthing_fetch`: paying for HTTP requests.
     pub buyer: BuyerConfig,
+    /// `[gateway]`: read by `farthing gateway` (the 402 gateway in front of a seller's API);
+    /// the node itself ignores it.
+    #[serde(skip_serializing)]
+    pub gateway: GatewaySection,
+}
+
+/// The `[gateway]` table, skipped by the node (`farthing gateway` reads it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewaySection;
+
+impl<'de> Deserialize<'de> for GatewaySection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Self)
+    }
 }
 
 /// `farthing_fetch`: how the node pays for priced URLs.
@@ -224,6 +238,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             history: HistoryConfig::default(),
             buyer: BuyerConfig::default(),
+            gateway: GatewaySection,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Challenge ids the gateway issues and later recognises without keeping them: 12 random
 //! bytes, the expiry (Unix seconds, 8 bytes big-endian) and a 16-byte HMAC-SHA256 tag over
-//! what the challenge prices — its kind (the scheme), the request's method and path, the
+//! what the challenge prices — its kind (the scheme), the route's method and path pattern, the
 //! amount (base units) — plus those bytes; base64url without padding (48 characters). A
 //! challenge presented for another route, price or scheme, altered, or made up, fails the tag;
 //! one past its expiry is refused as such. Whether it was already paid for is not the id's
@@ -15,14 +15,15 @@ const SALT: usize = 12;
 const TAG: usize = 16;
 const LEN: usize = SALT + 8 + TAG;
 
-/// What a challenge binds: the scheme, the request's method and path, the price in base units.
+/// What a challenge binds: the scheme, the route (method and path pattern, e.g. `GET` and
+/// `/articles/*`), the price in base units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound<'a> {
     /// The scheme (`farthing`, `exact`, `evm-charge`, …).
     pub kind: &'a str,
-    /// The HTTP method, uppercase.
+    /// The route's HTTP method (`*`: any).
     pub method: &'a str,
-    /// The request's path (no query).
+    /// The route's path pattern.
     pub path: &'a str,
     /// The price, base units.
     pub amount: u128,

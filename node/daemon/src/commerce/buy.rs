@@ -110,11 +110,32 @@ pub enum FetchError {
     NotReady(ChannelId, NotReady),
 }
 
-/// The buyer component: an HTTP client and the offers known per route.
+/// Offers kept for one seller's route: its method and path pattern (`GET`, `/articles/*`),
+/// as the offer's `extra.route` says.
+struct RouteOffers {
+    method: String,
+    pattern: String,
+    offers: Vec<Requirements>,
+}
+
+impl RouteOffers {
+    fn matches(&self, method: &str, path: &str) -> bool {
+        (self.method == "*" || self.method.eq_ignore_ascii_case(method))
+            && match self.pattern.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => path == self.pattern,
+            }
+    }
+}
+
+/// The buyer component: an HTTP client and the offers known per seller (origin) and route.
 pub(crate) struct Buyer {
     http: reqwest::Client,
-    offers: Mutex<HashMap<(String, String), Vec<Requirements>>>,
+    offers: Mutex<HashMap<String, Vec<RouteOffers>>>,
     config: BuyerConfig,
+    /// One channel opening at a time: concurrent first requests to a new seller open one
+    /// channel, not one each.
+    opening: tokio::sync::Mutex<()>,
 }
 
 impl Buyer {
@@ -128,29 +149,62 @@ impl Buyer {
             http,
             offers: Mutex::default(),
             config,
+            opening: tokio::sync::Mutex::default(),
         })
     }
 
-    fn offers(&self) -> MutexGuard<'_, HashMap<(String, String), Vec<Requirements>>> {
+    fn offers(&self) -> MutexGuard<'_, HashMap<String, Vec<RouteOffers>>> {
         self.offers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn keep_offer(&self, route: &(String, String), offer: Requirements) {
+    /// Keep `offer` (from an answer of `origin`) for the route it names.
+    fn keep_offer(&self, origin: &str, offer: Requirements) {
+        let Some((method, pattern)) = offer
+            .extra_str("route")
+            .and_then(|r| r.split_once(' '))
+            .map(|(m, p)| (m.to_owned(), p.to_owned()))
+        else {
+            return;
+        };
         let mut offers = self.offers();
-        if offers.len() >= ROUTES && !offers.contains_key(route) {
+        if offers.len() >= ROUTES && !offers.contains_key(origin) {
             offers.clear();
         }
-        let kept = offers.entry(route.clone()).or_default();
-        if kept.len() < OFFERS_PER_ROUTE {
-            kept.push(offer);
+        let routes = offers.entry(origin.to_owned()).or_default();
+        let at = match routes
+            .iter()
+            .position(|r| r.method == method && r.pattern == pattern)
+        {
+            Some(at) => at,
+            None if routes.len() < ROUTES => {
+                routes.push(RouteOffers {
+                    method,
+                    pattern,
+                    offers: Vec::new(),
+                });
+                routes.len() - 1
+            }
+            None => return,
+        };
+        if routes[at].offers.len() < OFFERS_PER_ROUTE {
+            routes[at].offers.push(offer);
         }
     }
 
-    /// A kept offer for `route` within `max_price`, not about to expire.
-    fn take_offer(&self, route: &(String, String), max_price: u128) -> Option<Requirements> {
+    /// A kept offer for `method` `url` within `max_price`, not about to expire.
+    fn take_offer(
+        &self,
+        method: &str,
+        url: &reqwest::Url,
+        max_price: u128,
+    ) -> Option<Requirements> {
         let now = unix_now();
         let mut offers = self.offers();
-        let kept = offers.get_mut(route)?;
+        let routes = offers.get_mut(&url.origin().ascii_serialization())?;
+        let kept = &mut routes
+            .iter_mut()
+            .find(|r| r.matches(method, url.path()))?
+            .offers;
         while let Some(offer) = kept.pop() {
             let fresh = offer
                 .extra
@@ -192,9 +246,9 @@ impl Node {
                 "{url} is not an http:// or https:// URL"
             )));
         }
-        let route = (method.to_string(), url.to_string());
+        let route = url.origin().ascii_serialization();
         // Known route: pay up front with the offer its last answer carried.
-        if let Some(offer) = buyer.take_offer(&route, request.max_price) {
+        if let Some(offer) = buyer.take_offer(method.as_str(), &url, request.max_price) {
             let bought = self.buy(&offer, &request, &method, &url).await?;
             let answer = self.send(&method, &url, &request, Some(&bought.1)).await?;
             return Ok(self.finish(&route, answer, Some(bought.0)));
@@ -216,12 +270,12 @@ impl Node {
         Ok(self.finish(&route, answer, Some(bought.0)))
     }
 
-    fn finish(&self, route: &(String, String), answer: Answer, paid: Option<Bought>) -> Fetched {
+    fn finish(&self, origin: &str, answer: Answer, paid: Option<Bought>) -> Fetched {
         if let Some(next) = answer.headers.get(FARTHING_NEXT)
             && let Ok(offer) = x402::decode::<Requirements>(next.as_bytes(), "farthing offer")
             && offer.scheme == FARTHING_SCHEME
         {
-            self.buyer().keep_offer(route, offer);
+            self.buyer().keep_offer(origin, offer);
         }
         let mut headers = BTreeMap::new();
         for (name, value) in &answer.headers {
@@ -303,8 +357,14 @@ impl Node {
         let (channel, opened) = match self.channel_to(pay_to, price) {
             Some(id) => (id, None),
             None => {
-                let id = self.open_to(offer, pay_to, price, request.deposit).await?;
-                (id, Some(id))
+                let _one = self.buyer().opening.lock().await;
+                match self.channel_to(pay_to, price) {
+                    Some(id) => (id, None),
+                    None => {
+                        let id = self.open_to(offer, pay_to, price, request.deposit).await?;
+                        (id, Some(id))
+                    }
+                }
             }
         };
         let mut memo = format!("402:{challenge} {method} {url}").into_bytes();
