@@ -4,6 +4,7 @@
 //! input is refused without losing anyone's money.
 
 mod bad_input;
+mod interop;
 mod native;
 
 use std::collections::BTreeMap;
