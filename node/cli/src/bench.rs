@@ -11,6 +11,7 @@
 //! counters around each phase and [`report`] prints what was measured. This file runs the
 //! phases in order.
 
+mod gateway;
 mod load;
 mod measure;
 mod report;
@@ -32,6 +33,13 @@ use setup::{Chain, client, open_channel};
 /// `farthing bench` options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
+    /// What to measure: `payments` (two nodes paying each other) or `gateway` (paid HTTP
+    /// requests through `farthing gateway`, against the same requests on a free route).
+    #[arg(long, default_value = "payments", value_parser = ["payments", "gateway"])]
+    mode: String,
+    /// --mode gateway: requests of each kind (paid, free) at full load.
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
     /// Payments at full load (half each way).
     #[arg(long, default_value_t = 100_000)]
     payments: u64,
@@ -79,6 +87,20 @@ pub(crate) async fn run(args: BenchArgs, json: bool) -> Result<()> {
         .prefix("farthing-bench-")
         .tempdir()
         .wrap_err("creating the run's directory")?;
+    if args.mode == "gateway" {
+        let report = gateway::bench(&args, dir.path()).await;
+        if args.keep {
+            let kept = dir.keep();
+            say(&format!("run directory kept: {}", kept.display()));
+        }
+        let report = report?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            gateway::print_table(&report);
+        }
+        return Ok(());
+    }
     let report = bench(&args, dir.path()).await;
     if args.keep {
         let kept = dir.keep();

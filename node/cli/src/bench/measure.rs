@@ -64,7 +64,7 @@ impl Counters {
 }
 
 /// User + system CPU time of process `pid` (Linux /proc).
-fn cpu_secs(pid: u32) -> Result<f64> {
+pub(super) fn cpu_secs(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let fields: Vec<&str> = stat
         .rsplit_once(')')

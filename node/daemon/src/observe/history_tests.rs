@@ -220,6 +220,9 @@ impl Store for Interleaved {
     fn keyed_payment(&self, key: &str) -> Result<Option<farthing_store::KeyedPayment>, StoreError> {
         self.inner.keyed_payment(key)
     }
+    fn redeemed(&self, c: &str) -> Result<Option<farthing_store::KeyedPayment>, StoreError> {
+        self.inner.redeemed(c)
+    }
     fn closing_channels(&self) -> Result<Vec<ChannelId>, StoreError> {
         self.inner.closing_channels()
     }
