@@ -15,6 +15,7 @@ mod gateway;
 mod history;
 mod lifecycle;
 mod link;
+mod mcp;
 mod node;
 mod payments;
 mod ready;

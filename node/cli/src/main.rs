@@ -19,6 +19,7 @@ mod bench;
 mod daemon;
 mod fetch;
 mod gateway;
+mod mcp;
 mod payments;
 mod peers;
 mod stream;
@@ -123,6 +124,9 @@ enum Command {
     Balances,
     /// Claim payouts a token refused at settle time.
     Claim,
+    /// Serve the node to an AI agent over MCP (stdio): fetch paid URLs within a price limit,
+    /// balances, channels, open, pay, close.
+    Mcp,
     /// Measure the node: its own anvil, contracts and two node processes; payments streamed
     /// both ways through the RPC; rate, latencies, fsyncs and CPU per payment, the crypto
     /// ceiling, restart time, bytes per payment, and an exact on-chain close. --json for one
@@ -284,6 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node(args) => daemon::run_node(&cli.data_dir, *args).await,
         Command::Bench(args) => bench::run(args, cli.json).await,
+        Command::Mcp => mcp::run(&cli.data_dir, &cli.node_url).await,
         Command::Check {
             deployment,
             rpc_url,
@@ -499,7 +504,8 @@ async fn run(cli: Cli) -> Result<()> {
                 Command::Node(_)
                 | Command::Check { .. }
                 | Command::Bench(_)
-                | Command::Gateway(_) => unreachable_command(),
+                | Command::Gateway(_)
+                | Command::Mcp => unreachable_command(),
             }
         }
     }
