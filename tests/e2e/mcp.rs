@@ -5,8 +5,7 @@
 //! the limit, close — with exact amounts in the structured results and on-chain after the
 //! cooperative close.
 //!
-//! A fetch paid through a 402 gateway (`farthing gateway` in front of B's seller) goes here once
-//! the gateway exists: the same CALLS with a priced URL, asserting `paid` and B's redemption.
+//! A fetch paid through the real 402 gateway: `gateway::mcp`.
 
 use alloy::primitives::Address;
 use farthing_e2e::{Deployed, USDC, farthing_bin, repo_root};
@@ -71,7 +70,7 @@ async fn web(seller: Address, chain_id: u64, token: Address) -> String {
 }
 
 /// Run the SDK client script: `farthing mcp` on `node_url` with `data_dir`, making `calls`.
-async fn mcp_client(node_url: &str, data_dir: &std::path::Path, calls: &Value) -> Value {
+pub(crate) async fn mcp_client(node_url: &str, data_dir: &std::path::Path, calls: &Value) -> Value {
     let root = repo_root();
     assert!(
         root.join("tests/interop/node_modules/@modelcontextprotocol/sdk")
@@ -107,7 +106,7 @@ async fn mcp_client(node_url: &str, data_dir: &std::path::Path, calls: &Value) -
 }
 
 /// The text of a tool result.
-fn text(result: &Value) -> &str {
+pub(crate) fn text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap()
 }
 

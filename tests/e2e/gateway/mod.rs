@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod interop;
+mod mcp;
 mod native;
 
 use std::collections::BTreeMap;

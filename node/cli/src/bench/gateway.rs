@@ -90,7 +90,12 @@ async fn start_gateway(
         .arg(bob_dir)
         .args(["gateway", "--listen", "127.0.0.1:0", "--peer", bob_peer])
         .args(["--upstream", &format!("http://{upstream}")])
-        .args(["--route", &format!("GET /paid/*={PRICE}"), "--free", "GET /free/*"])
+        .args([
+            "--route",
+            &format!("GET /paid/*={PRICE}"),
+            "--free",
+            "GET /free/*",
+        ])
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
@@ -99,7 +104,11 @@ async fn start_gateway(
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Some(line) = tokio::time::timeout_at(deadline.into(), lines.next_line()).await?? {
         if let Some(rest) = line.strip_prefix("gateway listening on http://") {
-            let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+            let addr = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
             return Ok((child, addr));
         }
@@ -129,8 +138,10 @@ async fn fetch_load(
                     return Ok::<_, eyre::Report>(latencies);
                 }
                 if let Some(rate) = rate {
-                    tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into())
-                        .await;
+                    tokio::time::sleep_until(
+                        (started + Duration::from_secs_f64(i as f64 / rate)).into(),
+                    )
+                    .await;
                 }
                 let sent = Instant::now();
                 let got = alice
@@ -162,31 +173,59 @@ pub(super) async fn bench(args: &BenchArgs, dir: &Path) -> Result<GatewayReport>
     let bob_rpc = client(&bob).await?;
     let upstream = serve_upstream().await?;
     let bob_peer = format!("{:#x}@{}", chain.bob(), bob.peers);
-    let (gateway, addr) =
-        start_gateway(&bob.url, &bob.data_dir, &bob_peer, upstream, args.node_workers).await?;
+    let (gateway, addr) = start_gateway(
+        &bob.url,
+        &bob.data_dir,
+        &bob_peer,
+        upstream,
+        args.node_workers,
+    )
+    .await?;
     let gateway_pid = gateway.id().ok_or_else(|| eyre!("the gateway exited"))?;
-    say(&format!("gateway at http://{addr} in front of http://{upstream}"));
+    say(&format!(
+        "gateway at http://{addr} in front of http://{upstream}"
+    ));
     let (paid, free) = (format!("http://{addr}/paid"), format!("http://{addr}/free"));
 
     // The first paid request opens alice's channel to bob (the 402 says how).
     let first = alice_rpc
-        .fetch(format!("{paid}/first"), "0.01".into(), None, None, None, Some("1000".into()))
+        .fetch(
+            format!("{paid}/first"),
+            "0.01".into(),
+            None,
+            None,
+            None,
+            Some("50".into()),
+        )
         .await?;
     let channel = first
         .paid
         .and_then(|p| p.opened)
         .ok_or_else(|| eyre!("the first paid request opened no channel: {}", first.body))?;
-    say(&format!("channel {channel} opened by the first paid request"));
+    say(&format!(
+        "channel {channel} opened by the first paid request"
+    ));
     let (requests, concurrency) = (args.requests, args.concurrency);
     fetch_load(&alice_rpc, &paid, args.warmup, concurrency, None).await?;
     fetch_load(&alice_rpc, &free, args.warmup, concurrency, None).await?;
-    say(&format!("warm-up: {} paid and {} free requests", args.warmup, args.warmup));
+    say(&format!(
+        "warm-up: {} paid and {} free requests",
+        args.warmup, args.warmup
+    ));
 
     let pids = [alice.pid(), bob.pid(), gateway_pid];
-    let (cpu0, client0, t0) = (processes_cpu(&pids)?, cpu_secs(std::process::id())?, Instant::now());
+    let (cpu0, client0, t0) = (
+        processes_cpu(&pids)?,
+        cpu_secs(std::process::id())?,
+        Instant::now(),
+    );
     let mut paid_lat = fetch_load(&alice_rpc, &paid, requests, concurrency, None).await?;
     let paid_secs = t0.elapsed().as_secs_f64();
-    let (cpu1, client1, t1) = (processes_cpu(&pids)?, cpu_secs(std::process::id())?, Instant::now());
+    let (cpu1, client1, t1) = (
+        processes_cpu(&pids)?,
+        cpu_secs(std::process::id())?,
+        Instant::now(),
+    );
     let mut free_lat = fetch_load(&alice_rpc, &free, requests, concurrency, None).await?;
     let free_secs = t1.elapsed().as_secs_f64();
     let cpu2 = processes_cpu(&pids)?;
@@ -200,7 +239,10 @@ pub(super) async fn bench(args: &BenchArgs, dir: &Path) -> Result<GatewayReport>
     let paced = (half * 5.0).max(1_000.0) as u64;
     let mut paid_half = fetch_load(&alice_rpc, &paid, paced, concurrency, Some(half)).await?;
     let mut free_half = fetch_load(&alice_rpc, &free, paced, concurrency, Some(half)).await?;
-    let (paid_half, free_half) = (Percentiles::of(&mut paid_half), Percentiles::of(&mut free_half));
+    let (paid_half, free_half) = (
+        Percentiles::of(&mut paid_half),
+        Percentiles::of(&mut free_half),
+    );
     say(&format!(
         "paced at {half:.0}/s: p50 paid {:.2} ms, free {:.2} ms",
         paid_half.p50, free_half.p50
@@ -209,8 +251,8 @@ pub(super) async fn bench(args: &BenchArgs, dir: &Path) -> Result<GatewayReport>
     // Close: bob's node got one base unit per paid request, and the chain pays exactly that.
     let paid_requests = 1 + args.warmup + requests + paced;
     let at_bob = bob_rpc.get_channel(channel).await?;
-    let received = farthing_core::parse_amount(&at_bob.received, 6, u128::MAX)
-        .map_err(|e| eyre!("{e}"))?;
+    let received =
+        farthing_core::parse_amount(&at_bob.received, 6, u128::MAX).map_err(|e| eyre!("{e}"))?;
     let token = MockUSDC::new(chain.deployment.token, chain.devnet.reader());
     let held = async |who: Address| -> Result<u128> {
         Ok(token.balanceOf(who).call().await?.to::<u128>())
@@ -271,9 +313,6 @@ pub(super) fn print_table(r: &GatewayReport) {
         "| CPU per request (both nodes + gateway) | {:.0} us | {:.0} us |",
         r.cpu_us_per_paid_request, r.cpu_us_per_free_request
     );
-    println!(
-        "| paid / free rate | {:.0}% | |",
-        r.paid_vs_free * 100.0
-    );
+    println!("| paid / free rate | {:.0}% | |", r.paid_vs_free * 100.0);
     println!("| cooperative close exact | {} | |", r.close_balances_exact);
 }
