@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The whole devnet story, from a fresh machine: install the toolchain, build, start anvil,
-# deploy MockUSDC + ChannelManager, fund alice and bob, start bob's and alice's Farthing nodes
-# (alice's links to bob's over their authenticated peer link), then:
-#   1. through alice's node (the farthing CLI): open a channel, top it up, close it
-#      unilaterally, let the challenge period pass, settle — every unit comes back;
-#   2. alice's node opens a second channel and streams 10,000 payments of 0.001 USDC to bob's
-#      node (live progress line: count, rate, balances) while bob's node pays 2,000 of 0.0005
-#      back, each acknowledged by the partner's node once durable; bob's node withdraws 2 USDC
-#      co-signed by alice's node while the channel stays open; alice's node closes it
-#      cooperatively over the link (bob's node checks and co-signs the payouts): one
-#      transaction pays both.
-# The on-chain balances are printed and checked at every step.
+# The mission in one run, from a fresh machine: a seller's API (articles and a data endpoint)
+# priced per request behind `farthing gateway`, paid by an agent with `farthing fetch` over a
+# payment channel, and by the official x402 client with an on-chain EIP-3009 transfer:
+#   1. the agent's node (alice) fetches an article: no channel to the seller (bob) yet, so the
+#      402 tells it where bob's node is; it links, opens a 5 USDC channel, pays 0.001, reads;
+#   2. the agent refuses a price over its limit (nothing is paid);
+#   3. the agent reads 2,000 articles, 8 at a time, each paid up front over the channel (a live
+#      line of requests/s and what was paid);
+#   4. an official x402 client (@x402/fetch + @x402/evm, `exact`) buys the data 3 times, one
+#      on-chain transfer each; its replayed payment header is refused;
+#   5. alice's node closes the channel cooperatively; every balance is checked on-chain to the
+#      unit.
+# For the channel mechanics alone (unilateral close, settle, withdraw, two-way streams), see
+# scripts/demo-channels.sh.
 #
-#   scripts/demo.sh [--keep]     --keep leaves the devnet and the node running afterwards
+#   scripts/demo.sh [--keep]     --keep leaves the devnet, the nodes and the gateway running
 source "$(dirname "$0")/lib.sh"
 
 keep=false
@@ -28,94 +30,95 @@ note "devnet running at $rpc (chain $DEVNET_CHAIN_ID)"
 
 alice="$("$CAST" wallet address --private-key "$DEVNET_ALICE_KEY")"
 bob="$("$CAST" wallet address --private-key "$DEVNET_BOB_KEY")"
-"$ROOT/scripts/deploy.sh" --rpc-url "$rpc" --fund "$alice=1000" --fund "$bob=1000"
+# The x402 client's payer: a fresh key with tokens and no ether (EIP-3009 is gasless for it).
+carol_key="0x$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+carol="$("$CAST" wallet address --private-key "$carol_key")"
+"$ROOT/scripts/deploy.sh" --rpc-url "$rpc" --fund "$alice=100" --fund "$carol=10"
 deployment="$ROOT/.devnet/deployment.json"
-"$farthing" check --deployment "$deployment" --rpc-url "$rpc"
-
 field() { node -e 'process.stdout.write(String(require(process.argv[1])[process.argv[2]]))' "$deployment" "$1"; }
-manager="$(field channel_manager)"
 token="$(field token)"
 usdc() { "$CAST" call "$token" "balanceOf(address)(uint256)" "$1" --rpc-url "$rpc" | cut -d' ' -f1 | awk '{printf "%.6f", $1 / 1e6}'; }
+check_balance() { [[ "$(usdc "$1")" == "$2" ]] || die "$3 has $(usdc "$1") USDC, expected $2"; }
 
-# start_node NAME ACCOUNT [FLAGS...]: a farthing node in the background; sets NAME_url, NAME_peers.
 pids=()
 $keep || trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; "$ROOT/scripts/devnet.sh" stop >/dev/null' EXIT
-start_node() {
-  local name="$1" account="$2"
-  shift 2
-  rm -rf "$ROOT/.devnet/$name"
-  "$farthing" --data-dir "$ROOT/.devnet/$name" node --dev "$account" --rpc-url "$rpc" --deployment "$deployment" \
-    --rpc-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --log-level warn "$@" \
-    >"$ROOT/.devnet/$name.out" 2>"$ROOT/.devnet/$name.log" &
-  local pid=$!
-  pids+=("$pid")
-  for _ in $(seq 1 100); do
-    grep -q "listening on" "$ROOT/.devnet/$name.out" 2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || die "$name's node did not start: $(tail -1 "$ROOT/.devnet/$name.log")"
+# wait_for FILE TEXT PID WHAT: until FILE holds TEXT (the process must stay alive).
+wait_for() {
+  for _ in $(seq 1 150); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || die "$4 did not start: $(tail -2 "$1")"
     sleep 0.1
   done
+  die "$4 did not start in 15 s: $(tail -2 "$1")"
+}
+# start_node NAME ACCOUNT: a farthing node in the background; sets NAME_url, NAME_peers.
+start_node() {
+  local name="$1" account="$2"
+  rm -rf "$ROOT/.devnet/$name"
+  "$farthing" --data-dir "$ROOT/.devnet/$name" node --dev "$account" --rpc-url "$rpc" --deployment "$deployment" \
+    --rpc-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --log-level warn \
+    >"$ROOT/.devnet/$name.out" 2>"$ROOT/.devnet/$name.log" &
+  pids+=("$!")
+  wait_for "$ROOT/.devnet/$name.out" "listening on" "$!" "$name's node"
   read -r _ _ _ _ _ peers _ _ url <"$ROOT/.devnet/$name.out"
   printf -v "${name}_url" 'http://%s' "$url"
   printf -v "${name}_peers" '%s' "$peers"
 }
 start_node bob 2
-start_node alice 1 --connect "$bob@$bob_peers"
-node_url="$alice_url"
-node_dir="$ROOT/.devnet/alice"
-cli() { "$farthing" --data-dir "$node_dir" --node-url "$node_url" "$@"; }
-bob_cli() { "$farthing" --data-dir "$ROOT/.devnet/bob" --node-url "$bob_url" "$@"; }
-check_balance() { [[ "$(usdc "$1")" == "$2" ]] || die "$3 has $(usdc "$1") USDC, expected $2"; }
+start_node alice 1
 
-echo
-cli info
-echo "alice $alice: $(usdc "$alice") USDC    bob $bob: $(usdc "$bob") USDC"
+node "$ROOT/scripts/seller-api.mjs" >"$ROOT/.devnet/api.out" 2>&1 &
+pids+=("$!")
+wait_for "$ROOT/.devnet/api.out" "seller API on" "$!" "the seller's API"
+api="$(awk '{print $4}' "$ROOT/.devnet/api.out")"
+"$farthing" --data-dir "$ROOT/.devnet/bob" --node-url "$bob_url" gateway --listen 127.0.0.1:0 \
+  --upstream "$api" --peer "$bob@$bob_peers" --suggested-deposit 5 \
+  --route "GET /articles/*=0.001" --route "GET /data=0.002" --free "GET /health" \
+  2>"$ROOT/.devnet/gateway.log" &
+pids+=("$!")
+wait_for "$ROOT/.devnet/gateway.log" "gateway listening on" "$!" "the gateway"
+gw="$(grep -o 'http://[0-9.:]*' "$ROOT/.devnet/gateway.log" | head -1)"
+note "bob sells: his API at $api, priced by the gateway at $gw — GET /articles/* 0.001 USDC, GET /data 0.002 USDC, /health free"
+cli() { "$farthing" --data-dir "$ROOT/.devnet/alice" --node-url "$alice_url" "$@"; }
+echo "the 402 an unpaid request gets (x402 PAYMENT-REQUIRED + MPP WWW-Authenticate):"
+curl -s -D - -o /dev/null "$gw/articles/1" | grep -iE '^(HTTP|payment-required|www-authenticate)' | cut -c1-110 | sed 's/$/…/'
 
-note "1. alice's node opens a 100 USDC channel to bob (one transaction: permit, no approve), tops it up by 10"
-cli channel open "$bob" 100 --challenge-period 600 >/dev/null
-cli channel top-up 1 10 >/dev/null
-cli channel list
-check_balance "$alice" 890.000000 alice
-note "the node closes unilaterally; the 600 s challenge period passes (anvil's clock); the node settles"
+note "1. the agent (alice's node) fetches an article; its node has no channel to bob: the 402 says where his node is, so it links, opens one with 5 USDC, pays 0.001 and reads"
+cli fetch "$gw/articles/1" --max-price 0.01
+check_balance "$alice" 95.000000 alice
+
+note "2. /data costs 0.002; the agent allows at most 0.001: refused, nothing paid"
+if cli fetch "$gw/data" --max-price 0.001 2>"$ROOT/.devnet/refused.err"; then
+  die "a price over the limit was paid"
+fi
+echo "refused: $(cat "$ROOT/.devnet/refused.err")"
+
+note "3. the agent reads 2,000 articles, 8 at a time, each paid up front over the channel"
+cli fetch "$gw/articles/{i}" --max-price 0.01 --count 2000 --concurrency 8
+
+note "4. an official x402 client (@x402/fetch + @x402/evm, scheme exact) buys /data 3 times: one EIP-3009 transfer each, bob's node submits them"
+(cd "$ROOT/tests/interop" && URL="$gw/data" BUYER_KEY="$carol_key" CHAIN_ID="$DEVNET_CHAIN_ID" ASSET="$token" \
+  MAX_ATOMIC=2000 COUNT=3 node x402-pay.mjs) >"$ROOT/.devnet/x402.json" || die "the x402 client failed"
+node -e '
+  const out = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  for (const r of out.results) console.log(`HTTP ${r.status} ${r.body.trim()} tx ${r.paymentResponse?.transaction}`);
+  console.log(`the same PAYMENT-SIGNATURE again: HTTP ${out.replay.status}`);
+  if (out.results.some(r => r.status !== 200) || out.replay.status !== 402) process.exit(1);
+' "$ROOT/.devnet/x402.json" || die "the x402 client was not served as expected"
+
+note "5. alice's node closes the channel cooperatively: one transaction pays both"
 cli channel close 1 >/dev/null
-"$CAST" rpc evm_increaseTime 601 --rpc-url "$rpc" >/dev/null
-"$CAST" rpc evm_mine --rpc-url "$rpc" >/dev/null
-cli channel settle 1
-check_balance "$alice" 1000.000000 alice
-echo "alice: $(usdc "$alice") USDC (every unit back)"
-
-note "2. the node opens channel 2 with 100 USDC; the nodes pay each other over their peer link"
-cli channel open "$bob" 100 >/dev/null
-id=2
-# The first payment waits for bob's node to know the channel and the link to be up; its
-# idempotency key makes the retries pay once.
-for _ in $(seq 1 100); do
-  cli pay "$id" 0.001 --idempotency-key demo-first >/dev/null 2>&1 && break
-  sleep 0.1
-done
-bob_cli channel top-up "$id" 5 >/dev/null
-check_balance "$bob" 995.000000 bob
-note "bob's node funded its side with 5 USDC; alice's node streams 9,999 payments of 0.001 USDC (16 in flight) while bob's node pays back 2,000 of 0.0005; each is acknowledged by the partner's node once durable"
-bob_cli pay "$id" 0.0005 --count 2000 --concurrency 4 --idempotency-key demo-back >"$ROOT/.devnet/bob-stream.out" 2>"$ROOT/.devnet/bob-stream.err" &
-back=$!
-cli pay "$id" 0.001 --count 9999 --concurrency 16 --idempotency-key demo
-wait "$back" || die "bob's payments failed: $(tail -1 "$ROOT/.devnet/bob-stream.err")"
-echo "bob's node: $(head -1 "$ROOT/.devnet/bob-stream.out")"
-bob_cli channel list
-note "bob's node withdraws 2 USDC while the channel stays open: alice's node checks it against its own books and co-signs"
-bob_cli channel withdraw "$id" 2 >/dev/null
-check_balance "$bob" 997.000000 bob
-echo "bob: $(usdc "$bob") USDC"
-note "alice's node closes: bob's node checks the payouts against its own balances and co-signs over the link; one transaction pays both"
-cli channel close "$id" >/dev/null
 for _ in $(seq 1 50); do
-  cli --json channel get "$id" | grep -q '"state": "settled"' && break
+  cli --json channel get 1 | grep -q '"state": "settled"' && break
   sleep 0.1
 done
 cli channel list
-check_balance "$alice" 991.000000 alice
-check_balance "$bob" 1009.000000 bob
-echo "alice: $(usdc "$alice") USDC    bob: $(usdc "$bob") USDC    (10 paid, 1 paid back: exact to the unit)"
+check_balance "$alice" 97.999000 alice
+check_balance "$bob" 2.007000 bob
+check_balance "$carol" 9.994000 carol
+echo "alice (agent): $(usdc "$alice") USDC    bob (seller): $(usdc "$bob") USDC    carol (x402 client): $(usdc "$carol") USDC"
+echo "2,001 articles at 0.001 over the channel + 3 data at 0.002 on-chain = 2.007 USDC earned: exact to the unit"
 note "demo done: balances exact"
 if $keep; then
-  note "devnet at $rpc and alice's node at $node_url left running (data dir $node_dir)"
+  note "left running: devnet $rpc, gateway $gw, alice's node $alice_url (data dir .devnet/alice)"
 fi

@@ -317,7 +317,7 @@ async fn run(cli: Cli) -> Result<()> {
             let client = farthing_rpc::connect_http(&cli.node_url, &token)?;
             let json = cli.json;
             match command {
-                Command::Fetch(args) => fetch::run(&client, args, json).await,
+                Command::Fetch(args) => fetch::run(client, args, json).await,
                 Command::Info => {
                     let info = client.info().await?;
                     output(json, &info, || {

@@ -1,8 +1,7 @@
 //! `farthing_fetch`: the agent's side of HTTP 402. Fetch a URL; on a 402 whose x402 offer
 //! list has a `farthing` entry in this node's token and chain, priced within the caller's
-//! limit, pay it over the channel with the seller (memo `402:<challenge> <METHOD> <url>`,
-//! idempotency key `402:<challenge>`: a retried call pays once) and fetch again with the
-//! payment's `PAYMENT-SIGNATURE`. With no channel to the seller, link to the seller's node and
+//! limit, pay it over the channel with the seller (memo `402:<challenge> <METHOD> <url>`) and
+//! fetch again with the payment's `PAYMENT-SIGNATURE`. With no channel to the seller, link to the seller's node and
 //! open one, funded as configured ([`BuyerConfig`](crate::config::BuyerConfig)) and never past
 //! its ceiling, when the offer says where the seller's node is. A paid answer carries the next
 //! offer for the same route (`farthing-next`): the next request to it pays up front, without
@@ -369,8 +368,9 @@ impl Node {
         };
         let mut memo = format!("402:{challenge} {method} {url}").into_bytes();
         memo.truncate(farthing_peer::message::MAX_MEMO);
-        let key = format!("402:{challenge}");
-        let paid = self.pay(channel, price, &memo, Some(&key)).await?;
+        // No idempotency key: a challenge is paid by this call only (a retried fetch gets a
+        // fresh one), and a keyed payment costs a store read and a queue of its own.
+        let paid = self.pay(channel, price, &memo, None).await?;
         let payload = PaymentPayload {
             x402_version: x402::VERSION,
             resource: Some(Resource {
