@@ -54,6 +54,10 @@ impl Upstream {
                 (200, "too late".to_owned())
             }
             "/health" => (200, "ok".to_owned()),
+            "/wait" => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                (200, format!("waited (paid {paid})"))
+            }
             "/data" => (200, format!("{{\"temperature\":21.5,\"paid\":\"{paid}\"}}")),
             p if p.starts_with("/articles/") => {
                 (200, format!("article {} (paid {paid})", &p[10..]))
@@ -111,6 +115,8 @@ pub struct Market {
     pub url: String,
     /// Bob's peer address, `0xADDRESS@host:port`.
     pub bob_peer: String,
+    /// The gateway's settings.
+    pub settings: farthing_gateway::GatewayConfig,
 }
 
 /// Prices of the market's routes, token units.
@@ -119,7 +125,7 @@ pub const ARTICLE_PRICE: &str = "0.001";
 pub const DATA_PRICE: &str = "0.002";
 
 impl Market {
-    /// Start it all; `config` adjusts the gateway's settings.
+    /// Start it all; `config` adjusts the gateway's settings (kept in [`Market::settings`]).
     pub async fn open(config: impl FnOnce(&mut farthing_gateway::GatewayConfig)) -> Self {
         let net = Deployed::start().await;
         let bob = net.daemon(2, "bob", &[]);
@@ -141,12 +147,13 @@ impl Market {
                 route(&format!("GET /data={DATA_PRICE}")),
                 route("GET /fail=0.005"),
                 route("GET /slow=0.005"),
+                route("GET /wait=0.001"),
             ],
             free: vec![farthing_gateway::RouteConfig::parse_free("/health").unwrap()],
             ..Default::default()
         };
         config(&mut settings);
-        let gateway = farthing_gateway::start(settings).await.unwrap();
+        let gateway = farthing_gateway::start(settings.clone()).await.unwrap();
         let url = format!("http://{}", gateway.addr);
         Self {
             net,
@@ -156,6 +163,7 @@ impl Market {
             gateway,
             url,
             bob_peer,
+            settings,
         }
     }
 

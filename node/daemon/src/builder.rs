@@ -260,7 +260,7 @@ impl Builder {
             deliveries: Default::default(),
             outboxes: Default::default(),
             keys: Keys::new(store.clone()),
-            sales: Sales::new(store.clone(), table.clone()),
+            sales: Arc::new(Sales::new(store.clone(), table.clone())),
         });
         let refiled = payments.sales.reload(now_ms())?;
         if refiled > 0 {

@@ -107,7 +107,9 @@ impl Default for BuyerConfig {
         Self {
             deposit: "5".into(),
             max_deposit: "50".into(),
-            timeout_secs: 30,
+            // Longer than a gateway's default upstream timeout (30 s), so that its refund
+            // answer arrives.
+            timeout_secs: 60,
             max_body: 4 << 20,
         }
     }

@@ -59,7 +59,7 @@ pub(crate) struct Components {
     pub(crate) history: Arc<History>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tasks: Tasks,
-    pub(crate) collector: crate::commerce::collect::Collector,
+    pub(crate) collector: Arc<crate::commerce::collect::Collector>,
     pub(crate) buyer: crate::commerce::buy::Buyer,
 }
 

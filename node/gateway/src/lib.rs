@@ -98,7 +98,7 @@ pub(crate) struct Inner {
     pub(crate) config: GatewayConfig,
     pub(crate) priced: Vec<(RouteConfig, u128)>,
     pub(crate) node: NodeFacts,
-    pub(crate) client: WsClient,
+    node_link: NodeLink,
     pub(crate) key: ChallengeKey,
     pub(crate) realm: String,
     pub(crate) suggested_deposit: u128,
@@ -109,7 +109,34 @@ pub(crate) struct Inner {
     pub(crate) stats: Arc<Stats>,
 }
 
+/// The WebSocket to the seller's node, opened again when it dropped (the node restarted):
+/// the call that finds it down waits for the new one.
+pub(crate) struct NodeLink {
+    url: String,
+    token: String,
+    client: tokio::sync::Mutex<Arc<WsClient>>,
+}
+
+impl NodeLink {
+    async fn get(&self) -> Result<Arc<WsClient>, farthing_rpc::ClientError> {
+        let mut client = self.client.lock().await;
+        if !client.is_connected() {
+            tracing::warn!(url = %self.url, "the link to the seller's node dropped; reconnecting");
+            let fresh = farthing_rpc::connect_ws(&self.url, &self.token)
+                .await
+                .map_err(|e| farthing_rpc::ClientError::Custom(e.to_string()))?;
+            *client = Arc::new(fresh);
+        }
+        Ok(client.clone())
+    }
+}
+
 impl Inner {
+    /// The node's RPC client, reconnected if it dropped.
+    pub(crate) async fn node_client(&self) -> Result<Arc<WsClient>, farthing_rpc::ClientError> {
+        self.node_link.get().await
+    }
+
     pub(crate) fn spend_challenge(&self, challenge: &str) -> bool {
         lock(&self.spent).insert(challenge)
     }
@@ -231,12 +258,17 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector);
     let stats = Arc::new(Stats::default());
+    let node_url = config.node_url.clone();
     let inner = Arc::new(Inner {
         realm: addr.to_string(),
         config,
         priced,
         node,
-        client,
+        node_link: NodeLink {
+            url: node_url,
+            token,
+            client: tokio::sync::Mutex::new(Arc::new(client)),
+        },
         key,
         suggested_deposit,
         upstream,

@@ -33,7 +33,7 @@ pub(crate) enum UpstreamFailure {
 }
 
 /// Headers never passed on: hop-by-hop ones, and the payment's own (they are for the gateway).
-const DROPPED: [&str; 13] = [
+const DROPPED: [&str; 15] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -47,6 +47,9 @@ const DROPPED: [&str; 13] = [
     "access-control-expose-headers",
     "accept-payment",
     "content-length",
+    // Set by the gateway on paid requests only: a buyer's own are dropped.
+    "x-farthing-paid",
+    "x-farthing-payer",
 ];
 
 fn dropped(name: &HeaderName) -> bool {
@@ -73,11 +76,9 @@ pub(crate) async fn forward(
     if let Some(headers) = request.headers_mut() {
         copy_headers(&parts.headers, headers);
         // An MPP credential is for the gateway; any other Authorization is the seller's.
-        if parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .is_some_and(|v| v.as_bytes().starts_with(b"Payment "))
-        {
+        if parts.headers.get(header::AUTHORIZATION).is_some_and(|v| {
+            v.as_bytes().len() >= 8 && v.as_bytes()[..8].eq_ignore_ascii_case(b"payment ")
+        }) {
             headers.remove(header::AUTHORIZATION);
         }
         for (name, value) in extra {

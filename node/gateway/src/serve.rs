@@ -33,6 +33,8 @@ use crate::{Inner, lock};
 const KEPT_REPLIES: usize = 10_000;
 /// The largest answer kept for a retry.
 const KEPT_REPLY_BYTES: usize = 1 << 20;
+/// The most bytes of answers kept in all (the oldest go first).
+const KEPT_BYTES: usize = 64 << 20;
 
 type Reply = Response<Bytes>;
 
@@ -41,6 +43,7 @@ type Reply = Response<Bytes>;
 pub(crate) struct Replies {
     by_key: HashMap<String, ([u8; 32], StatusCode, http::HeaderMap, Bytes)>,
     order: VecDeque<String>,
+    bytes: usize,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -67,9 +70,17 @@ pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, inner: Arc<In
         let _ = stream.set_nodelay(true);
         let inner = inner.clone();
         tokio::spawn(async move {
+            // Each request runs in a task spawned when hyper hands it over, not when hyper first
+            // polls its future (it may drop it unpolled when the buyer hangs up at once): a
+            // paid request is never cut between its payment and its answer.
             let service = service_fn(move |request| {
-                let inner = inner.clone();
-                async move { Ok::<_, Infallible>(handle(inner, request).await.map(Full::new)) }
+                let task = tokio::spawn(handle(inner.clone(), request));
+                async move {
+                    let reply = task.await.unwrap_or_else(|e| {
+                        error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), None)
+                    });
+                    Ok::<_, Infallible>(reply.map(Full::new))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -85,22 +96,19 @@ pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, inner: Arc<In
 async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Reply {
     let (parts, body) = request.into_parts();
     let (method, path) = (parts.method.as_str(), parts.uri.path());
-    if let Some((route, price)) = inner.priced.iter().find(|(r, _)| r.matches(method, path)) {
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(&inner.realm);
-        let query = parts.uri.path_and_query().map_or(path, |p| p.as_str());
-        let priced = Priced {
-            method,
-            path,
-            route,
-            url: format!("http://{host}{query}"),
-            price: *price,
-            description: route.description.as_deref(),
-        };
-        return paid(&inner, &priced, &parts, body).await;
+    if !is_plain_path(path) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the path has empty, `.` or `..` segments, or encoded dots or slashes: routes match plain paths only",
+            None,
+        );
+    }
+    if let Some(at) = inner
+        .priced
+        .iter()
+        .position(|(r, _)| r.matches(method, path))
+    {
+        return priced(&inner, at, &parts, body).await;
     }
     if inner.config.free.iter().any(|r| r.matches(method, path)) {
         let Some(body) = read_body(&inner, body).await else {
@@ -128,6 +136,45 @@ async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Reply {
     )
 }
 
+/// A path routes can be matched against as written: no `//`, `.` or `..` segment, no
+/// percent-encoded dot or slash (which the upstream might decode into one).
+fn is_plain_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    path.starts_with('/')
+        && !lower.contains("%2e")
+        && !lower.contains("%2f")
+        && !lower.contains("%5c")
+        && !path.contains('\\')
+        && path[1..].split('/').enumerate().all(|(i, seg)| {
+            seg != "." && seg != ".." && (!seg.is_empty() || i == path[1..].split('/').count() - 1)
+        })
+}
+
+async fn priced(
+    inner: &Arc<Inner>,
+    at: usize,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Reply {
+    let (route, price) = &inner.priced[at];
+    let (method, path) = (parts.method.as_str(), parts.uri.path());
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(&inner.realm);
+    let query = parts.uri.path_and_query().map_or(path, |p| p.as_str());
+    let priced = Priced {
+        method,
+        path,
+        route,
+        url: format!("http://{host}{query}"),
+        price: *price,
+        description: route.description.as_deref(),
+    };
+    paid(inner, &priced, parts, body).await
+}
+
 fn limits(inner: &Inner) -> (Duration, usize) {
     (
         Duration::from_secs(inner.config.upstream_timeout_secs),
@@ -135,10 +182,12 @@ fn limits(inner: &Inner) -> (Duration, usize) {
     )
 }
 
+/// The request body, whole: `None` past the size limit, cut, or slower than 30 s.
 async fn read_body(inner: &Inner, body: Incoming) -> Option<Bytes> {
-    Limited::new(body, inner.config.max_request_bytes)
-        .collect()
+    let read = Limited::new(body, inner.config.max_request_bytes).collect();
+    tokio::time::timeout(Duration::from_secs(30), read)
         .await
+        .ok()?
         .ok()
         .map(|b| b.to_bytes())
 }
@@ -147,7 +196,7 @@ fn too_large(inner: &Inner) -> Reply {
     error(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!(
-            "the request body is larger than {} bytes (or was cut): nothing was paid",
+            "the request body is larger than {} bytes (or was cut, or took over 30 s): nothing was paid",
             inner.config.max_request_bytes
         ),
         None,
@@ -155,6 +204,7 @@ fn too_large(inner: &Inner) -> Reply {
 }
 
 /// The payment headers of a request: x402's, or an MPP credential.
+#[derive(Clone, Copy)]
 enum Payment<'a> {
     X402(&'a [u8]),
     Mpp(&'a [u8]),
@@ -186,9 +236,22 @@ async fn paid(
     let raw = match payment {
         Payment::X402(b) | Payment::Mpp(b) => b,
     };
-    let fingerprint = keccak256(raw).0;
-    let key = idempotency_key(parts, &payment);
-    if let Some(key) = &key {
+    // An x402 header is decoded once, here: its payment-identifier may key the reply.
+    let decoded = match payment {
+        Payment::X402(header) => {
+            match x402::decode::<x402::PaymentPayload>(header, "PaymentPayload") {
+                Ok(payload) => Some(payload),
+                Err(e) => {
+                    let refusal = Refusal::Malformed(format!("PAYMENT-SIGNATURE: {e}"));
+                    return refused(inner, priced, refusal, false, now);
+                }
+            }
+        }
+        Payment::Mpp(_) => None,
+    };
+    let key = idempotency_key(parts, decoded.as_ref());
+    let fingerprint = key.as_ref().map(|_| keccak256(raw).0);
+    if let (Some(key), Some(fingerprint)) = (&key, fingerprint) {
         match lock(&inner.replies).by_key.get(key) {
             Some((fp, status, headers, body)) if *fp == fingerprint => {
                 let mut reply = Response::new(body.clone());
@@ -209,9 +272,10 @@ async fn paid(
     let Some(body) = read_body(inner, body).await else {
         return too_large(inner);
     };
-    let taken = match payment {
-        Payment::X402(header) => inner.take_x402(priced, header, now).await,
-        Payment::Mpp(header) => match mpp::credential(header) {
+    let taken = match (payment, decoded) {
+        (Payment::X402(_), Some(payload)) => inner.take_x402(priced, payload, now).await,
+        (Payment::X402(_), None) => Err(Refusal::Malformed("PAYMENT-SIGNATURE".into())),
+        (Payment::Mpp(header), _) => match mpp::credential(header) {
             Ok(Some(credential)) => inner.take_mpp(priced, credential, now).await,
             Ok(None) => Err(Refusal::Malformed("not a Payment credential".into())),
             Err(e) => Err(Refusal::Malformed(format!("Authorization: Payment: {e}"))),
@@ -222,28 +286,25 @@ async fn paid(
         Ok(taken) => taken,
         Err(refusal) => return refused(inner, priced, refusal, mpp, now),
     };
-    // From here the money moved: finish in a task a disconnect cannot cancel.
-    let (inner2, parts2) = (inner.clone(), parts.clone());
     let next = match &taken {
         Taken::Channel { .. } => Some(inner.next_offer(priced, now)),
         Taken::Collected { .. } => None,
     };
-    let priced_line = format!("{} {}", priced.method, priced.path);
-    let reply =
-        tokio::spawn(
-            async move { finish(&inner2, &parts2, body, taken, next, &priced_line).await },
-        )
-        .await
-        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), None));
-    if let Some(key) = key
+    let what = format!("{} {}", priced.method, priced.path);
+    let reply = finish(inner, parts, body, taken, next, &what).await;
+    if let (Some(key), Some(fingerprint)) = (key, fingerprint)
         && reply.status() != StatusCode::BAD_GATEWAY
+        && reply.status() != StatusCode::GATEWAY_TIMEOUT
     {
         keep_reply(inner, key, fingerprint, &reply);
     }
     reply
 }
 
-fn idempotency_key(parts: &http::request::Parts, payment: &Payment<'_>) -> Option<String> {
+fn idempotency_key(
+    parts: &http::request::Parts,
+    payload: Option<&x402::PaymentPayload>,
+) -> Option<String> {
     if let Some(key) = parts
         .headers
         .get("idempotency-key")
@@ -252,14 +313,10 @@ fn idempotency_key(parts: &http::request::Parts, payment: &Payment<'_>) -> Optio
     {
         return Some(format!("h:{key}"));
     }
-    if let Payment::X402(header) = payment
-        && let Ok(payload) = x402::decode::<x402::PaymentPayload>(header, "PaymentPayload")
-        && let Some(id) = payload.payment_identifier()
-        && (16..=128).contains(&id.len())
-    {
-        return Some(format!("p:{id}"));
-    }
-    None
+    payload
+        .and_then(x402::PaymentPayload::payment_identifier)
+        .filter(|id| (16..=128).contains(&id.len()))
+        .map(|id| format!("p:{id}"))
 }
 
 fn keep_reply(inner: &Inner, key: String, fingerprint: [u8; 32], reply: &Reply) {
@@ -268,11 +325,15 @@ fn keep_reply(inner: &Inner, key: String, fingerprint: [u8; 32], reply: &Reply) 
         return;
     }
     let mut replies = lock(&inner.replies);
-    if replies.order.len() >= KEPT_REPLIES
-        && let Some(old) = replies.order.pop_front()
-    {
-        replies.by_key.remove(&old);
+    while replies.order.len() >= KEPT_REPLIES || replies.bytes + bytes.len() > KEPT_BYTES {
+        let Some(old) = replies.order.pop_front() else {
+            break;
+        };
+        if let Some((_, _, _, body)) = replies.by_key.remove(&old) {
+            replies.bytes -= body.len();
+        }
     }
+    replies.bytes += bytes.len();
     replies.order.push_back(key.clone());
     replies.by_key.insert(
         key,
@@ -432,12 +493,23 @@ fn receipt(inner: &Inner, taken: &Taken, headers: &mut http::HeaderMap) {
 
 /// The upstream failed: give the payment back, and say so (502, or 504 for a timeout).
 async fn refund(inner: &Inner, taken: &Taken, failure: &UpstreamFailure) -> Reply {
+    let client = match inner.node_client().await {
+        Ok(client) => client,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "{failure}; the payment could not be given back yet (the seller's node is unreachable: {e}): the seller's history has it"
+                ),
+                None,
+            );
+        }
+    };
     let outcome = match taken {
         Taken::Channel {
             challenge,
             redeemed,
-        } => inner
-            .client
+        } => client
             .pay(
                 Some(redeemed.channel_id),
                 None,
@@ -447,8 +519,7 @@ async fn refund(inner: &Inner, taken: &Taken, failure: &UpstreamFailure) -> Repl
             )
             .await
             .map(|paid| json!({ "refunded": true, "how": FARTHING_SCHEME, "channelId": paid.channel_id, "nonce": paid.nonce, "amount": paid.amount })),
-        Taken::Collected { collected, .. } => inner
-            .client
+        Taken::Collected { collected, .. } => client
             .refund_collection(collected.tx_hash)
             .await
             .map(|back| json!({ "refunded": true, "how": "transfer", "transaction": back.tx_hash.to_string(), "amount": back.amount })),
@@ -483,4 +554,26 @@ async fn refund(inner: &Inner, taken: &Taken, failure: &UpstreamFailure) -> Repl
         reply.headers_mut().insert(x402::PAYMENT_RESPONSE, value);
     }
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_paths_are_routed() {
+        for good in ["/", "/data", "/articles/1", "/articles/", "/a.b/c"] {
+            assert!(super::is_plain_path(good), "{good}");
+        }
+        for bad in [
+            "/public/../data",
+            "/./data",
+            "//data",
+            "/a//b",
+            "/a/..",
+            "/%2e%2e/data",
+            "/a%2Fb",
+            "/a\\b",
+        ] {
+            assert!(!super::is_plain_path(bad), "{bad}");
+        }
+    }
 }

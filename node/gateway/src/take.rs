@@ -77,15 +77,13 @@ fn node_refusal(e: ClientError) -> Refusal {
 }
 
 impl Inner {
-    /// Take an x402 `PAYMENT-SIGNATURE`.
+    /// Take an x402 `PAYMENT-SIGNATURE` (decoded).
     pub(crate) async fn take_x402(
         &self,
         priced: &Priced<'_>,
-        header: &[u8],
+        payload: PaymentPayload,
         now: u64,
     ) -> Result<Taken, Refusal> {
-        let payload: PaymentPayload = x402::decode(header, "PaymentPayload")
-            .map_err(|e| Refusal::Malformed(format!("PAYMENT-SIGNATURE: {e}")))?;
         if payload.x402_version != x402::VERSION {
             return Err(unpaid(
                 "invalid_x402_version",
@@ -128,11 +126,18 @@ impl Inner {
                 format!("scheme {scheme:?}: this gateway takes farthing and exact"),
             ));
         }
-        self.key
+        // A `farthing` challenge past its expiry is still honoured if its payment reached the
+        // node in time (the node knows when it arrived); others are refused.
+        let paid_by = match self
+            .key
             .verify(&challenge, &priced.bound(scheme, amount), now)
-            .map_err(challenge_refusal)?;
+        {
+            Ok(_) => None,
+            Err(ChallengeError::Expired(expires)) if scheme == FARTHING_SCHEME => Some(expires),
+            Err(e) => return Err(challenge_refusal(e)),
+        };
         if scheme == FARTHING_SCHEME {
-            let paid: FarthingPayload = serde_json::from_value(payload.payload.clone())
+            let paid: FarthingPayload = serde_json::from_value(payload.payload)
                 .map_err(|e| Refusal::Malformed(format!("farthing payload: {e}")))?;
             if paid.challenge != challenge {
                 return Err(unpaid(
@@ -142,16 +147,29 @@ impl Inner {
             }
             let price = farthing_core::format_amount(amount, self.node.decimals);
             let redeemed = self
-                .client
-                .redeem(challenge.clone(), price)
+                .node_client()
                 .await
-                .map_err(node_refusal)?;
+                .map_err(node_refusal)?
+                .redeem(challenge.clone(), price, paid_by)
+                .await
+                .map_err(|e| match (node_refusal(e), paid_by) {
+                    // Expired and never paid (or paid too late): say it expired.
+                    (Refusal::Unpaid(reason, m), Some(expires))
+                        if reason == "unpaid" || reason == "late" =>
+                    {
+                        unpaid(
+                            "challenge_expired",
+                            format!("{} ({m})", ChallengeError::Expired(expires)),
+                        )
+                    }
+                    (refusal, _) => refusal,
+                })?;
             return Ok(Taken::Channel {
                 challenge,
                 redeemed,
             });
         }
-        let exact: ExactPayload = serde_json::from_value(payload.payload.clone())
+        let exact: ExactPayload = serde_json::from_value(payload.payload)
             .map_err(|e| Refusal::Malformed(format!("exact payload: {e}")))?;
         let a = &exact.authorization;
         let auth = authorization(
@@ -266,7 +284,14 @@ impl Inner {
                 "this challenge already paid for a request: ask for a fresh one",
             ));
         }
-        match self.client.collect_authorization(auth).await {
+        let client = match self.node_client().await {
+            Ok(client) => client,
+            Err(e) => {
+                self.unspend_challenge(&challenge);
+                return Err(node_refusal(e));
+            }
+        };
+        match client.collect_authorization(auth).await {
             Ok(collected) => Ok(Taken::Collected {
                 challenge,
                 collected,

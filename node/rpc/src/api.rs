@@ -112,8 +112,15 @@ pub trait FarthingApi {
     /// — on one request priced `price` (token units). The payment must be durable here and at
     /// least the price, and is redeemed once: the redemption is durable when this answers, and
     /// a second call for the same challenge gets 1016 (reason `redeemed`), across restarts.
+    /// `paid_by` (Unix seconds, the challenge's expiry): the payment must have reached the
+    /// node by then (1016 `late` otherwise), so an expired challenge paid in time is honoured.
     #[method(name = "redeem")]
-    async fn redeem(&self, challenge: String, price: String) -> Result<Redeemed, ApiError>;
+    async fn redeem(
+        &self,
+        challenge: String,
+        price: String,
+        paid_by: Option<u64>,
+    ) -> Result<Redeemed, ApiError>;
 
     /// `farthing_collectAuthorization` (for the 402 gateway: the node as its own x402
     /// facilitator): check an EIP-3009 `TransferWithAuthorization` of the node's token to the

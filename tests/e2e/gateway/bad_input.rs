@@ -187,6 +187,32 @@ async fn malformed_forged_expired_replayed_and_short_payments_are_refused() {
         (answer.status, reason(&answer).as_str()),
         (402, "challenge_expired")
     );
+    // A challenge paid in time but presented after its expiry is honoured (bob's node knows
+    // when the payment arrived).
+    let soon = unix_now() + 3;
+    let in_time_id = ChallengeKey::from_bytes(key).issue(&bound, soon);
+    let mut in_time = a.clone();
+    in_time
+        .extra
+        .insert("challenge".into(), in_time_id.clone().into());
+    let paid_in_time = pay_for(&market, &in_time_id, ARTICLE_PRICE).await;
+    farthing_e2e::eventually(
+        farthing_e2e::PATIENCE,
+        "the challenge to expire",
+        async || unix_now() > soon,
+    )
+    .await;
+    let late_url = format!("{}/articles/3", market.url);
+    let answer = raw
+        .get(
+            &late_url,
+            &[(
+                "PAYMENT-SIGNATURE",
+                &header(&in_time, &in_time_id, &paid_in_time),
+            )],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
     // Offer B, genuine but unpaid, claimed with A's payment: B was not paid.
     let b = offer(&raw, &market, "/articles/1").await;
     let answer = get(&[("PAYMENT-SIGNATURE", &header(&b, &challenge(&b), &paid))]).await;
@@ -218,6 +244,13 @@ async fn malformed_forged_expired_replayed_and_short_payments_are_refused() {
     assert_eq!((answer.status, reason(&answer).as_str()), (402, "short"));
     assert_eq!(market.upstream.served("/articles/2"), 0);
     let _ = channel;
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 async fn get_path(raw: &Raw, market: &Market, path: &str, payment: &str) -> Answer {
@@ -326,4 +359,88 @@ async fn ten_thousand_unpaid_requests_get_cheap_402s_and_reach_nothing() {
     );
     let health = raw.get(&format!("{}/health", market.url), &[]).await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_buyer_that_disconnects_mid_request_is_still_served_and_its_retry_pays_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let (market, _) = market_with_channel().await;
+    let raw = Raw::new();
+    let a = offer(&raw, &market, "/wait").await;
+    let paid = pay_for(&market, &challenge(&a), ARTICLE_PRICE).await;
+    let payment = header(&a, &challenge(&a), &paid);
+    // The request, then the connection closed at once (the API takes half a second).
+    let mut stream = tokio::net::TcpStream::connect(market.gateway.addr)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /wait HTTP/1.1\r\nHost: {}\r\nPAYMENT-SIGNATURE: {payment}\r\nIdempotency-Key: wait-1\r\n\r\n",
+        market.gateway.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    drop(stream);
+    // Its payment was taken: the request is served all the same, and its answer kept.
+    farthing_e2e::eventually(
+        farthing_e2e::PATIENCE,
+        "the paid request served",
+        async || market.upstream.served("/wait") == 1,
+    )
+    .await;
+    let url = format!("{}/wait", market.url);
+    let again = farthing_e2e::eventually(farthing_e2e::PATIENCE, "the kept answer", async || {
+        let answer = raw
+            .get(
+                &url,
+                &[
+                    ("PAYMENT-SIGNATURE", payment.as_str()),
+                    ("Idempotency-Key", "wait-1"),
+                ],
+            )
+            .await;
+        (answer.status == 200).then_some(answer)
+    })
+    .await;
+    assert_eq!(again.body, "waited (paid 0.001)");
+    assert_eq!(market.upstream.served("/wait"), 1, "served once, paid once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_402_is_a_quote_honoured_after_the_price_changes_until_it_expires() {
+    let (market, _) = market_with_channel().await;
+    let raw = Raw::new();
+    let quoted = offer(&raw, &market, "/data").await;
+    assert_eq!(quoted.amount, "2000");
+    let paid = pay_for(&market, &challenge(&quoted), "0.002").await;
+    // The seller raises the price: a second gateway with the same key, /data at 0.003.
+    let mut settings = market.settings.clone();
+    for route in &mut settings.routes {
+        if route.path == "/data" {
+            route.price = Some("0.003".into());
+        }
+    }
+    let repriced = farthing_gateway::start(settings).await.unwrap();
+    let url = format!("http://{}/data", repriced.addr);
+    let fresh = raw.get(&url, &[]).await;
+    let required: PaymentRequired =
+        x402::decode(fresh.header("payment-required").unwrap().as_bytes(), "402").unwrap();
+    assert_eq!(
+        required.accepts[0].amount, "3000",
+        "new 402s carry the new price"
+    );
+    let answer = raw
+        .get(
+            &url,
+            &[(
+                "PAYMENT-SIGNATURE",
+                &header(&quoted, &challenge(&quoted), &paid),
+            )],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "the quote is honoured: {answer:?}");
+    assert!(
+        answer.body.contains("\"paid\":\"0.002\""),
+        "{}",
+        answer.body
+    );
+    repriced.stop();
 }

@@ -55,11 +55,10 @@ async fn ten_thousand_paid_requests_from_64_callers_on_one_channel_then_an_exact
     for _ in 0..CALLERS {
         let (alice, next, base) = (alice.clone(), next.clone(), market.url.clone());
         callers.push(tokio::spawn(async move {
-            let mut paid_up_front = 0u64;
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= REQUESTS {
-                    return paid_up_front;
+                    return;
                 }
                 let got = fetch(&alice, format!("{base}/articles/{i}")).await;
                 assert_eq!(got.status, 200, "article {i}: {got:?}");
@@ -69,7 +68,6 @@ async fn ten_thousand_paid_requests_from_64_callers_on_one_channel_then_an_exact
                     (paid.channel_id, paid.amount.as_str()),
                     (channel, ARTICLE_PRICE)
                 );
-                paid_up_front += u64::from(!got.headers.contains_key("payment-required"));
             }
         }));
     }

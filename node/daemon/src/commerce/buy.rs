@@ -249,8 +249,9 @@ impl Node {
         // Known route: pay up front with the offer its last answer carried.
         if let Some(offer) = buyer.take_offer(method.as_str(), &url, request.max_price) {
             let bought = self.buy(&offer, &request, &method, &url).await?;
-            let answer = self.send(&method, &url, &request, Some(&bought.1)).await?;
-            return Ok(self.finish(&route, answer, Some(bought.0)));
+            return Ok(self
+                .send_paid(&method, &url, &request, bought, &route)
+                .await);
         }
         let answer = self.send(&method, &url, &request, None).await?;
         if answer.status != 402 {
@@ -265,8 +266,9 @@ impl Node {
             }
         };
         let bought = self.buy(&offer, &request, &method, &url).await?;
-        let answer = self.send(&method, &url, &request, Some(&bought.1)).await?;
-        Ok(self.finish(&route, answer, Some(bought.0)))
+        Ok(self
+            .send_paid(&method, &url, &request, bought, &route)
+            .await)
     }
 
     fn finish(&self, origin: &str, answer: Answer, paid: Option<Bought>) -> Fetched {
@@ -474,12 +476,42 @@ impl Node {
         Ok(channel.id)
     }
 
+    /// Send the paid request; sent again (same payment, same idempotency key) if the seller
+    /// did not answer. An answer never had: a 502 made here, with what was paid.
+    async fn send_paid(
+        &self,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        request: &FetchRequest,
+        (bought, header): (Bought, String),
+        origin: &str,
+    ) -> Fetched {
+        let payment = Some((header.as_str(), bought.challenge.as_str()));
+        let mut answer = self.send(method, url, request, payment).await;
+        if answer.is_err() {
+            answer = self.send(method, url, request, payment).await;
+        }
+        match answer {
+            Ok(answer) => self.finish(origin, answer, Some(bought)),
+            Err(e) => Fetched {
+                status: 502,
+                headers: BTreeMap::new(),
+                body: format!(
+                    "paid for this request, but the seller did not answer it (twice): {e}; the payment is in both nodes' history under challenge {}",
+                    bought.challenge
+                ),
+                paid: Some(bought),
+                unpaid_reason: None,
+            },
+        }
+    }
+
     async fn send(
         &self,
         method: &reqwest::Method,
         url: &reqwest::Url,
         request: &FetchRequest,
-        payment: Option<&str>,
+        payment: Option<(&str, &str)>,
     ) -> Result<Answer, FetchError> {
         let buyer = self.buyer();
         let mut call = buyer.http.request(method.clone(), url.clone());
@@ -491,8 +523,11 @@ impl Node {
             })?;
             call = call.header(name, value);
         }
-        if let Some(payment) = payment {
-            call = call.header(PAYMENT_SIGNATURE, payment);
+        if let Some((payment, challenge)) = payment {
+            // Keyed by the challenge: a retry of this very request gets the first answer.
+            call = call
+                .header(PAYMENT_SIGNATURE, payment)
+                .header("idempotency-key", format!("farthing-{challenge}"));
         }
         if let Some(body) = &request.body {
             call = call.body(body.clone());

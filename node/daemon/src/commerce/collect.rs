@@ -7,7 +7,7 @@
 //! transfer back.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, B256, U256};
@@ -18,6 +18,9 @@ use crate::chain::Chain;
 
 /// Most collections remembered for a refund (the oldest are forgotten first).
 const REMEMBERED: usize = 100_000;
+
+/// An authorization must stay valid this long past its check (a few blocks).
+const MIN_VALIDITY_SECS: u64 = 6;
 
 /// Why an authorization is not collected (nothing was spent), or a refund not made.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +82,9 @@ impl Collector {
 
     /// Check `auth` and submit it; answers once mined.
     pub(crate) async fn collect(
-        &self,
-        chain: &Chain,
-        auth: &Authorization,
+        self: &Arc<Self>,
+        chain: &Arc<Chain>,
+        auth: Authorization,
     ) -> Result<TxOutcome, CollectError> {
         let token = chain.deployment.token;
         if auth.to != chain.us {
@@ -126,10 +129,14 @@ impl Collector {
                 format!("valid only after {}, now {now}", auth.valid_after),
             ));
         }
-        if now >= auth.valid_before {
+        // Not one about to expire: it could revert once mined, with the node paying the gas.
+        if now + MIN_VALIDITY_SECS >= auth.valid_before {
             return Err(rejected(
                 "expired",
-                format!("valid only before {}, now {now}", auth.valid_before),
+                format!(
+                    "valid only before {}, now {now}: the node takes authorizations valid for {MIN_VALIDITY_SECS} s more at least",
+                    auth.valid_before
+                ),
             ));
         }
         let key = (auth.from, auth.nonce);
@@ -142,19 +149,31 @@ impl Collector {
                 ),
             ));
         }
-        let outcome = self.submit(chain, &message, auth).await;
-        let mut book = self.book();
-        book.in_flight.remove(&key);
-        if let Ok(done) = &outcome {
-            if book.order.len() >= REMEMBERED
-                && let Some(old) = book.order.pop_front()
-            {
-                book.collected.remove(&old);
+        // In a task of its own: a caller that goes away cannot leave the nonce marked in
+        // flight, nor a mined collection out of the refund book.
+        let (collector, chain) = (self.clone(), chain.clone());
+        tokio::spawn(async move {
+            let outcome = collector.submit(&chain, &message, &auth).await;
+            let mut book = collector.book();
+            book.in_flight.remove(&key);
+            if let Ok(done) = &outcome {
+                if book.order.len() >= REMEMBERED
+                    && let Some(old) = book.order.pop_front()
+                {
+                    book.collected.remove(&old);
+                }
+                book.collected.insert(done.tx_hash, (auth.from, auth.value));
+                book.order.push_back(done.tx_hash);
             }
-            book.collected.insert(done.tx_hash, (auth.from, auth.value));
-            book.order.push_back(done.tx_hash);
-        }
-        outcome
+            outcome
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(CollectError::Chain(ChainError::Rpc {
+                what: "transferWithAuthorization",
+                reason: format!("the collection task failed: {e}"),
+            }))
+        })
     }
 
     async fn submit(

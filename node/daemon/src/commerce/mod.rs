@@ -20,18 +20,19 @@ impl Node {
         &self,
         challenge: &str,
         price: u128,
+        paid_by: Option<u64>,
     ) -> Result<(Sale, Address), RedeemError> {
         self.components()
             .payments
             .sales
-            .redeem(challenge, price)
+            .redeem(challenge, price, paid_by)
             .await
     }
 
     /// Check and submit an EIP-3009 transfer to the node; answers once mined.
     pub async fn collect_authorization(
         &self,
-        auth: &Authorization,
+        auth: Authorization,
     ) -> Result<TxOutcome, CollectError> {
         let c = self.components();
         c.collector.collect(&c.chain, auth).await

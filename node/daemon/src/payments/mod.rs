@@ -77,7 +77,7 @@ pub(crate) struct Payments {
     pub(crate) deliveries: Deliveries,
     pub(crate) outboxes: Outboxes,
     pub(crate) keys: Keys,
-    pub(crate) sales: sales::Sales,
+    pub(crate) sales: Arc<sales::Sales>,
 }
 
 impl Payments {

@@ -93,6 +93,7 @@ impl Payments {
                     channel: id,
                     nonce,
                     amount,
+                    at_ms: now_ms,
                 };
                 self.sales.file(&challenge, sale, now_ms);
             }

@@ -29,7 +29,7 @@ pub const SALE_MEMO_PREFIX: &[u8] = b"402:";
 pub const KEEP: Duration = Duration::from_secs(3600);
 
 /// Most unredeemed sales kept at once.
-pub const MAX_OPEN: usize = 1_000_000;
+pub const MAX_OPEN: usize = 200_000;
 
 /// The challenge a memo pays for, if it is a sale's: `402:<challenge>[ <anything>]`.
 pub fn challenge_of(memo: &[u8]) -> Option<&str> {
@@ -49,6 +49,8 @@ pub struct Sale {
     pub nonce: u64,
     /// The amount, base units.
     pub amount: u128,
+    /// When it was filed (Unix ms): when it reached this node.
+    pub at_ms: u64,
 }
 
 /// Why a challenge cannot be redeemed.
@@ -72,6 +74,18 @@ pub enum RedeemError {
         paid: u128,
         /// The price, base units.
         price: u128,
+    },
+    /// It reached this node after the time it had to (the challenge's expiry).
+    #[error(
+        "the payment for challenge {challenge} arrived at {at_ms} ms, after the challenge expired ({by} s)"
+    )]
+    Late {
+        /// The challenge.
+        challenge: String,
+        /// When the payment arrived, Unix ms.
+        at_ms: u64,
+        /// When it had to, Unix seconds.
+        by: u64,
     },
     /// The store failed: nothing was redeemed.
     #[error("the store failed: {0}")]
@@ -121,6 +135,7 @@ impl Sales {
             if *at >= expired && open.order.len() < MAX_OPEN {
                 break;
             }
+            // A sale being redeemed is left to its redemption (which always ends).
             if let Some((_, old)) = open.order.pop_front()
                 && open.sales.get(&old).is_some_and(|(_, busy)| !busy)
             {
@@ -137,15 +152,25 @@ impl Sales {
     /// at least the price, and never redeemed before; the redemption is durable when this
     /// answers. The payer is the channel's partner.
     pub(crate) async fn redeem(
-        &self,
+        self: &Arc<Self>,
         challenge: &str,
         price: u128,
+        paid_by: Option<u64>,
     ) -> Result<(Sale, Address), RedeemError> {
         let sale = {
             let mut open = self.open();
             match open.sales.get_mut(challenge) {
                 Some((_, true)) => return Err(RedeemError::Busy(challenge.into())),
                 Some((sale, busy)) => {
+                    if let Some(by) = paid_by
+                        && sale.at_ms > by.saturating_mul(1_000)
+                    {
+                        return Err(RedeemError::Late {
+                            challenge: challenge.into(),
+                            at_ms: sale.at_ms,
+                            by,
+                        });
+                    }
                     if sale.amount < price {
                         return Err(RedeemError::Short {
                             challenge: challenge.into(),
@@ -165,20 +190,32 @@ impl Sales {
                 }
             }
         };
-        let done = self.write_redemption(challenge, sale).await;
-        let mut open = self.open();
-        match done {
-            Ok(payer) => {
-                open.sales.remove(challenge);
-                Ok((sale, payer))
-            }
-            Err(e) => {
-                if let Some((_, busy)) = open.sales.get_mut(challenge) {
-                    *busy = false;
+        // The write and the state change after it run in a task of their own: a caller that
+        // goes away (its connection dropped) cannot leave the sale marked busy for good, nor a
+        // redemption written but still redeemable here.
+        let (sales, key) = (self.clone(), challenge.to_owned());
+        tokio::spawn(async move {
+            let done = sales.write_redemption(&key, sale).await;
+            let mut open = sales.open();
+            match done {
+                Ok(payer) => {
+                    open.sales.remove(&key);
+                    Ok((sale, payer))
                 }
-                Err(e)
+                Err(e) => {
+                    if let Some((_, busy)) = open.sales.get_mut(&key) {
+                        *busy = false;
+                    }
+                    Err(e)
+                }
             }
-        }
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(RedeemError::Store(format!(
+                "the redemption task failed: {e}"
+            )))
+        })
     }
 
     async fn write_redemption(&self, challenge: &str, sale: Sale) -> Result<Address, RedeemError> {
@@ -218,6 +255,7 @@ impl Sales {
                         channel: p.channel,
                         nonce: p.nonce,
                         amount: p.amount,
+                        at_ms: p.at_ms,
                     };
                     found.push((p.at_ms, challenge.to_owned(), sale));
                 }

@@ -60,7 +60,10 @@ fn fixture(deposit: u128) -> Fixture {
     link.partner_knows(1);
     assert!(links.add(PARTNER, &link));
     let payments = Arc::new(Payments {
-        sales: crate::payments::sales::Sales::new(store.clone(), table.clone()),
+        sales: Arc::new(crate::payments::sales::Sales::new(
+            store.clone(),
+            table.clone(),
+        )),
         table,
         signer,
         links,

@@ -27,6 +27,7 @@ impl RpcHandler {
         &self,
         challenge: String,
         price: String,
+        paid_by: Option<u64>,
     ) -> Result<Redeemed, ApiError> {
         let decimals = self.decimals();
         let price = parse_amount_param(&price, decimals, u128::MAX)?;
@@ -35,26 +36,27 @@ impl RpcHandler {
                 "challenge must be 1 to 128 bytes".into(),
             ));
         }
-        let (sale, payer) = self
-            .node
-            .redeem(&challenge, price)
-            .await
-            .map_err(|e| match e {
-                RedeemError::Unpaid(_) => rejected("unpaid", e.to_string()),
-                RedeemError::Redeemed(_) => rejected("redeemed", e.to_string()),
-                RedeemError::Busy(_) => rejected("busy", e.to_string()),
-                RedeemError::Short { paid, price, .. } => rejected(
-                    "short",
-                    format!(
-                        "the payment for challenge {challenge} is {}, below the price {}",
-                        format_amount(paid, decimals),
-                        format_amount(price, decimals)
+        let (sale, payer) =
+            self.node
+                .redeem(&challenge, price, paid_by)
+                .await
+                .map_err(|e| match e {
+                    RedeemError::Unpaid(_) => rejected("unpaid", e.to_string()),
+                    RedeemError::Redeemed(_) => rejected("redeemed", e.to_string()),
+                    RedeemError::Busy(_) => rejected("busy", e.to_string()),
+                    RedeemError::Late { .. } => rejected("late", e.to_string()),
+                    RedeemError::Short { paid, price, .. } => rejected(
+                        "short",
+                        format!(
+                            "the payment for challenge {challenge} is {}, below the price {}",
+                            format_amount(paid, decimals),
+                            format_amount(price, decimals)
+                        ),
                     ),
-                ),
-                RedeemError::Store(reason) => ApiError::Degraded {
-                    reasons: vec![format!("store: {reason}")],
-                },
-            })?;
+                    RedeemError::Store(reason) => ApiError::Degraded {
+                        reasons: vec![format!("store: {reason}")],
+                    },
+                })?;
         let received = self
             .node
             .channel_record(sale.channel)
@@ -90,7 +92,7 @@ impl RpcHandler {
         };
         let done = self
             .node
-            .collect_authorization(&authorization)
+            .collect_authorization(authorization)
             .await
             .map_err(|e| self.map_collect("collectAuthorization", e))?;
         Ok(Collected {

@@ -299,8 +299,14 @@ impl FarthingApiServer for RpcHandler {
         self.counted(self.pay_counted(params)).await
     }
 
-    async fn redeem(&self, challenge: String, price: String) -> Result<Redeemed, ApiError> {
-        self.counted(self.redeem_uncounted(challenge, price)).await
+    async fn redeem(
+        &self,
+        challenge: String,
+        price: String,
+        paid_by: Option<u64>,
+    ) -> Result<Redeemed, ApiError> {
+        self.counted(self.redeem_uncounted(challenge, price, paid_by))
+            .await
     }
 
     async fn collect_authorization(

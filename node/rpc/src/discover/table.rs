@@ -166,6 +166,11 @@ pub const METHODS: &[Method] = &[
         &[
             req("challenge", "string", "the challenge the gateway issued"),
             req("price", "amount", "the request's price, token units"),
+            opt(
+                "paid_by",
+                "integer",
+                "Unix seconds: the payment must have reached the node by then",
+            ),
         ],
         "Redeemed",
         &[1004, 1005, 1007, 1016],

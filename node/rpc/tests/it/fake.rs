@@ -109,7 +109,12 @@ pub(crate) const ERROR_CODES: [ChannelId; 10] =
 
 #[async_trait]
 impl FarthingApiServer for Fake {
-    async fn redeem(&self, _challenge: String, _price: String) -> Result<Redeemed, ApiError> {
+    async fn redeem(
+        &self,
+        _challenge: String,
+        _price: String,
+        _paid_by: Option<u64>,
+    ) -> Result<Redeemed, ApiError> {
         self.record("redeem");
         Err(ApiError::PaymentRejected {
             reason: "unpaid".into(),
