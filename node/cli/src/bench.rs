@@ -89,20 +89,21 @@ pub(crate) async fn run(args: BenchArgs, json: bool) -> Result<()> {
         .wrap_err("creating the run's directory")?;
     if args.mode == "gateway" {
         let report = gateway::bench(&args, dir.path()).await;
-        if args.keep {
-            let kept = dir.keep();
-            say(&format!("run directory kept: {}", kept.display()));
-        }
-        let report = report?;
-        if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            gateway::print_table(&report);
-        }
-        return Ok(());
+        return finish(report, dir, args.keep, json, gateway::print_table);
     }
     let report = bench(&args, dir.path()).await;
-    if args.keep {
+    finish(report, dir, args.keep, json, print_table)
+}
+
+/// Keep the run's directory if asked, then print the report (JSON or a table).
+fn finish<R: serde::Serialize>(
+    report: Result<R>,
+    dir: tempfile::TempDir,
+    keep: bool,
+    json: bool,
+    table: fn(&R),
+) -> Result<()> {
+    if keep {
         let kept = dir.keep();
         say(&format!("run directory kept: {}", kept.display()));
     }
@@ -110,7 +111,7 @@ pub(crate) async fn run(args: BenchArgs, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_table(&report);
+        table(&report);
     }
     Ok(())
 }
