@@ -93,8 +93,9 @@ pub struct BuyerConfig {
     /// The deposit (token units) of a channel opened to a seller the node has none with, when
     /// the call gives none (the 402's suggestion is used if it is lower).
     pub deposit: String,
-    /// The most (token units) one such channel is ever funded with, whatever a call or a 402
-    /// asks: an agent cannot lock more than this in a channel to a stranger.
+    /// The most (token units) ever locked in open channels to one seller the node opened them
+    /// to for `farthing_fetch`, whatever a call or a 402 asks: an agent cannot lock more than
+    /// this with a stranger.
     pub max_deposit: String,
     /// How long one HTTP exchange may take, in seconds.
     pub timeout_secs: u64,

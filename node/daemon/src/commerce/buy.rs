@@ -1,9 +1,10 @@
 //! `farthing_fetch`: the agent's side of HTTP 402. Fetch a URL; on a 402 whose x402 offer
 //! list has a `farthing` entry in this node's token and chain, priced within the caller's
 //! limit, pay it over the channel with the seller (memo `402:<challenge> <METHOD> <url>`) and
-//! fetch again with the payment's `PAYMENT-SIGNATURE`. With no channel to the seller, link to the seller's node and
-//! open one, funded as configured ([`BuyerConfig`](crate::config::BuyerConfig)) and never past
-//! its ceiling, when the offer says where the seller's node is. A paid answer carries the next
+//! fetch again with the payment's `PAYMENT-SIGNATURE`. With no channel to the seller, link to
+//! the seller's node and open one, funded as configured
+//! ([`BuyerConfig`](crate::config::BuyerConfig)), never past its ceiling for all the channels
+//! to that seller together, when the offer says where the seller's node is. A paid answer carries the next
 //! offer for the same route (`farthing-next`): the next request to it pays up front, without
 //! the unpaid round trip.
 
@@ -439,10 +440,19 @@ impl Node {
                 suggested.map_or(configured, |s| s.min(configured))
             }
         };
-        if deposit > ceiling {
+        // The ceiling holds for everything locked with this seller, not per channel: a seller
+        // whose channel ran dry cannot have the node open one after another.
+        let locked: u128 = self
+            .channel_records()
+            .iter()
+            .filter(|c| c.partner == seller && c.on_chain.state == ChainState::Open)
+            .map(|c| c.our_chain_side().deposit)
+            .sum();
+        if locked.saturating_add(deposit) > ceiling {
             return Err(FetchError::Request(format!(
-                "a channel to the seller would be funded with {}, more than buyer.max_deposit ({}): ask for less, or raise the ceiling",
+                "a channel to the seller would be funded with {}, and {} is locked with it already: more than buyer.max_deposit ({}) in all; ask for less, top up or close a channel, or raise the ceiling",
                 format_amount(deposit, decimals),
+                format_amount(locked, decimals),
                 format_amount(ceiling, decimals)
             )));
         }
