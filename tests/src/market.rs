@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -38,7 +40,7 @@ impl Upstream {
         self.served.lock().unwrap().clone()
     }
 
-    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn answer(&self, request: Request<Incoming>) -> Response<BoxBody<Bytes, std::io::Error>> {
         self.hits.fetch_add(1, Relaxed);
         let path = request.uri().path().to_owned();
         let paid = request
@@ -48,6 +50,14 @@ impl Upstream {
             .unwrap_or("")
             .to_owned();
         let (status, body) = match path.as_str() {
+            "/cut" => {
+                // Headers and half an answer, then the connection breaks.
+                let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+                    Ok(Frame::data(Bytes::from_static(b"the first half"))),
+                    Err(std::io::Error::other("cut")),
+                ];
+                return Response::new(StreamBody::new(futures::stream::iter(frames)).boxed());
+            }
             "/fail" => (500, "upstream broke".to_owned()),
             "/slow" => {
                 tokio::time::sleep(Duration::from_secs(3_600)).await;
@@ -67,7 +77,11 @@ impl Upstream {
         if status == 200 {
             *self.served.lock().unwrap().entry(path).or_default() += 1;
         }
-        let mut response = Response::new(Full::new(Bytes::from(body)));
+        let mut response = Response::new(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
+        );
         *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
         response
     }
@@ -148,6 +162,7 @@ impl Market {
                 route("GET /fail=0.005"),
                 route("GET /slow=0.005"),
                 route("GET /wait=0.001"),
+                route("GET /cut=0.005"),
             ],
             free: vec![farthing_gateway::RouteConfig::parse_free("/health").unwrap()],
             ..Default::default()

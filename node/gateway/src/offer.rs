@@ -82,9 +82,14 @@ impl Inner {
         }
     }
 
-    /// A fresh `farthing` offer for the same route, for a paid answer's `farthing-next`.
+    /// A fresh `farthing` offer for the same route, for a paid answer's `farthing-next`: only
+    /// what paying up front needs (the buyer has a channel: no peer, no deposit).
     pub(crate) fn next_offer(&self, priced: &Priced<'_>, now: u64) -> String {
-        x402::encode(&self.requirements(priced, FARTHING_SCHEME, now))
+        let mut offer = self.requirements(priced, FARTHING_SCHEME, now);
+        offer
+            .extra
+            .retain(|k, _| matches!(k.as_str(), "challenge" | "expires" | "route"));
+        x402::encode(&offer)
     }
 
     /// The 402 for `priced`, saying `error` (why the request was not served).

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use alloy_primitives::keccak256;
 use bytes::Bytes;
 use farthing_core::format_amount;
 use farthing_http402::mpp;
@@ -38,10 +37,10 @@ const KEPT_BYTES: usize = 64 << 20;
 
 type Reply = Response<Bytes>;
 
-/// Paid answers by idempotency key: (the payment header's hash, status, headers, body).
+/// Paid answers by idempotency key: (the payment header, status, headers, body).
 #[derive(Default)]
 pub(crate) struct Replies {
-    by_key: HashMap<String, ([u8; 32], StatusCode, http::HeaderMap, Bytes)>,
+    by_key: HashMap<String, (Bytes, StatusCode, http::HeaderMap, Bytes)>,
     order: VecDeque<String>,
     bytes: usize,
 }
@@ -250,10 +249,11 @@ async fn paid(
         Payment::Mpp(_) => None,
     };
     let key = idempotency_key(parts, decoded.as_ref());
-    let fingerprint = key.as_ref().map(|_| keccak256(raw).0);
-    if let (Some(key), Some(fingerprint)) = (&key, fingerprint) {
+    // The payment header itself tells a retry from another payment (compared whole: no hash).
+    let fingerprint = key.as_ref().map(|_| Bytes::copy_from_slice(raw));
+    if let (Some(key), Some(fingerprint)) = (&key, &fingerprint) {
         match lock(&inner.replies).by_key.get(key) {
-            Some((fp, status, headers, body)) if *fp == fingerprint => {
+            Some((fp, status, headers, body)) if fp == fingerprint => {
                 let mut reply = Response::new(body.clone());
                 *reply.status_mut() = *status;
                 *reply.headers_mut() = headers.clone();
@@ -319,21 +319,22 @@ fn idempotency_key(
         .map(|id| format!("p:{id}"))
 }
 
-fn keep_reply(inner: &Inner, key: String, fingerprint: [u8; 32], reply: &Reply) {
+fn keep_reply(inner: &Inner, key: String, fingerprint: Bytes, reply: &Reply) {
     let bytes = reply.body().clone();
+    let size = bytes.len() + fingerprint.len();
     if bytes.len() > KEPT_REPLY_BYTES {
         return;
     }
     let mut replies = lock(&inner.replies);
-    while replies.order.len() >= KEPT_REPLIES || replies.bytes + bytes.len() > KEPT_BYTES {
+    while replies.order.len() >= KEPT_REPLIES || replies.bytes + size > KEPT_BYTES {
         let Some(old) = replies.order.pop_front() else {
             break;
         };
-        if let Some((_, _, _, body)) = replies.by_key.remove(&old) {
-            replies.bytes -= body.len();
+        if let Some((fp, _, _, body)) = replies.by_key.remove(&old) {
+            replies.bytes -= body.len() + fp.len();
         }
     }
-    replies.bytes += bytes.len();
+    replies.bytes += size;
     replies.order.push_back(key.clone());
     replies.by_key.insert(
         key,

@@ -265,7 +265,7 @@ async fn get_path(raw: &Raw, market: &Market, path: &str, payment: &str) -> Answ
 async fn a_failed_or_slow_upstream_costs_the_buyer_nothing() {
     let (market, channel) = market_with_channel().await;
     let before = alice_balance(&market, channel).await;
-    for (path, status) in [("/fail", 502), ("/slow", 504)] {
+    for (path, status) in [("/fail", 502), ("/slow", 504), ("/cut", 502)] {
         let got = market
             .alice_rpc()
             .fetch(
@@ -288,10 +288,10 @@ async fn a_failed_or_slow_upstream_costs_the_buyer_nothing() {
             "{response:?}"
         );
     }
-    // Paid twice, given back twice: alice's channel balance is where it was.
+    // Paid three times, given back three times: alice's channel balance is where it was.
     let after = alice_balance(&market, channel).await;
     assert_eq!(after, before);
-    assert_eq!(market.gateway.stats.refunded.load(Relaxed), 2);
+    assert_eq!(market.gateway.stats.refunded.load(Relaxed), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

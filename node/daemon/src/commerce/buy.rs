@@ -248,7 +248,13 @@ impl Node {
         }
         let route = url.origin().ascii_serialization();
         // Known route: pay up front with the offer its last answer carried.
-        if let Some(offer) = buyer.take_offer(method.as_str(), &url, request.max_price) {
+        if let Some(offer) = buyer.take_offer(method.as_str(), &url, request.max_price)
+            && let Some(price) = offer.amount()
+            && offer
+                .pay_to
+                .parse::<Address>()
+                .is_ok_and(|seller| self.channel_to(seller, price).is_some())
+        {
             let bought = self.buy(&offer, &request, &method, &url).await?;
             return Ok(self
                 .send_paid(&method, &url, &request, bought, &route)
@@ -380,7 +386,16 @@ impl Node {
                 url: url.to_string(),
                 ..Resource::default()
             }),
-            accepted: offer.clone(),
+            // The offer as accepted, its `extra` cut to the challenge (which binds the rest).
+            accepted: Requirements {
+                extra: offer
+                    .extra
+                    .iter()
+                    .filter(|(k, _)| k.as_str() == "challenge")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                ..offer.clone()
+            },
             payload: serde_json::to_value(FarthingPayload {
                 challenge: challenge.clone(),
                 channel_id: paid.channel,
