@@ -275,7 +275,143 @@ impl Sales {
 
 #[cfg(test)]
 mod tests {
+    use farthing_core::{ChainEvent, apply};
+    use farthing_store::{GroupCommit, LoggedPayment, MemStore};
+
     use super::*;
+
+    const US: Address = Address::repeat_byte(0xa);
+    const PAYER: Address = Address::repeat_byte(0xb);
+
+    fn sales() -> (Arc<Sales>, Arc<MemStore>) {
+        let opened = ChainEvent::Opened {
+            id: 1,
+            a: PAYER,
+            b: US,
+            token: Address::repeat_byte(7),
+            deposit_a: 1_000,
+            challenge_period: 60,
+        };
+        let channel = apply(None, &opened, US, 1).expect("a channel");
+        let store = Arc::new(MemStore::default());
+        let table = Arc::new(ChannelTable::new(
+            vec![channel],
+            Vec::new(),
+            GroupCommit::new(store.clone()),
+        ));
+        (Arc::new(Sales::new(store.clone(), table)), store)
+    }
+
+    fn sale(nonce: u64, amount: u128, at_ms: u64) -> Sale {
+        Sale {
+            channel: 1,
+            nonce,
+            amount,
+            at_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sale_is_redeemed_once_at_its_price_and_the_redemption_survives_a_reload() {
+        let (sales, store) = sales();
+        let err = sales
+            .redeem("c1", 10, None)
+            .await
+            .expect_err("nothing paid");
+        assert_eq!(err, RedeemError::Unpaid("c1".into()));
+        sales.file("c1", sale(1, 10, 1_000), 1_000);
+        sales.file("c2", sale(2, 5, 1_000), 1_000);
+        // Below the price: refused, and still redeemable at its own price.
+        let err = sales.redeem("c2", 10, None).await.expect_err("short");
+        assert!(
+            matches!(
+                err,
+                RedeemError::Short {
+                    paid: 5,
+                    price: 10,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Arrived after the time it had (1 s): refused as late.
+        let err = sales.redeem("c1", 10, Some(0)).await.expect_err("late");
+        assert!(matches!(err, RedeemError::Late { .. }), "{err:?}");
+        let (got, payer) = sales.redeem("c1", 10, Some(1)).await.expect("redeemed");
+        assert_eq!((got, payer), (sale(1, 10, 1_000), PAYER));
+        assert_eq!(
+            store.redeemed("c1").expect("read"),
+            Some(KeyedPayment {
+                channel: 1,
+                nonce: 1,
+                amount: 10
+            })
+        );
+        let err = sales.redeem("c1", 10, None).await.expect_err("twice");
+        assert_eq!(err, RedeemError::Redeemed("c1".into()));
+        assert!(sales.redeem("c2", 5, None).await.is_ok());
+
+        // The log holds both sales and a third one never redeemed: a reload (a restart)
+        // refiles only that one.
+        let now = 10_000_000;
+        let logged = |seq, nonce, memo: &str| {
+            Write::Payment(LoggedPayment {
+                seq,
+                channel: 1,
+                nonce,
+                amount: 10,
+                at_ms: now - 1_000,
+                memo: memo.as_bytes().to_vec(),
+                ..LoggedPayment::default()
+            })
+        };
+        store
+            .commit(&[
+                logged(1, 1, "402:c1 GET http://x/a"),
+                logged(2, 2, "402:c2"),
+                logged(3, 3, "402:c3 GET http://x/b"),
+                logged(4, 4, "a gift"),
+            ])
+            .expect("log");
+        assert_eq!(sales.reload(now).expect("reload"), 1);
+        assert_eq!(
+            sales.redeem("c1", 10, None).await.expect_err("still once"),
+            RedeemError::Redeemed("c1".into())
+        );
+        assert_eq!(sales.redeem("c3", 10, None).await.expect("c3").0.nonce, 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_redemptions_of_one_sale_serve_one_request() {
+        let (sales, _) = sales();
+        sales.file("c", sale(1, 10, 1_000), 1_000);
+        let tries: Vec<_> = (0..8)
+            .map(|_| {
+                let sales = sales.clone();
+                tokio::spawn(async move { sales.redeem("c", 10, None).await })
+            })
+            .collect();
+        let mut served = 0;
+        for attempt in tries {
+            match attempt.await.expect("task") {
+                Ok(_) => served += 1,
+                Err(RedeemError::Busy(_) | RedeemError::Redeemed(_)) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(served, 1);
+    }
+
+    #[test]
+    fn unredeemed_sales_expire_and_are_bounded() {
+        let (sales, _) = sales();
+        sales.file("old", sale(1, 10, 0), 0);
+        let later = KEEP.as_millis() as u64 + 1;
+        sales.file("new", sale(2, 10, later), later);
+        let open = sales.open();
+        assert!(!open.sales.contains_key("old"), "kept past KEEP");
+        assert!(open.sales.contains_key("new"));
+    }
 
     #[test]
     fn a_sale_memo_names_its_challenge() {
