@@ -101,6 +101,9 @@ pub struct BuyerConfig {
     pub timeout_secs: u64,
     /// The longest response body kept, in bytes (a longer one is cut and says so).
     pub max_body: usize,
+    /// Whether a fetch may reach loopback, private and link-local addresses (the operator's own
+    /// network). Unset: only on a local devnet (chain 31337 or 1337).
+    pub allow_private: Option<bool>,
 }
 
 impl Default for BuyerConfig {
@@ -112,6 +115,7 @@ impl Default for BuyerConfig {
             // answer arrives.
             timeout_secs: 60,
             max_body: 4 << 20,
+            allow_private: None,
         }
     }
 }

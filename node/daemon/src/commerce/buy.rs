@@ -219,6 +219,30 @@ impl Buyer {
     }
 }
 
+/// Whether `url`'s host is a loopback, private, link-local or unspecified address, or
+/// `localhost` (a name that resolves privately is not caught: see the README).
+fn is_private(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => true,
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -244,6 +268,11 @@ impl Node {
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(FetchError::Request(format!(
                 "{url} is not an http:// or https:// URL"
+            )));
+        }
+        if is_private(&url) && !self.buyer_may_fetch_private() {
+            return Err(FetchError::Request(format!(
+                "{url} is a loopback, private or link-local address: the node fetches those only on a local devnet or with [buyer] allow_private = true (an agent's URL must not reach the operator's own network)"
             )));
         }
         let route = url.origin().ascii_serialization();
@@ -415,6 +444,15 @@ impl Node {
         Ok((bought, x402::encode(&payload)))
     }
 
+    /// Whether `farthing_fetch` may reach private addresses: `[buyer] allow_private`, or by
+    /// default only on a local devnet.
+    fn buyer_may_fetch_private(&self) -> bool {
+        self.buyer()
+            .config
+            .allow_private
+            .unwrap_or_else(|| crate::keys::DEVNET_CHAIN_IDS.contains(&self.deployment().chain_id))
+    }
+
     /// An open channel to `partner` that can pay `amount` now.
     fn channel_to(&self, partner: Address, amount: u128) -> Option<ChannelId> {
         self.channel_records()
@@ -493,8 +531,18 @@ impl Node {
                 peer.address
             )));
         }
+        let was_linked = self.is_linked(seller);
         self.keep_linked(peer);
-        let channel = self.open_channel(seller, deposit, None).await?;
+        let channel = match self.open_channel(seller, deposit, None).await {
+            Ok(channel) => channel,
+            Err(e) => {
+                // A 402 must not leave the node dialling an address it named for nothing.
+                if !was_linked {
+                    self.disconnect_peer(seller, true);
+                }
+                return Err(e.into());
+            }
+        };
         self.wait_ready(channel.id, OPEN_WAIT)
             .await
             .map_err(|missing| FetchError::NotReady(channel.id, missing))?;
@@ -576,5 +624,37 @@ impl Node {
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn private_addresses_are_told_apart() {
+        for private in [
+            "http://127.0.0.1:8080/x",
+            "http://10.1.2.3/",
+            "http://192.168.0.1/",
+            "http://172.16.0.1/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://0.0.0.0/",
+            "http://[::1]/",
+            "http://[fd00::1]/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost:3000/",
+            "http://api.localhost/",
+        ] {
+            let url = reqwest::Url::parse(private).expect("a URL");
+            assert!(super::is_private(&url), "{private}");
+        }
+        for public in [
+            "http://93.184.216.34/",
+            "https://example.com/a",
+            "http://[2606:4700::1]/",
+        ] {
+            let url = reqwest::Url::parse(public).expect("a URL");
+            assert!(!super::is_private(&url), "{public}");
+        }
     }
 }
