@@ -352,8 +352,7 @@ impl Builder {
                 tasks.shutdown_signal(),
             ),
         );
-        let buyer =
-            crate::commerce::buy::Buyer::new(config.buyer.clone()).map_err(StartError::Buyer)?;
+        let buyer = crate::commerce::Buyer::new(config.buyer.clone()).map_err(StartError::Buyer)?;
         Ok(Node::new(Components {
             config,
             store,

@@ -60,7 +60,7 @@ pub(crate) struct Components {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tasks: Tasks,
     pub(crate) collector: Arc<crate::commerce::collect::Collector>,
-    pub(crate) buyer: crate::commerce::buy::Buyer,
+    pub(crate) buyer: crate::commerce::Buyer,
 }
 
 /// A running node. Cheap to clone; every clone drives the same node.

@@ -5,6 +5,9 @@
 
 pub mod buy;
 pub mod collect;
+mod offers;
+
+pub(crate) use offers::Buyer;
 
 use alloy::primitives::{Address, B256};
 use farthing_chain::TxOutcome;
@@ -47,7 +50,7 @@ impl Node {
         c.collector.refund(&c.chain, tx_hash).await
     }
 
-    pub(crate) fn buyer(&self) -> &buy::Buyer {
+    pub(crate) fn buyer(&self) -> &offers::Buyer {
         &self.components().buyer
     }
 }
