@@ -141,9 +141,17 @@ pub const DATA_PRICE: &str = "0.002";
 impl Market {
     /// Start it all; `config` adjusts the gateway's settings (kept in [`Market::settings`]).
     pub async fn open(config: impl FnOnce(&mut farthing_gateway::GatewayConfig)) -> Self {
+        Self::open_with(&[], config).await
+    }
+
+    /// [`Market::open`], alice's node started with `alice_flags`.
+    pub async fn open_with(
+        alice_flags: &[&str],
+        config: impl FnOnce(&mut farthing_gateway::GatewayConfig),
+    ) -> Self {
         let net = Deployed::start().await;
         let bob = net.daemon(2, "bob", &[]);
-        let alice = net.daemon(1, "alice", &[]);
+        let alice = net.daemon(1, "alice", alice_flags);
         let (upstream, upstream_addr) = serve_upstream().await;
         let bob_address = net.devnet.key("BOB").address();
         let bob_peer = format!("{bob_address:#x}@{}", bob.peers);

@@ -134,3 +134,41 @@ async fn ten_thousand_paid_requests_from_64_callers_on_one_channel_then_an_exact
         (alice_address, bob_address)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_buyer_never_locks_more_than_its_ceiling_with_one_seller() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alice.toml");
+    std::fs::write(&config, "[buyer]\nmax_deposit = \"0.003\"\n").unwrap();
+    let market = Market::open_with(&["--config", config.to_str().unwrap()], |_| {}).await;
+    let alice = market.alice_rpc();
+    let get = async |i: u32| {
+        alice
+            .fetch(
+                format!("{}/articles/{i}", market.url),
+                "0.01".into(),
+                None,
+                None,
+                None,
+                Some("0.002".into()),
+            )
+            .await
+    };
+    // A channel of 0.002 pays two articles; a third would need a second channel of 0.002,
+    // and 0.004 locked with bob is over the ceiling of 0.003: refused, nothing paid.
+    assert_eq!(get(1).await.unwrap().status, 200);
+    assert_eq!(get(2).await.unwrap().status, 200);
+    let refused = get(3).await.expect_err("over the ceiling");
+    let message = refused.to_string();
+    assert!(
+        message.contains("0.002 is locked with it already")
+            && message.contains("max_deposit (0.003)"),
+        "{message}"
+    );
+    assert_eq!(market.upstream.served("/articles/3"), 0);
+    assert_eq!(
+        alice.list_channels().await.unwrap().len(),
+        1,
+        "no second channel"
+    );
+}
