@@ -4,6 +4,7 @@
 //! input is refused without losing anyone's money.
 
 mod bad_input;
+mod cli;
 mod interop;
 mod mcp;
 mod native;
