@@ -30,7 +30,9 @@ fn gateway(market: &Market, config: &std::path::Path) -> (Child, String) {
             return (child, url);
         }
     }
-    panic!("the gateway exited before listening");
+    let _ = child.kill();
+    let status = child.wait();
+    panic!("the gateway exited before listening: {status:?}");
 }
 
 fn fetch(market: &Market, args: &[&str]) -> Output {
