@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, B256, U256};
 use farthing_chain::messages::{TransferWithAuthorization, signer_of, usdc_domain};
@@ -120,9 +119,7 @@ impl Collector {
                 ),
             ));
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::link::kept::now_ms() / 1_000;
         if now <= auth.valid_after {
             return Err(rejected(
                 "not_yet_valid",

@@ -104,7 +104,7 @@ impl Buyer {
         url: &reqwest::Url,
         max_price: u128,
     ) -> Option<Requirements> {
-        let now = unix_now();
+        let now = crate::link::kept::now_ms() / 1_000;
         let mut offers = self.offers();
         let routes = offers.get_mut(&url.origin().ascii_serialization())?;
         let kept = &mut routes
@@ -147,12 +147,6 @@ pub(super) fn is_private(url: &reqwest::Url) -> bool {
         }
         None => true,
     }
-}
-
-pub(super) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
