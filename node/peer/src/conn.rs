@@ -1,24 +1,37 @@
 //! A framed connection over any tokio byte stream: a reader half that turns bytes into
 //! [`Message`]s and a writer half that turns messages into frames.
 //!
-//! Both halves own one buffer each, allocated when the connection is made: receiving and
+//! A link made by [`handshake`](crate::handshake()) is encrypted: the writer seals its
+//! queued frames into Noise transport messages ([`mod@crate::cipher`]) and the reader opens
+//! them before it decodes a frame, so nothing reaches the caller that the peer did not send,
+//! in order. [`FramedConnection::new`] makes a plaintext link, which only the handshake's
+//! first messages (and tests) use.
+//!
+//! Both halves own their buffers, allocated when the connection is made: receiving and
 //! sending allocate nothing more (a `Pay` with a non-empty memo allocates its memo). The
 //! reader checks a frame's declared size against [`MAX_FRAME`] from its length prefix, before
-//! it waits for the rest, so a peer cannot make it buffer more than one maximal frame.
+//! it waits for the rest, so a peer cannot make it buffer more than one maximal frame (or one
+//! maximal encrypted message).
 
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
+use crate::cipher::{self, CipherError, CipherState, MAX_MESSAGE, MAX_PLAINTEXT};
 use crate::frame::{DecodeError, MAX_FRAME, decode_first, encode_into};
 use crate::message::Message;
 
-/// The reader's buffer: many frames per `read` call under load, at most one partial frame
-/// (≤ [`MAX_FRAME`]) carried over.
-const READ_BUFFER: usize = 64 * 1024;
+/// The reader's frame buffer: many frames per `read` (or per decrypted message) under load;
+/// at most one partial frame (< [`MAX_FRAME`]) is carried over, so one whole decrypted
+/// message always fits after it.
+const READ_BUFFER: usize = MAX_PLAINTEXT + MAX_FRAME;
 
-/// The writer hands its buffer to the stream once it holds this much.
-const WRITE_CHUNK: usize = 64 * 1024;
+/// The encrypted reader's buffer of ciphertext: at most one partial message carried over.
+const WIRE_BUFFER: usize = 2 * (cipher::LENGTH_PREFIX + MAX_MESSAGE);
+
+/// The writer hands its buffer to the stream once it holds this much: the queue then never
+/// exceeds one encrypted message's plaintext.
+const WRITE_CHUNK: usize = MAX_PLAINTEXT - MAX_FRAME;
 
 /// Why a link cannot go on. In every case the caller logs the reason and drops the link.
 #[derive(Debug, thiserror::Error)]
@@ -32,28 +45,67 @@ pub enum LinkError {
     /// The peer sent bytes that are not a valid frame.
     #[error("the peer sent an invalid frame: {0}")]
     Decode(#[from] DecodeError),
+    /// An encrypted message did not authenticate (or could not be sealed).
+    #[error("peer link encryption: {0}")]
+    Cipher(#[from] CipherError),
+}
+
+/// The encrypted reader's ciphertext side.
+#[derive(Debug)]
+struct Opening {
+    cipher: CipherState,
+    wire: Box<[u8]>,
+    start: usize,
+    end: usize,
 }
 
 /// The receiving half: bytes in, messages out.
 #[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
+    /// Plaintext frames.
     buf: Box<[u8]>,
     /// Start of the bytes not yet decoded.
     start: usize,
-    /// End of the bytes read.
+    /// End of the bytes read (or decrypted).
     end: usize,
+    /// `Some` once the link is encrypted: `buf` then holds decrypted bytes.
+    opening: Option<Box<Opening>>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// A reader over `inner`, with its buffer allocated once, here.
+    /// A plaintext reader over `inner`, with its buffer allocated once, here.
     pub fn new(inner: R) -> Self {
         Self {
             inner,
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             start: 0,
             end: 0,
+            opening: None,
         }
+    }
+
+    /// A reader of Noise transport messages under `cipher` (see [`mod@crate::cipher`]).
+    pub fn encrypted(inner: R, cipher: CipherState) -> Self {
+        let mut reader = Self::new(inner);
+        reader.start_decrypting(cipher);
+        reader
+    }
+
+    /// From here on the stream carries encrypted messages. Bytes already read and not yet
+    /// decoded were the first of them: they move to the ciphertext side.
+    pub(crate) fn start_decrypting(&mut self, cipher: CipherState) {
+        let mut wire = vec![0; WIRE_BUFFER].into_boxed_slice();
+        let carried = self.end - self.start;
+        wire[..carried].copy_from_slice(&self.buf[self.start..self.end]);
+        self.start = 0;
+        self.end = 0;
+        self.opening = Some(Box::new(Opening {
+            cipher,
+            wire,
+            start: 0,
+            end: carried,
+        }));
     }
 
     /// The next message.
@@ -66,54 +118,109 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(message) = self.next_buffered()? {
                 return Ok(message);
             }
-            if self.buf.len() - self.end < MAX_FRAME {
-                // At most one partial frame (< MAX_FRAME) is left: move it to the front.
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
+            // Where the next bytes go: the ciphertext buffer, or the frame buffer.
+            let (buf, start, end, room) = match self.opening.as_deref_mut() {
+                Some(o) => (&mut o.wire, &mut o.start, &mut o.end, cipher::LENGTH_PREFIX + MAX_MESSAGE),
+                None => (&mut self.buf, &mut self.start, &mut self.end, MAX_FRAME),
+            };
+            if buf.len() - *end < room {
+                // At most one partial frame or message is left: move it to the front.
+                buf.copy_within(*start..*end, 0);
+                *end -= *start;
+                *start = 0;
             }
-            let read = self.inner.read(&mut self.buf[self.end..]).await?;
+            let read = self.inner.read(&mut buf[*end..]).await?;
             if read == 0 {
-                return Err(if self.start == self.end {
+                let partial = self.buffered();
+                return Err(if partial == 0 {
                     LinkError::Closed
                 } else {
                     LinkError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!(
-                            "the peer closed the link in the middle of a frame ({} bytes of it \
-                             received)",
-                            self.end - self.start
+                            "the peer closed the link in the middle of a frame ({partial} bytes \
+                             of it received)"
                         ),
                     ))
                 });
             }
-            self.end += read;
+            *end += read;
         }
     }
 
-    /// The next message if a whole frame is already buffered, without reading: lets a
-    /// caller drain a burst (say, many `Pay`s) and answer it with one durable write.
-    pub fn next_buffered(&mut self) -> Result<Option<Message>, DecodeError> {
-        let Some((message, used)) = decode_first(&self.buf[self.start..self.end])? else {
-            return Ok(None);
+    /// The next message if a whole frame is already buffered (decrypting what it must),
+    /// without reading: lets a caller drain a burst (say, many `Pay`s) and answer it with
+    /// one durable write.
+    pub fn next_buffered(&mut self) -> Result<Option<Message>, LinkError> {
+        loop {
+            if let Some((message, used)) = decode_first(&self.buf[self.start..self.end])? {
+                self.start += used;
+                if self.start == self.end {
+                    self.start = 0;
+                    self.end = 0;
+                }
+                return Ok(Some(message));
+            }
+            if !self.open_one()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Decrypt the next whole buffered message into the frame buffer; `false` if none is
+    /// whole yet (or the link is plaintext). Called only when the frame buffer holds no
+    /// whole frame, so at most `MAX_FRAME` bytes are left in it and the message fits.
+    fn open_one(&mut self) -> Result<bool, LinkError> {
+        let Some(o) = self.opening.as_deref_mut() else {
+            return Ok(false);
         };
-        self.start += used;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
+        let Some(prefix) = o.wire[o.start..o.end].first_chunk::<{ cipher::LENGTH_PREFIX }>()
+        else {
+            return Ok(false);
+        };
+        let len = usize::from(u16::from_be_bytes(*prefix));
+        let at = o.start + cipher::LENGTH_PREFIX;
+        if o.end - at < len {
+            return Ok(false);
         }
-        Ok(Some(message))
+        let plaintext = o.cipher.open(&mut o.wire[at..at + len])?;
+        if self.buf.len() - self.end < plaintext.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.buf[self.end..self.end + plaintext.len()].copy_from_slice(plaintext);
+        self.end += plaintext.len();
+        o.start = at + len;
+        if o.start == o.end {
+            o.start = 0;
+            o.end = 0;
+        }
+        Ok(true)
     }
 
-    /// Bytes received but not yet decoded.
+    /// Bytes received but not yet decoded (ciphertext included).
     pub fn buffered(&self) -> usize {
-        self.end - self.start
+        let wire = self.opening.as_ref().map_or(0, |o| o.end - o.start);
+        self.end - self.start + wire
+    }
+
+    /// Whether this reader decrypts.
+    pub fn is_encrypted(&self) -> bool {
+        self.opening.is_some()
     }
 
     /// The underlying stream.
     pub fn get_ref(&self) -> &R {
         &self.inner
     }
+}
+
+/// The encrypting writer's ciphertext side.
+#[derive(Debug)]
+struct Sealing {
+    cipher: CipherState,
+    wire: Vec<u8>,
 }
 
 /// The sending half: messages in, frames out.
@@ -124,15 +231,34 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 pub struct FrameWriter<W> {
     inner: W,
     buf: Vec<u8>,
+    /// `Some` once the link is encrypted.
+    sealing: Option<Sealing>,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
-    /// A writer over `inner`, with its buffer allocated once, here.
+    /// A plaintext writer over `inner`, with its buffer allocated once, here.
     pub fn new(inner: W) -> Self {
         Self {
             inner,
             buf: Vec::with_capacity(WRITE_CHUNK + MAX_FRAME),
+            sealing: None,
         }
+    }
+
+    /// A writer of Noise transport messages under `cipher` (see [`mod@crate::cipher`]).
+    pub fn encrypted(inner: W, cipher: CipherState) -> Self {
+        let mut writer = Self::new(inner);
+        writer.start_encrypting(cipher);
+        writer
+    }
+
+    /// From here on everything written is encrypted. Call with nothing queued.
+    pub(crate) fn start_encrypting(&mut self, cipher: CipherState) {
+        debug_assert!(self.buf.is_empty());
+        self.sealing = Some(Sealing {
+            cipher,
+            wire: Vec::with_capacity(cipher::LENGTH_PREFIX + MAX_MESSAGE),
+        });
     }
 
     /// Send one message and flush it.
@@ -142,7 +268,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Send many messages with one flush: they are encoded back to back and written in
-    /// chunks of about 64 KiB.
+    /// chunks of about 60 KiB (one encrypted message each).
     pub async fn send_batch(&mut self, messages: &[Message]) -> Result<(), LinkError> {
         for message in messages {
             self.feed(message).await?;
@@ -150,8 +276,9 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.flush().await
     }
 
-    /// Queue one message without flushing (it is written once 64 KiB are queued, or at the
-    /// next [`flush`](Self::flush)): for callers that produce a burst one message at a time.
+    /// Queue one message without flushing (it is written once about 60 KiB are queued, or
+    /// at the next [`flush`](Self::flush)): for callers that produce a burst one message at a
+    /// time.
     pub async fn feed(&mut self, message: &Message) -> Result<(), LinkError> {
         encode_into(message, &mut self.buf);
         if self.buf.len() >= WRITE_CHUNK {
@@ -185,10 +312,20 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     async fn write_queued(&mut self) -> Result<(), LinkError> {
-        if !self.buf.is_empty() {
-            self.inner.write_all(&self.buf).await?;
-            self.buf.clear();
+        if self.buf.is_empty() {
+            return Ok(());
         }
+        match &mut self.sealing {
+            None => self.inner.write_all(&self.buf).await?,
+            Some(sealing) => {
+                sealing.wire.clear();
+                for chunk in self.buf.chunks(MAX_PLAINTEXT) {
+                    sealing.cipher.seal(chunk, &mut sealing.wire)?;
+                }
+                self.inner.write_all(&sealing.wire).await?;
+            }
+        }
+        self.buf.clear();
         Ok(())
     }
 }
@@ -202,13 +339,20 @@ pub struct FramedConnection<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> FramedConnection<S> {
-    /// Frame `stream`.
+    /// Frame `stream`, in plaintext.
     pub fn new(stream: S) -> Self {
         let (read, write) = tokio::io::split(stream);
         Self {
             reader: FrameReader::new(read),
             writer: FrameWriter::new(write),
         }
+    }
+
+    /// From here on the link is encrypted: `send` seals what this side writes, `receive`
+    /// opens what it reads. Nothing may be queued to write.
+    pub(crate) fn start_encrypting(&mut self, send: CipherState, receive: CipherState) {
+        self.writer.start_encrypting(send);
+        self.reader.start_decrypting(receive);
     }
 
     /// The next message (see [`FrameReader::recv`]).

@@ -15,7 +15,7 @@
 use alloy::primitives::Address;
 
 use crate::message::{
-    MAX_BATCH, MAX_BATCH_BYTES, MAX_MEMO, MAX_REASON, Memo, Message, MessageKind, Payments, Reason,
+    MAX_BATCH, MAX_BATCH_BYTES, MAX_MEMO, MAX_NOISE, MAX_REASON, Memo, Message, MessageKind, Payments, Reason,
     SignedBalance, batch_entry_len,
 };
 
@@ -141,6 +141,8 @@ pub fn encode_into(message: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(challenge);
         }
         Message::HelloAck { signature } => out.extend_from_slice(signature),
+        // At most MAX_NOISE bytes (the handshake builds these).
+        Message::Noise { message } => put_bytes(out, message),
         Message::Pay {
             channel_id,
             nonce,
@@ -334,6 +336,9 @@ fn decode_payload(kind: MessageKind, payload: &[u8]) -> Result<Message, DecodeEr
         },
         MessageKind::HelloAck => Message::HelloAck {
             signature: r.array()?,
+        },
+        MessageKind::Noise => Message::Noise {
+            message: r.bytes("noise", MAX_NOISE)?.to_vec(),
         },
         MessageKind::Pay => Message::Pay {
             channel_id: r.u64()?,

@@ -1,24 +1,39 @@
-//! The handshake: each side proves it holds the key of the address it claims.
+//! The handshake: each side proves it holds the key of the address it claims, and the two
+//! agree on the keys that encrypt everything after.
 //!
-//! Symmetric, no initiator: both sides send [`Message::Hello`] (version, address, a fresh
-//! random 32-byte challenge), then answer the other's Hello with [`Message::HelloAck`], a
-//! signature over
+//! Symmetric, no dialler/acceptor roles on the wire:
 //!
-//! ```text
-//! keccak256("Farthing peer handshake v1" || chain_id (u64 BE) || their_challenge
-//!           || my_address || their_address)
-//! ```
+//! 1. **Hello**, in clear, both ways: [`Message::Hello`] (protocol version, the address the
+//!    sender claims, 32 fresh random bytes). A side refuses here, before anything is signed,
+//!    an unknown version (an older node reads ours and refuses just as cleanly), its own
+//!    address, or (when it dialled) any address but the partner it dialled.
+//! 2. **Noise**, in clear: `Noise_NN_25519_ChaChaPoly_SHA256` (two [`Message::Noise`]s). The
+//!    side with the lower claimed address initiates. The prologue is
+//!    `"Farthing peer v3" || chain_id (u64 BE) || initiator's Hello (address || random) ||
+//!    responder's Hello (address || random)`, so both Hellos and the chain are bound into the
+//!    session's handshake hash `h`, which commits to both sides' fresh ephemeral keys.
+//! 3. **HelloAck**, encrypted, both ways: a signature by the node's key over
 //!
-//! The digest is raw (no EIP-191 prefix) and starts with its own domain tag, so it can never
-//! be mistaken for an EIP-712 digest (those start with `0x1901` before hashing) or a
-//! transaction: the node's key signs nothing here but this. The verifier recovers the signer,
-//! requires low `s` and `v` in {27, 28} (as the contract does for proofs), and compares it to
-//! the address the Hello claimed. A side that expects a given partner refuses any other
-//! address before signing anything.
+//!    ```text
+//!    keccak256("Farthing peer handshake v3" || chain_id (u64 BE) || h || my_address
+//!              || their_address)
+//!    ```
 //!
-//! The handshake authenticates the peer, not the bytes that follow: the link is not
-//! encrypted and not MAC'd. Everything that moves money (balance proofs, close and withdraw
-//! signatures) is signed on its own; acknowledgements are not.
+//!    This is channel binding (Noise §11.2): a man in the middle runs two Noise sessions
+//!    with two different `h`, so neither side's signature is valid on the other session,
+//!    and it cannot read or write the encrypted link it sits in. The digest is raw (no
+//!    EIP-191 prefix) and starts with its own domain tag, so it can never be mistaken for an
+//!    EIP-712 digest (those start with `0x1901` before hashing) or a transaction: the node's
+//!    key signs nothing here but this. The verifier recovers the signer, requires low `s`
+//!    and `v` in {27, 28} (as the contract does for proofs), and compares it to the address
+//!    the Hello claimed.
+//!
+//! Noise's static keys are not used: the Ethereum key authenticates, by signing `h`, as
+//! libp2p-noise's identity keys sign its Noise keys. (BOLT 8's `Noise_XK_secp256k1` needs the
+//! responder's Noise key before dialling, and a Farthing address is a hash, not a key.)
+//!
+//! From the HelloAcks on, the link is encrypted and authenticated ([`mod@crate::cipher`]):
+//! an `Ack`, `Reject` or `Sync` arrives only if the peer sent it, in order, once.
 
 use std::time::Duration;
 
@@ -27,11 +42,20 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::cipher::CipherState;
 use crate::conn::{FramedConnection, LinkError};
-use crate::message::{Message, MessageKind, PROTOCOL_VERSION, RawSignature, Reason, error_code};
+use crate::message::{
+    MAX_NOISE, Message, MessageKind, PROTOCOL_VERSION, RawSignature, Reason, error_code,
+};
 
 /// The domain tag that starts every handshake digest.
-pub const HANDSHAKE_DOMAIN: &[u8] = b"Farthing peer handshake v1";
+pub const HANDSHAKE_DOMAIN: &[u8] = b"Farthing peer handshake v3";
+
+/// The tag that starts the Noise prologue.
+pub const PROLOGUE_DOMAIN: &[u8] = b"Farthing peer v3";
+
+/// The Noise protocol the link runs.
+pub const NOISE_PATTERN: &str = "Noise_NN_25519_ChaChaPoly_SHA256";
 
 /// How long a refusing side waits to deliver its [`Message::Error`] before dropping the link.
 const NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -66,7 +90,10 @@ pub enum HandshakeError {
         reason: Reason,
     },
     /// The peer speaks another protocol version.
-    #[error("the peer speaks protocol version {theirs}, this node speaks {ours}")]
+    #[error(
+        "the peer speaks protocol version {theirs}, this node speaks {ours}: both must run \
+         the same protocol (upgrade the older node)"
+    )]
     VersionMismatch {
         /// This node's version.
         ours: u16,
@@ -84,11 +111,24 @@ pub enum HandshakeError {
     /// The peer claims this node's own address (a loop, or a reflection attempt).
     #[error("the peer claims this node's own address {0}")]
     SelfConnection(Address),
+    /// The Noise handshake failed (a malformed handshake message).
+    #[error("the Noise handshake failed: {0}")]
+    Noise(String),
+    /// The peer's side of the session does not authenticate against this side's: the two
+    /// saw different Hellos or chain ids.
+    #[error(
+        "the peer's handshake does not authenticate: it runs on another chain than {chain_id} \
+         (check both nodes' chain), or the bytes were altered on the way"
+    )]
+    SessionMismatch {
+        /// This node's chain id.
+        chain_id: u64,
+    },
     /// The peer's handshake signature is not canonical or not recoverable.
     #[error("malformed handshake signature: {0}")]
     MalformedSignature(&'static str),
     /// The handshake signature was made by another key than the claimed address's (a wrong
-    /// key, or a signature replayed from another challenge).
+    /// key, or a signature relayed from another session).
     #[error("the peer claims {claimed} but its handshake signature recovers to {recovered}")]
     WrongSigner {
         /// The address the peer claimed.
@@ -96,8 +136,8 @@ pub enum HandshakeError {
         /// The address the signature recovers to.
         recovered: Address,
     },
-    /// This node could not draw a random challenge.
-    #[error("could not draw a random handshake challenge: {0}")]
+    /// This node could not draw random bytes.
+    #[error("could not draw random handshake bytes: {0}")]
     Randomness(String),
     /// This node's key could not sign (it cannot happen with a valid local key).
     #[error("could not sign the handshake: {0}")]
@@ -112,11 +152,15 @@ impl HandshakeError {
                 return None;
             }
             Self::Timeout(_) => error_code::TIMEOUT,
-            Self::Link(LinkError::Decode(_)) | Self::Unexpected { .. } => error_code::PROTOCOL,
+            Self::Link(LinkError::Decode(_) | LinkError::Cipher(_)) | Self::Unexpected { .. } => {
+                error_code::PROTOCOL
+            }
             Self::Randomness(_) | Self::Signing(_) => error_code::INTERNAL,
             Self::VersionMismatch { .. }
             | Self::UnexpectedPeer { .. }
             | Self::SelfConnection(_)
+            | Self::Noise(_)
+            | Self::SessionMismatch { .. }
             | Self::MalformedSignature(_)
             | Self::WrongSigner { .. } => error_code::HANDSHAKE,
         };
@@ -127,19 +171,24 @@ impl HandshakeError {
     }
 }
 
-/// The digest `signer` signs to answer `peer`'s `challenge` (see the module docs).
-pub fn handshake_digest(
-    chain_id: u64,
-    challenge: &[u8; 32],
-    signer: Address,
-    peer: Address,
-) -> B256 {
+/// One side's [`Message::Hello`]: who it claims to be and its fresh random bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    /// The address claimed.
+    pub address: Address,
+    /// 32 fresh random bytes.
+    pub random: [u8; 32],
+}
+
+/// The digest `signer` signs to bind itself to the Noise session with hash `session` on a
+/// link to `peer` (see the module docs).
+pub fn handshake_digest(chain_id: u64, session: &B256, signer: Address, peer: Address) -> B256 {
     let mut preimage = [0u8; HANDSHAKE_DOMAIN.len() + 8 + 32 + 20 + 20];
     let mut at = 0;
     for part in [
         HANDSHAKE_DOMAIN,
         &chain_id.to_be_bytes(),
-        challenge,
+        session.as_slice(),
         signer.as_slice(),
         peer.as_slice(),
     ] {
@@ -149,26 +198,25 @@ pub fn handshake_digest(
     keccak256(preimage)
 }
 
-/// Answer `peer`'s `their_challenge`: the only thing this crate signs.
-pub fn sign_challenge(
+/// Bind this node to the session `session` with `peer`: the only thing this crate signs.
+pub fn sign_session(
     signer: &PrivateKeySigner,
     chain_id: u64,
-    their_challenge: &[u8; 32],
+    session: &B256,
     peer: Address,
 ) -> Result<RawSignature, HandshakeError> {
-    let digest = handshake_digest(chain_id, their_challenge, signer.address(), peer);
+    let digest = handshake_digest(chain_id, session, signer.address(), peer);
     let signature = signer
         .sign_hash_sync(&digest)
         .map_err(|e| HandshakeError::Signing(e.to_string()))?;
     Ok(signature.as_bytes())
 }
 
-/// Check that `signature` answers `my_challenge` and was made by `claimed`'s key, for a link
-/// to `me`.
-pub fn verify_challenge(
+/// Check that `signature` binds `claimed`'s key to the session `session` with `me`.
+pub fn verify_session(
     signature: &RawSignature,
     chain_id: u64,
-    my_challenge: &[u8; 32],
+    session: &B256,
     claimed: Address,
     me: Address,
 ) -> Result<(), HandshakeError> {
@@ -187,7 +235,7 @@ pub fn verify_challenge(
     if s > HALF_ORDER {
         return Err(HandshakeError::MalformedSignature("high s (not canonical)"));
     }
-    let digest = handshake_digest(chain_id, my_challenge, claimed, me);
+    let digest = handshake_digest(chain_id, session, claimed, me);
     let recovered = alloy::primitives::Signature::new(r, s, odd_y)
         .recover_address_from_prehash(&digest)
         .map_err(|_| HandshakeError::MalformedSignature("no key recovers from it"))?;
@@ -202,12 +250,14 @@ pub fn verify_challenge(
     Ok(())
 }
 
-/// Run the handshake on `stream`; on success, the peer's proven address and the framed link.
+/// Run the handshake on `stream`; on success, the peer's proven address and the encrypted
+/// link.
 ///
 /// `expected_peer`: the partner a dialled link must reach (a Hello claiming another address
 /// is refused before anything is signed); `None` for an accepted link, where the caller
 /// decides from the returned address. `timeout` bounds the whole exchange. On a refusal the
-/// peer is sent a [`Message::Error`] with the reason (best effort) before the link drops.
+/// peer is sent a [`Message::Error`] with the reason (best effort, encrypted once the link
+/// is) before the link drops.
 pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     signer: &PrivateKeySigner,
@@ -243,29 +293,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     expected_peer: Option<Address>,
 ) -> Result<Address, HandshakeError> {
     let me = signer.address();
-    let mut challenge = [0u8; 32];
-    getrandom::fill(&mut challenge).map_err(|e| HandshakeError::Randomness(e.to_string()))?;
-    conn.send(&Message::Hello {
-        version: PROTOCOL_VERSION,
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).map_err(|e| HandshakeError::Randomness(e.to_string()))?;
+    let mine = Hello {
         address: me,
-        challenge,
-    })
-    .await?;
-
-    let (version, claimed, their_challenge) = match conn.recv().await? {
-        Message::Hello {
-            version,
-            address,
-            challenge,
-        } => (version, address, challenge),
-        other => return Err(unexpected(MessageKind::Hello, other)),
+        random,
     };
-    if version != PROTOCOL_VERSION {
-        return Err(HandshakeError::VersionMismatch {
-            ours: PROTOCOL_VERSION,
-            theirs: version,
-        });
-    }
+    let theirs = exchange_hellos(conn, mine).await?;
+    let claimed = theirs.address;
     if claimed == me {
         return Err(HandshakeError::SelfConnection(me));
     }
@@ -274,15 +309,115 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     {
         return Err(HandshakeError::UnexpectedPeer { expected, claimed });
     }
-    let signature = sign_challenge(signer, chain_id, &their_challenge, claimed)?;
+    let session = encrypt(conn, chain_id, mine, theirs).await?;
+    let signature = sign_session(signer, chain_id, &session, claimed)?;
     conn.send(&Message::HelloAck { signature }).await?;
 
-    let signature = match conn.recv().await? {
-        Message::HelloAck { signature } => signature,
-        other => return Err(unexpected(MessageKind::HelloAck, other)),
+    let signature = match conn.recv().await {
+        Ok(Message::HelloAck { signature }) => signature,
+        Ok(other) => return Err(unexpected(MessageKind::HelloAck, other)),
+        // The first encrypted message is where a session that differs shows (or the peer's
+        // refusal, which it could only send in clear).
+        Err(LinkError::Cipher(_)) => {
+            return Err(HandshakeError::SessionMismatch { chain_id });
+        }
+        Err(other) => return Err(other.into()),
     };
-    verify_challenge(&signature, chain_id, &challenge, claimed, me)?;
+    verify_session(&signature, chain_id, &session, claimed, me)?;
     Ok(claimed)
+}
+
+/// Step 1: send `mine` as a [`Message::Hello`] and read the peer's, checking its version.
+pub async fn exchange_hellos<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConnection<S>,
+    mine: Hello,
+) -> Result<Hello, HandshakeError> {
+    conn.send(&Message::Hello {
+        version: PROTOCOL_VERSION,
+        address: mine.address,
+        challenge: mine.random,
+    })
+    .await?;
+    match conn.recv().await? {
+        Message::Hello { version, .. } if version != PROTOCOL_VERSION => {
+            Err(HandshakeError::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: version,
+            })
+        }
+        Message::Hello {
+            address, challenge, ..
+        } => Ok(Hello {
+            address,
+            random: challenge,
+        }),
+        other => Err(unexpected(MessageKind::Hello, other)),
+    }
+}
+
+/// Step 2: run the Noise handshake after the Hellos `mine` and `theirs`, and switch `conn`
+/// to the keys it yields. Returns the session's handshake hash `h`, which step 3 signs.
+pub async fn encrypt<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConnection<S>,
+    chain_id: u64,
+    mine: Hello,
+    theirs: Hello,
+) -> Result<B256, HandshakeError> {
+    let initiator = mine.address < theirs.address;
+    let (first, second) = if initiator {
+        (mine, theirs)
+    } else {
+        (theirs, mine)
+    };
+    let mut prologue = Vec::with_capacity(PROLOGUE_DOMAIN.len() + 8 + 2 * 52);
+    prologue.extend_from_slice(PROLOGUE_DOMAIN);
+    prologue.extend_from_slice(&chain_id.to_be_bytes());
+    for hello in [first, second] {
+        prologue.extend_from_slice(hello.address.as_slice());
+        prologue.extend_from_slice(&hello.random);
+    }
+    let noise = |e: snow::Error| HandshakeError::Noise(e.to_string());
+    let params: snow::params::NoiseParams = NOISE_PATTERN.parse().map_err(noise)?;
+    let builder = snow::Builder::new(params).prologue(&prologue).map_err(noise)?;
+    let mut state = if initiator {
+        builder.build_initiator()
+    } else {
+        builder.build_responder()
+    }
+    .map_err(noise)?;
+
+    let mut buf = [0u8; MAX_NOISE];
+    while !state.is_handshake_finished() {
+        if state.is_my_turn() {
+            let len = state.write_message(&[], &mut buf).map_err(noise)?;
+            conn.send(&Message::Noise {
+                message: buf[..len].to_vec(),
+            })
+            .await?;
+        } else {
+            let message = match conn.recv().await? {
+                Message::Noise { message } => message,
+                other => return Err(unexpected(MessageKind::Noise, other)),
+            };
+            let read = state.read_message(&message, &mut buf).map_err(|e| match e {
+                snow::Error::Decrypt => HandshakeError::SessionMismatch { chain_id },
+                other => noise(other),
+            })?;
+            // NN's messages carry empty payloads: anything else is refused.
+            if read != 0 {
+                return Err(HandshakeError::Noise("unexpected handshake payload".into()));
+            }
+        }
+    }
+    let session = B256::from_slice(state.get_handshake_hash());
+    let (initiator_key, responder_key) = state.dangerously_get_raw_split();
+    let (send, receive) = if initiator {
+        (initiator_key, responder_key)
+    } else {
+        (responder_key, initiator_key)
+    };
+    conn.start_encrypting(CipherState::new(send), CipherState::new(receive));
+    Ok(session)
 }
 
 fn unexpected(expected: MessageKind, got: Message) -> HandshakeError {
@@ -305,9 +440,9 @@ mod tests {
     fn a_fresh_signature_verifies_and_binds_every_input() {
         let alice = PrivateKeySigner::random();
         let bob = PrivateKeySigner::random();
-        let challenge = [7u8; 32];
-        let sig = sign_challenge(&alice, CHAIN, &challenge, bob.address()).unwrap();
-        verify_challenge(&sig, CHAIN, &challenge, alice.address(), bob.address()).unwrap();
+        let challenge = B256::repeat_byte(7);
+        let sig = sign_session(&alice, CHAIN, &challenge, bob.address()).unwrap();
+        verify_session(&sig, CHAIN, &challenge, alice.address(), bob.address()).unwrap();
 
         let wrong = |r: Result<(), HandshakeError>| {
             assert!(
@@ -315,30 +450,30 @@ mod tests {
                 "{r:?}"
             );
         };
-        // Another chain, another challenge, another verifier, swapped roles.
-        wrong(verify_challenge(
+        // Another chain, another session, another verifier, swapped roles.
+        wrong(verify_session(
             &sig,
             CHAIN + 1,
             &challenge,
             alice.address(),
             bob.address(),
         ));
-        wrong(verify_challenge(
+        wrong(verify_session(
             &sig,
             CHAIN,
-            &[8; 32],
+            &B256::repeat_byte(8),
             alice.address(),
             bob.address(),
         ));
         let carol = Address::repeat_byte(3);
-        wrong(verify_challenge(
+        wrong(verify_session(
             &sig,
             CHAIN,
             &challenge,
             alice.address(),
             carol,
         ));
-        wrong(verify_challenge(
+        wrong(verify_session(
             &sig,
             CHAIN,
             &challenge,
@@ -351,8 +486,8 @@ mod tests {
     fn non_canonical_signatures_are_refused() {
         let alice = PrivateKeySigner::random();
         let bob = Address::repeat_byte(2);
-        let challenge = [1u8; 32];
-        let sig = sign_challenge(&alice, CHAIN, &challenge, bob).unwrap();
+        let challenge = B256::repeat_byte(1);
+        let sig = sign_session(&alice, CHAIN, &challenge, bob).unwrap();
         assert!(sig[64] == 27 || sig[64] == 28);
 
         // The same signature with high s and flipped v recovers the same key: refused.
@@ -361,19 +496,19 @@ mod tests {
         let mut high = sig;
         high[32..64].copy_from_slice(&(order - s).to_be_bytes::<32>());
         high[64] = if sig[64] == 27 { 28 } else { 27 };
-        let err = verify_challenge(&high, CHAIN, &challenge, alice.address(), bob).unwrap_err();
+        let err = verify_session(&high, CHAIN, &challenge, alice.address(), bob).unwrap_err();
         assert!(matches!(err, HandshakeError::MalformedSignature(m) if m.contains("high s")));
 
         for v in [0u8, 1, 26, 29, 255] {
             let mut bad = sig;
             bad[64] = v;
-            let err = verify_challenge(&bad, CHAIN, &challenge, alice.address(), bob).unwrap_err();
+            let err = verify_session(&bad, CHAIN, &challenge, alice.address(), bob).unwrap_err();
             assert!(matches!(err, HandshakeError::MalformedSignature(m) if m.contains("27")));
         }
 
         let mut zero = sig;
         zero[..32].fill(0);
-        let err = verify_challenge(&zero, CHAIN, &challenge, alice.address(), bob).unwrap_err();
+        let err = verify_session(&zero, CHAIN, &challenge, alice.address(), bob).unwrap_err();
         assert!(matches!(err, HandshakeError::MalformedSignature(_)));
     }
 
@@ -381,10 +516,10 @@ mod tests {
     fn the_digest_is_the_documented_preimage() {
         let signer = Address::repeat_byte(0xaa);
         let peer = Address::repeat_byte(0xbb);
-        let challenge = [0xcc; 32];
-        let mut preimage = b"Farthing peer handshake v1".to_vec();
+        let challenge = B256::repeat_byte(0xcc);
+        let mut preimage = b"Farthing peer handshake v3".to_vec();
         preimage.extend_from_slice(&CHAIN.to_be_bytes());
-        preimage.extend_from_slice(&challenge);
+        preimage.extend_from_slice(challenge.as_slice());
         preimage.extend_from_slice(signer.as_slice());
         preimage.extend_from_slice(peer.as_slice());
         assert_eq!(
@@ -417,13 +552,17 @@ mod tests {
             handshake(a, &alice, CHAIN, None, t),
             handshake(b, &bob, CHAIN + 1, None, t),
         );
-        assert!(
-            matches!(ra, Err(HandshakeError::WrongSigner { .. })),
-            "{:?}",
-            ra.err()
-        );
-        // Bob either sees the same, or Alice's refusal first.
-        assert!(rb.is_err());
+        // The chain id is in the Noise prologue: the side that reads the first message
+        // under the other's key sees it, each with its own chain id in the error.
+        for (result, chain_id) in [(ra, CHAIN), (rb, CHAIN + 1)] {
+            match result {
+                Err(HandshakeError::SessionMismatch { chain_id: got }) => {
+                    assert_eq!(got, chain_id)
+                }
+                Err(HandshakeError::Link(LinkError::Closed | LinkError::Io(_))) => {}
+                other => panic!("{:?}", other.map(|(peer, _)| peer)),
+            }
+        }
     }
 
     #[tokio::test]

@@ -6,8 +6,11 @@
 //!   limit checked before anything is allocated, and a strict, never-panicking decoder;
 //! - [`conn`]: a framed connection over any tokio stream, split into a reading and a
 //!   writing half, with batched sends;
-//! - [`mod@handshake`]: each side proves it holds the key of the address it claims by signing
-//!   the other's fresh challenge under a domain-separated digest;
+//! - [`mod@handshake`]: a Noise handshake, then each side proves it holds the key of the
+//!   address it claims by signing the session's handshake hash under a domain-separated
+//!   digest;
+//! - [`cipher`]: the encryption of everything after the handshake (ChaCha20-Poly1305, one
+//!   key per direction, rotated every 1000 messages);
 //! - [`addr`]: peer addresses as `0xADDRESS@host:port`.
 //!
 //! This crate holds no node logic and no state: it never decides whether a proof is valid,
@@ -15,12 +18,14 @@
 //! anything else with the node's key, nor panic on bytes from the network.
 
 pub mod addr;
+pub mod cipher;
 pub mod conn;
 pub mod frame;
 pub mod handshake;
 pub mod message;
 
 pub use addr::{PeerAddr, PeerAddrError};
+pub use cipher::CipherState;
 pub use conn::{FrameReader, FrameWriter, FramedConnection, LinkError};
 pub use frame::{DecodeError, MAX_FRAME, decode, encode, encode_into};
 pub use handshake::{HandshakeError, handshake};

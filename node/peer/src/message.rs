@@ -10,8 +10,13 @@ use alloy::primitives::Address;
 use farthing_core::ChannelId;
 
 /// The peer protocol version carried in [`Message::Hello`]; both sides must speak the same.
-/// 2: [`Message::PayBatch`].
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 2: [`Message::PayBatch`]. 3: the Noise handshake ([`Message::Noise`]) and an encrypted
+/// link.
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// The most bytes a [`Message::Noise`] handshake message may hold (the NN pattern's are 32
+/// and 48).
+pub const MAX_NOISE: usize = 256;
 
 /// A 65-byte secp256k1 signature as the contract takes it: `r | s | v`, `v` in {27, 28}.
 ///
@@ -314,8 +319,14 @@ pub enum Message {
         /// Fresh random bytes the other side must sign.
         challenge: [u8; 32],
     },
-    /// The answer to the other side's [`Message::Hello`]: the handshake signature over its
-    /// challenge (see [`mod@crate::handshake`]).
+    /// One message of the Noise handshake that follows the [`Message::Hello`]s (see
+    /// [`mod@crate::handshake`]), sent in clear like them.
+    Noise {
+        /// The Noise handshake message, at most [`MAX_NOISE`] bytes.
+        message: Vec<u8>,
+    },
+    /// The first encrypted message, both ways: the handshake signature that binds the
+    /// sender's address to this Noise session (see [`mod@crate::handshake`]).
     HelloAck {
         /// `r | s | v` over the handshake digest.
         signature: RawSignature,
@@ -449,6 +460,8 @@ pub enum MessageKind {
     Hello = 0x01,
     /// [`Message::HelloAck`].
     HelloAck = 0x02,
+    /// [`Message::Noise`].
+    Noise = 0x06,
     /// [`Message::Error`].
     Error = 0x03,
     /// [`Message::Ping`].
@@ -477,12 +490,13 @@ pub enum MessageKind {
 
 impl MessageKind {
     /// Every kind, in wire-type order.
-    pub const ALL: [MessageKind; 14] = [
+    pub const ALL: [MessageKind; 15] = [
         Self::Hello,
         Self::HelloAck,
         Self::Error,
         Self::Ping,
         Self::Pong,
+        Self::Noise,
         Self::Pay,
         Self::Ack,
         Self::Reject,
@@ -507,6 +521,7 @@ impl MessageKind {
             0x03 => Self::Error,
             0x04 => Self::Ping,
             0x05 => Self::Pong,
+            0x06 => Self::Noise,
             0x10 => Self::Pay,
             0x11 => Self::Ack,
             0x12 => Self::Reject,
@@ -525,6 +540,7 @@ impl MessageKind {
         match self {
             Self::Hello => "Hello",
             Self::HelloAck => "HelloAck",
+            Self::Noise => "Noise",
             Self::Error => "Error",
             Self::Ping => "Ping",
             Self::Pong => "Pong",
@@ -553,6 +569,7 @@ impl Message {
         match self {
             Self::Hello { .. } => MessageKind::Hello,
             Self::HelloAck { .. } => MessageKind::HelloAck,
+            Self::Noise { .. } => MessageKind::Noise,
             Self::Pay { .. } => MessageKind::Pay,
             Self::PayBatch { .. } => MessageKind::PayBatch,
             Self::Ack { .. } => MessageKind::Ack,
@@ -582,6 +599,7 @@ impl Message {
             | Self::WithdrawAccept { channel_id, .. } => Some(*channel_id),
             Self::Hello { .. }
             | Self::HelloAck { .. }
+            | Self::Noise { .. }
             | Self::Ping { .. }
             | Self::Pong { .. }
             | Self::Error { .. } => None,

@@ -52,6 +52,8 @@ fn message() -> impl Strategy<Value = Message> {
             }
         }),
         signature().prop_map(|signature| Message::HelloAck { signature }),
+        prop::collection::vec(any::<u8>(), 0..=crate::message::MAX_NOISE)
+            .prop_map(|message| Message::Noise { message }),
         (
             any::<u64>(),
             any::<u64>(),

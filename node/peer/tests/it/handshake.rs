@@ -7,7 +7,8 @@ use alloy::primitives::Address;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use farthing_peer::frame::DecodeError;
-use farthing_peer::handshake::{handshake_digest, sign_challenge};
+use alloy::primitives::B256;
+use farthing_peer::handshake::{Hello, encrypt, exchange_hellos, handshake_digest, sign_session};
 use farthing_peer::message::error_code;
 use farthing_peer::{
     FrameReader, FramedConnection, HandshakeError, LinkError, Message, MessageKind,
@@ -33,18 +34,28 @@ async fn node(
         .map(|(peer, _)| peer)
 }
 
-/// A hand-driven peer: says Hello claiming `claimed`, returns the node's challenge.
-async fn rogue_hello(conn: &mut FramedConnection<TcpStream>, claimed: Address) -> [u8; 32] {
-    let hello = Message::Hello {
-        version: PROTOCOL_VERSION,
+/// A hand-driven peer's Hello, claiming `claimed`.
+fn hello_of(claimed: Address) -> Hello {
+    Hello {
         address: claimed,
-        challenge: [9; 32],
-    };
-    conn.send(&hello).await.unwrap();
-    match conn.recv().await.unwrap() {
-        Message::Hello { challenge, .. } => challenge,
-        other => panic!("expected the node's Hello, got {other:?}"),
+        random: [9; 32],
     }
+}
+
+/// A hand-driven peer: says Hello claiming `claimed`, returns the node's Hello.
+async fn rogue_hello(conn: &mut FramedConnection<TcpStream>, claimed: Address) -> Hello {
+    exchange_hellos(conn, hello_of(claimed))
+        .await
+        .unwrap()
+}
+
+/// A hand-driven peer: says Hello claiming `claimed`, runs the Noise handshake, returns the
+/// session's hash (what a HelloAck signs) with `conn` now encrypted.
+async fn rogue_session(conn: &mut FramedConnection<TcpStream>, claimed: Address) -> B256 {
+    let theirs = rogue_hello(conn, claimed).await;
+    encrypt(conn, CHAIN, hello_of(claimed), theirs)
+        .await
+        .unwrap()
 }
 
 /// The rogue reads what the node says last: an Error with `code`, then the link closes.
@@ -96,9 +107,9 @@ async fn a_peer_signing_with_another_key_is_refused() {
 
     let rogue = async move {
         let mut conn = FramedConnection::new(r);
-        let challenge = rogue_hello(&mut conn, claimed).await;
+        let session = rogue_session(&mut conn, claimed).await;
         // The right digest for the claimed address, signed by another key.
-        let digest = handshake_digest(CHAIN, &challenge, claimed, node_addr);
+        let digest = handshake_digest(CHAIN, &session, claimed, node_addr);
         let signature: RawSignature = actual.sign_hash_sync(&digest).unwrap().as_bytes();
         let _ = conn.recv().await; // the node's own HelloAck
         conn.send(&Message::HelloAck { signature }).await.unwrap();
@@ -128,8 +139,8 @@ async fn a_replayed_hello_ack_is_refused() {
     let (n, r) = tcp_pair().await;
     let honest = async {
         let mut conn = FramedConnection::new(r);
-        let challenge = rogue_hello(&mut conn, peer_addr).await;
-        let signature = sign_challenge(&peer, CHAIN, &challenge, node_addr).unwrap();
+        let session = rogue_session(&mut conn, peer_addr).await;
+        let signature = sign_session(&peer, CHAIN, &session, node_addr).unwrap();
         conn.send(&Message::HelloAck { signature }).await.unwrap();
         assert!(matches!(
             conn.recv().await.unwrap(),
@@ -140,11 +151,11 @@ async fn a_replayed_hello_ack_is_refused() {
     let (first, recorded) = tokio::join!(node(n, &node_key, Some(peer_addr)), honest);
     assert_eq!(first.unwrap(), peer_addr);
 
-    // Session 2: the same Hello, the recorded HelloAck, a fresh challenge from the node.
+    // Session 2: the same Hello, the recorded HelloAck, fresh Noise keys from the node.
     let (n, r) = tcp_pair().await;
     let replay = async {
         let mut conn = FramedConnection::new(r);
-        let challenge = rogue_hello(&mut conn, peer_addr).await;
+        let session = rogue_session(&mut conn, peer_addr).await;
         conn.send(&Message::HelloAck {
             signature: recorded,
         })
@@ -155,7 +166,7 @@ async fn a_replayed_hello_ack_is_refused() {
             Message::HelloAck { .. }
         ));
         expect_notice(&mut conn, error_code::HANDSHAKE).await;
-        challenge
+        session
     };
     let (second, _) = tokio::join!(node(n, &node_key, Some(peer_addr)), replay);
     match second {
@@ -164,6 +175,54 @@ async fn a_replayed_hello_ack_is_refused() {
             assert_ne!(recovered, peer_addr);
         }
         other => panic!("expected WrongSigner, got {other:?}"),
+    }
+}
+
+/// A man in the middle terminates the Noise session of each side and relays everything
+/// else, the Hellos and HelloAcks included: each signature is bound to the session it was
+/// made in, so both nodes refuse the relayed one, and the middle never holds a link.
+#[tokio::test]
+async fn a_man_in_the_middle_relaying_both_sides_is_refused_by_both() {
+    let alice = PrivateKeySigner::random();
+    let bob = PrivateKeySigner::random();
+    let (to_alice, at_alice) = tcp_pair().await;
+    let (to_bob, at_bob) = tcp_pair().await;
+    let middle = async {
+        let mut a = FramedConnection::new(to_alice);
+        let mut b = FramedConnection::new(to_bob);
+        // Each side sees the other's address claimed, as a relay of the Hellos would show.
+        let (alice_hello, bob_hello) = tokio::join!(
+            exchange_hellos(&mut a, hello_of(bob.address())),
+            exchange_hellos(&mut b, hello_of(alice.address())),
+        );
+        let (sa, sb) = tokio::join!(
+            encrypt(&mut a, CHAIN, hello_of(bob.address()), alice_hello.unwrap()),
+            encrypt(&mut b, CHAIN, hello_of(alice.address()), bob_hello.unwrap()),
+        );
+        assert_ne!(sa.unwrap(), sb.unwrap());
+        let (from_alice, from_bob) = tokio::join!(a.recv(), b.recv());
+        let (from_alice, from_bob) = (from_alice.unwrap(), from_bob.unwrap());
+        assert!(matches!(from_alice, Message::HelloAck { .. }));
+        let _ = tokio::join!(a.send(&from_bob), b.send(&from_alice));
+        // Both refuse, each in its own session.
+        let (na, nb) = tokio::join!(a.recv(), b.recv());
+        for notice in [na, nb] {
+            assert!(matches!(notice.unwrap(), Message::Error { code, .. } if code == error_code::HANDSHAKE));
+        }
+    };
+    let (ra, rb, ()) = tokio::join!(
+        handshake(at_alice, &alice, CHAIN, Some(bob.address()), T),
+        handshake(at_bob, &bob, CHAIN, None, T),
+        middle,
+    );
+    for (result, claimed) in [(ra, bob.address()), (rb, alice.address())] {
+        match result {
+            Err(HandshakeError::WrongSigner { claimed: c, recovered }) => {
+                assert_eq!(c, claimed);
+                assert_ne!(recovered, claimed);
+            }
+            other => panic!("expected WrongSigner, got {:?}", other.map(|(a, _)| a)),
+        }
     }
 }
 
@@ -309,16 +368,20 @@ async fn a_silent_peer_times_out() {
     // Not before its deadline (how long after it depends on the machine's load).
     assert!(elapsed >= short, "{elapsed:?}");
 
-    // Says Hello, then never answers the challenge.
+    // Says Hello, then never goes on: the node may have sent its first Noise message (if it
+    // initiates), then its notice.
     let (n, r) = tcp_pair().await;
     let half = async {
         let mut conn = FramedConnection::new(r);
         rogue_hello(&mut conn, PrivateKeySigner::random().address()).await;
-        assert!(matches!(
-            conn.recv().await.unwrap(),
-            Message::HelloAck { .. }
-        ));
-        expect_notice(&mut conn, error_code::TIMEOUT).await;
+        let mut next = conn.recv().await.unwrap();
+        if let Message::Noise { .. } = next {
+            next = conn.recv().await.unwrap();
+        }
+        match next {
+            Message::Error { code, .. } => assert_eq!(code, error_code::TIMEOUT),
+            other => panic!("expected the timeout notice, got {other:?}"),
+        }
     };
     let (result, ()) = tokio::join!(handshake(n, &node_key, CHAIN, None, short), half);
     assert!(matches!(result, Err(HandshakeError::Timeout(_))));

@@ -1,10 +1,12 @@
 //! The peer link over real TCP on 127.0.0.1: honest handshakes both ways, every kind of
-//! misbehaving peer refused with its own error, and Pay frames streamed at rate.
+//! misbehaving peer refused with its own error, a man in the middle whose every change to the
+//! encrypted stream is refused, and Pay frames streamed at rate.
 
 // Helpers unwrap like the tests do: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
 mod handshake;
+mod tamper;
 mod transport;
 
 use tokio::net::{TcpListener, TcpStream};
