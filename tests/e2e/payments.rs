@@ -46,7 +46,7 @@ async fn refused(
     loop {
         // A node greets every link with a Sync per shared channel.
         match soon("bob's node to answer", conn.recv()).await.unwrap() {
-            Message::Sync { .. } => {}
+            Message::Sync { .. } | Message::Ping { .. } => {}
             Message::Reject {
                 channel_id: 1,
                 nonce,

@@ -12,6 +12,7 @@
 
 pub mod eventually;
 pub mod market;
+pub mod tamper;
 
 pub use eventually::{Look, PATIENCE, done_if, eventually, soon};
 

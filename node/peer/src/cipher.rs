@@ -194,7 +194,9 @@ mod tests {
             let got = snow_r.read_message(&wire[2..], &mut out).unwrap();
             assert_eq!(&out[..got], plaintext.as_bytes(), "message {n}");
 
-            let sent = snow_r.write_message(plaintext.as_bytes(), &mut out).unwrap();
+            let sent = snow_r
+                .write_message(plaintext.as_bytes(), &mut out)
+                .unwrap();
             let mut message = out[..sent].to_vec();
             assert_eq!(recv.open(&mut message).unwrap(), plaintext.as_bytes());
 
@@ -213,7 +215,8 @@ mod tests {
         let messages: Vec<Vec<u8>> = (0..3)
             .map(|n| {
                 let mut wire = Vec::new();
-                send.seal(format!("frame {n}").as_bytes(), &mut wire).unwrap();
+                send.seal(format!("frame {n}").as_bytes(), &mut wire)
+                    .unwrap();
                 wire[LENGTH_PREFIX..].to_vec()
             })
             .collect();

@@ -120,7 +120,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             // Where the next bytes go: the ciphertext buffer, or the frame buffer.
             let (buf, start, end, room) = match self.opening.as_deref_mut() {
-                Some(o) => (&mut o.wire, &mut o.start, &mut o.end, cipher::LENGTH_PREFIX + MAX_MESSAGE),
+                Some(o) => (
+                    &mut o.wire,
+                    &mut o.start,
+                    &mut o.end,
+                    cipher::LENGTH_PREFIX + MAX_MESSAGE,
+                ),
                 None => (&mut self.buf, &mut self.start, &mut self.end, MAX_FRAME),
             };
             if buf.len() - *end < room {
@@ -174,8 +179,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let Some(o) = self.opening.as_deref_mut() else {
             return Ok(false);
         };
-        let Some(prefix) = o.wire[o.start..o.end].first_chunk::<{ cipher::LENGTH_PREFIX }>()
-        else {
+        let Some(prefix) = o.wire[o.start..o.end].first_chunk::<{ cipher::LENGTH_PREFIX }>() else {
             return Ok(false);
         };
         let len = usize::from(u16::from_be_bytes(*prefix));

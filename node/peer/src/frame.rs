@@ -15,8 +15,8 @@
 use alloy::primitives::Address;
 
 use crate::message::{
-    MAX_BATCH, MAX_BATCH_BYTES, MAX_MEMO, MAX_NOISE, MAX_REASON, Memo, Message, MessageKind, Payments, Reason,
-    SignedBalance, batch_entry_len,
+    MAX_BATCH, MAX_BATCH_BYTES, MAX_MEMO, MAX_NOISE, MAX_REASON, Memo, Message, MessageKind,
+    Payments, Reason, SignedBalance, batch_entry_len,
 };
 
 /// The frame format version this crate writes and reads.

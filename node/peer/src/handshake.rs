@@ -378,7 +378,9 @@ pub async fn encrypt<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let noise = |e: snow::Error| HandshakeError::Noise(e.to_string());
     let params: snow::params::NoiseParams = NOISE_PATTERN.parse().map_err(noise)?;
-    let builder = snow::Builder::new(params).prologue(&prologue).map_err(noise)?;
+    let builder = snow::Builder::new(params)
+        .prologue(&prologue)
+        .map_err(noise)?;
     let mut state = if initiator {
         builder.build_initiator()
     } else {
@@ -399,10 +401,12 @@ pub async fn encrypt<S: AsyncRead + AsyncWrite + Unpin>(
                 Message::Noise { message } => message,
                 other => return Err(unexpected(MessageKind::Noise, other)),
             };
-            let read = state.read_message(&message, &mut buf).map_err(|e| match e {
-                snow::Error::Decrypt => HandshakeError::SessionMismatch { chain_id },
-                other => noise(other),
-            })?;
+            let read = state
+                .read_message(&message, &mut buf)
+                .map_err(|e| match e {
+                    snow::Error::Decrypt => HandshakeError::SessionMismatch { chain_id },
+                    other => noise(other),
+                })?;
             // NN's messages carry empty payloads: anything else is refused.
             if read != 0 {
                 return Err(HandshakeError::Noise("unexpected handshake payload".into()));

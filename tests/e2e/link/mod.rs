@@ -21,6 +21,7 @@ mod cosign;
 mod flow;
 mod resync;
 mod store;
+mod tamper;
 mod wire;
 
 /// A devnet with the contracts, alice's node (funded with 100 USDC) and bob's node listening
@@ -151,11 +152,12 @@ async fn next_pay(wire: &mut Wire) -> (u64, u128) {
     }
 }
 
-/// The next message on `wire` that is not a Sync (a node greets every link with its Syncs).
+/// The next message on `wire` that is not a Sync (a node greets every link with its Syncs)
+/// or a Ping (a quiet link is asked for a sign of life).
 async fn next_reply(wire: &mut Wire) -> Message {
     loop {
         match soon("an answer from the node", wire.recv()).await.unwrap() {
-            Message::Sync { .. } => {}
+            Message::Sync { .. } | Message::Ping { .. } => {}
             other => return other,
         }
     }
@@ -169,7 +171,7 @@ async fn drain(wire: &mut Wire, nonce: u64) {
     loop {
         match soon("alice's node's Pong", wire.recv()).await.unwrap() {
             Message::Pong { nonce: n } if n == nonce => return,
-            Message::Sync { .. } => {}
+            Message::Sync { .. } | Message::Ping { .. } => {}
             other => panic!("expected only Syncs before the Pong, got {other:?}"),
         }
     }

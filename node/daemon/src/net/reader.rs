@@ -4,6 +4,7 @@
 //! it is durable; many payments share one fsync).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::primitives::Address;
 use farthing_peer::FrameReader;
@@ -19,6 +20,13 @@ use crate::net::command::{Burst, Command};
 /// Frames taken into one burst at most.
 const FRAMES_PER_BURST: usize = 1024;
 
+/// A link that brings nothing for this long is asked for a sign of life (a Ping); one that
+/// still brings nothing (not even the Pong) for as long again is dropped, and redialled. A
+/// lost frame shows this way: the link is encrypted, so the next frame after a gap fails
+/// its authentication at the other end, and a link that goes quiet, or whose bytes a
+/// middlebox holds back, does not hold a payer for longer than twice this.
+pub(crate) const LINK_IDLE: Duration = Duration::from_secs(10);
+
 impl Peering {
     /// Read and apply `peer`'s frames until the link fails.
     pub(crate) async fn read_frames(
@@ -27,8 +35,27 @@ impl Peering {
         link: &Link,
         mut reader: FrameReader<ReadHalf<TcpStream>>,
     ) -> Result<(), farthing_peer::LinkError> {
+        let mut pinged = false;
         loop {
-            let first = reader.recv().await?;
+            let first = match tokio::time::timeout(LINK_IDLE, reader.recv()).await {
+                Ok(first) => first?,
+                // `recv` is cancel-safe: nothing read is lost by timing out.
+                Err(_) if pinged => {
+                    return Err(farthing_peer::LinkError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "the peer sent nothing for {} s, not even an answer to a Ping",
+                            2 * LINK_IDLE.as_secs()
+                        ),
+                    )));
+                }
+                Err(_) => {
+                    pinged = true;
+                    link.send(Message::Ping { nonce: 0 }, None);
+                    continue;
+                }
+            };
+            pinged = false;
             let mut frames = vec![first];
             while let Ok(Some(next)) = reader.next_buffered() {
                 frames.push(next);

@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
+use alloy::primitives::B256;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use farthing_peer::frame::DecodeError;
-use alloy::primitives::B256;
 use farthing_peer::handshake::{Hello, encrypt, exchange_hellos, handshake_digest, sign_session};
 use farthing_peer::message::error_code;
 use farthing_peer::{
@@ -44,9 +44,7 @@ fn hello_of(claimed: Address) -> Hello {
 
 /// A hand-driven peer: says Hello claiming `claimed`, returns the node's Hello.
 async fn rogue_hello(conn: &mut FramedConnection<TcpStream>, claimed: Address) -> Hello {
-    exchange_hellos(conn, hello_of(claimed))
-        .await
-        .unwrap()
+    exchange_hellos(conn, hello_of(claimed)).await.unwrap()
 }
 
 /// A hand-driven peer: says Hello claiming `claimed`, runs the Noise handshake, returns the
@@ -207,7 +205,9 @@ async fn a_man_in_the_middle_relaying_both_sides_is_refused_by_both() {
         // Both refuse, each in its own session.
         let (na, nb) = tokio::join!(a.recv(), b.recv());
         for notice in [na, nb] {
-            assert!(matches!(notice.unwrap(), Message::Error { code, .. } if code == error_code::HANDSHAKE));
+            assert!(
+                matches!(notice.unwrap(), Message::Error { code, .. } if code == error_code::HANDSHAKE)
+            );
         }
     };
     let (ra, rb, ()) = tokio::join!(
@@ -217,7 +217,10 @@ async fn a_man_in_the_middle_relaying_both_sides_is_refused_by_both() {
     );
     for (result, claimed) in [(ra, bob.address()), (rb, alice.address())] {
         match result {
-            Err(HandshakeError::WrongSigner { claimed: c, recovered }) => {
+            Err(HandshakeError::WrongSigner {
+                claimed: c,
+                recovered,
+            }) => {
                 assert_eq!(c, claimed);
                 assert_ne!(recovered, claimed);
             }
