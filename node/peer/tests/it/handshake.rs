@@ -338,6 +338,19 @@ async fn malformed_and_oversized_frames_are_refused() {
         }
     ));
 
+    // A node of the previous protocol (v2, unencrypted links) is told which versions differ.
+    let hello = Message::Hello {
+        version: 2,
+        address: Address::repeat_byte(1),
+        challenge: [1; 32],
+    };
+    let err = refused_on_bytes(encode(&hello), error_code::HANDSHAKE).await;
+    assert!(
+        matches!(err, HandshakeError::VersionMismatch { ours: 3, theirs: 2 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade the older node"), "{err}");
+
     // Another protocol version.
     let hello = Message::Hello {
         version: PROTOCOL_VERSION + 1,
