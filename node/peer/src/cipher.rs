@@ -13,7 +13,8 @@
 //! sent: a dropped, repeated, reordered or altered message fails its tag, and the link drops.
 //! After every [`REKEY_EVERY`] messages the key is replaced by Noise's `REKEY` (§4.2: the
 //! first 32 bytes of encrypting 32 zero bytes under nonce 2⁶⁴−1), as BOLT 8 rotates its keys
-//! every 1000 messages: a key that leaks later exposes at most its own 1000 messages.
+//! every 1000 messages: a key that leaks does not expose the messages sent before its
+//! rotation (the step is one-way), though it does expose those after it in that direction.
 //!
 //! The plaintext is the writer's stream of frames ([`mod@crate::frame`]) cut at any byte: a
 //! frame may span two messages, and a message may carry hundreds of frames, so a burst of
@@ -56,6 +57,9 @@ pub enum CipherError {
         /// The message's position in this direction's stream.
         nonce: u64,
     },
+    /// A plaintext longer than one message carries (a bug of the caller's, refused).
+    #[error("{0} bytes of plaintext in one message, the limit is 65519")]
+    TooLong(usize),
     /// 2⁶⁴−1 messages went one way: Noise forbids another under these keys.
     #[error("the link's message counter is exhausted; reconnect for fresh keys")]
     Exhausted,
@@ -92,15 +96,22 @@ impl CipherState {
 
     /// Append `plaintext` (at most [`MAX_PLAINTEXT`] bytes) to `wire` as one message.
     pub fn seal(&mut self, plaintext: &[u8], wire: &mut Vec<u8>) -> Result<(), CipherError> {
-        debug_assert!(plaintext.len() <= MAX_PLAINTEXT);
+        if plaintext.len() > MAX_PLAINTEXT {
+            return Err(CipherError::TooLong(plaintext.len()));
+        }
         let nonce = self.next_nonce()?;
+        let start = wire.len();
         wire.extend_from_slice(&((plaintext.len() + TAG_LEN) as u16).to_be_bytes());
         let at = wire.len();
         wire.extend_from_slice(plaintext);
-        let tag = self
+        let sealed = self
             .aead
-            .encrypt_in_place_detached(&nonce_bytes(nonce), &[], &mut wire[at..])
-            .map_err(|_| CipherError::Exhausted)?;
+            .encrypt_in_place_detached(&nonce_bytes(nonce), &[], &mut wire[at..]);
+        let Ok(tag) = sealed else {
+            // ChaCha20 refuses only past 256 GiB under one nonce: leave nothing half-made.
+            wire.truncate(start);
+            return Err(CipherError::Exhausted);
+        };
         wire.extend_from_slice(&tag);
         self.advance();
         Ok(())

@@ -13,7 +13,7 @@
 //! it waits for the rest, so a peer cannot make it buffer more than one maximal frame (or one
 //! maximal encrypted message).
 
-use std::io;
+use std::{fmt, io};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
@@ -51,7 +51,6 @@ pub enum LinkError {
 }
 
 /// The encrypted reader's ciphertext side.
-#[derive(Debug)]
 struct Opening {
     cipher: CipherState,
     wire: Box<[u8]>,
@@ -60,7 +59,6 @@ struct Opening {
 }
 
 /// The receiving half: bytes in, messages out.
-#[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
     /// Plaintext frames.
@@ -221,7 +219,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 }
 
 /// The encrypting writer's ciphertext side.
-#[derive(Debug)]
 struct Sealing {
     cipher: CipherState,
     wire: Vec<u8>,
@@ -231,7 +228,6 @@ struct Sealing {
 ///
 /// Sending is not cancel-safe: a `send` dropped halfway may have written part of a frame,
 /// so a link whose send was cancelled must be dropped.
-#[derive(Debug)]
 pub struct FrameWriter<W> {
     inner: W,
     buf: Vec<u8>,
@@ -331,6 +327,30 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         }
         self.buf.clear();
         Ok(())
+    }
+}
+
+// Debug shows where the buffers stand, never their bytes (decrypted frames) or the keys.
+impl<R> fmt::Debug for FrameReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("FrameReader");
+        d.field("buffered", &(self.end - self.start));
+        if let Some(o) = &self.opening {
+            d.field("ciphertext", &(o.end - o.start))
+                .field("cipher", &o.cipher);
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+impl<W> fmt::Debug for FrameWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("FrameWriter");
+        d.field("queued", &self.buf.len());
+        if let Some(sealing) = &self.sealing {
+            d.field("cipher", &sealing.cipher);
+        }
+        d.finish_non_exhaustive()
     }
 }
 

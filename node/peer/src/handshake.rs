@@ -9,8 +9,9 @@
 //!    address, or (when it dialled) any address but the partner it dialled.
 //! 2. **Noise**, in clear: `Noise_NN_25519_ChaChaPoly_SHA256` (two [`Message::Noise`]s). The
 //!    side with the lower claimed address initiates. The prologue is
-//!    `"Farthing peer v3" || chain_id (u64 BE) || initiator's Hello (address || random) ||
-//!    responder's Hello (address || random)`, so both Hellos and the chain are bound into the
+//!    `"Farthing peer v3" || chain_id (u64 BE) || version (u16 BE) || initiator's Hello
+//!    (address || random) || responder's Hello (address || random)`, so the version, both
+//!    Hellos and the chain are bound into the
 //!    session's handshake hash `h`, which commits to both sides' fresh ephemeral keys.
 //! 3. **HelloAck**, encrypted, both ways: a signature by the node's key over
 //!
@@ -118,7 +119,7 @@ pub enum HandshakeError {
     /// saw different Hellos or chain ids.
     #[error(
         "the peer's handshake does not authenticate: it runs on another chain than {chain_id} \
-         (check both nodes' chain), or the bytes were altered on the way"
+         (check both nodes' chain id), or the handshake's bytes were altered on the way"
     )]
     SessionMismatch {
         /// This node's chain id.
@@ -328,6 +329,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Step 1: send `mine` as a [`Message::Hello`] and read the peer's, checking its version.
+///
+/// A building block of [`handshake()`], public for tests that play a misbehaving peer: on
+/// its own it authenticates nothing.
+#[doc(hidden)]
 pub async fn exchange_hellos<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut FramedConnection<S>,
     mine: Hello,
@@ -357,6 +362,10 @@ pub async fn exchange_hellos<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Step 2: run the Noise handshake after the Hellos `mine` and `theirs`, and switch `conn`
 /// to the keys it yields. Returns the session's handshake hash `h`, which step 3 signs.
+///
+/// A building block of [`handshake()`], public for tests that play a misbehaving peer: the
+/// link it leaves is encrypted but its peer is not authenticated until step 3.
+#[doc(hidden)]
 pub async fn encrypt<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut FramedConnection<S>,
     chain_id: u64,
@@ -369,9 +378,12 @@ pub async fn encrypt<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         (theirs, mine)
     };
-    let mut prologue = Vec::with_capacity(PROLOGUE_DOMAIN.len() + 8 + 2 * 52);
+    let mut prologue = Vec::with_capacity(PROLOGUE_DOMAIN.len() + 8 + 2 + 2 * 52);
     prologue.extend_from_slice(PROLOGUE_DOMAIN);
     prologue.extend_from_slice(&chain_id.to_be_bytes());
+    // Both sides checked the peer's version equals theirs: bound here, it cannot have been
+    // changed on the way (and a later negotiation cannot be downgraded).
+    prologue.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
     for hello in [first, second] {
         prologue.extend_from_slice(hello.address.as_slice());
         prologue.extend_from_slice(&hello.random);

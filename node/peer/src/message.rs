@@ -310,13 +310,15 @@ pub struct SignedBalance {
 /// One message of the peer protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// First message on a link, both ways: who I claim to be and a fresh challenge for you.
+    /// First message on a link, both ways, in clear: the protocol version, who I claim to be,
+    /// and fresh random bytes. Both Hellos go into the Noise prologue, so the session (and
+    /// the signature each side makes over its hash) binds them.
     Hello {
         /// [`PROTOCOL_VERSION`] of the sender.
         version: u16,
         /// The address whose key the sender claims to hold.
         address: Address,
-        /// Fresh random bytes the other side must sign.
+        /// Fresh random bytes (the handshake's `Hello::random`).
         challenge: [u8; 32],
     },
     /// One message of the Noise handshake that follows the [`Message::Hello`]s (see

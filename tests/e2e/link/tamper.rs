@@ -9,6 +9,15 @@ use farthing_peer::encode;
 
 use super::*;
 
+/// A Noise message's shape (length | 40 bytes | 16-byte tag) under a key the middle made up.
+fn fake_ciphertext() -> Vec<u8> {
+    let mut wire = Vec::new();
+    farthing_peer::CipherState::new([0x5a; 32])
+        .seal(&encode(&Message::Ping { nonce: 1 }), &mut wire)
+        .unwrap();
+    wire
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_a_man_in_the_middle_injects_is_accepted() {
     let Pair {
@@ -36,6 +45,8 @@ async fn nothing_a_man_in_the_middle_injects_is_accepted() {
         Fault::Reorder(Way::ToListener, 2),
         Fault::Inject(Way::ToDialler, 2, forged_ack),
         Fault::Flip(Way::ToDialler, 3),
+        // A well-formed message that is not the peer's: its tag fails.
+        Fault::Inject(Way::ToListener, 3, fake_ciphertext()),
     ];
     let proxy = TamperProxy::start(target, plan.clone()).await;
     let through: PeerAddr = format!("{}@{}", bob.address(), proxy.addr).parse().unwrap();

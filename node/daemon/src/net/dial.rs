@@ -1,6 +1,6 @@
 //! Links come up here: accepted on the peer port, or dialed (once, or kept up with backoff).
-//! Each side proves its key by signing the other's challenge (`farthing_peer::handshake`);
-//! then the link gets a reader and a writer task and the node sends its Sync.
+//! The handshake (`farthing_peer::handshake`) encrypts the link and has each side sign the
+//! Noise session's hash with its key; then the link gets a reader and a writer task and the node sends its Sync.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! it is durable; many payments share one fsync).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
 use farthing_peer::FrameReader;
@@ -20,12 +20,18 @@ use crate::net::command::{Burst, Command};
 /// Frames taken into one burst at most.
 const FRAMES_PER_BURST: usize = 1024;
 
-/// A link that brings nothing for this long is asked for a sign of life (a Ping); one that
-/// still brings nothing (not even the Pong) for as long again is dropped, and redialled. A
-/// lost frame shows this way: the link is encrypted, so the next frame after a gap fails
-/// its authentication at the other end, and a link that goes quiet, or whose bytes a
-/// middlebox holds back, does not hold a payer for longer than twice this.
-pub(crate) const LINK_IDLE: Duration = Duration::from_secs(10);
+/// A link that brings nothing for this long is asked for a sign of life (a Ping). A lost
+/// frame shows this way: the link is encrypted, so the next frame after a gap (the Ping, if
+/// nothing else) fails its authentication at the other end, which drops the link.
+pub(crate) const LINK_IDLE: Duration = Duration::from_secs(15);
+
+/// A link that brings nothing at all (not even a Pong) for this long is dropped, and
+/// redialled: a peer whose bytes a middlebox holds back does not hold a payer longer. It is
+/// well past what keeps a healthy peer from answering a Ping: its reader waits up to
+/// [`PASS_TIMEOUT`] for the chain on a payment for a channel it does not know yet, and its
+/// Pong queues behind Acks that wait for its disk.
+pub(crate) const LINK_DEAD: Duration = Duration::from_secs(75);
+const _: () = assert!(LINK_DEAD.as_secs() >= 2 * PASS_TIMEOUT.as_secs() + LINK_IDLE.as_secs());
 
 impl Peering {
     /// Read and apply `peer`'s frames until the link fails.
@@ -35,27 +41,30 @@ impl Peering {
         link: &Link,
         mut reader: FrameReader<ReadHalf<TcpStream>>,
     ) -> Result<(), farthing_peer::LinkError> {
-        let mut pinged = false;
+        let (mut last_heard, mut pinged) = (Instant::now(), false);
         loop {
             let first = match tokio::time::timeout(LINK_IDLE, reader.recv()).await {
                 Ok(first) => first?,
                 // `recv` is cancel-safe: nothing read is lost by timing out.
-                Err(_) if pinged => {
+                Err(_) if last_heard.elapsed() >= LINK_DEAD => {
                     return Err(farthing_peer::LinkError::Io(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         format!(
-                            "the peer sent nothing for {} s, not even an answer to a Ping",
-                            2 * LINK_IDLE.as_secs()
+                            "the peer sent nothing for {} s (a Ping was sent after {} s)",
+                            LINK_DEAD.as_secs(),
+                            LINK_IDLE.as_secs()
                         ),
                     )));
                 }
                 Err(_) => {
-                    pinged = true;
-                    link.send(Message::Ping { nonce: 0 }, None);
+                    if !pinged {
+                        pinged = true;
+                        link.send(Message::Ping { nonce: 0 }, None);
+                    }
                     continue;
                 }
             };
-            pinged = false;
+            (last_heard, pinged) = (Instant::now(), false);
             let mut frames = vec![first];
             while let Ok(Some(next)) = reader.next_buffered() {
                 frames.push(next);
