@@ -20,5 +20,6 @@ mod node;
 mod payments;
 mod ready;
 mod strangers;
+mod token_domain;
 mod watcher;
 mod watchtower;

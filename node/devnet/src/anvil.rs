@@ -203,8 +203,14 @@ impl Devnet {
 
     /// Deploy MockUSDC (owned by the deployer, who may mint) and ChannelManager with the
     /// devnet's challenge-period bounds; returns the deployment as `scripts/deploy.sh` would
-    /// write it.
+    /// write it. The token's EIP-712 domain is USDC's on Ethereum and Base ("USD Coin", "2").
     pub async fn deploy(&self) -> Result<Deployment> {
+        self.deploy_token("USD Coin", "2").await
+    }
+
+    /// [`Self::deploy`] with a MockUSDC whose name and EIP-712 domain version are `name` and
+    /// `version` (Base Sepolia's USDC is ("USDC", "2")).
+    pub async fn deploy_token(&self, name: &str, version: &str) -> Result<Deployment> {
         let deployer = &self.params.deployer;
         let provider = self.provider(deployer);
         let (min, max) = (
@@ -216,7 +222,7 @@ impl Devnet {
             .await
             .map_err(chain_error("eth_blockNumber"))?
             + 1;
-        let token = MockUSDC::deploy(&provider, deployer.address())
+        let token = MockUSDC::deploy(&provider, deployer.address(), name.into(), version.into())
             .await
             .map_err(chain_error("deploying MockUSDC"))?;
         let receipt = token
@@ -238,6 +244,8 @@ impl Devnet {
             channel_manager: *manager.address(),
             token: *token.address(),
             token_decimals: 6,
+            token_name: name.into(),
+            token_version: version.into(),
             deployment_block,
             deployer: deployer.address(),
             min_challenge_period: min,
