@@ -194,6 +194,7 @@ impl Builder {
                 deployment.channel_manager,
                 config.chain.confirmations,
             )
+            .with_max_fee_per_gas(config.chain.max_fee_per_gas_gwei.map(|cap| cap.wei))
             .with_journal(Arc::new(StoreJournal(store.clone()))),
         );
         let tasks = Tasks::default();

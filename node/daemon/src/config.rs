@@ -14,6 +14,7 @@
 //! | `chain.deployment` | `.devnet/deployment.json` | the file `scripts/deploy.sh` writes |
 //! | `chain.confirmations` | `1` | blocks an event needs on top of it before the node applies it |
 //! | `chain.poll_interval_ms` | `500` | how often the watcher asks for new blocks |
+//! | `chain.max_fee_per_gas_gwei` | none (no cap) | the most the node offers per gas, in gwei (decimals allowed: `0.5`); a higher estimate is cut to it (logged), an urgent transaction's fee raises stop at it, and while the chain's base fee is above it nothing is sent (the operation fails saying so) |
 //! | `key` | none: required | one of `keystore` (+ `password_file`), `raw_key_file`, `dev_account` (a public devnet key: refused on any chain but a devnet's); `--dev N`, `--key-file`, `--keystore` set it |
 //! | `rpc.listen` | `127.0.0.1:7750` | JSON-RPC over HTTP and WebSocket for agents and operators |
 //! | `rpc.max_ws_connections` | `32` | WebSocket connections open at once; more get HTTP 429 (HTTP calls are not affected) |
@@ -185,6 +186,37 @@ pub struct ChainConfig {
     pub confirmations: u64,
     /// Watcher polling interval in milliseconds.
     pub poll_interval_ms: u64,
+    /// The most the node offers per gas (none: no cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_fee_per_gas_gwei: Option<Gwei>,
+}
+
+/// An amount per gas written in gwei (`50`, `0.05`), held in wei.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gwei {
+    /// Wei per gas.
+    pub wei: u128,
+}
+
+impl Serialize for Gwei {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.wei as f64 / 1e9)
+    }
+}
+
+impl<'de> Deserialize<'de> for Gwei {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let gwei = f64::deserialize(deserializer)?;
+        // At most 10^12 gwei (1,000 ether per gas): anything above is a typo.
+        if !(gwei > 0.0 && gwei <= 1e12) {
+            return Err(serde::de::Error::custom(format!(
+                "{gwei} gwei is not a fee cap: give a positive number of gwei per gas, e.g. 50 or 0.05"
+            )));
+        }
+        Ok(Self {
+            wei: (gwei * 1e9).round() as u128,
+        })
+    }
 }
 
 /// Where the node's secp256k1 key comes from.
@@ -258,6 +290,7 @@ impl Default for ChainConfig {
             deployment: PathBuf::from(".devnet/deployment.json"),
             confirmations: 1,
             poll_interval_ms: 500,
+            max_fee_per_gas_gwei: None,
         }
     }
 }
@@ -438,5 +471,29 @@ mod tests {
         assert!(keep.contains("keep_payments must be at least 1"), "{keep}");
         let kept = Config::from_toml("[history]\nkeep_payments = 5000").unwrap();
         assert_eq!(kept.history.keep_payments, 5_000);
+        for bad in ["0", "-1", "\"fast\""] {
+            let cap = Config::from_toml(&format!("[chain]\nmax_fee_per_gas_gwei = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(cap.contains("max_fee_per_gas_gwei"), "{bad}: {cap}");
+        }
+    }
+
+    #[test]
+    fn the_fee_cap_is_read_in_gwei_and_held_in_wei() {
+        for (text, wei) in [
+            ("50", 50_000_000_000u128),
+            ("0.05", 50_000_000),
+            ("1.5", 1_500_000_000),
+        ] {
+            let config =
+                Config::from_toml(&format!("[chain]\nmax_fee_per_gas_gwei = {text}")).unwrap();
+            assert_eq!(
+                config.chain.max_fee_per_gas_gwei,
+                Some(Gwei { wei }),
+                "{text}"
+            );
+        }
+        assert_eq!(Config::default().chain.max_fee_per_gas_gwei, None);
     }
 }

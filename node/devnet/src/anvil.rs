@@ -31,6 +31,8 @@ pub struct DevnetOptions {
     /// Keep the chain in this file: loaded at start if it exists, written when the devnet is
     /// stopped with [`Devnet::stop_gracefully`].
     pub state: Option<PathBuf>,
+    /// More anvil flags (e.g. `--base-fee 100000000000`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for DevnetOptions {
@@ -43,6 +45,7 @@ impl Default for DevnetOptions {
                 .unwrap_or_else(|| Path::new(REPO_ROOT).join("contracts/node_modules/.bin/anvil")),
             port: 0,
             state: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl Devnet {
         if let Some(state) = &options.state {
             command.arg("--state").arg(state);
         }
+        command.args(&options.extra_args);
         let mut child = command.spawn().map_err(|source| Error::Process {
             what: format!("starting {}", anvil.display()),
             source,

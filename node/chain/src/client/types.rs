@@ -158,6 +158,21 @@ pub enum ChainError {
         /// Why waiting stopped.
         reason: String,
     },
+    /// The chain's base fee is above the operator's cap (`chain.max_fee_per_gas_gwei`): a
+    /// transaction within the cap could not be mined now, so nothing was sent.
+    #[error(
+        "{what} not sent: the chain's base fee is {}, above the cap chain.max_fee_per_gas_gwei = {}: raise the cap or retry when fees fall",
+        crate::client::fees::gwei(*base_fee),
+        crate::client::fees::gwei(*cap)
+    )]
+    FeeCap {
+        /// The operation.
+        what: &'static str,
+        /// The latest block's base fee, wei per gas.
+        base_fee: u128,
+        /// The cap, wei per gas.
+        cap: u128,
+    },
     /// The transaction was mined but reverted.
     #[error("{what}: transaction {tx_hash} reverted on-chain")]
     Reverted {
