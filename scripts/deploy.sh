@@ -2,13 +2,16 @@
 # Deploy MockUSDC and ChannelManager to any EVM chain (or only a ChannelManager for an existing
 # token, --token) and write a deployment file that the node and the tests read.
 #
-#   scripts/deploy.sh [--rpc-url URL] [--private-key KEY] [--chain-id ID] [--out FILE]
+#   scripts/deploy.sh [--rpc-url URL] [--private-key KEY | --keystore FILE [--password-file FILE]]
+#                     [--chain-id ID] [--out FILE]
 #                     [--token ADDRESS | --mock-name NAME --mock-version VERSION]
 #                     [--min-period SECS] [--max-period SECS] [--fund ADDRESS=AMOUNT]...
 #
 #   --rpc-url      chain to deploy to (default: the running devnet, scripts/devnet.sh)
 #   --private-key  deployer key (default: env FARTHING_DEPLOYER_KEY; on the devnet chain id
 #                  only, anvil's account 0). Prefer the env var: argv is visible to other users.
+#   --keystore     the deployer key from an Ethereum JSON keystore instead (the node's will do);
+#                  its password from --password-file (first line) or env FARTHING_KEY_PASSWORD
 #   --chain-id     refuse to deploy unless the chain has this id (recommended off the devnet)
 #   --out          deployment file (default: .devnet/deployment.json)
 #   --token        deploy only the ChannelManager, for this existing token (e.g. Circle's USDC):
@@ -27,11 +30,13 @@ source "$(dirname "$0")/lib.sh"
 rpc_url="" key="${FARTHING_DEPLOYER_KEY:-}" want_chain="" out="$ROOT/.devnet/deployment.json"
 token="" mock_name="USD Coin" mock_version="2" mock_named=""
 min_period="$DEVNET_MIN_CHALLENGE_PERIOD" max_period="$DEVNET_MAX_CHALLENGE_PERIOD"
-fund=()
+fund=() keystore="" password_file=""
 while (($#)); do
   case "$1" in
     --rpc-url) rpc_url="$2"; shift 2 ;;
-    --private-key) key="$2"; shift 2 ;;
+    --private-key) key="$2"; key_given=1; shift 2 ;;
+    --keystore) keystore="$2"; shift 2 ;;
+    --password-file) password_file="$2"; shift 2 ;;
     --chain-id) want_chain="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --token) token="$2"; shift 2 ;;
@@ -40,7 +45,7 @@ while (($#)); do
     --min-period) min_period="$2"; shift 2 ;;
     --max-period) max_period="$2"; shift 2 ;;
     --fund) fund+=("$2"); shift 2 ;;
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (scripts/deploy.sh --help)" ;;
   esac
 done
@@ -60,13 +65,31 @@ chain_id="$(rpc_chain_id "$rpc_url")"
 if [[ -n "$want_chain" && "$chain_id" != "$want_chain" ]]; then
   die "the chain at $rpc_url has id $chain_id, not $want_chain: check --rpc-url"
 fi
-if [[ -z "$key" ]]; then
-  [[ "$chain_id" == "$DEVNET_CHAIN_ID" ]] \
-    || die "no deployer key: set FARTHING_DEPLOYER_KEY or pass --private-key (devnet keys are only used on chain $DEVNET_CHAIN_ID)"
-  key="$DEVNET_DEPLOYER_KEY"
+if [[ -n "$keystore" ]]; then
+  [[ -z "${key_given:-}" ]] || die "--private-key and --keystore both name a deployer key: give one"
+  [[ -f "$keystore" ]] || die "--keystore: no file at $keystore"
+  if [[ -z "$password_file" ]]; then
+    [[ -n "${FARTHING_KEY_PASSWORD:-}" ]] \
+      || die "the keystore $keystore needs a password: --password-file FILE or the FARTHING_KEY_PASSWORD environment variable"
+    secrets="$(mktemp -d)"
+    trap 'rm -rf "$secrets"' EXIT
+    (umask 077 && printf '%s' "$FARTHING_KEY_PASSWORD" >"$secrets/password")
+    password_file="$secrets/password"
+  fi
+  [[ -f "$password_file" ]] || die "--password-file: no file at $password_file"
+  signer=(--keystore "$keystore" --password-file "$password_file")
+  deployer="$("$CAST" wallet address "${signer[@]}" 2>/dev/null)" \
+    || die "cannot decrypt the keystore $keystore: wrong password or not an Ethereum keystore"
+else
+  if [[ -z "$key" ]]; then
+    [[ "$chain_id" == "$DEVNET_CHAIN_ID" ]] \
+      || die "no deployer key: set FARTHING_DEPLOYER_KEY, or pass --private-key or --keystore (devnet keys are only used on chain $DEVNET_CHAIN_ID)"
+    key="$DEVNET_DEPLOYER_KEY"
+  fi
+  signer=(--private-key "$key")
+  deployer="$("$CAST" wallet address "${signer[@]}" 2>/dev/null)" \
+    || die "the deployer key is not a valid secp256k1 private key (64 hex digits)"
 fi
-deployer="$("$CAST" wallet address --private-key "$key" 2>/dev/null)" \
-  || die "the deployer key is not a valid secp256k1 private key (64 hex digits)"
 balance="$("$CAST" balance "$deployer" --rpc-url "$rpc_url")"
 [[ "$balance" != "0" ]] || die "the deployer $deployer has no ether on chain $chain_id: fund it, then rerun"
 # Check every --fund entry before anything is sent.
@@ -124,7 +147,7 @@ build_contracts
 # send ARGS... : a transaction from the deployer; prints the receipt as JSON.
 send() {
   local receipt
-  receipt="$("$CAST" send --rpc-url "$rpc_url" --private-key "$key" --json "$@" 2>&1)" \
+  receipt="$("$CAST" send --rpc-url "$rpc_url" "${signer[@]}" --json "$@" 2>&1)" \
     || die "transaction failed: $(echo "$receipt" | grep -v '^\s*$' | tail -1)"
   echo "$receipt"
 }

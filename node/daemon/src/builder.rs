@@ -62,6 +62,18 @@ pub enum StartError {
         /// The deployment file's.
         deployment: u64,
     },
+    /// The deployment file's token is not the one the config pins.
+    #[error(
+        "config says chain.token {config}, the deployment file {path} says {deployment}: use a deployment made for that token (scripts/deploy.sh --token {config})"
+    )]
+    TokenMismatch {
+        /// `chain.token`.
+        config: alloy::primitives::Address,
+        /// The deployment file's.
+        deployment: alloy::primitives::Address,
+        /// The deployment file.
+        path: std::path::PathBuf,
+    },
     /// No key is configured.
     #[error(
         "no key configured: start with --key-file PATH (0600 raw key), --keystore PATH, or --dev N on a local devnet (or set [key] in the config file)"
@@ -163,6 +175,15 @@ impl Builder {
             return Err(StartError::ChainIdMismatch {
                 config: config.chain.chain_id,
                 deployment: deployment.chain_id,
+            });
+        }
+        if let Some(token) = config.chain.token
+            && token != deployment.token
+        {
+            return Err(StartError::TokenMismatch {
+                config: token,
+                deployment: deployment.token,
+                path: config.chain.deployment.clone(),
             });
         }
         let chain_id = config.chain.chain_id;
