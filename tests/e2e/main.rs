@@ -22,6 +22,7 @@ mod node;
 mod payments;
 mod ready;
 mod strangers;
+mod testnet;
 mod token_domain;
 mod watcher;
 mod watchtower;
