@@ -11,10 +11,11 @@ use alloy::primitives::{B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use farthing_chain::contracts::ChannelManager;
-use farthing_chain::messages::TokenDomain;
+use farthing_chain::messages::{self, TokenDomain, TransferWithAuthorization};
 use farthing_chain::{ChainClient, ChainError, NodeKey, OpenAuthorization};
 use farthing_e2e::{Daemon, Devnet, Party, USDC, farthing_bin};
-use farthing_rpc::{FarthingApiClient, OpenParams};
+use farthing_http402::x402::{self, PaymentRequired};
+use farthing_rpc::{FarthingApiClient, OpenParams, TransferAuthorization};
 
 /// A node's permit open and a funder's gasless EIP-3009 open, on a MockUSDC named `name`,
 /// version `version`.
@@ -214,5 +215,90 @@ async fn a_node_signs_in_its_tokens_domain_and_refuses_a_file_naming_another() {
     .unwrap();
     assert_eq!((open.id, open.deposit_ours.as_str()), (1, "25.5"));
     assert_eq!(alice.balance().await, 74_500_000);
+
+    // Its 402 gateway offers `exact` in the token's domain, which x402 clients sign in.
+    let gateway = farthing_gateway::start(farthing_gateway::GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: "http://127.0.0.1:9".into(),
+        node_url: daemon.url.replacen("http://", "ws://", 1),
+        node_data_dir: data_dir.clone(),
+        routes: vec![farthing_gateway::RouteConfig::parse_priced("GET /data=0.002").unwrap()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let answer = crate::gateway::Raw::new()
+        .get(&format!("http://{}/data", gateway.addr), &[])
+        .await;
+    assert_eq!(answer.status, 402, "{answer:?}");
+    let required: PaymentRequired =
+        x402::decode(answer.header("payment-required").unwrap().as_bytes(), "402").unwrap();
+    let exact = required
+        .accepts
+        .iter()
+        .find(|r| r.scheme == "exact")
+        .unwrap();
+    assert_eq!(
+        (exact.extra_str("name"), exact.extra_str("version")),
+        (Some("USDC"), Some("2"))
+    );
+    gateway.stop();
+
+    // As its own facilitator, the node takes an EIP-3009 transfer signed in that domain and
+    // refuses one signed in USDC's default domain, naming the one it checks.
+    let payer = PrivateKeySigner::random();
+    devnet.mint(&d, payer.address(), 3 * USDC).await.unwrap();
+    let valid_before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3_600;
+    let nonce = B256::repeat_byte(9);
+    let message = TransferWithAuthorization {
+        from: payer.address(),
+        to: alice.address(),
+        value: U256::from(1_500_000u64),
+        validAfter: U256::ZERO,
+        validBefore: U256::from(valid_before),
+        nonce,
+    };
+    let authorization = |domain: &TokenDomain| TransferAuthorization {
+        from: payer.address(),
+        to: alice.address(),
+        value: "1500000".into(),
+        valid_after: 0,
+        valid_before,
+        nonce,
+        signature: messages::sign(&payer, &message, &domain.eip712()),
+    };
+    let usd_coin = TokenDomain {
+        name: "USD Coin".into(),
+        ..d.token_domain()
+    };
+    let refused = match client
+        .collect_authorization(authorization(&usd_coin))
+        .await
+        .unwrap_err()
+    {
+        farthing_rpc::ClientError::Call(call) => call.message().to_owned(),
+        other => panic!("expected a refusal, got {other}"),
+    };
+    assert!(
+        refused.contains(&format!(
+            r#"in the token's EIP-712 domain ("USDC", "2", chain 31337, {})"#,
+            d.token
+        )),
+        "{refused}"
+    );
+    let collected = client
+        .collect_authorization(authorization(&d.token_domain()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (collected.payer, collected.amount.as_str()),
+        (payer.address(), "1.5")
+    );
+    assert_eq!(Party::new(&devnet, &d, payer).balance().await, 1_500_000);
+    assert_eq!(alice.balance().await, 76_000_000, "74.5 + 1.5");
     assert!(daemon.stop().success());
 }
