@@ -141,6 +141,19 @@ async fn deploy_script_writes_a_deployment_the_node_checks() {
 #[tokio::test]
 async fn deploy_script_refuses_bad_input_in_one_line() {
     let devnet = Devnet::start().unwrap();
+    // A keystore made by cast, and a wrong password for it.
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new(repo_root().join("contracts/node_modules/.bin/cast"))
+        .args(["wallet", "new"])
+        .arg(dir.path())
+        .arg("deployer.json")
+        .env("CAST_PASSWORD", "right password")
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let keystore = dir.path().join("deployer.json");
+    let wrong_password = dir.path().join("password");
+    std::fs::write(&wrong_password, "wrong password\n").unwrap();
     let run = |args: &[&str]| {
         let output = Command::new(repo_root().join("scripts/deploy.sh"))
             .args(args)
@@ -149,10 +162,41 @@ async fn deploy_script_refuses_bad_input_in_one_line() {
         assert!(!output.status.success(), "{args:?} should fail");
         String::from_utf8(output.stderr).unwrap()
     };
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--rpc-url", "http://127.0.0.1:9"],
             "no chain answers at http://127.0.0.1:9",
+        ),
+        (
+            &[
+                "--rpc-url",
+                &devnet.rpc_url,
+                "--keystore",
+                "/nonexistent/key.json",
+            ],
+            "--keystore: no file at /nonexistent/key.json",
+        ),
+        (
+            &[
+                "--rpc-url",
+                &devnet.rpc_url,
+                "--private-key",
+                "0x01",
+                "--keystore",
+                "/nonexistent/key.json",
+            ],
+            "--private-key and --keystore both name a deployer key",
+        ),
+        (
+            &[
+                "--rpc-url",
+                &devnet.rpc_url,
+                "--keystore",
+                keystore.to_str().unwrap(),
+                "--password-file",
+                wrong_password.to_str().unwrap(),
+            ],
+            "cannot decrypt the keystore",
         ),
         (
             &["--rpc-url", &devnet.rpc_url, "--chain-id", "1"],
