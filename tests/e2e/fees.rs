@@ -174,3 +174,50 @@ async fn a_fee_cap_refuses_below_the_base_fee_and_never_offers_more_than_itself(
     );
     assert_eq!(alice.balance().await, 100 * USDC, "the deposit came back");
 }
+
+/// The cap as the operator sets it: `chain.max_fee_per_gas_gwei` in the node's config file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_configured_with_a_fee_cap_refuses_to_open_above_it_and_says_why() {
+    let net = farthing_e2e::Deployed::start().await;
+    let chain = net.devnet.reader();
+    let _: serde_json::Value = chain
+        .raw_request(
+            "anvil_setNextBlockBaseFeePerGas".into(),
+            (U256::from(100 * GWEI),),
+        )
+        .await
+        .unwrap();
+    let _: serde_json::Value = chain.raw_request("evm_mine".into(), ()).await.unwrap();
+    assert_eq!(base_fee(&chain).await, 100 * GWEI);
+    let config = net.dir.path().join("capped.toml");
+    std::fs::write(&config, "[chain]\nmax_fee_per_gas_gwei = 2.5\n").unwrap();
+    let node = net.daemon(1, "alice", &["--config", config.to_str().unwrap()]);
+    let client = net.rpc("alice", &node);
+    let alice = net.party("ALICE");
+    let err = farthing_rpc::OpenParams {
+        partner: net.devnet.key("BOB").address(),
+        amount: "5".into(),
+        challenge_period: Some(600),
+    }
+    .call(&client)
+    .await
+    .unwrap_err();
+    let farthing_rpc::ClientError::Call(call) = err else {
+        panic!("expected a JSON-RPC error, got {err}");
+    };
+    assert_eq!(call.code(), farthing_rpc::code::CHAIN_UNAVAILABLE);
+    assert!(
+        call.message().contains(
+            "open not sent: the chain's base fee is 100 gwei, above the cap chain.max_fee_per_gas_gwei = 2.5 gwei: raise the cap or retry when fees fall"
+        ),
+        "{}",
+        call.message()
+    );
+    assert_eq!(alice.balance().await, 100 * USDC, "nothing moved");
+    assert_eq!(
+        chain.get_transaction_count(alice.address()).await.unwrap(),
+        0,
+        "nothing was sent"
+    );
+    assert!(node.stop().success());
+}
