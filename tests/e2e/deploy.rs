@@ -436,4 +436,37 @@ async fn deploy_script_with_token_refuses_what_the_node_cannot_use_in_one_line()
         blocks,
         "nothing was sent"
     );
+
+    // A token whose EIP-712 domain is not keccak(EIP712Domain(name, version, chainId,
+    // token)) (the chain id in a salt, as Polygon's bridged USDC): refused, both hashes named.
+    let deployer = devnet.provider(&devnet.key("DEPLOYER"));
+    let salted = farthing_chain::contracts::SaltedDomainToken::deploy(&deployer)
+        .await
+        .unwrap();
+    let blocks = provider.get_block_number().await.unwrap();
+    let theirs = salted.DOMAIN_SEPARATOR().call().await.unwrap();
+    let standard = farthing_chain::messages::TokenDomain {
+        name: "USDC".into(),
+        version: "2".into(),
+        chain_id: 31337,
+        token: *salted.address(),
+    }
+    .separator();
+    let salted_address = salted.address().to_string();
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--token", salted_address.as_str()])
+        .collect();
+    let (ok, stderr) = deploy_sh(&args);
+    assert!(!ok);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            r#"the token at {salted_address} has DOMAIN_SEPARATOR() {theirs}, but its name "USDC" and version "2" on chain 31337 hash to {standard}: the node cannot sign in its domain"#
+        )),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    assert_eq!(provider.get_block_number().await.unwrap(), blocks);
 }

@@ -158,7 +158,7 @@ async fn gasless_opens_in_a_domain_of_another_name_and_version() {
 }
 
 #[tokio::test]
-async fn a_node_signs_in_its_tokens_domain_and_refuses_a_file_naming_another() {
+async fn a_node_signs_in_its_tokens_domain_and_refuses_a_file_naming_another_or_an_odd_domain() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy_token("USDC", "2").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -173,17 +173,21 @@ async fn a_node_signs_in_its_tokens_domain_and_refuses_a_file_naming_another() {
         ..d.clone()
     };
     std::fs::write(&deployment, serde_json::to_string(&wrong).unwrap()).unwrap();
-    let output = Command::new(farthing_bin())
-        .arg("--data-dir")
-        .arg(dir.path().join("alice"))
-        .args(["node", "--rpc-listen", "127.0.0.1:0", "--dev", "1"])
-        .args(["--rpc-url", &devnet.rpc_url])
-        .arg("--deployment")
-        .arg(&deployment)
-        .output()
-        .unwrap();
-    assert!(!output.status.success(), "a node must not start on it");
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let refused_start = || {
+        let output = Command::new(farthing_bin())
+            .arg("--data-dir")
+            .arg(dir.path().join("alice"))
+            .args(["node", "--rpc-listen", "127.0.0.1:0", "--dev", "1"])
+            .args(["--peer-listen", "127.0.0.1:0"])
+            .args(["--rpc-url", &devnet.rpc_url])
+            .arg("--deployment")
+            .arg(&deployment)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "a node must not start on it");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let stderr = refused_start();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("error: ")
@@ -191,6 +195,30 @@ async fn a_node_signs_in_its_tokens_domain_and_refuses_a_file_naming_another() {
                 r#"the token at {}: its EIP-712 domain is name "USDC", version "2", but the deployment file says token_name "USD Coin", token_version "2""#,
                 d.token
             )),
+        "{stderr}"
+    );
+
+    // A token whose DOMAIN_SEPARATOR() is not the standard hash of its domain (the chain id
+    // in a salt): refused at start, both hashes named.
+    let salted = farthing_chain::contracts::SaltedDomainToken::deploy(
+        devnet.provider(&devnet.key("DEPLOYER")),
+    )
+    .await
+    .unwrap();
+    let odd = farthing_chain::Deployment {
+        token: *salted.address(),
+        ..d.clone()
+    };
+    std::fs::write(&deployment, serde_json::to_string(&odd).unwrap()).unwrap();
+    let stderr = refused_start();
+    let theirs = salted.DOMAIN_SEPARATOR().call().await.unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "DOMAIN_SEPARATOR() is {theirs}, but keccak(EIP712Domain{}) is {}",
+            odd.token_domain(),
+            odd.token_domain().separator()
+        )),
         "{stderr}"
     );
 
