@@ -22,8 +22,6 @@ contract MockUSDC is EIP712, Nonces {
     // Constants
     // ---------------------------------------------------------------------------------------------
 
-    /// @notice Token name, also the EIP-712 domain name.
-    string public constant name = "USD Coin";
     /// @notice Token symbol.
     string public constant symbol = "USDC";
     /// @notice Token decimals, as USDC.
@@ -127,9 +125,13 @@ contract MockUSDC is EIP712, Nonces {
     // Construction
     // ---------------------------------------------------------------------------------------------
 
-    /// @notice Deploys the token with `owner_` holding every admin role.
+    /// @notice Deploys the token with `owner_` holding every admin role, named `name_`, whose EIP-712
+    ///         domain is (`name_`, `version_`, chain id, this contract). Circle's USDC is ("USD Coin", "2")
+    ///         on Ethereum and Base, ("USDC", "2") on Base Sepolia.
     /// @param owner_ The owner, masterMinter, pauser and blacklister.
-    constructor(address owner_) EIP712("USD Coin", "2") {
+    /// @param name_ The token name, also the EIP-712 domain name.
+    /// @param version_ The EIP-712 domain version.
+    constructor(address owner_, string memory name_, string memory version_) EIP712(name_, version_) {
         require(owner_ != address(0), "Ownable: new owner is the zero address");
         owner = owner_;
         emit OwnershipTransferred(address(0), owner_);
@@ -138,10 +140,16 @@ contract MockUSDC is EIP712, Nonces {
         emit Blacklisted(address(this));
     }
 
-    /// @notice The version of the EIP-712 domain, "2" as FiatTokenV2+.
-    /// @return The string "2".
-    function version() external pure returns (string memory) {
-        return "2";
+    /// @notice Token name, also the EIP-712 domain name.
+    /// @return The name given at construction.
+    function name() external view returns (string memory) {
+        return _EIP712Name();
+    }
+
+    /// @notice The version of the EIP-712 domain ("2" for FiatTokenV2+).
+    /// @return The version given at construction.
+    function version() external view returns (string memory) {
+        return _EIP712Version();
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -392,7 +400,7 @@ contract MockUSDC is EIP712, Nonces {
     // EIP-2612
     // ---------------------------------------------------------------------------------------------
 
-    /// @notice The EIP-712 domain separator (name "USD Coin", version "2", chain id, this contract).
+    /// @notice The EIP-712 domain separator (name, version, chain id, this contract).
     /// @return The domain separator.
     // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32) {

@@ -705,7 +705,7 @@ contract ChannelManagerTokensTest is ChannelTestBase {
     }
 
     function test_twoTokens_settlingOneNeverMovesTheOther() public {
-        MockUSDC usdc2 = new MockUSDC(address(this));
+        MockUSDC usdc2 = new MockUSDC(address(this), "USD Coin", "2");
         usdc2.configureMinter(address(this), type(uint256).max);
         for (uint256 i; i < 2; i++) {
             address p = i == 0 ? alice : bob;

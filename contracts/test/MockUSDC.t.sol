@@ -37,7 +37,7 @@ contract MockUSDCTest is Test {
         vm.label(bob, "bob");
         vm.warp(1_700_000_000);
 
-        usdc = new MockUSDC(owner);
+        usdc = new MockUSDC(owner, "USD Coin", "2");
         vm.prank(owner);
         usdc.configureMinter(minter, MINTER_ALLOWANCE);
         vm.startPrank(minter);
@@ -195,7 +195,7 @@ contract MockUSDCTest is Test {
 
     function test_constructor_rejectsZeroOwner() public {
         vm.expectRevert(bytes("Ownable: new owner is the zero address"));
-        new MockUSDC(address(0));
+        new MockUSDC(address(0), "USD Coin", "2");
     }
 
     function test_transferOwnership_movesEveryRole() public {

@@ -8,6 +8,7 @@ const ARTIFACTS: &[&str] = &[
     "contracts/out/ChannelManager.sol/ChannelManager.json",
     "contracts/out/MockUSDC.sol/MockUSDC.json",
     "contracts/out/PlainERC20.sol/PlainERC20.json",
+    "contracts/out/SaltedDomainToken.sol/SaltedDomainToken.json",
 ];
 
 fn main() {

@@ -31,7 +31,7 @@ async fn one_key_many_concurrent_operations_refusals_and_resync() {
     let mut ids = Vec::new();
     for i in 1..=4u64 {
         let outcome = client
-            .open_with_permit(d.token, bob.address(), 10 * USDC as u128, 600)
+            .open_with_permit(&d.token_domain(), bob.address(), 10 * USDC as u128, 600)
             .await
             .unwrap();
         assert_eq!(outcome.opened, Some(i));
@@ -129,9 +129,8 @@ async fn a_gasless_open_signed_by_a_funder_without_ether_is_submitted_by_the_nod
     let salt = alloy::primitives::B256::repeat_byte(7);
     let auth = OpenAuthorization::sign(
         &funder,
-        d.chain_id,
         d.channel_manager,
-        d.token,
+        &d.token_domain(),
         node_key.address(),
         70 * USDC as u128,
         600,
@@ -194,7 +193,7 @@ async fn an_urgent_transaction_not_mined_in_time_is_sent_again_with_higher_fees(
         .with_urgent_wait(std::time::Duration::from_millis(700)),
     );
     client
-        .open_with_permit(d.token, bob.address(), 10 * USDC as u128, 600)
+        .open_with_permit(&d.token_domain(), bob.address(), 10 * USDC as u128, 600)
         .await
         .unwrap();
     client.close(1, None).await.unwrap();

@@ -98,7 +98,7 @@ async fn contracts_deploy_and_read_back_through_bindings() {
     assert_eq!(token.decimals().call().await.unwrap(), 6);
     assert_eq!(
         token.DOMAIN_SEPARATOR().call().await.unwrap(),
-        messages::usdc_domain(deployment.chain_id, deployment.token).separator()
+        deployment.token_domain().separator()
     );
 }
 
@@ -122,6 +122,13 @@ async fn deploy_script_writes_a_deployment_the_node_checks() {
     let check = deployment.check(&provider).await.unwrap();
     assert_eq!(check.chain_id, 31337);
     assert_eq!(deployment.token_decimals, 6);
+    assert_eq!(
+        (
+            deployment.token_name.as_str(),
+            deployment.token_version.as_str()
+        ),
+        ("USD Coin", "2")
+    );
     assert_eq!(deployment.deployer, devnet.key("DEPLOYER").address());
     assert!(deployment.deployment_block >= 1 && deployment.deployment_block <= check.block_number);
     let token = MockUSDC::new(deployment.token, &provider);
@@ -134,6 +141,19 @@ async fn deploy_script_writes_a_deployment_the_node_checks() {
 #[tokio::test]
 async fn deploy_script_refuses_bad_input_in_one_line() {
     let devnet = Devnet::start().unwrap();
+    // A keystore made by cast, and a wrong password for it.
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new(repo_root().join("contracts/node_modules/.bin/cast"))
+        .args(["wallet", "new"])
+        .arg(dir.path())
+        .arg("deployer.json")
+        .env("CAST_PASSWORD", "right password")
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let keystore = dir.path().join("deployer.json");
+    let wrong_password = dir.path().join("password");
+    std::fs::write(&wrong_password, "wrong password\n").unwrap();
     let run = |args: &[&str]| {
         let output = Command::new(repo_root().join("scripts/deploy.sh"))
             .args(args)
@@ -142,10 +162,41 @@ async fn deploy_script_refuses_bad_input_in_one_line() {
         assert!(!output.status.success(), "{args:?} should fail");
         String::from_utf8(output.stderr).unwrap()
     };
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--rpc-url", "http://127.0.0.1:9"],
             "no chain answers at http://127.0.0.1:9",
+        ),
+        (
+            &[
+                "--rpc-url",
+                &devnet.rpc_url,
+                "--keystore",
+                "/nonexistent/key.json",
+            ],
+            "--keystore: no file at /nonexistent/key.json",
+        ),
+        (
+            &[
+                "--rpc-url",
+                &devnet.rpc_url,
+                "--private-key",
+                "0x01",
+                "--keystore",
+                "/nonexistent/key.json",
+            ],
+            "--private-key and --keystore both name a deployer key",
+        ),
+        (
+            &[
+                "--rpc-url",
+                &devnet.rpc_url,
+                "--keystore",
+                keystore.to_str().unwrap(),
+                "--password-file",
+                wrong_password.to_str().unwrap(),
+            ],
+            "cannot decrypt the keystore",
         ),
         (
             &["--rpc-url", &devnet.rpc_url, "--chain-id", "1"],
@@ -240,4 +291,182 @@ async fn chain_check_refuses_wrong_chain_missing_code_and_dead_rpc() {
     let err = deployment.check(&dead).await.unwrap_err();
     assert!(matches!(err, DeploymentError::Unreachable(_)), "{err}");
     assert!(err.to_string().contains("is the chain running"), "{err}");
+}
+
+/// `scripts/deploy.sh` with `ARGS`: (success, stderr).
+fn deploy_sh(args: &[&str]) -> (bool, String) {
+    let output = Command::new(repo_root().join("scripts/deploy.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn deploy_script_with_token_deploys_only_a_channel_manager_and_records_the_tokens_domain() {
+    let devnet = Devnet::start().unwrap();
+    // An existing token, as Circle's USDC on Base Sepolia is named.
+    let usdc = devnet.deploy_token("USDC", "2").await.unwrap();
+    let provider = ProviderBuilder::new().connect_http(devnet.rpc_url.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("deployment.json");
+    let token = usdc.token.to_string();
+    let (ok, stderr) = deploy_sh(&[
+        "--rpc-url",
+        &devnet.rpc_url,
+        "--out",
+        out.to_str().unwrap(),
+        "--token",
+        &token,
+    ]);
+    assert!(ok, "{stderr}");
+    let d = Deployment::load(&out).unwrap();
+    assert_eq!(d.token, usdc.token);
+    assert_ne!(
+        d.channel_manager, usdc.channel_manager,
+        "a new ChannelManager"
+    );
+    assert_eq!(
+        (
+            d.token_decimals,
+            d.token_name.as_str(),
+            d.token_version.as_str()
+        ),
+        (6, "USDC", "2")
+    );
+    d.check(&provider).await.unwrap();
+    // The token was not redeployed, nor anything minted: its supply is what it was (none).
+    let erc20 = MockUSDC::new(usdc.token, &provider);
+    assert_eq!(erc20.totalSupply().call().await.unwrap(), U256::ZERO);
+
+    // A token with no version(): its domain's version comes from EIP-5267's eip712Domain()
+    // (an OpenZeppelin ERC20Permit, version "1"), in the script and in the node's check.
+    let deployer = devnet.provider(&devnet.key("DEPLOYER"));
+    let plain = farthing_chain::contracts::PlainERC20::deploy(&deployer)
+        .await
+        .unwrap();
+    let plain_out = dir.path().join("plain.json");
+    let (ok, stderr) = deploy_sh(&[
+        "--rpc-url",
+        &devnet.rpc_url,
+        "--out",
+        plain_out.to_str().unwrap(),
+        "--token",
+        &plain.address().to_string(),
+    ]);
+    assert!(ok, "{stderr}");
+    let d = Deployment::load(&plain_out).unwrap();
+    assert_eq!(
+        (d.token_name.as_str(), d.token_version.as_str()),
+        ("Plain Test Dollar", "1")
+    );
+    d.check(&provider).await.unwrap();
+}
+
+#[tokio::test]
+async fn deploy_script_with_token_refuses_what_the_node_cannot_use_in_one_line() {
+    let devnet = Devnet::start().unwrap();
+    let usdc = devnet.deploy_token("USDC", "2").await.unwrap();
+    let provider = ProviderBuilder::new().connect_http(devnet.rpc_url.parse().unwrap());
+    // Code that answers 18 to every call: an 18-decimal "token".
+    let eighteen = Address::repeat_byte(0x18);
+    let _: serde_json::Value = provider
+        .raw_request("anvil_setCode".into(), (eighteen, "0x601260005260206000f3"))
+        .await
+        .unwrap();
+    let blocks = provider.get_block_number().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("deployment.json");
+    let (token, empty, wide) = (
+        usdc.token.to_string(),
+        Address::repeat_byte(0x42).to_string(),
+        eighteen.to_string(),
+    );
+    let base = [
+        "--rpc-url",
+        devnet.rpc_url.as_str(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let cases: [(&[&str], String); 5] = [
+        (
+            &[
+                "--token",
+                &token,
+                "--fund",
+                "0x70997970C51812dc3A010C7d01b50e0d17dc79C8=5",
+            ],
+            "--fund mints MockUSDC, which --token does not deploy".into(),
+        ),
+        (
+            &["--token", &token, "--mock-name", "X"],
+            "--mock-name and --mock-version name a MockUSDC, which --token does not deploy".into(),
+        ),
+        (
+            &["--token", "0x12"],
+            "--token: '0x12' is not an address".into(),
+        ),
+        (
+            &["--token", &empty],
+            format!("no contract at --token {empty} on chain 31337"),
+        ),
+        (
+            &["--token", &wide],
+            format!(
+                "the token at {wide} has 18 decimals, Farthing's channels take a 6-decimal token (USDC)"
+            ),
+        ),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = base.iter().copied().chain(args.iter().copied()).collect();
+        let (ok, stderr) = deploy_sh(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert_eq!(stderr.lines().count(), 1, "one line for {args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(&expected),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!out.exists(), "no deployment file written");
+    assert_eq!(
+        provider.get_block_number().await.unwrap(),
+        blocks,
+        "nothing was sent"
+    );
+
+    // A token whose EIP-712 domain is not keccak(EIP712Domain(name, version, chainId,
+    // token)) (the chain id in a salt, as Polygon's bridged USDC): refused, both hashes named.
+    let deployer = devnet.provider(&devnet.key("DEPLOYER"));
+    let salted = farthing_chain::contracts::SaltedDomainToken::deploy(&deployer)
+        .await
+        .unwrap();
+    let blocks = provider.get_block_number().await.unwrap();
+    let theirs = salted.DOMAIN_SEPARATOR().call().await.unwrap();
+    let standard = farthing_chain::messages::TokenDomain {
+        name: "USDC".into(),
+        version: "2".into(),
+        chain_id: 31337,
+        token: *salted.address(),
+    }
+    .separator();
+    let salted_address = salted.address().to_string();
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--token", salted_address.as_str()])
+        .collect();
+    let (ok, stderr) = deploy_sh(&args);
+    assert!(!ok);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            r#"the token at {salted_address} has DOMAIN_SEPARATOR() {theirs}, but its name "USDC" and version "2" on chain 31337 hash to {standard}: the node cannot sign in its domain"#
+        )),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    assert_eq!(provider.get_block_number().await.unwrap(), blocks);
 }

@@ -55,6 +55,8 @@ async fn every_lifecycle_step_pays_exactly_and_costs_the_snapshot_gas() {
     let plain = PlainERC20::deploy(&deployer).await.unwrap();
     let erc20 = Deployment {
         token: *plain.address(),
+        token_name: "Plain Test Dollar".into(),
+        token_version: "1".into(),
         ..usdc.clone()
     };
     let erc20_domain = Eip712Domain {
@@ -69,7 +71,7 @@ async fn every_lifecycle_step_pays_exactly_and_costs_the_snapshot_gas() {
         prefix: "usdc",
         ..Default::default()
     };
-    let usdc_domain = messages::usdc_domain(usdc.chain_id, usdc.token);
+    let usdc_domain = usdc.token_domain().eip712();
     common_lifecycle(&devnet, &usdc, &usdc_domain, &mut gas).await;
     usdc_only_paths(&devnet, &usdc, &mut gas).await;
 
@@ -262,7 +264,7 @@ async fn common_lifecycle(
 /// receiver whose payout is deferred and claimed later.
 async fn usdc_only_paths(devnet: &Devnet, d: &Deployment, gas: &mut GasLog) {
     let domain = messages::channel_domain(d.chain_id, d.channel_manager);
-    let token_domain = messages::usdc_domain(d.chain_id, d.token);
+    let token_domain = d.token_domain().eip712();
     let alice = Party::new(devnet, d, devnet.key("ALICE"));
     let bob = Party::new(devnet, d, devnet.key("BOB"));
     let count = alice.manager.channelCount().call().await.unwrap();

@@ -52,7 +52,7 @@ abstract contract ChannelTestBase is Test {
         vm.label(bob, "bob");
         vm.label(carol, "carol");
 
-        usdc = new MockUSDC(address(this));
+        usdc = new MockUSDC(address(this), "USD Coin", "2");
         usdc.configureMinter(address(this), type(uint256).max);
         manager = new ChannelManager(MIN_PERIOD, MAX_PERIOD);
         vm.label(address(usdc), "usdc");

@@ -22,3 +22,10 @@ alloy::sol!(
     PlainERC20,
     "../../contracts/out/PlainERC20.sol/PlainERC20.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    SaltedDomainToken,
+    "../../contracts/out/SaltedDomainToken.sol/SaltedDomainToken.json"
+);

@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use serde::{Deserialize, Serialize};
 
 use crate::contracts::{ChannelManager, MockUSDC};
+use crate::messages::TokenDomain;
 
 /// Where Farthing's contracts live on one chain, as written by `scripts/deploy.sh`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +21,11 @@ pub struct Deployment {
     pub token: Address,
     /// The token's decimals (6 for USDC).
     pub token_decimals: u8,
+    /// The token's `name()`, the name of its EIP-712 domain ("USD Coin" for USDC on Ethereum
+    /// and Base, "USDC" on Base Sepolia).
+    pub token_name: String,
+    /// The version of the token's EIP-712 domain (`version()`, "2" for USDC).
+    pub token_version: String,
     /// First block that can hold a channel event: the watcher starts here.
     pub deployment_block: u64,
     /// Account that deployed the contracts.
@@ -55,12 +61,14 @@ pub enum DeploymentError {
         source: std::io::Error,
     },
     /// The deployment file is not valid JSON of the expected shape.
-    #[error("deployment file {path} is malformed: {source}")]
+    #[error("deployment file {path} is malformed: {source}{hint}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// The parse error.
         source: serde_json::Error,
+        /// What to do, when it is known.
+        hint: &'static str,
     },
     /// The chain RPC did not answer.
     #[error("chain RPC unreachable: {0} (is the chain running and the RPC URL right?)")]
@@ -87,6 +95,15 @@ pub enum DeploymentError {
         /// The chain checked.
         chain_id: u64,
     },
+    /// The token's EIP-712 domain is not the one the deployment file names, or not the
+    /// standard hash of its own name and version: nothing the node signed would verify.
+    #[error("the token at {token}: {detail}")]
+    TokenDomain {
+        /// The token.
+        token: Address,
+        /// Both values, and what to do.
+        detail: String,
+    },
     /// The contract at an address does not answer like the one expected.
     #[error("the contract at {address} does not behave like {name}: {detail}")]
     Mismatch {
@@ -107,14 +124,37 @@ impl Deployment {
             path: path.to_owned(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|source| DeploymentError::Parse {
-            path: path.to_owned(),
-            source,
+        serde_json::from_str(&text).map_err(|source| {
+            let message = source.to_string();
+            let hint = if message.contains("missing field `token_name`")
+                || message.contains("missing field `token_version`")
+            {
+                " (a file written before the token's EIP-712 domain was recorded: run scripts/deploy.sh again, or add \"token_name\" and \"token_version\", the token's name() and version())"
+            } else {
+                ""
+            };
+            DeploymentError::Parse {
+                path: path.to_owned(),
+                source,
+                hint,
+            }
         })
     }
 
+    /// The token's EIP-712 domain as this file records it.
+    pub fn token_domain(&self) -> TokenDomain {
+        TokenDomain {
+            name: self.token_name.clone(),
+            version: self.token_version.clone(),
+            chain_id: self.chain_id,
+            token: self.token,
+        }
+    }
+
     /// Check that the chain behind `provider` is the one this deployment describes: same
-    /// chain id, code at both addresses, and contracts that answer as expected.
+    /// chain id, code at both addresses, and contracts that answer as expected — the token's
+    /// decimals, name and version those of the file, and its `DOMAIN_SEPARATOR()` the hash of
+    /// that domain.
     pub async fn check<P: Provider>(&self, provider: &P) -> Result<ChainCheck, DeploymentError> {
         let unreachable =
             |e: alloy::transports::TransportError| DeploymentError::Unreachable(e.to_string());
@@ -194,6 +234,8 @@ impl Deployment {
             .call()
             .await
             .map_err(|e| token_mismatch(e.to_string()))?;
+        let domain = read_token_domain(provider, self.token, chain_id).await?;
+        self.check_token_domain(&domain)?;
         let block_number = provider.get_block_number().await.map_err(unreachable)?;
         Ok(ChainCheck {
             chain_id,
@@ -202,6 +244,82 @@ impl Deployment {
             token_symbol,
         })
     }
+}
+
+impl Deployment {
+    /// Compare the domain read from the token with the file's.
+    fn check_token_domain(&self, chain: &ChainTokenDomain) -> Result<(), DeploymentError> {
+        let refuse = |detail: String| {
+            Err(DeploymentError::TokenDomain {
+                token: self.token,
+                detail,
+            })
+        };
+        let ours = self.token_domain();
+        if (chain.domain.name.as_str(), chain.domain.version.as_str())
+            != (self.token_name.as_str(), self.token_version.as_str())
+        {
+            return refuse(format!(
+                "its EIP-712 domain is name {:?}, version {:?}, but the deployment file says token_name {:?}, token_version {:?}: fix the deployment file (scripts/deploy.sh records the token's own)",
+                chain.domain.name, chain.domain.version, self.token_name, self.token_version
+            ));
+        }
+        if chain.separator != ours.separator() {
+            return refuse(format!(
+                "DOMAIN_SEPARATOR() is {}, but keccak(EIP712Domain{ours}) is {}: the token does not sign in the standard domain of its name and version, so the node cannot use it",
+                chain.separator,
+                ours.separator()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a token says of its EIP-712 domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTokenDomain {
+    /// Its name and version (`name()`; `version()`, or `eip712Domain()` if that reverts).
+    pub domain: TokenDomain,
+    /// Its `DOMAIN_SEPARATOR()`.
+    pub separator: B256,
+}
+
+/// Read the EIP-712 domain of the token at `token`: `name()` and `version()` (if `version()`
+/// reverts, EIP-5267's `eip712Domain()`), and `DOMAIN_SEPARATOR()`.
+pub async fn read_token_domain<P: Provider>(
+    provider: &P,
+    token: Address,
+    chain_id: u64,
+) -> Result<ChainTokenDomain, DeploymentError> {
+    let erc20 = MockUSDC::new(token, provider);
+    let refuse = |what: &str, e: alloy::contract::Error| DeploymentError::TokenDomain {
+        token,
+        detail: format!(
+            "{what} failed ({e}): the node signs permits and authorizations in the token's EIP-712 domain and needs it"
+        ),
+    };
+    let name = erc20.name().call().await.map_err(|e| refuse("name()", e))?;
+    let version = match erc20.version().call().await {
+        Ok(version) => version,
+        Err(first) => match erc20.eip712Domain().call().await {
+            Ok(d) => d.version,
+            Err(_) => return Err(refuse("version() (and eip712Domain())", first)),
+        },
+    };
+    let separator = erc20
+        .DOMAIN_SEPARATOR()
+        .call()
+        .await
+        .map_err(|e| refuse("DOMAIN_SEPARATOR()", e))?;
+    Ok(ChainTokenDomain {
+        domain: TokenDomain {
+            name,
+            version,
+            chain_id,
+            token,
+        },
+        separator,
+    })
 }
 
 #[cfg(test)]
@@ -213,6 +331,8 @@ mod tests {
       "channel_manager": "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512",
       "token": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
       "token_decimals": 6,
+      "token_name": "USDC",
+      "token_version": "2",
       "deployment_block": 1,
       "deployer": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
       "min_challenge_period": 60,
@@ -228,6 +348,10 @@ mod tests {
         assert_eq!(d.chain_id, 31337);
         assert_eq!(d.token_decimals, 6);
         assert_eq!(d.deployment_block, 1);
+        assert_eq!(
+            (d.token_name.as_str(), d.token_version.as_str()),
+            ("USDC", "2")
+        );
         assert_eq!(
             d.channel_manager,
             "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512"
@@ -252,6 +376,48 @@ mod tests {
         assert!(
             malformed.to_string().contains("token_decimals"),
             "{malformed}"
+        );
+        std::fs::write(&path, SAMPLE.replace("\"token_name\": \"USDC\",", "")).unwrap();
+        let old = Deployment::load(&path).unwrap_err().to_string();
+        assert!(
+            old.contains("missing field `token_name`")
+                && old.contains("run scripts/deploy.sh again"),
+            "{old}"
+        );
+    }
+
+    fn chain_says(d: &Deployment, name: &str, version: &str) -> ChainTokenDomain {
+        let domain = TokenDomain {
+            name: name.into(),
+            version: version.into(),
+            ..d.token_domain()
+        };
+        ChainTokenDomain {
+            separator: domain.separator(),
+            domain,
+        }
+    }
+
+    #[test]
+    fn a_token_domain_unlike_the_file_is_refused_naming_both() {
+        let d: Deployment = serde_json::from_str(SAMPLE).unwrap();
+        d.check_token_domain(&chain_says(&d, "USDC", "2")).unwrap();
+        let err = d
+            .check_token_domain(&chain_says(&d, "USD Coin", "2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(r#"name "USD Coin", version "2", but the deployment file says token_name "USDC", token_version "2""#),
+            "{err}"
+        );
+        // Same name and version, but the token hashes its domain some other way.
+        let mut odd = chain_says(&d, "USDC", "2");
+        odd.separator = B256::repeat_byte(1);
+        let err = d.check_token_domain(&odd).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("DOMAIN_SEPARATOR() is {}", B256::repeat_byte(1)))
+                && err.contains(&d.token_domain().separator().to_string()),
+            "{err}"
         );
     }
 }

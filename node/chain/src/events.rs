@@ -2,6 +2,9 @@
 //! the node's [`ChainEvent`]s. Applying them (idempotently) is `farthing_core::apply`; keeping
 //! the cursor is the store's job.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, Log};
@@ -60,13 +63,73 @@ pub struct ContractChannel {
     pub on_chain: farthing_core::OnChain,
 }
 
+/// The widest block range one `eth_getLogs` asks for, until a provider refuses it.
+pub const MAX_LOG_RANGE: u64 = 5_000;
+/// After this many `eth_getLogs` answered in a row, the range is doubled again (up to
+/// [`MAX_LOG_RANGE`]): a range halved during an outage recovers, and one halved below a
+/// provider's cap costs one refused request per this many.
+const GROW_AFTER: u32 = 64;
+
 /// Reads the events of one `ChannelManager`.
 #[derive(Debug, Clone)]
 pub struct EventSource<P> {
     provider: P,
     manager: Address,
     confirmations: u64,
-    max_range: u64,
+    range: Arc<LogRange>,
+}
+
+/// The block range of one `eth_getLogs`, shared by every clone of an [`EventSource`].
+///
+/// Providers cap it (Infura 10,000 blocks, Alchemy 500 or less, Erigon 1,000, QuickNode 10,000
+/// over HTTP 413), each with its own error code and text. So the text is never matched: any
+/// failed `eth_getLogs` over more than one block halves the range (sticky), down to one block,
+/// where the error is reported.
+#[derive(Debug)]
+pub struct LogRange {
+    max: AtomicU64,
+    successes: AtomicU32,
+}
+
+impl Default for LogRange {
+    fn default() -> Self {
+        Self::new(MAX_LOG_RANGE)
+    }
+}
+
+impl LogRange {
+    fn new(max: u64) -> Self {
+        Self {
+            max: AtomicU64::new(max.max(1)),
+            successes: AtomicU32::new(0),
+        }
+    }
+
+    fn get(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// A request over `len` blocks failed: the range to retry with, if any.
+    fn refused(&self, len: u64) -> Option<u64> {
+        self.successes.store(0, Ordering::Relaxed);
+        if len <= 1 {
+            return None;
+        }
+        let halved = len / 2;
+        let before = self.max.fetch_min(halved, Ordering::Relaxed);
+        Some(before.min(halved))
+    }
+
+    fn answered(&self) {
+        if self.successes.fetch_add(1, Ordering::Relaxed) + 1 >= GROW_AFTER {
+            self.successes.store(0, Ordering::Relaxed);
+            let max = self.get();
+            if max < MAX_LOG_RANGE {
+                self.max
+                    .store((max * 2).min(MAX_LOG_RANGE), Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl<P: Provider> EventSource<P> {
@@ -77,8 +140,19 @@ impl<P: Provider> EventSource<P> {
             provider,
             manager,
             confirmations,
-            max_range: 5_000,
+            range: Arc::new(LogRange::new(MAX_LOG_RANGE)),
         }
+    }
+
+    /// Share `range` (kept by a caller that makes a source per pass, so that a halving sticks).
+    pub fn with_range(mut self, range: Arc<LogRange>) -> Self {
+        self.range = range;
+        self
+    }
+
+    /// The widest range one `eth_getLogs` asks for now.
+    pub fn max_range(&self) -> u64 {
+        self.range.get()
     }
 
     /// The newest block with enough confirmations, if the chain is long enough.
@@ -131,21 +205,36 @@ impl<P: Provider> EventSource<P> {
         }))
     }
 
-    /// The events mined in blocks `from..=to`, in chain order. Large ranges are read in chunks.
+    /// The events mined in blocks `from..=to`, in chain order. Large ranges are read in
+    /// chunks; a chunk the provider refuses is read again in halves (see [`LogRange`]).
     pub async fn events(&self, from: u64, to: u64) -> Result<Vec<Observed>, EventError> {
         let mut out = Vec::new();
         let mut start = from;
         while start <= to {
-            let end = to.min(start.saturating_add(self.max_range - 1));
+            let end = to.min(start.saturating_add(self.range.get() - 1));
             let filter = Filter::new()
                 .address(self.manager)
                 .from_block(start)
                 .to_block(end);
-            let logs = self
-                .provider
-                .get_logs(&filter)
-                .await
-                .map_err(|e| EventError::Rpc(e.to_string()))?;
+            let logs = match self.provider.get_logs(&filter).await {
+                Ok(logs) => {
+                    self.range.answered();
+                    logs
+                }
+                Err(e) => {
+                    let len = end - start + 1;
+                    let Some(range) = self.range.refused(len) else {
+                        return Err(EventError::Rpc(e.to_string()));
+                    };
+                    tracing::warn!(
+                        from = start,
+                        to = end,
+                        error = %e,
+                        "eth_getLogs over {len} blocks failed: reading at most {range} blocks at a time from now on"
+                    );
+                    continue;
+                }
+            };
             for log in &logs {
                 if let Some(observed) = decode(log)? {
                     out.push(observed);
@@ -237,4 +326,54 @@ pub fn decode(log: &Log) -> Result<Option<Observed>, EventError> {
         tx_hash,
         event,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_range_halves_sticks_and_stops_at_one_block() {
+        let range = LogRange::new(MAX_LOG_RANGE);
+        assert_eq!(range.refused(5_000), Some(2_500));
+        assert_eq!(range.refused(2_500), Some(1_250));
+        assert_eq!(range.get(), 1_250, "sticky");
+        // A short chunk (the end of a range) that fails halves from its own length.
+        assert_eq!(range.refused(7), Some(3));
+        assert_eq!(range.get(), 3);
+        // A wider chunk read before the halving does not widen the range back.
+        assert_eq!(range.refused(1_000), Some(3));
+        assert_eq!(range.refused(3), Some(1));
+        assert_eq!(range.refused(1), None, "one block: the error is reported");
+        assert_eq!(range.get(), 1);
+    }
+
+    #[test]
+    fn the_range_doubles_again_after_a_run_of_answers_up_to_the_maximum() {
+        let range = LogRange::new(MAX_LOG_RANGE);
+        range.refused(5_000);
+        range.refused(2_500);
+        range.refused(1_250);
+        assert_eq!(range.get(), 625);
+        for _ in 0..GROW_AFTER - 1 {
+            range.answered();
+        }
+        assert_eq!(range.get(), 625);
+        range.answered();
+        assert_eq!(range.get(), 1_250);
+        // A refusal resets the run.
+        for _ in 0..GROW_AFTER - 1 {
+            range.answered();
+        }
+        range.refused(1_250);
+        assert_eq!(range.get(), 625);
+        for _ in 0..GROW_AFTER - 1 {
+            range.answered();
+        }
+        assert_eq!(range.get(), 625);
+        for _ in 0..GROW_AFTER * 10 {
+            range.answered();
+        }
+        assert_eq!(range.get(), MAX_LOG_RANGE);
+    }
 }

@@ -27,5 +27,7 @@ pub use client::{
     ChainClient, ChainError, OpenAuthorization, RECEIPT_TIMEOUT, SentTx, TxJournal, TxOutcome,
     URGENT_BUMPS, URGENT_WAIT, redact_url,
 };
-pub use deployment::{ChainCheck, Deployment, DeploymentError};
+pub use deployment::{
+    ChainCheck, ChainTokenDomain, Deployment, DeploymentError, read_token_domain,
+};
 pub use key::NodeKey;

@@ -99,13 +99,48 @@ pub fn channel_domain(chain_id: u64, channel_manager: Address) -> Eip712Domain {
     }
 }
 
-/// USDC's EIP-712 domain (name "USD Coin", version "2"), which MockUSDC copies.
-pub fn usdc_domain(chain_id: u64, token: Address) -> Eip712Domain {
-    eip712_domain! {
-        name: "USD Coin",
-        version: "2",
-        chain_id: chain_id,
-        verifying_contract: token,
+/// A token's EIP-712 domain, in which permits (EIP-2612) and authorizations (EIP-3009) are
+/// signed. Circle's USDC is named "USD Coin" on Ethereum and Base but "USDC" on Base Sepolia,
+/// version "2": the deployment file records what the token itself answers (`token_name`,
+/// `token_version`), checked against its `DOMAIN_SEPARATOR()` at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDomain {
+    /// The token's `name()`.
+    pub name: String,
+    /// The token's `version()`.
+    pub version: String,
+    /// The chain.
+    pub chain_id: u64,
+    /// The token contract.
+    pub token: Address,
+}
+
+impl TokenDomain {
+    /// The EIP-712 domain to sign and verify in.
+    pub fn eip712(&self) -> Eip712Domain {
+        Eip712Domain::new(
+            Some(self.name.clone().into()),
+            Some(self.version.clone().into()),
+            Some(alloy::primitives::U256::from(self.chain_id)),
+            Some(self.token),
+            None,
+        )
+    }
+
+    /// keccak(EIP712Domain(name, version, chainId, token)): what the token's
+    /// `DOMAIN_SEPARATOR()` must answer.
+    pub fn separator(&self) -> B256 {
+        self.eip712().separator()
+    }
+}
+
+impl std::fmt::Display for TokenDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "({:?}, {:?}, chain {}, {})",
+            self.name, self.version, self.chain_id, self.token
+        )
     }
 }
 

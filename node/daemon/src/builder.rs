@@ -62,6 +62,18 @@ pub enum StartError {
         /// The deployment file's.
         deployment: u64,
     },
+    /// The deployment file's token is not the one the config pins.
+    #[error(
+        "config says chain.token {config}, the deployment file {path} says {deployment}: use a deployment made for that token (scripts/deploy.sh --token {config})"
+    )]
+    TokenMismatch {
+        /// `chain.token`.
+        config: alloy::primitives::Address,
+        /// The deployment file's.
+        deployment: alloy::primitives::Address,
+        /// The deployment file.
+        path: std::path::PathBuf,
+    },
     /// No key is configured.
     #[error(
         "no key configured: start with --key-file PATH (0600 raw key), --keystore PATH, or --dev N on a local devnet (or set [key] in the config file)"
@@ -165,6 +177,15 @@ impl Builder {
                 deployment: deployment.chain_id,
             });
         }
+        if let Some(token) = config.chain.token
+            && token != deployment.token
+        {
+            return Err(StartError::TokenMismatch {
+                config: token,
+                deployment: deployment.token,
+                path: config.chain.deployment.clone(),
+            });
+        }
         let chain_id = config.chain.chain_id;
         if !DEVNET_CHAIN_IDS.contains(&chain_id) && is_devnet_key(key.address()) {
             return Err(StartError::DevnetKey {
@@ -194,6 +215,7 @@ impl Builder {
                 deployment.channel_manager,
                 config.chain.confirmations,
             )
+            .with_max_fee_per_gas(config.chain.max_fee_per_gas_gwei.map(|cap| cap.wei))
             .with_journal(Arc::new(StoreJournal(store.clone()))),
         );
         let tasks = Tasks::default();

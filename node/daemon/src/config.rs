@@ -12,8 +12,10 @@
 //! | `chain.rpc_url` | `http://127.0.0.1:8545` | the chain's JSON-RPC endpoint |
 //! | `chain.chain_id` | `31337` | refused at start-up if the RPC serves another chain |
 //! | `chain.deployment` | `.devnet/deployment.json` | the file `scripts/deploy.sh` writes |
+//! | `chain.token` | none | the token the node must use (e.g. Circle's USDC); refused at start-up if the deployment file names another |
 //! | `chain.confirmations` | `1` | blocks an event needs on top of it before the node applies it |
 //! | `chain.poll_interval_ms` | `500` | how often the watcher asks for new blocks |
+//! | `chain.max_fee_per_gas_gwei` | none (no cap) | the most the node offers per gas, in gwei (decimals allowed: `0.5`); a higher estimate is cut to it (logged), an urgent transaction's fee raises stop at it, and while the chain's base fee is above it nothing is sent (the operation fails saying so) |
 //! | `key` | none: required | one of `keystore` (+ `password_file`), `raw_key_file`, `dev_account` (a public devnet key: refused on any chain but a devnet's); `--dev N`, `--key-file`, `--keystore` set it |
 //! | `rpc.listen` | `127.0.0.1:7750` | JSON-RPC over HTTP and WebSocket for agents and operators |
 //! | `rpc.max_ws_connections` | `32` | WebSocket connections open at once; more get HTTP 429 (HTTP calls are not affected) |
@@ -181,10 +183,44 @@ pub struct ChainConfig {
     pub chain_id: u64,
     /// Deployment file (chain id, contract addresses, deployment block).
     pub deployment: PathBuf,
+    /// The token the deployment file must name (a profile pins Circle's USDC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<alloy::primitives::Address>,
     /// Confirmations an event needs before the node applies it.
     pub confirmations: u64,
     /// Watcher polling interval in milliseconds.
     pub poll_interval_ms: u64,
+    /// The most the node offers per gas (none: no cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_fee_per_gas_gwei: Option<Gwei>,
+}
+
+/// An amount per gas written in gwei (`50`, `0.05`), held in wei.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gwei {
+    /// Wei per gas.
+    pub wei: u128,
+}
+
+impl Serialize for Gwei {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.wei as f64 / 1e9)
+    }
+}
+
+impl<'de> Deserialize<'de> for Gwei {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let gwei = f64::deserialize(deserializer)?;
+        // At most 10^12 gwei (1,000 ether per gas): anything above is a typo.
+        if !(gwei > 0.0 && gwei <= 1e12) {
+            return Err(serde::de::Error::custom(format!(
+                "{gwei} gwei is not a fee cap: give a positive number of gwei per gas, e.g. 50 or 0.05"
+            )));
+        }
+        Ok(Self {
+            wei: (gwei * 1e9).round() as u128,
+        })
+    }
 }
 
 /// Where the node's secp256k1 key comes from.
@@ -256,8 +292,10 @@ impl Default for ChainConfig {
             rpc_url: "http://127.0.0.1:8545".into(),
             chain_id: 31337,
             deployment: PathBuf::from(".devnet/deployment.json"),
+            token: None,
             confirmations: 1,
             poll_interval_ms: 500,
+            max_fee_per_gas_gwei: None,
         }
     }
 }
@@ -438,5 +476,87 @@ mod tests {
         assert!(keep.contains("keep_payments must be at least 1"), "{keep}");
         let kept = Config::from_toml("[history]\nkeep_payments = 5000").unwrap();
         assert_eq!(kept.history.keep_payments, 5_000);
+        for bad in ["0", "-1", "\"fast\""] {
+            let cap = Config::from_toml(&format!("[chain]\nmax_fee_per_gas_gwei = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(cap.contains("max_fee_per_gas_gwei"), "{bad}: {cap}");
+        }
+    }
+
+    /// `config/*.toml`: the public networks' profiles the README documents.
+    #[test]
+    fn the_public_network_profiles_parse_and_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let profile = |name: &str| Config::from_file(&dir.join(name)).unwrap();
+        let usdc = |a: &str| Some(a.parse::<alloy::primitives::Address>().unwrap());
+        let keystore = |path: &str| {
+            Some(KeySource::Keystore {
+                path: path.into(),
+                password_file: None,
+            })
+        };
+        let sepolia = profile("base-sepolia.toml");
+        assert_eq!(sepolia.chain.chain_id, 84532);
+        assert_eq!(
+            sepolia.chain.token,
+            usdc("0x036CbD53842c5426634e7929541eC2318f3dCF7e")
+        );
+        assert_eq!(sepolia.chain.rpc_url, "https://sepolia.base.org");
+        assert_eq!(
+            sepolia.chain.deployment,
+            PathBuf::from("deployments/base-sepolia.json")
+        );
+        assert_eq!(sepolia.chain.confirmations, 5);
+        assert_eq!(
+            sepolia.chain.max_fee_per_gas_gwei,
+            Some(Gwei { wei: 1_000_000_000 })
+        );
+        assert_eq!(sepolia.channels.default_challenge_period, 3_600);
+        assert_eq!(sepolia.key, keystore("keys/base-sepolia.json"));
+
+        let base = profile("base.toml");
+        assert_eq!(base.chain.chain_id, 8453);
+        assert_eq!(
+            base.chain.token,
+            usdc("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913")
+        );
+        assert_eq!(base.chain.rpc_url, "https://mainnet.base.org");
+        assert_eq!(
+            base.chain.deployment,
+            PathBuf::from("deployments/base.json")
+        );
+        assert_eq!(base.chain.confirmations, 30);
+        assert_eq!(
+            base.chain.max_fee_per_gas_gwei,
+            Some(Gwei { wei: 2_000_000_000 })
+        );
+        assert_eq!(base.channels.default_challenge_period, 86_400);
+        assert_eq!(base.key, keystore("keys/base.json"));
+        for config in [&sepolia, &base] {
+            // Within the bounds scripts/deploy.sh gives a ChannelManager by default (60 s to
+            // 30 days), and the stale-close warning comes before the deadline.
+            let period = config.channels.default_challenge_period;
+            assert!((60..=2_592_000).contains(&period));
+            assert!(config.watchtower.margin_secs < u64::from(period));
+        }
+    }
+
+    #[test]
+    fn the_fee_cap_is_read_in_gwei_and_held_in_wei() {
+        for (text, wei) in [
+            ("50", 50_000_000_000u128),
+            ("0.05", 50_000_000),
+            ("1.5", 1_500_000_000),
+        ] {
+            let config =
+                Config::from_toml(&format!("[chain]\nmax_fee_per_gas_gwei = {text}")).unwrap();
+            assert_eq!(
+                config.chain.max_fee_per_gas_gwei,
+                Some(Gwei { wei }),
+                "{text}"
+            );
+        }
+        assert_eq!(Config::default().chain.max_fee_per_gas_gwei, None);
     }
 }

@@ -139,7 +139,7 @@ impl Operations {
         let outcome = self
             .chain
             .client
-            .open_with_permit(d.token, partner, amount, period)
+            .open_with_permit(&d.token_domain(), partner, amount, period)
             .await?;
         self.applied(&outcome).await?;
         let id = outcome.opened.ok_or_else(|| {

@@ -31,6 +31,8 @@ pub struct DevnetOptions {
     /// Keep the chain in this file: loaded at start if it exists, written when the devnet is
     /// stopped with [`Devnet::stop_gracefully`].
     pub state: Option<PathBuf>,
+    /// More anvil flags (e.g. `--base-fee 100000000000`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for DevnetOptions {
@@ -43,6 +45,7 @@ impl Default for DevnetOptions {
                 .unwrap_or_else(|| Path::new(REPO_ROOT).join("contracts/node_modules/.bin/anvil")),
             port: 0,
             state: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl Devnet {
         if let Some(state) = &options.state {
             command.arg("--state").arg(state);
         }
+        command.args(&options.extra_args);
         let mut child = command.spawn().map_err(|source| Error::Process {
             what: format!("starting {}", anvil.display()),
             source,
@@ -203,8 +207,14 @@ impl Devnet {
 
     /// Deploy MockUSDC (owned by the deployer, who may mint) and ChannelManager with the
     /// devnet's challenge-period bounds; returns the deployment as `scripts/deploy.sh` would
-    /// write it.
+    /// write it. The token's EIP-712 domain is USDC's on Ethereum and Base ("USD Coin", "2").
     pub async fn deploy(&self) -> Result<Deployment> {
+        self.deploy_token("USD Coin", "2").await
+    }
+
+    /// [`Self::deploy`] with a MockUSDC whose name and EIP-712 domain version are `name` and
+    /// `version` (Base Sepolia's USDC is ("USDC", "2")).
+    pub async fn deploy_token(&self, name: &str, version: &str) -> Result<Deployment> {
         let deployer = &self.params.deployer;
         let provider = self.provider(deployer);
         let (min, max) = (
@@ -216,7 +226,7 @@ impl Devnet {
             .await
             .map_err(chain_error("eth_blockNumber"))?
             + 1;
-        let token = MockUSDC::deploy(&provider, deployer.address())
+        let token = MockUSDC::deploy(&provider, deployer.address(), name.into(), version.into())
             .await
             .map_err(chain_error("deploying MockUSDC"))?;
         let receipt = token
@@ -238,6 +248,8 @@ impl Devnet {
             channel_manager: *manager.address(),
             token: *token.address(),
             token_decimals: 6,
+            token_name: name.into(),
+            token_version: version.into(),
             deployment_block,
             deployer: deployer.address(),
             min_challenge_period: min,

@@ -47,6 +47,9 @@ pub(crate) struct NodeFacts {
     pub(crate) chain_id: u64,
     pub(crate) decimals: u8,
     pub(crate) symbol: String,
+    /// The token's EIP-712 domain (name, version), which `exact` payers sign in.
+    pub(crate) token_name: String,
+    pub(crate) token_version: String,
 }
 
 /// Why the gateway did not start.
@@ -191,6 +194,8 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         chain_id: info.chain_id,
         decimals: info.token_decimals,
         symbol: info.token_symbol,
+        token_name: info.token_name,
+        token_version: info.token_version,
     };
     let price = |text: &str, what: &str| {
         parse_amount(text.trim(), node.decimals, u128::MAX)

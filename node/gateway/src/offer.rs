@@ -68,8 +68,8 @@ impl Inner {
             }
         } else {
             // The token's EIP-712 domain, which x402 clients sign in.
-            extra.insert("name".into(), json!("USD Coin"));
-            extra.insert("version".into(), json!("2"));
+            extra.insert("name".into(), json!(self.node.token_name));
+            extra.insert("version".into(), json!(self.node.token_version));
         }
         Requirements {
             scheme: scheme.into(),

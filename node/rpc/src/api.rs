@@ -262,6 +262,11 @@ pub struct NodeInfo {
     pub token_symbol: String,
     /// The token's decimals: amounts are shown and parsed with this many fractional digits.
     pub token_decimals: u8,
+    /// The token's EIP-712 domain name (its `name()`: "USD Coin", or "USDC" on Base Sepolia),
+    /// in which EIP-3009 authorizations and permits are signed.
+    pub token_name: String,
+    /// The token's EIP-712 domain version ("2" for USDC).
+    pub token_version: String,
     /// The last block whose events the node has applied.
     pub synced_block: u64,
     /// The chain's latest block as last seen.

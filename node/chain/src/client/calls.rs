@@ -70,15 +70,16 @@ impl ChainClient {
     }
 
     /// Open a channel to `partner` funded with `deposit` of `token`, in one transaction: with
-    /// an EIP-2612 permit the node signs itself (no separate approve).
+    /// an EIP-2612 permit the node signs itself (no separate approve) in the token's domain.
     pub async fn open_with_permit(
         &self,
-        token: Address,
+        domain: &messages::TokenDomain,
         partner: Address,
         deposit: u128,
         challenge_period: u32,
     ) -> Result<TxOutcome, ChainError> {
         const WHAT: &str = "open";
+        let token = domain.token;
         let _token = self.token_lock.lock().await;
         let erc20 = MockUSDC::new(token, &self.provider);
         let permit_nonce = erc20
@@ -94,9 +95,7 @@ impl ChainClient {
             nonce: permit_nonce,
             deadline,
         };
-        let sig = self
-            .key
-            .sign_typed(&permit, &messages::usdc_domain(self.chain_id, token));
+        let sig = self.key.sign_typed(&permit, &domain.eip712());
         let (r, s) = (B256::from_slice(&sig[..32]), B256::from_slice(&sig[32..64]));
         let tx = self
             .manager()

@@ -14,6 +14,7 @@
 //! forgotten. The key is the node's one [`NodeKey`], shared, never copied.
 
 mod calls;
+mod fees;
 mod types;
 
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct ChainClient {
     next_nonce: Mutex<Option<u64>>,
     /// How long an urgent transaction waits before its fees are raised.
     urgent_wait: std::time::Duration,
+    /// The most the node offers per gas, in wei (`chain.max_fee_per_gas_gwei`); none: no cap.
+    max_fee_per_gas: Option<u128>,
     /// Held across operations that spend a token-side counter or allowance (permit nonces,
     /// approve-then-top-up), so that two of them never race for it.
     token_lock: Mutex<()>,
@@ -80,8 +83,17 @@ impl ChainClient {
             confirmations,
             next_nonce: Mutex::new(None),
             urgent_wait: URGENT_WAIT,
+            max_fee_per_gas: None,
             token_lock: Mutex::new(()),
         }
+    }
+
+    /// Never offer more than `cap` wei per gas (none: no cap). An estimate above it is cut to
+    /// it (logged); while the chain's base fee is above it nothing is sent
+    /// ([`ChainError::FeeCap`]); an urgent transaction's raised fees stop at it.
+    pub fn with_max_fee_per_gas(mut self, cap: Option<u128>) -> Self {
+        self.max_fee_per_gas = cap;
+        self
     }
 
     /// Raise an urgent transaction's fees after `wait` instead of [`URGENT_WAIT`] (tests).
@@ -257,15 +269,58 @@ impl ChainClient {
             .estimate_gas(tx.clone())
             .await
             .map_err(|e| self.refusal_or_rpc(what, &e))?;
-        let fees = self
+        let estimate = self
             .provider
             .estimate_eip1559_fees()
             .await
             .map_err(|e| self.fail(what, e))?;
+        let estimate = fees::Fees {
+            max_fee: estimate.max_fee_per_gas,
+            tip: estimate.max_priority_fee_per_gas,
+        };
+        let (fees, capped) = estimate.capped(self.max_fee_per_gas);
+        if capped {
+            self.within_cap(what, estimate, fees.max_fee).await?;
+        }
         tx.set_gas_limit(gas.saturating_add(gas / 5));
-        tx.set_max_fee_per_gas(fees.max_fee_per_gas);
-        tx.set_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        tx.set_max_fee_per_gas(fees.max_fee);
+        tx.set_max_priority_fee_per_gas(fees.tip);
         Ok(tx)
+    }
+
+    /// The fee estimate is above the cap: refuse when the latest base fee is too (no
+    /// transaction within the cap could be mined), else say that the cap binds.
+    async fn within_cap(
+        &self,
+        what: &'static str,
+        estimate: fees::Fees,
+        cap: u128,
+    ) -> Result<(), ChainError> {
+        let latest = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| self.fail(what, e))?;
+        let base_fee = latest
+            .and_then(|block| block.header.base_fee_per_gas)
+            .map_or(0, u128::from);
+        if base_fee > cap {
+            let refused = ChainError::FeeCap {
+                what,
+                base_fee,
+                cap,
+            };
+            tracing::error!("{refused}");
+            return Err(refused);
+        }
+        tracing::warn!(
+            what,
+            "fee cap binds: the estimate is {} per gas, offering {} (chain.max_fee_per_gas_gwei; base fee {})",
+            fees::gwei(estimate.max_fee),
+            fees::gwei(cap),
+            fees::gwei(base_fee)
+        );
+        Ok(())
     }
 
     /// Sign `tx` with the key's next nonce, journal it (synced) and broadcast it, under the
@@ -350,8 +405,31 @@ impl ChainClient {
             if bump == URGENT_BUMPS {
                 break;
             }
-            max_fee = max_fee.saturating_mul(3) / 2 + 1;
-            tip = tip.saturating_mul(3) / 2 + 1;
+            let (raised, capped) = fees::Fees {
+                max_fee: max_fee.saturating_mul(3) / 2 + 1,
+                tip: tip.saturating_mul(3) / 2 + 1,
+            }
+            .capped(self.max_fee_per_gas);
+            if raised.max_fee <= max_fee {
+                // At the cap already: the pool would not take the same fees as a replacement.
+                tracing::error!(
+                    what,
+                    nonce,
+                    "not mined within {} s and the fees are at the cap chain.max_fee_per_gas_gwei ({}): not raised; raise the cap if the chain stays this expensive",
+                    self.urgent_wait.as_secs_f64(),
+                    fees::gwei(max_fee)
+                );
+                continue;
+            }
+            if capped {
+                tracing::warn!(
+                    what,
+                    nonce,
+                    "fee raise stops at the cap chain.max_fee_per_gas_gwei ({})",
+                    fees::gwei(raised.max_fee)
+                );
+            }
+            (max_fee, tip) = (raised.max_fee, raised.tip);
             tx.set_max_fee_per_gas(max_fee);
             tx.set_max_priority_fee_per_gas(tip);
             let replacement = self.sign_as(what, &tx, nonce).await?;

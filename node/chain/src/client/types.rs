@@ -46,13 +46,13 @@ pub struct OpenAuthorization {
 
 impl OpenAuthorization {
     /// Sign, as the funder, an authorization to open and fund a channel through the
-    /// `ChannelManager` at `manager` on `chain_id` (no transaction: the funder needs no gas).
+    /// `ChannelManager` at `manager`, in the token's EIP-712 `domain` (no transaction: the
+    /// funder needs no gas).
     #[allow(clippy::too_many_arguments)]
     pub fn sign(
         funder: &PrivateKeySigner,
-        chain_id: u64,
         manager: Address,
-        token: Address,
+        domain: &messages::TokenDomain,
         partner: Address,
         deposit: u128,
         challenge_period: u32,
@@ -67,9 +67,9 @@ impl OpenAuthorization {
             validBefore: U256::from(valid_before),
             nonce: messages::open_authorization_nonce(partner, challenge_period, salt),
         };
-        let signature = messages::sign(funder, &message, &messages::usdc_domain(chain_id, token));
+        let signature = messages::sign(funder, &message, &domain.eip712());
         Self {
-            token,
+            token: domain.token,
             funder: funder.address(),
             partner,
             deposit,
@@ -157,6 +157,21 @@ pub enum ChainError {
         tx_hash: B256,
         /// Why waiting stopped.
         reason: String,
+    },
+    /// The chain's base fee is above the operator's cap (`chain.max_fee_per_gas_gwei`): a
+    /// transaction within the cap could not be mined now, so nothing was sent.
+    #[error(
+        "{what} not sent: the chain's base fee is {}, above the cap chain.max_fee_per_gas_gwei = {}: raise the cap or retry when fees fall",
+        crate::client::fees::gwei(*base_fee),
+        crate::client::fees::gwei(*cap)
+    )]
+    FeeCap {
+        /// The operation.
+        what: &'static str,
+        /// The latest block's base fee, wei per gas.
+        base_fee: u128,
+        /// The cap, wei per gas.
+        cap: u128,
     },
     /// The transaction was mined but reverted.
     #[error("{what}: transaction {tx_hash} reverted on-chain")]

@@ -96,6 +96,8 @@ pub(crate) struct Watcher {
     /// A payout to us was deferred (or the node just started): the watchtower checks for
     /// something to claim.
     claim_due: AtomicBool,
+    /// The `eth_getLogs` range, halved when the provider refuses one (kept across passes).
+    log_range: Arc<farthing_chain::events::LogRange>,
 }
 
 impl Watcher {
@@ -115,6 +117,7 @@ impl Watcher {
             turn: tokio::sync::Mutex::new(()),
             changes: broadcast::channel(1024).0,
             claim_due: AtomicBool::new(true),
+            log_range: Arc::default(),
         }
     }
 
@@ -253,7 +256,8 @@ impl Watcher {
             reader,
             deployment.channel_manager,
             self.config.confirmations,
-        );
+        )
+        .with_range(self.log_range.clone());
         let head = reader
             .get_block_number()
             .await

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use alloy::primitives::{Address, B256, U256};
-use farthing_chain::messages::{TransferWithAuthorization, signer_of, usdc_domain};
+use farthing_chain::messages::{TransferWithAuthorization, signer_of};
 use farthing_chain::{ChainError, TxOutcome, contracts::MockUSDC};
 
 use crate::chain::Chain;
@@ -85,7 +85,6 @@ impl Collector {
         chain: &Arc<Chain>,
         auth: Authorization,
     ) -> Result<TxOutcome, CollectError> {
-        let token = chain.deployment.token;
         if auth.to != chain.us {
             return Err(rejected(
                 "wrong_payee",
@@ -109,13 +108,13 @@ impl Collector {
             validBefore: U256::from(auth.valid_before),
             nonce: auth.nonce,
         };
-        let domain = usdc_domain(chain.deployment.chain_id, token);
-        if signer_of(&message, &domain, &auth.signature) != Some(auth.from) {
+        let domain = chain.deployment.token_domain();
+        if signer_of(&message, &domain.eip712(), &auth.signature) != Some(auth.from) {
             return Err(rejected(
                 "invalid_signature",
                 format!(
-                    "the signature is not {}'s over this TransferWithAuthorization in the token's EIP-712 domain (\"USD Coin\", \"2\", chain {}, {token})",
-                    auth.from, chain.deployment.chain_id
+                    "the signature is not {}'s over this TransferWithAuthorization in the token's EIP-712 domain {domain}",
+                    auth.from
                 ),
             ));
         }

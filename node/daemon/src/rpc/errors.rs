@@ -133,6 +133,7 @@ impl RpcHandler {
 fn map_chain(call: &'static str, e: ChainError) -> ApiError {
     match e {
         ChainError::Rpc { reason, .. } => ApiError::ChainUnavailable(reason),
+        fee @ ChainError::FeeCap { .. } => ApiError::ChainUnavailable(fee.to_string()),
         ChainError::NoContract { what, address } => {
             ApiError::NoContracts(format!("{what}: no contract at {address}"))
         }

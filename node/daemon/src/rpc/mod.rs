@@ -151,6 +151,8 @@ impl FarthingApiServer for RpcHandler {
             token: d.token,
             token_symbol: self.node.token_symbol().to_owned(),
             token_decimals: d.token_decimals,
+            token_name: d.token_name.clone(),
+            token_version: d.token_version.clone(),
             synced_block: health.synced_block,
             chain_head: health.chain_head,
             health: Health {

@@ -323,6 +323,8 @@ pub const SCHEMAS: &[(&str, &[Field])] = &[
             ("token", "address", true),
             ("token_symbol", "string", true),
             ("token_decimals", "integer", true),
+            ("token_name", "string", true),
+            ("token_version", "string", true),
             ("synced_block", "integer", true),
             ("chain_head", "integer", true),
             ("health", "Health", true),

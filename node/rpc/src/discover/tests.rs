@@ -76,6 +76,8 @@ fn samples() -> Vec<(&'static str, Value)> {
         token: Address::ZERO,
         token_symbol: "USDC".into(),
         token_decimals: 6,
+        token_name: "USD Coin".into(),
+        token_version: "2".into(),
         synced_block: 1,
         chain_head: 1,
         health: health.clone(),

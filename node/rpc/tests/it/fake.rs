@@ -157,6 +157,8 @@ impl FarthingApiServer for Fake {
             token: Address::repeat_byte(0x70),
             token_symbol: "USDC".into(),
             token_decimals: 6,
+            token_name: "USD Coin".into(),
+            token_version: "2".into(),
             synced_block: 41,
             chain_head: 42,
             health: Health::ok(),
