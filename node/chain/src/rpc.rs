@@ -66,7 +66,9 @@ pub enum RpcError {
     #[error("chain.rpc_url {0:?} is not a URL: give http(s)://HOST[:PORT][/PATH]")]
     Url(String),
     /// The CA file cannot be read.
-    #[error("cannot read chain.ca_file {path}: {source} (give a PEM file of the CA that signed the RPC's certificate)")]
+    #[error(
+        "cannot read chain.ca_file {path}: {source} (give a PEM file of the CA that signed the RPC's certificate)"
+    )]
     CaRead {
         /// The file.
         path: PathBuf,
@@ -205,14 +207,16 @@ fn diagnose(url: &str, err: &TransportError) -> (String, String) {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             tls = Some(r);
         }
-        // An io::Error's `source()` skips the error it wraps (rustls' among them).
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-        {
-            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+        // An io::Error's `source()` skips the error it wraps (rustls' among them), and the
+        // connector wraps rustls' io::Error in another io::Error: unwrap them all.
+        let mut io = e.downcast_ref::<std::io::Error>();
+        while let Some(outer) = io {
+            timeout |= outer.kind() == std::io::ErrorKind::TimedOut;
+            let inner = outer.get_ref();
+            if let Some(r) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
                 tls = Some(r);
             }
-            timeout |= io.kind() == std::io::ErrorKind::TimedOut;
+            io = inner.and_then(|i| i.downcast_ref::<std::io::Error>());
         }
         current = e.source();
     }
@@ -220,8 +224,18 @@ fn diagnose(url: &str, err: &TransportError) -> (String, String) {
         Some(t) => t.to_string(),
         None => deepest.to_string(),
     };
+    let status = match err {
+        TransportError::Transport(alloy::transports::TransportErrorKind::HttpError(http)) => {
+            Some(http.status)
+        }
+        _ => None,
+    };
     let advice = if let Some(t) = tls {
         tls_advice(t)
+    } else if let Some(401 | 403) = status {
+        "the provider refused the request: check the API key in chain.rpc_url".into()
+    } else if let Some(404 | 405) = status {
+        "no JSON-RPC at that URL: check its path (a provider's API key often goes there)".into()
     } else if timeout {
         "the RPC did not answer in time: is it overloaded or unreachable? chain.rpc_timeout_secs sets the limit".into()
     } else if https && (cause.contains("corrupt message") || cause.contains("InvalidContentType")) {
@@ -262,10 +276,7 @@ fn tls_advice(err: &rustls::Error) -> String {
 
 /// Ask the RPC at `url` (through `provider`) for its chain id, in one line on failure.
 pub async fn chain_id(provider: &DynProvider, url: &str) -> Result<u64, String> {
-    provider
-        .get_chain_id()
-        .await
-        .map_err(|e| describe(url, &e))
+    provider.get_chain_id().await.map_err(|e| describe(url, &e))
 }
 
 #[cfg(test)]
@@ -331,7 +342,9 @@ mod tests {
         assert!(!line.contains('\n'), "{line}");
         assert!(line.starts_with("chain RPC http://127.0.0.1:9: "), "{line}");
         assert!(
-            line.ends_with("(nothing listens there: is the chain's RPC running and the URL right?)"),
+            line.ends_with(
+                "(nothing listens there: is the chain's RPC running and the URL right?)"
+            ),
             "{line}"
         );
     }

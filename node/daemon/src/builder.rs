@@ -191,7 +191,10 @@ impl Builder {
         }
         claim_store(&*store, key.address(), &config.data_dir)?;
         let rpc_url = config.chain.rpc_url.as_str();
-        if rpc_url.parse::<alloy::transports::http::reqwest::Url>().is_err() {
+        if rpc_url
+            .parse::<alloy::transports::http::reqwest::Url>()
+            .is_err()
+        {
             return Err(StartError::RpcUrl(rpc_url.to_owned()));
         }
         if let Some(warning) = farthing_chain::rpc::cleartext_warning(rpc_url) {
@@ -211,7 +214,13 @@ impl Builder {
                 config: chain_id,
             });
         }
-        let check = deployment.check(&reader).await?;
+        let check = deployment.check(&reader).await.map_err(|e| match e {
+            // The transport's words quote the URL, secrets and all.
+            DeploymentError::Unreachable(reason) => {
+                DeploymentError::Unreachable(reason.replace(rpc_url, &redact_url(rpc_url)))
+            }
+            other => other,
+        })?;
 
         let store_health = Arc::new(StoreHealth::default());
         let store: Arc<dyn Store> = Arc::new(Watched {

@@ -462,7 +462,10 @@ mod tests {
         let timeout = Config::from_toml("[chain]\nrpc_timeout_secs = 0")
             .unwrap_err()
             .to_string();
-        assert!(timeout.contains("chain.rpc_timeout_secs must be at least 1"), "{timeout}");
+        assert!(
+            timeout.contains("chain.rpc_timeout_secs must be at least 1"),
+            "{timeout}"
+        );
         let tls = Config::from_toml("[chain]\nrpc_url = \"https://rpc.example\"\nca_file = \"/etc/farthing/ca.pem\"\nrpc_timeout_secs = 3").unwrap();
         assert_eq!(
             tls.chain.rpc_options(),
