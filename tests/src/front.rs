@@ -76,7 +76,7 @@ impl RpcFront {
         let n = self.received.fetch_add(1, SeqCst) + 1;
         let body = request.into_body().collect().await.unwrap().to_bytes();
         let every = self.reject_every.load(SeqCst);
-        if every > 0 && n % every == 0 {
+        if every > 0 && n.is_multiple_of(every) {
             self.rejected.fetch_add(1, SeqCst);
             let mut response = Response::new(Full::new(Bytes::from_static(
                 b"{\"error\":\"Too Many Requests\"}",
