@@ -333,6 +333,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_provider_that_never_answers_fails_the_call_at_the_timeout() {
+        // Accepts connections, reads, never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let url = format!("http://{addr}/v3/SECRET");
+        let options = RpcOptions {
+            timeout: Duration::from_millis(300),
+            ..RpcOptions::default()
+        };
+        let provider = connect(&url, &options).unwrap();
+        let line = chain_id(&provider, &url).await.unwrap_err();
+        assert_eq!(
+            line,
+            format!(
+                "chain RPC http://{addr}: operation timed out (the RPC did not answer in time: is it overloaded or unreachable? chain.rpc_timeout_secs sets the limit)"
+            )
+        );
+    }
+
+    #[tokio::test]
     async fn nothing_listening_is_one_line_without_the_secret_path() {
         let provider = connect("http://127.0.0.1:9/v3/SECRET", &RpcOptions::default()).unwrap();
         let line = chain_id(&provider, "http://127.0.0.1:9/v3/SECRET")
