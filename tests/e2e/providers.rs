@@ -23,31 +23,42 @@ pub(crate) struct Pair {
 
 impl Pair {
     pub(crate) fn start(net: &Deployed, rpc_url: &str, extra: &[&str]) -> Self {
+        Self::start_with(net, rpc_url, extra, extra)
+    }
+
+    /// [`Pair::start`] with flags of each node's own.
+    pub(crate) fn start_with(
+        net: &Deployed,
+        rpc_url: &str,
+        alice_extra: &[&str],
+        bob_extra: &[&str],
+    ) -> Self {
         let bob_party = net.party("BOB");
         let logs = [
             net.dir.path().join("alice.log"),
             net.dir.path().join("bob.log"),
         ];
-        let start = |account: u32, who: &str, log: &std::path::Path, more: &[&str]| {
-            let process = farthing_e2e::NodeCommand::new(
-                &farthing_bin(),
-                account,
-                &net.data_dir(who),
-                rpc_url,
-                &net.deployment,
-            )
-            .args(extra)
-            .args(more)
-            .log_to(log)
-            .start()
-            .unwrap_or_else(|e| {
-                panic!("{e}: {}", std::fs::read_to_string(log).unwrap_or_default())
-            });
-            Daemon::from_process(process)
-        };
-        let bob = start(2, "bob", &logs[1], &[]);
+        let start =
+            |account: u32, who: &str, log: &std::path::Path, extra: &[&str], more: &[&str]| {
+                let process = farthing_e2e::NodeCommand::new(
+                    &farthing_bin(),
+                    account,
+                    &net.data_dir(who),
+                    rpc_url,
+                    &net.deployment,
+                )
+                .args(extra)
+                .args(more)
+                .log_to(log)
+                .start()
+                .unwrap_or_else(|e| {
+                    panic!("{e}: {}", std::fs::read_to_string(log).unwrap_or_default())
+                });
+                Daemon::from_process(process)
+            };
+        let bob = start(2, "bob", &logs[1], bob_extra, &[]);
         let link = format!("{}@{}", bob_party.address(), bob.peers);
-        let alice = start(1, "alice", &logs[0], &["--connect", &link]);
+        let alice = start(1, "alice", &logs[0], alice_extra, &["--connect", &link]);
         Self {
             alice_rpc: net.rpc("alice", &alice),
             bob_rpc: net.rpc("bob", &bob),
@@ -187,6 +198,11 @@ async fn a_rate_limited_provider_is_retried_without_the_node_degrading() {
 /// `farthing node` with `args` (after `node`) and data dir `who`: it must refuse to start;
 /// returns its one `error:` line.
 pub(crate) fn refusal(net: &Deployed, who: &str, args: &[&str]) -> String {
+    refusal_and_log(net, who, args).0
+}
+
+/// [`refusal`], and everything the node wrote to stderr.
+pub(crate) fn refusal_and_log(net: &Deployed, who: &str, args: &[&str]) -> (String, String) {
     let mut command = Command::new(farthing_bin());
     command
         .arg("--data-dir")
@@ -207,7 +223,32 @@ pub(crate) fn refusal(net: &Deployed, who: &str, args: &[&str]) -> String {
     assert!(!out.status.success(), "the node started: {stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
     assert_eq!(errors.len(), 1, "one error line: {stderr}");
-    errors[0].to_owned()
+    (errors[0].to_owned(), stderr)
+}
+
+#[tokio::test]
+async fn plain_http_to_another_host_is_warned_about_and_a_dead_one_times_out() {
+    let net = Deployed::start().await;
+    // 192.0.2.1 (TEST-NET-1) answers nothing; a one-second limit from the config file.
+    let dir = net.data_dir("remote");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("farthing.toml"), "[chain]\nrpc_timeout_secs = 1\n").unwrap();
+    let (line, log) = refusal_and_log(
+        &net,
+        "remote",
+        &["--dev", "1", "--rpc-url", "http://192.0.2.1:8545/v2/SECRET"],
+    );
+    assert!(
+        log.contains(
+            "chain.rpc_url http://192.0.2.1:8545 is plain http:// to another host: the RPC's API key and every request travel in clear text; use https://"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("SECRET"), "{log}");
+    assert!(
+        line.starts_with("error: chain RPC http://192.0.2.1:8545: "),
+        "{line}"
+    );
 }
 
 #[tokio::test]

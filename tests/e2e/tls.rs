@@ -26,7 +26,14 @@ async fn two_nodes_sync_open_pay_and_close_over_https_with_a_private_ca() {
     let (ca, front) = tls_before(&net);
     let https = format!("https://localhost:{}", front.port);
     let ca_file = ca.cert.to_str().unwrap();
-    let pair = Pair::start(&net, &https, &["--ca-file", ca_file]);
+    // alice's node takes the CA as a flag, bob's from its config file.
+    std::fs::create_dir_all(net.data_dir("bob")).unwrap();
+    std::fs::write(
+        net.data_dir("bob").join("farthing.toml"),
+        format!("[chain]\nca_file = {ca_file:?}\n"),
+    )
+    .unwrap();
+    let pair = Pair::start_with(&net, &https, &["--ca-file", ca_file], &[]);
     pair.open(&bob).await;
     pair.pay(0, 12).await;
     // Synced through TLS: the watcher applied the opening (the channel is open at bob's) and

@@ -48,6 +48,11 @@ pub struct RpcOptions {
     pub ca_file: Option<PathBuf>,
     /// The longest one request may take.
     pub timeout: Duration,
+    /// How many times a rate-limited request is sent again.
+    pub retries: u32,
+    /// How long a rate-limited request waits before it is sent again (unless the provider's
+    /// `Retry-After` says).
+    pub backoff: Duration,
 }
 
 impl Default for RpcOptions {
@@ -55,6 +60,8 @@ impl Default for RpcOptions {
         Self {
             ca_file: None,
             timeout: DEFAULT_TIMEOUT,
+            retries: RATE_LIMIT_RETRIES,
+            backoff: RATE_LIMIT_BACKOFF,
         }
     }
 }
@@ -140,8 +147,8 @@ pub fn rpc_client(url: &Url, options: &RpcOptions) -> Result<RpcClient, RpcError
     let is_local = alloy::transports::utils::guess_local_url(url.as_str());
     Ok(RpcClient::builder()
         .layer(RetryBackoffLayer::new(
-            RATE_LIMIT_RETRIES,
-            u64::try_from(RATE_LIMIT_BACKOFF.as_millis()).unwrap_or(u64::MAX),
+            options.retries,
+            u64::try_from(options.backoff.as_millis()).unwrap_or(u64::MAX),
             // No compute-unit pacing: the backoff alone answers a provider's 429.
             u64::MAX,
         ))
@@ -179,6 +186,9 @@ pub fn cleartext_warning(url: &str) -> Option<String> {
     })
 }
 
+/// The longest cause [`describe`] quotes.
+const MAX_CAUSE_CHARS: usize = 300;
+
 /// `err` (from a call to the RPC at `url`) in one line: the URL without its secrets, the
 /// deepest cause, and what to do.
 pub fn describe(url: &str, err: &TransportError) -> String {
@@ -188,7 +198,12 @@ pub fn describe(url: &str, err: &TransportError) -> String {
     let cause = cause
         .replace(url, &safe)
         .replace(url.trim_end_matches('/'), &safe);
-    let cause = cause.lines().collect::<Vec<_>>().join(" ");
+    let mut cause = cause.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A provider's error page can be long: its start says enough.
+    if let Some((cut, _)) = cause.char_indices().nth(MAX_CAUSE_CHARS) {
+        cause.truncate(cut);
+        cause.push('…');
+    }
     format!("chain RPC {safe}: {cause} ({advice})")
 }
 
@@ -236,6 +251,8 @@ fn diagnose(url: &str, err: &TransportError) -> (String, String) {
         "the provider refused the request: check the API key in chain.rpc_url".into()
     } else if let Some(404 | 405) = status {
         "no JSON-RPC at that URL: check its path (a provider's API key often goes there)".into()
+    } else if cause.contains("Max retries exceeded") {
+        "the provider kept refusing for its rate limit (HTTP 429) through every retry: lower the load or use a plan with a higher limit".into()
     } else if timeout {
         "the RPC did not answer in time: is it overloaded or unreachable? chain.rpc_timeout_secs sets the limit".into()
     } else if https && (cause.contains("corrupt message") || cause.contains("InvalidContentType")) {
@@ -355,6 +372,67 @@ mod tests {
             format!(
                 "chain RPC http://{addr}: operation timed out (the RPC did not answer in time: is it overloaded or unreachable? chain.rpc_timeout_secs sets the limit)"
             )
+        );
+    }
+
+    /// An HTTP server answering 429 to its first `limited` requests, then `eth_chainId` 7;
+    /// each answer closes its connection.
+    async fn rate_limited(limited: usize) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut served = 0;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then the (small) JSON body after them.
+                while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                    request.extend_from_slice(&buf[..n]);
+                    if request.ends_with(b"}") {
+                        break;
+                    }
+                }
+                served += 1;
+                let answer = if served <= limited {
+                    "HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+                } else {
+                    let body = r#"{"jsonrpc":"2.0","id":0,"result":"0x7"}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn rate_limits_are_retried_until_the_retries_are_spent() {
+        let options = RpcOptions {
+            retries: 3,
+            backoff: Duration::from_millis(10),
+            ..RpcOptions::default()
+        };
+        // Three 429s, then an answer: the caller sees only the answer.
+        let url = format!("http://{}", rate_limited(3).await);
+        let provider = connect(&url, &options).unwrap();
+        assert_eq!(chain_id(&provider, &url).await, Ok(7));
+        // Four: one more than the retries.
+        let url = format!("http://{}", rate_limited(4).await);
+        let provider = connect(&url, &options).unwrap();
+        let line = chain_id(&provider, &url).await.unwrap_err();
+        assert!(
+            line.starts_with(&format!(
+                "chain RPC {url}: Max retries exceeded HTTP error 429"
+            )),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("(the provider kept refusing for its rate limit (HTTP 429) through every retry: lower the load or use a plan with a higher limit)"),
+            "{line}"
         );
     }
 

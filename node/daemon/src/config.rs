@@ -199,6 +199,7 @@ impl ChainConfig {
         farthing_chain::rpc::RpcOptions {
             ca_file: self.ca_file.clone(),
             timeout: std::time::Duration::from_secs(self.rpc_timeout_secs),
+            ..Default::default()
         }
     }
 }
@@ -472,6 +473,7 @@ mod tests {
             farthing_chain::rpc::RpcOptions {
                 ca_file: Some("/etc/farthing/ca.pem".into()),
                 timeout: std::time::Duration::from_secs(3),
+                ..Default::default()
             }
         );
         let zero = Config::from_toml("[rpc]\nmax_ws_connections = 0")
