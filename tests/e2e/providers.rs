@@ -130,12 +130,23 @@ async fn a_slow_provider_does_not_stall_payments_and_the_channel_settles_exactly
     let (alice, bob) = (net.party("ALICE"), net.party("BOB"));
     let bob_before = bob.balance().await;
     let (front, url) = serve_rpc_front(&net.devnet.rpc_url);
+    // A request may take a minute: the hang below is then not a failed call (a failed watcher
+    // pass makes the node degraded, and a degraded node pays no more).
+    for who in ["alice", "bob"] {
+        std::fs::create_dir_all(net.data_dir(who)).unwrap();
+        std::fs::write(
+            net.data_dir(who).join("farthing.toml"),
+            "[chain]\nrpc_timeout_secs = 60\n",
+        )
+        .unwrap();
+    }
     let pair = Pair::start(&net, &url, &[]);
     pair.open(&bob).await;
 
     // The provider stops answering: every chain call waits at the front until it is let go.
     // Once both nodes' watchers are stuck in a call, payments go on regardless: they never
-    // wait for the chain.
+    // wait for the chain (until the watcher gives a pass up, after 30 s, and the node turns
+    // degraded).
     front.hold(true);
     eventually(PATIENCE, "both nodes' chain calls to hang", async || {
         let held = front.held.load(SeqCst);

@@ -1,12 +1,13 @@
-//! The chain RPC over https: anvil behind stunnel with a certificate from a CA the test makes.
+//! The chain RPC over https and wss: anvil behind stunnel with a certificate from a CA the test
+//! makes.
 //! With that CA as `--ca-file` two `farthing node` processes sync, open, pay and close through
 //! it; an untrusted certificate, a certificate for another host, plain http to the TLS port
 //! and https to a plain port are each refused at start in one line that names the URL without
 //! its secret path and says what to do.
 
 use farthing_e2e::tls::{TestCa, TlsFront, socket_of};
-use farthing_e2e::{Deployed, farthing_bin};
-use farthing_rpc::FarthingApiClient;
+use farthing_e2e::{Deployed, PATIENCE, done_if, eventually, farthing_bin, fixed_port};
+use farthing_rpc::{FarthingApiClient, HealthStatus};
 
 use crate::providers::{Pair, refusal};
 
@@ -39,12 +40,7 @@ async fn two_nodes_sync_open_pay_and_close_over_https_with_a_private_ca() {
     // Synced through TLS: the watcher applied the opening (the channel is open at bob's) and
     // follows the head.
     let info = pair.bob_rpc.info().await.unwrap();
-    assert_eq!(
-        info.health.status,
-        farthing_rpc::HealthStatus::Ok,
-        "{:?}",
-        info.health
-    );
+    assert_eq!(info.health.status, HealthStatus::Ok, "{:?}", info.health);
     assert!(info.synced_block >= 1, "{info:?}");
     pair.close(&alice, &bob, 12, bob_before).await;
 
@@ -156,4 +152,122 @@ async fn untrusted_or_misnamed_certificates_and_wrong_schemes_are_refused_in_one
             junk.display()
         )
     );
+}
+
+#[tokio::test]
+async fn two_nodes_sync_open_pay_and_close_over_wss_with_a_private_ca() {
+    let net = Deployed::start().await;
+    let (alice, bob) = (net.party("ALICE"), net.party("BOB"));
+    let bob_before = bob.balance().await;
+    let (ca, front) = tls_before(&net);
+    // anvil serves WebSockets on its HTTP port: stunnel carries either.
+    let wss = format!("wss://localhost:{}", front.port);
+    let ca_file = ca.cert.to_str().unwrap();
+    let pair = Pair::start(&net, &wss, &["--ca-file", ca_file]);
+    pair.open(&bob).await;
+    pair.pay(0, 7).await;
+    let info = pair.bob_rpc.info().await.unwrap();
+    assert_eq!(info.health.status, HealthStatus::Ok, "{:?}", info.health);
+    pair.close(&alice, &bob, 7, bob_before).await;
+    assert!(pair.alice.stop().success() && pair.bob.stop().success());
+
+    // Without the CA, and with a certificate for another host: refused in one line.
+    let line = refusal(
+        &net,
+        "wss-no-ca",
+        &["--dev", "1", "--rpc-url", &format!("{wss}/v3/SECRET")],
+    );
+    assert_eq!(
+        line,
+        format!(
+            "error: chain RPC wss://localhost:{}: invalid peer certificate: UnknownIssuer (its certificate is not signed by a CA this node trusts: give that CA's PEM file in chain.ca_file (--ca-file), or fix the RPC's certificate)",
+            front.port
+        )
+    );
+    let (cert, key) = ca.issue("example", "DNS:example.org");
+    let misnamed = TlsFront::start(socket_of(&net.devnet.rpc_url), &cert, &key);
+    let line = refusal(
+        &net,
+        "wss-misnamed",
+        &[
+            "--dev",
+            "1",
+            "--rpc-url",
+            &format!("wss://localhost:{}/v3/SECRET", misnamed.port),
+            "--ca-file",
+            ca_file,
+        ],
+    );
+    assert_eq!(
+        line,
+        format!(
+            "error: chain RPC wss://localhost:{}: invalid peer certificate: certificate not valid for name \"localhost\"; certificate is only valid for DnsName(\"example.org\") (its certificate is for another host: use the host name the certificate names in chain.rpc_url, or give the RPC a certificate for this one)",
+            misnamed.port
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_wss_provider_that_goes_away_and_comes_back_is_reconnected() {
+    let net = Deployed::start().await;
+    let (alice, bob) = (net.party("ALICE"), net.party("BOB"));
+    let bob_before = bob.balance().await;
+    let ca = TestCa::new("farthing test CA");
+    let (cert, key) = ca.issue("localhost", "DNS:localhost,IP:127.0.0.1");
+    let anvil = socket_of(&net.devnet.rpc_url);
+    let port = fixed_port();
+    let front = TlsFront::start_on(port, anvil, &cert, &key);
+    let wss = format!("wss://localhost:{port}");
+    let pair = Pair::start(&net, &wss, &["--ca-file", ca.cert.to_str().unwrap()]);
+    pair.open(&bob).await;
+    pair.pay(0, 3).await;
+
+    // The provider goes away: both nodes' WebSockets drop, their watchers fail and say so.
+    drop(front);
+    for rpc in [&pair.alice_rpc, &pair.bob_rpc] {
+        eventually(
+            PATIENCE,
+            "the node to notice the chain is gone",
+            async || {
+                let health = rpc.info().await.unwrap().health;
+                done_if(health.status == HealthStatus::Degraded, health)
+            },
+        )
+        .await;
+    }
+    // Meanwhile the node takes no new risk: a payment is refused, nothing is signed.
+    let refused = farthing_rpc::PayParams {
+        channel_id: Some(1),
+        partner: None,
+        amount: "0.01".into(),
+        idempotency_key: None,
+        memo: None,
+    }
+    .call(&pair.alice_rpc)
+    .await
+    .unwrap_err();
+    match refused {
+        farthing_rpc::ClientError::Call(call) => {
+            assert_eq!(
+                call.code(),
+                farthing_rpc::code::DEGRADED,
+                "{}",
+                call.message()
+            )
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    // It comes back on the same address: the nodes reconnect on their own and are healthy.
+    let _front = TlsFront::start_on(port, anvil, &cert, &key);
+    for rpc in [&pair.alice_rpc, &pair.bob_rpc] {
+        eventually(PATIENCE, "the node to reconnect", async || {
+            let health = rpc.info().await.unwrap().health;
+            done_if(health.status == HealthStatus::Ok, health)
+        })
+        .await;
+    }
+    // Payments go on where they stopped (nonce 4: the refused one signed nothing).
+    pair.pay(3, 3).await;
+    pair.close(&alice, &bob, 6, bob_before).await;
+    assert!(pair.alice.stop().success() && pair.bob.stop().success());
 }

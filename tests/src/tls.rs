@@ -136,12 +136,18 @@ impl TlsFront {
     /// TLS with `cert`/`key` on a free port, passing the bytes on to `upstream`; returns once
     /// stunnel accepts connections.
     pub fn start(upstream: SocketAddr, cert: &Path, key: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(port, upstream, cert, key)
+    }
+
+    /// [`TlsFront::start`] on `port` (from [`crate::fixed_port`] for a front that must come back
+    /// on the same port).
+    pub fn start_on(port: u16, upstream: SocketAddr, cert: &Path, key: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("stunnel.conf");
         std::fs::write(
             &config,

@@ -18,7 +18,7 @@ pub(crate) struct NodeArgs {
     /// Chain RPC URL.
     #[arg(long)]
     rpc_url: Option<String>,
-    /// PEM file of a CA trusted for an https:// chain RPC on top of the system's roots.
+    /// PEM file of a CA trusted for an https:// or wss:// chain RPC on top of the system's roots.
     #[arg(long)]
     ca_file: Option<PathBuf>,
     /// Expected chain id.

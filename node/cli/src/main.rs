@@ -136,10 +136,10 @@ enum Command {
         /// Deployment file written by scripts/deploy.sh.
         #[arg(long, default_value = ".devnet/deployment.json")]
         deployment: PathBuf,
-        /// Chain RPC URL (http:// or https://).
+        /// Chain RPC URL (http(s):// or ws(s)://).
         #[arg(long, default_value = "http://127.0.0.1:8545")]
         rpc_url: String,
-        /// PEM file of a CA trusted for an https:// RPC on top of the system's roots.
+        /// PEM file of a CA trusted for an https:// or wss:// RPC on top of the system's roots.
         #[arg(long)]
         ca_file: Option<PathBuf>,
     },
@@ -303,7 +303,7 @@ async fn run(cli: Cli) -> Result<()> {
                 ca_file,
                 ..Default::default()
             };
-            let provider = farthing_chain::rpc::connect(&rpc_url, &options)?;
+            let provider = farthing_chain::rpc::connect_any(&rpc_url, &options).await?;
             // Asked first, on its own: a refused certificate or a dead RPC in one line.
             farthing_chain::rpc::chain_id(&provider, &rpc_url)
                 .await

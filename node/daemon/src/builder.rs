@@ -201,7 +201,7 @@ impl Builder {
             tracing::warn!("{warning}");
         }
         let options = config.chain.rpc_options();
-        let reader = farthing_chain::rpc::connect(rpc_url, &options)?;
+        let reader = farthing_chain::rpc::connect_any(rpc_url, &options).await?;
         // Asked first, on its own: a refused certificate or a dead RPC is then said in one
         // line, with the URL's secrets left out and what to do.
         let rpc_chain = farthing_chain::rpc::chain_id(&reader, rpc_url)

@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | `data_dir` | `.farthing` | RocksDB, the RPC token file, the config file |
 //! | `log_level` | `info` | `error`, `warn`, `info`, `debug`, `trace` or a tracing filter |
-//! | `chain.rpc_url` | `http://127.0.0.1:8545` | the chain's JSON-RPC endpoint, `http://` or `https://` (`wss://` is refused: the watcher polls over HTTP); plain `http://` to a host other than this machine is warned about at start |
-//! | `chain.ca_file` | none | a PEM file of CA certificates trusted for an `https://` RPC on top of the system's roots (a private CA); `--ca-file` sets it |
+//! | `chain.rpc_url` | `http://127.0.0.1:8545` | the chain's JSON-RPC endpoint: `http://`, `https://`, `ws://` or `wss://` (one WebSocket, reopened when it drops; the watcher polls over it as over HTTP); plain `http://`/`ws://` to a host other than this machine is warned about at start |
+//! | `chain.ca_file` | none | a PEM file of CA certificates trusted for an `https://` or `wss://` RPC on top of the system's roots (a private CA); `--ca-file` sets it |
 //! | `chain.rpc_timeout_secs` | `10` | one RPC request longer than this fails (HTTP 429/503 are retried 10 times, 0.5 s apart or as `Retry-After` says, before a call fails) |
 //! | `chain.chain_id` | `31337` | refused at start-up if the RPC serves another chain |
 //! | `chain.deployment` | `.devnet/deployment.json` | the file `scripts/deploy.sh` writes |
@@ -352,17 +352,12 @@ impl Config {
 
     /// Check ranges that the types alone do not express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.chain.rpc_url.starts_with("ws://") || self.chain.rpc_url.starts_with("wss://") {
-            return Err(ConfigError::Invalid(format!(
-                "chain.rpc_url {} is a WebSocket URL, which the node does not use (its watcher polls): give the provider's https:// URL",
-                farthing_chain::redact_url(&self.chain.rpc_url)
-            )));
-        }
-        if !(self.chain.rpc_url.starts_with("http://")
-            || self.chain.rpc_url.starts_with("https://"))
+        if !["http://", "https://", "ws://", "wss://"]
+            .iter()
+            .any(|scheme| self.chain.rpc_url.starts_with(scheme))
         {
             return Err(ConfigError::Invalid(format!(
-                "chain.rpc_url {:?} must start with http:// or https://",
+                "chain.rpc_url {:?} must start with http://, https://, ws:// or wss://",
                 self.chain.rpc_url
             )));
         }
@@ -453,13 +448,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(scheme.contains("must start with http://"), "{scheme}");
-        let ws = Config::from_toml("[chain]\nrpc_url = \"wss://rpc.example/v2/SECRET\"")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            ws,
-            "config: chain.rpc_url wss://rpc.example is a WebSocket URL, which the node does not use (its watcher polls): give the provider's https:// URL"
-        );
+        let ws = Config::from_toml("[chain]\nrpc_url = \"wss://rpc.example/v2/KEY\"").unwrap();
+        assert_eq!(ws.chain.rpc_url, "wss://rpc.example/v2/KEY");
         let timeout = Config::from_toml("[chain]\nrpc_timeout_secs = 0")
             .unwrap_err()
             .to_string();

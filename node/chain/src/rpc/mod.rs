@@ -30,6 +30,8 @@ use alloy::transports::layers::RetryBackoffLayer;
 
 use crate::client::redact_url;
 
+mod ws;
+
 /// How long one RPC request may take by default before it fails.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -92,9 +94,12 @@ pub enum RpcError {
         /// What the parser said.
         reason: String,
     },
-    /// reqwest refused to build the client.
-    #[error("cannot build the chain RPC's HTTP client: {0}")]
+    /// reqwest or rustls refused to build the client.
+    #[error("cannot build the chain RPC's client: {0}")]
     Client(String),
+    /// The WebSocket to the RPC could not be opened (one line, the URL redacted).
+    #[error("{0}")]
+    Connect(String),
 }
 
 /// Install ring as rustls' process-wide crypto provider (once; a provider installed before
@@ -146,13 +151,17 @@ pub fn rpc_client(url: &Url, options: &RpcOptions) -> Result<RpcClient, RpcError
     let http = Http::with_client(http_client(options)?, url.clone());
     let is_local = alloy::transports::utils::guess_local_url(url.as_str());
     Ok(RpcClient::builder()
-        .layer(RetryBackoffLayer::new(
-            options.retries,
-            u64::try_from(options.backoff.as_millis()).unwrap_or(u64::MAX),
-            // No compute-unit pacing: the backoff alone answers a provider's 429.
-            u64::MAX,
-        ))
+        .layer(retry_layer(options))
         .transport(http, is_local))
+}
+
+fn retry_layer(options: &RpcOptions) -> RetryBackoffLayer {
+    RetryBackoffLayer::new(
+        options.retries,
+        u64::try_from(options.backoff.as_millis()).unwrap_or(u64::MAX),
+        // No compute-unit pacing: the backoff alone answers a provider's 429.
+        u64::MAX,
+    )
 }
 
 /// A provider for `url` (no fillers: the node sets nonces, gas and fees itself).
@@ -164,11 +173,30 @@ pub fn connect(url: &str, options: &RpcOptions) -> Result<DynProvider, RpcError>
         .erased())
 }
 
+/// A provider for `url`, `http(s)://` ([`connect`]) or `ws(s)://`: a WebSocket opened now,
+/// with the same trust, rate-limit retries and request timeout as over https.
+pub async fn connect_any(url: &str, options: &RpcOptions) -> Result<DynProvider, RpcError> {
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return connect(url, options);
+    }
+    let _: Url = url.parse().map_err(|_| RpcError::Url(url.to_owned()))?;
+    let client = RpcClient::builder()
+        .layer(retry_layer(options))
+        .layer(ws::TimeoutLayer(options.timeout))
+        .pubsub(ws::WsTls::new(url, options)?)
+        .await
+        .map_err(|e| RpcError::Connect(describe(url, &e)))?;
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .connect_client(client)
+        .erased())
+}
+
 /// The warning to log when `url` sends the node's RPC traffic in clear text over a network
 /// (`http://` to a host other than this machine); `None` when it does not.
 pub fn cleartext_warning(url: &str) -> Option<String> {
     let parsed: Url = url.parse().ok()?;
-    if parsed.scheme() != "http" {
+    if !matches!(parsed.scheme(), "http" | "ws") {
         return None;
     }
     let host = parsed.host_str()?;
@@ -180,8 +208,10 @@ pub fn cleartext_warning(url: &str) -> Option<String> {
             .is_ok_and(|ip| ip.is_loopback());
     (!loopback).then(|| {
         format!(
-            "chain.rpc_url {} is plain http:// to another host: the RPC's API key and every request travel in clear text; use https://",
-            redact_url(url)
+            "chain.rpc_url {} is plain {}:// to another host: the RPC's API key and every request travel in clear text; use {}s://",
+            redact_url(url),
+            parsed.scheme(),
+            parsed.scheme()
         )
     })
 }
@@ -209,7 +239,7 @@ pub fn describe(url: &str, err: &TransportError) -> String {
 
 /// The deepest cause of `err` and the advice that fits it.
 fn diagnose(url: &str, err: &TransportError) -> (String, String) {
-    let https = url.starts_with("https://");
+    let https = url.starts_with("https://") || url.starts_with("wss://");
     let mut deepest: &(dyn std::error::Error + 'static) = err;
     let mut timeout = false;
     let mut tls: Option<&rustls::Error> = None;
@@ -316,6 +346,12 @@ mod tests {
             "chain.rpc_url http://rpc.example:8545 is plain http:// to another host: the RPC's API key and every request travel in clear text; use https://"
         );
         assert!(cleartext_warning("http://10.0.0.2:8545").is_some());
+        assert_eq!(
+            cleartext_warning("ws://rpc.example/SECRET").unwrap(),
+            "chain.rpc_url ws://rpc.example is plain ws:// to another host: the RPC's API key and every request travel in clear text; use wss://"
+        );
+        assert_eq!(cleartext_warning("wss://rpc.example/key"), None);
+        assert_eq!(cleartext_warning("ws://127.0.0.1:8545"), None);
     }
 
     #[test]
