@@ -1,7 +1,8 @@
 //! The chain RPC's client: every connection the node (and its tools and tests) makes to the
-//! chain's JSON-RPC is built here ([`connect`]), so they share one set of rules.
+//! chain's JSON-RPC is built here ([`connect`] for http(s), [`connect_any`] for ws(s) too), so
+//! they share one set of rules.
 //!
-//! - **TLS** (`https://`): rustls on **ring** (not aws-lc-rs: no cmake, no second C build),
+//! - **TLS** (`https://`, `wss://`): rustls on **ring** (not aws-lc-rs: no cmake, no second C build),
 //!   installed as rustls' process-wide provider before any HTTP client is built
 //!   ([`install_crypto_provider`]; reqwest is built with `rustls-no-provider` and panics
 //!   without one). The server's certificate is checked against the system's roots
@@ -45,7 +46,7 @@ pub const RATE_LIMIT_BACKOFF: Duration = Duration::from_millis(500);
 /// How the node connects to the chain's RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcOptions {
-    /// A PEM file of CA certificates trusted for `https://` on top of the system's roots (a
+    /// A PEM file of CA certificates trusted for `https://` and `wss://` on top of the system's roots (a
     /// private CA in front of the operator's own chain node).
     pub ca_file: Option<PathBuf>,
     /// The longest one request may take.
