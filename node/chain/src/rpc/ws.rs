@@ -162,3 +162,46 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{RpcOptions, connect_any};
+
+    #[tokio::test]
+    async fn a_dead_websocket_is_one_line_without_the_secret_path() {
+        let err = connect_any("ws://127.0.0.1:9/v3/SECRET", &RpcOptions::default())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains("SECRET"), "{err}");
+        assert!(err.starts_with("chain RPC ws://127.0.0.1:9: "), "{err}");
+        assert!(
+            err.ends_with("(nothing listens there: is the chain's RPC running and the URL right?)"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_junk_ca_file_is_refused_for_wss_as_for_https() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let options = RpcOptions {
+            ca_file: Some(junk.clone()),
+            ..RpcOptions::default()
+        };
+        let err = connect_any("wss://localhost:1", &options)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "chain.ca_file {} holds no PEM certificate (no certificate found): give the CA's certificate as PEM (-----BEGIN CERTIFICATE-----)",
+                junk.display()
+            )
+        );
+    }
+}
