@@ -222,10 +222,11 @@ async fn a_wss_provider_that_goes_away_and_comes_back_is_reconnected() {
     pair.open(&bob).await;
     pair.pay(0, 3).await;
 
-    // The provider goes away: both nodes' WebSockets drop, their watchers fail and say so.
+    // The provider goes away: both nodes' WebSockets drop, their watchers fail and say so,
+    // naming the URL.
     drop(front);
     for rpc in [&pair.alice_rpc, &pair.bob_rpc] {
-        eventually(
+        let health = eventually(
             PATIENCE,
             "the node to notice the chain is gone",
             async || {
@@ -234,6 +235,11 @@ async fn a_wss_provider_that_goes_away_and_comes_back_is_reconnected() {
             },
         )
         .await;
+        eprintln!("{health:?}");
+        assert!(
+            health.reasons[0].starts_with(&format!("watcher: chain: chain RPC {wss}: ")),
+            "{health:?}"
+        );
     }
     // Meanwhile the node takes no new risk: a payment is refused, nothing is signed.
     let refused = farthing_rpc::PayParams {
