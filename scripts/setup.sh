@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Farthing needs from the package registries, idempotently:
 #   - Debian: librocksdb-dev (the node links the system RocksDB) and libclang-dev (bindgen);
+#     stunnel4 and openssl for the https end-to-end tests (TLS before anvil, a test-made CA);
 #   - npm (pinned by contracts/package-lock.json): anvil, forge, cast, solc (solcjs),
 #     OpenZeppelin, forge-std;
 #   - npm (pinned by tests/interop/package-lock.json): the official x402, mppx and MCP clients
@@ -9,7 +10,7 @@
 # A second run with nothing to do takes about a second.
 source "$(dirname "$0")/lib.sh"
 
-APT_PACKAGES=(librocksdb-dev libclang-dev)
+APT_PACKAGES=(librocksdb-dev libclang-dev stunnel4 openssl)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -20,7 +20,8 @@ async fn one_key_many_concurrent_operations_refusals_and_resync() {
         .await
         .unwrap();
     let client = Arc::new(ChainClient::new(
-        devnet.rpc_url.parse().unwrap(),
+        farthing_chain::rpc::connect(&devnet.rpc_url, &Default::default()).unwrap(),
+        &devnet.rpc_url,
         Arc::new(NodeKey::new(alice_key.clone())),
         d.chain_id,
         d.channel_manager,
@@ -117,7 +118,8 @@ async fn a_gasless_open_signed_by_a_funder_without_ether_is_submitted_by_the_nod
     let d = devnet.deploy().await.unwrap();
     let node_key = devnet.key("ALICE");
     let client = ChainClient::new(
-        devnet.rpc_url.parse().unwrap(),
+        farthing_chain::rpc::connect(&devnet.rpc_url, &Default::default()).unwrap(),
+        &devnet.rpc_url,
         Arc::new(NodeKey::new(node_key.clone())),
         d.chain_id,
         d.channel_manager,
@@ -184,7 +186,8 @@ async fn an_urgent_transaction_not_mined_in_time_is_sent_again_with_higher_fees(
         .unwrap();
     let client = Arc::new(
         ChainClient::new(
-            devnet.rpc_url.parse().unwrap(),
+            farthing_chain::rpc::connect(&devnet.rpc_url, &Default::default()).unwrap(),
+            &devnet.rpc_url,
             Arc::new(NodeKey::new(alice_key.clone())),
             d.chain_id,
             d.channel_manager,

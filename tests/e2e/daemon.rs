@@ -199,7 +199,10 @@ fn a_wrong_or_unreachable_chain_stops_the_start_with_one_line() {
     let unreachable = start(&["--rpc-url", "http://127.0.0.1:9"], &dev);
     assert_eq!(unreachable.lines().count(), 1, "{unreachable}");
     assert!(
-        unreachable.starts_with("error: chain RPC unreachable"),
+        unreachable.starts_with("error: chain RPC http://127.0.0.1:9: ")
+            && unreachable.trim_end().ends_with(
+                "(nothing listens there: is the chain's RPC running and the URL right?)"
+            ),
         "{unreachable}"
     );
     let wrong_chain = start(&["--rpc-url", &devnet.rpc_url, "--chain-id", "5"], &dev);

@@ -11,8 +11,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod eventually;
+pub mod front;
 pub mod market;
 pub mod tamper;
+pub mod tls;
 
 pub use eventually::{Look, PATIENCE, done_if, eventually, soon};
 
@@ -74,6 +76,15 @@ impl Daemon {
             .args(extra)
             .start()
             .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            url: process.url.clone(),
+            peers: process.peers.clone(),
+            process,
+        }
+    }
+
+    /// A node started from a [`NodeCommand`] of the test's own.
+    pub fn from_process(process: NodeProcess) -> Self {
         Self {
             url: process.url.clone(),
             peers: process.peers.clone(),

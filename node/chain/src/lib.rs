@@ -9,6 +9,9 @@
 //!   operations never collide, a failed send resynchronises) and receipts awaited with the
 //!   configured confirmations.
 //!
+//! - [`rpc`]: every connection to the chain's RPC (TLS on ring with the system's roots and
+//!   an optional private CA, rate-limit retries, a request timeout, errors in one line).
+//!
 //! - [`NodeKey`]: the node's key, held once and shared (the chain client and the payment
 //!   signer use the same handle), wiped on drop.
 //!
@@ -22,6 +25,7 @@ pub mod events;
 pub mod fast;
 mod key;
 pub mod messages;
+pub mod rpc;
 
 pub use client::{
     ChainClient, ChainError, OpenAuthorization, RECEIPT_TIMEOUT, SentTx, TxJournal, TxOutcome,

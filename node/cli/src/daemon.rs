@@ -18,6 +18,9 @@ pub(crate) struct NodeArgs {
     /// Chain RPC URL.
     #[arg(long)]
     rpc_url: Option<String>,
+    /// PEM file of a CA trusted for an https:// or wss:// chain RPC on top of the system's roots.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Expected chain id.
     #[arg(long)]
     chain_id: Option<u64>,
@@ -104,6 +107,9 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
     config.data_dir = data_dir.to_owned();
     if let Some(v) = args.rpc_url {
         config.chain.rpc_url = v;
+    }
+    if let Some(v) = args.ca_file {
+        config.chain.ca_file = Some(v);
     }
     if let Some(v) = args.chain_id {
         config.chain.chain_id = v;

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alloy::primitives::Address;
-use alloy::providers::ProviderBuilder;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use eyre::{Result, eyre};
 use farthing_chain::Deployment;
@@ -137,9 +136,12 @@ enum Command {
         /// Deployment file written by scripts/deploy.sh.
         #[arg(long, default_value = ".devnet/deployment.json")]
         deployment: PathBuf,
-        /// Chain RPC URL (HTTP).
+        /// Chain RPC URL (http(s):// or ws(s)://).
         #[arg(long, default_value = "http://127.0.0.1:8545")]
         rpc_url: String,
+        /// PEM file of a CA trusted for an https:// or wss:// RPC on top of the system's roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -191,6 +193,8 @@ enum ChannelCommand {
 }
 
 fn main() -> ExitCode {
+    // Before any HTTP client is built (the chain RPC's, the buyer's, the devnet's).
+    farthing_chain::rpc::install_crypto_provider();
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -292,14 +296,19 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Check {
             deployment,
             rpc_url,
+            ca_file,
         } => {
             let deployment = Deployment::load(&deployment)?;
-            let url = rpc_url
-                .parse()
-                .map_err(|e| eyre!("--rpc-url {rpc_url:?} is not a URL: {e}"))?;
-            let check = deployment
-                .check(&ProviderBuilder::new().connect_http(url))
-                .await?;
+            let options = farthing_chain::rpc::RpcOptions {
+                ca_file,
+                ..Default::default()
+            };
+            let provider = farthing_chain::rpc::connect_any(&rpc_url, &options).await?;
+            // Asked first, on its own: a refused certificate or a dead RPC in one line.
+            farthing_chain::rpc::chain_id(&provider, &rpc_url)
+                .await
+                .map_err(|line| eyre!(line))?;
+            let check = deployment.check(&provider).await?;
             println!(
                 "chain {} at block {}: ChannelManager {} ({} channels), token {} {}",
                 check.chain_id,

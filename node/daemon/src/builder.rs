@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use alloy::providers::{Provider, ProviderBuilder};
 use farthing_chain::{ChainClient, Deployment, DeploymentError, NodeKey, redact_url};
 use farthing_store::{GroupCommit, RocksStore, Store, StoreError};
 
@@ -104,6 +103,24 @@ pub enum StartError {
     /// The RPC URL does not parse.
     #[error("chain.rpc_url {0:?} is not a URL")]
     RpcUrl(String),
+    /// No client to the chain's RPC could be built (a CA file that cannot be used).
+    #[error(transparent)]
+    RpcClient(#[from] farthing_chain::rpc::RpcError),
+    /// The chain's RPC did not answer, or its TLS was refused (one line, the URL redacted).
+    #[error("{0}")]
+    Rpc(String),
+    /// The RPC serves another chain than the configured one.
+    #[error(
+        "the chain RPC {url} serves chain {rpc}, but the node is configured for chain {config}: fix chain.rpc_url (--rpc-url) or chain.chain_id (--chain-id)"
+    )]
+    RpcChainId {
+        /// The RPC URL without its secrets.
+        url: String,
+        /// The chain id the RPC reports.
+        rpc: u64,
+        /// `chain.chain_id`.
+        config: u64,
+    },
     /// The data directory cannot be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -194,13 +211,37 @@ impl Builder {
             });
         }
         claim_store(&*store, key.address(), &config.data_dir)?;
-        let url: alloy::transports::http::reqwest::Url = config
-            .chain
-            .rpc_url
-            .parse()
-            .map_err(|_| StartError::RpcUrl(config.chain.rpc_url.clone()))?;
-        let reader = ProviderBuilder::new().connect_http(url.clone()).erased();
-        let check = deployment.check(&reader).await?;
+        let rpc_url = config.chain.rpc_url.as_str();
+        if rpc_url
+            .parse::<alloy::transports::http::reqwest::Url>()
+            .is_err()
+        {
+            return Err(StartError::RpcUrl(rpc_url.to_owned()));
+        }
+        if let Some(warning) = farthing_chain::rpc::cleartext_warning(rpc_url) {
+            tracing::warn!("{warning}");
+        }
+        let options = config.chain.rpc_options();
+        let reader = farthing_chain::rpc::connect_any(rpc_url, &options).await?;
+        // Asked first, on its own: a refused certificate or a dead RPC is then said in one
+        // line, with the URL's secrets left out and what to do.
+        let rpc_chain = farthing_chain::rpc::chain_id(&reader, rpc_url)
+            .await
+            .map_err(StartError::Rpc)?;
+        if rpc_chain != chain_id {
+            return Err(StartError::RpcChainId {
+                url: redact_url(rpc_url),
+                rpc: rpc_chain,
+                config: chain_id,
+            });
+        }
+        let check = deployment.check(&reader).await.map_err(|e| match e {
+            // The transport's words quote the URL, secrets and all.
+            DeploymentError::Unreachable(reason) => {
+                DeploymentError::Unreachable(reason.replace(rpc_url, &redact_url(rpc_url)))
+            }
+            other => other,
+        })?;
 
         let store_health = Arc::new(StoreHealth::default());
         let store: Arc<dyn Store> = Arc::new(Watched {
@@ -209,7 +250,8 @@ impl Builder {
         });
         let client = Arc::new(
             ChainClient::new(
-                url,
+                reader.clone(),
+                rpc_url,
                 key.clone(),
                 deployment.chain_id,
                 deployment.channel_manager,

@@ -9,7 +9,9 @@
 //! |---|---|---|
 //! | `data_dir` | `.farthing` | RocksDB, the RPC token file, the config file |
 //! | `log_level` | `info` | `error`, `warn`, `info`, `debug`, `trace` or a tracing filter |
-//! | `chain.rpc_url` | `http://127.0.0.1:8545` | the chain's JSON-RPC endpoint |
+//! | `chain.rpc_url` | `http://127.0.0.1:8545` | the chain's JSON-RPC endpoint: `http://`, `https://`, `ws://` or `wss://` (one WebSocket, reopened when it drops; the watcher polls over it as over HTTP); plain `http://`/`ws://` to a host other than this machine is warned about at start |
+//! | `chain.ca_file` | none | a PEM file of CA certificates trusted for an `https://` or `wss://` RPC on top of the system's roots (a private CA); `--ca-file` sets it |
+//! | `chain.rpc_timeout_secs` | `10` | one RPC request longer than this fails (HTTP 429/503 are retried 10 times, 0.5 s apart or as `Retry-After` says, before a call fails) |
 //! | `chain.chain_id` | `31337` | refused at start-up if the RPC serves another chain |
 //! | `chain.deployment` | `.devnet/deployment.json` | the file `scripts/deploy.sh` writes |
 //! | `chain.token` | none | the token the node must use (e.g. Circle's USDC); refused at start-up if the deployment file names another |
@@ -193,6 +195,21 @@ pub struct ChainConfig {
     /// The most the node offers per gas (none: no cap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_fee_per_gas_gwei: Option<Gwei>,
+    /// CA certificates (PEM) trusted for an `https://` RPC on top of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// The longest one RPC request may take, in seconds.
+    pub rpc_timeout_secs: u64,
+}
+
+impl ChainConfig {
+    /// How the node connects to the RPC.
+    pub fn rpc_options(&self) -> farthing_chain::rpc::RpcOptions {
+        farthing_chain::rpc::RpcOptions {
+            ca_file: self.ca_file.clone(),
+            timeout: std::time::Duration::from_secs(self.rpc_timeout_secs),
+            ..Default::default()
+        }
+    }
 }
 
 /// An amount per gas written in gwei (`50`, `0.05`), held in wei.
@@ -296,6 +313,8 @@ impl Default for ChainConfig {
             confirmations: 1,
             poll_interval_ms: 500,
             max_fee_per_gas_gwei: None,
+            ca_file: None,
+            rpc_timeout_secs: farthing_chain::rpc::DEFAULT_TIMEOUT.as_secs(),
         }
     }
 }
@@ -371,13 +390,19 @@ impl Config {
 
     /// Check ranges that the types alone do not express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.chain.rpc_url.starts_with("http://")
-            || self.chain.rpc_url.starts_with("https://"))
+        if !["http://", "https://", "ws://", "wss://"]
+            .iter()
+            .any(|scheme| self.chain.rpc_url.starts_with(scheme))
         {
             return Err(ConfigError::Invalid(format!(
-                "chain.rpc_url {:?} must start with http:// or https://",
+                "chain.rpc_url {:?} must start with http://, https://, ws:// or wss://",
                 self.chain.rpc_url
             )));
+        }
+        if self.chain.rpc_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "chain.rpc_timeout_secs must be at least 1".into(),
+            ));
         }
         if self.chain.poll_interval_ms == 0 {
             return Err(ConfigError::Invalid(
@@ -461,6 +486,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(scheme.contains("must start with http://"), "{scheme}");
+        let ws = Config::from_toml("[chain]\nrpc_url = \"wss://rpc.example/v2/KEY\"").unwrap();
+        assert_eq!(ws.chain.rpc_url, "wss://rpc.example/v2/KEY");
+        let timeout = Config::from_toml("[chain]\nrpc_timeout_secs = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            timeout.contains("chain.rpc_timeout_secs must be at least 1"),
+            "{timeout}"
+        );
+        let tls = Config::from_toml("[chain]\nrpc_url = \"https://rpc.example\"\nca_file = \"/etc/farthing/ca.pem\"\nrpc_timeout_secs = 3").unwrap();
+        assert_eq!(
+            tls.chain.rpc_options(),
+            farthing_chain::rpc::RpcOptions {
+                ca_file: Some("/etc/farthing/ca.pem".into()),
+                timeout: std::time::Duration::from_secs(3),
+                ..Default::default()
+            }
+        );
         let zero = Config::from_toml("[rpc]\nmax_ws_connections = 0")
             .unwrap_err()
             .to_string();

@@ -92,6 +92,8 @@ impl Devnet {
 
     /// Start anvil as `options` say, configured from `devnet.env`; returns once it serves RPC.
     pub fn spawn(options: &DevnetOptions) -> Result<Self> {
+        // Every HTTP client in the process needs rustls' provider (ring), a test's own too.
+        farthing_chain::rpc::install_crypto_provider();
         let params = DevnetParams::builtin()?;
         let anvil = &options.anvil;
         if !anvil.exists() {
@@ -181,6 +183,7 @@ impl Devnet {
 
     /// A provider that only reads (and calls anvil's own methods).
     pub fn reader(&self) -> DynProvider {
+        farthing_chain::rpc::install_crypto_provider();
         ProviderBuilder::new()
             .connect_http(self.url.clone())
             .erased()
@@ -188,6 +191,7 @@ impl Devnet {
 
     /// A provider that signs and sends transactions as `signer`.
     pub fn provider(&self, signer: &PrivateKeySigner) -> DynProvider {
+        farthing_chain::rpc::install_crypto_provider();
         ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer.clone()))
             .connect_http(self.url.clone())

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, B256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::sol_types::SolInterface;
 use tokio::sync::Mutex;
@@ -58,20 +58,19 @@ pub struct ChainClient {
 }
 
 impl ChainClient {
-    /// A client sending as `key` to the `ChannelManager` at `manager` over HTTP.
+    /// A client sending as `key` to the `ChannelManager` at `manager` through `provider`
+    /// (from [`crate::rpc::connect`]: no fillers, TLS, rate-limit retries), the RPC at
+    /// `rpc_url` (named, without its secrets, in errors).
     pub fn new(
-        rpc_url: alloy::transports::http::reqwest::Url,
+        provider: DynProvider,
+        rpc_url: &str,
         key: Arc<NodeKey>,
         chain_id: u64,
         manager: Address,
         confirmations: u64,
     ) -> Self {
         let address = key.address();
-        let url = (rpc_url.to_string(), redact_url(rpc_url.as_str()));
-        let provider = ProviderBuilder::new()
-            .disable_recommended_fillers()
-            .connect_http(rpc_url)
-            .erased();
+        let url = (rpc_url.to_owned(), redact_url(rpc_url));
         Self {
             provider,
             url,

@@ -248,6 +248,12 @@ impl Watcher {
         SyncError::Chain(self.chain.redact(&e.to_string()))
     }
 
+    /// A failed RPC call in one line: the URL without its secrets, the deepest cause (a
+    /// certificate refused since the start, say) and what to do.
+    pub(crate) fn rpc_error(&self, e: &alloy::transports::TransportError) -> SyncError {
+        SyncError::Chain(farthing_chain::rpc::describe(&self.chain.rpc_url.0, e))
+    }
+
     async fn pass(&self) -> Result<Progress, SyncError> {
         let _turn = self.turn.lock().await;
         let reader = &self.chain.reader;
@@ -261,7 +267,7 @@ impl Watcher {
         let head = reader
             .get_block_number()
             .await
-            .map_err(|e| self.chain_error(&e))?;
+            .map_err(|e| self.rpc_error(&e))?;
         let confirmed = source
             .confirmed_head()
             .await
@@ -275,7 +281,7 @@ impl Watcher {
             let block = reader
                 .get_block_by_number(cursor.block.into())
                 .await
-                .map_err(|e| self.chain_error(&e))?;
+                .map_err(|e| self.rpc_error(&e))?;
             match block {
                 Some(b) if b.header.hash.0 == cursor.block_hash => {}
                 Some(_) => {
@@ -378,7 +384,7 @@ impl Watcher {
             .reader
             .get_block_by_number(number.into())
             .await
-            .map_err(|e| self.chain_error(&e))?
+            .map_err(|e| self.rpc_error(&e))?
             .map(|b| (b.header.hash, b.header.timestamp))
             .ok_or_else(|| SyncError::Chain(format!("block {number} not found")))
     }

@@ -46,6 +46,8 @@ pub(crate) struct Buyer {
 
 impl Buyer {
     pub(crate) fn new(config: BuyerConfig) -> Result<Self, String> {
+        // reqwest is built without a TLS provider of its own (ring is ours): install it first.
+        farthing_chain::rpc::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .redirect(reqwest::redirect::Policy::none())
