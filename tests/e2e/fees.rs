@@ -56,7 +56,8 @@ async fn a_fee_cap_refuses_below_the_base_fee_and_never_offers_more_than_itself(
     devnet.mint(&d, key.address(), 100 * USDC).await.unwrap();
     let client = |cap: u128| {
         ChainClient::new(
-            devnet.rpc_url.parse().unwrap(),
+            farthing_chain::rpc::connect(&devnet.rpc_url, &Default::default()).unwrap(),
+            &devnet.rpc_url,
             Arc::new(NodeKey::new(key.clone())),
             d.chain_id,
             d.channel_manager,

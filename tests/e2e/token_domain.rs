@@ -38,7 +38,8 @@ async fn gasless_opens_in(name: &str, version: &str) {
         .await
         .unwrap();
     let client = Arc::new(ChainClient::new(
-        devnet.rpc_url.parse().unwrap(),
+        farthing_chain::rpc::connect(&devnet.rpc_url, &Default::default()).unwrap(),
+        &devnet.rpc_url,
         Arc::new(NodeKey::new(node_key.clone())),
         d.chain_id,
         d.channel_manager,
