@@ -206,6 +206,28 @@ async fn a_rate_limited_provider_is_retried_without_the_node_degrading() {
     assert!(!logs.contains("degraded"), "{logs}");
 }
 
+/// A provider that takes a transaction and answers 503: the retry layer sends it again, the
+/// provider refuses the repeat (the first copy is in), and the node still answers the open
+/// and the close as done, each exactly once on-chain.
+#[tokio::test]
+async fn a_send_whose_answer_was_lost_is_not_reported_as_failed() {
+    let net = Deployed::start().await;
+    let (alice, bob) = (net.party("ALICE"), net.party("BOB"));
+    let bob_before = bob.balance().await;
+    let (front, url) = serve_rpc_front(&net.devnet.rpc_url);
+    let pair = Pair::start(&net, &url, &[]);
+    // The open's transaction (alice's node sends nothing before it).
+    front.lose_send_answers(1);
+    pair.open(&bob).await;
+    assert_eq!(front.lost_answers.load(SeqCst), 1);
+    pair.pay(0, 3).await;
+    front.lose_send_answers(1);
+    pair.close(&alice, &bob, 3, bob_before).await;
+    assert_eq!(front.lost_answers.load(SeqCst), 2);
+    let Pair { alice, bob, .. } = pair;
+    assert!(alice.stop().success() && bob.stop().success());
+}
+
 /// `farthing node` with `args` (after `node`) and data dir `who`: it must refuse to start;
 /// returns its one `error:` line.
 pub(crate) fn refusal(net: &Deployed, who: &str, args: &[&str]) -> String {

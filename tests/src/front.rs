@@ -34,6 +34,11 @@ pub struct RpcFront {
     pub rejected: AtomicU64,
     /// Requests passed on after a delay.
     pub delayed: AtomicU64,
+    /// This many more `eth_sendRawTransaction`s are passed on, their answer replaced by HTTP
+    /// 503 (a provider that took the transaction and lost the answer).
+    lose_send_answers: AtomicU64,
+    /// Send answers replaced by 503.
+    pub lost_answers: AtomicU64,
 }
 
 impl Default for RpcFront {
@@ -46,6 +51,8 @@ impl Default for RpcFront {
             received: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             delayed: AtomicU64::new(0),
+            lose_send_answers: AtomicU64::new(0),
+            lost_answers: AtomicU64::new(0),
         }
     }
 }
@@ -65,6 +72,11 @@ impl RpcFront {
     /// Answer every `n`th request with HTTP 429 from now on (0: none).
     pub fn reject_every(&self, n: u64) {
         self.reject_every.store(n, SeqCst);
+    }
+
+    /// Pass the next `n` `eth_sendRawTransaction`s on but answer each with HTTP 503.
+    pub fn lose_send_answers(&self, n: u64) {
+        self.lose_send_answers.store(n, SeqCst);
     }
 
     async fn answer(
@@ -103,11 +115,28 @@ impl RpcFront {
             self.delayed.fetch_add(1, SeqCst);
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
+        let send = body
+            .windows(b"eth_sendRawTransaction".len())
+            .any(|w| w == b"eth_sendRawTransaction");
         let forward = Request::post(upstream)
             .header("content-type", "application/json")
             .body(Full::new(body))
             .unwrap();
         match client.request(forward).await {
+            Ok(_)
+                if send
+                    && self
+                        .lose_send_answers
+                        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                        .is_ok() =>
+            {
+                self.lost_answers.fetch_add(1, SeqCst);
+                let mut response = Response::new(Full::new(Bytes::from_static(
+                    b"{\"error\":\"Service Unavailable\"}",
+                )));
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                response
+            }
             Ok(answer) => {
                 let status = answer.status();
                 let bytes = answer.into_body().collect().await.unwrap().to_bytes();

@@ -344,6 +344,14 @@ impl ChainClient {
         // Durable before it leaves the process.
         self.record(what, &sent).await?;
         if let Err(e) = self.provider.send_raw_transaction(&sent.raw).await {
+            // A send the retry layer repeated (say, after a 503) whose first copy the provider
+            // took: the repeat is refused ("already known", or "nonce too low" once mined), but
+            // the transaction is out. Asked by its hash, not by the error's wording.
+            if let Ok(Some(_)) = self.provider.get_transaction_by_hash(sent.tx_hash).await {
+                tracing::debug!(what, tx = %sent.tx_hash, "the provider had the transaction already: {e}");
+                *next = Some(nonce.saturating_add(1));
+                return Ok(sent);
+            }
             *next = None;
             let refused = self.refusal_or_rpc(what, &e);
             if matches!(refused, ChainError::Refused { .. }) {
