@@ -236,9 +236,12 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: HttpRequest<B>) -> Self::Future {
+    fn call(&mut self, mut request: HttpRequest<B>) -> Self::Future {
         match check(request.headers(), &self.expected) {
             Ok(()) => {
+                // Checked: nothing past this point needs the token, and jsonrpsee logs whole
+                // requests at trace level. It must never reach a log.
+                request.headers_mut().remove(AUTHORIZATION);
                 let response = self.inner.call(request);
                 Box::pin(async move { response.await.map_err(Into::into) })
             }
@@ -262,6 +265,44 @@ mod tests {
             map.append(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
         }
         map
+    }
+
+    /// The service behind the check: it records the headers it was handed.
+    #[derive(Clone, Default)]
+    struct Seen(Arc<std::sync::Mutex<Option<HeaderMap>>>);
+
+    impl Service<HttpRequest<()>> for Seen {
+        type Response = HttpResponse;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<HttpResponse, BoxError>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: HttpRequest<()>) -> Self::Future {
+            *self.0.lock().unwrap() = Some(request.headers().clone());
+            std::future::ready(Ok(HttpResponse::new(HttpBody::from("ok"))))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_token_goes_no_further_than_the_check() {
+        let seen = Seen::default();
+        let mut auth = AuthLayer::new(TOKEN).layer(seen.clone());
+        let mut request = HttpRequest::new(());
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {TOKEN}")).unwrap(),
+        );
+        request
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let response = auth.call(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = seen.0.lock().unwrap().take().unwrap();
+        assert!(headers.get(AUTHORIZATION).is_none(), "{headers:?}");
+        assert!(headers.get(CONTENT_TYPE).is_some());
     }
 
     #[test]
