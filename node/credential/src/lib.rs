@@ -13,6 +13,7 @@
 
 pub mod caveat;
 pub mod effective;
+pub mod origin;
 pub mod wire;
 
 use std::fmt;

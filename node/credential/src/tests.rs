@@ -61,8 +61,21 @@ fn text_form_refusals() {
         text.replacen("fth1_", "fth1_+", 1).parse::<Credential>(),
         Err(CredentialError::Base64)
     );
-    // One more base64 character than the bytes need: non-canonical trailing bits.
-    assert_eq!(format!("{text}A").parse::<Credential>().is_err(), true);
+    // A dangling base64 character, and nonzero unused bits in the last character.
+    assert!(format!("{text}A").parse::<Credential>().is_err());
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let body_len = text.len() - PREFIX.len();
+    assert!(
+        !body_len.is_multiple_of(4),
+        "sample should end in a partial base64 group"
+    );
+    {
+        let last = text.as_bytes()[text.len() - 1];
+        let idx = alphabet.iter().position(|&b| b == last).unwrap_or(0);
+        let mut t = text[..text.len() - 1].to_string();
+        t.push(char::from(alphabet[idx ^ 1]));
+        assert_eq!(t.parse::<Credential>(), Err(CredentialError::Base64));
+    }
     // Trailing bytes after the tag.
     let mut b = sample().to_bytes();
     b.push(0);
@@ -175,6 +188,32 @@ fn non_farthing_identifier_refused() {
         Credential::from_bytes(&wire::encode(&raw)),
         Err(CredentialError::Identifier)
     );
+}
+
+/// Generated once with pymacaroons 0.13.0 (`Macaroon(location='fth', identifier=0x01 ‖ 9×16,
+/// key=0x42×32, version=MACAROON_V2)`, caveats `scope=pay,read` and `max<=500000`,
+/// `BinarySerializer`): byte-identical to what [`Credential::mint`] writes.
+const PYMACAROONS_MINT: &str = "fth1_AgEDZnRoAhEBCQkJCQkJCQkJCQkJCQkJCQACDnNjb3BlPXBheSxyZWFkAAILbWF4PD01MDAwMDAAAAYgbhpJZTgSiVw3wFNQ4xUoHEJVa2EXW2Q0jcqwR6h8sqY";
+
+/// The same chain minted by pymacaroons without a location (it writes an empty one) and
+/// attenuated there with `nonce=py1` and `origin=https://api.example.com`.
+const PYMACAROONS_ATTENUATED: &str = "fth1_AgEAAhEBCQkJCQkJCQkJCQkJCQkJCQACDnNjb3BlPXBheSxyZWFkAAILbWF4PD01MDAwMDAAAglub25jZT1weTEAAh5vcmlnaW49aHR0cHM6Ly9hcGkuZXhhbXBsZS5jb20AAAYgNwG0CunM_DZ_HY2HXYdiDWkAa54twSYkuJAuyy9QrYg";
+
+#[test]
+fn pymacaroons_tokens_interoperate() {
+    assert_eq!(sample().encode(), PYMACAROONS_MINT);
+    let c: Credential = ok(PYMACAROONS_ATTENUATED.parse());
+    let v = ok(c.verify(&K));
+    assert_eq!(
+        v.caveats()[2..],
+        [cav("nonce=py1"), cav("origin=https://api.example.com")]
+    );
+    // Chain ids do not depend on the (unsigned) location.
+    assert!(
+        v.chain_ids()
+            .starts_with(ok(sample().verify(&K)).chain_ids())
+    );
+    assert_eq!(c.encode(), PYMACAROONS_ATTENUATED);
 }
 
 fn arb_caveat() -> impl Strategy<Value = Caveat> {
