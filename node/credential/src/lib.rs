@@ -10,6 +10,26 @@
 //! chain id, `cid_i = SHA256("fth1-cid" ‖ sig_i)[..16]`; intermediate signatures are never
 //! exposed (whoever holds one could widen the credential from that point). Pure: no I/O, no
 //! randomness (the caller supplies the mint nonce), time a parameter.
+//!
+//! Two siblings derived from one parent with byte-identical caveats are the same credential
+//! (same tag, same ids, shared budgets, revoked together): derive with a random `nonce=`
+//! caveat first.
+//!
+//! ```
+//! use farthing_credential::{Caveat, Credential, Request, Scope, check};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = [7u8; 32];
+//! let root = Credential::mint(&key, [1; 16], &[Caveat::parse("scope=pay,fetch")?]);
+//! // The holder narrows it offline, without the key.
+//! let agent = root.attenuate(&Caveat::parse("nonce=x1")?).attenuate(&Caveat::parse("max<=500000")?);
+//! let text = agent.encode(); // "fth1_…": a secret, never logged
+//! let verified = text.parse::<Credential>()?.verify(&key)?;
+//! let limits = verified.effective();
+//! let req = Request { scope: Scope::Pay, amount: Some(600_000), peer: None, origin: None, now: 0, decimals: 6 };
+//! assert!(check(&limits, &req).is_err()); // over the per-payment max
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod caveat;
 pub mod effective;

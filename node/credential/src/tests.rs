@@ -190,6 +190,28 @@ fn non_farthing_identifier_refused() {
     );
 }
 
+#[test]
+fn unknown_non_canonical_or_non_utf8_caveat_refuses_whole_token() {
+    let base = ok(wire::decode(&sample().to_bytes()));
+    for bad in [
+        &b"frob=1"[..],
+        b"max<=0500000",
+        b"scope=pay, read",
+        &[0xff, 0xfe],
+    ] {
+        let mut raw = base.clone();
+        raw.caveats.push(bad.to_vec());
+        let err = Credential::from_bytes(&wire::encode(&raw));
+        assert!(
+            matches!(err, Err(CredentialError::Caveat(_))),
+            "{bad:?}: {err:?}"
+        );
+        // The refusal never echoes the caveat.
+        let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!msg.contains("frob") && !msg.contains("0500000"), "{msg}");
+    }
+}
+
 /// Generated once with pymacaroons 0.13.0 (`Macaroon(location='fth', identifier=0x01 ‖ 9×16,
 /// key=0x42×32, version=MACAROON_V2)`, caveats `scope=pay,read` and `max<=500000`,
 /// `BinarySerializer`): byte-identical to what [`Credential::mint`] writes.
