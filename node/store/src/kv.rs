@@ -3,7 +3,10 @@
 //! [`MemStore`](crate::MemStore) encode, order and refuse exactly alike.
 //!
 //! Keys are a short ASCII prefix and, for per-item records, the item's id as 8 big-endian
-//! bytes, so a forward scan of a prefix returns items in ascending id order.
+//! bytes, so a forward scan of a prefix returns items in ascending id order. Credential
+//! records are keyed by 16-byte chain ids (see [`credentials`](crate::credentials)).
+
+mod credentials;
 
 use farthing_core::{Channel, ChannelId};
 
@@ -12,7 +15,9 @@ use crate::paylog::{
     LogWalk, LoggedPayment, MAX_CHUNK, decode_payment_chunk, encode_chunk, payment_chunk_len,
 };
 use crate::records::{self, Cursor, KeyedPayment, PendingTx};
+
 use crate::{Result, StoreError, Write};
+pub(crate) use credentials::{credential_spends, issued_credentials, revoked_credentials};
 
 /// Key of the schema record (four big-endian bytes).
 pub(crate) const SCHEMA_KEY: &[u8] = b"meta/schema";
@@ -67,6 +72,9 @@ pub(crate) fn pending_tx_key(key: u64) -> Vec<u8> {
 /// `key` as an operator can read it in a message: `chan/42`, `ptx/7`, `meta/cursor`, or the
 /// escaped bytes of anything else.
 pub(crate) fn describe(key: &[u8]) -> String {
+    if let Some(readable) = credentials::describe(key) {
+        return readable;
+    }
     for prefix in [
         CHANNEL_PREFIX,
         PENDING_TX_PREFIX,
@@ -110,6 +118,10 @@ pub(crate) trait Kv {
     /// forward in key order, or backward from the last key at or before `start`, from one
     /// consistent view, until it returns `false` or fails.
     fn walk(&self, prefix: &[u8], start: &[u8], forward: bool, each: &mut Step<'_>) -> Result<()>;
+    /// Call `each` on every entry of each range (from its first key, included, to its second,
+    /// excluded), range after range, in key order, all from one consistent view; stops at the
+    /// first error.
+    fn scan_ranges(&self, ranges: &[(Vec<u8>, Vec<u8>)], each: &mut Visit<'_>) -> Result<()>;
     /// Apply `ops` in order, all or none, and return once they are durable.
     fn apply(&self, ops: Vec<Op>) -> Result<()>;
 }
@@ -381,6 +393,11 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
                 chunks.flush(&mut ops)?;
                 prune(kv, *through)
             }
+            Write::CredentialSpend(spend) => {
+                let [total, second] = credentials::spend(spend);
+                ops.push(total);
+                second
+            }
             write => op(write)?,
         };
         ops.push(op);
@@ -409,9 +426,13 @@ fn op(write: &Write) -> Result<Op> {
                 records::encode_keyed_payment(payment),
             )
         }
+        Write::PruneCredentialSeconds { before } => credentials::prune_seconds(*before),
+        Write::CredentialRevoked { cid, at } => credentials::revoked(*cid, *at),
+        Write::CredentialIssued(issued) => credentials::issued(issued)?,
         Write::Payment(_) | Write::PrunePayments { .. } => {
             unreachable!("payment-log writes are stored by chunk")
         }
+        Write::CredentialSpend(_) => unreachable!("a spend is two puts, stored by `commit`"),
     })
 }
 

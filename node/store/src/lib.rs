@@ -7,6 +7,8 @@
 //! - [`MemStore`]: the in-memory twin for other crates' unit tests, same semantics;
 //! - [`records`]: the versioned binary records;
 //! - [`paylog`]: the payment log (every payment made or received, numbered, in the proof's batch);
+//! - [`credentials`]: agent credentials' ledgers (spend totals and per-second spends),
+//!   revocations and issued credentials;
 //! - [`testing`]: test support — [`testing::FailingStore`] and sample records;
 //! - [`conformance`]: the one test suite every backend must pass.
 //!
@@ -20,6 +22,7 @@
 //! - decide anything about channels: it stores what the core decided, nothing more.
 
 pub mod conformance;
+pub mod credentials;
 pub mod paylog;
 pub mod records;
 pub mod testing;
@@ -36,6 +39,7 @@ use std::sync::Arc;
 use farthing_core::{Channel, ChannelId};
 
 pub use codec::{DecodeError, EncodeError};
+pub use credentials::{CredentialSpend, CredentialSpends, IssuedCredential, LedgerId};
 pub use group::{GroupCommit, GroupStats, MAX_GROUP_WRITES, Publish};
 pub use mem::MemStore;
 pub use paylog::{LogWalk, LoggedPayment};
@@ -142,10 +146,31 @@ pub enum Write {
         /// The highest sequence number dropped.
         through: u64,
     },
+    /// Store a credential ledger's spend: its absolute total, and its absolute amount in the
+    /// spend's second, each replacing the one stored before (see
+    /// [`credentials`](crate::credentials)).
+    CredentialSpend(CredentialSpend),
+    /// Drop every per-second spend record of a second before `before` (every ledger's);
+    /// totals stay.
+    PruneCredentialSeconds {
+        /// The first second kept, Unix seconds.
+        before: u64,
+    },
+    /// Record that the credential with chain id `cid` (and all derived from it) was revoked
+    /// at `at`, Unix seconds, replacing an earlier record of it.
+    CredentialRevoked {
+        /// The revoked credential's chain id.
+        cid: [u8; 16],
+        /// When, Unix seconds.
+        at: u64,
+    },
+    /// Record a credential the node issued under its id, replacing an earlier record of it
+    /// (a label, a caveat or a caveat list past its maximum refuses the whole batch).
+    CredentialIssued(IssuedCredential),
 }
 
 /// The node's durable state: channels, the chain cursor, pending transactions, the payment
-/// log.
+/// log, credential ledgers.
 ///
 /// # Durability and atomicity
 ///
@@ -226,6 +251,16 @@ pub trait Store: Send + Sync {
         Ok(last)
     }
 
+    /// Every credential ledger's total, and the per-second spends of second `since` and later
+    /// ([`Write::CredentialSpend`]), from one consistent view.
+    fn credential_spends(&self, since: u64) -> Result<CredentialSpends>;
+
+    /// The revoked credentials ([`Write::CredentialRevoked`]) and when, ascending by chain id.
+    fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>>;
+
+    /// The credentials the node issued ([`Write::CredentialIssued`]), ascending by id.
+    fn issued_credentials(&self) -> Result<Vec<IssuedCredential>>;
+
     /// Apply `writes` as one atomic batch and return once it is durable (see the trait
     /// docs). An empty batch does nothing.
     fn commit(&self, writes: &[Write]) -> Result<()>;
@@ -272,6 +307,15 @@ macro_rules! forward_store {
             }
             fn last_payment_seq(&self) -> Result<u64> {
                 (**self).last_payment_seq()
+            }
+            fn credential_spends(&self, since: u64) -> Result<CredentialSpends> {
+                (**self).credential_spends(since)
+            }
+            fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>> {
+                (**self).revoked_credentials()
+            }
+            fn issued_credentials(&self) -> Result<Vec<IssuedCredential>> {
+                (**self).issued_credentials()
             }
             fn commit(&self, writes: &[Write]) -> Result<()> {
                 (**self).commit(writes)

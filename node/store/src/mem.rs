@@ -6,7 +6,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use farthing_core::{Channel, ChannelId};
 
 use crate::kv::{self, Kv, Op, Step, Visit};
-use crate::{Cursor, KeyedPayment, LogWalk, LoggedPayment, PendingTx, Result, Store, Write};
+use crate::{
+    CredentialSpends, Cursor, IssuedCredential, KeyedPayment, LogWalk, LoggedPayment, PendingTx,
+    Result, Store, Write,
+};
 
 /// A [`Store`] in memory, with the same semantics as [`RocksStore`](crate::RocksStore) except
 /// that nothing survives the process: records are encoded and keyed exactly as on disk (so
@@ -77,6 +80,19 @@ impl Kv for MemStore {
         Ok(())
     }
 
+    fn scan_ranges(&self, ranges: &[(Vec<u8>, Vec<u8>)], each: &mut Visit<'_>) -> Result<()> {
+        let map = self.lock();
+        for (from, to) in ranges {
+            for (key, value) in map.range::<[u8], _>((
+                std::ops::Bound::Included(from.as_slice()),
+                std::ops::Bound::Excluded(to.as_slice()),
+            )) {
+                each(key, value)?;
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&self, ops: Vec<Op>) -> Result<()> {
         let mut map = self.lock();
         for op in ops {
@@ -139,6 +155,18 @@ impl Store for MemStore {
         each: &mut dyn FnMut(LoggedPayment) -> bool,
     ) -> Result<()> {
         kv::walk_payments(self, walk, each)
+    }
+
+    fn credential_spends(&self, since: u64) -> Result<CredentialSpends> {
+        kv::credential_spends(self, since)
+    }
+
+    fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>> {
+        kv::revoked_credentials(self)
+    }
+
+    fn issued_credentials(&self) -> Result<Vec<IssuedCredential>> {
+        kv::issued_credentials(self)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {

@@ -157,6 +157,18 @@ impl<S: Store> Store for FailingStore<S> {
         self.inner.walk_payments(walk, each)
     }
 
+    fn credential_spends(&self, since: u64) -> Result<crate::CredentialSpends> {
+        self.inner.credential_spends(since)
+    }
+
+    fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>> {
+        self.inner.revoked_credentials()
+    }
+
+    fn issued_credentials(&self) -> Result<Vec<crate::IssuedCredential>> {
+        self.inner.issued_credentials()
+    }
+
     fn commit(&self, writes: &[Write]) -> Result<()> {
         self.switch.wait_while_stalled();
         if self.switch.is_failing() {

@@ -1,0 +1,197 @@
+//! The key layout of the credential records (see [`credentials`](crate::credentials)), and
+//! their reads and writes on top of a [`Kv`].
+
+use super::{Kv, Op, corrupt};
+use crate::codec::DecodeError;
+use crate::credentials::{self, CredentialSpend, CredentialSpends, IssuedCredential, LedgerId};
+use crate::{Result, StoreError};
+
+/// Prefix of credential ledger totals; the ledger's chain id (16) and kind (1) follow.
+pub(crate) const CREDENTIAL_TOTAL_PREFIX: &[u8] = b"cspt/";
+/// Prefix of per-second credential spends; the second (8, big-endian), then the ledger's
+/// chain id (16) and kind (1) follow.
+pub(crate) const CREDENTIAL_SECOND_PREFIX: &[u8] = b"cspw/";
+/// Prefix of revocations; the revoked credential's chain id (16) follows.
+pub(crate) const REVOKED_PREFIX: &[u8] = b"crev/";
+/// Prefix of issued credentials; the credential's chain id (16) follows.
+pub(crate) const ISSUED_PREFIX: &[u8] = b"cred/";
+
+const LEDGER_LEN: usize = 17;
+const SECOND_LEN: usize = 8 + LEDGER_LEN;
+
+/// The key of `ledger`'s total.
+pub(crate) fn credential_total_key(ledger: LedgerId) -> Vec<u8> {
+    [CREDENTIAL_TOTAL_PREFIX, &ledger.cid, &[ledger.kind]].concat()
+}
+
+/// The key of `ledger`'s spend in `second`.
+pub(crate) fn credential_second_key(second: u64, ledger: LedgerId) -> Vec<u8> {
+    [
+        CREDENTIAL_SECOND_PREFIX,
+        &second.to_be_bytes(),
+        &ledger.cid,
+        &[ledger.kind],
+    ]
+    .concat()
+}
+
+/// The first per-second key of `second` (every ledger's spend in it sorts at or after it).
+fn second_start(second: u64) -> Vec<u8> {
+    [CREDENTIAL_SECOND_PREFIX, &second.to_be_bytes()].concat()
+}
+
+/// The key of credential `cid`'s revocation.
+pub(crate) fn revoked_key(cid: [u8; 16]) -> Vec<u8> {
+    [REVOKED_PREFIX, &cid].concat()
+}
+
+/// The key of issued credential `id`.
+pub(crate) fn issued_key(id: [u8; 16]) -> Vec<u8> {
+    [ISSUED_PREFIX, &id].concat()
+}
+
+/// Past every ledger total's key (`/` + 1).
+const CREDENTIAL_TOTAL_END: &[u8] = b"cspt0";
+/// Past every per-second key (`/` + 1).
+const CREDENTIAL_SECOND_END: &[u8] = b"cspw0";
+
+/// A credential key as an operator can read it (`cspt/cid_…/0`, `cspw/1796000000/cid_…/1`,
+/// `crev/cid_…`, `cred/cid_…`), if it is one of a well-formed length.
+pub(super) fn describe(key: &[u8]) -> Option<String> {
+    let hex = |id: &[u8]| -> String { id.iter().map(|b| format!("{b:02x}")).collect() };
+    let readable = |id: LedgerId| format!("cid_{}/{}", hex(&id.cid), id.kind);
+    if let Some(rest) = key.strip_prefix(CREDENTIAL_TOTAL_PREFIX) {
+        let id = <[u8; LEDGER_LEN]>::try_from(rest).ok()?;
+        return Some(format!("cspt/{}", readable(ledger(id))));
+    }
+    if let Some(rest) = key.strip_prefix(CREDENTIAL_SECOND_PREFIX) {
+        let (second, id) = split_second(rest)?;
+        return Some(format!("cspw/{second}/{}", readable(id)));
+    }
+    for (prefix, name) in [(REVOKED_PREFIX, "crev/"), (ISSUED_PREFIX, "cred/")] {
+        if let Some(rest) = key.strip_prefix(prefix) {
+            let id = <[u8; 16]>::try_from(rest).ok()?;
+            return Some(format!("{name}cid_{}", hex(&id)));
+        }
+    }
+    None
+}
+
+/// The ledger a ledger id's 17 key bytes name.
+fn ledger(id: [u8; LEDGER_LEN]) -> LedgerId {
+    let [cid @ .., kind] = id;
+    LedgerId { cid, kind }
+}
+
+/// The second and the ledger the bytes of a per-second key after its prefix name, if they are
+/// 25 bytes long.
+fn split_second(rest: &[u8]) -> Option<(u64, LedgerId)> {
+    let (second, id) = rest.split_first_chunk::<8>()?;
+    let id = <[u8; LEDGER_LEN]>::try_from(id).ok()?;
+    Some((u64::from_be_bytes(*second), ledger(id)))
+}
+
+/// A key under `prefix` whose rest is not `expected` bytes long.
+fn bad_key(key: &[u8], prefix: &[u8], record: &'static str, expected: usize) -> StoreError {
+    let e = DecodeError::BadKey {
+        record,
+        len: key.len().saturating_sub(prefix.len()),
+        expected,
+    };
+    corrupt(key, e)
+}
+
+/// The `N` bytes after `prefix` in `key`.
+fn key_part<const N: usize>(key: &[u8], prefix: &[u8], record: &'static str) -> Result<[u8; N]> {
+    let rest = key.get(prefix.len()..).unwrap_or_default();
+    <[u8; N]>::try_from(rest).map_err(|_| bad_key(key, prefix, record, N))
+}
+
+pub(crate) fn credential_spends(kv: &impl Kv, since: u64) -> Result<CredentialSpends> {
+    let mut out = CredentialSpends::default();
+    let ranges = [
+        (
+            CREDENTIAL_TOTAL_PREFIX.to_vec(),
+            CREDENTIAL_TOTAL_END.to_vec(),
+        ),
+        (second_start(since), CREDENTIAL_SECOND_END.to_vec()),
+    ];
+    kv.scan_ranges(&ranges, &mut |key, value| {
+        if key.starts_with(CREDENTIAL_TOTAL_PREFIX) {
+            let id = key_part(key, CREDENTIAL_TOTAL_PREFIX, "credential total")?;
+            let total = credentials::decode_credential_total(value).map_err(|e| corrupt(key, e))?;
+            out.totals.push((ledger(id), total));
+        } else {
+            let rest = key
+                .get(CREDENTIAL_SECOND_PREFIX.len()..)
+                .unwrap_or_default();
+            let (second, id) = split_second(rest).ok_or_else(|| {
+                bad_key(
+                    key,
+                    CREDENTIAL_SECOND_PREFIX,
+                    "credential second",
+                    SECOND_LEN,
+                )
+            })?;
+            let amount =
+                credentials::decode_credential_second(value).map_err(|e| corrupt(key, e))?;
+            out.seconds.push((id, second, amount));
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+pub(crate) fn revoked_credentials(kv: &impl Kv) -> Result<Vec<([u8; 16], u64)>> {
+    let mut out = Vec::new();
+    kv.scan(REVOKED_PREFIX, &mut |key, value| {
+        let cid = key_part(key, REVOKED_PREFIX, "credential revocation")?;
+        let at = credentials::decode_credential_revoked(value).map_err(|e| corrupt(key, e))?;
+        out.push((cid, at));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+pub(crate) fn issued_credentials(kv: &impl Kv) -> Result<Vec<IssuedCredential>> {
+    let mut out = Vec::new();
+    kv.scan(ISSUED_PREFIX, &mut |key, value| {
+        let id = key_part(key, ISSUED_PREFIX, "issued credential")?;
+        let issued =
+            credentials::decode_issued_credential(id, value).map_err(|e| corrupt(key, e))?;
+        out.push(issued);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The two puts of a spend: the ledger's total, and its spend in the second.
+pub(super) fn spend(s: &CredentialSpend) -> [Op; 2] {
+    [
+        Op::Put(
+            credential_total_key(s.ledger),
+            credentials::encode_credential_total(s.total),
+        ),
+        Op::Put(
+            credential_second_key(s.second, s.ledger),
+            credentials::encode_credential_second(s.in_second),
+        ),
+    ]
+}
+
+/// Drop every per-second record before `before` (and any damaged key under the prefix that
+/// sorts below it: retention cuts by key, it does not read).
+pub(super) fn prune_seconds(before: u64) -> Op {
+    Op::DeleteRange(CREDENTIAL_SECOND_PREFIX.to_vec(), second_start(before))
+}
+
+pub(super) fn revoked(cid: [u8; 16], at: u64) -> Op {
+    Op::Put(revoked_key(cid), credentials::encode_credential_revoked(at))
+}
+
+pub(super) fn issued(c: &IssuedCredential) -> Result<Op, StoreError> {
+    Ok(Op::Put(
+        issued_key(c.id),
+        credentials::encode_issued_credential(c)?,
+    ))
+}
