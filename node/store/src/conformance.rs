@@ -414,6 +414,7 @@ pub fn sample_logged_payment(seq: u64, channel: u64) -> LoggedPayment {
         memo: format!("memo {seq}").into_bytes(),
         key: (seq.is_multiple_of(3)).then(|| format!("key-{seq}")),
         carried: seq.is_multiple_of(5),
+        credential: seq.is_multiple_of(7).then(|| [seq as u8; 16]),
     }
 }
 

@@ -318,6 +318,15 @@ mod tests {
         ) -> crate::Result<()> {
             self.0.walk_payments(walk, each)
         }
+        fn credential_spends(&self, since: u64) -> crate::Result<crate::CredentialSpends> {
+            self.0.credential_spends(since)
+        }
+        fn revoked_credentials(&self) -> crate::Result<Vec<([u8; 16], u64)>> {
+            self.0.revoked_credentials()
+        }
+        fn issued_credentials(&self) -> crate::Result<Vec<crate::IssuedCredential>> {
+            self.0.issued_credentials()
+        }
         fn commit(&self, writes: &[Write]) -> crate::Result<()> {
             std::thread::sleep(Duration::from_millis(5));
             self.0.commit(writes)

@@ -6,18 +6,22 @@
 //! The entries of one commit with consecutive numbers are stored together, in chunks of at most
 //! [`MAX_CHUNK`], under `plog/` + the first one's number (8 bytes, big-endian: a forward scan is
 //! log order): under load one RocksDB record carries a whole group commit's payments instead of
-//! one record each (a fraction of the CPU and of the bytes). A chunk, version 1:
+//! one record each (a fraction of the CPU and of the bytes). A chunk, version 2:
 //!
 //! | field | bytes |
 //! |---|---|
-//! | version = 1 | 1 |
+//! | version = 2 | 1 |
 //! | entries (1 to [`MAX_CHUNK`]) | varint |
-//! | each entry: flags: 1 outgoing, 2 carried, 4 idempotency key present (other bits refused) | 1 |
+//! | each entry: flags: 1 outgoing, 2 carried, 4 idempotency key present, 8 credential present (other bits refused) | 1 |
 //! | channel, nonce | varint each |
 //! | amount (base units) | varint |
 //! | at_ms (Unix milliseconds) | varint |
 //! | memo | varint length (≤ [`MAX_LOGGED_MEMO_LEN`]), bytes |
 //! | idempotency key, if flagged | varint length (1 to [`MAX_PAYMENT_KEY_LEN`]), UTF-8 bytes |
+//! | credential's chain id, if flagged | 16 |
+//!
+//! Version 1 is the same without the credential: its flag 8 is refused like any other unknown
+//! bit. This build writes version 2 only and reads both.
 //!
 //! Entry `i` of a chunk (from 0) is number `first + i`. Varints are unsigned LEB128 in their
 //! shortest form (any other form is refused: one value, one encoding). A payment without memo
@@ -29,7 +33,7 @@ use crate::codec::{DecodeError, EncodeError, Reader, Writer};
 use crate::records::MAX_PAYMENT_KEY_LEN;
 
 /// The newest payment-log chunk version; the one this build writes.
-pub const PAYMENT_CHUNK_VERSION: u8 = 1;
+pub const PAYMENT_CHUNK_VERSION: u8 = 2;
 
 /// Most entries one stored chunk holds (a longer run is split): reading one entry decodes at
 /// most this many.
@@ -42,6 +46,8 @@ const PAYMENT_CHUNK: &str = "payment log chunk";
 const OUTGOING: u8 = 1;
 const CARRIED: u8 = 2;
 const KEYED: u8 = 4;
+/// Version 2 on.
+const CREDENTIAL: u8 = 8;
 
 /// One entry of the payment log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -70,6 +76,9 @@ pub struct LoggedPayment {
     /// cumulative proof, or a proof taken from the partner's Sync). With these, incoming
     /// entries add up to what the channel received.
     pub carried: bool,
+    /// The chain id of the credential that spent it (none if no credential did: the node's own
+    /// token, an incoming payment).
+    pub credential: Option<[u8; 16]>,
 }
 
 /// Where a walk of the payment log starts, and which way it goes.
@@ -108,7 +117,8 @@ pub(crate) fn encode_chunk(entries: &[&LoggedPayment]) -> Result<Vec<u8>, Encode
     for p in entries {
         let flags = (u8::from(p.outgoing) * OUTGOING)
             | (u8::from(p.carried) * CARRIED)
-            | (u8::from(p.key.is_some()) * KEYED);
+            | (u8::from(p.key.is_some()) * KEYED)
+            | (u8::from(p.credential.is_some()) * CREDENTIAL);
         w.u8(flags);
         w.varint(u128::from(p.channel));
         w.varint(u128::from(p.nonce));
@@ -125,6 +135,9 @@ pub(crate) fn encode_chunk(entries: &[&LoggedPayment]) -> Result<Vec<u8>, Encode
                 });
             }
             w.bytes_var("idempotency key", key.as_bytes(), MAX_PAYMENT_KEY_LEN)?;
+        }
+        if let Some(credential) = &p.credential {
+            w.array(credential);
         }
     }
     Ok(w.finish())
@@ -147,7 +160,11 @@ fn chunk_len(r: &mut Reader<'_>) -> Result<u64, DecodeError> {
 /// Decode the payment-log chunk whose first entry is number `first` (from its key), of any
 /// version this build reads.
 pub fn decode_payment_chunk(first: u64, bytes: &[u8]) -> Result<Vec<LoggedPayment>, DecodeError> {
-    let (_version, mut r) = Reader::open(PAYMENT_CHUNK, bytes, PAYMENT_CHUNK_VERSION)?;
+    let (version, mut r) = Reader::open(PAYMENT_CHUNK, bytes, PAYMENT_CHUNK_VERSION)?;
+    let known = match version {
+        1 => OUTGOING | CARRIED | KEYED,
+        _ => OUTGOING | CARRIED | KEYED | CREDENTIAL,
+    };
     let count = chunk_len(&mut r)?;
     if first.checked_add(count - 1).is_none() {
         return Err(r.bad_tag("entries", count.min(255) as u8));
@@ -155,7 +172,7 @@ pub fn decode_payment_chunk(first: u64, bytes: &[u8]) -> Result<Vec<LoggedPaymen
     let mut entries = Vec::with_capacity(count as usize);
     for i in 0..count {
         let flags = r.u8("flags")?;
-        if flags & !(OUTGOING | CARRIED | KEYED) != 0 {
+        if flags & !known != 0 {
             return Err(r.bad_tag("flags", flags));
         }
         let channel = r.varint64("channel")?;
@@ -172,6 +189,11 @@ pub fn decode_payment_chunk(first: u64, bytes: &[u8]) -> Result<Vec<LoggedPaymen
         } else {
             None
         };
+        let credential = if flags & CREDENTIAL != 0 {
+            Some(r.array("credential")?)
+        } else {
+            None
+        };
         entries.push(LoggedPayment {
             seq: first + i,
             channel,
@@ -182,6 +204,7 @@ pub fn decode_payment_chunk(first: u64, bytes: &[u8]) -> Result<Vec<LoggedPaymen
             memo,
             key,
             carried: flags & CARRIED != 0,
+            credential,
         });
     }
     r.finish()?;
@@ -203,6 +226,7 @@ mod tests {
             memo: Vec::new(),
             key: None,
             carried: false,
+            credential: None,
         }
     }
 
@@ -216,6 +240,7 @@ mod tests {
             nonce: u64::MAX,
             channel: u64::MAX,
             at_ms: u64::MAX,
+            credential: Some([0xc5; 16]),
             ..entry(8)
         };
         let chunk = vec![entry(7), full, entry(9)];
@@ -242,6 +267,96 @@ mod tests {
         };
         let two = encode_payment_chunk(&[entry(1), keyed]).unwrap();
         assert_eq!(two.len(), 2 + 15 + 15 + 6 + 1 + 14);
+        // A credential takes its 16 bytes, nothing more.
+        let spent = LoggedPayment {
+            credential: Some([1; 16]),
+            ..entry(1)
+        };
+        let one = encode_payment_chunk(&[spent]).unwrap();
+        assert_eq!(one.len(), 2 + 15 + 16, "{one:?}");
+    }
+
+    /// A chunk version 1 as an earlier build wrote it (by hand, byte for byte): entry 7 paid
+    /// with memo "hi" and key "k-1", entry 8 received and carried.
+    const V1_CHUNK: [u8; 30] = [
+        0x01, 0x02, 0x05, 0x03, 0xc0, 0xa9, 0x07, 0xc0, 0x84, 0x3d, 0x80, 0xd0, 0xc4, 0xcf, 0xa2,
+        0x34, 0x02, 0x68, 0x69, 0x03, 0x6b, 0x2d, 0x31, 0x02, 0xac, 0x02, 0x01, 0x00, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn a_version_1_chunk_still_reads() {
+        let paid = LoggedPayment {
+            memo: b"hi".to_vec(),
+            key: Some("k-1".into()),
+            ..entry(7)
+        };
+        let received = LoggedPayment {
+            seq: 8,
+            channel: 300,
+            outgoing: false,
+            nonce: 1,
+            amount: 0,
+            at_ms: 0,
+            memo: Vec::new(),
+            key: None,
+            carried: true,
+            credential: None,
+        };
+        let read = decode_payment_chunk(7, &V1_CHUNK).unwrap();
+        assert_eq!(read, vec![paid, received]);
+        assert_eq!(payment_chunk_len(&V1_CHUNK).unwrap(), 2);
+        // Version 2 of entries without a credential is version 1's layout under another
+        // version byte.
+        let mut v2 = encode_payment_chunk(&read).unwrap();
+        assert_eq!(v2[0], 2);
+        v2[0] = 1;
+        assert_eq!(v2, V1_CHUNK);
+        // Version 1 knows no credential: its flag is refused there.
+        let mut flagged = V1_CHUNK;
+        flagged[2] |= CREDENTIAL;
+        assert!(matches!(
+            decode_payment_chunk(7, &flagged),
+            Err(DecodeError::BadTag {
+                field: "flags",
+                tag: 13,
+                ..
+            })
+        ));
+        let mut v3 = V1_CHUNK;
+        v3[0] = 3;
+        assert!(matches!(
+            decode_payment_chunk(7, &v3),
+            Err(DecodeError::UnknownVersion { found: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_credential_is_read_whole_or_refused() {
+        let spent = LoggedPayment {
+            key: Some("k".into()),
+            credential: Some(*b"0123456789abcdef"),
+            ..entry(1)
+        };
+        let bytes = encode_payment_chunk(&[spent.clone(), entry(2)]).unwrap();
+        assert_eq!(
+            decode_payment_chunk(1, &bytes).unwrap(),
+            vec![spent, entry(2)]
+        );
+        for len in 1..bytes.len() {
+            assert!(decode_payment_chunk(1, &bytes[..len]).is_err(), "{len}");
+        }
+        let one = encode_payment_chunk(&[LoggedPayment {
+            credential: Some([9; 16]),
+            ..entry(1)
+        }])
+        .unwrap();
+        assert!(matches!(
+            decode_payment_chunk(1, &one[..one.len() - 1]),
+            Err(DecodeError::Truncated {
+                field: "credential",
+                ..
+            })
+        ));
     }
 
     #[test]

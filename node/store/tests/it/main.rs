@@ -68,12 +68,14 @@ fn a_failing_store_refuses_commits_keeps_reads_and_recovers() {
 /// Bytes per payment of the payment log on disk (RocksDB, compacted): 100,000 entries written
 /// as the node writes them (in synced batches of 128, beside their channel's record), with
 /// neither memo nor key (the benchmark's payments), then with a 16-byte memo and a 20-byte
-/// idempotency key of random hex digits (which compress only to half). Prints the numbers (`cargo test -p farthing-store --test it --
-/// --nocapture payment_log_bytes`); the goal is under 100.
+/// idempotency key of random hex digits (which compress only to half), then as an agent's
+/// payment: the same with the credential that spent it (one of 8 random chain ids). Prints the
+/// numbers (`cargo test -p farthing-store --test it -- --nocapture payment_log_bytes`); the
+/// goal is under 100.
 #[test]
 fn payment_log_bytes_per_payment() {
     const N: u64 = 100_000;
-    for (memo, key) in [(0, 0), (16, 20)] {
+    for (memo, key, credential) in [(0, 0, false), (16, 20, false), (16, 20, true)] {
         let dir = tempfile::tempdir().unwrap();
         let store = RocksStore::open(dir.path()).unwrap();
         store.commit(&[Write::Channel(sample_channel(1))]).unwrap();
@@ -104,6 +106,15 @@ fn payment_log_bytes_per_payment() {
                     memo: hex(memo).into_bytes(),
                     key: (key > 0).then(|| hex(key)),
                     carried: false,
+                    credential: credential.then(|| {
+                        let agent = seq % 8 + 1;
+                        let mut cid = [0; 16];
+                        let halves = [0x9e37_79b9_7f4a_7c15_u64, 0xbf58_476d_1ce4_e5b9];
+                        for (half, k) in cid.chunks_mut(8).zip(halves) {
+                            half.copy_from_slice(&agent.wrapping_mul(k).to_be_bytes());
+                        }
+                        cid
+                    }),
                 })
             }));
             store.commit(&writes).unwrap();
@@ -112,7 +123,8 @@ fn payment_log_bytes_per_payment() {
         let bytes = store.sst_bytes().unwrap() - before;
         let per_payment = bytes as f64 / N as f64;
         println!(
-            "payment log, memo {memo} B, key {key} B: {per_payment:.1} bytes per payment \
+            "payment log, memo {memo} B, key {key} B, credential {credential}: \
+             {per_payment:.1} bytes per payment \
              ({bytes} bytes of SST for {N})"
         );
         assert!(per_payment < 100.0, "{per_payment} bytes per payment");
