@@ -155,14 +155,6 @@ impl Kind {
             Kind::Deposit => "deposit",
         }
     }
-
-    /// The caveat key of a budget of this kind: `budget` or `deposit`.
-    pub fn caveat_key(self) -> &'static str {
-        match self {
-            Kind::Pay => "budget",
-            Kind::Deposit => "deposit",
-        }
-    }
 }
 
 /// One first-party caveat.

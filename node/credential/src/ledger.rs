@@ -209,6 +209,8 @@ impl Ledger {
         self.drop_older_than_a_day(now);
     }
 
+    /// The running sum of a window period ([`Period::Total`] has none: callers answer it from
+    /// the total first).
     fn window(&self, period: Period) -> &Window {
         match period {
             Period::Hour => &self.hour,
