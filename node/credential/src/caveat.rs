@@ -171,8 +171,9 @@ pub enum Caveat {
     /// `budget.period<=amount`: payments over the period, base units (enforced by the node's
     /// ledger, [`crate::ledger`]).
     Budget(Period, u128),
-    /// `deposit.period<=amount`: channel opens and top-ups over the period, base units
-    /// (enforced by the node's ledger, [`crate::ledger`]).
+    /// `deposit.period<=amount`: channel opens and top-ups over the period, base units,
+    /// counted cumulatively (what was deposited, not what is still locked; plan, open
+    /// question on deposit budgets). Enforced by the node's ledger, [`crate::ledger`].
     Deposit(Period, u128),
     /// `peer=0x…,0x…`: the partner a call names.
     Peer(Vec<[u8; 20]>),

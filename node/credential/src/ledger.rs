@@ -41,7 +41,7 @@ fn in_window(second: u64, len: u64, now: u64) -> bool {
 
 /// A window's running sum: the buckets from index `from` on are inside the window ending at
 /// the ledger's `seen`, the ones before it are outside; `sum` adds up the inside ones.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct Window {
     from: usize,
     sum: u128,
@@ -49,8 +49,9 @@ struct Window {
 
 /// The spends counted under one chain id of one kind: the total ever, and 1-second buckets
 /// over the last day. Two ledgers are equal when they hold the same total and buckets (the
-/// running sums are derived from them).
-#[derive(Debug, Clone, Default)]
+/// running sums are derived from them). `Debug` summarises: a busy ledger holds 86 400
+/// buckets.
+#[derive(Clone, Default)]
 pub struct Ledger {
     total: u128,
     /// `(second, spent in it)`, ascending, no duplicate seconds, no zero amounts.
@@ -59,6 +60,20 @@ pub struct Ledger {
     seen: u64,
     hour: Window,
     day: Window,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("total", &self.total)
+            .field("buckets", &self.seconds.len())
+            .field("oldest", &self.seconds.front())
+            .field("newest", &self.seconds.back())
+            .field("hour", &self.hour.sum)
+            .field("day", &self.day.sum)
+            .field("seen", &self.seen)
+            .finish()
+    }
 }
 
 impl PartialEq for Ledger {
@@ -73,8 +88,9 @@ impl Ledger {
     /// A ledger as read from the store: its total and its buckets, `(second, absolute amount
     /// spent in it)`. Defensive about what it reads: buckets are sorted, a second given twice
     /// keeps the larger amount (the later of two absolute records), zero buckets are dropped,
-    /// and a total below the buckets' sum is raised to it (never forget spend). Time as this
-    /// ledger sees it starts at its newest bucket.
+    /// a total below the buckets' sum is raised to it (never forget spend), and buckets older
+    /// than a day before the newest are dropped. Time as this ledger sees it starts at its
+    /// newest bucket.
     pub fn restore(total: u128, seconds: impl IntoIterator<Item = (u64, u128)>) -> Ledger {
         let mut sorted: Vec<(u64, u128)> = seconds.into_iter().filter(|b| b.1 > 0).collect();
         sorted.sort_unstable();
@@ -97,6 +113,7 @@ impl Ledger {
             day: all,
         };
         ledger.roll(newest);
+        ledger.drop_older_than_a_day(newest);
         ledger
     }
 

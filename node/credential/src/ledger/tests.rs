@@ -258,17 +258,25 @@ fn restore_of_the_persisted_records_equals_the_live_ledger() {
         let at = if i % 11 == 0 { now - 300 } else { now };
         let (total, second, in_second) = live.add(u128::from(i % 13), at);
         store.insert(second, in_second);
-        // The store prunes by range like the ledger does.
-        store.retain(|&s, _| s + DAY > now);
         live.prune(now);
-        let back = Ledger::restore(total, store.iter().map(|(&s, &a)| (s, a)));
+        // The store prunes by range like the ledger, but only now and then; the node prunes
+        // a restored ledger at once.
+        let pruned = i % 3 == 0;
+        if pruned {
+            store.retain(|&s, _| s + DAY > now);
+        }
+        let mut back = Ledger::restore(total, store.iter().map(|(&s, &a)| (s, a)));
+        if pruned {
+            assert_eq!(back.floor(0), live.buckets().last().map_or(0, |b| b.0));
+        } else {
+            back.prune(now);
+        }
         assert_eq!(back, live, "after op {i}");
         for t in [now, now + 1, now + HOUR - 1, now + HOUR, now + DAY] {
             for p in Period::ALL {
                 assert_eq!(back.spent(p, t), live.spent(p, t), "{p:?} at {t}");
             }
         }
-        assert_eq!(back.floor(0), live.buckets().last().map_or(0, |b| b.0));
     }
 }
 
@@ -279,6 +287,19 @@ fn restore_is_defensive() {
     assert_eq!(l.total(), 6, "raised to the buckets' sum");
     assert_eq!(l.floor(0), 20);
     assert_eq!(Ledger::restore(9, []).total(), 9);
+    // Buckets that count in no window at or after the newest are dropped.
+    let old = Ledger::restore(0, [(100, 1), (101, 2), (100 + DAY, 3)]);
+    assert_eq!(
+        old.buckets().collect::<Vec<_>>(),
+        [(101, 2), (100 + DAY, 3)]
+    );
+    assert_eq!(old.total(), 6);
+    assert_eq!(old.spent(Period::Day, 100 + DAY), 5);
+    let dbg = format!("{old:?}");
+    assert!(
+        dbg.contains("buckets: 2") && dbg.contains("total: 6"),
+        "{dbg}"
+    );
     let ls = Ledgers::restore([
         ((cid(1), Kind::Pay), Ledger::restore(5, [(1, 5)])),
         ((cid(1), Kind::Deposit), Ledger::restore(50, [])),
