@@ -1,17 +1,18 @@
 //! The limits a verified credential leaves ([`Effective`]) and the pure check of a request
 //! against its static ones ([`check`]): scope, expiry, per-payment max, peer and origin.
 //! Conjunction narrows: scopes, peers and origins intersect; expiry and max take the minimum.
-//! Budgets are listed with the chain step they are charged to; the node's ledger enforces
-//! them (plan: "Budgets: which ids, what state").
+//! Budgets (`budget.` for payments, `deposit.` for channel opens and top-ups) are listed with
+//! the chain step they are charged to and their [`Kind`]; the node's ledger enforces them
+//! ([`crate::ledger`]; plan: "Budgets: which ids, what state").
 //!
 //! Applies-to rules: `max` only binds a call that spends; `peer` only a call naming a
 //! partner; `origin` binds a fetch, and a spending call that names no origin fails it (an
 //! origin-limited credential cannot pay directly).
 
 use std::collections::BTreeSet;
-use std::fmt;
 
-use crate::{Caveat, ChainId, Origin, Period, Scope, Verified};
+use crate::render::Units;
+use crate::{Caveat, ChainId, Kind, Origin, Period, Scope, Verified};
 
 /// A budget caveat and the chain step whose id its spends are counted under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct Budget {
     pub step: usize,
     /// `cid_step`: the ledger row's id.
     pub cid: ChainId,
+    /// What it counts: payments (`budget.`) or deposits (`deposit.`).
+    pub kind: Kind,
     /// The period.
     pub period: Period,
     /// The cap, base units.
@@ -39,7 +42,7 @@ pub struct Effective {
     pub peers: Option<BTreeSet<[u8; 20]>>,
     /// Origins a fetch may pay (intersection of every `origin` caveat).
     pub origins: Option<BTreeSet<Origin>>,
-    /// Every budget, in chain order.
+    /// Every budget of either kind, in chain order.
     pub budgets: Vec<Budget>,
 }
 
@@ -67,11 +70,16 @@ impl Effective {
                 Caveat::Max(a) => min_opt(&mut e.max, *a),
                 Caveat::Peer(p) => narrow(&mut e.peers, p),
                 Caveat::Origin(o) => narrow(&mut e.origins, o),
-                Caveat::Budget(period, limit) => {
+                Caveat::Budget(period, limit) | Caveat::Deposit(period, limit) => {
+                    let kind = match c {
+                        Caveat::Deposit(..) => Kind::Deposit,
+                        _ => Kind::Pay,
+                    };
                     let cid = v.chain_ids().get(step).copied().unwrap_or(ChainId([0; 16]));
                     e.budgets.push(Budget {
                         step,
                         cid,
+                        kind,
                         period: *period,
                         limit: *limit,
                     });
@@ -133,21 +141,6 @@ pub enum Refusal {
     /// The origin is not allowed (or a spend names none under an origin caveat).
     #[error("origin not allowed by this credential")]
     Origin,
-}
-
-/// Base units shown in token units.
-struct Units(u128, u8);
-
-impl fmt::Display for Units {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scale = 10u128.checked_pow(u32::from(self.1)).unwrap_or(1);
-        let (whole, frac) = (self.0 / scale, self.0 % scale);
-        if frac == 0 || scale == 1 {
-            return write!(f, "{whole}");
-        }
-        let digits = format!("{frac:0width$}", width = usize::from(self.1));
-        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
-    }
 }
 
 /// Checks `req` against `eff`'s static limits. Budgets are not checked here.
@@ -352,22 +345,39 @@ mod tests {
 
     #[test]
     fn budgets_are_listed_with_their_step_ids() {
-        let e = eff(&[
+        let cavs = [
             "nonce=a",
             "budget.day<=5000",
             "scope=pay",
+            "deposit.total<=70",
             "budget.total<=9",
-        ]);
-        let v = Credential::mint(&K, [1; 16], &[])
-            .verify(&K)
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(v.chain_ids().len(), 1);
-        assert_eq!(e.budgets.len(), 2);
+        ];
+        let e = eff(&cavs);
+        let v = Credential::mint(
+            &K,
+            [1; 16],
+            &cavs
+                .iter()
+                .map(|s| Caveat::parse(s).unwrap_or_else(|e| panic!("{e}")))
+                .collect::<Vec<_>>(),
+        )
+        .verify(&K)
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.chain_ids().len(), 6);
+        let got: Vec<_> = e
+            .budgets
+            .iter()
+            .map(|b| (b.step, b.cid, b.kind, b.period, b.limit))
+            .collect();
+        let ids = v.chain_ids();
         assert_eq!(
-            (e.budgets[0].step, e.budgets[0].period, e.budgets[0].limit),
-            (2, Period::Day, 5000)
+            got,
+            [
+                (2, ids[2], Kind::Pay, Period::Day, 5000),
+                (4, ids[4], Kind::Deposit, Period::Total, 70),
+                (5, ids[5], Kind::Pay, Period::Total, 9),
+            ]
         );
-        assert_eq!((e.budgets[1].step, e.budgets[1].period), (4, Period::Total));
         // Budgets are not enforced by check.
         assert_eq!(
             check(

@@ -2,8 +2,10 @@
 //! macaroons with first-party caveats only, in the libmacaroons V2 binary layout ([`wire`]),
 //! written as `fth1_` + base64url without padding. A holder narrows a credential offline by
 //! appending a caveat ([`Credential::attenuate`]); the node checks the chain with its root key
-//! ([`Credential::verify`]), then the caveats' static limits ([`effective`]). Budgets are only
-//! listed, with the chain step they are charged to: the node's ledger enforces them.
+//! ([`Credential::verify`]), then the caveats' static limits ([`effective`]). Budgets
+//! (`budget.` for payments, `deposit.` for channel opens and top-ups) are listed with the chain
+//! step they are charged to; the node enforces them with [`ledger::Ledgers`], pure ledger math
+//! kept here.
 //!
 //! The chain, as libmacaroons: `sig_0 = HMAC(HMAC("macaroons-key-generator" ‖ 0-pad to 32,
 //! K), identifier)`, `sig_i = HMAC(sig_{i-1}, caveat_i)`, tag = `sig_n`. Each step has a
@@ -33,7 +35,9 @@
 
 pub mod caveat;
 pub mod effective;
+pub mod ledger;
 pub mod origin;
+mod render;
 pub mod wire;
 
 use std::fmt;
@@ -45,8 +49,9 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use caveat::{Caveat, CaveatError, Origin, Period, Scope};
+pub use caveat::{Caveat, CaveatError, Kind, Origin, Period, Scope};
 pub use effective::{Budget, Effective, Refusal, Request, check};
+pub use ledger::{Frees, Ledger, Ledgers, OverBudget, Update};
 
 /// The text form's prefix.
 pub const PREFIX: &str = "fth1_";

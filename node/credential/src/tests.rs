@@ -247,7 +247,10 @@ fn arb_caveat() -> impl Strategy<Value = Caveat> {
         scopes.prop_map(Caveat::Scope),
         (0u64..2000).prop_map(Caveat::Exp),
         (0u128..2000).prop_map(Caveat::Max),
-        (0u128..2000).prop_map(|a| Caveat::Budget(Period::Day, a)),
+        (proptest::sample::select(Period::ALL.to_vec()), 0u128..2000)
+            .prop_map(|(p, a)| Caveat::Budget(p, a)),
+        (proptest::sample::select(Period::ALL.to_vec()), 0u128..2000)
+            .prop_map(|(p, a)| Caveat::Deposit(p, a)),
         origins.prop_map(|os| Caveat::Origin(
             os.into_iter()
                 .filter_map(|o| Origin::parse_canonical(o).ok())
