@@ -137,6 +137,21 @@ pub fn a_later_spend_replaces_the_earlier(store: &dyn Store) {
     let read = spends(store, 0);
     assert_eq!(read.totals, vec![(a, 50), (b, 7)]);
     assert_eq!(read.seconds, vec![(a, 100, 45), (b, 100, 7), (a, 101, 5)]);
+    // A batch crossing seconds keeps each second's last amount; a prune between two spends
+    // of one second does not undo the later.
+    store
+        .commit(&[
+            spend(a, 51, 101, 6),
+            spend(a, 60, 102, 9),
+            spend(a, 61, 101, 7),
+            Write::PruneCredentialSeconds { before: 102 },
+            spend(a, 70, 102, 19),
+            spend(b, 8, 101, 1),
+        ])
+        .expect("commit");
+    let read = spends(store, 0);
+    assert_eq!(read.totals, vec![(a, 70), (b, 8)]);
+    assert_eq!(read.seconds, vec![(b, 101, 1), (a, 102, 19)]);
 }
 
 /// `since` keeps the seconds at or after it, never the totals.

@@ -1,6 +1,8 @@
 //! The key layout of the credential records (see [`credentials`](crate::credentials)), and
 //! their reads and writes on top of a [`Kv`].
 
+use std::collections::HashMap;
+
 use super::{Kv, Op, corrupt};
 use crate::codec::DecodeError;
 use crate::credentials::{self, CredentialSpend, CredentialSpends, IssuedCredential, LedgerId};
@@ -165,18 +167,37 @@ pub(crate) fn issued_credentials(kv: &impl Kv) -> Result<Vec<IssuedCredential>> 
     Ok(out)
 }
 
-/// The two puts of a spend: the ledger's total, and its spend in the second.
-pub(super) fn spend(s: &CredentialSpend) -> [Op; 2] {
-    [
-        Op::Put(
-            credential_total_key(s.ledger),
-            credentials::encode_credential_total(s.total),
-        ),
-        Op::Put(
-            credential_second_key(s.second, s.ledger),
-            credentials::encode_credential_second(s.in_second),
-        ),
-    ]
+/// Which spend of a batch stores each ledger's total, and each ledger's amount in each second:
+/// the last one (a group commit often carries many spends of one ledger) — the same outcome
+/// as applying them all in order, with one put per key.
+#[derive(Default)]
+pub(super) struct NewestSpends {
+    totals: HashMap<LedgerId, usize>,
+    seconds: HashMap<(LedgerId, u64), usize>,
+}
+
+impl NewestSpends {
+    /// Write `i` of the batch is `spend`.
+    pub(super) fn note(&mut self, i: usize, spend: &CredentialSpend) {
+        self.totals.insert(spend.ledger, i);
+        self.seconds.insert((spend.ledger, spend.second), i);
+    }
+
+    /// Push the puts of write `i`, `spend`, that no later spend of the batch replaces.
+    pub(super) fn put(&self, i: usize, spend: &CredentialSpend, ops: &mut Vec<Op>) {
+        if self.totals.get(&spend.ledger) == Some(&i) {
+            ops.push(Op::Put(
+                credential_total_key(spend.ledger),
+                credentials::encode_credential_total(spend.total),
+            ));
+        }
+        if self.seconds.get(&(spend.ledger, spend.second)) == Some(&i) {
+            ops.push(Op::Put(
+                credential_second_key(spend.second, spend.ledger),
+                credentials::encode_credential_second(spend.in_second),
+            ));
+        }
+    }
 }
 
 /// Drop every per-second record before `before` (and any damaged key under the prefix that
