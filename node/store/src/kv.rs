@@ -15,8 +15,8 @@ use crate::paylog::{
     LogWalk, LoggedPayment, MAX_CHUNK, decode_payment_chunk, encode_chunk, payment_chunk_len,
 };
 use crate::records::{self, Cursor, KeyedPayment, PendingTx};
-
 use crate::{Result, StoreError, Write};
+
 pub(crate) use credentials::{credential_spends, issued_credentials, revoked_credentials};
 
 /// Key of the schema record (four big-endian bytes).
@@ -373,8 +373,8 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
     }
     // A group commit often carries many versions of one channel (a burst of payments): only
     // the last is stored — the same outcome as applying them in order, with one put instead of
-    // hundreds (less encoding, less WAL).
-    // Credential spends alike, per ledger total and per ledger second.
+    // hundreds (less encoding, less WAL). Credential spends alike: one put per ledger total and
+    // per ledger second.
     let mut newest = std::collections::HashMap::new();
     let mut spends = credentials::NewestSpends::default();
     for (i, write) in writes.iter().enumerate() {
