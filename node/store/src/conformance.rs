@@ -4,6 +4,10 @@
 //! checks one by one. Each check panics, with what was expected, when the store breaks the
 //! contract. Durability across a restart depends on how a backend is reopened, so each
 //! backend's own tests check it (see `RocksStore`'s).
+//!
+//! The checks of the credential records are in [`credentials`].
+
+pub mod credentials;
 
 use farthing_core::Channel;
 
@@ -37,7 +41,7 @@ pub fn run<S: Store>(make: impl Fn() -> S) {
         ),
         ("payment log retention", payment_log_prunes_a_range),
     ];
-    for (name, check) in checks {
+    for (name, check) in checks.into_iter().chain(credentials::CHECKS) {
         let store = make();
         let reads = store.channels().expect("a fresh store lists its channels");
         assert!(
@@ -414,7 +418,7 @@ pub fn sample_logged_payment(seq: u64, channel: u64) -> LoggedPayment {
         memo: format!("memo {seq}").into_bytes(),
         key: (seq.is_multiple_of(3)).then(|| format!("key-{seq}")),
         carried: seq.is_multiple_of(5),
-        credential: seq.is_multiple_of(7).then(|| [seq as u8; 16]),
+        credential: seq.is_multiple_of(7).then_some([seq as u8; 16]),
     }
 }
 

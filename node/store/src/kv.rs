@@ -15,8 +15,8 @@ use crate::paylog::{
     LogWalk, LoggedPayment, MAX_CHUNK, decode_payment_chunk, encode_chunk, payment_chunk_len,
 };
 use crate::records::{self, Cursor, KeyedPayment, PendingTx};
-
 use crate::{Result, StoreError, Write};
+
 pub(crate) use credentials::{credential_spends, issued_credentials, revoked_credentials};
 
 /// Key of the schema record (four big-endian bytes).
@@ -373,11 +373,17 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
     }
     // A group commit often carries many versions of one channel (a burst of payments): only
     // the last is stored — the same outcome as applying them in order, with one put instead of
-    // hundreds (less encoding, less WAL).
+    // hundreds (less encoding, less WAL). Credential spends alike: one put per ledger total and
+    // per ledger second.
     let mut newest = std::collections::HashMap::new();
+    let mut spends = credentials::NewestSpends::default();
     for (i, write) in writes.iter().enumerate() {
-        if let Write::Channel(c) = write {
-            newest.insert(c.id, i);
+        match write {
+            Write::Channel(c) => {
+                newest.insert(c.id, i);
+            }
+            Write::CredentialSpend(spend) => spends.note(i, spend),
+            _ => {}
         }
     }
     let mut ops = Vec::with_capacity(writes.len());
@@ -394,9 +400,8 @@ pub(crate) fn commit(kv: &impl Kv, writes: &[Write]) -> Result<()> {
                 prune(kv, *through)
             }
             Write::CredentialSpend(spend) => {
-                let [total, second] = credentials::spend(spend);
-                ops.push(total);
-                second
+                spends.put(i, spend, &mut ops);
+                continue;
             }
             write => op(write)?,
         };
@@ -432,7 +437,7 @@ fn op(write: &Write) -> Result<Op> {
         Write::Payment(_) | Write::PrunePayments { .. } => {
             unreachable!("payment-log writes are stored by chunk")
         }
-        Write::CredentialSpend(_) => unreachable!("a spend is two puts, stored by `commit`"),
+        Write::CredentialSpend(_) => unreachable!("a spend's puts are made by `commit`"),
     })
 }
 

@@ -147,8 +147,7 @@ pub enum Write {
         through: u64,
     },
     /// Store a credential ledger's spend: its absolute total, and its absolute amount in the
-    /// spend's second, each replacing the one stored before (see
-    /// [`credentials`](crate::credentials)).
+    /// spend's second, each replacing the one stored before (see [`credentials`]).
     CredentialSpend(CredentialSpend),
     /// Drop every per-second spend record of a second before `before` (every ledger's);
     /// totals stay.

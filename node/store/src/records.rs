@@ -30,8 +30,11 @@
 //! a cooperative close of that channel (or asked for one, its signature included): it takes
 //! no payment on it any more, across restarts.
 //!
-//! Payment-log chunk, version 1 (under `plog/` + its first entry's sequence number): see
+//! Payment-log chunk, version 2 (under `plog/` + its first entry's sequence number): see
 //! [`paylog`](crate::paylog).
+//!
+//! Credential records (under `cspt/`, `cspw/`, `crev/`, `cred/` + chain ids): see
+//! [`credentials`](crate::credentials).
 //!
 //! Cursor, version 1: version, block (8), block_hash (32).
 //!

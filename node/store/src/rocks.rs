@@ -314,17 +314,17 @@ mod tests {
 
     #[test]
     fn an_older_schema_is_raised_to_this_one() {
-        let dir = tempfile::tempdir().unwrap();
-        {
+        for older in 1..SCHEMA_VERSION {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let store = RocksStore::open(dir.path()).unwrap();
+                store.put_synced(SCHEMA_KEY, &older.to_be_bytes()).unwrap();
+                store.put_synced(b"k", b"v").unwrap();
+            }
             let store = RocksStore::open(dir.path()).unwrap();
-            store
-                .put_synced(SCHEMA_KEY, &(SCHEMA_VERSION - 1).to_be_bytes())
-                .unwrap();
-            store.put_synced(b"k", b"v").unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION, "{older}");
+            assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
         }
-        let store = RocksStore::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
     #[test]
@@ -382,6 +382,57 @@ mod tests {
         assert_eq!(store.channel(2).unwrap(), Some(b));
         assert_eq!(store.cursor().unwrap(), Some(cursor));
         assert_eq!(store.pending_txs().unwrap(), vec![tx]);
+    }
+
+    /// A credential's spend, revocation and issue are durable like any record: read back the
+    /// same after a close and reopen.
+    #[test]
+    fn credential_records_survive_close_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::LedgerId {
+            cid: [9; 16],
+            kind: 1,
+        };
+        let issued = crate::IssuedCredential {
+            id: [9; 16],
+            parent: Some([8; 16]),
+            created: 1_796_000_000,
+            label: "agent".into(),
+            caveats: vec!["scope=pay".into()],
+        };
+        {
+            let store = RocksStore::open(dir.path()).unwrap();
+            store
+                .commit(&[
+                    Write::CredentialSpend(crate::CredentialSpend {
+                        ledger,
+                        total: 500,
+                        second: 1_796_000_001,
+                        in_second: 200,
+                    }),
+                    Write::CredentialRevoked {
+                        cid: [8; 16],
+                        at: 1_796_000_002,
+                    },
+                    Write::CredentialIssued(issued.clone()),
+                ])
+                .unwrap();
+            store.close();
+        }
+        let store = RocksStore::open(dir.path()).unwrap();
+        let spends = store.credential_spends(1_796_000_000).unwrap();
+        assert_eq!(spends.totals, vec![(ledger, 500)]);
+        assert_eq!(spends.seconds, vec![(ledger, 1_796_000_001, 200)]);
+        assert_eq!(
+            store.revoked_credentials().unwrap(),
+            vec![([8; 16], 1_796_000_002)]
+        );
+        assert_eq!(store.issued_credentials().unwrap(), vec![issued]);
+        store.close();
+        assert!(matches!(
+            store.credential_spends(0),
+            Err(StoreError::Unavailable { .. })
+        ));
     }
 
     #[test]

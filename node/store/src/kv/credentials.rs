@@ -1,6 +1,8 @@
 //! The key layout of the credential records (see [`credentials`](crate::credentials)), and
 //! their reads and writes on top of a [`Kv`].
 
+use std::collections::HashMap;
+
 use super::{Kv, Op, corrupt};
 use crate::codec::DecodeError;
 use crate::credentials::{self, CredentialSpend, CredentialSpends, IssuedCredential, LedgerId};
@@ -165,18 +167,37 @@ pub(crate) fn issued_credentials(kv: &impl Kv) -> Result<Vec<IssuedCredential>> 
     Ok(out)
 }
 
-/// The two puts of a spend: the ledger's total, and its spend in the second.
-pub(super) fn spend(s: &CredentialSpend) -> [Op; 2] {
-    [
-        Op::Put(
-            credential_total_key(s.ledger),
-            credentials::encode_credential_total(s.total),
-        ),
-        Op::Put(
-            credential_second_key(s.second, s.ledger),
-            credentials::encode_credential_second(s.in_second),
-        ),
-    ]
+/// Which spend of a batch stores each ledger's total, and each ledger's amount in each second:
+/// the last one (a group commit often carries many spends of one ledger) — the same outcome
+/// as applying them all in order, with one put per key.
+#[derive(Default)]
+pub(super) struct NewestSpends {
+    totals: HashMap<LedgerId, usize>,
+    seconds: HashMap<(LedgerId, u64), usize>,
+}
+
+impl NewestSpends {
+    /// Write `i` of the batch is `spend`.
+    pub(super) fn note(&mut self, i: usize, spend: &CredentialSpend) {
+        self.totals.insert(spend.ledger, i);
+        self.seconds.insert((spend.ledger, spend.second), i);
+    }
+
+    /// Push the puts of write `i`, `spend`, that no later spend of the batch replaces.
+    pub(super) fn put(&self, i: usize, spend: &CredentialSpend, ops: &mut Vec<Op>) {
+        if self.totals.get(&spend.ledger) == Some(&i) {
+            ops.push(Op::Put(
+                credential_total_key(spend.ledger),
+                credentials::encode_credential_total(spend.total),
+            ));
+        }
+        if self.seconds.get(&(spend.ledger, spend.second)) == Some(&i) {
+            ops.push(Op::Put(
+                credential_second_key(spend.second, spend.ledger),
+                credentials::encode_credential_second(spend.in_second),
+            ));
+        }
+    }
 }
 
 /// Drop every per-second record before `before` (and any damaged key under the prefix that
@@ -194,4 +215,134 @@ pub(super) fn issued(c: &IssuedCredential) -> Result<Op, StoreError> {
         issued_key(c.id),
         credentials::encode_issued_credential(c)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::Kv;
+    use crate::{MemStore, Store, Write};
+
+    const CID: [u8; 16] = [
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff,
+    ];
+    const HEX: &str = "cid_00112233445566778899aabbccddeeff";
+
+    fn spent(kind: u8) -> LedgerId {
+        LedgerId { cid: CID, kind }
+    }
+
+    #[test]
+    fn keys_sort_second_first_and_read_well() {
+        let (a, b) = (
+            spent(1),
+            LedgerId {
+                cid: [0; 16],
+                kind: 0,
+            },
+        );
+        assert!(credential_second_key(255, a) < credential_second_key(256, b));
+        assert!(credential_second_key(7, b) < credential_second_key(7, a));
+        assert!(credential_second_key(u64::MAX, a).as_slice() < CREDENTIAL_SECOND_END);
+        assert!(credential_total_key(b) < credential_total_key(a));
+        assert!(credential_total_key(a).as_slice() < CREDENTIAL_TOTAL_END);
+        let describe = super::super::describe;
+        assert_eq!(describe(&credential_total_key(a)), format!("cspt/{HEX}/1"));
+        assert_eq!(
+            describe(&credential_second_key(1_796_000_000, spent(0))),
+            format!("cspw/1796000000/{HEX}/0")
+        );
+        assert_eq!(describe(&revoked_key(CID)), format!("crev/{HEX}"));
+        assert_eq!(describe(&issued_key(CID)), format!("cred/{HEX}"));
+        // A key of the wrong length reads as its bytes.
+        assert_eq!(describe(b"crev/\x01"), "crev/\\x01");
+        assert_eq!(describe(b"cspt/"), "cspt/");
+    }
+
+    /// Damaged records and misshapen keys are refused naming the key; nothing is skipped.
+    #[test]
+    fn damaged_credential_records_are_refused_naming_the_key() {
+        let corrupt_at = |err: StoreError| match err {
+            StoreError::Corrupt { key, source } => (key, source),
+            other => panic!("not a corrupt record: {other:?}"),
+        };
+        let store = MemStore::new();
+        store.put_raw(&credential_total_key(spent(0)), &[1, 0x80]);
+        let (key, source) = corrupt_at(store.credential_spends(0).unwrap_err());
+        assert_eq!(key, format!("cspt/{HEX}/0"));
+        assert!(matches!(source, DecodeError::Truncated { .. }), "{source}");
+
+        let store = MemStore::new();
+        store.put_raw(&credential_second_key(9, spent(1)), &[2, 1]);
+        let (key, source) = corrupt_at(store.credential_spends(0).unwrap_err());
+        assert_eq!(key, format!("cspw/9/{HEX}/1"));
+        assert!(matches!(
+            source,
+            DecodeError::UnknownVersion { found: 2, .. }
+        ));
+        // Before `since`, it is not read.
+        assert!(store.credential_spends(10).unwrap().seconds.is_empty());
+
+        let store = MemStore::new();
+        store.put_raw(&[CREDENTIAL_SECOND_PREFIX, &[0xff; 9]].concat(), &[1, 1]);
+        let (_, source) = corrupt_at(store.credential_spends(0).unwrap_err());
+        assert!(
+            matches!(
+                source,
+                DecodeError::BadKey {
+                    len: 9,
+                    expected: 25,
+                    ..
+                }
+            ),
+            "{source}"
+        );
+        // Retention cuts a damaged key below its bound without reading it, and never fails
+        // for it; one past every second it leaves.
+        store.put_raw(&[CREDENTIAL_SECOND_PREFIX, &[0; 3]].concat(), b"junk");
+        store
+            .commit(&[Write::PruneCredentialSeconds { before: u64::MAX }])
+            .unwrap();
+        assert!(
+            store
+                .get(&[CREDENTIAL_SECOND_PREFIX, &[0; 3]].concat())
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.credential_spends(0).is_err());
+
+        let store = MemStore::new();
+        store.put_raw(&[REVOKED_PREFIX, &CID[..15]].concat(), &[1, 0]);
+        let (_, source) = corrupt_at(store.revoked_credentials().unwrap_err());
+        assert!(matches!(
+            source,
+            DecodeError::BadKey {
+                len: 15,
+                expected: 16,
+                ..
+            }
+        ));
+        let store = MemStore::new();
+        store.put_raw(&revoked_key(CID), &[1, 0, 0]);
+        let (key, source) = corrupt_at(store.revoked_credentials().unwrap_err());
+        assert_eq!(key, format!("crev/{HEX}"));
+        assert!(matches!(source, DecodeError::Trailing { extra: 1, .. }));
+
+        let store = MemStore::new();
+        store.put_raw(&issued_key(CID), &[1, 2]);
+        let (key, source) = corrupt_at(store.issued_credentials().unwrap_err());
+        assert_eq!(key, format!("cred/{HEX}"));
+        assert!(matches!(
+            source,
+            DecodeError::BadTag {
+                field: "parent",
+                tag: 2,
+                ..
+            }
+        ));
+        let message = store.issued_credentials().unwrap_err().to_string();
+        assert!(message.contains(&format!("cred/{HEX}")), "{message}");
+        assert!(message.contains("restore a backup"), "{message}");
+    }
 }
