@@ -290,6 +290,7 @@ async fn a_chain_that_drops_out_makes_the_node_degraded_and_refuse_new_risk() {
     assert!(reasons.iter().any(|r| r.contains("chain")), "{reasons:?}");
     let refused = rpc
         .open_channel(
+            &farthing_rpc::Principal::Admin.extensions(),
             alloy::primitives::Address::repeat_byte(0xb),
             "1".into(),
             None,

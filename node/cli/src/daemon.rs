@@ -150,9 +150,11 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
 
     let node = Node::start(config.clone()).await?;
     let token = farthing_rpc::ensure_token(&config.data_dir)?;
-    let (addr, server) = farthing_rpc::start(
+    // The admin token, and agents' credentials the node's root key (cred.key) verifies.
+    let (addr, server) = farthing_rpc::start_with(
         &config.rpc,
         &token,
+        Some(node.authority()),
         RpcHandler::new(node.clone()).into_rpc(),
     )
     .await?;
@@ -206,14 +208,26 @@ async fn wait_for_signal() -> std::io::Result<()> {
 }
 
 fn init_logging(filter: &str) -> Result<()> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| eyre!("log_level {filter:?} is not a valid filter: {e}"))?;
     // Colours only for a person at a terminal: a log file or a journal gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+    // jsonrpsee logs whole requests and responses at trace level: a response to
+    // farthing_createCredential carries a new credential, which must never reach a log.
+    let no_bodies = tracing_subscriber::filter::filter_fn(|meta| {
+        !(*meta.level() == tracing::Level::TRACE && meta.target().starts_with("jsonrpsee"))
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .with_filter(filter.and(no_bodies)),
+        )
         .init();
     Ok(())
 }

@@ -42,7 +42,9 @@ pub use channel::{
 pub use close::{CHAIN_VIEWS_DIFFER, CloseRefusal};
 pub use event::{ChainEvent, ChangeKind, apply, change_kind};
 pub use limits::MAX_DEPOSIT;
-pub use payment::{BatchPlan, Holds, PaymentError, Rejection, claimed, plan_batch};
+pub use payment::{
+    BatchPlan, Holds, PaymentError, Rejection, claimed, plan_batch, plan_batch_admitting,
+};
 pub use reorg::merge_rebuilt;
 pub use watchtower::{
     CLAIM_RETRY_SECS, DEFENCE_GAS_PER_CHANNEL, Duty, GasShortfall, Plan, claim_due_now,

@@ -23,7 +23,7 @@ use crate::channel::{ChainState, Channel};
 mod batch;
 mod sync;
 
-pub use batch::{BatchPlan, plan_batch};
+pub use batch::{BatchPlan, plan_batch, plan_batch_admitting};
 pub use sync::Holds;
 
 /// Why the node refuses to sign a payment.

@@ -61,8 +61,15 @@ fn min_opt<T: Ord + Copy>(acc: &mut Option<T>, v: T) {
 impl Effective {
     /// Folds the caveats of a verified credential.
     pub fn from_verified(v: &Verified) -> Effective {
+        Effective::from_chain(v.caveats(), v.chain_ids())
+    }
+
+    /// Folds `caveats` whose chain ids (`cid_0 ..= cid_n`, as [`Verified::chain_ids`]) are
+    /// `chain_ids`: for a credential verified earlier whose ids were kept (the node's list of
+    /// the credentials it issued). A budget whose id is missing counts under an all-zero id.
+    pub fn from_chain(caveats: &[Caveat], chain_ids: &[ChainId]) -> Effective {
         let mut e = Effective::default();
-        for (i, c) in v.caveats().iter().enumerate() {
+        for (i, c) in caveats.iter().enumerate() {
             let step = i + 1;
             match c {
                 Caveat::Scope(s) => narrow(&mut e.scopes, s),
@@ -75,7 +82,7 @@ impl Effective {
                         Caveat::Deposit(..) => Kind::Deposit,
                         _ => Kind::Pay,
                     };
-                    let cid = v.chain_ids().get(step).copied().unwrap_or(ChainId([0; 16]));
+                    let cid = chain_ids.get(step).copied().unwrap_or(ChainId([0; 16]));
                     e.budgets.push(Budget {
                         step,
                         cid,

@@ -41,6 +41,9 @@ use crate::watchtower::Watchtower;
 /// Why the node cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The credentials' root key (`cred.key`) or records cannot be read.
+    #[error("credentials: {0}")]
+    Credentials(farthing_rpc::Error),
     /// The buyer's settings are not usable.
     #[error("config [buyer]: {0}")]
     Buyer(String),
@@ -278,12 +281,18 @@ impl Builder {
             Some(store.last_payment_seq()?),
             history.publisher(),
         );
-        let table = Arc::new(ChannelTable::new(
+        let table = Arc::new(ChannelTable::with_ledgers(
             store.channels()?,
             // Channels whose cooperative close this node signed (or asked for) stay frozen.
             store.closing_channels()?,
+            // What agents' credentials spent, as durable as the proofs that spent it.
+            crate::credentials::ledgers_from_store(&*store, crate::credentials::now_secs())?,
             group.clone(),
         ));
+        let credentials = Arc::new(
+            crate::credentials::Credentials::load(&config.data_dir, &*store, table.clone())
+                .map_err(StartError::Credentials)?,
+        );
         let domain = farthing_chain::messages::channel_domain(
             deployment.chain_id,
             deployment.channel_manager,
@@ -325,6 +334,7 @@ impl Builder {
             outboxes: Default::default(),
             keys: Keys::new(store.clone()),
             sales: Arc::new(Sales::new(store.clone(), table.clone())),
+            decimals: chain.deployment.token_decimals,
         });
         let refiled = payments.sales.reload(now_ms())?;
         if refiled > 0 {
@@ -416,6 +426,11 @@ impl Builder {
                 tasks.shutdown_signal(),
             ),
         );
+        tasks.spawn_critical(
+            "credential spend pruning",
+            OnFailure::Warn,
+            crate::credentials::prune_seconds(table.clone(), tasks.shutdown_signal()),
+        );
         let buyer = crate::commerce::Buyer::new(config.buyer.clone()).map_err(StartError::Buyer)?;
         Ok(Node::new(Components {
             config,
@@ -436,6 +451,7 @@ impl Builder {
             tasks,
             collector: Default::default(),
             buyer,
+            credentials,
         }))
     }
 }

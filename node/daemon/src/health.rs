@@ -121,6 +121,18 @@ impl Store for Watched {
     ) -> farthing_store::Result<()> {
         self.inner.walk_payments(walk, each)
     }
+    fn credential_spends(
+        &self,
+        since: u64,
+    ) -> farthing_store::Result<farthing_store::CredentialSpends> {
+        self.inner.credential_spends(since)
+    }
+    fn revoked_credentials(&self) -> farthing_store::Result<Vec<([u8; 16], u64)>> {
+        self.inner.revoked_credentials()
+    }
+    fn issued_credentials(&self) -> farthing_store::Result<Vec<farthing_store::IssuedCredential>> {
+        self.inner.issued_credentials()
+    }
     fn commit(&self, writes: &[Write]) -> farthing_store::Result<()> {
         let result = self.inner.commit(writes);
         if let Err(e) = &result

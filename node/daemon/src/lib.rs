@@ -13,6 +13,8 @@
 //! - `watchtower`, `storeguard`, `ops`: guarding channels on-chain, surviving a failing store,
 //!   the on-chain operations;
 //! - `observe/`: metrics and payment history; `tasks`: every background task, supervised;
+//! - `credentials/`: agents' credentials — the root key, revocations, issued credentials, the
+//!   check that admits a token (their budgets are counted in the table);
 //! - `rpc/`: the JSON-RPC handler.
 //!
 //! Every channel rule lives in `farthing-core`; this crate signs, verifies, persists and sends
@@ -24,6 +26,7 @@ mod chain;
 pub mod commerce;
 pub mod config;
 mod cosign;
+mod credentials;
 mod health;
 pub mod keys;
 mod link;

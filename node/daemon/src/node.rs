@@ -26,7 +26,7 @@ use crate::observe::{
     FeedError, History, Metrics, PageQuery, Payment, PaymentFeed, PaymentPage, Snapshot,
 };
 use crate::ops::{OpError, Operations};
-use crate::payments::{Paid, PayError, Payments};
+use crate::payments::{Paid, PayError, Payments, Spender};
 use crate::signer::Signer;
 use crate::table::ChannelTable;
 use crate::tasks::Tasks;
@@ -61,6 +61,7 @@ pub(crate) struct Components {
     pub(crate) tasks: Tasks,
     pub(crate) collector: Arc<crate::commerce::collect::Collector>,
     pub(crate) buyer: crate::commerce::Buyer,
+    pub(crate) credentials: Arc<crate::credentials::Credentials>,
 }
 
 /// A running node. Cheap to clone; every clone drives the same node.
@@ -102,6 +103,25 @@ impl Node {
     /// Whether [`Node::shutdown`] was called (or a fatal failure began one).
     pub fn is_stopping(&self) -> bool {
         self.c.tasks.is_stopping()
+    }
+
+    /// What admits agents' credentials at the RPC server (`farthing_rpc::start_with`).
+    pub fn authority(&self) -> Arc<dyn farthing_rpc::Authority> {
+        self.c.credentials.clone()
+    }
+
+    /// The credentials component.
+    pub(crate) fn credentials(&self) -> &crate::credentials::Credentials {
+        &self.c.credentials
+    }
+
+    /// Each of a credential's `budgets` with what was spent of it and what is left at `now`.
+    pub(crate) fn budgets_left(
+        &self,
+        budgets: &[farthing_credential::Budget],
+        now: u64,
+    ) -> Vec<(farthing_credential::Budget, u128, u128)> {
+        self.c.table.budgets_left(budgets, now)
     }
 
     /// The node's address.
@@ -204,13 +224,37 @@ impl Node {
     ) -> Result<Channel, OpError> {
         self.c
             .operations
-            .open(partner, amount, challenge_period)
+            .open(partner, amount, challenge_period, None)
+            .await
+    }
+
+    /// [`Node::open_channel`] for an agent: its credential's deposit budgets are charged.
+    pub(crate) async fn open_channel_as(
+        &self,
+        spender: Option<&Spender>,
+        partner: Address,
+        amount: u128,
+        challenge_period: Option<u32>,
+    ) -> Result<Channel, OpError> {
+        self.c
+            .operations
+            .open(partner, amount, challenge_period, spender)
             .await
     }
 
     /// Raise our deposit in channel `id` by `amount` base units.
     pub async fn top_up(&self, id: ChannelId, amount: u128) -> Result<Channel, OpError> {
-        self.c.operations.top_up(id, amount).await
+        self.c.operations.top_up(id, amount, None).await
+    }
+
+    /// [`Node::top_up`] for an agent: its credential's deposit budgets are charged.
+    pub(crate) async fn top_up_as(
+        &self,
+        spender: Option<&Spender>,
+        id: ChannelId,
+        amount: u128,
+    ) -> Result<Channel, OpError> {
+        self.c.operations.top_up(id, amount, spender).await
     }
 
     /// Close channel `id`: cooperatively if the partner co-signs, else unilaterally.
@@ -269,7 +313,20 @@ impl Node {
         memo: &[u8],
         key: Option<&str>,
     ) -> Result<Paid, PayError> {
-        self.c.payments.pay(id, amount, memo, key).await
+        self.c.payments.pay(id, amount, memo, key, None).await
+    }
+
+    /// [`Node::pay`] for an agent: its credential's budgets are charged with the proof, and the
+    /// payment's log entry names the credential.
+    pub(crate) async fn pay_as(
+        &self,
+        spender: Option<Spender>,
+        id: ChannelId,
+        amount: u128,
+        memo: &[u8],
+        key: Option<&str>,
+    ) -> Result<Paid, PayError> {
+        self.c.payments.pay(id, amount, memo, key, spender).await
     }
 
     /// Whether a payment was already made under idempotency key `key`.
@@ -496,7 +553,7 @@ impl Node {
                 .count() as u64
         };
         let health = self.health();
-        self.c.metrics.render(&Snapshot {
+        let mut text = self.c.metrics.render(&Snapshot {
             store: self.store_stats(),
             channels: (
                 count(ChainState::Open),
@@ -508,7 +565,9 @@ impl Node {
             degraded: !health.problems.is_empty(),
             warnings: self.warnings().len() as u64,
             links: (self.link_count() as u64, self.links_established()),
-        })
+        });
+        self.c.credentials.render_metrics(&mut text);
+        text
     }
 
     /// Serve `GET /metrics` on `addr` until the node stops; returns the bound address.

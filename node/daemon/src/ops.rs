@@ -15,8 +15,9 @@ use farthing_store::StoreError;
 use crate::chain::Chain;
 use crate::chain::watcher::{SyncError, Watcher};
 use crate::cosign::{Cosign, CosignError};
-use crate::payments::NextStep;
+use crate::payments::{NextStep, Spender};
 use crate::table::ChannelTable;
+use farthing_credential::Kind;
 
 /// Why an operation failed, named by what the caller must do.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,9 @@ pub enum OpError {
     /// The partner's node did not co-sign (no link, no answer, or it refused, with its reason).
     #[error("the partner's node did not co-sign: {0}")]
     Cosign(CosignError),
+    /// The caller's credential has not this much deposit budget left: nothing was sent.
+    #[error(transparent)]
+    OverBudget(#[from] farthing_credential::ledger::OverBudget),
 }
 
 impl OpError {
@@ -81,7 +85,8 @@ impl OpError {
             Self::UnknownChannel(_)
             | Self::WrongState { .. }
             | Self::InsufficientFunds { .. }
-            | Self::InvalidParams(_) => NextStep::FixRequest,
+            | Self::InvalidParams(_)
+            | Self::OverBudget(_) => NextStep::FixRequest,
             Self::Chain(ChainError::Unconfirmed { .. }) | Self::NotApplied { .. } => {
                 NextStep::DoNotResend
             }
@@ -108,12 +113,42 @@ impl Operations {
         self.table.get(id).ok_or(OpError::UnknownChannel(id))
     }
 
-    /// Open a channel to `partner` funded with `amount` base units, in one transaction.
+    /// Charge a deposit of `amount` to the deposit budgets of `spender`'s credential, durably,
+    /// before the transaction leaves. A deposit that then fails stays counted: a crash between
+    /// the charge and the transaction must never let a restart forget a deposit that was made,
+    /// so the budget errs on the safe side.
+    async fn charge_deposit(&self, spender: Option<&Spender>, amount: u128) -> Result<(), OpError> {
+        let Some(spender) = spender else {
+            return Ok(());
+        };
+        let budgets = &spender.limits().budgets;
+        if !budgets.iter().any(|b| b.kind == Kind::Deposit) {
+            return Ok(());
+        }
+        let decimals = self.chain.deployment.token_decimals;
+        let durable = {
+            let mut table = self.table.lock();
+            let writes = table.charge(
+                budgets,
+                Kind::Deposit,
+                amount,
+                crate::credentials::now_secs(),
+                decimals,
+            )?;
+            table.commit_writes(writes)
+        };
+        durable.await?;
+        Ok(())
+    }
+
+    /// Open a channel to `partner` funded with `amount` base units, in one transaction; a
+    /// `spender`'s deposit budgets are charged first.
     pub(crate) async fn open(
         &self,
         partner: Address,
         amount: u128,
         challenge_period: Option<u32>,
+        spender: Option<&Spender>,
     ) -> Result<Channel, OpError> {
         let d = &self.chain.deployment;
         if partner == Address::ZERO || partner == self.chain.us {
@@ -136,6 +171,7 @@ impl Operations {
             )));
         }
         self.require_funds(amount).await?;
+        self.charge_deposit(spender, amount).await?;
         let outcome = self
             .chain
             .client
@@ -148,8 +184,14 @@ impl Operations {
         self.channel(id)
     }
 
-    /// Raise our deposit in channel `id` by `amount` base units.
-    pub(crate) async fn top_up(&self, id: ChannelId, amount: u128) -> Result<Channel, OpError> {
+    /// Raise our deposit in channel `id` by `amount` base units; a `spender`'s deposit budgets
+    /// are charged first.
+    pub(crate) async fn top_up(
+        &self,
+        id: ChannelId,
+        amount: u128,
+        spender: Option<&Spender>,
+    ) -> Result<Channel, OpError> {
         let channel = self.open_record(id, "top up only an open channel")?;
         let current = channel.our_chain_side().deposit;
         current
@@ -161,6 +203,7 @@ impl Operations {
                 ))
             })?;
         self.require_funds(amount).await?;
+        self.charge_deposit(spender, amount).await?;
         let token = self.chain.deployment.token;
         let outcome = self.chain.client.top_up(token, id, amount).await?;
         self.applied(&outcome).await?;

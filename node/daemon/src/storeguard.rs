@@ -66,12 +66,16 @@ impl StoreGuard {
         let _turn = self.watcher.turn().await;
         let store = self.store.clone();
         let read = tokio::task::spawn_blocking(move || {
-            Ok::<_, farthing_store::StoreError>((store.channels()?, store.closing_channels()?))
+            Ok::<_, farthing_store::StoreError>((
+                store.channels()?,
+                store.closing_channels()?,
+                crate::credentials::ledgers_from_store(&*store, crate::credentials::now_secs())?,
+            ))
         });
-        let Ok(Ok((channels, frozen))) = read.await else {
+        let Ok(Ok((channels, frozen, ledgers))) = read.await else {
             return;
         };
-        self.table.reload(channels, frozen);
+        self.table.reload(channels, frozen, ledgers);
         // Whatever was signed or taken in memory but never made durable is gone: payments
         // waiting for it learn so, and keys filed with it are forgotten.
         self.payments.forget_undurable().await;

@@ -31,7 +31,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use alloy::primitives::Address;
 use farthing_core::{Channel, ChannelId};
-use farthing_store::{GroupCommit, StoreError, Write};
+use farthing_credential::ledger::{Ledgers, OverBudget};
+use farthing_credential::{Budget, Kind};
+use farthing_store::{CredentialSpend, GroupCommit, LedgerId, StoreError, Write};
 
 /// A write on its way to disk: resolves once it is durable (with every write queued before it).
 pub(crate) type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
@@ -61,6 +63,9 @@ struct Inner {
     /// Every partner of a channel here (a channel's partner never changes), so that whether a
     /// peer shares a channel is one lookup, not a scan under the lock.
     partners: HashSet<Address>,
+    /// What agents' credentials have spent (issue 15): changed with the proofs and deposits
+    /// that spend, under this lock, and written in their synced batches.
+    ledgers: Ledgers,
 }
 
 /// The table while locked: what a change reads and how it commits.
@@ -71,16 +76,44 @@ pub(crate) struct Locked<'a> {
 
 impl ChannelTable {
     /// The table holding `channels`, `frozen` ones frozen, writing through `group`.
+    #[cfg(test)]
     pub(crate) fn new(channels: Vec<Channel>, frozen: Vec<ChannelId>, group: GroupCommit) -> Self {
+        Self::with_ledgers(channels, frozen, Ledgers::default(), group)
+    }
+
+    /// [`ChannelTable::new`], with the credentials' ledgers as read from the store.
+    pub(crate) fn with_ledgers(
+        channels: Vec<Channel>,
+        frozen: Vec<ChannelId>,
+        ledgers: Ledgers,
+        group: GroupCommit,
+    ) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 partners: channels.iter().map(|c| c.partner).collect(),
                 channels: channels.into_iter().map(|c| (c.id, c)).collect(),
                 frozen: frozen.into_iter().collect(),
                 stale: BTreeMap::new(),
+                ledgers,
             }),
             group,
         }
+    }
+
+    /// Each of `budgets` with what was spent of it and what is left at `now`.
+    pub(crate) fn budgets_left(&self, budgets: &[Budget], now: u64) -> Vec<(Budget, u128, u128)> {
+        self.lock().inner.ledgers.remaining(budgets, now)
+    }
+
+    /// Every ledger's total spent, by chain id and kind (for the metrics).
+    pub(crate) fn ledger_totals(&self) -> Vec<(farthing_credential::ChainId, Kind, u128)> {
+        let table = self.lock();
+        table
+            .inner
+            .ledgers
+            .iter()
+            .map(|(cid, kind, ledger)| (cid, kind, ledger.total()))
+            .collect()
     }
 
     /// Lock the table for a change (never hold it across an `.await`).
@@ -170,11 +203,12 @@ impl ChannelTable {
     /// Replace every channel and the frozen set with what the store holds (after a store
     /// failure: whatever was changed in memory but never made durable is dropped — a freeze
     /// whose closing mark never landed too, since no close signature left before it).
-    pub(crate) fn reload(&self, channels: Vec<Channel>, frozen: Vec<ChannelId>) {
+    pub(crate) fn reload(&self, channels: Vec<Channel>, frozen: Vec<ChannelId>, ledgers: Ledgers) {
         let mut table = self.lock();
         table.inner.partners = channels.iter().map(|c| c.partner).collect();
         table.inner.channels = channels.into_iter().map(|c| (c.id, c)).collect();
         table.inner.frozen = frozen.into_iter().collect();
+        table.inner.ledgers = ledgers;
     }
 }
 
@@ -213,6 +247,43 @@ impl Locked<'_> {
             Some(reason) => Err(Blocked::Stale(reason.to_owned())),
             None => Ok(()),
         }
+    }
+
+    /// Charge a spend of `amount` of `kind` at `now` to every budget in `budgets` (a
+    /// credential's, in chain order) if all of them allow it: the writes to put in the
+    /// spend's own synced batch. Refused, nothing changes.
+    pub(crate) fn charge(
+        &mut self,
+        budgets: &[Budget],
+        kind: Kind,
+        amount: u128,
+        now: u64,
+        decimals: u8,
+    ) -> Result<Vec<Write>, OverBudget> {
+        let updates = self
+            .inner
+            .ledgers
+            .admit(budgets, kind, amount, now, decimals)?;
+        Ok(updates
+            .into_iter()
+            .map(|u| {
+                Write::CredentialSpend(CredentialSpend {
+                    ledger: LedgerId {
+                        cid: u.cid.0,
+                        kind: u.kind.tag(),
+                    },
+                    total: u.total,
+                    second: u.second,
+                    in_second: u.in_second,
+                })
+            })
+            .collect())
+    }
+
+    /// Queue `writes` alone as one synced batch (a deposit's budget charge, made durable
+    /// before its transaction leaves).
+    pub(crate) fn commit_writes(&mut self, writes: Vec<Write>) -> Durable {
+        Box::pin(self.group.submit(writes))
     }
 
     /// Replace the channel's record with `channel` and queue its synced write, with `extra`
@@ -309,7 +380,7 @@ mod tests {
         let durable = table.lock().commit(with_carol.clone(), Vec::new());
         durable.await.expect("durable");
         assert!(table.shares_channel_with(carol));
-        table.reload(vec![channel(1)], Vec::new());
+        table.reload(vec![channel(1)], Vec::new(), Ledgers::default());
         assert!(!table.shares_channel_with(carol), "reloaded without it");
         assert!(table.shares_channel_with(PARTNER));
     }

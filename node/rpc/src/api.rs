@@ -4,6 +4,10 @@
 //! units ("12.5", never base units, never numbers, so no precision is lost in JSON); addresses
 //! are 0x hex; channel ids are JSON numbers.
 
+// The macro turns each method's parameters into arguments (by name on the wire, so their
+// number is what the API needs, not a smell here).
+#![allow(clippy::too_many_arguments)]
+
 use alloy_primitives::{Address, B256};
 use farthing_core::{ChainState, Channel, ChannelId, Role, format_amount, parse_amount};
 use jsonrpsee::core::SubscriptionResult;
@@ -13,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use crate::commerce::{Collected, FetchPaid, FetchResult, Redeemed, TransferAuthorization};
+pub use crate::credentials::{
+    BudgetView, CreatedCredential, CredentialSpec, CredentialView, Revoked,
+};
 use crate::error::{AmountProblem, ApiError};
 pub use crate::peers::{Disconnected, LinkCounts, PeerView};
 pub use crate::requests::{OpenParams, PayParams};
@@ -33,7 +40,7 @@ pub trait FarthingApi {
     /// `farthing_openChannel`: open a channel to `partner`, funded with `amount` (token units)
     /// from the node's token balance, with `challenge_period` seconds (the node's default when
     /// absent); one transaction, answered once mined.
-    #[method(name = "openChannel")]
+    #[method(name = "openChannel", with_extensions)]
     async fn open_channel(
         &self,
         partner: Address,
@@ -42,7 +49,7 @@ pub trait FarthingApi {
     ) -> Result<ChannelView, ApiError>;
 
     /// `farthing_topUp`: add `amount` to our deposit in an open channel.
-    #[method(name = "topUp")]
+    #[method(name = "topUp", with_extensions)]
     async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError>;
 
     /// `farthing_withdraw`: take `amount` of our balance out of an open channel to the node's
@@ -97,7 +104,7 @@ pub trait FarthingApi {
     /// over the peer link; returns once the partner acknowledged the payment as durable. The
     /// same `idempotency_key` twice pays once and returns the first result.
     /// Give `channel_id` or `partner` (both: they must agree).
-    #[method(name = "pay")]
+    #[method(name = "pay", with_extensions)]
     async fn pay(
         &self,
         channel_id: Option<ChannelId>,
@@ -144,7 +151,7 @@ pub trait FarthingApi {
     /// is none and the offer says how to reach the seller — and fetch again with the payment.
     /// Once it knows a route's price it pays up front. A price over `max_price` is not paid:
     /// the 402 is answered with `unpaid_reason`.
-    #[method(name = "fetch")]
+    #[method(name = "fetch", with_extensions)]
     async fn fetch(
         &self,
         url: String,
@@ -159,7 +166,7 @@ pub trait FarthingApi {
     /// link up: redialled whenever it drops, with backoff after failed dials (250 ms doubling
     /// to 5 min); `farthing_listPeers` shows how it goes, `farthing_disconnectPeer` stops it.
     /// Answers at once (`true`), before the first dial.
-    #[method(name = "connectPeer")]
+    #[method(name = "connectPeer", with_extensions)]
     async fn connect_peer(&self, peer: String) -> Result<bool, ApiError>;
 
     /// `farthing_listPeers`: every peer the node knows — linked, kept (redialled), or a
@@ -226,6 +233,51 @@ pub trait FarthingApi {
         with_extensions
     )]
     async fn subscribe_channels(&self) -> SubscriptionResult;
+
+    /// `farthing_createCredential` (admin): a credential for an agent, limited by the
+    /// parameters given (amounts in token units; see [`CredentialSpec`]). Called with an
+    /// agent's admin-scoped credential, the new one is derived from the caller's, so it can
+    /// never allow more. The token is in the answer this once; the node keeps only its id.
+    #[method(name = "createCredential", with_extensions)]
+    async fn create_credential(
+        &self,
+        label: Option<String>,
+        scopes: Option<Vec<String>>,
+        max_payment: Option<String>,
+        budget_hour: Option<String>,
+        budget_day: Option<String>,
+        budget_total: Option<String>,
+        deposit_day: Option<String>,
+        deposit_total: Option<String>,
+        peers: Option<Vec<Address>>,
+        origins: Option<Vec<String>>,
+        expires_in_secs: Option<u64>,
+    ) -> Result<CreatedCredential, ApiError>;
+
+    /// `farthing_listCredentials` (admin): the credentials this node issued, with what each
+    /// has spent and whether it is revoked.
+    #[method(name = "listCredentials")]
+    async fn list_credentials(&self) -> Result<Vec<CredentialView>, ApiError>;
+
+    /// `farthing_showCredential` (admin): one credential, by `id` (`cid_…`, one this node
+    /// issued) or by `token` (any credential of this node, also one derived offline).
+    #[method(name = "showCredential")]
+    async fn show_credential(
+        &self,
+        id: Option<String>,
+        token: Option<String>,
+    ) -> Result<CredentialView, ApiError>;
+
+    /// `farthing_revokeCredential` (admin): revoke chain id `id` (`cid_…`): that credential
+    /// and every credential derived from it, also offline, are refused from now on (HTTP 401;
+    /// 1019 on a WebSocket already open). Durable when this answers.
+    #[method(name = "revokeCredential")]
+    async fn revoke_credential(&self, id: String) -> Result<Revoked, ApiError>;
+
+    /// `farthing_whoami` (any caller): the caller's own credential, its limits and what is
+    /// left of its budgets.
+    #[method(name = "whoami", with_extensions)]
+    async fn whoami(&self) -> Result<CredentialView, ApiError>;
 }
 
 /// `farthing_pay`'s answer.

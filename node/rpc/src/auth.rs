@@ -1,8 +1,10 @@
-//! Who may call the node (R1, R3): one bearer token, kept in `rpc.token` in the data dir
-//! (mode 0600), checked on every HTTP request and every WebSocket upgrade before jsonrpsee
-//! sees the request. A refused request gets HTTP 401 and reaches no method.
+//! Who may call the node (R1, R3): the admin bearer token, kept in `rpc.token` in the data dir
+//! (mode 0600), or an agent's credential (`fth1_…`, issue 15), checked on every HTTP request
+//! and every WebSocket upgrade before jsonrpsee sees the request. A refused request gets HTTP
+//! 401 and reaches no method; an accepted one carries its [`Principal`] in its extensions.
 //!
-//! The token is never logged: the middleware's `Debug` hides it and refusals log only why.
+//! No token is ever logged: the middleware's `Debug` hides it, refusals log only why, and the
+//! header is removed from the request once checked.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -22,6 +24,7 @@ use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
+use crate::principal::{Authority, Denied, Principal};
 use crate::{Error, Result};
 
 /// The token file's name inside the data dir.
@@ -40,7 +43,15 @@ pub fn token_path(data_dir: &Path) -> PathBuf {
 /// others can read is refused (the error says to `chmod 600` it), as is one that does not
 /// hold a 64-character hex token.
 pub fn ensure_token(data_dir: &Path) -> Result<String> {
-    let path = token_path(data_dir);
+    ensure_secret(&token_path(data_dir))
+}
+
+/// The secret in the file at `path` (a file in a data dir, like `rpc.token`): read, or made
+/// from 32 random bytes and written there on first use, with the same rules as
+/// [`ensure_token`]. The node's credential root key (`cred.key`) is kept this way.
+pub fn ensure_secret(path: &Path) -> Result<String> {
+    let path = path.to_path_buf();
+    let data_dir = path.parent().unwrap_or(Path::new("."));
     let io_error = |source| Error::TokenIo {
         path: path.clone(),
         source,
@@ -52,7 +63,7 @@ pub fn ensure_token(data_dir: &Path) -> Result<String> {
         .open(&path)
     {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return read_token(data_dir),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return read_secret(&path),
         Err(e) => return Err(io_error(e)),
     };
     let mut bytes = [0u8; TOKEN_BYTES];
@@ -79,7 +90,12 @@ pub fn ensure_token(data_dir: &Path) -> Result<String> {
 /// Read the token from `data_dir/rpc.token` (what the CLI does). Refuses a file that group or
 /// others can read, and one that does not hold a 64-character hex token.
 pub fn read_token(data_dir: &Path) -> Result<String> {
-    let path = token_path(data_dir);
+    read_secret(&token_path(data_dir))
+}
+
+/// The secret in the file at `path`, checked like [`read_token`]'s.
+fn read_secret(path: &Path) -> Result<String> {
+    let path = path.to_path_buf();
     let io_error = |source| Error::TokenIo {
         path: path.clone(),
         source,
@@ -104,43 +120,48 @@ pub fn read_token(data_dir: &Path) -> Result<String> {
 }
 
 /// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Refusal {
     /// No `Authorization` header.
     Missing,
     /// Not exactly one `Authorization: Bearer <token>` header.
     Malformed,
-    /// A bearer token, but not the node's.
+    /// A bearer token, but neither the node's nor a credential.
     Wrong,
+    /// A credential (`fth1_…`), refused.
+    Credential(Denied),
 }
 
 impl Refusal {
     /// The response body: what was wrong and what to do.
-    fn message(self) -> &'static str {
+    fn message(&self) -> String {
         match self {
             Self::Missing => {
-                "missing Authorization header: send `Authorization: Bearer <token>` with the token from rpc.token in the node's data dir\n"
+                "missing Authorization header: send `Authorization: Bearer <token>` with the token from rpc.token in the node's data dir, or an agent credential (fth1_…)\n".into()
             }
             Self::Malformed => {
-                "malformed Authorization header: send exactly one `Authorization: Bearer <token>` with the token from rpc.token in the node's data dir\n"
+                "malformed Authorization header: send exactly one `Authorization: Bearer <token>` with the token from rpc.token in the node's data dir, or an agent credential (fth1_…)\n".into()
             }
             Self::Wrong => {
-                "wrong token: use the token from rpc.token in the node's data dir (it changes only if that file is deleted)\n"
+                "wrong token: use the token from rpc.token in the node's data dir (it changes only if that file is deleted), or an agent credential (fth1_…)\n".into()
             }
+            Self::Credential(denied) => format!("credential refused: {denied}\n"),
         }
     }
 
     /// RFC 6750's challenge for the `WWW-Authenticate` header.
-    fn challenge(self) -> &'static str {
+    fn challenge(&self) -> &'static str {
         match self {
             Self::Missing => "Bearer realm=\"farthing\"",
             Self::Malformed => "Bearer realm=\"farthing\", error=\"invalid_request\"",
-            Self::Wrong => "Bearer realm=\"farthing\", error=\"invalid_token\"",
+            Self::Wrong | Self::Credential(_) => {
+                "Bearer realm=\"farthing\", error=\"invalid_token\""
+            }
         }
     }
 
     /// The 401 response.
-    fn response(self) -> HttpResponse {
+    fn response(&self) -> HttpResponse {
         let mut response = HttpResponse::new(HttpBody::from(self.message()));
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         let headers = response.headers_mut();
@@ -153,9 +174,13 @@ impl Refusal {
     }
 }
 
-/// Accept exactly one `Authorization: Bearer <expected>` header (scheme case-insensitive),
-/// comparing the token in constant time.
-fn check(headers: &HeaderMap, expected: &[u8]) -> Result<(), Refusal> {
+/// Accept exactly one `Authorization: Bearer <token>` header (scheme case-insensitive): the
+/// admin token `expected` (compared in constant time), or a credential `authority` admits.
+fn check(
+    headers: &HeaderMap,
+    expected: &[u8],
+    authority: Option<&dyn Authority>,
+) -> Result<Principal, Refusal> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(Refusal::Missing)?;
     if values.next().is_some() {
@@ -171,9 +196,14 @@ fn check(headers: &HeaderMap, expected: &[u8]) -> Result<(), Refusal> {
         return Err(Refusal::Malformed);
     }
     if bool::from(token.ct_eq(expected)) {
-        Ok(())
-    } else {
-        Err(Refusal::Wrong)
+        return Ok(Principal::Admin);
+    }
+    match (authority, std::str::from_utf8(token)) {
+        (Some(authority), Ok(text)) if text.starts_with(farthing_credential::PREFIX) => authority
+            .admit(text)
+            .map(Principal::Agent)
+            .map_err(Refusal::Credential),
+        _ => Err(Refusal::Wrong),
     }
 }
 
@@ -181,13 +211,16 @@ fn check(headers: &HeaderMap, expected: &[u8]) -> Result<(), Refusal> {
 #[derive(Clone)]
 pub(crate) struct AuthLayer {
     expected: Arc<[u8]>,
+    authority: Option<Arc<dyn Authority>>,
 }
 
 impl AuthLayer {
-    /// Accept requests that carry `token`.
-    pub(crate) fn new(token: &str) -> Self {
+    /// Accept requests that carry `token` (as [`Principal::Admin`]), or a credential
+    /// `authority` admits.
+    pub(crate) fn new(token: &str, authority: Option<Arc<dyn Authority>>) -> Self {
         Self {
             expected: Arc::from(token.as_bytes()),
+            authority,
         }
     }
 }
@@ -205,6 +238,7 @@ impl<S> Layer<S> for AuthLayer {
         Auth {
             inner,
             expected: Arc::clone(&self.expected),
+            authority: self.authority.clone(),
         }
     }
 }
@@ -214,6 +248,7 @@ impl<S> Layer<S> for AuthLayer {
 pub(crate) struct Auth<S> {
     inner: S,
     expected: Arc<[u8]>,
+    authority: Option<Arc<dyn Authority>>,
 }
 
 impl<S> fmt::Debug for Auth<S> {
@@ -237,16 +272,21 @@ where
     }
 
     fn call(&mut self, mut request: HttpRequest<B>) -> Self::Future {
-        match check(request.headers(), &self.expected) {
-            Ok(()) => {
+        match check(request.headers(), &self.expected, self.authority.as_deref()) {
+            Ok(principal) => {
                 // Checked: nothing past this point needs the token, and jsonrpsee logs whole
                 // requests at trace level. It must never reach a log.
                 request.headers_mut().remove(AUTHORIZATION);
+                request.extensions_mut().insert(principal);
                 let response = self.inner.call(request);
                 Box::pin(async move { response.await.map_err(Into::into) })
             }
             Err(refusal) => {
-                tracing::debug!(?refusal, uri = %request.uri(), "RPC request refused: 401");
+                let reason = match &refusal {
+                    Refusal::Credential(denied) => denied.to_string(),
+                    other => format!("{other:?}"),
+                };
+                tracing::debug!(%reason, uri = %request.uri(), "RPC request refused: 401");
                 Box::pin(std::future::ready(Ok(refusal.response())))
             }
         }
@@ -289,7 +329,7 @@ mod tests {
     #[tokio::test]
     async fn the_token_goes_no_further_than_the_check() {
         let seen = Seen::default();
-        let mut auth = AuthLayer::new(TOKEN).layer(seen.clone());
+        let mut auth = AuthLayer::new(TOKEN, None).layer(seen.clone());
         let mut request = HttpRequest::new(());
         request.headers_mut().insert(
             AUTHORIZATION,
@@ -308,7 +348,7 @@ mod tests {
     #[test]
     fn accepts_only_one_bearer_header_with_the_token() {
         let expected = TOKEN.as_bytes();
-        let check = |values: &[&str]| check(&headers(values), expected);
+        let check = |values: &[&str]| check(&headers(values), expected, None).map(|_| ());
         assert_eq!(check(&[&format!("Bearer {TOKEN}")]), Ok(()));
         assert_eq!(check(&[&format!("bearer  {TOKEN}")]), Ok(()));
         assert_eq!(check(&[]), Err(Refusal::Missing));
@@ -333,7 +373,7 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_token() {
-        let layer = AuthLayer::new(TOKEN);
+        let layer = AuthLayer::new(TOKEN, None);
         assert!(!format!("{layer:?}").contains("0011"));
         let service = layer.layer(());
         assert!(!format!("{service:?}").contains("0011"));

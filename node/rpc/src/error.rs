@@ -42,11 +42,17 @@ pub mod code {
     pub const TOO_MANY_SUBSCRIPTIONS: i32 = 1015;
     /// [`super::ApiError::PaymentRejected`].
     pub const PAYMENT_REJECTED: i32 = 1016;
+    /// [`super::ApiError::ScopeDenied`].
+    pub const SCOPE_DENIED: i32 = 1017;
+    /// [`super::ApiError::OverLimit`].
+    pub const OVER_LIMIT: i32 = 1018;
+    /// [`super::ApiError::CredentialInvalid`].
+    pub const CREDENTIAL_INVALID: i32 = 1019;
     /// [`super::ApiError::Internal`].
     pub const INTERNAL: i32 = 1099;
 
     /// Every code, in order (a node counts the errors it answers by these).
-    pub const ALL: [i32; 17] = [
+    pub const ALL: [i32; 20] = [
         UNKNOWN_CHANNEL,
         WRONG_STATE,
         INSUFFICIENT_FUNDS,
@@ -63,6 +69,9 @@ pub mod code {
         NO_CONTRACTS,
         TOO_MANY_SUBSCRIPTIONS,
         PAYMENT_REJECTED,
+        SCOPE_DENIED,
+        OVER_LIMIT,
+        CREDENTIAL_INVALID,
         INTERNAL,
     ];
 }
@@ -206,6 +215,37 @@ pub enum ApiError {
         /// What was wrong, and what to do.
         message: String,
     },
+    /// The caller's credential does not allow this method (code 1017): it lacks `scope`.
+    #[error(
+        "this credential may not call {method}: it needs the `{scope}` scope; ask the node's operator for a credential that has it"
+    )]
+    ScopeDenied {
+        /// The method called.
+        method: String,
+        /// The scope it needs.
+        scope: &'static str,
+    },
+    /// The caller's credential does not allow this spend (code 1018): `limit` names which
+    /// (`max`, `peer`, `origin`, `budget.hour`, `deposit.total`, …), the message says how much
+    /// was spent and when the period frees budget again (`frees_at`, Unix seconds).
+    #[error("{message}")]
+    OverLimit {
+        /// A stable name for the limit hit.
+        limit: String,
+        /// What was wrong, in token units, and when it frees.
+        message: String,
+        /// When the period frees enough budget for this spend, if it ever does.
+        frees_at: Option<u64>,
+    },
+    /// The credential a WebSocket was opened with expired or was revoked since (code 1019):
+    /// `reason` is `expired` or `revoked`; reconnect with a valid credential.
+    #[error("credential no longer valid ({reason}): {message}")]
+    CredentialInvalid {
+        /// A stable name for why.
+        reason: String,
+        /// What happened, and what to do.
+        message: String,
+    },
     /// A bug or an unexpected failure inside the node (code 1099).
     #[error("internal error: {0}; the node's log has the details")]
     Internal(String),
@@ -231,6 +271,9 @@ impl ApiError {
             Self::NoContracts(_) => code::NO_CONTRACTS,
             Self::TooManySubscriptions { .. } => code::TOO_MANY_SUBSCRIPTIONS,
             Self::PaymentRejected { .. } => code::PAYMENT_REJECTED,
+            Self::ScopeDenied { .. } => code::SCOPE_DENIED,
+            Self::OverLimit { .. } => code::OVER_LIMIT,
+            Self::CredentialInvalid { .. } => code::CREDENTIAL_INVALID,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -258,7 +301,15 @@ impl ApiError {
             }
             Self::NotReady { id, .. } => Some(json!({ "channel_id": id })),
             Self::TooManySubscriptions { limit } => Some(json!({ "limit": limit })),
-            Self::PaymentRejected { reason, .. } => Some(json!({ "reason": reason })),
+            Self::PaymentRejected { reason, .. } | Self::CredentialInvalid { reason, .. } => {
+                Some(json!({ "reason": reason }))
+            }
+            Self::ScopeDenied { method, scope } => {
+                Some(json!({ "method": method, "scope": scope }))
+            }
+            Self::OverLimit {
+                limit, frees_at, ..
+            } => Some(json!({ "limit": limit, "frees_at": frees_at })),
             Self::InvalidAmount(_)
             | Self::Refused(_)
             | Self::PaymentFailed(_)
@@ -426,6 +477,28 @@ mod tests {
             (ApiError::NoContracts("balance".into()), 1014),
             (ApiError::TooManySubscriptions { limit: 256 }, 1015),
             (ApiError::Internal("oops".into()), 1099),
+            (
+                ApiError::ScopeDenied {
+                    method: "farthing_openChannel".into(),
+                    scope: "channel",
+                },
+                1017,
+            ),
+            (
+                ApiError::OverLimit {
+                    limit: "budget.day".into(),
+                    message: "over the day budget".into(),
+                    frees_at: Some(7),
+                },
+                1018,
+            ),
+            (
+                ApiError::CredentialInvalid {
+                    reason: "revoked".into(),
+                    message: "revoked".into(),
+                },
+                1019,
+            ),
         ]
     }
 
@@ -538,5 +611,14 @@ mod tests {
         assert_eq!(data(13).as_deref(), Some(r#"{"channel_id":9}"#));
         assert_eq!(data(15).as_deref(), Some(r#"{"limit":256}"#));
         assert_eq!(data(16), None);
+        assert_eq!(
+            data(17).as_deref(),
+            Some(r#"{"method":"farthing_openChannel","scope":"channel"}"#)
+        );
+        assert_eq!(
+            data(18).as_deref(),
+            Some(r#"{"frees_at":7,"limit":"budget.day"}"#)
+        );
+        assert_eq!(data(19).as_deref(), Some(r#"{"reason":"revoked"}"#));
     }
 }

@@ -52,6 +52,10 @@
 //! | 1013 | [`NotReady`](ApiError::NotReady) | the channel cannot take payments yet: on-chain but not confirmed here yet, no link to the partner, or the partner's node has not confirmed it; `farthing_waitChannel` waits until it can | `{channel_id}` |
 //! | 1014 | [`NoContracts`](ApiError::NoContracts) | the chain RPC answers but the node's contracts are not on that chain (a restarted devnet, the wrong RPC or deployment file); redeploy or repoint the node, then restart it | — |
 //! | 1015 | [`TooManySubscriptions`](ApiError::TooManySubscriptions) | the node serves `rpc.max_subscriptions` subscriptions over all connections; unsubscribe ones no longer needed, or raise the limit | `{limit}` |
+//! | 1016 | [`PaymentRejected`](ApiError::PaymentRejected) | a payment presented for a sale is not acceptable; `reason` says why, nothing was spent | `{reason}` |
+//! | 1017 | [`ScopeDenied`](ApiError::ScopeDenied) | the caller's credential lacks the scope this method needs; ask the operator for one that has it | `{method, scope}` |
+//! | 1018 | [`OverLimit`](ApiError::OverLimit) | the caller's credential does not allow this spend: per-payment max, partner, origin, or a budget; the message gives amounts in token units and when the budget frees | `{limit, frees_at}` |
+//! | 1019 | [`CredentialInvalid`](ApiError::CredentialInvalid) | the credential a WebSocket was opened with expired or was revoked since; reconnect with a valid one | `{reason}` |
 //! | 1099 | [`Internal`](ApiError::Internal) | a bug or unexpected failure; see the node's log | — |
 //!
 //! Requests that are not valid JSON-RPC get jsonrpsee's standard errors (-32700 parse error,
@@ -74,12 +78,15 @@ pub mod api;
 mod auth;
 mod client;
 mod commerce;
+mod credentials;
 pub mod discover;
 mod error;
 mod limits;
 mod params;
 mod peers;
+pub mod principal;
 mod requests;
+pub mod scope;
 mod server;
 mod state;
 
@@ -89,16 +96,18 @@ pub use api::{
     LinkCounts, NodeInfo, OpenParams, PayParams, PayResult, PaymentPage, PaymentView, PeerView,
     parse_amount_param,
 };
-pub use auth::{TOKEN_FILE, ensure_token, read_token, token_path};
+pub use auth::{TOKEN_FILE, ensure_secret, ensure_token, read_token, token_path};
 pub use client::{connect_http, connect_ws, refused_with};
 pub use commerce::{Collected, FetchPaid, FetchResult, Redeemed, TransferAuthorization};
+pub use credentials::{BudgetView, CreatedCredential, CredentialSpec, CredentialView, Revoked};
 pub use error::{AmountProblem, ApiError, Shortfall, code};
 pub use jsonrpsee::core::ClientError;
 pub use jsonrpsee::server::ServerHandle;
 pub use jsonrpsee_http_client::HttpClient;
 pub use jsonrpsee_ws_client::WsClient;
 pub use limits::{SubscriptionSlot, subscription_slot};
-pub use server::{RpcServerConfig, start};
+pub use principal::{Agent, Authority, Denied, Principal};
+pub use server::{RpcServerConfig, start, start_with};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -25,6 +25,8 @@ use crate::accept::{ConnectionSlot, OpenConnections, serve};
 use crate::auth::AuthLayer;
 use crate::limits::{Caller, LimitLayer, Limits};
 use crate::params::CheckParamsLayer;
+use crate::principal::Authority;
+use crate::scope::ScopeLayer;
 use crate::{Error, Result};
 
 /// What jsonrpsee's service answers a request with.
@@ -219,6 +221,18 @@ pub async fn start(
     token: &str,
     methods: impl Into<Methods>,
 ) -> Result<(SocketAddr, ServerHandle)> {
+    start_with(config, token, None, methods).await
+}
+
+/// [`start`], also admitting agents' credentials (`fth1_…`) that `authority` verifies: each
+/// call of theirs is checked against the scopes of their credential (1017), and its expiry
+/// and revocation are checked again on every call (1019 on a WebSocket opened before).
+pub async fn start_with(
+    config: &RpcServerConfig,
+    token: &str,
+    authority: Option<Arc<dyn Authority>>,
+    methods: impl Into<Methods>,
+) -> Result<(SocketAddr, ServerHandle)> {
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::BadToken);
     }
@@ -247,11 +261,16 @@ pub async fn start(
         .set_config(limits)
         .set_http_middleware(
             tower::ServiceBuilder::new()
-                .layer(AuthLayer::new(token))
+                .layer(AuthLayer::new(token, authority.clone()))
                 .layer(LimitLayer::new(Limits::new(config))),
         )
-        // Every call's parameters checked against the API's table (params.rs).
-        .set_rpc_middleware(RpcServiceBuilder::new().layer(CheckParamsLayer))
+        // Every call checked against its caller's credential (scope.rs), then its parameters
+        // against the API's table (params.rs).
+        .set_rpc_middleware(
+            RpcServiceBuilder::new()
+                .layer(ScopeLayer::new(authority))
+                .layer(CheckParamsLayer),
+        )
         .to_service_builder();
     let methods: Methods = methods.into();
     let connections = OpenConnections::new(config);

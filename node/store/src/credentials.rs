@@ -11,7 +11,7 @@
 //! | `cspt/` ‖ cid (16) ‖ kind (1) | ledger total: version, total (varint) |
 //! | `cspw/` ‖ second (8, big-endian) ‖ cid (16) ‖ kind (1) | one second's spend: version, amount (varint) |
 //! | `crev/` ‖ cid (16) | revocation: version, at (varint, Unix seconds) |
-//! | `cred/` ‖ id (16) | issued credential: version, parent `opt<[16]>`, created (varint), label (varint length ≤ [`MAX_CREDENTIAL_LABEL_LEN`], UTF-8), caveats (varint count ≤ [`MAX_ISSUED_CAVEATS`], each varint length ≤ [`MAX_ISSUED_CAVEAT_LEN`], UTF-8) |
+//! | `cred/` ‖ id (16) | issued credential: version, parent `opt<[16]>`, created (varint), label (varint length ≤ [`MAX_CREDENTIAL_LABEL_LEN`], UTF-8), caveats (varint count ≤ [`MAX_ISSUED_CAVEATS`], each varint length ≤ [`MAX_ISSUED_CAVEAT_LEN`], UTF-8), chain ids (varint count ≤ [`MAX_ISSUED_CAVEATS`] + 1, 16 bytes each) |
 //!
 //! The per-second records are keyed second first, so everything older than a day is one
 //! range delete ([`Write::PruneCredentialSeconds`](crate::Write::PruneCredentialSeconds)).
@@ -78,6 +78,9 @@ pub struct IssuedCredential {
     /// Its caveats in token order (at most [`MAX_ISSUED_CAVEATS`], each at most
     /// [`MAX_ISSUED_CAVEAT_LEN`] bytes).
     pub caveats: Vec<String>,
+    /// The chain ids of its steps, `cid_0 ..= cid_n` (one more than its caveats, at most
+    /// [`MAX_ISSUED_CAVEATS`] + 1): hashes, safe to keep; its budgets are counted under them.
+    pub chain: Vec<[u8; 16]>,
 }
 
 /// What the ledgers hold, as read back at start.
@@ -171,6 +174,18 @@ pub fn encode_issued_credential(c: &IssuedCredential) -> Result<Vec<u8>, EncodeE
     for caveat in &c.caveats {
         w.bytes_var("caveat", caveat.as_bytes(), MAX_ISSUED_CAVEAT_LEN)?;
     }
+    if c.chain.len() > MAX_ISSUED_CAVEATS + 1 {
+        return Err(EncodeError::TooLong {
+            record: ISSUED,
+            field: "chain (a count)",
+            len: c.chain.len(),
+            max: MAX_ISSUED_CAVEATS + 1,
+        });
+    }
+    w.varint(c.chain.len() as u128);
+    for id in &c.chain {
+        w.array(id);
+    }
     Ok(w.finish())
 }
 
@@ -196,6 +211,14 @@ pub fn decode_issued_credential(
     for _ in 0..count {
         caveats.push(text(&mut r, "caveat", MAX_ISSUED_CAVEAT_LEN)?);
     }
+    let links = r.varint64("chain")?;
+    if links > MAX_ISSUED_CAVEATS as u64 + 1 {
+        return Err(r.bad_tag("chain", links.min(255) as u8));
+    }
+    let mut chain = Vec::with_capacity(links as usize);
+    for _ in 0..links {
+        chain.push(r.array("chain id")?);
+    }
     r.finish()?;
     Ok(IssuedCredential {
         id,
@@ -203,6 +226,7 @@ pub fn decode_issued_credential(
         created,
         label,
         caveats,
+        chain,
     })
 }
 
@@ -231,14 +255,18 @@ mod tests {
             any::<u64>(),
             "\\PC{0,32}",
             proptest::collection::vec("[a-z<=>,.:/0-9]{0,80}|\\PC{0,20}", 0..8),
+            proptest::collection::vec(any::<[u8; 16]>(), 0..9),
         )
-            .prop_map(|(id, parent, created, label, caveats)| IssuedCredential {
-                id,
-                parent,
-                created,
-                label,
-                caveats,
-            })
+            .prop_map(
+                |(id, parent, created, label, caveats, chain)| IssuedCredential {
+                    id,
+                    parent,
+                    created,
+                    label,
+                    caveats,
+                    chain,
+                },
+            )
     }
 
     /// Every proper prefix of a record, and the record with one byte more, is refused.
@@ -323,6 +351,7 @@ mod tests {
             created: 1_796_000_000,
             label: "agent".into(),
             caveats: vec!["scope=pay".into(), "max<=500000".into()],
+            chain: vec![[1; 16], [2; 16], [7; 16]],
         }
     }
 
@@ -331,6 +360,7 @@ mod tests {
         let longest = IssuedCredential {
             label: "l".repeat(MAX_CREDENTIAL_LABEL_LEN),
             caveats: vec!["c".repeat(MAX_ISSUED_CAVEAT_LEN); MAX_ISSUED_CAVEATS],
+            chain: vec![[3; 16]; MAX_ISSUED_CAVEATS + 1],
             ..sample()
         };
         let bytes = encode_issued_credential(&longest).unwrap();
@@ -356,6 +386,13 @@ mod tests {
                     ..sample()
                 },
                 "caveats (a count)",
+            ),
+            (
+                IssuedCredential {
+                    chain: vec![[0; 16]; MAX_ISSUED_CAVEATS + 2],
+                    ..sample()
+                },
+                "chain (a count)",
             ),
         ] {
             let err = encode_issued_credential(&too_long).unwrap_err();

@@ -399,6 +399,7 @@ mod tests {
             created: 1_796_000_000,
             label: "agent".into(),
             caveats: vec!["scope=pay".into()],
+            chain: vec![[1; 16], [9; 16]],
         };
         {
             let store = RocksStore::open(dir.path()).unwrap();

@@ -175,7 +175,17 @@ async fn a_stalled_store_acknowledges_and_sends_nothing_until_it_answers() {
             // already paid learns the earlier outcome (it signs nothing).
             use farthing_rpc::FarthingApiServer as _;
             let rpc = farthing_daemon::RpcHandler::new(alice.clone());
-            let keyed = |key: &str| rpc.pay(Some(1), None, "0.001".into(), Some(key.into()), None);
+            let admin = farthing_rpc::Principal::Admin.extensions();
+            let keyed = |key: &str| {
+                rpc.pay(
+                    &admin,
+                    Some(1),
+                    None,
+                    "0.001".into(),
+                    Some(key.into()),
+                    None,
+                )
+            };
             let repeat = keyed("order-1").await.unwrap();
             assert_eq!((repeat.nonce, repeat.repeated), (2, true));
             let refused = keyed("order-2").await.unwrap_err();

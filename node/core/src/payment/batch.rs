@@ -9,17 +9,17 @@
 use crate::channel::Channel;
 use crate::payment::PaymentError;
 
-/// What one proof carries of a queue of payments ([`plan_batch`]).
+/// What one proof carries of a queue of payments ([`plan_batch`], [`plan_batch_admitting`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchPlan {
+pub struct BatchPlan<E = PaymentError> {
     /// The (nonce, cumulative transferred) of the one proof carrying every carried payment;
     /// `None` when none is carried (nothing to sign).
     pub proof: Option<(u64, u128)>,
     /// For each payment, in queue order: `Ok` if the proof carries it, or why it was refused.
-    pub outcomes: Vec<Result<(), PaymentError>>,
+    pub outcomes: Vec<Result<(), E>>,
 }
 
-impl BatchPlan {
+impl<E> BatchPlan<E> {
     /// How many payments the proof carries.
     pub fn carried(&self) -> usize {
         self.outcomes.iter().filter(|o| o.is_ok()).count()
@@ -32,12 +32,26 @@ impl BatchPlan {
 /// With a balance of 100, payments of 60, 50 and 40 give one proof moving 100: 60 and 40 are
 /// carried, 50 is refused (only 40 were left after the 60).
 pub fn plan_batch(channel: &Channel, amounts: &[u128]) -> BatchPlan {
+    plan_batch_admitting(channel, amounts, |_, _| Ok(()))
+}
+
+/// [`plan_batch`], where a payment the channel can afford is carried only if `admit(i,
+/// amount)` also takes it (a credential's budget, charged as it says yes): `admit` is asked
+/// exactly once for each payment the channel can afford, in queue order, and every payment it
+/// takes is carried — so what it charged is exactly what the proof pays.
+pub fn plan_batch_admitting<E: From<PaymentError>>(
+    channel: &Channel,
+    amounts: &[u128],
+    mut admit: impl FnMut(usize, u128) -> Result<(), E>,
+) -> BatchPlan<E> {
     let mut taken = 0u128;
     let mut proof = None;
     let outcomes = amounts
         .iter()
-        .map(|&amount| {
+        .enumerate()
+        .map(|(i, &amount)| {
             let at = channel.next_payment_after(taken, amount)?;
+            admit(i, amount)?;
             // next_payment_after allowed it: taken + amount is within our balance.
             taken = taken.saturating_add(amount);
             proof = Some(at);
@@ -81,6 +95,40 @@ mod tests {
             ]
         );
         assert_eq!(plan.carried(), 3);
+    }
+
+    #[test]
+    fn an_admitting_plan_carries_exactly_what_admit_took_of_what_the_channel_affords() {
+        #[derive(Debug, PartialEq)]
+        enum Refused {
+            Channel(PaymentError),
+            Budget,
+        }
+        impl From<PaymentError> for Refused {
+            fn from(e: PaymentError) -> Self {
+                Self::Channel(e)
+            }
+        }
+        let mut c = open_channel(Role::A, 100, 50);
+        c.ours = proof(4, 10); // balance 90
+        let mut budget = 45u128;
+        let mut asked = Vec::new();
+        let plan = plan_batch_admitting(&c, &[30, 70, 20, 10, 15], |i, amount| {
+            asked.push(i);
+            if amount > budget {
+                return Err(Refused::Budget);
+            }
+            budget -= amount;
+            Ok(())
+        });
+        // 70 is over the channel and never reaches admit; 20 is over what the budget has left.
+        assert_eq!(asked, [0, 2, 3, 4]);
+        assert_eq!(plan.proof, Some((5, 10 + 30 + 10)));
+        assert_eq!(budget, 5);
+        assert!(matches!(plan.outcomes[1], Err(Refused::Channel(_))));
+        assert_eq!(plan.outcomes[2], Err(Refused::Budget));
+        assert_eq!(plan.outcomes[4], Err(Refused::Budget));
+        assert_eq!(plan.carried(), 2);
     }
 
     #[test]

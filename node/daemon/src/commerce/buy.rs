@@ -44,6 +44,9 @@ pub struct FetchRequest {
     pub max_price: u128,
     /// A new channel's deposit, base units (else the configured one).
     pub deposit: Option<u128>,
+    /// The agent's credential it is made under, if any: its origins, partners, per-payment
+    /// max and budgets hold for what the fetch pays (and opens).
+    pub spender: Option<std::sync::Arc<farthing_rpc::Agent>>,
 }
 
 /// The final answer.
@@ -98,6 +101,9 @@ pub enum FetchError {
     /// Opening a channel to the seller failed.
     #[error("opening a channel to the seller failed: {0}")]
     Open(#[from] OpError),
+    /// The agent's credential does not allow it (nothing was paid).
+    #[error("{0}")]
+    Credential(#[from] farthing_credential::Refusal),
     /// The channel opened to the seller is not ready yet.
     #[error("channel {0} to the seller is open but not ready for payments yet: {1}")]
     NotReady(ChannelId, NotReady),
@@ -128,6 +134,17 @@ impl Node {
             return Err(FetchError::Request(format!(
                 "{url} is a loopback, private or link-local address: the node fetches those only on a local devnet or with [buyer] allow_private = true (an agent's URL must not reach the operator's own network)"
             )));
+        }
+        // A credential limited to some origins fetches nothing else, paid or not (an agent's
+        // URL must not reach elsewhere either).
+        if let Some(origins) = request
+            .spender
+            .as_ref()
+            .and_then(|a| a.limits().origins.as_ref())
+            && !farthing_credential::Origin::parse_url(url.as_str())
+                .is_ok_and(|o| origins.contains(&o))
+        {
+            return Err(farthing_credential::Refusal::Origin.into());
         }
         let route = url.origin().ascii_serialization();
         // Known route: pay up front with the offer its last answer carried.
@@ -245,6 +262,19 @@ impl Node {
             .filter(|c| !c.is_empty() && c.len() <= 100 && c.bytes().all(|b| b.is_ascii_graphic()))
             .ok_or_else(|| refuse("no challenge".into()))?
             .to_owned();
+        if let Some(agent) = &request.spender {
+            farthing_credential::check(
+                agent.limits(),
+                &farthing_credential::Request {
+                    scope: farthing_credential::Scope::Fetch,
+                    amount: Some(price),
+                    peer: Some(pay_to.0.0),
+                    origin: Some(url.as_str()),
+                    now: crate::credentials::now_secs(),
+                    decimals: self.deployment().token_decimals,
+                },
+            )?;
+        }
         let (channel, opened) = match self.channel_to(pay_to, price) {
             Some(id) => (id, None),
             None => {
@@ -252,7 +282,7 @@ impl Node {
                 match self.channel_to(pay_to, price) {
                     Some(id) => (id, None),
                     None => {
-                        let id = self.open_to(offer, pay_to, price, request.deposit).await?;
+                        let id = self.open_to(offer, pay_to, price, request).await?;
                         (id, Some(id))
                     }
                 }
@@ -262,7 +292,9 @@ impl Node {
         memo.truncate(farthing_peer::message::MAX_MEMO);
         // No idempotency key: a challenge is paid by this call only (a retried fetch gets a
         // fresh one), and a keyed payment costs a store read and a queue of its own.
-        let paid = self.pay(channel, price, &memo, None).await?;
+        let paid = self
+            .pay_as(request.spender.clone(), channel, price, &memo, None)
+            .await?;
         let payload = PaymentPayload {
             x402_version: x402::VERSION,
             resource: Some(Resource {
@@ -327,8 +359,22 @@ impl Node {
         offer: &Requirements,
         seller: Address,
         price: u128,
-        asked: Option<u128>,
+        request: &FetchRequest,
     ) -> Result<ChannelId, FetchError> {
+        // Opening locks the node's money: an agent needs the channel scope for it.
+        if let Some(agent) = &request.spender
+            && agent
+                .limits()
+                .scopes
+                .as_ref()
+                .is_some_and(|s| !s.contains(&farthing_credential::Scope::Channel))
+        {
+            return Err(farthing_credential::Refusal::Scope {
+                needed: farthing_credential::Scope::Channel,
+            }
+            .into());
+        }
+        let asked = request.deposit;
         let decimals = self.deployment().token_decimals;
         let config = &self.buyer().config;
         let parse = |what: &str, text: &str| {
@@ -387,7 +433,10 @@ impl Node {
         }
         let was_linked = self.is_linked(seller);
         self.keep_linked(peer);
-        let channel = match self.open_channel(seller, deposit, None).await {
+        let channel = match self
+            .open_channel_as(request.spender.as_ref(), seller, deposit, None)
+            .await
+        {
             Ok(channel) => channel,
             Err(e) => {
                 // A 402 must not leave the node dialling an address it named for nothing.

@@ -229,6 +229,18 @@ impl Store for Interleaved {
     fn owner(&self) -> Result<Option<alloy::primitives::Address>, StoreError> {
         self.inner.owner()
     }
+    fn credential_spends(
+        &self,
+        since: u64,
+    ) -> Result<farthing_store::CredentialSpends, StoreError> {
+        self.inner.credential_spends(since)
+    }
+    fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>, StoreError> {
+        self.inner.revoked_credentials()
+    }
+    fn issued_credentials(&self) -> Result<Vec<farthing_store::IssuedCredential>, StoreError> {
+        self.inner.issued_credentials()
+    }
     fn walk_payments(
         &self,
         walk: LogWalk,

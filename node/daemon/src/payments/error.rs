@@ -105,6 +105,10 @@ pub enum PayError {
     /// on the channel (restore the latest data, or close from the node that holds it).
     #[error("{0}")]
     Stale(String),
+    /// The payer's credential has not this much budget left: nothing was signed (wait until
+    /// the period frees it, or pay less).
+    #[error(transparent)]
+    OverBudget(#[from] farthing_credential::ledger::OverBudget),
 }
 
 impl PayError {
@@ -131,6 +135,7 @@ impl PayError {
             Self::UnknownChannel(_)
             | Self::BadMemo(_)
             | Self::KeyReused { .. }
+            | Self::OverBudget(_)
             | Self::Unpayable(
                 PaymentError::Zero
                 | PaymentError::Insufficient { .. }

@@ -14,7 +14,7 @@ use farthing_peer::message::Memo;
 use farthing_store::{KeyedPayment, Store};
 
 use crate::payments::delivery::Delivered;
-use crate::payments::{Paid, PayError, Payments};
+use crate::payments::{Paid, PayError, Payments, Spender};
 
 /// A keyed payment: made now (signed, its key filed), or made earlier under the same key.
 pub(crate) enum Keyed {
@@ -63,11 +63,14 @@ impl Payments {
         amount: u128,
         memo: Memo,
         key: &str,
+        spender: Option<Spender>,
     ) -> Result<Keyed, PayError> {
         let (payments, key) = (self.clone(), key.to_owned());
         self.tasks
             .run("keyed payment", async move {
-                payments.file_keyed(id, partner, amount, memo, key).await
+                payments
+                    .file_keyed(id, partner, amount, memo, key, spender)
+                    .await
             })
             .await
             .unwrap_or(Err(PayError::SignerStopped(id)))
@@ -82,6 +85,7 @@ impl Payments {
         amount: u128,
         memo: Memo,
         key: String,
+        spender: Option<Spender>,
     ) -> Result<Keyed, PayError> {
         let mut filed = self.keys.filed.lock().await;
         let earlier = match filed.get(&key) {
@@ -92,7 +96,7 @@ impl Payments {
             return Ok(Keyed::Earlier(earlier));
         }
         let (paid, delivered) = self
-            .sign_queued(id, partner, amount, memo, Some(&key))
+            .sign_queued(id, partner, amount, memo, Some(&key), spender)
             .await?;
         let record = KeyedPayment {
             channel: id,

@@ -10,6 +10,8 @@
 //! `Ack` waits a few seconds for the redial and the partner's `Sync` to settle it, then learns
 //! [`PayError::Undelivered`]: signed and kept, delivered when the link is back.
 
+#[cfg(test)]
+mod budget_tests;
 pub(crate) mod delivery;
 mod error;
 pub(crate) mod idempotency;
@@ -78,7 +80,13 @@ pub(crate) struct Payments {
     pub(crate) outboxes: Outboxes,
     pub(crate) keys: Keys,
     pub(crate) sales: Arc<sales::Sales>,
+    /// The token's decimals (refusals state amounts in token units).
+    pub(crate) decimals: u8,
 }
+
+/// The credential a payment is spent under (an agent's): its budgets are charged with the
+/// proof, and the payment's log entry names it.
+pub(crate) type Spender = Arc<farthing_rpc::Agent>;
 
 impl Payments {
     /// Pay `amount` on channel `id` over the link to its partner, with a memo for the partner
@@ -94,6 +102,7 @@ impl Payments {
         amount: u128,
         memo: &[u8],
         key: Option<&str>,
+        spender: Option<Spender>,
     ) -> Result<Paid, PayError> {
         let (partner, state) = self
             .table
@@ -125,13 +134,18 @@ impl Payments {
             paid
         };
         let Some(key) = key else {
-            let (paid, delivered) = self.sign_queued(id, partner, amount, memo, None).await?;
+            let (paid, delivered) = self
+                .sign_queued(id, partner, amount, memo, None, spender)
+                .await?;
             return self
                 .await_delivery(paid, delivered, ACK_TIMEOUT)
                 .await
                 .map(record);
         };
-        match self.pay_keyed(id, partner, amount, memo, key).await? {
+        match self
+            .pay_keyed(id, partner, amount, memo, key, spender)
+            .await?
+        {
             Keyed::New(paid, delivered) => self
                 .await_delivery(paid, delivered, ACK_TIMEOUT)
                 .await

@@ -14,7 +14,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use alloy::primitives::{Address, Bytes};
-use farthing_core::{ChannelId, SignedProof, plan_batch};
+use farthing_core::{ChannelId, SignedProof, plan_batch_admitting};
+use farthing_credential::Kind;
 use farthing_peer::message::{
     MAX_BATCH, MAX_BATCH_BYTES, Memo, Payments as Batch, batch_entry_len,
 };
@@ -23,7 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::link::wire::proof_frame;
 use crate::payments::delivery::Delivered;
-use crate::payments::{Paid, PayError, Payments};
+use crate::payments::{Paid, PayError, Payments, Spender};
 
 /// What a payment learns from its signer: the proof that carries it (signed, its write and
 /// frame queued) and where the partner's acknowledgement of that proof arrives.
@@ -35,6 +36,9 @@ struct Queued {
     memo: Memo,
     /// Its idempotency key: filed in the same synced write as the proof.
     key: Option<String>,
+    /// The credential it is spent under, if an agent's: its budgets are charged in the same
+    /// synced write as the proof.
+    spender: Option<Spender>,
     signed: oneshot::Sender<Signed>,
 }
 
@@ -121,12 +125,14 @@ impl Payments {
         amount: u128,
         memo: Memo,
         key: Option<&str>,
+        spender: Option<Spender>,
     ) -> Signed {
         let (signed, answer) = oneshot::channel();
         let payment = Queued {
             amount,
             memo,
             key: key.map(str::to_owned),
+            spender,
             signed,
         };
         if self.outboxes.enqueue(id, payment) {
@@ -194,14 +200,30 @@ impl Payments {
             });
         }
         let amounts: Vec<u128> = batch.iter().map(|p| p.amount).collect();
-        let plan = plan_batch(channel, &amounts);
+        // An agent's payment is carried only if its credential's budgets take it, charged as
+        // they do: the charges ride in the proof's own synced write, so what the ledgers count
+        // is exactly what the proof pays, across crashes.
+        let channel = channel.clone();
+        let now = crate::credentials::now_secs();
+        let mut charges: Vec<Write> = Vec::new();
+        let plan = plan_batch_admitting(&channel, &amounts, |i, amount| {
+            let Some(spender) = &batch[i].spender else {
+                return Ok::<(), PayError>(());
+            };
+            let budgets = &spender.limits().budgets;
+            if budgets.is_empty() {
+                return Ok(());
+            }
+            charges.extend(table.charge(budgets, Kind::Pay, amount, now, self.decimals)?);
+            Ok(())
+        });
         let mut carried = Vec::with_capacity(batch.len());
         let mut frame = Batch::new();
         for (payment, outcome) in batch.into_iter().zip(plan.outcomes) {
             match outcome {
                 Ok(()) => carried.push(payment),
                 Err(e) => {
-                    let _ = payment.signed.send(Err(e.into()));
+                    let _ = payment.signed.send(Err(e));
                 }
             }
         }
@@ -211,7 +233,8 @@ impl Payments {
         let mut answers = Vec::with_capacity(carried.len());
         // The payments' log entries and idempotency keys, in the proof's own synced write: the
         // log claims exactly what the proof pays (the committer numbers the entries).
-        let mut extra = Vec::with_capacity(carried.len() + 1);
+        let mut extra = Vec::with_capacity(carried.len() + 1 + charges.len());
+        extra.append(&mut charges);
         for payment in carried {
             // next_batch took no more than a frame holds, so a subset of it fits too.
             debug_assert!(
@@ -225,6 +248,7 @@ impl Payments {
                 amount: payment.amount,
                 memo: payment.memo.as_bytes().to_vec(),
                 key: payment.key.clone(),
+                credential: payment.spender.as_ref().map(|s| s.id().0),
                 ..LoggedPayment::default()
             }));
             let _ = frame.push(payment.amount, payment.memo);
@@ -242,7 +266,7 @@ impl Payments {
             answers.push((payment.amount, payment.signed));
         }
         let signature = self.signer.sign_proof(id, nonce, transferred);
-        let mut next = channel.clone();
+        let mut next = channel;
         next.ours = Some(SignedProof {
             nonce,
             transferred,

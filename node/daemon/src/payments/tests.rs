@@ -22,11 +22,11 @@ use crate::tasks::Tasks;
 
 const PARTNER: Address = Address::repeat_byte(0xb);
 
-struct Fixture {
-    payments: Arc<Payments>,
-    store: Arc<MemStore>,
+pub(super) struct Fixture {
+    pub(super) payments: Arc<Payments>,
+    pub(super) store: Arc<MemStore>,
     /// What the node sends the partner.
-    frames: crate::link::queue::Receiver,
+    pub(super) frames: crate::link::queue::Receiver,
 }
 
 fn channel(us: Address, deposit: u128) -> Channel {
@@ -41,7 +41,7 @@ fn channel(us: Address, deposit: u128) -> Channel {
     apply(None, &opened, us, 1).expect("our channel")
 }
 
-fn fixture(deposit: u128) -> Fixture {
+pub(super) fn fixture(deposit: u128) -> Fixture {
     let store = Arc::new(MemStore::default());
     let key = Arc::new(NodeKey::new(PrivateKeySigner::random()));
     let signer = Arc::new(Signer::new(
@@ -74,6 +74,7 @@ fn fixture(deposit: u128) -> Fixture {
         deliveries: Default::default(),
         outboxes: Default::default(),
         keys: Keys::new(store.clone()),
+        decimals: 6,
     });
     Fixture {
         payments,
@@ -83,7 +84,7 @@ fn fixture(deposit: u128) -> Fixture {
 }
 
 /// The next frame, once the write it waits for is durable (as the link's writer sends it).
-async fn sent(frames: &mut crate::link::queue::Receiver) -> Message {
+pub(super) async fn sent(frames: &mut crate::link::queue::Receiver) -> Message {
     let outgoing = frames.recv().await.expect("a frame");
     if let Some(ready) = outgoing.ready {
         ready.await.expect("durable");
@@ -100,7 +101,7 @@ async fn a_payment_leaves_durable_signed_and_returns_on_the_partners_ack() {
     } = fixture(100);
     let paying = tokio::spawn({
         let payments = payments.clone();
-        async move { payments.pay(1, 30, b"coffee", Some("k1")).await }
+        async move { payments.pay(1, 30, b"coffee", Some("k1"), None).await }
     });
     let Message::Pay {
         nonce,
@@ -145,9 +146,12 @@ async fn a_payment_leaves_durable_signed_and_returns_on_the_partners_ack() {
             .links
             .add(PARTNER, &Arc::new(Link::new(outgoing, PARTNER)))
     );
-    let again = payments.pay(1, 30, b"", Some("k1")).await.expect("repeat");
+    let again = payments
+        .pay(1, 30, b"", Some("k1"), None)
+        .await
+        .expect("repeat");
     assert!(again.repeated && again.nonce == 1);
-    let reused = payments.pay(1, 31, b"", Some("k1")).await;
+    let reused = payments.pay(1, 31, b"", Some("k1"), None).await;
     assert!(matches!(
         reused,
         Err(PayError::KeyReused { amount: 30, .. })
@@ -165,7 +169,7 @@ async fn payments_queued_together_share_one_proof_and_refusals_are_one_by_one() 
     // On this single-threaded runtime the three payers queue before the signer runs.
     let pay = |amount| {
         let payments = payments.clone();
-        async move { payments.pay(1, amount, b"", None).await }
+        async move { payments.pay(1, amount, b"", None, None).await }
     };
     let acking = async {
         let Message::PayBatch {
@@ -217,7 +221,7 @@ async fn a_channel_the_partners_node_does_not_know_yet_signs_nothing() {
     );
     // The new link's partner has said nothing of channel 1: after a grace, refused unsigned.
     assert!(matches!(
-        payments.pay(1, 10, b"", None).await,
+        payments.pay(1, 10, b"", None, None).await,
         Err(PayError::NotReady(1))
     ));
     assert_eq!(payments.table.our_nonce(1), 0);
@@ -226,7 +230,7 @@ async fn a_channel_the_partners_node_does_not_know_yet_signs_nothing() {
     let link = payments.links.get(PARTNER).expect("linked");
     let paying = tokio::spawn({
         let payments = payments.clone();
-        async move { payments.pay(1, 10, b"", None).await }
+        async move { payments.pay(1, 10, b"", None, None).await }
     });
     // Only once the payment waits for it (so the wake-up is what lets it go).
     while link.waiting_for_partner() == 0 {
@@ -250,12 +254,12 @@ async fn without_a_link_or_a_store_nothing_is_signed() {
     } = fixture(100);
     payments.links.close_all();
     assert!(matches!(
-        payments.pay(1, 10, b"", None).await,
+        payments.pay(1, 10, b"", None, None).await,
         Err(PayError::NoLink)
     ));
     assert_eq!(store.channel(1).expect("read"), None, "no write either");
     assert!(matches!(
-        payments.pay(9, 10, b"", None).await,
+        payments.pay(9, 10, b"", None, None).await,
         Err(PayError::UnknownChannel(9))
     ));
     assert_eq!(payments.table.our_nonce(1), 0);

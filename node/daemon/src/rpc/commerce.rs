@@ -11,9 +11,11 @@ use farthing_rpc::{
 };
 
 use super::RpcHandler;
+use super::errors::credential_refusal;
 use crate::commerce::buy::{FetchError, FetchRequest};
 use crate::commerce::collect::{Authorization, CollectError};
 use crate::payments::sales::RedeemError;
+use farthing_rpc::Principal;
 
 fn rejected(reason: &str, message: String) -> ApiError {
     ApiError::PaymentRejected {
@@ -126,6 +128,7 @@ impl RpcHandler {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn fetch_uncounted(
         &self,
+        caller: Principal,
         url: String,
         max_price: String,
         method: Option<String>,
@@ -134,15 +137,22 @@ impl RpcHandler {
         deposit: Option<String>,
     ) -> Result<FetchResult, ApiError> {
         let decimals = self.decimals();
+        let mut max_price = farthing_core::parse_amount(&max_price, decimals, u128::MAX)?;
+        // An offer over the credential's per-payment max is left unpaid, like one over
+        // max_price (the 402 comes back with the reason).
+        if let Some(max) = caller.agent().and_then(|a| a.limits().max) {
+            max_price = max_price.min(max);
+        }
         let request = FetchRequest {
             url,
             method: method.unwrap_or_else(|| "GET".into()),
             headers: headers.unwrap_or_default(),
             body,
-            max_price: farthing_core::parse_amount(&max_price, decimals, u128::MAX)?,
+            max_price,
             deposit: deposit
                 .map(|d| parse_amount_param(&d, decimals, farthing_core::MAX_DEPOSIT))
                 .transpose()?,
+            spender: caller.agent().cloned(),
         };
         let fetched = self.node.fetch(request).await.map_err(|e| match e {
             FetchError::Request(m) => ApiError::InvalidParams(m),
@@ -150,6 +160,7 @@ impl RpcHandler {
             FetchError::Pay(e) => self.map_pay(0, e),
             FetchError::Open(e) => self.map_op("fetch", e),
             FetchError::NotReady(id, missing) => self.not_ready(id, missing),
+            FetchError::Credential(refusal) => credential_refusal("farthing_fetch", &refusal),
         })?;
         Ok(FetchResult {
             status: fetched.status,

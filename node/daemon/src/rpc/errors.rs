@@ -12,6 +12,58 @@ use crate::ops::OpError;
 use crate::payments::PayError;
 use crate::rpc::RpcHandler;
 
+/// A call the caller's credential does not allow: 1017 for a scope, 1018 for a limit.
+pub(super) fn credential_refusal(method: &str, refusal: &farthing_credential::Refusal) -> ApiError {
+    use farthing_credential::Refusal;
+    let limit = match refusal {
+        Refusal::Scope { needed } => {
+            return ApiError::ScopeDenied {
+                method: method.to_owned(),
+                scope: needed.as_str(),
+            };
+        }
+        Refusal::Expired { .. } => {
+            return ApiError::CredentialInvalid {
+                reason: "expired".into(),
+                message: format!("{refusal}: ask its issuer for a new one"),
+            };
+        }
+        Refusal::OverMax { .. } => "max",
+        Refusal::Peer => "peer",
+        Refusal::Origin => "origin",
+    };
+    let advice = match refusal {
+        Refusal::OverMax { .. } => {
+            "pay less, or ask the operator for a credential with a higher max"
+        }
+        Refusal::Peer => "this credential pays only the partners it names (farthing_whoami)",
+        _ => {
+            "this credential pays only the origins it names (farthing_whoami); a credential with origins cannot pay directly"
+        }
+    };
+    ApiError::OverLimit {
+        limit: limit.into(),
+        message: format!("{refusal}: {advice}"),
+        frees_at: None,
+    }
+}
+
+/// A spend over a credential's budget (1018): which budget, and when it frees.
+pub(super) fn over_budget(over: &farthing_credential::ledger::OverBudget) -> ApiError {
+    let kind = match over.kind {
+        farthing_credential::Kind::Pay => "budget",
+        farthing_credential::Kind::Deposit => "deposit",
+    };
+    ApiError::OverLimit {
+        limit: format!("{kind}.{}", over.period.as_str()),
+        message: over.to_string(),
+        frees_at: match over.frees {
+            farthing_credential::ledger::Frees::At(t) => Some(t),
+            farthing_credential::ledger::Frees::Never => None,
+        },
+    }
+}
+
 impl RpcHandler {
     /// A failed `farthing_pay` on channel `id`.
     pub(super) fn map_pay(&self, id: ChannelId, e: PayError) -> ApiError {
@@ -62,6 +114,7 @@ impl RpcHandler {
                 tracing::error!(channel = id, "pay: {e}");
                 ApiError::Internal(e.to_string())
             }
+            PayError::OverBudget(over) => over_budget(&over),
         }
     }
 
@@ -92,6 +145,7 @@ impl RpcHandler {
                 reason,
             },
             OpError::Cosign(e) => self.map_cosign(e),
+            OpError::OverBudget(over) => over_budget(&over),
             e @ (OpError::Store(_) | OpError::Sync(SyncError::Store(_))) => ApiError::Degraded {
                 reasons: vec![e.to_string()],
             },

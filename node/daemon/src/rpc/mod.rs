@@ -3,7 +3,9 @@
 //! the API's stable error codes ([`errors`]), counted in the node's own metrics.
 
 mod commerce;
+mod credentials;
 mod errors;
+mod pay;
 mod wait;
 
 use std::future::Future;
@@ -13,11 +15,11 @@ use std::collections::BTreeMap;
 use alloy::primitives::{Address, B256};
 use farthing_core::{ChainState, ChannelId, MAX_DEPOSIT, format_amount};
 use farthing_rpc::{
-    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, Collected, Disconnected,
-    FarthingApiServer, FetchResult, Health, LinkCounts, NodeInfo, PayParams, PayResult,
-    PaymentPage, PaymentView, PeerView, Redeemed, TransferAuthorization, parse_amount_param,
+    ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, Collected, CreatedCredential,
+    CredentialSpec, CredentialView, Disconnected, FarthingApiServer, FetchResult, Health,
+    LinkCounts, NodeInfo, PayParams, PayResult, PaymentPage, PaymentView, PeerView, Redeemed,
+    Revoked, TransferAuthorization, parse_amount_param,
 };
-use farthing_store::records::MAX_PAYMENT_KEY_LEN;
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::{Extensions, PendingSubscriptionSink};
 
@@ -25,6 +27,8 @@ use crate::net::NotReady;
 use crate::node::Node;
 use crate::observe::{MAX_PAGE, PageQuery};
 use crate::ops::OpError;
+use credentials::principal;
+use farthing_credential::Scope;
 
 /// The RPC face of a [`Node`].
 #[derive(Clone)]
@@ -168,6 +172,7 @@ impl FarthingApiServer for RpcHandler {
 
     async fn open_channel(
         &self,
+        ext: &Extensions,
         partner: Address,
         amount: String,
         challenge_period: Option<u32>,
@@ -175,9 +180,16 @@ impl FarthingApiServer for RpcHandler {
         self.counted(async {
             self.require_healthy()?;
             let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
+            let caller = principal(ext);
+            self.allowed(
+                &caller,
+                "farthing_openChannel",
+                Scope::Channel,
+                Some(partner),
+            )?;
             let channel = self
                 .node
-                .open_channel(partner, amount, challenge_period)
+                .open_channel_as(caller.agent(), partner, amount, challenge_period)
                 .await
                 .map_err(|e| self.map_op("openChannel", e))?;
             Ok(self.view(&channel))
@@ -185,13 +197,21 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError> {
+    async fn top_up(
+        &self,
+        ext: &Extensions,
+        channel_id: ChannelId,
+        amount: String,
+    ) -> Result<ChannelView, ApiError> {
         self.counted(async {
             self.require_healthy()?;
             let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
+            let caller = principal(ext);
+            let partner = self.node.partner_of(channel_id);
+            self.allowed(&caller, "farthing_topUp", Scope::Channel, partner)?;
             let channel = self
                 .node
-                .top_up(channel_id, amount)
+                .top_up_as(caller.agent(), channel_id, amount)
                 .await
                 .map_err(|e| self.map_op("topUp", e))?;
             Ok(self.view(&channel))
@@ -285,6 +305,7 @@ impl FarthingApiServer for RpcHandler {
 
     async fn pay(
         &self,
+        ext: &Extensions,
         channel_id: Option<ChannelId>,
         partner: Option<Address>,
         amount: String,
@@ -298,7 +319,7 @@ impl FarthingApiServer for RpcHandler {
             idempotency_key,
             memo,
         };
-        self.counted(self.pay_counted(params)).await
+        self.counted(self.pay_counted(principal(ext), params)).await
     }
 
     async fn redeem(
@@ -324,6 +345,7 @@ impl FarthingApiServer for RpcHandler {
 
     async fn fetch(
         &self,
+        ext: &Extensions,
         url: String,
         max_price: String,
         method: Option<String>,
@@ -331,8 +353,16 @@ impl FarthingApiServer for RpcHandler {
         body: Option<String>,
         deposit: Option<String>,
     ) -> Result<FetchResult, ApiError> {
-        self.counted(self.fetch_uncounted(url, max_price, method, headers, body, deposit))
-            .await
+        self.counted(self.fetch_uncounted(
+            principal(ext),
+            url,
+            max_price,
+            method,
+            headers,
+            body,
+            deposit,
+        ))
+        .await
     }
 
     async fn list_payments(
@@ -421,11 +451,17 @@ impl FarthingApiServer for RpcHandler {
         }
     }
 
-    async fn connect_peer(&self, peer: String) -> Result<bool, ApiError> {
+    async fn connect_peer(&self, ext: &Extensions, peer: String) -> Result<bool, ApiError> {
         self.counted(async {
             let peer: farthing_peer::PeerAddr = peer
                 .parse()
                 .map_err(|e| ApiError::InvalidParams(format!("{e}")))?;
+            self.allowed(
+                &principal(ext),
+                "farthing_connectPeer",
+                Scope::Channel,
+                Some(peer.address),
+            )?;
             self.node.keep_linked(peer);
             Ok(true)
         })
@@ -448,6 +484,60 @@ impl FarthingApiServer for RpcHandler {
             was_kept,
             forgotten,
         })
+    }
+
+    async fn create_credential(
+        &self,
+        ext: &Extensions,
+        label: Option<String>,
+        scopes: Option<Vec<String>>,
+        max_payment: Option<String>,
+        budget_hour: Option<String>,
+        budget_day: Option<String>,
+        budget_total: Option<String>,
+        deposit_day: Option<String>,
+        deposit_total: Option<String>,
+        peers: Option<Vec<Address>>,
+        origins: Option<Vec<String>>,
+        expires_in_secs: Option<u64>,
+    ) -> Result<CreatedCredential, ApiError> {
+        let spec = CredentialSpec {
+            label,
+            scopes,
+            max_payment,
+            budget_hour,
+            budget_day,
+            budget_total,
+            deposit_day,
+            deposit_total,
+            peers,
+            origins,
+            expires_in_secs,
+        };
+        self.counted(self.create_credential_uncounted(principal(ext), spec))
+            .await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<CredentialView>, ApiError> {
+        self.counted(self.list_credentials_uncounted()).await
+    }
+
+    async fn show_credential(
+        &self,
+        id: Option<String>,
+        token: Option<String>,
+    ) -> Result<CredentialView, ApiError> {
+        self.counted(self.show_credential_uncounted(id, token))
+            .await
+    }
+
+    async fn revoke_credential(&self, id: String) -> Result<Revoked, ApiError> {
+        self.counted(self.revoke_credential_uncounted(id)).await
+    }
+
+    async fn whoami(&self, ext: &Extensions) -> Result<CredentialView, ApiError> {
+        self.counted(async { Ok(self.principal_view(&principal(ext))) })
+            .await
     }
 
     async fn discover(&self) -> Result<serde_json::Value, ApiError> {
@@ -543,77 +633,6 @@ fn peer_view(p: crate::PeerStatus) -> PeerView {
         // Rounded up: "0" would read as "now" while a dial is still ahead.
         next_dial_in_secs: p.next_dial_in.map(|d| d.as_millis().div_ceil(1000) as u64),
         channels: p.channels,
-    }
-}
-
-impl RpcHandler {
-    /// `farthing_pay`.
-    async fn pay_counted(&self, params: PayParams) -> Result<PayResult, ApiError> {
-        // A repeat of a key already used signs nothing: it learns the earlier payment's
-        // outcome even while the node takes no new risk.
-        let repeat = match &params.idempotency_key {
-            Some(key) => self.node.payment_key_used(key).await,
-            None => false,
-        };
-        if !repeat {
-            self.require_healthy()?;
-        }
-        let amount = parse_amount_param(&params.amount, self.decimals(), u128::MAX)?;
-        if params.memo.as_ref().is_some_and(|m| m.len() > 256) {
-            return Err(ApiError::InvalidParams(
-                "memo is longer than 256 bytes".into(),
-            ));
-        }
-        let id = match (params.channel_id, params.partner) {
-            (Some(id), Some(partner)) => match self.node.partner_of(id) {
-                Some(shared) if shared != partner => {
-                    return Err(ApiError::InvalidParams(format!(
-                        "channel {id} is shared with {shared}, not with {partner}: give the channel id or the partner alone, or both matching"
-                    )));
-                }
-                _ => id,
-            },
-            (Some(id), None) => id,
-            (None, Some(partner)) => self
-                .node
-                .channel_records()
-                .into_iter()
-                .find(|c| c.partner == partner && c.on_chain.state == ChainState::Open)
-                .map(|c| c.id)
-                .ok_or_else(|| {
-                    ApiError::InvalidParams(format!("no open channel with {partner}"))
-                })?,
-            (None, None) => {
-                return Err(ApiError::InvalidParams("give channel_id or partner".into()));
-            }
-        };
-        if let Some(key) = &params.idempotency_key
-            && (key.is_empty() || key.len() > MAX_PAYMENT_KEY_LEN)
-        {
-            return Err(ApiError::InvalidParams(format!(
-                "idempotency_key must be 1 to {MAX_PAYMENT_KEY_LEN} bytes"
-            )));
-        }
-        let memo = params.memo.unwrap_or_default();
-        let paid = self
-            .node
-            .pay(
-                id,
-                amount,
-                memo.as_bytes(),
-                params.idempotency_key.as_deref(),
-            )
-            .await
-            .map_err(|e| self.map_pay(id, e))?;
-        let channel = self.node.channel(id).map_err(|e| self.map_op("pay", e))?;
-        Ok(PayResult {
-            channel_id: paid.channel,
-            nonce: paid.nonce,
-            amount: format_amount(paid.amount, self.decimals()),
-            balance_ours: format_amount(channel.our_balance(), self.decimals()),
-            balance_partner: format_amount(channel.partner_balance(), self.decimals()),
-            repeated: paid.repeated,
-        })
     }
 }
 

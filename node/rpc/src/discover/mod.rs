@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::code;
 
+mod credentials;
 mod table;
 
 pub use table::{ALIASES, ENUMS, ERRORS, Field, METHODS, SCHEMAS, WRAPPED_PARAMS};

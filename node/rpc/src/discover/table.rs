@@ -3,9 +3,9 @@
 
 use crate::code;
 
-use super::{Method, Param};
+use super::{Method, Param, credentials};
 
-const fn call(
+pub(super) const fn call(
     name: &'static str,
     summary: &'static str,
     params: &'static [Param],
@@ -22,7 +22,7 @@ const fn call(
     }
 }
 
-const fn req(name: &'static str, ty: &'static str, summary: &'static str) -> Param {
+pub(super) const fn req(name: &'static str, ty: &'static str, summary: &'static str) -> Param {
     Param {
         name,
         ty,
@@ -31,7 +31,7 @@ const fn req(name: &'static str, ty: &'static str, summary: &'static str) -> Par
     }
 }
 
-const fn opt(name: &'static str, ty: &'static str, summary: &'static str) -> Param {
+pub(super) const fn opt(name: &'static str, ty: &'static str, summary: &'static str) -> Param {
     Param {
         name,
         ty,
@@ -300,6 +300,11 @@ pub const METHODS: &[Method] = &[
         "object",
         &[],
     ),
+    credentials::CREATE,
+    credentials::LIST,
+    credentials::SHOW,
+    credentials::REVOKE,
+    credentials::WHOAMI,
 ];
 
 /// Other names the server answers to: (alias, the method it calls, without prefix).
@@ -497,6 +502,10 @@ pub const SCHEMAS: &[(&str, &[Field])] = &[
             ("forgotten", "boolean", true),
         ],
     ),
+    credentials::SCHEMAS[0],
+    credentials::SCHEMAS[1],
+    credentials::SCHEMAS[2],
+    credentials::SCHEMAS[3],
 ];
 
 /// The string enumerations: (name, values).
@@ -591,6 +600,21 @@ pub const ERRORS: &[(i32, &str, &str)] = &[
         code::PAYMENT_REJECTED,
         "PaymentRejected",
         "a payment presented for a sale is not acceptable; data.reason says why; nothing was spent",
+    ),
+    (
+        code::SCOPE_DENIED,
+        "ScopeDenied",
+        "the caller's credential lacks the scope this method needs; data.scope names it",
+    ),
+    (
+        code::OVER_LIMIT,
+        "OverLimit",
+        "the caller's credential does not allow this spend; data.limit names which, data.frees_at when a budget frees",
+    ),
+    (
+        code::CREDENTIAL_INVALID,
+        "CredentialInvalid",
+        "the credential a WebSocket was opened with expired or was revoked since; reconnect with a valid one",
     ),
     (
         code::INTERNAL,

@@ -201,7 +201,45 @@ fn samples() -> Vec<(&'static str, Value)> {
                 unpaid_reason: Some("r".into()),
             }),
         ),
+        ("CreatedCredential", value(&created())),
+        ("CredentialView", value(&created().credential)),
+        ("BudgetView", value(&created().credential.budgets[0])),
+        (
+            "Revoked",
+            value(&crate::Revoked {
+                id: "cid_00".into(),
+                revoked_at: 1,
+            }),
+        ),
     ]
+}
+
+fn created() -> crate::CreatedCredential {
+    crate::CreatedCredential {
+        token: "fth1_x".into(),
+        credential: crate::CredentialView {
+            id: Some("cid_00".into()),
+            admin: false,
+            label: Some("agent".into()),
+            parent: Some("cid_01".into()),
+            created: Some(1),
+            caveats: vec!["scope=pay".into()],
+            scopes: Some(vec!["pay".into()]),
+            expires: Some(2),
+            max_payment: Some("1".into()),
+            peers: Some(vec![Default::default()]),
+            origins: Some(vec!["https://a.example".into()]),
+            budgets: vec![crate::BudgetView {
+                kind: "pay".into(),
+                period: "day".into(),
+                limit: "10".into(),
+                spent: "1".into(),
+                remaining: "9".into(),
+                counted_under: "cid_00".into(),
+            }],
+            revoked: false,
+        },
+    }
 }
 
 fn fetch_paid() -> crate::FetchPaid {

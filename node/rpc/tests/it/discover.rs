@@ -22,6 +22,8 @@ fn sample(param: &Param) -> Value {
         "string" => json!("k"),
         "object" => json!({}),
         "hash" => json!(format!("0x{}", "ab".repeat(32))),
+        "[string]" => json!(["k"]),
+        "[address]" => json!([format!("0x{}", "bb".repeat(20))]),
         "TransferAuthorization" => json!({
             "from": format!("0x{}", "bb".repeat(20)),
             "to": format!("0x{}", "cc".repeat(20)),
@@ -35,8 +37,14 @@ fn sample(param: &Param) -> Value {
     }
 }
 
-/// A value no parameter type accepts.
-const WRONG: Value = Value::Array(Vec::new());
+/// A value the parameter's type does not accept.
+fn wrong(param: &Param) -> Value {
+    if param.ty.starts_with('[') {
+        json!(7)
+    } else {
+        Value::Array(Vec::new())
+    }
+}
 
 async fn call(addr: SocketAddr, method: &str, params: Value) -> Value {
     let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
@@ -105,7 +113,7 @@ async fn every_method_takes_the_documented_params_by_name_and_by_position() {
         for param in method.params {
             // The method reads this name: a value of the wrong type is refused...
             let mut wrong = named.clone();
-            wrong.insert(param.name.to_owned(), WRONG);
+            wrong.insert(param.name.to_owned(), self::wrong(param));
             let answer = call(addr, &name, Value::Object(wrong)).await;
             assert!(
                 is_invalid_params(&answer),

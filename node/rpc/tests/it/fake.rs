@@ -137,6 +137,7 @@ impl FarthingApiServer for Fake {
 
     async fn fetch(
         &self,
+        _ext: &Extensions,
         _url: String,
         _max_price: String,
         _method: Option<String>,
@@ -170,6 +171,7 @@ impl FarthingApiServer for Fake {
 
     async fn open_channel(
         &self,
+        _ext: &Extensions,
         _partner: Address,
         amount: String,
         challenge_period: Option<u32>,
@@ -181,7 +183,12 @@ impl FarthingApiServer for Fake {
         })
     }
 
-    async fn top_up(&self, channel_id: ChannelId, amount: String) -> Result<ChannelView, ApiError> {
+    async fn top_up(
+        &self,
+        _ext: &Extensions,
+        channel_id: ChannelId,
+        amount: String,
+    ) -> Result<ChannelView, ApiError> {
         self.record("topUp");
         Ok(view(channel_id, &amount))
     }
@@ -239,6 +246,7 @@ impl FarthingApiServer for Fake {
 
     async fn pay(
         &self,
+        _ext: &Extensions,
         channel_id: Option<ChannelId>,
         _partner: Option<Address>,
         amount: String,
@@ -301,7 +309,7 @@ impl FarthingApiServer for Fake {
         Ok(())
     }
 
-    async fn connect_peer(&self, _peer: String) -> Result<bool, ApiError> {
+    async fn connect_peer(&self, _ext: &Extensions, _peer: String) -> Result<bool, ApiError> {
         self.record("connectPeer");
         Ok(true)
     }
@@ -320,6 +328,69 @@ impl FarthingApiServer for Fake {
         Ok(Disconnected {
             forgotten: forget.unwrap_or(false),
             ..Disconnected::default()
+        })
+    }
+
+    async fn create_credential(
+        &self,
+        _ext: &Extensions,
+        _label: Option<String>,
+        _scopes: Option<Vec<String>>,
+        _max_payment: Option<String>,
+        _budget_hour: Option<String>,
+        _budget_day: Option<String>,
+        _budget_total: Option<String>,
+        _deposit_day: Option<String>,
+        _deposit_total: Option<String>,
+        _peers: Option<Vec<Address>>,
+        _origins: Option<Vec<String>>,
+        _expires_in_secs: Option<u64>,
+    ) -> Result<farthing_rpc::CreatedCredential, ApiError> {
+        self.record("createCredential");
+        Err(ApiError::Internal("fake".into()))
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<farthing_rpc::CredentialView>, ApiError> {
+        self.record("listCredentials");
+        Ok(Vec::new())
+    }
+
+    async fn show_credential(
+        &self,
+        _id: Option<String>,
+        _token: Option<String>,
+    ) -> Result<farthing_rpc::CredentialView, ApiError> {
+        self.record("showCredential");
+        Err(ApiError::InvalidParams("fake".into()))
+    }
+
+    async fn revoke_credential(&self, id: String) -> Result<farthing_rpc::Revoked, ApiError> {
+        self.record("revokeCredential");
+        Ok(farthing_rpc::Revoked { id, revoked_at: 0 })
+    }
+
+    /// The caller as the auth layer saw it: its id in `id` (none for the admin token).
+    async fn whoami(&self, ext: &Extensions) -> Result<farthing_rpc::CredentialView, ApiError> {
+        self.record("whoami");
+        let agent = ext
+            .get::<farthing_rpc::Principal>()
+            .and_then(|p| p.agent().cloned());
+        Ok(farthing_rpc::CredentialView {
+            id: agent.as_ref().map(|a| a.id().to_string()),
+            admin: agent.is_none(),
+            label: None,
+            parent: None,
+            created: None,
+            caveats: agent
+                .map(|a| a.caveats().iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            scopes: None,
+            expires: None,
+            max_payment: None,
+            peers: None,
+            origins: None,
+            budgets: Vec::new(),
+            revoked: false,
         })
     }
 

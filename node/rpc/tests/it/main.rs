@@ -7,6 +7,7 @@
 
 mod auth;
 mod calls;
+mod credentials;
 mod crowd;
 mod discover;
 mod fake;

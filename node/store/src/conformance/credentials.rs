@@ -63,6 +63,7 @@ pub fn sample_issued(i: usize, parent: Option<usize>) -> IssuedCredential {
         created: 1_796_000_000 + i as u64,
         label: format!("agent {i}"),
         caveats: (0..i).map(|c| format!("max<={}", c * 1_000)).collect(),
+        chain: (0..=i).map(|c| [c as u8; 16]).collect(),
     }
 }
 
@@ -275,11 +276,13 @@ pub fn revoked_and_issued_credentials(store: &dyn Store) {
     let longest = IssuedCredential {
         label: "l".repeat(MAX_CREDENTIAL_LABEL_LEN),
         caveats: vec!["c".repeat(MAX_ISSUED_CAVEAT_LEN); MAX_ISSUED_CAVEATS],
+        chain: vec![[5; 16]; MAX_ISSUED_CAVEATS + 1],
         ..sample_issued(3, Some(1))
     };
     let bare = IssuedCredential {
         label: String::new(),
         caveats: Vec::new(),
+        chain: Vec::new(),
         ..sample_issued(1, None)
     };
     store

@@ -1,0 +1,391 @@
+//! Agents' credentials at the node (issue 15): the root key (`cred.key` in the data dir), the
+//! revocations, the credentials issued here, and the check that admits a token
+//! ([`farthing_rpc::Authority`]). Budgets are counted in the channel table's ledgers, under
+//! its lock, in the same synced write as the proof that spends them (see `table` and
+//! `payments::outbox`); deposits reserve theirs before the transaction leaves.
+//!
+//! Nothing here ever logs a token: credentials are named by their chain id (`cid_…`).
+
+mod spec;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use farthing_credential::ledger::{DAY, Ledger, Ledgers};
+use farthing_credential::{Caveat, ChainId, Credential, Kind};
+use farthing_rpc::{Agent, Authority, Denied, Principal};
+use farthing_store::{IssuedCredential, Store, StoreError, Write};
+
+use crate::table::ChannelTable;
+
+pub(crate) use spec::{SpecError, caveats_of};
+
+/// The root key's file in the data dir.
+pub(crate) const KEY_FILE: &str = "cred.key";
+
+/// The credentials' ledgers as the store holds them at `now`: every total, and the
+/// per-second spends of the last day.
+pub(crate) fn ledgers_from_store(store: &dyn Store, now: u64) -> Result<Ledgers, StoreError> {
+    let spends = store.credential_spends(now.saturating_sub(DAY))?;
+    // Per ledger: its total, and its spends by second.
+    type Persisted = (u128, Vec<(u64, u128)>);
+    let mut rows: BTreeMap<(ChainId, Kind), Persisted> = BTreeMap::new();
+    for (ledger, total) in spends.totals {
+        let Some(kind) = Kind::from_tag(ledger.kind) else {
+            continue;
+        };
+        rows.entry((ChainId(ledger.cid), kind)).or_default().0 = total;
+    }
+    for (ledger, second, amount) in spends.seconds {
+        let Some(kind) = Kind::from_tag(ledger.kind) else {
+            continue;
+        };
+        rows.entry((ChainId(ledger.cid), kind))
+            .or_default()
+            .1
+            .push((second, amount));
+    }
+    Ok(Ledgers::restore(rows.into_iter().map(
+        |(key, (total, seconds))| (key, Ledger::restore(total, seconds)),
+    )))
+}
+
+/// How often the per-second spends older than a day are deleted from the store.
+pub(crate) const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Delete the per-second spend records older than a day, every [`PRUNE_EVERY`] (in memory,
+/// the ledgers drop theirs as time moves on).
+pub(crate) async fn prune_seconds(table: Arc<ChannelTable>, mut shutdown: crate::tasks::Shutdown) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            () = shutdown.wait() => return,
+        }
+        let before = now_secs().saturating_sub(DAY + 60);
+        if let Err(e) = table
+            .group()
+            .submit(vec![Write::PruneCredentialSeconds { before }])
+            .await
+        {
+            tracing::warn!(error = %e, "could not prune old credential spend records; retrying later");
+        }
+    }
+}
+
+/// The node's clock, Unix seconds.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Why a credential could not be issued or revoked.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CredentialOpError {
+    /// The parameters do not make a credential.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The id is not `cid_` and 32 hex digits.
+    #[error("{0:?} is not a credential id: give cid_ and 32 hex digits (farthing_listCredentials)")]
+    BadId(String),
+    /// No credential with this id was issued here.
+    #[error(
+        "no credential {0} was issued by this node: show one derived offline by its token instead"
+    )]
+    Unknown(ChainId),
+    /// The token given is not one of this node's credentials.
+    #[error("the token is not a valid credential of this node: {0}")]
+    Token(Denied),
+    /// The store refused the write: nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The credentials component.
+pub(crate) struct Credentials {
+    key: [u8; 32],
+    revoked: RwLock<HashMap<ChainId, u64>>,
+    issued: RwLock<BTreeMap<ChainId, IssuedCredential>>,
+    table: Arc<ChannelTable>,
+    /// Calls refused by a credential's limits, by credential and reason (the metrics).
+    refusals: std::sync::Mutex<BTreeMap<(ChainId, String), u64>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").finish_non_exhaustive()
+    }
+}
+
+/// A credential the node issued, as listed.
+pub(crate) struct Issued {
+    /// Its record.
+    pub(crate) record: IssuedCredential,
+    /// When it was revoked, if it (or an ancestor issued here) was.
+    pub(crate) revoked: bool,
+}
+
+impl Credentials {
+    /// The component: the root key from `data_dir/cred.key` (made on first start, mode 0600),
+    /// revocations and issued credentials from `store`.
+    pub(crate) fn load(
+        data_dir: &Path,
+        store: &dyn Store,
+        table: Arc<ChannelTable>,
+    ) -> Result<Self, farthing_rpc::Error> {
+        let hex = farthing_rpc::ensure_secret(&data_dir.join(KEY_FILE))?;
+        let mut key = [0u8; 32];
+        alloy::hex::decode_to_slice(&hex, &mut key).map_err(|_| {
+            farthing_rpc::Error::TokenMalformed {
+                path: data_dir.join(KEY_FILE),
+            }
+        })?;
+        let revoked = store
+            .revoked_credentials()
+            .map_err(|e| farthing_rpc::Error::Config(format!("cannot read revocations: {e}")))?;
+        let issued = store
+            .issued_credentials()
+            .map_err(|e| farthing_rpc::Error::Config(format!("cannot read credentials: {e}")))?;
+        Ok(Self {
+            key,
+            revoked: RwLock::new(
+                revoked
+                    .into_iter()
+                    .map(|(c, at)| (ChainId(c), at))
+                    .collect(),
+            ),
+            issued: RwLock::new(issued.into_iter().map(|r| (ChainId(r.id), r)).collect()),
+            table,
+            refusals: Default::default(),
+        })
+    }
+
+    fn revoked_in(&self, chain: &[ChainId]) -> Option<ChainId> {
+        let revoked = self.revoked.read().unwrap_or_else(|e| e.into_inner());
+        chain.iter().find(|id| revoked.contains_key(id)).copied()
+    }
+
+    fn check(&self, agent: &Agent, now: u64) -> Result<(), Denied> {
+        if let Some(expires) = agent.limits().expires
+            && now >= expires
+        {
+            return Err(Denied::Expired { expires, now });
+        }
+        match self.revoked_in(agent.chain_ids()) {
+            Some(revoked) => Err(Denied::Revoked { revoked }),
+            None => Ok(()),
+        }
+    }
+
+    /// Verify `token` (`fth1_…`): its chain under the root key, then expiry and revocation.
+    pub(crate) fn verify(&self, token: &str) -> Result<Arc<Agent>, Denied> {
+        let agent = self.inspect(&token.parse()?)?;
+        self.check(&agent, now_secs())?;
+        Ok(agent)
+    }
+
+    /// Verify `credential`'s chain only (to show it, also revoked or expired).
+    pub(crate) fn inspect(&self, credential: &Credential) -> Result<Arc<Agent>, Denied> {
+        let verified = credential.verify(&self.key)?;
+        Ok(Arc::new(Agent::new(credential.clone(), verified)))
+    }
+
+    /// Whether chain id `id` is revoked.
+    pub(crate) fn is_revoked(&self, chain: &[ChainId]) -> bool {
+        self.revoked_in(chain).is_some()
+    }
+
+    /// Issue a credential with `caveats` for `caller`: minted from the root key for the admin
+    /// token, derived from the caller's own credential for an agent (so it never allows more).
+    /// Durable when this returns.
+    pub(crate) async fn issue(
+        &self,
+        caller: &Principal,
+        label: Option<String>,
+        caveats: Vec<Caveat>,
+    ) -> Result<(Credential, Issued), CredentialOpError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| StoreError::Unavailable {
+            reason: format!("no randomness: {e}"),
+        })?;
+        let (credential, parent) = match caller {
+            Principal::Admin => (Credential::mint(&self.key, nonce, &caveats), None),
+            Principal::Agent(agent) => {
+                // A random nonce first: two children with the same caveats stay two.
+                let tag: String = nonce[..8].iter().map(|b| format!("{b:02x}")).collect();
+                let mut child = agent.credential().attenuate(&Caveat::Nonce(tag));
+                for caveat in &caveats {
+                    child = child.attenuate(caveat);
+                }
+                (child, Some(agent.id().0))
+            }
+        };
+        let chain = credential
+            .verify(&self.key)
+            .map(|v| v.chain_ids().iter().map(|c| c.0).collect())
+            .unwrap_or_default();
+        let record = IssuedCredential {
+            id: credential.id().0,
+            chain,
+            parent,
+            created: now_secs(),
+            label: label.unwrap_or_default(),
+            caveats: credential
+                .caveats()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        };
+        self.table
+            .group()
+            .submit(vec![Write::CredentialIssued(record.clone())])
+            .await?;
+        self.issued
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ChainId(record.id), record.clone());
+        Ok((
+            credential,
+            Issued {
+                record,
+                revoked: false,
+            },
+        ))
+    }
+
+    /// Revoke chain id `id` and everything derived from it; durable when this returns. Returns
+    /// when it was revoked (the first time, if it was already).
+    pub(crate) async fn revoke(&self, id: ChainId) -> Result<u64, CredentialOpError> {
+        if let Some(at) = self
+            .revoked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(*at);
+        }
+        let at = now_secs();
+        // Refused at once, durable before the answer.
+        self.revoked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, at);
+        self.table
+            .group()
+            .submit(vec![Write::CredentialRevoked { cid: id.0, at }])
+            .await?;
+        tracing::info!(credential = %id, "credential revoked");
+        Ok(at)
+    }
+
+    /// Every credential issued here, by id.
+    pub(crate) fn issued(&self) -> Vec<Issued> {
+        let issued = self.issued.read().unwrap_or_else(|e| e.into_inner());
+        issued
+            .values()
+            .map(|record| Issued {
+                revoked: self.lineage_revoked(&issued, record),
+                record: record.clone(),
+            })
+            .collect()
+    }
+
+    /// One credential issued here.
+    pub(crate) fn issued_one(&self, id: ChainId) -> Result<Issued, CredentialOpError> {
+        let issued = self.issued.read().unwrap_or_else(|e| e.into_inner());
+        let record = issued.get(&id).ok_or(CredentialOpError::Unknown(id))?;
+        Ok(Issued {
+            revoked: self.lineage_revoked(&issued, record),
+            record: record.clone(),
+        })
+    }
+
+    /// Whether `record` or an ancestor issued here is revoked (an issued record knows its
+    /// parent, not the chain ids in between).
+    fn lineage_revoked(
+        &self,
+        issued: &BTreeMap<ChainId, IssuedCredential>,
+        record: &IssuedCredential,
+    ) -> bool {
+        let revoked = self.revoked.read().unwrap_or_else(|e| e.into_inner());
+        let mut next = Some(record);
+        while let Some(r) = next {
+            if revoked.contains_key(&ChainId(r.id)) {
+                return true;
+            }
+            next = r.parent.and_then(|p| issued.get(&ChainId(p)));
+        }
+        false
+    }
+
+    /// Parse `cid_…`.
+    pub(crate) fn parse_id(text: &str) -> Result<ChainId, CredentialOpError> {
+        let bad = || CredentialOpError::BadId(text.chars().take(40).collect());
+        let hex = text.strip_prefix("cid_").ok_or_else(bad)?;
+        let mut id = [0u8; 16];
+        if hex.len() != 32 || hex.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(bad());
+        }
+        alloy::hex::decode_to_slice(hex, &mut id).map_err(|_| bad())?;
+        Ok(ChainId(id))
+    }
+}
+
+impl Authority for Credentials {
+    fn admit(&self, token: &str) -> Result<Arc<Agent>, Denied> {
+        self.verify(token).inspect_err(|denied| {
+            tracing::debug!(reason = denied.reason(), "credential refused");
+        })
+    }
+
+    fn recheck(&self, agent: &Agent) -> Result<(), Denied> {
+        self.check(agent, now_secs())
+    }
+
+    fn refused(&self, agent: &Agent, reason: &str) {
+        *self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((agent.id(), reason.to_owned()))
+            .or_default() += 1;
+    }
+}
+
+/// Most credentials the refusal metric names; past it, refusals count under `other`.
+const MAX_REFUSAL_SERIES: usize = 1000;
+
+impl Credentials {
+    /// The credentials' metrics in the Prometheus text format: what each budget's ledger has
+    /// spent (from the durable ledgers: exact across restarts) and the calls refused, by
+    /// credential and reason.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let totals = self.table.ledger_totals();
+        out.push_str("# HELP farthing_credential_spent_base_units_total What was spent under each budget-bearing credential step, base units (payments: kind=pay; channel deposits: kind=deposit).\n");
+        out.push_str("# TYPE farthing_credential_spent_base_units_total counter\n");
+        for (cid, kind, total) in totals {
+            let kind = match kind {
+                Kind::Pay => "pay",
+                Kind::Deposit => "deposit",
+            };
+            let _ = writeln!(
+                out,
+                "farthing_credential_spent_base_units_total{{credential=\"{cid}\",kind=\"{kind}\"}} {total}"
+            );
+        }
+        out.push_str("# HELP farthing_credential_refused_total Calls refused by an agent's credential, by credential and reason (scope, expired, revoked, max, peer, origin, budget.<period>, deposit.<period>).\n");
+        out.push_str("# TYPE farthing_credential_refused_total counter\n");
+        let refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, ((cid, reason), count)) in refusals.iter().enumerate() {
+            if i == MAX_REFUSAL_SERIES {
+                break;
+            }
+            let _ = writeln!(
+                out,
+                "farthing_credential_refused_total{{credential=\"{cid}\",reason=\"{reason}\"}} {count}"
+            );
+        }
+    }
+}
