@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod client;
 mod crash;
+mod credentials;
 mod daemon;
 mod deploy;
 mod fees;

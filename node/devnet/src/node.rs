@@ -97,12 +97,15 @@ impl NodeProcess {
         cmd.arg("--data-dir")
             .arg(&command.data_dir)
             .args(["node", "--dev", &account, "--rpc-url", &command.rpc_url])
-            .args(["--rpc-listen", "127.0.0.1:0", "--log-level", "warn"])
+            .args(["--rpc-listen", "127.0.0.1:0"])
             .arg("--deployment")
             .arg(&command.deployment)
             .args(&command.extra);
         if !command.extra.iter().any(|a| a == "--peer-listen") {
             cmd.args(["--peer-listen", "127.0.0.1:0"]);
+        }
+        if !command.extra.iter().any(|a| a == "--log-level") {
+            cmd.args(["--log-level", "warn"]);
         }
         let mut child = cmd
             .stdout(Stdio::piped())

@@ -531,6 +531,9 @@ pub struct PaymentView {
     /// this cumulative proof). With these, incoming entries add up to what was received.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub carried: bool,
+    /// The agent's credential it was spent under (`cid_…`, our payments only), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// Every [`ChannelUpdate::kind`] a node sends, in the order of the core's `ChangeKind`.

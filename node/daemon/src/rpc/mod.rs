@@ -17,8 +17,8 @@ use farthing_core::{ChainState, ChannelId, MAX_DEPOSIT, format_amount};
 use farthing_rpc::{
     ApiError, Balances, ChannelUpdate, ChannelView, ClaimResult, Collected, CreatedCredential,
     CredentialSpec, CredentialView, Disconnected, FarthingApiServer, FetchResult, Health,
-    LinkCounts, NodeInfo, PayParams, PayResult, PaymentPage, PaymentView, PeerView, Redeemed,
-    Revoked, TransferAuthorization, parse_amount_param,
+    LinkCounts, NodeInfo, PayParams, PayResult, PaymentPage, PaymentView, PeerView, Principal,
+    Redeemed, Revoked, TransferAuthorization, parse_amount_param,
 };
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::{Extensions, PendingSubscriptionSink};
@@ -74,6 +74,28 @@ impl RpcHandler {
         result
     }
 
+    /// [`RpcHandler::counted`] for a call an agent may make: a refusal by its credential is
+    /// counted for it too (the credentials' metrics).
+    async fn counted_as<T>(
+        &self,
+        ext: &Extensions,
+        call: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let result = self.counted(call).await;
+        if let (Err(e), Some(Principal::Agent(agent))) = (&result, ext.get::<Principal>()) {
+            let reason = match e {
+                ApiError::OverLimit { limit, .. } => Some(limit.as_str()),
+                ApiError::ScopeDenied { .. } => Some("scope"),
+                ApiError::CredentialInvalid { reason, .. } => Some(reason.as_str()),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                farthing_rpc::Authority::refused(self.node.credentials(), agent, reason);
+            }
+        }
+        result
+    }
+
     fn not_ready(&self, id: ChannelId, missing: NotReady) -> ApiError {
         let confirmations = self.node.config().chain.confirmations;
         let reason = match missing {
@@ -125,6 +147,9 @@ impl RpcHandler {
             memo: (!p.memo.is_empty()).then(|| String::from_utf8_lossy(&p.memo).into_owned()),
             key: p.key.clone(),
             carried: p.carried,
+            credential: p
+                .credential
+                .map(|c| farthing_credential::ChainId(c).to_string()),
         }
     }
 }
@@ -177,7 +202,7 @@ impl FarthingApiServer for RpcHandler {
         amount: String,
         challenge_period: Option<u32>,
     ) -> Result<ChannelView, ApiError> {
-        self.counted(async {
+        self.counted_as(ext, async {
             self.require_healthy()?;
             let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
             let caller = principal(ext);
@@ -203,7 +228,7 @@ impl FarthingApiServer for RpcHandler {
         channel_id: ChannelId,
         amount: String,
     ) -> Result<ChannelView, ApiError> {
-        self.counted(async {
+        self.counted_as(ext, async {
             self.require_healthy()?;
             let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
             let caller = principal(ext);
@@ -319,7 +344,8 @@ impl FarthingApiServer for RpcHandler {
             idempotency_key,
             memo,
         };
-        self.counted(self.pay_counted(principal(ext), params)).await
+        self.counted_as(ext, self.pay_counted(principal(ext), params))
+            .await
     }
 
     async fn redeem(
@@ -353,15 +379,18 @@ impl FarthingApiServer for RpcHandler {
         body: Option<String>,
         deposit: Option<String>,
     ) -> Result<FetchResult, ApiError> {
-        self.counted(self.fetch_uncounted(
-            principal(ext),
-            url,
-            max_price,
-            method,
-            headers,
-            body,
-            deposit,
-        ))
+        self.counted_as(
+            ext,
+            self.fetch_uncounted(
+                principal(ext),
+                url,
+                max_price,
+                method,
+                headers,
+                body,
+                deposit,
+            ),
+        )
         .await
     }
 
@@ -452,7 +481,7 @@ impl FarthingApiServer for RpcHandler {
     }
 
     async fn connect_peer(&self, ext: &Extensions, peer: String) -> Result<bool, ApiError> {
-        self.counted(async {
+        self.counted_as(ext, async {
             let peer: farthing_peer::PeerAddr = peer
                 .parse()
                 .map_err(|e| ApiError::InvalidParams(format!("{e}")))?;

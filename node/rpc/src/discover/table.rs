@@ -468,6 +468,7 @@ pub const SCHEMAS: &[(&str, &[Field])] = &[
             ("memo", "string", false),
             ("key", "string", false),
             ("carried", "boolean", false),
+            ("credential", "string", false),
         ],
     ),
     (

@@ -108,6 +108,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         memo: Some("m".into()),
         key: Some("k".into()),
         carried: true,
+        credential: Some("cid_00".into()),
     };
     let value = |v: &dyn erased::Ser| v.value();
     vec![

@@ -284,6 +284,7 @@ impl FarthingApiServer for Fake {
                 memo: None,
                 key: None,
                 carried: false,
+                credential: None,
             }],
             next: seq,
             more: false,
