@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo fuzz / libFuzzer) of every wire frame decoder (`wire`), every
 # stored-record decoder (`records`), the channel state machine's input sequences
-# (`channel`) and the encrypted link's reader (`noise_frames`). Each target runs for SECONDS
-# (default 60); a crash stops the script with the input saved under fuzz/artifacts/TARGET/. Corpora grow in fuzz/corpus/ (not committed).
+# (`channel`), the encrypted link's reader (`noise_frames`) and the credential token decoders
+# (`credential_token`). Each target runs for SECONDS (default 60); a crash stops the script with the input saved under fuzz/artifacts/TARGET/. Corpora grow in fuzz/corpus/ (not committed).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(wire records channel noise_frames)
+((${#targets[@]})) || targets=(wire records channel noise_frames credential_token)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked || die "cannot install cargo-fuzz"
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
