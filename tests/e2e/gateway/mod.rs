@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod cli;
+mod credential;
 mod interop;
 mod mcp;
 mod native;
