@@ -74,6 +74,12 @@ pub(crate) struct BenchArgs {
     /// Keep the run's directory (nodes' data and logs) instead of deleting it.
     #[arg(long)]
     keep: bool,
+    /// Pay under agents' credentials (one per node, with hour, day and total budgets no run
+    /// reaches) instead of the admin token: what credentials cost on the hot path (a verified
+    /// token per connection, every payment charged to three budgets under the table's lock and
+    /// written with its proof).
+    #[arg(long)]
+    agents: bool,
 }
 
 /// A progress line on stderr.
@@ -133,6 +139,13 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
     let alice_rpc = client(&alice).await?;
     let mut bob_rpc = client(&bob).await?;
     open_channel(&alice_rpc, &bob_rpc, chain.bob()).await?;
+    let alice_rpc = if args.agents {
+        say("paying under agents' credentials (--agents)");
+        bob_rpc = setup::agent_client(&bob, &bob_rpc).await?;
+        setup::agent_client(&alice, &alice_rpc).await?
+    } else {
+        alice_rpc
+    };
 
     // Warm-up: the link is up, both processes have run the hot path.
     pay_until_linked(&alice_rpc).await?;

@@ -12,9 +12,14 @@
 //!
 //! # Authentication
 //!
-//! Every HTTP request and every WebSocket upgrade must carry `Authorization: Bearer <token>`,
-//! the token from `rpc.token` in the node's data dir (created with mode 0600 on first start).
-//! A missing, malformed or wrong header gets HTTP 401 before any method runs. Larger than
+//! Every HTTP request and every WebSocket upgrade must carry `Authorization: Bearer <token>`:
+//! the admin token from `rpc.token` in the node's data dir (created with mode 0600 on first
+//! start; every method, no limit), or an agent's credential (`fth1_…`, issue 15) that the
+//! node's [`Authority`] verifies (see [`start_with`]). A missing, malformed, wrong, tampered,
+//! expired or revoked one gets HTTP 401 before any method runs. An agent's call is checked
+//! against its credential's scopes ([`scope::SCOPES`]: 1017 when it lacks one) and, on a
+//! WebSocket, its expiry and revocation again on every call (1019); its spends are checked by
+//! the node against the credential's per-payment max, partners, origins and budgets (1018). Larger than
 //! [`RpcServerConfig::max_request_bytes`], a request gets HTTP 413 (or a JSON-RPC error on
 //! WebSocket).
 //!

@@ -104,6 +104,30 @@ pub(super) async fn client(node: &NodeProcess) -> Result<Arc<WsClient>> {
     ))
 }
 
+/// A client of `node` under a new agent credential made with `admin`: every scope, budgets
+/// per hour, day and in total that no run reaches (each payment is charged to all three).
+pub(super) async fn agent_client(node: &NodeProcess, admin: &WsClient) -> Result<Arc<WsClient>> {
+    let huge = || Some("1000000000".to_owned());
+    let made = admin
+        .create_credential(
+            Some("bench".into()),
+            None,
+            None,
+            huge(),
+            huge(),
+            huge(),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+        .await?;
+    Ok(Arc::new(
+        farthing_rpc::connect_ws(&node.ws_url(), &made.token).await?,
+    ))
+}
+
 /// alice's node opens channel 1 to bob with 500,000 USDC and bob's node tops it up by as much;
 /// returns once both nodes see both deposits.
 pub(super) async fn open_channel(alice: &WsClient, bob: &WsClient, partner: Address) -> Result<()> {

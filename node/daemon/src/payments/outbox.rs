@@ -115,6 +115,22 @@ impl Drop for Signing<'_> {
     }
 }
 
+/// Add a ledger's charge to a batch's writes, replacing that ledger's earlier one: its records
+/// hold absolute amounts and the batch has one `now`, so the last says everything.
+fn keep_last(charges: &mut Vec<Write>, charge: Write) {
+    let ledger = |w: &Write| match w {
+        Write::CredentialSpend(spend) => Some(spend.ledger),
+        _ => None,
+    };
+    match charges
+        .iter_mut()
+        .find(|w| ledger(w).is_some() && ledger(w) == ledger(&charge))
+    {
+        Some(earlier) => *earlier = charge,
+        None => charges.push(charge),
+    }
+}
+
 impl Payments {
     /// Queue a payment of `amount` on channel `id` (to `partner`) and wait until a proof
     /// carrying it is signed and queued for the partner.
@@ -214,7 +230,9 @@ impl Payments {
             if budgets.is_empty() {
                 return Ok(());
             }
-            charges.extend(table.charge(budgets, Kind::Pay, amount, now, self.decimals)?);
+            for charge in table.charge(budgets, Kind::Pay, amount, now, self.decimals)? {
+                keep_last(&mut charges, charge);
+            }
             Ok(())
         });
         let mut carried = Vec::with_capacity(batch.len());
