@@ -223,6 +223,7 @@ async fn an_agent_pays_within_its_credential_and_not_a_unit_more() {
         .await
         .unwrap();
     sub_ws.whoami().await.unwrap();
+    let mut updates = sub_ws.subscribe_channels().await.unwrap();
     let revoked = admin
         .revoke_credential(made.credential.id.clone().unwrap())
         .await
@@ -233,6 +234,9 @@ async fn an_agent_pays_within_its_credential_and_not_a_unit_more() {
         assert_eq!(refused_with(&err), Some(401), "{err}");
     }
     assert_eq!(code(sub_ws.info().await).0, 1019);
+    // A subscription opened before the revocation ends with it.
+    let ended = farthing_e2e::soon("the subscription to end", updates.next()).await;
+    assert!(!matches!(ended, Some(Ok(_))), "{ended:?}");
     let listed = admin.list_credentials().await.unwrap();
     assert!(
         listed

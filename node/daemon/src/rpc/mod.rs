@@ -96,6 +96,21 @@ impl RpcHandler {
         result
     }
 
+    /// Resolves once an agent's credential expires or is revoked (never for the admin token),
+    /// with why: a subscription opened under it ends then.
+    async fn credential_ends(&self, caller: &Principal) -> String {
+        let Principal::Agent(agent) = caller else {
+            return std::future::pending().await;
+        };
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            if let Err(denied) = farthing_rpc::Authority::recheck(self.node.credentials(), agent) {
+                return format!("credential no longer valid ({}): {denied}", denied.reason());
+            }
+        }
+    }
+
     fn not_ready(&self, id: ChannelId, missing: NotReady) -> ApiError {
         let confirmations = self.node.config().chain.confirmations;
         let reason = match missing {
@@ -467,9 +482,11 @@ impl FarthingApiServer for RpcHandler {
             return Ok(());
         }
         let sink = pending.accept().await?;
+        let caller = principal(ext);
         loop {
             tokio::select! {
                 () = sink.closed() => return Ok(()),
+                denied = self.credential_ends(&caller) => return Err(denied.into()),
                 payment = feed.next() => match payment {
                     Ok(payment) => sink.send(serde_json::value::to_raw_value(&self.payment_view(&payment))?).await?,
                     // Ends the subscription with an error notification naming the last seq
@@ -624,9 +641,11 @@ impl FarthingApiServer for RpcHandler {
         // Subscribe before accepting, so nothing published after the client's call is missed.
         let mut changes = self.node.subscribe();
         let sink = pending.accept().await?;
+        let caller = principal(ext);
         loop {
             tokio::select! {
                 () = sink.closed() => return Ok(()),
+                denied = self.credential_ends(&caller) => return Err(denied.into()),
                 change = changes.recv() => match change {
                     Ok(change) => {
                         let update = ChannelUpdate {
