@@ -55,7 +55,7 @@ pub trait FarthingApi {
     /// `farthing_withdraw`: take `amount` of our balance out of an open channel to the node's
     /// address, co-signed by the partner's node over the link (which checks it against its own
     /// books); one transaction. Answers once mined.
-    #[method(name = "withdraw")]
+    #[method(name = "withdraw", with_extensions)]
     async fn withdraw(
         &self,
         channel_id: ChannelId,
@@ -88,11 +88,11 @@ pub trait FarthingApi {
     /// if it cannot (no link, no answer, or the partner refuses), close unilaterally with the
     /// partner's latest proof (`closed`: the challenge period starts, then `farthing_settle`).
     /// A channel already closed or settled is answered as it is.
-    #[method(name = "closeChannel")]
+    #[method(name = "closeChannel", with_extensions)]
     async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
 
     /// `farthing_settle`: pay out a closed channel once its challenge period is over.
-    #[method(name = "settle")]
+    #[method(name = "settle", with_extensions)]
     async fn settle(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError>;
 
     /// `farthing_claim`: collect what settles left claimable for the node (payouts the token
@@ -177,7 +177,7 @@ pub trait FarthingApi {
     /// `farthing_disconnectPeer`: drop the link to `peer` (`0xADDRESS`) and stop redialling
     /// it; the partner's node may still dial in. `forget`: also forget its address (for this
     /// run: one from the config's `peer.connect` is dialled again at the next start).
-    #[method(name = "disconnectPeer")]
+    #[method(name = "disconnectPeer", with_extensions)]
     async fn disconnect_peer(
         &self,
         peer: Address,
@@ -255,13 +255,14 @@ pub trait FarthingApi {
     ) -> Result<CreatedCredential, ApiError>;
 
     /// `farthing_listCredentials` (admin): the credentials this node issued, with what each
-    /// has spent and whether it is revoked.
-    #[method(name = "listCredentials")]
+    /// has spent and whether it is revoked (for an agent's admin-scoped credential: the ones
+    /// issued below it).
+    #[method(name = "listCredentials", with_extensions)]
     async fn list_credentials(&self) -> Result<Vec<CredentialView>, ApiError>;
 
     /// `farthing_showCredential` (admin): one credential, by `id` (`cid_…`, one this node
     /// issued) or by `token` (any credential of this node, also one derived offline).
-    #[method(name = "showCredential")]
+    #[method(name = "showCredential", with_extensions)]
     async fn show_credential(
         &self,
         id: Option<String>,
@@ -270,8 +271,9 @@ pub trait FarthingApi {
 
     /// `farthing_revokeCredential` (admin): revoke chain id `id` (`cid_…`): that credential
     /// and every credential derived from it, also offline, are refused from now on (HTTP 401;
-    /// 1019 on a WebSocket already open). Durable when this answers.
-    #[method(name = "revokeCredential")]
+    /// 1019 on a WebSocket already open). Durable when this answers. An agent's admin-scoped
+    /// credential revokes only itself and what was issued below it.
+    #[method(name = "revokeCredential", with_extensions)]
     async fn revoke_credential(&self, id: String) -> Result<Revoked, ApiError>;
 
     /// `farthing_whoami` (any caller): the caller's own credential, its limits and what is

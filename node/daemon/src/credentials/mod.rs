@@ -105,7 +105,7 @@ pub(crate) enum CredentialOpError {
 /// The credentials component.
 pub(crate) struct Credentials {
     key: [u8; 32],
-    revoked: RwLock<HashMap<ChainId, u64>>,
+    revoked: RwLock<HashMap<ChainId, Revocation>>,
     issued: RwLock<BTreeMap<ChainId, IssuedCredential>>,
     table: Arc<ChannelTable>,
     /// Calls refused by a credential's limits, by credential and reason (the metrics).
@@ -116,6 +116,13 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials").finish_non_exhaustive()
     }
+}
+
+/// A revocation: when, and whether its record is durable yet.
+#[derive(Debug, Clone, Copy)]
+struct Revocation {
+    at: u64,
+    durable: bool,
 }
 
 /// A credential the node issued, as listed.
@@ -152,7 +159,7 @@ impl Credentials {
             revoked: RwLock::new(
                 revoked
                     .into_iter()
-                    .map(|(c, at)| (ChainId(c), at))
+                    .map(|(c, at)| (ChainId(c), Revocation { at, durable: true }))
                     .collect(),
             ),
             issued: RwLock::new(issued.into_iter().map(|r| (ChainId(r.id), r)).collect()),
@@ -225,6 +232,17 @@ impl Credentials {
             .verify(&self.key)
             .map(|v| v.chain_ids().iter().map(|c| c.0).collect())
             .unwrap_or_default();
+        // A credential the node could not read back, or a record the store would refuse, is
+        // refused here, before anything is written.
+        let text = credential.encode();
+        if text.parse::<Credential>().is_err() {
+            return Err(SpecError::Invalid(format!(
+                "these limits make a credential over {} bytes or {} caveats: give fewer peers or origins",
+                farthing_credential::wire::MAX_TOKEN,
+                farthing_credential::wire::MAX_CAVEATS
+            ))
+            .into());
+        }
         let record = IssuedCredential {
             id: credential.id().0,
             chain,
@@ -237,6 +255,8 @@ impl Credentials {
                 .map(ToString::to_string)
                 .collect(),
         };
+        farthing_store::credentials::encode_issued_credential(&record)
+            .map_err(|e| SpecError::Invalid(format!("the credential cannot be recorded: {e}")))?;
         self.table
             .group()
             .submit(vec![Write::CredentialIssued(record.clone())])
@@ -255,26 +275,32 @@ impl Credentials {
     }
 
     /// Revoke chain id `id` and everything derived from it; durable when this returns. Returns
-    /// when it was revoked (the first time, if it was already).
+    /// when it was revoked (the first time, if it was already). Refused in memory at once; a
+    /// revocation whose write failed stays refused and is written again by the next call.
     pub(crate) async fn revoke(&self, id: ChainId) -> Result<u64, CredentialOpError> {
-        if let Some(at) = self
-            .revoked
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-        {
-            return Ok(*at);
-        }
-        let at = now_secs();
-        // Refused at once, durable before the answer.
-        self.revoked
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, at);
+        let at = {
+            let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+            let entry = revoked.entry(id).or_insert(Revocation {
+                at: now_secs(),
+                durable: false,
+            });
+            if entry.durable {
+                return Ok(entry.at);
+            }
+            entry.at
+        };
         self.table
             .group()
             .submit(vec![Write::CredentialRevoked { cid: id.0, at }])
             .await?;
+        if let Some(entry) = self
+            .revoked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&id)
+        {
+            entry.durable = true;
+        }
         tracing::info!(credential = %id, "credential revoked");
         Ok(at)
     }
@@ -301,22 +327,26 @@ impl Credentials {
         })
     }
 
-    /// Whether `record` or an ancestor issued here is revoked (an issued record knows its
-    /// parent, not the chain ids in between).
+    /// Whether `record`, or any step of the chain it was derived along, is revoked.
     fn lineage_revoked(
         &self,
-        issued: &BTreeMap<ChainId, IssuedCredential>,
+        _issued: &BTreeMap<ChainId, IssuedCredential>,
         record: &IssuedCredential,
     ) -> bool {
-        let revoked = self.revoked.read().unwrap_or_else(|e| e.into_inner());
-        let mut next = Some(record);
-        while let Some(r) = next {
-            if revoked.contains_key(&ChainId(r.id)) {
-                return true;
-            }
-            next = r.parent.and_then(|p| issued.get(&ChainId(p)));
+        let chain: Vec<ChainId> = record.chain.iter().copied().map(ChainId).collect();
+        self.revoked_in(&chain).is_some() || self.revoked_in(&[ChainId(record.id)]).is_some()
+    }
+
+    /// Whether chain id `id` is `agent`'s own or one issued here below it (what an agent with
+    /// the admin scope may see and revoke: its own subtree, never its siblings or ancestors).
+    pub(crate) fn below(&self, agent: &Agent, id: ChainId) -> bool {
+        if id == agent.id() {
+            return true;
         }
-        false
+        let issued = self.issued.read().unwrap_or_else(|e| e.into_inner());
+        issued
+            .get(&id)
+            .is_some_and(|r| r.chain.contains(&agent.id().0))
     }
 
     /// Parse `cid_…`.
@@ -344,17 +374,23 @@ impl Authority for Credentials {
     }
 
     fn refused(&self, agent: &Agent, reason: &str) {
-        *self
-            .refusals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((agent.id(), reason.to_owned()))
-            .or_default() += 1;
+        let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        // Credentials derived offline cost nothing: past the cap, refusals of credentials not
+        // counted yet go under `other`, so no agent can grow this without bound.
+        let mut key = (agent.id(), reason.to_owned());
+        if refusals.len() >= MAX_REFUSAL_SERIES && !refusals.contains_key(&key) {
+            key.0 = OTHER;
+        }
+        *refusals.entry(key).or_default() += 1;
     }
 }
 
-/// Most credentials the refusal metric names; past it, refusals count under `other`.
+/// Most series the refusal metric has; past it, refusals of credentials not counted yet
+/// count under [`OTHER`].
 const MAX_REFUSAL_SERIES: usize = 1000;
+
+/// The id refusals past [`MAX_REFUSAL_SERIES`] are counted under (shown as `other`).
+const OTHER: ChainId = ChainId([0xff; 16]);
 
 impl Credentials {
     /// The credentials' metrics in the Prometheus text format: what each budget's ledger has
@@ -378,13 +414,15 @@ impl Credentials {
         out.push_str("# HELP farthing_credential_refused_total Calls refused by an agent's credential, by credential and reason (scope, expired, revoked, max, peer, origin, budget.<period>, deposit.<period>).\n");
         out.push_str("# TYPE farthing_credential_refused_total counter\n");
         let refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, ((cid, reason), count)) in refusals.iter().enumerate() {
-            if i == MAX_REFUSAL_SERIES {
-                break;
-            }
+        for ((cid, reason), count) in refusals.iter() {
+            let credential = if *cid == OTHER {
+                "other".to_owned()
+            } else {
+                cid.to_string()
+            };
             let _ = writeln!(
                 out,
-                "farthing_credential_refused_total{{credential=\"{cid}\",reason=\"{reason}\"}} {count}"
+                "farthing_credential_refused_total{{credential=\"{credential}\",reason=\"{reason}\"}} {count}"
             );
         }
     }

@@ -189,24 +189,47 @@ impl RpcHandler {
     }
 
     /// `farthing_listCredentials`.
-    pub(super) async fn list_credentials_uncounted(&self) -> Result<Vec<CredentialView>, ApiError> {
+    pub(super) async fn list_credentials_uncounted(
+        &self,
+        caller: Principal,
+    ) -> Result<Vec<CredentialView>, ApiError> {
         Ok(self
             .credentials()
             .issued()
             .into_iter()
+            .filter(|issued| self.sees(&caller, ChainId(issued.record.id)))
             .map(|issued| self.issued_view(issued))
             .collect())
+    }
+
+    /// Whether `caller` may see or revoke chain id `id`: the admin token any; an agent's
+    /// admin-scoped credential only itself and what was issued below it.
+    fn sees(&self, caller: &Principal, id: ChainId) -> bool {
+        match caller {
+            Principal::Admin => true,
+            Principal::Agent(agent) => self.credentials().below(agent, id),
+        }
+    }
+
+    fn not_yours(id: ChainId) -> ApiError {
+        ApiError::InvalidParams(format!(
+            "{id} is not this credential nor one issued below it: an agent's credential sees and revokes only its own subtree"
+        ))
     }
 
     /// `farthing_showCredential`.
     pub(super) async fn show_credential_uncounted(
         &self,
+        caller: Principal,
         id: Option<String>,
         token: Option<String>,
     ) -> Result<CredentialView, ApiError> {
         match (id, token) {
             (Some(id), None) => {
                 let id = Credentials::parse_id(&id)?;
+                if !self.sees(&caller, id) {
+                    return Err(Self::not_yours(id));
+                }
                 Ok(self.issued_view(self.credentials().issued_one(id)?))
             }
             (None, Some(token)) => {
@@ -215,6 +238,12 @@ impl RpcHandler {
                     .map_err(|e: farthing_credential::CredentialError| Denied::from(e))
                     .and_then(|credential| self.credentials().inspect(&credential))
                     .map_err(CredentialOpError::Token)?;
+                // An agent may look at a credential derived from its own (it holds the token).
+                if let Principal::Agent(me) = &caller
+                    && !agent.chain_ids().contains(&me.id())
+                {
+                    return Err(Self::not_yours(agent.id()));
+                }
                 Ok(self.agent_view(&agent))
             }
             _ => Err(ApiError::InvalidParams(
@@ -226,9 +255,13 @@ impl RpcHandler {
     /// `farthing_revokeCredential`.
     pub(super) async fn revoke_credential_uncounted(
         &self,
+        caller: Principal,
         id: String,
     ) -> Result<Revoked, ApiError> {
         let cid = Credentials::parse_id(&id)?;
+        if !self.sees(&caller, cid) {
+            return Err(Self::not_yours(cid));
+        }
         let revoked_at = self.credentials().revoke(cid).await?;
         Ok(Revoked {
             id: cid.to_string(),

@@ -261,11 +261,19 @@ impl FarthingApiServer for RpcHandler {
 
     async fn withdraw(
         &self,
+        ext: &Extensions,
         channel_id: ChannelId,
         amount: String,
     ) -> Result<ChannelView, ApiError> {
-        self.counted(async {
+        self.counted_as(ext, async {
             self.require_healthy()?;
+            let partner = self.node.partner_of(channel_id);
+            self.allowed(
+                &principal(ext),
+                "farthing_withdraw",
+                Scope::Channel,
+                partner,
+            )?;
             let amount = parse_amount_param(&amount, self.decimals(), MAX_DEPOSIT)?;
             let channel = self
                 .node
@@ -305,8 +313,19 @@ impl FarthingApiServer for RpcHandler {
             .await
     }
 
-    async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
-        self.counted(async {
+    async fn close_channel(
+        &self,
+        ext: &Extensions,
+        channel_id: ChannelId,
+    ) -> Result<ChannelView, ApiError> {
+        self.counted_as(ext, async {
+            let partner = self.node.partner_of(channel_id);
+            self.allowed(
+                &principal(ext),
+                "farthing_closeChannel",
+                Scope::Channel,
+                partner,
+            )?;
             let channel = self
                 .node
                 .close_channel(channel_id)
@@ -317,8 +336,14 @@ impl FarthingApiServer for RpcHandler {
         .await
     }
 
-    async fn settle(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
-        self.counted(async {
+    async fn settle(
+        &self,
+        ext: &Extensions,
+        channel_id: ChannelId,
+    ) -> Result<ChannelView, ApiError> {
+        self.counted_as(ext, async {
+            let partner = self.node.partner_of(channel_id);
+            self.allowed(&principal(ext), "farthing_settle", Scope::Channel, partner)?;
             let channel = self
                 .node
                 .settle_channel(channel_id)
@@ -485,8 +510,9 @@ impl FarthingApiServer for RpcHandler {
         let caller = principal(ext);
         loop {
             tokio::select! {
-                () = sink.closed() => return Ok(()),
+                biased;
                 denied = self.credential_ends(&caller) => return Err(denied.into()),
+                () = sink.closed() => return Ok(()),
                 payment = feed.next() => match payment {
                     Ok(payment) => sink.send(serde_json::value::to_raw_value(&self.payment_view(&payment))?).await?,
                     // Ends the subscription with an error notification naming the last seq
@@ -520,9 +546,16 @@ impl FarthingApiServer for RpcHandler {
 
     async fn disconnect_peer(
         &self,
+        ext: &Extensions,
         peer: Address,
         forget: Option<bool>,
     ) -> Result<Disconnected, ApiError> {
+        self.allowed(
+            &principal(ext),
+            "farthing_disconnectPeer",
+            Scope::Channel,
+            Some(peer),
+        )?;
         let (was_linked, was_kept, forgotten) =
             self.node.disconnect_peer(peer, forget.unwrap_or(false));
         Ok(Disconnected {
@@ -564,21 +597,24 @@ impl FarthingApiServer for RpcHandler {
             .await
     }
 
-    async fn list_credentials(&self) -> Result<Vec<CredentialView>, ApiError> {
-        self.counted(self.list_credentials_uncounted()).await
+    async fn list_credentials(&self, ext: &Extensions) -> Result<Vec<CredentialView>, ApiError> {
+        self.counted(self.list_credentials_uncounted(principal(ext)))
+            .await
     }
 
     async fn show_credential(
         &self,
+        ext: &Extensions,
         id: Option<String>,
         token: Option<String>,
     ) -> Result<CredentialView, ApiError> {
-        self.counted(self.show_credential_uncounted(id, token))
+        self.counted(self.show_credential_uncounted(principal(ext), id, token))
             .await
     }
 
-    async fn revoke_credential(&self, id: String) -> Result<Revoked, ApiError> {
-        self.counted(self.revoke_credential_uncounted(id)).await
+    async fn revoke_credential(&self, ext: &Extensions, id: String) -> Result<Revoked, ApiError> {
+        self.counted(self.revoke_credential_uncounted(principal(ext), id))
+            .await
     }
 
     async fn whoami(&self, ext: &Extensions) -> Result<CredentialView, ApiError> {
@@ -644,8 +680,9 @@ impl FarthingApiServer for RpcHandler {
         let caller = principal(ext);
         loop {
             tokio::select! {
-                () = sink.closed() => return Ok(()),
+                biased;
                 denied = self.credential_ends(&caller) => return Err(denied.into()),
+                () = sink.closed() => return Ok(()),
                 change = changes.recv() => match change {
                     Ok(change) => {
                         let update = ChannelUpdate {

@@ -218,12 +218,20 @@ impl FarthingApiServer for Fake {
         }
     }
 
-    async fn close_channel(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+    async fn close_channel(
+        &self,
+        _ext: &Extensions,
+        channel_id: ChannelId,
+    ) -> Result<ChannelView, ApiError> {
         self.record("closeChannel");
         Ok(view(channel_id, "100"))
     }
 
-    async fn settle(&self, channel_id: ChannelId) -> Result<ChannelView, ApiError> {
+    async fn settle(
+        &self,
+        _ext: &Extensions,
+        channel_id: ChannelId,
+    ) -> Result<ChannelView, ApiError> {
         self.record("settle");
         Ok(view(channel_id, "100"))
     }
@@ -237,6 +245,7 @@ impl FarthingApiServer for Fake {
 
     async fn withdraw(
         &self,
+        _ext: &Extensions,
         channel_id: ChannelId,
         _amount: String,
     ) -> Result<ChannelView, ApiError> {
@@ -322,6 +331,7 @@ impl FarthingApiServer for Fake {
 
     async fn disconnect_peer(
         &self,
+        _ext: &Extensions,
         _peer: Address,
         forget: Option<bool>,
     ) -> Result<Disconnected, ApiError> {
@@ -351,13 +361,17 @@ impl FarthingApiServer for Fake {
         Err(ApiError::Internal("fake".into()))
     }
 
-    async fn list_credentials(&self) -> Result<Vec<farthing_rpc::CredentialView>, ApiError> {
+    async fn list_credentials(
+        &self,
+        _ext: &Extensions,
+    ) -> Result<Vec<farthing_rpc::CredentialView>, ApiError> {
         self.record("listCredentials");
         Ok(Vec::new())
     }
 
     async fn show_credential(
         &self,
+        _ext: &Extensions,
         _id: Option<String>,
         _token: Option<String>,
     ) -> Result<farthing_rpc::CredentialView, ApiError> {
@@ -365,7 +379,11 @@ impl FarthingApiServer for Fake {
         Err(ApiError::InvalidParams("fake".into()))
     }
 
-    async fn revoke_credential(&self, id: String) -> Result<farthing_rpc::Revoked, ApiError> {
+    async fn revoke_credential(
+        &self,
+        _ext: &Extensions,
+        id: String,
+    ) -> Result<farthing_rpc::Revoked, ApiError> {
         self.record("revokeCredential");
         Ok(farthing_rpc::Revoked { id, revoked_at: 0 })
     }
