@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod client;
 mod crash;
+mod credentials_cli;
 mod daemon;
 mod deploy;
 mod fees;

@@ -181,8 +181,11 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         url: config.node_url.clone(),
         reason,
     };
-    let token = farthing_rpc::read_token(&config.node_data_dir)
-        .map_err(|e| node_error(format!("no RPC token: {e}")))?;
+    let token = match &config.node_credential_file {
+        Some(file) => farthing_rpc::read_credential_file(file),
+        None => farthing_rpc::read_token(&config.node_data_dir),
+    }
+    .map_err(|e| node_error(format!("no RPC token: {e}")))?;
     let client = farthing_rpc::connect_ws(&config.node_url, &token)
         .await
         .map_err(|e| node_error(e.to_string()))?;
