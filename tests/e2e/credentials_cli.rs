@@ -220,6 +220,11 @@ async fn an_agent_and_its_sub_agent_pay_until_their_budgets_refuse_them() {
         ),
         (&serde_json::json!("day"), &serde_json::json!("0.5"))
     );
+    // The budget is counted under its own step's id (the label came after it).
+    let agent_budget = whoami["budgets"][0]["counted_under"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The agent derives a smaller credential for a sub-agent, offline (no node at that URL).
     let derived = farthing(
@@ -311,7 +316,7 @@ async fn an_agent_and_its_sub_agent_pay_until_their_budgets_refuse_them() {
     let over_agent = refused(pay(agent, "0.5"));
     assert!(
         over_agent.starts_with(&format!(
-            "error 1018: payment of 0.5 is over this credential's day budget ({agent_id}): 1.8 of 2 spent; budget frees enough at "
+            "error 1018: payment of 0.5 is over this credential's day budget ({agent_budget}): 1.8 of 2 spent; budget frees enough at "
         )),
         "{over_agent}"
     );
