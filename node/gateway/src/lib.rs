@@ -190,6 +190,26 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         .await
         .map_err(|e| node_error(e.to_string()))?;
     let info = client.info().await.map_err(|e| node_error(e.to_string()))?;
+    if let Some(file) = &config.node_credential_file {
+        // Refused now rather than at the first buyer's payment.
+        let me = client
+            .whoami()
+            .await
+            .map_err(|e| node_error(e.to_string()))?;
+        if let Some(scopes) = me.scopes {
+            let missing: Vec<&str> = ["sell", "pay"]
+                .into_iter()
+                .filter(|needed| !scopes.iter().any(|s| s == needed))
+                .collect();
+            if !missing.is_empty() {
+                return Err(node_error(format!(
+                    "the credential in {} lacks the {} scope the gateway needs (sell: redeem and collect payments; pay: refund a channel payment when the upstream fails): create one with --scope sell,pay",
+                    file.display(),
+                    missing.join(" and ")
+                )));
+            }
+        }
+    }
     let node = NodeFacts {
         address: info.address,
         token: info.token,
