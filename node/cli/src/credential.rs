@@ -261,7 +261,7 @@ pub(crate) async fn run(
             let revoked = client.revoke_credential(id).await?;
             crate::output(json, &revoked, || {
                 format!(
-                    "revoked {} and every credential derived from it (since {})",
+                    "revoked {} and every credential derived from it, at {}",
                     revoked.id,
                     time(revoked.revoked_at)
                 )
