@@ -381,7 +381,7 @@ fn derive(
             .collect(),
     };
     // What the parent keeps narrower than asked: the flags cannot widen it.
-    for note in narrower(&before, &after, limits, decimals) {
+    for note in narrower(&before, &added, decimals) {
         eprintln!("note: {note}");
     }
     crate::output(json, &derived, || {
@@ -416,37 +416,43 @@ fn derive(
     })
 }
 
-/// Where the flags asked for more than the parent allows (which the parent's caveats still
-/// refuse), in words.
-fn narrower(before: &Effective, after: &Effective, limits: &Limits, decimals: u8) -> Vec<String> {
+/// Where the caveats `added` ask for more than the parent (`before`) allows, in words: the
+/// parent's limits still hold, so the flag changed nothing there.
+fn narrower(before: &Effective, added: &[Caveat], decimals: u8) -> Vec<String> {
     let mut notes = Vec::new();
-    if let (Some(asked), Some(had)) = (&limits.scopes, &before.scopes) {
-        let lost: Vec<&str> = asked
-            .iter()
-            .map(String::as_str)
-            .filter(|name| !had.iter().any(|s| s.as_str() == *name))
-            .collect();
-        if !lost.is_empty() {
-            notes.push(format!(
-                "the parent does not have scope {}: neither does the new credential",
-                lost.join(", ")
-            ));
+    for caveat in added {
+        match caveat {
+            Caveat::Scope(asked) => {
+                let lost: Vec<&str> = asked
+                    .iter()
+                    .filter(|s| before.scopes.as_ref().is_some_and(|had| !had.contains(s)))
+                    .map(|s| s.as_str())
+                    .collect();
+                if !lost.is_empty() {
+                    notes.push(format!(
+                        "the parent does not have scope {}: neither does the new credential",
+                        lost.join(", ")
+                    ));
+                }
+            }
+            Caveat::Max(asked) => {
+                if let Some(had) = before.max.filter(|had| had < asked) {
+                    notes.push(format!(
+                        "the parent's max per payment, {}, is below --max and still holds",
+                        format_amount(had, decimals)
+                    ));
+                }
+            }
+            Caveat::Exp(asked) => {
+                if let Some(had) = before.expires.filter(|had| had < asked) {
+                    notes.push(format!(
+                        "the parent expires earlier, at {}, and so does the new credential",
+                        time(had)
+                    ));
+                }
+            }
+            _ => {}
         }
-    }
-    if limits.max.is_some()
-        && let (Some(had), Some(now)) = (before.max, after.max)
-        && had == now
-    {
-        notes.push(format!(
-            "the parent's max per payment, {}, is lower than --max and still holds",
-            format_amount(had, decimals)
-        ));
-    }
-    if limits.expires.is_some() && before.expires.is_some() && before.expires == after.expires {
-        notes.push(format!(
-            "the parent expires earlier ({}) and so does the new credential",
-            time(before.expires.unwrap_or(0))
-        ));
     }
     notes
 }
@@ -830,6 +836,36 @@ mod tests {
         );
         // Nothing left behind under a temporary name.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn derive_notes_what_the_parent_keeps_narrower() {
+        let parent = [
+            Caveat::Scope(vec![Scope::Pay]),
+            Caveat::Max(500_000),
+            Caveat::Exp(1_000),
+        ];
+        let before = Effective::from_chain(&parent, &[]);
+        let notes = narrower(
+            &before,
+            &[
+                Caveat::Scope(vec![Scope::Pay, Scope::Channel]),
+                Caveat::Max(1_000_000),
+                Caveat::Exp(2_000),
+            ],
+            6,
+        );
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].contains("scope channel"), "{notes:?}");
+        assert!(notes[1].contains("0.5"), "{notes:?}");
+        assert!(notes[2].contains("1970-01-01T00:16:40Z"), "{notes:?}");
+        // Narrower or equal asks need no note.
+        let same = [
+            Caveat::Max(500_000),
+            Caveat::Exp(900),
+            Caveat::Scope(vec![Scope::Pay]),
+        ];
+        assert!(narrower(&before, &same, 6).is_empty());
     }
 
     #[test]

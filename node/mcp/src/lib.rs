@@ -2,8 +2,8 @@
 //!
 //! The agent sees money, not channels: `fetch` gets a URL and pays for it when the site asks
 //! (HTTP 402) and its price is within the `max_price` the agent gives — the node finds or opens
-//! the channel — and `balances`, `channels`, `open_channel`, `pay`, `close_channel` and `info`
-//! cover the rest. Each tool is one or two calls of the node's JSON-RPC ([`farthing_rpc`]) on a
+//! the channel — and `balances`, `channels`, `open_channel`, `pay`, `close_channel`, `info` and
+//! `whoami` cover the rest. Each tool is one or two calls of the node's JSON-RPC ([`farthing_rpc`]) on a
 //! connected client: this crate holds no node logic and no key. Amounts are token units as
 //! decimal strings ("0.001"), as on the RPC.
 //!
