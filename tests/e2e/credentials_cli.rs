@@ -29,11 +29,19 @@ fn farthing(data_dir: &Path, node_url: &str, credential: Option<&Path>, args: &[
             .arg(data_dir.join("no-token-here")),
         None => command.arg("--data-dir").arg(data_dir),
     };
-    command
+    let output = command
         .env_remove("FARTHING_CREDENTIAL_FILE")
         .args(args)
         .output()
-        .unwrap()
+        .unwrap();
+    // A token goes to stdout (or --out) only, never to stderr ("fth1_…" in advice is fine).
+    let text = stderr(&output);
+    assert!(
+        text.match_indices("fth1_")
+            .all(|(i, _)| text[i + 5..].starts_with('…')),
+        "{text}"
+    );
+    output
 }
 
 fn stdout(output: &Output) -> String {

@@ -75,11 +75,12 @@ async fn web(seller: Address, chain_id: u64, token: Address) -> String {
 /// Run the SDK client script: `farthing mcp` on `node_url` with `data_dir`, making `calls`.
 pub(crate) async fn mcp_client(node_url: &str, data_dir: &std::path::Path, calls: &Value) -> Value {
     let args = json!(["mcp", "--node-url", node_url, "--data-dir", data_dir]);
-    mcp_client_with(&args, calls).await
+    mcp_client_with(&args, calls).await.0
 }
 
-/// Run the SDK client script: `farthing` with `args` (a JSON array), making `calls`.
-pub(crate) async fn mcp_client_with(args: &Value, calls: &Value) -> Value {
+/// Run the SDK client script: `farthing` with `args` (a JSON array), making `calls`; its
+/// output and the server's log (stderr).
+pub(crate) async fn mcp_client_with(args: &Value, calls: &Value) -> (Value, String) {
     let root = repo_root();
     assert!(
         root.join("tests/interop/node_modules/@modelcontextprotocol/sdk")
@@ -110,7 +111,7 @@ pub(crate) async fn mcp_client_with(args: &Value, calls: &Value) -> Value {
         "ANSI escapes in the log: {stderr}"
     );
     assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
-    serde_json::from_str(&stdout).unwrap()
+    (serde_json::from_str(&stdout).unwrap(), stderr.into_owned())
 }
 
 /// The text of a tool result.
@@ -339,7 +340,10 @@ async fn an_agent_under_a_credential_pays_until_its_day_budget_refuses_it() {
         "--credential-file",
         file
     ]);
-    let out = mcp_client_with(&args, &calls).await;
+    let (out, log) = mcp_client_with(&args, &calls).await;
+    // The server's log (at info) never shows the credential, nor do its answers.
+    assert!(!log.contains("fth1_"), "{log}");
+    assert!(!out.to_string().contains("fth1_"), "{out}");
     let results = out["calls"].as_array().unwrap();
     let [whoami, first, second, over, rest, open] =
         <&[Value; 6]>::try_from(results.as_slice()).unwrap();
