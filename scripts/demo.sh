@@ -7,9 +7,12 @@
 #   2. the agent refuses a price over its limit (nothing is paid);
 #   3. the agent reads 2,000 articles, 8 at a time, each paid up front over the channel (a live
 #      line of requests/s and what was paid);
-#   4. an official x402 client (@x402/fetch + @x402/evm, `exact`) buys the data 3 times, one
+#   4. credentials: alice gives an agent a credential with a day budget (0.01); the agent
+#      derives a smaller one (0.004) offline for a sub-agent; both pay bob until refused at
+#      their budgets; revoking the agent's locks the sub-agent out too;
+#   5. an official x402 client (@x402/fetch + @x402/evm, `exact`) buys the data 3 times, one
 #      on-chain transfer each; its replayed payment header is refused;
-#   5. alice's node closes the channel cooperatively; every balance is checked on-chain to the
+#   6. alice's node closes the channel cooperatively; every balance is checked on-chain to the
 #      unit.
 # For the channel mechanics alone (unilateral close, settle, withdraw, two-way streams), see
 # scripts/demo-channels.sh.
@@ -96,7 +99,32 @@ echo "refused: $(cat "$ROOT/.devnet/refused.err")"
 note "3. the agent reads 2,000 articles, 8 at a time, each paid up front over the channel"
 cli fetch "$gw/articles/{i}" --max-price 0.01 --count 2000 --concurrency 8
 
-note "4. an official x402 client (@x402/fetch + @x402/evm, scheme exact) buys /data 3 times: one EIP-3009 transfer each, bob's node submits them"
+note "4. credentials: alice's operator gives an agent 0.01 a day (at most 0.005 a payment, pay and fetch only); the agent derives 0.004 a day for a sub-agent, offline"
+creds="$ROOT/.devnet/creds"
+rm -rf "$creds" && mkdir -p "$creds"
+cli credential create --label agent --scope pay,fetch --day 0.01 --max 0.005 --expires 1h --out "$creds/agent.cred"
+cli credential derive --from "$creds/agent.cred" --day 0.004 --out "$creds/sub.cred"
+# refused_pay WHO AMOUNT: the payment must be refused; print why.
+refused_pay() {
+  if cli --credential-file "$creds/$1.cred" pay "$bob" "$2" 2>"$creds/refused.err" >/dev/null; then
+    die "$1's payment of $2 over its budget was paid"
+  fi
+  echo "$1 refused: $(cat "$creds/refused.err")"
+}
+cli --credential-file "$creds/sub.cred" pay "$bob" 0.002
+cli --credential-file "$creds/sub.cred" pay "$bob" 0.002
+refused_pay sub 0.002
+cli --credential-file "$creds/agent.cred" pay "$bob" 0.005
+refused_pay agent 0.005
+cli --credential-file "$creds/agent.cred" pay "$bob" 0.001
+agent_id="$(cli --credential-file "$creds/agent.cred" --json credential show | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0)).id)')"
+cli credential revoke "$agent_id"
+if cli --credential-file "$creds/sub.cred" pay "$bob" 0.001 2>"$creds/refused.err"; then
+  die "a credential derived from a revoked one still pays"
+fi
+echo "sub-agent after the revocation: $(cat "$creds/refused.err")"
+
+note "5. an official x402 client (@x402/fetch + @x402/evm, scheme exact) buys /data 3 times: one EIP-3009 transfer each, bob's node submits them"
 (cd "$ROOT/tests/interop" && URL="$gw/data" BUYER_KEY="$carol_key" CHAIN_ID="$DEVNET_CHAIN_ID" ASSET="$token" \
   MAX_ATOMIC=2000 COUNT=3 node x402-pay.mjs) >"$ROOT/.devnet/x402.json" || die "the x402 client failed"
 node -e '
@@ -106,18 +134,18 @@ node -e '
   if (out.results.some(r => r.status !== 200) || out.replay.status !== 402) process.exit(1);
 ' "$ROOT/.devnet/x402.json" || die "the x402 client was not served as expected"
 
-note "5. alice's node closes the channel cooperatively: one transaction pays both"
+note "6. alice's node closes the channel cooperatively: one transaction pays both"
 cli channel close 1 >/dev/null
 for _ in $(seq 1 50); do
   cli --json channel get 1 | grep -q '"state": "settled"' && break
   sleep 0.1
 done
 cli channel list
-check_balance "$alice" 97.999000 alice
-check_balance "$bob" 2.007000 bob
+check_balance "$alice" 97.989000 alice
+check_balance "$bob" 2.017000 bob
 check_balance "$carol" 9.994000 carol
 echo "alice (agent): $(usdc "$alice") USDC    bob (seller): $(usdc "$bob") USDC    carol (x402 client): $(usdc "$carol") USDC"
-echo "2,001 articles at 0.001 over the channel + 3 data at 0.002 on-chain = 2.007 USDC earned: exact to the unit"
+echo "2,001 articles at 0.001 + 0.01 paid by the agents over the channel + 3 data at 0.002 on-chain = 2.017 USDC earned: exact to the unit"
 note "demo done: balances exact"
 if $keep; then
   note "left running: devnet $rpc, gateway $gw, alice's node $alice_url (data dir .devnet/alice)"

@@ -9,6 +9,8 @@ mod cli;
 mod client;
 mod crash;
 mod credentials;
+mod credentials_cli;
+mod credentials_gateway;
 mod daemon;
 mod deploy;
 mod fees;

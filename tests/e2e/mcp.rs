@@ -7,9 +7,12 @@
 //!
 //! A fetch paid through the real 402 gateway: `gateway::mcp`.
 
+use std::os::unix::fs::PermissionsExt;
+
 use alloy::primitives::Address;
 use farthing_e2e::{Deployed, USDC, farthing_bin, repo_root};
 use farthing_http402::x402::{self, PaymentRequired, Requirements, Resource};
+use farthing_rpc::{FarthingApiClient, OpenParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -71,13 +74,19 @@ async fn web(seller: Address, chain_id: u64, token: Address) -> String {
 
 /// Run the SDK client script: `farthing mcp` on `node_url` with `data_dir`, making `calls`.
 pub(crate) async fn mcp_client(node_url: &str, data_dir: &std::path::Path, calls: &Value) -> Value {
+    let args = json!(["mcp", "--node-url", node_url, "--data-dir", data_dir]);
+    mcp_client_with(&args, calls).await.0
+}
+
+/// Run the SDK client script: `farthing` with `args` (a JSON array), making `calls`; its
+/// output and the server's log (stderr).
+pub(crate) async fn mcp_client_with(args: &Value, calls: &Value) -> (Value, String) {
     let root = repo_root();
     assert!(
         root.join("tests/interop/node_modules/@modelcontextprotocol/sdk")
             .exists(),
         "tests/interop/node_modules is missing: run scripts/setup.sh"
     );
-    let args = json!(["mcp", "--node-url", node_url, "--data-dir", data_dir]);
     let output = tokio::process::Command::new("node")
         .arg("tests/interop/mcp-client.mjs")
         .current_dir(&root)
@@ -102,7 +111,7 @@ pub(crate) async fn mcp_client(node_url: &str, data_dir: &std::path::Path, calls
         "ANSI escapes in the log: {stderr}"
     );
     assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
-    serde_json::from_str(&stdout).unwrap()
+    (serde_json::from_str(&stdout).unwrap(), stderr.into_owned())
 }
 
 /// The text of a tool result.
@@ -151,7 +160,8 @@ async fn an_agent_pays_and_fetches_through_farthing_mcp() {
             "fetch",
             "info",
             "open_channel",
-            "pay"
+            "pay",
+            "whoami"
         ]
     );
     let fetch_tool = out["tools"]
@@ -265,5 +275,126 @@ async fn an_agent_pays_and_fetches_through_farthing_mcp() {
     assert_eq!(closed_view["sent"], "0.25");
     assert_eq!(alice.balance().await, alice_start - USDC / 4);
     assert_eq!(bob.balance().await, bob_start + USDC / 4);
+    drop(bob_node);
+}
+
+/// `farthing mcp` started with an agent's credential (pay only, 0.5 a day): the agent reads its
+/// limits with `whoami`, pays until the day budget refuses it (an `isError` result naming
+/// `budget.day` and when it frees, as RFC 3339 and Unix seconds), pays what is left to the
+/// unit, and is refused `open_channel` for want of the `channel` scope.
+#[tokio::test]
+async fn an_agent_under_a_credential_pays_until_its_day_budget_refuses_it() {
+    let net = Deployed::start().await;
+    let bob = net.party("BOB");
+    let bob_node = net.daemon(2, "bob", &[]);
+    let bob_link = format!("{}@{}", bob.address(), bob_node.peers);
+    let alice_node = net.daemon(1, "alice", &["--connect", &bob_link]);
+    let admin = net.rpc("alice", &alice_node);
+    let opened = OpenParams {
+        partner: bob.address(),
+        amount: "5".into(),
+        challenge_period: None,
+    }
+    .call(&admin)
+    .await
+    .unwrap();
+    admin.wait_channel(opened.id, Some(60)).await.unwrap();
+    let created = admin
+        .create_credential(
+            Some("mcp agent".into()),
+            Some(vec!["pay".into()]),
+            None,
+            None,
+            Some("0.5".into()),
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(3_600),
+        )
+        .await
+        .unwrap();
+    let file = net.dir.path().join("agent.cred");
+    std::fs::write(&file, format!("{}\n", created.token)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    let pay = |amount: &str| json!({ "name": "pay", "arguments": { "partner": bob.address(), "amount": amount } });
+    let calls = json!([
+        { "name": "whoami" },
+        pay("0.2"),
+        pay("0.2"),
+        pay("0.2"),
+        pay("0.1"),
+        { "name": "open_channel", "arguments": { "partner": bob.address(), "amount": "1" } },
+    ]);
+    // No data dir: the credential is all the server has.
+    let args = json!([
+        "mcp",
+        "--node-url",
+        alice_node.url,
+        "--credential-file",
+        file
+    ]);
+    let (out, log) = mcp_client_with(&args, &calls).await;
+    // The server's log (at info) never shows the credential, nor do its answers.
+    assert!(!log.contains("fth1_"), "{log}");
+    assert!(!out.to_string().contains("fth1_"), "{out}");
+    let results = out["calls"].as_array().unwrap();
+    let [whoami, first, second, over, rest, open] =
+        <&[Value; 6]>::try_from(results.as_slice()).unwrap();
+
+    assert_eq!(whoami["isError"], json!(false), "{whoami}");
+    assert_eq!(
+        whoami["structuredContent"]["id"],
+        json!(created.credential.id)
+    );
+    let limits = text(whoami);
+    assert!(
+        limits.contains("scopes pay")
+            && limits.contains("payment budget per day: 0 USDC spent of 0.5 USDC, 0.5 USDC left"),
+        "{limits}"
+    );
+    for ok in [first, second, rest] {
+        assert_eq!(ok["isError"], json!(false), "{ok}");
+    }
+    assert_eq!(rest["structuredContent"]["balance_ours"], "4.5");
+
+    // Over the day budget: refused, the limit named, when it frees as RFC 3339 and Unix.
+    assert_eq!(over["isError"], json!(true), "{over}");
+    let error = &over["structuredContent"]["error"];
+    assert_eq!(error["code"], 1018);
+    assert_eq!(error["limit"], "budget.day");
+    let frees_at = error["frees_at"].as_u64().unwrap();
+    assert!(
+        (started + 86_400 - 5..=started + 86_400 + 300).contains(&frees_at),
+        "{frees_at} {started}"
+    );
+    let utc = error["frees_at_utc"].as_str().unwrap();
+    assert!(utc.ends_with('Z') && utc.len() == 20, "{utc}");
+    let refusal = text(over);
+    assert!(
+        refusal.contains("`budget.day`")
+            && refusal.contains("0.4 of 0.5 spent")
+            && refusal.contains(&format!("{utc} (unix {frees_at})"))
+            && refusal.contains("Nothing was paid"),
+        "{refusal}"
+    );
+
+    // A channel open needs the `channel` scope.
+    assert_eq!(open["isError"], json!(true), "{open}");
+    assert_eq!(open["structuredContent"]["error"]["code"], 1017);
+    assert!(text(open).contains("`channel` scope"), "{open}");
+
+    // Exactly the budget was paid: 0.2 + 0.2 + 0.1.
+    let view = admin.get_channel(opened.id).await.unwrap();
+    assert_eq!(
+        (view.balance_ours.as_str(), view.balance_partner.as_str()),
+        ("4.5", "0.5")
+    );
     drop(bob_node);
 }

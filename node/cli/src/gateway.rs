@@ -39,8 +39,14 @@ pub(crate) struct GatewayArgs {
     upstream_timeout_secs: Option<u64>,
 }
 
-/// The settings from the file, the flags and the global --node-url / --data-dir.
-pub(crate) fn config(args: &GatewayArgs, node_url: &str, data_dir: &Path) -> Result<GatewayConfig> {
+/// The settings from the file, the flags and the global --node-url / --data-dir /
+/// --credential-file.
+pub(crate) fn config(
+    args: &GatewayArgs,
+    node_url: &str,
+    data_dir: &Path,
+    credential: Option<&Path>,
+) -> Result<GatewayConfig> {
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -54,6 +60,9 @@ pub(crate) fn config(args: &GatewayArgs, node_url: &str, data_dir: &Path) -> Res
         .replacen("http://", "ws://", 1)
         .replacen("https://", "wss://", 1);
     config.node_data_dir = data_dir.to_path_buf();
+    if let Some(file) = credential {
+        config.node_credential_file = Some(file.to_path_buf());
+    }
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -94,8 +103,13 @@ pub(crate) fn config(args: &GatewayArgs, node_url: &str, data_dir: &Path) -> Res
 }
 
 /// Run the gateway until SIGINT or SIGTERM.
-pub(crate) async fn run(args: GatewayArgs, node_url: &str, data_dir: &Path) -> Result<()> {
-    let config = config(&args, node_url, data_dir)?;
+pub(crate) async fn run(
+    args: GatewayArgs,
+    node_url: &str,
+    data_dir: &Path,
+    credential: Option<&Path>,
+) -> Result<()> {
+    let config = config(&args, node_url, data_dir, credential)?;
     let routes: Vec<String> = config
         .routes
         .iter()

@@ -1,8 +1,9 @@
 //! `farthing`: the Farthing payment-channel node's command line.
 //!
 //! `farthing node` runs the daemon; every other command talks to a running node over its
-//! JSON-RPC (the bearer token is read from the data directory). The binary stays thin: it
-//! parses arguments, sets up logging and calls the library crates.
+//! JSON-RPC (the bearer token is read from the data directory, or an agent's credential from
+//! `--credential-file`). The binary stays thin: it parses arguments, sets up logging and
+//! calls the library crates.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,12 +16,14 @@ use farthing_rpc::{ChannelView, FarthingApiClient, OpenParams, PayParams};
 use serde::Serialize;
 
 mod bench;
+mod credential;
 mod daemon;
 mod fetch;
 mod gateway;
 mod mcp;
 mod payments;
 mod peers;
+mod report;
 mod stream;
 
 /// Farthing: a stablecoin payment-channel node.
@@ -41,6 +44,15 @@ struct Cli {
     /// URL of the node's RPC (client commands).
     #[arg(long, global = true, default_value = "http://127.0.0.1:7750")]
     node_url: String,
+    /// Call the node with the agent credential in this file (mode 0600), not rpc.token
+    /// (client commands, mcp, gateway). The variable holds the file's path, not the token.
+    #[arg(
+        long,
+        global = true,
+        env = "FARTHING_CREDENTIAL_FILE",
+        value_name = "FILE"
+    )]
+    credential_file: Option<PathBuf>,
     /// Async worker threads (default: one per core). Fewer when several busy processes share
     /// the machine (two nodes on one host, say): fewer threads competing for the cores means
     /// less waiting to be scheduled on the payment path.
@@ -124,8 +136,12 @@ enum Command {
     /// Claim payouts a token refused at settle time.
     Claim,
     /// Serve the node to an AI agent over MCP (stdio): fetch paid URLs within a price limit,
-    /// balances, channels, open, pay, close.
+    /// balances, channels, open, pay, close; within --credential-file's limits if given.
     Mcp,
+    /// Agents' credentials: create (scopes, budgets, expiry), list, show, revoke, and derive a
+    /// narrower one offline.
+    #[command(subcommand)]
+    Credential(credential::CredentialCommand),
     /// Measure the node: its own anvil, contracts and two node processes; payments streamed
     /// both ways through the RPC; rate, latencies, fsyncs and CPU per payment, the crypto
     /// ceiling, restart time, bytes per payment, and an exact on-chain close. --json for one
@@ -211,10 +227,11 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    let credential = cli.credential_file.clone();
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            report(&err, json);
+            report::report(&err, json, credential.as_deref());
             ExitCode::FAILURE
         }
     }
@@ -222,7 +239,7 @@ fn main() -> ExitCode {
 
 /// The command line: [`Cli`], with `farthing node`'s help showing what each flag defaults to
 /// (the config file's value, else the built-in default) and not listing the client-only
-/// flags (`--json`, `--node-url`), which mean nothing to the daemon.
+/// flags (`--json`, `--node-url`, `--credential-file`), which mean nothing to the daemon.
 fn command() -> clap::Command {
     Cli::command().mut_subcommand("node", |node| {
         // A subcommand's own argument of a global's name keeps the global out of it.
@@ -236,63 +253,22 @@ fn command() -> clap::Command {
         daemon::NodeArgs::describe_defaults(node)
             .arg(hidden("json", "json"))
             .arg(hidden("node_url", "node-url"))
+            .arg(hidden("credential_file", "credential-file"))
     })
-}
-
-/// Say why a command failed: the node's own words for a refused call (they say what was
-/// wrong and what to do), what an HTTP refusal means, or the error's chain of causes. With
-/// `--json`, as `{"error": {"code": …, "message": …}}` on stdout, for scripts.
-fn report(err: &eyre::Report, json: bool) {
-    // A client error, raised by a call or while connecting (a WebSocket's upgrade).
-    let client = err.downcast_ref::<farthing_rpc::ClientError>().or_else(|| {
-        match err.downcast_ref::<farthing_rpc::Error>() {
-            Some(farthing_rpc::Error::Connect { source, .. }) => Some(source),
-            _ => None,
-        }
-    });
-    let (code, message) = match client {
-        Some(farthing_rpc::ClientError::Call(call)) => {
-            (Some(call.code()), call.message().to_owned())
-        }
-        Some(e) => match farthing_rpc::refused_with(e) {
-            Some(401) => (None, "the node refused the RPC token (HTTP 401): use the token from rpc.token in the node's data dir (--data-dir); it changes only if that file is deleted".to_owned()),
-            Some(429) => (None, "the node refused the connection at one of its RPC limits (HTTP 429): too many WebSocket connections (rpc.max_ws_connections, rpc.max_ws_connections_per_source: close idle WebSocket clients, only subscriptions need one) or too many HTTP requests in flight (rpc.max_http_requests, rpc.max_http_requests_per_source: retry shortly); or raise the limit in the node's config".to_owned()),
-            _ => (None, format!("cannot reach the node's RPC: {e} (is the node running, and is --node-url right?)")),
-        },
-        None => (None, causes(err)),
-    };
-    if json {
-        let error = serde_json::json!({ "error": { "code": code, "message": message } });
-        println!("{error}");
-    } else if let Some(code) = code {
-        eprintln!("error {code}: {message}");
-    } else {
-        eprintln!("error: {message}");
-    }
-}
-
-/// The error and its causes, each said once: many errors repeat their source in their own
-/// message (`…: No such file or directory`), and printing the chain again would say it twice.
-fn causes(err: &eyre::Report) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let cause = cause.to_string();
-        if text.contains(&cause) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&cause);
-    }
-    text
 }
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node(args) => daemon::run_node(&cli.data_dir, *args).await,
         Command::Bench(args) => bench::run(args, cli.json).await,
-        Command::Mcp => mcp::run(&cli.data_dir, &cli.node_url).await,
+        Command::Mcp => {
+            let token = credential::bearer(cli.credential_file.as_deref(), &cli.data_dir)?;
+            mcp::run(&token, cli.credential_file.is_some(), &cli.node_url).await
+        }
+        Command::Credential(command) => {
+            let bearer = || credential::bearer(cli.credential_file.as_deref(), &cli.data_dir);
+            credential::run(command, &cli.node_url, bearer, cli.json).await
+        }
         Command::Check {
             deployment,
             rpc_url,
@@ -320,9 +296,12 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Gateway(args) => gateway::run(args, &cli.node_url, &cli.data_dir).await,
+        Command::Gateway(args) => {
+            let credential = cli.credential_file.as_deref();
+            gateway::run(args, &cli.node_url, &cli.data_dir, credential).await
+        }
         command => {
-            let token = farthing_rpc::read_token(&cli.data_dir)?;
+            let token = credential::bearer(cli.credential_file.as_deref(), &cli.data_dir)?;
             let client = farthing_rpc::connect_http(&cli.node_url, &token)?;
             let json = cli.json;
             match command {
@@ -514,6 +493,7 @@ async fn run(cli: Cli) -> Result<()> {
                 | Command::Check { .. }
                 | Command::Bench(_)
                 | Command::Gateway(_)
+                | Command::Credential(_)
                 | Command::Mcp => unreachable_command(),
             }
         }

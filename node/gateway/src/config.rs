@@ -20,6 +20,11 @@ pub struct GatewayConfig {
     pub node_url: String,
     /// The node's data directory, for its RPC token.
     pub node_data_dir: PathBuf,
+    /// A credential file (`fth1_…`, mode 0600) to call the node with instead of its RPC token
+    /// (`farthing --credential-file`): it needs the `sell` scope (redeem, collect, refund a
+    /// collection) and `pay` (a channel payment is refunded by paying it back, which counts
+    /// against its budgets).
+    pub node_credential_file: Option<PathBuf>,
     /// The seller's node's peer address (`0xADDRESS@host:port`), offered so that a buyer
     /// without a channel can link and open one.
     pub peer: Option<String>,
@@ -53,6 +58,7 @@ impl Default for GatewayConfig {
             upstream: "http://127.0.0.1:8080".into(),
             node_url: "ws://127.0.0.1:7750".into(),
             node_data_dir: PathBuf::from(".farthing"),
+            node_credential_file: None,
             peer: None,
             suggested_deposit: "1".into(),
             challenge_ttl_secs: 300,

@@ -181,12 +181,35 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         url: config.node_url.clone(),
         reason,
     };
-    let token = farthing_rpc::read_token(&config.node_data_dir)
-        .map_err(|e| node_error(format!("no RPC token: {e}")))?;
+    let token = match &config.node_credential_file {
+        Some(file) => farthing_rpc::read_credential_file(file),
+        None => farthing_rpc::read_token(&config.node_data_dir),
+    }
+    .map_err(|e| node_error(format!("no RPC token: {e}")))?;
     let client = farthing_rpc::connect_ws(&config.node_url, &token)
         .await
         .map_err(|e| node_error(e.to_string()))?;
     let info = client.info().await.map_err(|e| node_error(e.to_string()))?;
+    if let Some(file) = &config.node_credential_file {
+        // Refused now rather than at the first buyer's payment.
+        let me = client
+            .whoami()
+            .await
+            .map_err(|e| node_error(e.to_string()))?;
+        if let Some(scopes) = me.scopes {
+            let missing: Vec<&str> = ["sell", "pay"]
+                .into_iter()
+                .filter(|needed| !scopes.iter().any(|s| s == needed))
+                .collect();
+            if !missing.is_empty() {
+                return Err(node_error(format!(
+                    "the credential in {} lacks the {} scope the gateway needs (sell: redeem and collect payments; pay: refund a channel payment when the upstream fails): create one with --scope sell,pay",
+                    file.display(),
+                    missing.join(" and ")
+                )));
+            }
+        }
+    }
     let node = NodeFacts {
         address: info.address,
         token: info.token,

@@ -2,11 +2,14 @@
 //! model nothing else) and `structuredContent` for programs, always a JSON object.
 
 use farthing_rpc::{
-    Balances, ChannelState, ChannelView, ClientError, FetchResult, NodeInfo, PayResult,
+    Balances, ChannelState, ChannelView, ClientError, CredentialView, FetchResult, NodeInfo,
+    PayResult, code,
 };
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde::Serialize;
 use serde_json::{Value, json};
+
+use crate::Bearer;
 
 /// A successful result: `text`, and `structured` as `structuredContent`.
 fn done(text: String, structured: Value) -> CallToolResult {
@@ -215,12 +218,84 @@ pub(crate) fn info(i: &NodeInfo) -> CallToolResult {
     done(text, value(i))
 }
 
-/// What went wrong calling the node, in words an agent can act on.
-pub(crate) fn error_text(e: &ClientError) -> String {
+/// Unix seconds as RFC 3339 UTC (`2026-12-07T10:00:00Z`).
+pub(crate) fn utc(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .map_or_else(
+            || format!("unix {unix}"),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+}
+
+/// `farthing_whoami`'s answer: the limits this server runs within.
+pub(crate) fn whoami(v: &CredentialView, unit: &str) -> CallToolResult {
+    if v.admin {
+        return done(
+            "this server runs with the node's own token: every tool, no limit but the user's money"
+                .into(),
+            value(v),
+        );
+    }
+    let list = |items: Option<Vec<String>>, all: &str| {
+        items.map_or_else(|| all.to_owned(), |items| items.join(", "))
+    };
+    let mut text = format!(
+        "this server runs under credential {}{}: scopes {}; largest single payment {}; partners {}; origins {}; {}",
+        v.id.as_deref().unwrap_or("?"),
+        v.label
+            .as_deref()
+            .map(|l| format!(" (\"{l}\")"))
+            .unwrap_or_default(),
+        list(v.scopes.clone(), "all"),
+        v.max_payment
+            .as_deref()
+            .map_or_else(|| "not limited".to_owned(), |m| money(m, unit)),
+        list(
+            v.peers
+                .as_ref()
+                .map(|p| p.iter().map(ToString::to_string).collect()),
+            "any"
+        ),
+        list(v.origins.clone(), "any"),
+        v.expires.map_or_else(
+            || "it does not expire".to_owned(),
+            |t| format!("it expires at {} (unix {t})", utc(t))
+        ),
+    );
+    for b in &v.budgets {
+        text.push_str(&format!(
+            "\n{} budget per {}: {} spent of {}, {} left",
+            if b.kind == "deposit" {
+                "deposit"
+            } else {
+                "payment"
+            },
+            if b.period == "total" {
+                "its whole life"
+            } else {
+                b.period.as_str()
+            },
+            money(&b.spent, unit),
+            money(&b.limit, unit),
+            money(&b.remaining, unit)
+        ));
+    }
+    if v.revoked {
+        text.push_str("\nit is revoked: every tool is refused");
+    }
+    done(text, value(v))
+}
+
+/// What went wrong calling the node, in words an agent can act on; `bearer`: what the server
+/// calls the node with (a 401 means that credential).
+pub(crate) fn error_text(e: &ClientError, bearer: Bearer) -> String {
     match e {
         ClientError::Call(call) => format!("error {}: {}", call.code(), call.message()),
         ClientError::RequestTimeout => "the node did not answer in time; the operation may still complete: check `channels` and `balances` before trying again (a `pay` repeated with the same idempotency_key pays once)".to_owned(),
         e => match farthing_rpc::refused_with(e) {
+            Some(401) if bearer == Bearer::Credential => "the node refused the credential this server runs with (HTTP 401: expired, revoked, or not this node's): nothing was done, and no tool will work until the user gives `farthing mcp` a valid one (--credential-file)".to_owned(),
             Some(401) => "the node refused the RPC token (HTTP 401): `farthing mcp` must be given the node's data directory (--data-dir or FARTHING_DATA_DIR), where rpc.token is".to_owned(),
             Some(429) => "the node is at one of its RPC limits (HTTP 429): retry shortly".to_owned(),
             _ => format!("cannot reach the Farthing node's RPC: {e} (is the node running, and is `farthing mcp --node-url` right?)"),
@@ -229,8 +304,10 @@ pub(crate) fn error_text(e: &ClientError) -> String {
 }
 
 /// A failed node call as a refusal: the node's own message (it says what to do) and, in
-/// `structuredContent`, `{"error": {"code", "message", "data"}}`.
-pub(crate) fn node_error(tool: &str, e: ClientError) -> CallToolResult {
+/// `structuredContent`, `{"error": {"code", "message", "data"}}`. A credential's refusal
+/// (1017, 1018, 1019) also names the scope or limit, and for a budget when it frees (RFC 3339
+/// and Unix seconds, also as `error.limit`, `error.frees_at`, `error.frees_at_utc`).
+pub(crate) fn node_error(tool: &str, e: ClientError, bearer: Bearer) -> CallToolResult {
     let (code, message, data) = match &e {
         ClientError::Call(call) => (
             Some(call.code()),
@@ -238,16 +315,49 @@ pub(crate) fn node_error(tool: &str, e: ClientError) -> CallToolResult {
             call.data()
                 .and_then(|d| serde_json::from_str::<Value>(d.get()).ok()),
         ),
-        _ => (None, error_text(&e), None),
+        _ => (None, error_text(&e, bearer), None),
     };
+    let mut structured = json!({ "error": { "code": code, "message": message, "data": data } });
+    let field = |name: &str| data.as_ref().and_then(|d| d.get(name)).cloned();
     let text = match code {
+        Some(code::SCOPE_DENIED) => format!(
+            "{tool} refused by the node (error 1017): the credential this server runs with does not have the `{}` scope: {message} Do not retry; tell the user.",
+            field("scope")
+                .as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("needed")
+        ),
+        Some(code::OVER_LIMIT) => {
+            let limit = field("limit")
+                .as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned();
+            let frees_at = field("frees_at").as_ref().and_then(Value::as_u64);
+            structured["error"]["limit"] = json!(limit);
+            structured["error"]["frees_at"] = json!(frees_at);
+            structured["error"]["frees_at_utc"] = json!(frees_at.map(utc));
+            let when = match frees_at {
+                Some(t) => format!(
+                    "The budget frees enough for it at {} (unix {t}): until then the same spend is refused again.",
+                    utc(t)
+                ),
+                None if limit.starts_with("budget.") || limit.starts_with("deposit.") => {
+                    "Waiting does not free it: spend less, or ask the user for a credential with a larger budget.".to_owned()
+                }
+                None => "Waiting does not change it.".to_owned(),
+            };
+            format!(
+                "{tool} refused by the node (error 1018): over the limit `{limit}` of the credential this server runs with: {message}. {when} Nothing was paid."
+            )
+        }
+        Some(code::CREDENTIAL_INVALID) => format!(
+            "{tool} refused by the node (error 1019): the credential this server runs with is no longer valid: {message}. No tool will work until the user gives `farthing mcp` a valid one."
+        ),
         Some(code) => format!("{tool} refused by the node (error {code}): {message}"),
         None => format!("{tool} failed: {message}"),
     };
-    refused(
-        text,
-        json!({ "error": { "code": code, "message": message, "data": data } }),
-    )
+    refused(text, structured)
 }
 
 #[cfg(test)]
@@ -284,6 +394,55 @@ mod tests {
         };
         assert!(text.text.contains(reason), "{}", text.text);
         assert!(text.text.contains("max_price 0.01 USDC"), "{}", text.text);
+    }
+
+    /// The node's refusal `e`, as a client receives it.
+    fn call_error(e: farthing_rpc::ApiError) -> ClientError {
+        ClientError::Call(e.into())
+    }
+
+    #[test]
+    fn a_budget_refusal_names_the_limit_and_when_it_frees() {
+        let r = node_error(
+            "pay",
+            call_error(farthing_rpc::ApiError::OverLimit {
+                limit: "budget.day".into(),
+                message:
+                    "payment of 0.4 is over this credential's day budget (cid_00): 0.8 of 1 spent"
+                        .into(),
+                frees_at: Some(1_796_637_600),
+            }),
+            Bearer::Credential,
+        );
+        assert_eq!(r.is_error, Some(true));
+        let ContentBlock::Text(text) = &r.content[0] else {
+            panic!("not text")
+        };
+        assert!(
+            text.text.contains("`budget.day`")
+                && text.text.contains("2026-12-07T10:00:00Z (unix 1796637600)")
+                && text.text.contains("0.8 of 1 spent"),
+            "{}",
+            text.text
+        );
+        let error = &r.structured_content.unwrap()["error"];
+        assert_eq!(error["code"], 1018);
+        assert_eq!(error["limit"], "budget.day");
+        assert_eq!(error["frees_at"], 1_796_637_600u64);
+        assert_eq!(error["frees_at_utc"], "2026-12-07T10:00:00Z");
+
+        let r = node_error(
+            "open_channel",
+            call_error(farthing_rpc::ApiError::ScopeDenied {
+                method: "farthing_openChannel".into(),
+                scope: "channel",
+            }),
+            Bearer::Credential,
+        );
+        let ContentBlock::Text(text) = &r.content[0] else {
+            panic!("not text")
+        };
+        assert!(text.text.contains("error 1017") && text.text.contains("`channel` scope"));
     }
 
     #[test]

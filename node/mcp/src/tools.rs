@@ -13,7 +13,7 @@ use rmcp::schemars::JsonSchema;
 use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use serde::Deserialize;
 
-use crate::render;
+use crate::{Bearer, render};
 
 /// How long `open_channel` (and a `pay` the node found not ready) waits for a channel to take
 /// payments, in seconds.
@@ -88,6 +88,8 @@ pub(crate) struct CloseArgs {
 #[derive(Clone)]
 pub struct Farthing {
     node: HttpClient,
+    /// What the node is called with (for what a 401 means).
+    bearer: Bearer,
     /// The token's symbol ("USDC"), once the node told it.
     symbol: std::sync::Arc<OnceLock<String>>,
     tool_router: ToolRouter<Self>,
@@ -103,10 +105,11 @@ type ToolResult = Result<CallToolResult, ErrorData>;
 
 #[tool_router]
 impl Farthing {
-    /// The server for the node behind `node`.
-    pub fn new(node: HttpClient) -> Self {
+    /// The server for the node behind `node`, called with `bearer`.
+    pub fn new(node: HttpClient, bearer: Bearer) -> Self {
         Self {
             node,
+            bearer,
             symbol: std::sync::Arc::default(),
             tool_router: Self::tool_router(),
         }
@@ -132,7 +135,7 @@ impl Farthing {
             .await;
         Ok(match fetched {
             Ok(result) => render::fetched(&url, &max_price, &result, &self.unit().await),
-            Err(e) => render::node_error("fetch", e),
+            Err(e) => self.refused("fetch", e),
         })
     }
 
@@ -143,7 +146,7 @@ impl Farthing {
     async fn balances(&self) -> ToolResult {
         Ok(match self.node.balances().await {
             Ok(b) => render::balances(&b, &self.unit().await),
-            Err(e) => render::node_error("balances", e),
+            Err(e) => self.refused("balances", e),
         })
     }
 
@@ -154,7 +157,7 @@ impl Farthing {
     async fn channels(&self) -> ToolResult {
         Ok(match self.node.list_channels().await {
             Ok(list) => render::channels(&list, &self.unit().await),
-            Err(e) => render::node_error("channels", e),
+            Err(e) => self.refused("channels", e),
         })
     }
 
@@ -173,7 +176,7 @@ impl Farthing {
         };
         let opened = match self.node.open_channel(partner, args.amount, None).await {
             Ok(view) => view,
-            Err(e) => return Ok(render::node_error("open_channel", e)),
+            Err(e) => return Ok(self.refused("open_channel", e)),
         };
         let unit = self.unit().await;
         Ok(
@@ -183,7 +186,7 @@ impl Farthing {
                 .await
             {
                 Ok(ready) => render::opened(&ready, None, &unit),
-                Err(e) => render::opened(&opened, Some(render::error_text(&e)), &unit),
+                Err(e) => render::opened(&opened, Some(render::error_text(&e, self.bearer)), &unit),
             },
         )
     }
@@ -230,7 +233,7 @@ impl Farthing {
         }
         Ok(match paid {
             Ok(paid) => render::paid(&paid, &self.unit().await),
-            Err(e) => render::node_error("pay", e),
+            Err(e) => self.refused("pay", e),
         })
     }
 
@@ -245,7 +248,18 @@ impl Farthing {
     async fn close_channel(&self, Parameters(args): Parameters<CloseArgs>) -> ToolResult {
         Ok(match self.node.close_channel(args.channel_id).await {
             Ok(view) => render::closed(&view, &self.unit().await),
-            Err(e) => render::node_error("close_channel", e),
+            Err(e) => self.refused("close_channel", e),
+        })
+    }
+
+    #[tool(
+        description = "What this server may spend: the credential the node holds it to (its id, scopes, the largest single payment, budgets per hour, day or in total with what is spent and left, partners, origins, expiry), or that it runs with the node's own token and no limit but the user's money. Reads only.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn whoami(&self) -> ToolResult {
+        Ok(match self.node.whoami().await {
+            Ok(view) => render::whoami(&view, &self.unit().await),
+            Err(e) => self.refused("whoami", e),
         })
     }
 
@@ -259,12 +273,17 @@ impl Farthing {
                 let _ = self.symbol.set(info.token_symbol.clone());
                 render::info(&info)
             }
-            Err(e) => render::node_error("info", e),
+            Err(e) => self.refused("info", e),
         })
     }
 }
 
 impl Farthing {
+    /// A failed node call of `tool`, as the refusal the agent reads.
+    fn refused(&self, tool: &str, e: ClientError) -> CallToolResult {
+        render::node_error(tool, e, self.bearer)
+    }
+
     /// The token's symbol, asked of the node once; empty while it cannot be asked.
     async fn unit(&self) -> String {
         if let Some(symbol) = self.symbol.get() {

@@ -93,6 +93,47 @@ pub fn read_token(data_dir: &Path) -> Result<String> {
     read_secret(&token_path(data_dir))
 }
 
+/// The bearer token in a credential file (`farthing --credential-file`): an agent's credential
+/// (`fth1_…`, as `farthing credential create --out` writes it) or a node's admin token (64
+/// hex). Refused, saying what to do: a file that group or others can read, and one that holds
+/// anything else. A trailing newline is ignored. The error never shows the file's content.
+pub fn read_credential_file(path: &Path) -> Result<String> {
+    let problem = |problem: String| Error::CredentialFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let mut file = File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => problem(
+            "no such file: give the file `farthing credential create --out` (or `derive --out`) wrote".into(),
+        ),
+        _ => problem(format!("cannot read it: {e}")),
+    })?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| problem(format!("cannot read it: {e}")))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(problem(format!(
+            "group or others can read it (mode {mode:o}): run `chmod 600 {}` and try again",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|_| problem("it is not text: it must hold one credential (fth1_…)".into()))?;
+    let token = text.trim_end_matches(['\n', '\r']);
+    let hex_token = token.len() == 2 * TOKEN_BYTES && token.bytes().all(|b| b.is_ascii_hexdigit());
+    let credential = token.starts_with(farthing_credential::PREFIX)
+        && token.len() > farthing_credential::PREFIX.len()
+        && token.bytes().all(|b| b.is_ascii_graphic());
+    if !hex_token && !credential {
+        return Err(problem(
+            "it does not hold a credential (fth1_…) or an RPC token (64 hex) on one line: write the token `farthing credential create` printed there".into(),
+        ));
+    }
+    Ok(token.to_owned())
+}
+
 /// The secret in the file at `path`, checked like [`read_token`]'s.
 fn read_secret(path: &Path) -> Result<String> {
     let path = path.to_path_buf();
@@ -420,6 +461,48 @@ mod tests {
         // After the advice is followed, the same token is used again.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(ensure_token(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_credential_file_holds_one_private_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.cred");
+        let write = |content: &str, mode: u32| {
+            fs::write(&path, content).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let secret = "fth1_AgEDZnRoAhEBc2VjcmV0";
+        write(&format!("{secret}\n"), 0o600);
+        assert_eq!(read_credential_file(&path).unwrap(), secret);
+        write(&format!("{TOKEN}\r\n"), 0o400);
+        assert_eq!(read_credential_file(&path).unwrap(), TOKEN);
+        write(secret, 0o640);
+        let message = read_credential_file(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("mode 640") && message.contains("chmod 600"),
+            "{message}"
+        );
+        for bad in [
+            "",
+            "fth1_",
+            "fth1_a b\n",
+            "hello\n",
+            &format!("{secret}\n{secret}\n"),
+        ] {
+            write(bad, 0o600);
+            let message = read_credential_file(&path).unwrap_err().to_string();
+            assert!(
+                message.contains("does not hold a credential"),
+                "{bad:?}: {message}"
+            );
+            assert!(!message.contains("AgEDZnRo"), "{message}");
+        }
+        let missing = dir.path().join("nope.cred");
+        let message = read_credential_file(&missing).unwrap_err().to_string();
+        assert!(
+            message.contains("nope.cred") && message.contains("--out"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -101,7 +101,9 @@ pub use api::{
     LinkCounts, NodeInfo, OpenParams, PayParams, PayResult, PaymentPage, PaymentView, PeerView,
     parse_amount_param,
 };
-pub use auth::{TOKEN_FILE, ensure_secret, ensure_token, read_token, token_path};
+pub use auth::{
+    TOKEN_FILE, ensure_secret, ensure_token, read_credential_file, read_token, token_path,
+};
 pub use client::{connect_http, connect_ws, refused_with};
 pub use commerce::{Collected, FetchPaid, FetchResult, Redeemed, TransferAuthorization};
 pub use credentials::{BudgetView, CreatedCredential, CredentialSpec, CredentialView, Revoked};
@@ -160,6 +162,15 @@ pub enum Error {
     TokenMalformed {
         /// The token file.
         path: PathBuf,
+    },
+    /// A credential file (`--credential-file`) is missing, readable by others, or holds no
+    /// token; `problem` says what to do.
+    #[error("credential file {}: {problem}", path.display())]
+    CredentialFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        problem: String,
     },
     /// The token given to the server or a client is empty or not printable ASCII.
     #[error("the RPC token is empty or not printable ASCII: use the content of rpc.token as it is")]
