@@ -491,3 +491,81 @@ fn assert_no_secret(text: &str, secrets: &[&str], log: &Path) {
         }
     }
 }
+
+/// Sets the next block's base fee and mines it.
+async fn base_fee(net: &Deployed, gwei: u128) {
+    use alloy::providers::Provider as _;
+    let chain = net.devnet.reader();
+    let _: serde_json::Value = chain
+        .raw_request(
+            "anvil_setNextBlockBaseFeePerGas".into(),
+            (alloy::primitives::U256::from(gwei * 1_000_000_000),),
+        )
+        .await
+        .unwrap();
+    let _: serde_json::Value = chain.raw_request("evm_mine".into(), ()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_budget_counts_what_was_deposited_and_gives_back_what_was_never_sent() {
+    let net = Deployed::start().await;
+    // Above the node's fee cap nothing is sent: the open definitely moves nothing.
+    base_fee(&net, 100).await;
+    let config = net.dir.path().join("capped.toml");
+    std::fs::write(&config, "[chain]\nmax_fee_per_gas_gwei = 2.5\n").unwrap();
+    let alice = net.daemon(1, "alice", &["--config", config.to_str().unwrap()]);
+    let admin = net.rpc("alice", &alice);
+    let made = admin
+        .create_credential(
+            Some("opener".into()),
+            Some(vec!["channel".into(), "read".into()]),
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some("6".into()),
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let agent = connect_http(&alice.url, &made.token).unwrap();
+    let bob = net.party("BOB").address();
+    let (c, message, _) = code(agent.open_channel(bob, "5".into(), Some(600)).await);
+    assert_eq!(c, 1006, "{message}");
+    let left = agent.whoami().await.unwrap().budgets;
+    assert_eq!(
+        (left[0].kind.as_str(), left[0].remaining.as_str()),
+        ("deposit", "6"),
+        "given back"
+    );
+
+    base_fee(&net, 1).await;
+    let opened = agent
+        .open_channel(bob, "5".into(), Some(600))
+        .await
+        .unwrap();
+    assert_eq!(opened.deposit_ours, "5");
+    assert_eq!(agent.whoami().await.unwrap().budgets[0].remaining, "1");
+    let (c, message, data) = code(agent.top_up(opened.id, "2".into()).await);
+    assert_eq!(c, 1018, "{message}");
+    assert!(data.contains(r#""limit":"deposit.total""#), "{data}");
+    assert!(message.contains("5 of 6 spent"), "{message}");
+    agent.top_up(opened.id, "1".into()).await.unwrap();
+    assert_eq!(
+        admin.get_channel(opened.id).await.unwrap().deposit_ours,
+        "6"
+    );
+    // Without the pay scope it cannot pay on the channel it opened.
+    assert_eq!(
+        code(
+            agent
+                .pay(Some(opened.id), None, "0.1".into(), None, None)
+                .await
+        )
+        .0,
+        1017
+    );
+}

@@ -219,6 +219,35 @@ impl Ledger {
         (self.total, second, in_second)
     }
 
+    /// Takes back `amount` charged at `second` (a spend that definitely did not happen: a
+    /// deposit whose transaction was never sent) and returns what to persist, as
+    /// [`Ledger::add`]: `(total, second, in_second)`. The bucket loses at most what it holds
+    /// (one that left the ledger's day gives nothing back to the windows); the total loses
+    /// `amount`.
+    pub fn release(&mut self, amount: u128, second: u64) -> (u128, u64, u128) {
+        self.total = self.total.saturating_sub(amount);
+        let Ok(at) = self.seconds.binary_search_by_key(&second, |b| b.0) else {
+            return (self.total, second, 0);
+        };
+        let taken = amount.min(self.seconds[at].1);
+        self.seconds[at].1 -= taken;
+        let left = self.seconds[at].1;
+        for w in [&mut self.hour, &mut self.day] {
+            if at >= w.from {
+                w.sum = w.sum.saturating_sub(taken);
+            }
+        }
+        if left == 0 {
+            self.seconds.remove(at);
+            for w in [&mut self.hour, &mut self.day] {
+                if at < w.from {
+                    w.from -= 1;
+                }
+            }
+        }
+        (self.total, second, left)
+    }
+
     /// Drops buckets older than a day before `now` (they count in no window ending at or
     /// after it). The total stays.
     pub fn prune(&mut self, now: u64) {
@@ -436,6 +465,26 @@ impl Ledgers {
         Ok(updates)
     }
 
+    /// Takes back `amount` charged to ledger `cid`/`kind` at `second` (see
+    /// [`Ledger::release`]); the record to persist, if the ledger exists.
+    pub fn release(
+        &mut self,
+        cid: ChainId,
+        kind: Kind,
+        amount: u128,
+        second: u64,
+    ) -> Option<Update> {
+        let ledger = self.map.get_mut(&(cid, kind))?;
+        let (total, second, in_second) = ledger.release(amount, second);
+        Some(Update {
+            cid,
+            kind,
+            total,
+            second,
+            in_second,
+        })
+    }
+
     /// The ledger of `cid` and `kind`, if anything was ever spent under it.
     pub fn ledger(&self, cid: ChainId, kind: Kind) -> Option<&Ledger> {
         self.map.get(&(cid, kind))
@@ -467,5 +516,7 @@ impl Ledgers {
     }
 }
 
+#[cfg(test)]
+mod release_tests;
 #[cfg(test)]
 mod tests;

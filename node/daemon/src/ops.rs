@@ -10,7 +10,7 @@ use farthing_chain::{ChainError, TxOutcome};
 use farthing_core::{
     ChainState, Channel, ChannelId, MAX_DEPOSIT, WITHDRAW_VALIDITY_SECS, WithdrawError,
 };
-use farthing_store::StoreError;
+use farthing_store::{StoreError, Write};
 
 use crate::chain::Chain;
 use crate::chain::watcher::{SyncError, Watcher};
@@ -114,19 +114,24 @@ impl Operations {
     }
 
     /// Charge a deposit of `amount` to the deposit budgets of `spender`'s credential, durably,
-    /// before the transaction leaves. A deposit that then fails stays counted: a crash between
-    /// the charge and the transaction must never let a restart forget a deposit that was made,
-    /// so the budget errs on the safe side.
-    async fn charge_deposit(&self, spender: Option<&Spender>, amount: u128) -> Result<(), OpError> {
+    /// before the transaction leaves; returns the charge's records ([`Operations::uncharge`]
+    /// takes them back). A crash between the charge and the transaction must never let a
+    /// restart forget a deposit that was made: the budget errs on the safe side, and is given
+    /// back only when the transaction definitely moved nothing.
+    async fn charge_deposit(
+        &self,
+        spender: Option<&Spender>,
+        amount: u128,
+    ) -> Result<Vec<Write>, OpError> {
         let Some(spender) = spender else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let budgets = &spender.limits().budgets;
         if !budgets.iter().any(|b| b.kind == Kind::Deposit) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let decimals = self.chain.deployment.token_decimals;
-        let durable = {
+        let (charged, durable) = {
             let mut table = self.table.lock();
             let writes = table.charge(
                 budgets,
@@ -135,10 +140,42 @@ impl Operations {
                 crate::credentials::now_secs(),
                 decimals,
             )?;
-            table.commit_writes(writes)
+            (writes.clone(), table.commit_writes(writes))
         };
         durable.await?;
-        Ok(())
+        Ok(charged)
+    }
+
+    /// A deposit's transaction failed: if it definitely moved nothing (refused before it was
+    /// sent, or mined and reverted), give its charge back; otherwise (sent, fate unknown) the
+    /// charge stays.
+    async fn uncharge<T>(
+        &self,
+        charged: &[Write],
+        amount: u128,
+        result: Result<T, OpError>,
+    ) -> Result<T, OpError> {
+        let nothing_moved = matches!(
+            &result,
+            Err(OpError::Chain(
+                ChainError::Refused { .. }
+                    | ChainError::NoContract { .. }
+                    | ChainError::Journal { .. }
+                    | ChainError::FeeCap { .. }
+                    | ChainError::Reverted { .. }
+            ))
+        );
+        if nothing_moved && !charged.is_empty() {
+            let durable = {
+                let mut table = self.table.lock();
+                let writes = table.release(charged, amount);
+                table.commit_writes(writes)
+            };
+            if let Err(e) = durable.await {
+                tracing::warn!(error = %e, "a deposit that was not made stays charged to its credential's budget (the store refused the release)");
+            }
+        }
+        result
     }
 
     /// Open a channel to `partner` funded with `amount` base units, in one transaction; a
@@ -171,12 +208,14 @@ impl Operations {
             )));
         }
         self.require_funds(amount).await?;
-        self.charge_deposit(spender, amount).await?;
-        let outcome = self
+        let charged = self.charge_deposit(spender, amount).await?;
+        let sent = self
             .chain
             .client
             .open_with_permit(&d.token_domain(), partner, amount, period)
-            .await?;
+            .await
+            .map_err(OpError::from);
+        let outcome = self.uncharge(&charged, amount, sent).await?;
         self.applied(&outcome).await?;
         let id = outcome.opened.ok_or_else(|| {
             OpError::InvalidParams("the open emitted no ChannelOpened event".into())
@@ -203,9 +242,15 @@ impl Operations {
                 ))
             })?;
         self.require_funds(amount).await?;
-        self.charge_deposit(spender, amount).await?;
+        let charged = self.charge_deposit(spender, amount).await?;
         let token = self.chain.deployment.token;
-        let outcome = self.chain.client.top_up(token, id, amount).await?;
+        let sent = self
+            .chain
+            .client
+            .top_up(token, id, amount)
+            .await
+            .map_err(OpError::from);
+        let outcome = self.uncharge(&charged, amount, sent).await?;
         self.applied(&outcome).await?;
         self.channel(id)
     }

@@ -264,20 +264,27 @@ impl Locked<'_> {
             .inner
             .ledgers
             .admit(budgets, kind, amount, now, decimals)?;
-        Ok(updates
-            .into_iter()
-            .map(|u| {
-                Write::CredentialSpend(CredentialSpend {
-                    ledger: LedgerId {
-                        cid: u.cid.0,
-                        kind: u.kind.tag(),
-                    },
-                    total: u.total,
-                    second: u.second,
-                    in_second: u.in_second,
-                })
+        Ok(updates.iter().map(spend_write).collect())
+    }
+
+    /// Take back a charge of `amount` whose records were `charged` (from [`Locked::charge`]):
+    /// the writes that persist the release.
+    pub(crate) fn release(&mut self, charged: &[Write], amount: u128) -> Vec<Write> {
+        charged
+            .iter()
+            .filter_map(|w| match w {
+                Write::CredentialSpend(spend) => Some(spend),
+                _ => None,
             })
-            .collect())
+            .filter_map(|spend| {
+                let kind = Kind::from_tag(spend.ledger.kind)?;
+                let cid = farthing_credential::ChainId(spend.ledger.cid);
+                self.inner
+                    .ledgers
+                    .release(cid, kind, amount, spend.second)
+                    .map(|u| spend_write(&u))
+            })
+            .collect()
     }
 
     /// Queue `writes` alone as one synced batch (a deposit's budget charge, made durable
@@ -318,6 +325,19 @@ impl Locked<'_> {
         self.inner.frozen.insert(id);
         Box::pin(self.group.submit(vec![Write::Closing(id)]))
     }
+}
+
+/// The record of a ledger's new state.
+fn spend_write(u: &farthing_credential::ledger::Update) -> Write {
+    Write::CredentialSpend(CredentialSpend {
+        ledger: LedgerId {
+            cid: u.cid.0,
+            kind: u.kind.tag(),
+        },
+        total: u.total,
+        second: u.second,
+        in_second: u.in_second,
+    })
 }
 
 #[cfg(test)]
