@@ -83,6 +83,7 @@ pub mod api;
 mod auth;
 mod client;
 mod commerce;
+mod credential_spec;
 mod credentials;
 pub mod discover;
 mod error;
@@ -106,6 +107,7 @@ pub use auth::{
 };
 pub use client::{connect_http, connect_ws, refused_with};
 pub use commerce::{Collected, FetchPaid, FetchResult, Redeemed, TransferAuthorization};
+pub use credential_spec::SpecError;
 pub use credentials::{BudgetView, CreatedCredential, CredentialSpec, CredentialView, Revoked};
 pub use error::{AmountProblem, ApiError, Shortfall, code};
 pub use jsonrpsee::core::ClientError;

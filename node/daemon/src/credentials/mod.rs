@@ -6,8 +6,6 @@
 //!
 //! Nothing here ever logs a token: credentials are named by their chain id (`cid_…`).
 
-mod spec;
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -19,7 +17,7 @@ use farthing_store::{IssuedCredential, Store, StoreError, Write};
 
 use crate::table::ChannelTable;
 
-pub(crate) use spec::{SpecError, caveats_of};
+pub(crate) use farthing_rpc::SpecError;
 
 /// The root key's file in the data dir.
 pub(crate) const KEY_FILE: &str = "cred.key";

@@ -11,7 +11,7 @@ use farthing_rpc::{
 use jsonrpsee::Extensions;
 
 use super::RpcHandler;
-use crate::credentials::{CredentialOpError, Credentials, Issued, SpecError, caveats_of, now_secs};
+use crate::credentials::{CredentialOpError, Credentials, Issued, SpecError, now_secs};
 
 /// The caller, as the auth layer put it in the call's extensions. A call without one never
 /// passes the scope check; should one get here, it is treated as the most limited caller
@@ -170,8 +170,9 @@ impl RpcHandler {
         caller: Principal,
         spec: CredentialSpec,
     ) -> Result<CreatedCredential, ApiError> {
-        let caveats =
-            caveats_of(&spec, self.decimals(), now_secs()).map_err(CredentialOpError::from)?;
+        let caveats = spec
+            .caveats(self.decimals(), now_secs())
+            .map_err(CredentialOpError::from)?;
         let (credential, issued) = self
             .credentials()
             .issue(&caller, spec.label.clone(), caveats)

@@ -1,16 +1,18 @@
-//! A credential's limits as the API takes them (token units, names) turned into caveats (base
-//! units, the canonical grammar of `farthing-credential`).
+//! A credential's limits as the API takes them (token units, names: [`CredentialSpec`]) turned
+//! into caveats (base units, the canonical grammar of `farthing-credential`): the node's
+//! `farthing_createCredential` and the CLI's offline `credential derive` make the same ones.
 
 use farthing_core::parse_amount;
 use farthing_credential::{Caveat, Origin, Period, Scope};
-use farthing_rpc::CredentialSpec;
+
+use crate::CredentialSpec;
 
 /// Longest label kept.
 const MAX_LABEL: usize = 64;
 
 /// What is wrong with a credential's parameters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SpecError {
+pub enum SpecError {
     /// An amount is malformed, too precise or zero.
     #[error("{field}: {problem}")]
     Amount {
@@ -35,13 +37,16 @@ fn amount(field: &'static str, text: &str, decimals: u8) -> Result<u128, SpecErr
     }
 }
 
-/// The caveats of `spec` (the label apart), in a fixed order: scopes, expiry, max, budgets,
-/// peers, origins, then the label as a note.
-pub(crate) fn caveats_of(
-    spec: &CredentialSpec,
-    decimals: u8,
-    now: u64,
-) -> Result<Vec<Caveat>, SpecError> {
+impl CredentialSpec {
+    /// The caveats these limits make, in a fixed order: scopes, expiry, max, budgets, peers,
+    /// origins, then the label as a note; amounts turned into base units with `decimals`,
+    /// the expiry counted from `now` (Unix seconds).
+    pub fn caveats(&self, decimals: u8, now: u64) -> Result<Vec<Caveat>, SpecError> {
+        caveats_of(self, decimals, now)
+    }
+}
+
+fn caveats_of(spec: &CredentialSpec, decimals: u8, now: u64) -> Result<Vec<Caveat>, SpecError> {
     let mut caveats = Vec::new();
     if let Some(scopes) = &spec.scopes {
         if scopes.is_empty() {
@@ -148,7 +153,7 @@ pub(crate) fn caveats_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy::primitives::Address;
+    use alloy_primitives::Address;
 
     #[test]
     fn token_units_become_base_unit_caveats_in_order() {
