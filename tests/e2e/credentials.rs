@@ -61,17 +61,8 @@ async fn linked(
     net: &Deployed,
     alice_extra: &[&str],
 ) -> (farthing_e2e::Daemon, farthing_e2e::Daemon) {
-    let bob = net.daemon(2, "bob", &[]);
-    let link = format!("{}@{}", net.party("BOB").address(), bob.peers);
-    let mut extra = vec!["--connect", &link];
-    extra.extend_from_slice(alice_extra);
-    let alice = net.daemon(1, "alice", &extra);
-    let admin = net.rpc("alice", &alice);
-    admin
-        .open_channel(net.party("BOB").address(), "20".into(), Some(600))
-        .await
-        .unwrap();
-    admin.wait_channel(1, Some(120)).await.unwrap();
+    let (alice, bob, id) = net.linked_pair("20", alice_extra).await;
+    assert_eq!(id, 1);
     (alice, bob)
 }
 

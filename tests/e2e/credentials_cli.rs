@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use farthing_e2e::{Deployed, farthing_bin};
-use farthing_rpc::{FarthingApiClient, OpenParams};
+use farthing_rpc::FarthingApiClient;
 use serde_json::Value;
 
 /// Run `farthing` with `args` against `node_url`: with the admin token of `data_dir`, or,
@@ -101,20 +101,9 @@ fn frees_at(message: &str) -> u64 {
 async fn an_agent_and_its_sub_agent_pay_until_their_budgets_refuse_them() {
     let net = Deployed::start().await;
     let bob = net.party("BOB");
-    let bob_node = net.daemon(2, "bob", &[]);
-    let bob_link = format!("{}@{}", bob.address(), bob_node.peers);
-    let alice_node = net.daemon(1, "alice", &["--connect", &bob_link]);
+    let (alice_node, bob_node, channel_id) = net.linked_pair("10", &[]).await;
     let admin = net.rpc("alice", &alice_node);
-    let opened = OpenParams {
-        partner: bob.address(),
-        amount: "10".into(),
-        challenge_period: None,
-    }
-    .call(&admin)
-    .await
-    .unwrap();
-    admin.wait_channel(opened.id, Some(60)).await.unwrap();
-    let channel = opened.id.to_string();
+    let channel = channel_id.to_string();
     let started = now();
 
     let alice_dir = net.data_dir("alice");
@@ -381,7 +370,7 @@ async fn an_agent_and_its_sub_agent_pay_until_their_budgets_refuse_them() {
     );
 
     // Exactly what the credentials let through: 0.5 + 0.3 + 0.5 + 0.5 + 0.2 = 2 of 10.
-    let view = admin.get_channel(opened.id).await.unwrap();
+    let view = admin.get_channel(channel_id).await.unwrap();
     assert_eq!(
         (view.balance_ours.as_str(), view.balance_partner.as_str()),
         ("8", "2")
@@ -422,7 +411,7 @@ async fn an_agent_and_its_sub_agent_pay_until_their_budgets_refuse_them() {
         .map(|c| c["revoked"].as_bool().unwrap())
         .collect();
     assert_eq!(revoked, [true]);
-    let view = admin.get_channel(opened.id).await.unwrap();
+    let view = admin.get_channel(channel_id).await.unwrap();
     assert_eq!(view.balance_ours, "8");
     drop(bob_node);
 }

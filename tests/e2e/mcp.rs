@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use alloy::primitives::Address;
 use farthing_e2e::{Deployed, USDC, farthing_bin, repo_root};
 use farthing_http402::x402::{self, PaymentRequired, Requirements, Resource};
-use farthing_rpc::{FarthingApiClient, OpenParams};
+use farthing_rpc::FarthingApiClient;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -286,19 +286,8 @@ async fn an_agent_pays_and_fetches_through_farthing_mcp() {
 async fn an_agent_under_a_credential_pays_until_its_day_budget_refuses_it() {
     let net = Deployed::start().await;
     let bob = net.party("BOB");
-    let bob_node = net.daemon(2, "bob", &[]);
-    let bob_link = format!("{}@{}", bob.address(), bob_node.peers);
-    let alice_node = net.daemon(1, "alice", &["--connect", &bob_link]);
+    let (alice_node, bob_node, channel_id) = net.linked_pair("5", &[]).await;
     let admin = net.rpc("alice", &alice_node);
-    let opened = OpenParams {
-        partner: bob.address(),
-        amount: "5".into(),
-        challenge_period: None,
-    }
-    .call(&admin)
-    .await
-    .unwrap();
-    admin.wait_channel(opened.id, Some(60)).await.unwrap();
     let created = admin
         .create_credential(
             Some("mcp agent".into()),
@@ -391,7 +380,7 @@ async fn an_agent_under_a_credential_pays_until_its_day_budget_refuses_it() {
     assert!(text(open).contains("`channel` scope"), "{open}");
 
     // Exactly the budget was paid: 0.2 + 0.2 + 0.1.
-    let view = admin.get_channel(opened.id).await.unwrap();
+    let view = admin.get_channel(channel_id).await.unwrap();
     assert_eq!(
         (view.balance_ours.as_str(), view.balance_partner.as_str()),
         ("4.5", "0.5")

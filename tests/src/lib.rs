@@ -160,6 +160,29 @@ impl Deployed {
         )
     }
 
+    /// bob's node (devnet account 2) and alice's (account 1, `alice_extra` flags) dialling it,
+    /// with a channel from alice to bob funded with `deposit` (token units) that can take
+    /// payments both ways: `(alice, bob, channel id)`.
+    pub async fn linked_pair(
+        &self,
+        deposit: &str,
+        alice_extra: &[&str],
+    ) -> (Daemon, Daemon, farthing_core::ChannelId) {
+        use farthing_rpc::FarthingApiClient as _;
+        let bob = self.daemon(2, "bob", &[]);
+        let link = format!("{}@{}", self.party("BOB").address(), bob.peers);
+        let mut extra = vec!["--connect", link.as_str()];
+        extra.extend_from_slice(alice_extra);
+        let alice = self.daemon(1, "alice", &extra);
+        let admin = self.rpc("alice", &alice);
+        let opened = admin
+            .open_channel(self.party("BOB").address(), deposit.into(), Some(600))
+            .await
+            .unwrap();
+        admin.wait_channel(opened.id, Some(120)).await.unwrap();
+        (alice, bob, opened.id)
+    }
+
     /// An HTTP client of `node`, with the token from data dir `who`.
     pub fn rpc(&self, who: &str, node: &Daemon) -> farthing_rpc::HttpClient {
         let token = farthing_rpc::read_token(&self.data_dir(who)).unwrap();
