@@ -307,23 +307,27 @@ async fn kill_9_never_lets_a_restart_forget_what_a_credential_spent() {
     let mut alice = net.daemon(1, "alice", &["--connect", &link]);
     let admin = net.rpc("alice", &alice);
     admin
-        .open_channel(net.party("BOB").address(), "20".into(), Some(600))
+        .open_channel(net.party("BOB").address(), "60".into(), Some(600))
         .await
         .unwrap();
-    admin.wait_channel(1, Some(120)).await.unwrap();
-    // 0.5 in all, in payments of 0.001..0.007.
+    // 30 in all, in payments of 0.001..0.007: far more than the rounds below spend.
     let made = create(
         &admin,
         "crash",
         &["pay", "read"],
         None,
         None,
-        Some("0.5"),
+        Some("30"),
         None,
     )
     .await;
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut spent_before = 0u128;
-    for round in 0..4u64 {
+    for round in 0..6u64 {
+        net.rpc("alice", &alice)
+            .wait_channel(1, Some(120))
+            .await
+            .unwrap();
         let ws = Arc::new(
             connect_ws(&alice.url.replace("http", "ws"), &made.token)
                 .await
@@ -331,22 +335,20 @@ async fn kill_9_never_lets_a_restart_forget_what_a_credential_spent() {
         );
         let payers: Vec<_> = (0..8u64)
             .map(|p| {
-                let ws = ws.clone();
+                let (ws, acked) = (ws.clone(), acked.clone());
                 tokio::spawn(async move {
                     for i in 0u64.. {
                         let units = (i + p + round) % 7 + 1;
-                        if ws
-                            .pay(Some(1), None, format!("0.00{units}"), None, None)
-                            .await
-                            .is_err()
-                        {
+                        let paid = ws.pay(Some(1), None, format!("0.00{units}"), None, None);
+                        if paid.await.is_err() {
                             return;
                         }
+                        acked.fetch_add(units * 1_000, std::sync::atomic::Ordering::SeqCst);
                     }
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(150 + 100 * round)).await;
+        tokio::time::sleep(Duration::from_millis(100 + 80 * round)).await;
         alice.kill();
         for payer in payers {
             payer.await.unwrap();
@@ -358,31 +360,48 @@ async fn kill_9_never_lets_a_restart_forget_what_a_credential_spent() {
             .await
             .unwrap();
         let spent = base_units(&view.budgets[0].spent);
-        eprintln!("kill -9 round {round}: {spent} base units spent under the credential");
+        let acked = u128::from(acked.load(std::sync::atomic::Ordering::SeqCst));
+        eprintln!("kill -9 round {round}: {acked} acknowledged, {spent} spent (base units)");
         assert!(
             spent >= spent_before,
             "round {round}: spend went back from {spent_before} to {spent}"
+        );
+        assert!(
+            spent >= acked,
+            "round {round}: {acked} acknowledged but {spent} counted"
         );
         // What the ledger counts is what alice's proofs carried (only this credential pays).
         let sent = base_units(&admin.get_channel(1).await.unwrap().sent);
         assert_eq!(spent, sent, "round {round}");
         spent_before = spent;
     }
+    assert!(spent_before > 0, "the rounds paid something");
     // Paying on until refused ends exactly at the budget.
     let admin = net.rpc("alice", &alice);
     admin.wait_channel(1, Some(120)).await.unwrap();
     let agent = connect_http(&alice.url, &made.token).unwrap();
-    loop {
-        match agent.pay(Some(1), None, "0.001".into(), None, None).await {
-            Ok(_) => {}
-            Err(e) => {
-                let (c, message, _) = code::<()>(Err(e));
-                assert_eq!(c, 1018, "{message}");
-                break;
+    for step in ["1", "0.01", "0.001"] {
+        loop {
+            match agent.pay(Some(1), None, step.into(), None, None).await {
+                Ok(_) => {}
+                Err(e) => {
+                    let (c, message, _) = code::<()>(Err(e));
+                    assert_eq!(c, 1018, "{message}");
+                    break;
+                }
             }
         }
     }
-    assert_eq!(admin.get_channel(1).await.unwrap().sent, "0.5");
+    assert_eq!(admin.get_channel(1).await.unwrap().sent, "30");
+    assert_eq!(
+        admin
+            .show_credential(made.credential.id.clone(), None)
+            .await
+            .unwrap()
+            .budgets[0]
+            .remaining,
+        "0"
+    );
 }
 
 fn base_units(amount: &str) -> u128 {
