@@ -12,7 +12,8 @@ pub(crate) struct Listing {
     pub(crate) follow: bool,
 }
 
-const HEADER: &str = "     seq  channel    nonce  dir         amount  at (unix ms)   memo / key";
+const HEADER: &str =
+    "     seq  channel    nonce  dir         amount  at (unix ms)   memo / key / credential";
 
 fn line(p: &PaymentView) -> String {
     let mut text = format!(
@@ -27,6 +28,9 @@ fn line(p: &PaymentView) -> String {
     );
     if let Some(key) = &p.key {
         text.push_str(&format!(" [key {key}]"));
+    }
+    if let Some(credential) = &p.credential {
+        text.push_str(&format!(" [by {credential}]"));
     }
     if p.carried {
         text.push_str(" (carried)");
