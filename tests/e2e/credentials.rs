@@ -264,6 +264,30 @@ async fn an_agent_pays_within_its_credential_and_not_a_unit_more() {
         )
     })
     .await;
+    // An agent's idempotency keys are its own: the operator's payment under the same key is
+    // another payment, and the agent's repeat answers with its own, paying nothing.
+    let keyed = create(&admin, "keys", &["pay"], None, None, None, None).await;
+    let keyed = connect_http(&alice.url, &keyed.token).unwrap();
+    let k1 = || Some("k1".to_owned());
+    let by_admin = admin
+        .pay(Some(1), None, "0.001".into(), k1(), None)
+        .await
+        .unwrap();
+    let by_agent = keyed
+        .pay(Some(1), None, "0.001".into(), k1(), None)
+        .await
+        .unwrap();
+    assert!(!by_agent.repeated && by_agent.nonce != by_admin.nonce);
+    let again = keyed
+        .pay(Some(1), None, "0.001".into(), k1(), None)
+        .await
+        .unwrap();
+    assert!(again.repeated && again.nonce == by_agent.nonce);
+    let again = admin
+        .pay(Some(1), None, "0.001".into(), k1(), None)
+        .await
+        .unwrap();
+    assert!(again.repeated && again.nonce == by_admin.nonce);
     // Metrics name what each budget spent (base units) and what each credential was refused.
     let text = metrics(&metrics_at).await;
     let edge_budget = &edge_view.budgets[0].counted_under;
@@ -282,7 +306,7 @@ async fn an_agent_pays_within_its_credential_and_not_a_unit_more() {
     );
     assert_eq!(
         sent(&admin).await,
-        "1.15",
+        "1.152",
         "nothing was paid by a refused call"
     );
 }

@@ -43,9 +43,24 @@ impl RpcHandler {
         caller: Principal,
         params: PayParams,
     ) -> Result<PayResult, ApiError> {
+        // An agent's keys are its own: the same key from another credential (or the operator)
+        // is another payment, and learns nothing of this one.
+        let key = match (&params.idempotency_key, caller.agent()) {
+            (Some(key), Some(agent)) => {
+                let prefix = format!("{}/", agent.id());
+                let most = MAX_PAYMENT_KEY_LEN - prefix.len();
+                if key.is_empty() || key.len() > most {
+                    return Err(ApiError::InvalidParams(format!(
+                        "idempotency_key must be 1 to {most} bytes under a credential"
+                    )));
+                }
+                Some(prefix + key)
+            }
+            (key, _) => key.clone(),
+        };
         // A repeat of a key already used signs nothing: it learns the earlier payment's
         // outcome even while the node takes no new risk.
-        let repeat = match &params.idempotency_key {
+        let repeat = match &key {
             Some(key) => self.node.payment_key_used(key).await,
             None => false,
         };
@@ -81,7 +96,7 @@ impl RpcHandler {
                 return Err(ApiError::InvalidParams("give channel_id or partner".into()));
             }
         };
-        if let Some(key) = &params.idempotency_key
+        if let Some(key) = &key
             && (key.is_empty() || key.len() > MAX_PAYMENT_KEY_LEN)
         {
             return Err(ApiError::InvalidParams(format!(
@@ -111,7 +126,7 @@ impl RpcHandler {
                 id,
                 amount,
                 memo.as_bytes(),
-                params.idempotency_key.as_deref(),
+                key.as_deref(),
             )
             .await
             .map_err(|e| self.map_pay(id, e))?;
