@@ -383,8 +383,8 @@ impl Authority for Credentials {
     }
 }
 
-/// Most series the refusal metric has; past it, refusals of credentials not counted yet
-/// count under [`OTHER`].
+/// Most credentials a credential metric names; past it, the rest count under `other` (for
+/// refusals: of credentials not counted yet, under [`OTHER`]).
 const MAX_REFUSAL_SERIES: usize = 1000;
 
 /// The id refusals past [`MAX_REFUSAL_SERIES`] are counted under (shown as `other`).
@@ -396,18 +396,36 @@ impl Credentials {
     /// credential and reason.
     pub(crate) fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
-        let totals = self.table.ledger_totals();
-        out.push_str("# HELP farthing_credential_spent_base_units_total What was spent under each budget-bearing credential step, base units (payments: kind=pay; channel deposits: kind=deposit).\n");
+        let mut totals = self.table.ledger_totals();
+        out.push_str("# HELP farthing_credential_spent_base_units_total What was spent under each budget-bearing credential step, base units (payments: kind=pay; channel deposits: kind=deposit); past the largest 1000, the rest summed under credential=\"other\".\n");
         out.push_str("# TYPE farthing_credential_spent_base_units_total counter\n");
-        for (cid, kind, total) in totals {
-            let kind = match kind {
-                Kind::Pay => "pay",
-                Kind::Deposit => "deposit",
-            };
+        // Credentials derived offline cost nothing, and each budget of one is a ledger: name the
+        // largest, sum the rest, so no agent can grow the metrics without bound.
+        totals.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        let kind_name = |kind: Kind| match kind {
+            Kind::Pay => "pay",
+            Kind::Deposit => "deposit",
+        };
+        let mut rest = [0u128; 2];
+        for (i, (cid, kind, total)) in totals.into_iter().enumerate() {
+            if i >= MAX_REFUSAL_SERIES {
+                rest[usize::from(kind.tag())] = rest[usize::from(kind.tag())].saturating_add(total);
+                continue;
+            }
             let _ = writeln!(
                 out,
-                "farthing_credential_spent_base_units_total{{credential=\"{cid}\",kind=\"{kind}\"}} {total}"
+                "farthing_credential_spent_base_units_total{{credential=\"{cid}\",kind=\"{}\"}} {total}",
+                kind_name(kind)
             );
+        }
+        for (kind, total) in [(Kind::Pay, rest[0]), (Kind::Deposit, rest[1])] {
+            if total > 0 {
+                let _ = writeln!(
+                    out,
+                    "farthing_credential_spent_base_units_total{{credential=\"other\",kind=\"{}\"}} {total}",
+                    kind_name(kind)
+                );
+            }
         }
         out.push_str("# HELP farthing_credential_refused_total Calls refused by an agent's credential, by credential and reason (scope, expired, revoked, max, peer, origin, budget.<period>, deposit.<period>).\n");
         out.push_str("# TYPE farthing_credential_refused_total counter\n");
@@ -423,5 +441,66 @@ impl Credentials {
                 "farthing_credential_refused_total{{credential=\"{credential}\",reason=\"{reason}\"}} {count}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use farthing_credential::{Budget, Period};
+    use farthing_store::{GroupCommit, MemStore};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_credential_metrics_name_at_most_a_thousand_credentials_and_sum_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemStore::default());
+        let table = Arc::new(ChannelTable::new(
+            Vec::new(),
+            Vec::new(),
+            GroupCommit::new(store.clone()),
+        ));
+        let credentials = Credentials::load(dir.path(), &*store, table.clone()).unwrap();
+        // 1005 ledgers, spending 1..=1005: the five smallest go to `other`.
+        for i in 1..=1005u32 {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            let budget = Budget {
+                step: 1,
+                cid: ChainId(id),
+                kind: Kind::Pay,
+                period: Period::Total,
+                limit: u128::MAX,
+            };
+            let writes = table
+                .lock()
+                .charge(&[budget], Kind::Pay, u128::from(i), 1_000, 6)
+                .unwrap();
+            assert_eq!(writes.len(), 1);
+        }
+        // 1003 credentials refused once each: three go to `other`.
+        for i in 0..1003u32 {
+            let mut nonce = [0u8; 16];
+            nonce[..4].copy_from_slice(&i.to_be_bytes());
+            let agent = credentials
+                .inspect(&Credential::mint(&credentials.key, nonce, &[]))
+                .unwrap();
+            Authority::refused(&credentials, &agent, "scope");
+        }
+        let mut text = String::new();
+        credentials.render_metrics(&mut text);
+        let named = |metric: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(metric) && l.contains("credential=\"cid_"))
+                .count()
+        };
+        assert_eq!(named("farthing_credential_spent_base_units_total{"), 1000);
+        assert!(text.contains(
+            "farthing_credential_spent_base_units_total{credential=\"other\",kind=\"pay\"} 15\n"
+        ));
+        assert_eq!(named("farthing_credential_refused_total{"), 1000);
+        assert!(text.contains(
+            "farthing_credential_refused_total{credential=\"other\",reason=\"scope\"} 3\n"
+        ));
     }
 }
