@@ -288,12 +288,36 @@ async fn an_agent_pays_within_its_credential_and_not_a_unit_more() {
         .await
         .unwrap();
     assert!(again.repeated && again.nonce == by_admin.nonce);
+    // The history shows the agent's key as it gave it, with its credential; under a credential
+    // a key has 91 bytes at most (the rest of 128 is its namespace).
+    let keyed_id = keyed.whoami().await.unwrap().id;
+    let page = admin.list_payments(Some(1), Some(3), None).await.unwrap();
+    assert!(
+        page.payments
+            .iter()
+            .any(|p| p.key.as_deref() == Some("k1") && p.credential == keyed_id)
+    );
+    let long = |n: usize| Some("k".repeat(n));
+    let (c, message, _) = code(
+        keyed
+            .pay(Some(1), None, "0.001".into(), long(92), None)
+            .await,
+    );
+    assert_eq!(c, 1005, "{message}");
+    assert!(
+        message.contains("1 to 91 bytes under a credential"),
+        "{message}"
+    );
+    keyed
+        .pay(Some(1), None, "0.001".into(), long(91), None)
+        .await
+        .unwrap();
     // Metrics name what each budget spent (base units) and what each credential was refused.
     let text = metrics(&metrics_at).await;
     let edge_budget = &edge_view.budgets[0].counted_under;
     assert!(
         text.contains(&format!(
-            "farthing_credential_spent_base_units_total{{credential=\"{edge_budget}\",kind=\"pay\"}} 150000\n"
+            "farthing_credential_spent_base_units{{credential=\"{edge_budget}\",kind=\"pay\"}} 150000\n"
         )),
         "{text}"
     );
@@ -306,7 +330,7 @@ async fn an_agent_pays_within_its_credential_and_not_a_unit_more() {
     );
     assert_eq!(
         sent(&admin).await,
-        "1.152",
+        "1.153",
         "nothing was paid by a refused call"
     );
 }

@@ -350,7 +350,14 @@ fn derive(
     let child = added
         .iter()
         .fold(parent.clone(), |c, caveat| c.attenuate(caveat));
-    write_secret(out, &child.encode(), force)?;
+    // A credential the node could not read back is not written (too many or too long caveats).
+    let token = child.encode();
+    token.parse::<Credential>().map_err(|e| {
+        eyre!(
+            "these limits make a credential the node cannot read ({e}): give fewer peers or origins"
+        )
+    })?;
+    write_secret(out, &token, force)?;
 
     let before = Effective::from_chain(parent.caveats(), &[]);
     let after = Effective::from_chain(child.caveats(), &[]);

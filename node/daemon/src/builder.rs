@@ -427,9 +427,9 @@ impl Builder {
             ),
         );
         tasks.spawn_critical(
-            "credential spend pruning",
+            "credential upkeep",
             OnFailure::Warn,
-            crate::credentials::prune_seconds(table.clone(), tasks.shutdown_signal()),
+            crate::credentials::upkeep(credentials.clone(), tasks.shutdown_signal()),
         );
         let buyer = crate::commerce::Buyer::new(config.buyer.clone()).map_err(StartError::Buyer)?;
         Ok(Node::new(Components {

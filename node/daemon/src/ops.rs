@@ -147,8 +147,9 @@ impl Operations {
     }
 
     /// A deposit's transaction failed: if it definitely moved nothing (refused before it was
-    /// sent, or mined and reverted), give its charge back; otherwise (sent, fate unknown) the
-    /// charge stays.
+    /// sent, or mined and reverted), give its charge back; otherwise the charge stays — a chain
+    /// RPC failure may come before or after the send, and a journal failure may come after the
+    /// transaction was mined.
     async fn uncharge<T>(
         &self,
         charged: &[Write],
@@ -160,7 +161,6 @@ impl Operations {
             Err(OpError::Chain(
                 ChainError::Refused { .. }
                     | ChainError::NoContract { .. }
-                    | ChainError::Journal { .. }
                     | ChainError::FeeCap { .. }
                     | ChainError::Reverted { .. }
             ))

@@ -49,19 +49,29 @@ pub(crate) fn ledgers_from_store(store: &dyn Store, now: u64) -> Result<Ledgers,
     )))
 }
 
-/// How often the per-second spends older than a day are deleted from the store.
-pub(crate) const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often revocations whose write failed are written again.
+pub(crate) const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Delete the per-second spend records older than a day, every [`PRUNE_EVERY`] (in memory,
-/// the ledgers drop theirs as time moves on).
-pub(crate) async fn prune_seconds(table: Arc<ChannelTable>, mut shutdown: crate::tasks::Shutdown) {
-    loop {
+/// How often (in [`RETRY_EVERY`]s) the per-second spends older than a day are deleted from the
+/// store: every 10 minutes.
+const PRUNE_EVERY: u32 = 60;
+
+/// The credentials' upkeep: every [`RETRY_EVERY`], write again the revocations whose write
+/// failed (they are refused in memory meanwhile); every 10 minutes, delete the per-second
+/// spend records older than a day (in memory, the ledgers drop theirs as time moves on).
+pub(crate) async fn upkeep(credentials: Arc<Credentials>, mut shutdown: crate::tasks::Shutdown) {
+    for round in 1u32.. {
         tokio::select! {
-            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            () = tokio::time::sleep(RETRY_EVERY) => {}
             () = shutdown.wait() => return,
         }
+        credentials.write_pending_revocations().await;
+        if round % PRUNE_EVERY != 0 {
+            continue;
+        }
         let before = now_secs().saturating_sub(DAY + 60);
-        if let Err(e) = table
+        if let Err(e) = credentials
+            .table
             .group()
             .submit(vec![Write::PruneCredentialSeconds { before }])
             .await
@@ -303,6 +313,24 @@ impl Credentials {
         Ok(at)
     }
 
+    /// Write again every revocation whose write failed (each is refused in memory meanwhile).
+    pub(crate) async fn write_pending_revocations(&self) {
+        let pending: Vec<ChainId> = self
+            .revoked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, r)| !r.durable)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in pending {
+            if let Err(e) = self.revoke(id).await {
+                tracing::warn!(credential = %id, error = %e, "a revocation is not saved yet (the credential is refused meanwhile); retrying");
+                return;
+            }
+        }
+    }
+
     /// Every credential issued here, by id.
     pub(crate) fn issued(&self) -> Vec<Issued> {
         let issued = self.issued.read().unwrap_or_else(|e| e.into_inner());
@@ -397,8 +425,8 @@ impl Credentials {
     pub(crate) fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
         let mut totals = self.table.ledger_totals();
-        out.push_str("# HELP farthing_credential_spent_base_units_total What was spent under each budget-bearing credential step, base units (payments: kind=pay; channel deposits: kind=deposit); past the largest 1000, the rest summed under credential=\"other\".\n");
-        out.push_str("# TYPE farthing_credential_spent_base_units_total counter\n");
+        out.push_str("# HELP farthing_credential_spent_base_units What was spent under each budget-bearing credential step, base units (payments: kind=pay; channel deposits: kind=deposit); the largest 1000 by name, the rest summed under credential=\"other\" (a gauge: which are named changes, and a deposit that was never made is given back).\n");
+        out.push_str("# TYPE farthing_credential_spent_base_units gauge\n");
         // Credentials derived offline cost nothing, and each budget of one is a ledger: name the
         // largest, sum the rest, so no agent can grow the metrics without bound.
         totals.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
@@ -414,7 +442,7 @@ impl Credentials {
             }
             let _ = writeln!(
                 out,
-                "farthing_credential_spent_base_units_total{{credential=\"{cid}\",kind=\"{}\"}} {total}",
+                "farthing_credential_spent_base_units{{credential=\"{cid}\",kind=\"{}\"}} {total}",
                 kind_name(kind)
             );
         }
@@ -422,7 +450,7 @@ impl Credentials {
             if total > 0 {
                 let _ = writeln!(
                     out,
-                    "farthing_credential_spent_base_units_total{{credential=\"other\",kind=\"{}\"}} {total}",
+                    "farthing_credential_spent_base_units{{credential=\"other\",kind=\"{}\"}} {total}",
                     kind_name(kind)
                 );
             }
@@ -450,6 +478,36 @@ mod tests {
     use farthing_store::{GroupCommit, MemStore};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_revocation_whose_write_failed_stays_refused_and_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(farthing_store::testing::FailingStore::new(
+            MemStore::default(),
+        ));
+        let switch = store.switch();
+        let group = GroupCommit::new(store.clone());
+        let table = Arc::new(ChannelTable::new(Vec::new(), Vec::new(), group.clone()));
+        let credentials = Credentials::load(dir.path(), &*store, table.clone()).unwrap();
+        let token = Credential::mint(&credentials.key, [7; 16], &[]).encode();
+        let id = credentials.verify(&token).unwrap().id();
+        switch.fail();
+        assert!(credentials.revoke(id).await.is_err());
+        // Refused at once, though not saved yet.
+        assert!(matches!(
+            credentials.verify(&token),
+            Err(Denied::Revoked { .. })
+        ));
+        switch.recover();
+        group.resume();
+        credentials.write_pending_revocations().await;
+        assert_eq!(store.revoked_credentials().unwrap().len(), 1);
+        let restarted = Credentials::load(dir.path(), &*store, table).unwrap();
+        assert!(matches!(
+            restarted.verify(&token),
+            Err(Denied::Revoked { .. })
+        ));
+    }
 
     #[tokio::test]
     async fn the_credential_metrics_name_at_most_a_thousand_credentials_and_sum_the_rest() {
@@ -494,9 +552,9 @@ mod tests {
                 .filter(|l| l.starts_with(metric) && l.contains("credential=\"cid_"))
                 .count()
         };
-        assert_eq!(named("farthing_credential_spent_base_units_total{"), 1000);
+        assert_eq!(named("farthing_credential_spent_base_units{"), 1000);
         assert!(text.contains(
-            "farthing_credential_spent_base_units_total{credential=\"other\",kind=\"pay\"} 15\n"
+            "farthing_credential_spent_base_units{credential=\"other\",kind=\"pay\"} 15\n"
         ));
         assert_eq!(named("farthing_credential_refused_total{"), 1000);
         assert!(text.contains(

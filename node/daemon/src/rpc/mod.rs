@@ -160,7 +160,15 @@ impl RpcHandler {
             amount: format_amount(p.amount, self.decimals()),
             at_ms: p.at_ms,
             memo: (!p.memo.is_empty()).then(|| String::from_utf8_lossy(&p.memo).into_owned()),
-            key: p.key.clone(),
+            // An agent's key is stored under its credential's namespace (`cid_…/KEY`): shown
+            // as the agent gave it, next to the credential.
+            key: p.key.as_ref().map(|key| match p.credential {
+                Some(c) => key
+                    .strip_prefix(&format!("{}/", farthing_credential::ChainId(c)))
+                    .unwrap_or(key)
+                    .to_owned(),
+                None => key.clone(),
+            }),
             carried: p.carried,
             credential: p
                 .credential
@@ -550,19 +558,22 @@ impl FarthingApiServer for RpcHandler {
         peer: Address,
         forget: Option<bool>,
     ) -> Result<Disconnected, ApiError> {
-        self.allowed(
-            &principal(ext),
-            "farthing_disconnectPeer",
-            Scope::Channel,
-            Some(peer),
-        )?;
-        let (was_linked, was_kept, forgotten) =
-            self.node.disconnect_peer(peer, forget.unwrap_or(false));
-        Ok(Disconnected {
-            was_linked,
-            was_kept,
-            forgotten,
+        self.counted_as(ext, async {
+            self.allowed(
+                &principal(ext),
+                "farthing_disconnectPeer",
+                Scope::Channel,
+                Some(peer),
+            )?;
+            let (was_linked, was_kept, forgotten) =
+                self.node.disconnect_peer(peer, forget.unwrap_or(false));
+            Ok(Disconnected {
+                was_linked,
+                was_kept,
+                forgotten,
+            })
         })
+        .await
     }
 
     async fn create_credential(

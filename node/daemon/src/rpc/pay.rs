@@ -23,6 +23,13 @@ impl RpcHandler {
         let Some(agent) = caller.agent() else {
             return Ok(());
         };
+        // A credential that names partners allows nothing whose partner this node cannot tell.
+        if agent.limits().peers.is_some() && partner.is_none() {
+            return Err(credential_refusal(
+                method,
+                &farthing_credential::Refusal::Peer,
+            ));
+        }
         check(
             agent.limits(),
             &Request {
@@ -105,6 +112,12 @@ impl RpcHandler {
         }
         if let Some(agent) = caller.agent() {
             let partner = self.node.partner_of(id);
+            if agent.limits().peers.is_some() && partner.is_none() {
+                return Err(credential_refusal(
+                    "farthing_pay",
+                    &farthing_credential::Refusal::Peer,
+                ));
+            }
             check(
                 agent.limits(),
                 &Request {
