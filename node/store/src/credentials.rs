@@ -246,6 +246,7 @@ fn text(r: &mut Reader<'_>, field: &'static str, max: usize) -> Result<String, D
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::tests::refuses_every_truncation_and_extension;
     use proptest::prelude::*;
 
     fn issued() -> impl Strategy<Value = IssuedCredential> {
@@ -267,24 +268,6 @@ mod tests {
                     chain,
                 },
             )
-    }
-
-    /// Every proper prefix of a record, and the record with one byte more, is refused.
-    fn refuses_every_truncation_and_extension<T: std::fmt::Debug>(
-        bytes: &[u8],
-        decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
-    ) -> Result<(), TestCaseError> {
-        for len in 0..bytes.len() {
-            prop_assert!(
-                decode(&bytes[..len]).is_err(),
-                "prefix of {len} bytes accepted"
-            );
-        }
-        let mut longer = bytes.to_vec();
-        longer.push(0);
-        let is_trailing = matches!(decode(&longer), Err(DecodeError::Trailing { extra: 1, .. }));
-        prop_assert!(is_trailing);
-        Ok(())
     }
 
     proptest! {

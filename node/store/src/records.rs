@@ -416,7 +416,7 @@ pub fn decode_pending_tx(bytes: &[u8]) -> Result<PendingTx, DecodeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -545,9 +545,9 @@ mod tests {
     }
 
     /// Every proper prefix of a record, and the record with one byte more, is refused.
-    fn refuses_every_truncation_and_extension<T: std::fmt::Debug>(
+    pub(crate) fn refuses_every_truncation_and_extension<T: std::fmt::Debug>(
         bytes: &[u8],
-        decode: fn(&[u8]) -> Result<T, DecodeError>,
+        decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
     ) -> Result<(), TestCaseError> {
         for len in 0..bytes.len() {
             prop_assert!(
