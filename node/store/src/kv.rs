@@ -15,7 +15,7 @@ use crate::paylog::{
     LogWalk, LoggedPayment, MAX_CHUNK, decode_payment_chunk, encode_chunk, payment_chunk_len,
 };
 use crate::records::{self, Cursor, KeyedPayment, PendingTx};
-use crate::{Result, StoreError, Write};
+use crate::{Result, SCHEMA_VERSION, StoreError, Write};
 
 pub(crate) use credentials::{credential_spends, issued_credentials, revoked_credentials};
 
@@ -124,6 +124,46 @@ pub(crate) trait Kv {
     fn scan_ranges(&self, ranges: &[(Vec<u8>, Vec<u8>)], each: &mut Visit<'_>) -> Result<()>;
     /// Apply `ops` in order, all or none, and return once they are durable.
     fn apply(&self, ops: Vec<Op>) -> Result<()>;
+}
+
+/// Check the schema record of a store just opened at `location`, then set it to
+/// [`SCHEMA_VERSION`] if it is missing (a new store) or older (every older layout is a subset
+/// of this one: the data stays, older builds now refuse the store).
+pub(crate) fn open_schema(kv: &impl Kv, location: &str) -> Result<()> {
+    if schema_is_current(kv, location)? {
+        return Ok(());
+    }
+    kv.apply(vec![Op::Put(
+        SCHEMA_KEY.to_vec(),
+        SCHEMA_VERSION.to_be_bytes().to_vec(),
+    )])
+}
+
+/// Whether the store's schema record is this build's; a newer schema or a record Farthing
+/// never wrote is refused.
+pub(crate) fn schema_is_current(kv: &impl Kv, location: &str) -> Result<bool> {
+    let Some(bytes) = kv.get(SCHEMA_KEY)? else {
+        return Ok(false);
+    };
+    let found = parse_schema(&bytes, location)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            location: location.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(found == SCHEMA_VERSION)
+}
+
+/// The schema version a schema record holds.
+pub(crate) fn parse_schema(bytes: &[u8], location: &str) -> Result<u32> {
+    <[u8; 4]>::try_from(bytes)
+        .map(u32::from_be_bytes)
+        .map_err(|_| StoreError::UnknownSchema {
+            location: location.to_owned(),
+            len: bytes.len(),
+        })
 }
 
 fn corrupt(key: &[u8], source: DecodeError) -> StoreError {

@@ -4,6 +4,8 @@
 //!
 //! - [`Store`]: the contract every backend keeps (read this before calling or implementing it);
 //! - [`RocksStore`]: the RocksDB backend the node runs on;
+//! - [`PgStore`]: the PostgreSQL backend, for a node whose instances take over from each other
+//!   (one transaction per commit, fenced by the leader's epoch);
 //! - [`MemStore`]: the in-memory twin for other crates' unit tests, same semantics;
 //! - [`records`]: the versioned binary records;
 //! - [`paylog`]: the payment log (every payment made or received, numbered, in the proof's batch);
@@ -31,6 +33,7 @@ mod codec;
 mod group;
 mod kv;
 mod mem;
+mod pg;
 mod rocks;
 
 use std::path::PathBuf;
@@ -43,6 +46,7 @@ pub use credentials::{CredentialSpend, CredentialSpends, IssuedCredential, Ledge
 pub use group::{GroupCommit, GroupStats, MAX_GROUP_WRITES, Publish};
 pub use mem::MemStore;
 pub use paylog::{LogWalk, LoggedPayment};
+pub use pg::{COMMIT_DEADLINE, PgStore};
 pub use records::{Cursor, KeyedPayment, PendingTx, TxKind};
 pub use rocks::{RocksStore, SCHEMA_VERSION};
 
@@ -65,12 +69,12 @@ pub enum StoreError {
     },
     /// The database was written by a newer Farthing.
     #[error(
-        "store at {path} has schema version {found}, newer than this build's {supported}: \
+        "store at {location} has schema version {found}, newer than this build's {supported}: \
          run the Farthing version that wrote it, or restore a backup"
     )]
     NewerSchema {
-        /// The database directory.
-        path: PathBuf,
+        /// The database directory, or the PostgreSQL database and schema.
+        location: String,
         /// Version found on disk.
         found: u32,
         /// Version this build supports.
@@ -78,14 +82,40 @@ pub enum StoreError {
     },
     /// The schema record is not one this code ever wrote.
     #[error(
-        "store at {path} has an unreadable schema record ({len} bytes): it was not written by \
-         Farthing; point the node at its own data directory"
+        "store at {location} has an unreadable schema record ({len} bytes): it was not written \
+         by Farthing; point the node at its own data directory or database schema"
     )]
     UnknownSchema {
-        /// The database directory.
-        path: PathBuf,
+        /// The database directory, or the PostgreSQL database and schema.
+        location: String,
         /// Length of the record found.
         len: usize,
+    },
+    /// PostgreSQL refused to connect, read or write, or did not answer in time. A commit that
+    /// failed this way may still be found whole later (never in part).
+    #[error(
+        "PostgreSQL store at {target}: {reason}; check that PostgreSQL is up and reachable, and \
+         its synchronous standby (every commit waits for it)"
+    )]
+    Postgres {
+        /// Hosts, database and schema (never a password).
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Another instance of this node took the store over (a newer leader): nothing of the batch
+    /// was written, and this instance must stop acting for the node.
+    #[error(
+        "fenced: `{holder}` holds the store with epoch {found}, this instance has epoch {mine}; \
+         nothing of this batch was written and this instance steps down"
+    )]
+    Fenced {
+        /// This instance's epoch.
+        mine: u64,
+        /// The epoch that holds the store.
+        found: u64,
+        /// Who holds it (the leader's instance name).
+        holder: String,
     },
     /// A stored record cannot be read: unknown version, damaged, or filed under the wrong key.
     #[error("record {key} cannot be read: {source}")]
@@ -182,8 +212,8 @@ pub enum Write {
 /// When `commit` returns `Err`, the caller must treat the batch as not durable (send nothing
 /// that depends on it), but must not assume it was not written either: after a restart it
 /// may be found whole (never partly). Retrying the same batch, or committing a newer state
-/// that supersedes it, is always safe. [`StoreError::Unencodable`] and
-/// [`StoreError::Unavailable`] guarantee that nothing was written.
+/// that supersedes it, is always safe. [`StoreError::Unencodable`],
+/// [`StoreError::Unavailable`] and [`StoreError::Fenced`] guarantee that nothing was written.
 ///
 /// Speed comes from putting many writes in one batch (group commit: one sync for all), never
 /// from skipping a sync.

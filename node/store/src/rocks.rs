@@ -65,24 +65,7 @@ impl RocksStore {
             path,
             synced,
         };
-        match store.get(SCHEMA_KEY)? {
-            None => store.put_synced(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?,
-            Some(bytes) => {
-                let found = store.parse_schema(&bytes)?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema {
-                        path: store.path.clone(),
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-                if found < SCHEMA_VERSION {
-                    // Every older layout is a subset of this one: the data stays, older
-                    // builds now refuse the store.
-                    store.put_synced(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-                }
-            }
-        }
+        kv::open_schema(&store, &store.path.display().to_string())?;
         Ok(store)
     }
 
@@ -94,16 +77,7 @@ impl RocksStore {
     /// The schema version of this database (always [`SCHEMA_VERSION`] once opened).
     pub fn schema_version(&self) -> Result<u32> {
         let bytes = self.get(SCHEMA_KEY)?.unwrap_or_default();
-        self.parse_schema(&bytes)
-    }
-
-    fn parse_schema(&self, bytes: &[u8]) -> Result<u32> {
-        <[u8; 4]>::try_from(bytes)
-            .map(u32::from_be_bytes)
-            .map_err(|_| StoreError::UnknownSchema {
-                path: self.path.clone(),
-                len: bytes.len(),
-            })
+        kv::parse_schema(&bytes, &self.path.display().to_string())
     }
 
     /// Flush the memtables and compact the whole database (measurements, maintenance): what
@@ -129,6 +103,7 @@ impl RocksStore {
     /// Write raw `value` under `key`, synced. Crate-private: records go through
     /// [`Store::commit`], so nothing outside this crate writes unversioned bytes (tests here
     /// use it to plant damaged records).
+    #[cfg(test)]
     pub(crate) fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.with_db(|db| {
             db.put_opt(key, value, &self.synced)

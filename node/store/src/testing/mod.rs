@@ -12,6 +12,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use alloy_primitives::{Address, Bytes};
 use farthing_core::{ChainState, Channel, ChannelId, OnChain, Role, SignedProof};
 
+pub mod postgres;
+
 use crate::{Cursor, PendingTx, Result, Store, StoreError, TxKind, Write};
 
 /// The handle that makes a [`FailingStore`] fail; clones control the same store.

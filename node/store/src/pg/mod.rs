@@ -1,0 +1,742 @@
+//! The PostgreSQL backend: the same ordered byte map as RocksDB's, in one `kv` table, so the
+//! key layout, the versioned records and their checks are shared (`kv.rs`); one transaction
+//! per commit, fenced by the leader's epoch.
+//!
+//! # Durability
+//!
+//! A commit returns `Ok` once PostgreSQL's `COMMIT` did: with `synchronous_commit = on` that
+//! is after its WAL was flushed, and flushed by its synchronous standby when it has one. A
+//! commit never gets a client-side statement timeout or a cancel (a cancel during the wait
+//! for the standby turns a commit that is not replicated into a success, with only a
+//! warning): it gets a deadline after which the connection is dropped and the commit is
+//! reported failed, outcome unknown. Such a warning arriving anyway (an operator cancelled the
+//! backend) also fails the commit.
+//!
+//! # Fencing
+//!
+//! The store holds an epoch ([`PgStore::take_over`]). Every batch's transaction first locks the
+//! `leader` row and checks that its epoch is still this one (`farthing_fence`, the same round
+//! trip as the writes): if another instance took the store over, the batch rolls back and the
+//! commit fails with [`StoreError::Fenced`], nothing written. A takeover waits for the batch
+//! in flight (the row lock), so once it returns no batch of the old epoch can commit.
+//!
+//! # Threads
+//!
+//! The client is async; the [`Store`] is not. The store runs its own small tokio runtime and
+//! each call hands it a future and waits on a plain channel — so it can be called from any
+//! thread, async code included, like RocksDB. Commits go through one connection, reads through
+//! a small pool.
+
+mod plan;
+mod sql;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use farthing_core::{Channel, ChannelId};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
+
+use crate::kv::{self, Kv, Op, Step, Visit};
+use crate::{
+    CredentialSpends, Cursor, IssuedCredential, KeyedPayment, LogWalk, LoggedPayment, PendingTx,
+    Result, Store, StoreError, Write,
+};
+use plan::Stmt;
+
+/// How long a commit may take before the connection is dropped and the commit reported
+/// failed (outcome unknown): a PostgreSQL that is gone, or a synchronous standby that is down
+/// (every commit waits for it).
+pub const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a read may take.
+const READ_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Entries per page of a walk.
+const PAGE: i64 = 64;
+
+/// Read connections kept for reuse.
+const POOL: usize = 4;
+
+/// The node's store in PostgreSQL, implementing [`Store`].
+pub struct PgStore {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    config: Config,
+    schema: String,
+    target: String,
+    /// The commit connection, connected on first use and again after a failure.
+    committer: Arc<tokio::sync::Mutex<Option<Conn>>>,
+    readers: Mutex<Vec<Arc<Conn>>>,
+    /// The epoch this instance holds the store with; 0 until [`PgStore::take_over`].
+    epoch: AtomicU64,
+    closed: AtomicBool,
+    commit_deadline: Duration,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("target", &self.target)
+            .field("schema", &self.schema)
+            .field("epoch", &self.epoch.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// One connection and its prepared statements.
+struct Conn {
+    client: Client,
+    s: Prepared,
+    /// Set when the server warned that a commit was cancelled while waiting for the standby:
+    /// that commit is not known to be replicated.
+    unreplicated: Arc<AtomicBool>,
+}
+
+struct Prepared {
+    get: Statement,
+    range: Statement,
+    page_up: Statement,
+    page_down: Statement,
+    begin: Statement,
+    begin_snapshot: Statement,
+    commit: Statement,
+    fence: Statement,
+    upsert: Statement,
+    delete: Statement,
+    delete_range: Statement,
+}
+
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl PgStore {
+    /// Connect to the database `url` names (a libpq connection string or URL; several hosts
+    /// with `target_session_attrs=read-write` find the primary after a failover), create the
+    /// tables in `schema` if they are missing, and check the record schema like
+    /// [`RocksStore::open`](crate::RocksStore::open) (raised, if older, at the takeover). The
+    /// store commits nothing until it [takes over](Self::take_over).
+    pub fn open(url: &str, schema: &str) -> Result<Self> {
+        let mut config: Config = url.parse().map_err(|e| StoreError::Postgres {
+            target: "the configured database".into(),
+            reason: format!("cannot read the connection string: {e}"),
+        })?;
+        if !valid_schema(schema) {
+            return Err(StoreError::Postgres {
+                target: describe(&config),
+                reason: format!(
+                    "`{schema}` is not a usable schema name: use lowercase letters, digits and \
+                     `_`, starting with a letter, at most 48 characters"
+                ),
+            });
+        }
+        config
+            .connect_timeout(Duration::from_secs(5))
+            .keepalives_idle(Duration::from_secs(5))
+            .tcp_user_timeout(Duration::from_secs(10));
+        if config.get_application_name().is_none() {
+            config.application_name("farthing");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("farthing-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable {
+                reason: format!("cannot start the PostgreSQL client's runtime: {e}"),
+            })?;
+        let store = Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            target: format!("{}#{schema}", describe(&config)),
+            config,
+            schema: schema.to_owned(),
+            committer: Arc::default(),
+            readers: Mutex::default(),
+            epoch: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            commit_deadline: COMMIT_DEADLINE,
+        };
+        store.migrate()?;
+        // Only checked here: the record is raised once this instance holds the store.
+        kv::schema_is_current(&store, &store.target)?;
+        Ok(store)
+    }
+
+    /// Give up on a commit after `deadline` instead of [`COMMIT_DEADLINE`] (the outcome is then
+    /// unknown: the batch may be found whole later).
+    pub fn with_commit_deadline(mut self, deadline: Duration) -> Self {
+        self.commit_deadline = deadline;
+        self
+    }
+
+    /// Where the store is, as an operator reads it: hosts, ports, database and schema (never
+    /// a password).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Take the store over with `epoch` (an election's revision), or with the next epoch when
+    /// `None` (an instance without an election: the newest one started wins). Waits for the
+    /// batch an earlier holder has in flight; afterwards no batch of an earlier epoch
+    /// commits. Fails with [`StoreError::Fenced`] if a holder with an epoch not lower than
+    /// `epoch` exists. Returns the epoch now held.
+    pub fn take_over(&self, epoch: Option<u64>, holder: &str) -> Result<u64> {
+        let holder = holder.to_owned();
+        let (config, schema, target) = (self.config.clone(), self.schema.clone(), self.target());
+        let target = target.to_owned();
+        let held = self.run(READ_DEADLINE * 3, async move {
+            let conn = connect(&config, &schema, &target).await?;
+            let fail = |e| pg_error(&target, e);
+            let row = match epoch {
+                Some(e) => {
+                    let mine = i64::try_from(e).unwrap_or(i64::MAX);
+                    conn.client
+                        .query_opt(sql::TAKE_OVER, &[&mine, &holder])
+                        .await
+                        .map_err(fail)?
+                }
+                None => Some(
+                    conn.client
+                        .query_one(sql::TAKE_NEXT, &[&holder])
+                        .await
+                        .map_err(fail)?,
+                ),
+            };
+            if let Some(row) = row {
+                return Ok(row.get::<_, i64>(0) as u64);
+            }
+            let row = conn
+                .client
+                .query_one(sql::HOLDER, &[])
+                .await
+                .map_err(fail)?;
+            Err(StoreError::Fenced {
+                mine: epoch.unwrap_or_default(),
+                found: row.get::<_, i64>(0) as u64,
+                holder: row.get(1),
+            })
+        })?;
+        self.epoch.store(held, Ordering::SeqCst);
+        kv::open_schema(self, &self.target)?;
+        tracing::info!(epoch = held, store = %self.target, "took the store over");
+        Ok(held)
+    }
+
+    /// The epoch this instance holds the store with (0 before [`take_over`](Self::take_over)).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let (config, schema, target) = (
+            self.config.clone(),
+            self.schema.clone(),
+            self.target.clone(),
+        );
+        self.run(READ_DEADLINE * 3, async move {
+            let (client, connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| pg_error(&target, e))?;
+            tokio::spawn(connection);
+            let fail = |e| pg_error(&target, e);
+            let script = format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({}); {} COMMIT;",
+                sql::MIGRATION_LOCK,
+                sql::migration(&schema)
+            );
+            client.batch_execute(&script).await.map_err(fail)?;
+            let version: i32 = client
+                .query_one(
+                    &format!("SELECT version FROM {schema}.ddl WHERE id = 1"),
+                    &[],
+                )
+                .await
+                .map_err(fail)?
+                .get(0);
+            if version > sql::DDL_VERSION {
+                return Err(StoreError::NewerSchema {
+                    location: target.clone(),
+                    found: version as u32,
+                    supported: sql::DDL_VERSION as u32,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Run `work` on the store's runtime and wait for it (from any thread), at most `deadline`.
+    fn run<T: Send + 'static>(
+        &self,
+        deadline: Duration,
+        work: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable {
+                reason: format!("the store at {} is closed", self.target),
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let target = self.target.clone();
+        self.handle.spawn(async move {
+            let outcome = match tokio::time::timeout(deadline, work).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StoreError::Postgres {
+                    target,
+                    reason: format!("no answer in {} s", deadline.as_secs()),
+                }),
+            };
+            let _ = tx.send(outcome);
+        });
+        rx.recv().unwrap_or_else(|_| {
+            Err(StoreError::Unavailable {
+                reason: "the PostgreSQL client's runtime stopped".into(),
+            })
+        })
+    }
+
+    /// A read connection from the pool, or a new one.
+    fn reader(&self) -> Result<Arc<Conn>> {
+        if let Some(conn) = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            && !conn.client.is_closed()
+        {
+            return Ok(conn);
+        }
+        let (config, schema, target) = (
+            self.config.clone(),
+            self.schema.clone(),
+            self.target.clone(),
+        );
+        self.run(READ_DEADLINE, async move {
+            connect(&config, &schema, &target).await.map(Arc::new)
+        })
+    }
+
+    /// Run `read` on a read connection; the connection goes back to the pool if it worked.
+    fn read<T: Send + 'static, F>(&self, read: impl FnOnce(Arc<Conn>) -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
+        let conn = self.reader()?;
+        let outcome = self.run(READ_DEADLINE, read(conn.clone()));
+        if outcome.is_ok() {
+            let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < POOL {
+                pool.push(conn);
+            }
+        }
+        outcome
+    }
+
+    /// Every entry of each range, from one snapshot.
+    fn ranges(&self, ranges: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<Rows>> {
+        let target = self.target.clone();
+        self.read(move |conn| async move {
+            let fail = |e| pg_error(&target, e);
+            if let [(from, to)] = &ranges[..] {
+                return Ok(vec![rows(
+                    conn.client
+                        .query(&conn.s.range, &[from, to])
+                        .await
+                        .map_err(fail)?,
+                )]);
+            }
+            conn.client
+                .execute(&conn.s.begin_snapshot, &[])
+                .await
+                .map_err(fail)?;
+            let mut out = Vec::with_capacity(ranges.len());
+            for (from, to) in &ranges {
+                match conn.client.query(&conn.s.range, &[from, to]).await {
+                    Ok(found) => out.push(rows(found)),
+                    Err(e) => {
+                        let _ = conn.client.batch_execute("ROLLBACK").await;
+                        return Err(fail(e));
+                    }
+                }
+            }
+            conn.client
+                .execute(&conn.s.commit, &[])
+                .await
+                .map_err(fail)?;
+            Ok(out)
+        })
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; a store can be dropped in async code.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Connect, set the schema, prepare the statements, and watch the connection's notices.
+async fn connect(config: &Config, schema: &str, target: &str) -> Result<Conn> {
+    let fail = |e| pg_error(target, e);
+    let (client, mut connection) = config.connect(NoTls).await.map_err(fail)?;
+    let unreplicated = Arc::new(AtomicBool::new(false));
+    let flag = unreplicated.clone();
+    tokio::spawn(async move {
+        let mut messages = std::pin::pin!(futures::stream::poll_fn(
+            move |cx| connection.poll_message(cx)
+        ));
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+            if let AsyncMessage::Notice(notice) = message {
+                if notice.message().contains("synchronous replication") {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                tracing::warn!(notice = notice.message(), "PostgreSQL");
+            }
+        }
+    });
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {schema}; SET idle_in_transaction_session_timeout = '5s'"
+        ))
+        .await
+        .map_err(fail)?;
+    let prepare = |text| client.prepare(text);
+    let s = Prepared {
+        get: prepare(sql::GET).await.map_err(fail)?,
+        range: prepare(sql::RANGE).await.map_err(fail)?,
+        page_up: prepare(sql::PAGE_UP).await.map_err(fail)?,
+        page_down: prepare(sql::PAGE_DOWN).await.map_err(fail)?,
+        begin: prepare(sql::BEGIN).await.map_err(fail)?,
+        begin_snapshot: prepare(sql::BEGIN_SNAPSHOT).await.map_err(fail)?,
+        commit: prepare(sql::COMMIT).await.map_err(fail)?,
+        fence: prepare(sql::FENCE).await.map_err(fail)?,
+        upsert: prepare(sql::UPSERT).await.map_err(fail)?,
+        delete: prepare(sql::DELETE).await.map_err(fail)?,
+        delete_range: prepare(sql::DELETE_RANGE).await.map_err(fail)?,
+    };
+    Ok(Conn {
+        client,
+        s,
+        unreplicated,
+    })
+}
+
+/// One batch as one transaction, sent in one flight: `BEGIN`, the fence, the writes,
+/// `COMMIT`. If the fence or a write fails the transaction is aborted before `COMMIT`, which
+/// then rolls back: nothing written.
+async fn apply(conn: &Conn, epoch: u64, stmts: &[Stmt], target: &str) -> Result<()> {
+    let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+    let mut params: Vec<Vec<&(dyn ToSql + Sync)>> = vec![vec![], vec![&epoch]];
+    let mut statements = vec![&conn.s.begin, &conn.s.fence];
+    for stmt in stmts {
+        let (statement, p): (_, Vec<&(dyn ToSql + Sync)>) = match stmt {
+            Stmt::Upsert(keys, values) => (&conn.s.upsert, vec![keys, values]),
+            Stmt::Delete(keys) => (&conn.s.delete, vec![keys]),
+            Stmt::DeleteRange(from, to) => (&conn.s.delete_range, vec![from, to]),
+        };
+        statements.push(statement);
+        params.push(p);
+    }
+    statements.push(&conn.s.commit);
+    params.push(vec![]);
+    conn.unreplicated.store(false, Ordering::SeqCst);
+    let flight = statements
+        .iter()
+        .zip(&params)
+        .map(|(statement, p)| conn.client.execute(*statement, p));
+    let answers = futures::future::join_all(flight).await;
+    let (commit, writes) = answers.split_last().expect("COMMIT is always sent");
+    for answer in writes {
+        if let Err(e) = answer {
+            return Err(match fenced(e) {
+                Some(fenced) => fenced,
+                None => pg_error(target, e.to_string()),
+            });
+        }
+    }
+    if let Err(e) = commit {
+        return Err(pg_error(target, e.to_string()));
+    }
+    if conn.unreplicated.load(Ordering::SeqCst) {
+        return Err(StoreError::Postgres {
+            target: target.to_owned(),
+            reason: "the commit's wait for the synchronous standby was cancelled: it is on the \
+                     primary but may not be replicated"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// The [`StoreError::Fenced`] a failed fence check carries, if `e` is one.
+fn fenced(e: &tokio_postgres::Error) -> Option<StoreError> {
+    let db = e.as_db_error()?;
+    if db.code().code() != sql::FENCED_STATE {
+        return None;
+    }
+    let (found, holder) = db.detail()?.split_once(' ')?;
+    Some(StoreError::Fenced {
+        mine: 0,
+        found: found.parse().ok()?,
+        holder: holder.to_owned(),
+    })
+}
+
+fn rows(found: Vec<tokio_postgres::Row>) -> Rows {
+    found.into_iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+fn pg_error(target: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Postgres {
+        target: target.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Hosts, ports and database, for messages.
+fn describe(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(host, port)| match host {
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+            tokio_postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+        })
+        .collect();
+    format!(
+        "postgres://{}/{}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
+
+fn valid_schema(schema: &str) -> bool {
+    let mut chars = schema.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 48
+}
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Only a prefix of 0xff bytes gets here; the layout has none (every prefix is ASCII).
+    vec![u8::MAX; 512]
+}
+
+impl Kv for PgStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (key, target) = (key.to_vec(), self.target.clone());
+        self.read(move |conn| async move {
+            let row = conn
+                .client
+                .query_opt(&conn.s.get, &[&key])
+                .await
+                .map_err(|e| pg_error(&target, e))?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn scan(&self, prefix: &[u8], each: &mut Visit<'_>) -> Result<()> {
+        let found = self.ranges(vec![(prefix.to_vec(), prefix_end(prefix))])?;
+        for (key, value) in found.into_iter().flatten() {
+            each(&key, &value)?;
+        }
+        Ok(())
+    }
+
+    fn walk(&self, prefix: &[u8], start: &[u8], forward: bool, each: &mut Step<'_>) -> Result<()> {
+        // Pages of one snapshot, fetched as the walk goes (it usually stops early).
+        let conn = self.reader()?;
+        let target = self.target.clone();
+        let (c, t) = (conn.clone(), target.clone());
+        self.run(READ_DEADLINE, async move {
+            c.client
+                .execute(&c.s.begin_snapshot, &[])
+                .await
+                .map_err(|e| pg_error(&t, e))?;
+            Ok(())
+        })?;
+        // Forward: from `start` up to the prefix's end; backward: from the prefix up to just
+        // past `start` (the key right after `start` is `start` + a zero byte).
+        let (mut low, mut high) = match forward {
+            true => (start.to_vec(), prefix_end(prefix)),
+            false => (prefix.to_vec(), [start, &[0]].concat()),
+        };
+        let outcome = (|| loop {
+            let (c, t, lo, hi) = (conn.clone(), target.clone(), low.clone(), high.clone());
+            let page = self.run(READ_DEADLINE, async move {
+                let statement = if forward {
+                    &c.s.page_up
+                } else {
+                    &c.s.page_down
+                };
+                let found = c.client.query(statement, &[&lo, &hi, &PAGE]).await;
+                found.map(rows).map_err(|e| pg_error(&t, e))
+            })?;
+            let full = page.len() as i64 == PAGE;
+            for (key, value) in &page {
+                if !key.starts_with(prefix) || !each(key, value)? {
+                    return Ok(());
+                }
+            }
+            match page.last() {
+                Some((last, _)) if full => match forward {
+                    true => low = [last.as_slice(), &[0]].concat(),
+                    false => high = last.clone(),
+                },
+                _ => return Ok(()),
+            }
+        })();
+        let (c, t) = (conn.clone(), target);
+        let ended = self.run(READ_DEADLINE, async move {
+            c.client
+                .execute(&c.s.commit, &[])
+                .await
+                .map_err(|e| pg_error(&t, e))?;
+            Ok(())
+        });
+        if outcome.is_ok() && ended.is_ok() {
+            let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < POOL {
+                pool.push(conn);
+            }
+        }
+        outcome.and(ended)
+    }
+
+    fn scan_ranges(&self, ranges: &[(Vec<u8>, Vec<u8>)], each: &mut Visit<'_>) -> Result<()> {
+        for (key, value) in self.ranges(ranges.to_vec())?.into_iter().flatten() {
+            each(&key, &value)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> Result<()> {
+        let stmts = plan::plan(ops);
+        let epoch = self.epoch();
+        if epoch == 0 {
+            return Err(StoreError::Unavailable {
+                reason: format!(
+                    "this instance has not taken the store at {} over (it is not the leader)",
+                    self.target
+                ),
+            });
+        }
+        let committer = self.committer.clone();
+        let (config, schema, target) = (
+            self.config.clone(),
+            self.schema.clone(),
+            self.target.clone(),
+        );
+        self.run(self.commit_deadline, async move {
+            let mut slot = committer.lock().await;
+            if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
+                *slot = Some(connect(&config, &schema, &target).await?);
+            }
+            let conn = slot.as_ref().expect("connected above");
+            let outcome = apply(conn, epoch, &stmts, &target).await;
+            match &outcome {
+                Err(StoreError::Fenced { .. }) | Ok(()) => {}
+                // Outcome unknown, or the connection is in doubt: start over on a new one.
+                Err(_) => *slot = None,
+            }
+            outcome.map_err(|e| match e {
+                StoreError::Fenced { found, holder, .. } => StoreError::Fenced {
+                    mine: epoch,
+                    found,
+                    holder,
+                },
+                other => other,
+            })
+        })
+        .inspect_err(|e| {
+            if matches!(e, StoreError::Postgres { .. }) {
+                // A commit that ran out of time still holds the committer: drop its connection.
+                if let Ok(mut slot) = self.committer.try_lock() {
+                    *slot = None;
+                }
+            }
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn channel(&self, id: ChannelId) -> Result<Option<Channel>> {
+        kv::channel(self, id)
+    }
+
+    fn channels(&self) -> Result<Vec<Channel>> {
+        kv::channels(self)
+    }
+
+    fn cursor(&self) -> Result<Option<Cursor>> {
+        kv::cursor(self)
+    }
+
+    fn pending_txs(&self) -> Result<Vec<PendingTx>> {
+        kv::pending_txs(self)
+    }
+
+    fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
+        kv::keyed_payment(self, key)
+    }
+
+    fn redeemed(&self, challenge: &str) -> Result<Option<KeyedPayment>> {
+        kv::redeemed(self, challenge)
+    }
+
+    fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
+        kv::owner(self)
+    }
+
+    fn closing_channels(&self) -> Result<Vec<ChannelId>> {
+        kv::closing_channels(self)
+    }
+
+    fn walk_payments(
+        &self,
+        walk: LogWalk,
+        each: &mut dyn FnMut(LoggedPayment) -> bool,
+    ) -> Result<()> {
+        kv::walk_payments(self, walk, each)
+    }
+
+    fn credential_spends(&self, since: u64) -> Result<CredentialSpends> {
+        kv::credential_spends(self, since)
+    }
+
+    fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>> {
+        kv::revoked_credentials(self)
+    }
+
+    fn issued_credentials(&self) -> Result<Vec<IssuedCredential>> {
+        kv::issued_credentials(self)
+    }
+
+    fn commit(&self, writes: &[Write]) -> Result<()> {
+        kv::commit(self, writes)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests;
