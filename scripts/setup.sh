@@ -2,6 +2,9 @@
 # Install everything Farthing needs from the package registries, idempotently:
 #   - Debian: librocksdb-dev (the node links the system RocksDB) and libclang-dev (bindgen);
 #     stunnel4 and openssl for the https end-to-end tests (TLS before anvil, a test-made CA);
+#     postgresql and etcd-server/etcd-client for the cluster tests (the tests start their own
+#     servers on free loopback ports, never the system services), protobuf-compiler for the
+#     etcd client's build;
 #   - npm (pinned by contracts/package-lock.json): anvil, forge, cast, solc (solcjs),
 #     OpenZeppelin, forge-std;
 #   - npm (pinned by tests/interop/package-lock.json): the official x402, mppx and MCP clients
@@ -10,7 +13,7 @@
 # A second run with nothing to do takes about a second.
 source "$(dirname "$0")/lib.sh"
 
-APT_PACKAGES=(librocksdb-dev libclang-dev stunnel4 openssl)
+APT_PACKAGES=(librocksdb-dev libclang-dev stunnel4 openssl postgresql etcd-server etcd-client protobuf-compiler)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

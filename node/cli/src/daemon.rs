@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use eyre::{Context, Result, eyre};
+use farthing_daemon::config::cluster::StoreBackend;
 use farthing_daemon::{Config, KeySource, Node, RpcHandler};
 use farthing_rpc::FarthingApiServer;
 
@@ -57,6 +58,30 @@ pub(crate) struct NodeArgs {
     /// Log filter (info, debug, ...).
     #[arg(long)]
     log_level: Option<String>,
+    /// Where the state lives: rocksdb (in the data directory) or postgres.
+    #[arg(long, value_enum)]
+    store: Option<StoreArg>,
+    /// PostgreSQL connection string for --store postgres (a password is better given in
+    /// FARTHING_POSTGRES, which overrides this).
+    #[arg(long, value_name = "CONNINFO")]
+    postgres: Option<String>,
+    /// PostgreSQL schema of this node's tables.
+    #[arg(long, value_name = "NAME")]
+    postgres_schema: Option<String>,
+    /// etcd endpoint (http://host:port) of the election among this node's instances;
+    /// repeatable. Set: this instance waits as a standby until it leads.
+    #[arg(long = "etcd", value_name = "URL")]
+    etcd: Vec<String>,
+    /// This instance's name in the election and the store's fence.
+    #[arg(long)]
+    instance: Option<String>,
+}
+
+/// `--store`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum StoreArg {
+    Rocksdb,
+    Postgres,
 }
 
 impl NodeArgs {
@@ -145,10 +170,36 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
     if let Some(v) = args.log_level {
         config.log_level = v;
     }
+    if let Some(v) = args.store {
+        config.store.backend = match v {
+            StoreArg::Rocksdb => StoreBackend::Rocksdb,
+            StoreArg::Postgres => StoreBackend::Postgres,
+        };
+    }
+    if let Some(v) = args.postgres {
+        config.store.postgres = Some(v);
+    }
+    if let Some(v) = args.postgres_schema {
+        config.store.schema = v;
+    }
+    config.cluster.etcd.extend(args.etcd);
+    if let Some(v) = args.instance {
+        config.cluster.instance = Some(v);
+    }
     config.validate()?;
     init_logging(&config.log_level)?;
 
-    let node = Node::start(config.clone()).await?;
+    // On PostgreSQL with an election: a standby until this instance leads.
+    let Some(postgres) = crate::cluster::take_store(&config).await? else {
+        return Ok(());
+    };
+    let (node, leader) = match postgres {
+        None => (Node::start(config.clone()).await?, None),
+        Some(pg) => (
+            Node::start_with_store(config.clone(), pg.store).await?,
+            pg.leader,
+        ),
+    };
     let token = farthing_rpc::ensure_token(&config.data_dir)?;
     // The admin token, and agents' credentials the node's root key (cred.key) verifies.
     let (addr, server) = farthing_rpc::start_with(
@@ -178,25 +229,39 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
         node.address()
     );
 
-    // A task the node cannot run without (the store guard) failing stops it too, non-zero.
+    // A task the node cannot run without (the store guard) failing stops it too, non-zero;
+    // so does the end of its leadership (it steps down: a standby took or takes over).
+    let lost = async {
+        match &leader {
+            Some(leader) => leader.lost().await,
+            None => std::future::pending().await,
+        }
+    };
     let fatal = tokio::select! {
         signal = wait_for_signal() => {
             signal.wrap_err("installing signal handlers")?;
             None
         }
         reason = node.fatal() => Some(reason),
+        reason = lost => Some(format!("this instance no longer leads ({reason}): it steps down")),
     };
     tracing::info!("shutting down");
     let _ = server.stop();
     server.stopped().await;
     node.shutdown().await;
+    if let Some(leader) = leader
+        && fatal.is_none()
+    {
+        // A clean stop hands over at once instead of after the lease.
+        leader.resign().await;
+    }
     match fatal {
         None => Ok(()),
         Some(reason) => Err(eyre!("the node stopped: {reason}")),
     }
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+pub(crate) async fn wait_for_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -16,6 +16,7 @@ use farthing_rpc::{ChannelView, FarthingApiClient, OpenParams, PayParams};
 use serde::Serialize;
 
 mod bench;
+mod cluster;
 mod credential;
 mod daemon;
 mod fetch;

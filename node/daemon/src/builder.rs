@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use farthing_chain::{ChainClient, Deployment, DeploymentError, NodeKey, redact_url};
-use farthing_store::{GroupCommit, RocksStore, Store, StoreError};
+use farthing_store::{GroupCommit, PgStore, RocksStore, Store, StoreError};
 
 use crate::chain::Chain;
 use crate::chain::journal::{StoreJournal, sent_tx};
@@ -33,6 +33,7 @@ use crate::payments::Payments;
 use crate::payments::idempotency::Keys;
 use crate::payments::sales::Sales;
 use crate::signer::Signer;
+use crate::config::cluster::StoreBackend;
 use crate::storeguard::StoreGuard;
 use crate::table::ChannelTable;
 use crate::tasks::{OnFailure, Tasks};
@@ -183,9 +184,17 @@ impl Builder {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store: Arc<dyn Store> = match store {
-            Some(store) => store,
-            None => Arc::new(RocksStore::open(config.data_dir.join("db"))?),
+        let store: Arc<dyn Store> = match (store, config.store.backend) {
+            (Some(store), _) => store,
+            (None, StoreBackend::Rocksdb) => Arc::new(RocksStore::open(config.data_dir.join("db"))?),
+            // One instance, no election: it takes the store over with the next epoch, which
+            // fences out any earlier process still running on it.
+            (None, StoreBackend::Postgres) => {
+                let url = config.store.postgres_url().unwrap_or_default();
+                let store = PgStore::open(&url, &config.store.schema)?;
+                store.take_over(None, &format!("{}", config.rpc.listen))?;
+                Arc::new(store)
+            }
         };
         let key = Arc::new(NodeKey::new(load_key(
             config.key.as_ref().ok_or(StartError::NoKey)?,

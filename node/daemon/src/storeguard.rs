@@ -7,11 +7,15 @@
 //! dropping whatever was changed in memory but never made durable — fails the payments that
 //! waited on such changes, and resumes. The partners' nodes dial again and the Sync exchange
 //! settles what was in flight.
+//!
+//! A store that another instance took over ([`StoreError::Fenced`], PostgreSQL with a newer
+//! leader) never comes back for this one: the guard then ends, which stops the node (the
+//! instance steps down; nothing it held in memory was made durable or sent).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use farthing_store::{Store, Write};
+use farthing_store::{Store, StoreError, Write};
 
 use crate::chain::watcher::Watcher;
 use crate::health::StoreHealth;
@@ -46,19 +50,33 @@ impl StoreGuard {
             }
             // No Sync or Ack may leave while the table is ahead of the disk.
             self.links.close_all();
-            if self.probe().await {
-                self.reload().await;
+            match self.probe().await {
+                Ok(()) => self.reload().await,
+                Err(Some(StoreError::Fenced { found, holder, .. })) => {
+                    tracing::error!(
+                        epoch = found,
+                        leader = %holder,
+                        "another instance took the store over: this one steps down"
+                    );
+                    return;
+                }
+                Err(_) => {}
             }
         }
     }
 
-    /// One real synced write (a delete of a key that never exists); `true` if it landed.
-    async fn probe(&self) -> bool {
+    /// One real synced write (a delete of a key that never exists): `Ok` if it landed, the
+    /// store's refusal if it said one.
+    async fn probe(&self) -> Result<(), Option<StoreError>> {
         let store = self.store.clone();
         let probe =
             tokio::task::spawn_blocking(move || store.commit(&[Write::RemovePendingTx(u64::MAX)]))
                 .await;
-        matches!(probe, Ok(Ok(())))
+        match probe {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Some(e)),
+            Err(_) => Err(None),
+        }
     }
 
     /// Replace the channel table with what the store holds, then resume.

@@ -40,7 +40,10 @@
 //! | `watchtower.max_lag_blocks` | `64` | the node reports itself degraded when its watcher is further behind the chain head |
 //! | `watchtower.act` | `true` | send the watchtower's transactions (challenge, settle, claim); `false` only warns (tests that drive these steps themselves) |
 //! | `metrics.listen` | none | serve Prometheus metrics (`GET /metrics`) on this address |
+//! | `store.*`, `cluster.*` | RocksDB, no election | see [`cluster`]: PostgreSQL, and instances that take over from each other |
 //! | `history.keep_payments` | `1000000` | payment-log entries kept (the newest; at least 1): older ones are pruned in the background, within seconds |
+
+pub mod cluster;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,6 +77,10 @@ pub struct Config {
     pub history: HistoryConfig,
     /// `farthing_fetch`: paying for HTTP requests.
     pub buyer: BuyerConfig,
+    /// Where the state is kept.
+    pub store: cluster::StoreConfig,
+    /// Leader election among instances of this node.
+    pub cluster: cluster::ClusterConfig,
     /// `[gateway]`: read by `farthing gateway` (the 402 gateway in front of a seller's API);
     /// the node itself ignores it.
     #[serde(skip_serializing)]
@@ -298,6 +305,8 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             history: HistoryConfig::default(),
             buyer: BuyerConfig::default(),
+            store: cluster::StoreConfig::default(),
+            cluster: cluster::ClusterConfig::default(),
             gateway: GatewaySection,
         }
     }
@@ -422,6 +431,9 @@ impl Config {
                 "channels.default_challenge_period must be positive".into(),
             ));
         }
+        self.store
+            .validate(&self.cluster)
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
