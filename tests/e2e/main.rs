@@ -7,6 +7,7 @@
 mod api;
 mod cli;
 mod client;
+mod cluster;
 mod crash;
 mod credentials;
 mod credentials_cli;

@@ -102,6 +102,11 @@ impl Daemon {
         self.process.kill();
     }
 
+    /// Wait until it exits by itself (it steps down, or fails); its exit status.
+    pub fn wait(self) -> std::process::ExitStatus {
+        self.process.wait().unwrap()
+    }
+
     /// SIGTERM, and the exit status of a clean shutdown.
     pub fn stop(self) -> std::process::ExitStatus {
         self.process.stop().unwrap()

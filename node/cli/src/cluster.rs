@@ -69,7 +69,11 @@ pub(crate) async fn take_store(config: &Config) -> Result<Option<Option<Postgres
     let taken = tokio::task::spawn_blocking(move || taker.take_over(epoch, &holder)).await?;
     match taken {
         Ok(_) => {}
-        Err(StoreError::Fenced { mine, found, holder }) => {
+        Err(StoreError::Fenced {
+            mine,
+            found,
+            holder,
+        }) => {
             return Err(eyre!(
                 "the store's fence holds epoch {found} (`{holder}`), newer than this election's \
                  {mine}: another leader exists, or the etcd cluster was rebuilt (its revisions \

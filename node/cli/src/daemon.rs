@@ -75,6 +75,10 @@ pub(crate) struct NodeArgs {
     /// This instance's name in the election and the store's fence.
     #[arg(long)]
     instance: Option<String>,
+    /// The leader's etcd lease in seconds: a leader that stops answering is replaced after
+    /// about this long.
+    #[arg(long, value_name = "SECS")]
+    lease_ttl: Option<u64>,
 }
 
 /// `--store`.
@@ -185,6 +189,9 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
     config.cluster.etcd.extend(args.etcd);
     if let Some(v) = args.instance {
         config.cluster.instance = Some(v);
+    }
+    if let Some(v) = args.lease_ttl {
+        config.cluster.lease_ttl_secs = v;
     }
     config.validate()?;
     init_logging(&config.log_level)?;

@@ -20,6 +20,7 @@ use crate::chain::Chain;
 use crate::chain::journal::{StoreJournal, sent_tx};
 use crate::chain::watcher::{Watcher, WatcherConfig};
 use crate::config::Config;
+use crate::config::cluster::StoreBackend;
 use crate::cosign::Cosign;
 use crate::health::{StoreHealth, Watched};
 use crate::keys::{DEVNET_CHAIN_IDS, KeyError, is_devnet_key, load_key};
@@ -33,7 +34,6 @@ use crate::payments::Payments;
 use crate::payments::idempotency::Keys;
 use crate::payments::sales::Sales;
 use crate::signer::Signer;
-use crate::config::cluster::StoreBackend;
 use crate::storeguard::StoreGuard;
 use crate::table::ChannelTable;
 use crate::tasks::{OnFailure, Tasks};
@@ -186,7 +186,9 @@ impl Builder {
         })?;
         let store: Arc<dyn Store> = match (store, config.store.backend) {
             (Some(store), _) => store,
-            (None, StoreBackend::Rocksdb) => Arc::new(RocksStore::open(config.data_dir.join("db"))?),
+            (None, StoreBackend::Rocksdb) => {
+                Arc::new(RocksStore::open(config.data_dir.join("db"))?)
+            }
             // One instance, no election: it takes the store over with the next epoch, which
             // fences out any earlier process still running on it.
             (None, StoreBackend::Postgres) => {

@@ -116,9 +116,16 @@ impl NodeProcess {
                 command.binary.display()
             )))?;
         // "farthing node 0x.. peers on HOST:PORT listening on HOST:PORT"
+        // A standby says so first ("farthing standby NAME waiting to lead") and prints the
+        // line above once it leads.
         let mut line = String::new();
         if let Some(stdout) = child.stdout.take() {
-            let _ = BufReader::new(stdout).read_line(&mut line);
+            let mut stdout = BufReader::new(stdout);
+            while {
+                line.clear();
+                stdout.read_line(&mut line).is_ok_and(|n| n > 0)
+                    && line.starts_with("farthing standby ")
+            } {}
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.len() != 9 || words[6] != "listening" {
@@ -155,6 +162,15 @@ impl NodeProcess {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Wait until the process exits by itself; its exit status.
+    pub fn wait(mut self) -> Result<ExitStatus> {
+        let pid = self.child.id();
+        self.child.wait().map_err(|source| Error::Process {
+            what: format!("waiting for node process {pid}"),
+            source,
+        })
     }
 
     /// SIGTERM and wait: a clean shutdown; its exit status.

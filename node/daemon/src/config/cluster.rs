@@ -83,16 +83,20 @@ impl StoreConfig {
     pub(super) fn validate(&self, cluster: &ClusterConfig) -> Result<(), String> {
         match self.backend {
             StoreBackend::Postgres if self.postgres_url().is_none() => {
-                return Err("store.backend is postgres but no connection string is set: give \
+                return Err(
+                    "store.backend is postgres but no connection string is set: give \
                      --postgres 'host=… user=… dbname=…' (or store.postgres, or \
                      FARTHING_POSTGRES)"
-                    .into());
+                        .into(),
+                );
             }
             StoreBackend::Rocksdb if !cluster.etcd.is_empty() => {
-                return Err("cluster.etcd is set but the store is RocksDB on this machine: \
+                return Err(
+                    "cluster.etcd is set but the store is RocksDB on this machine: \
                      instances that take over from each other need a shared store, \
                      --store postgres"
-                    .into());
+                        .into(),
+                );
             }
             _ => {}
         }
