@@ -161,7 +161,7 @@ pub(crate) async fn keep(
                     None => {
                         sent.clear();
                         match open(&mut client, &lease, interval, &shared).await {
-                            Open::Ok(pair) => stream = Some(pair),
+                            Open::Ok(pair) => stream = Some(*pair),
                             Open::Retry => {}
                             Open::Gone => {
                                 shared.lose(LostReason::LeaseExpired);
@@ -194,7 +194,7 @@ pub(crate) async fn keep(
 }
 
 enum Open {
-    Ok((LeaseKeeper, LeaseKeepAliveStream)),
+    Ok(Box<(LeaseKeeper, LeaseKeepAliveStream)>),
     Retry,
     Gone,
 }
@@ -206,7 +206,7 @@ async fn open(client: &mut Client, lease: &Lease, bound: Duration, shared: &Shar
     match timeout(bound, client.lease_keep_alive(lease.id)).await {
         Ok(Ok(pair)) => {
             shared.extend(at + lease.ttl - MARGIN);
-            Open::Ok(pair)
+            Open::Ok(Box::new(pair))
         }
         Ok(Err(etcd_client::Error::LeaseKeepAliveError(e))) if e.contains("not found") => {
             Open::Gone
