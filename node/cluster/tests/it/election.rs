@@ -212,3 +212,110 @@ async fn bad_configurations_are_refused() {
         Err(ClusterError::Config(_))
     ));
 }
+
+/// The election's first key and its lease, as etcd has them.
+async fn leader_key(endpoints: &[String], name: &str) -> (String, i64) {
+    let mut client = Client::connect(endpoints, None).await.expect("connect");
+    let options = etcd_client::GetOptions::new().with_prefix().with_sort(
+        etcd_client::SortTarget::Create,
+        etcd_client::SortOrder::Ascend,
+    );
+    let reply = client
+        .get(format!("{name}/"), Some(options))
+        .await
+        .expect("get");
+    let kv = reply.kvs().first().expect("a leader key");
+    (kv.key_str().expect("utf-8 key").to_string(), kv.lease())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_lease_is_reported_by_the_keep_alive() {
+    let cluster = etcd(1).await;
+    let name = "farthing/test/revoked/leader";
+    let a = campaign(&config(&cluster, name, "a", 3))
+        .await
+        .expect("campaign");
+    let (_, lease) = leader_key(&cluster.endpoints(), name).await;
+    let mut client = Client::connect(cluster.endpoints(), None)
+        .await
+        .expect("connect");
+    client
+        .lease_revoke(lease)
+        .await
+        .expect("revoke the leader's lease");
+    let revoked = Instant::now();
+    let reason = timeout(BOUND, a.lost())
+        .await
+        .expect("the loss is reported");
+    println!(
+        "lease revoked -> leader reports {reason:?}: {:?}",
+        revoked.elapsed()
+    );
+    // etcd's answer (TTL 0), not the local deadline, which is up to 2 s away at T = 3 s.
+    assert_eq!(reason, LostReason::LeaseExpired);
+    assert!(!a.is_leading());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_key_is_reported_by_the_observer() {
+    let cluster = etcd(1).await;
+    let name = "farthing/test/deleted/leader";
+    let a = campaign(&config(&cluster, name, "a", 3))
+        .await
+        .expect("campaign");
+    let b_config = config(&cluster, name, "b", 3);
+    let b = tokio::spawn(async move { campaign(&b_config).await });
+    wait_for_candidates(&cluster.endpoints(), name, 2).await;
+
+    // The lease lives on; only the election key goes, so B leads and A's keep-alives succeed.
+    let (key, _) = leader_key(&cluster.endpoints(), name).await;
+    let mut client = Client::connect(cluster.endpoints(), None)
+        .await
+        .expect("connect");
+    client
+        .delete(key, None)
+        .await
+        .expect("delete the leader's key");
+    let b = timeout(BOUND, b)
+        .await
+        .expect("B leads")
+        .expect("task")
+        .expect("campaign");
+    let reason = timeout(BOUND, a.lost())
+        .await
+        .expect("the loss is reported");
+    assert_eq!(reason, LostReason::Superseded { epoch: b.epoch() });
+    assert!(!a.is_leading());
+    assert!(b.is_leading());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_leader_stops_its_keep_alive() {
+    let cluster = etcd(1).await;
+    let name = "farthing/test/dropped/leader";
+    let ttl = 2;
+    let a = campaign(&config(&cluster, name, "a", ttl))
+        .await
+        .expect("campaign");
+    let watch = a.watch();
+    let b_config = config(&cluster, name, "b", ttl);
+    let b = tokio::spawn(async move { campaign(&b_config).await });
+    wait_for_candidates(&cluster.endpoints(), name, 2).await;
+
+    drop(a);
+    let dropped = Instant::now();
+    assert_eq!(
+        timeout(BOUND, watch.lost()).await.expect("reported"),
+        LostReason::Dropped
+    );
+    let b = timeout(BOUND, b)
+        .await
+        .expect("B leads")
+        .expect("task")
+        .expect("campaign");
+    println!(
+        "leader dropped (T = {ttl} s) -> standby leads: {:?}",
+        dropped.elapsed()
+    );
+    assert!(b.epoch() > watch.epoch());
+}
