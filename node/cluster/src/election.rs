@@ -311,7 +311,8 @@ pub async fn campaign(config: &ElectionConfig) -> Result<Leader, ClusterError> {
             Err(why) => {
                 tracing::warn!(
                     name = %config.name, endpoints = %config.endpoints.join(","),
-                    "standby: {why}; campaigning again in {RETRY:?}"
+                    "standby, not leading: {why}; campaigning again in {RETRY:?} \
+                     (if this repeats, check that etcd runs and is reachable)"
                 );
                 sleep(RETRY).await;
             }
@@ -324,7 +325,7 @@ async fn attempt(mut client: Client, config: &ElectionConfig, ttl: i64) -> Resul
     let granted_at = Instant::now();
     let lease = match timeout(CALL_TIMEOUT, client.lease_grant(ttl, None)).await {
         Ok(Ok(lease)) => lease.id(),
-        Ok(Err(e)) => return Err(format!("etcd refused a lease ({e})")),
+        Ok(Err(e)) => return Err(format!("no lease from etcd ({e})")),
         Err(_) => {
             return Err(format!(
                 "etcd did not grant a lease within {CALL_TIMEOUT:?}"

@@ -1,5 +1,6 @@
 //! Two or more candidates in this process.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::Client;
@@ -141,23 +142,58 @@ async fn etcd_member_failover_keeps_the_leader() {
     b.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn campaign_waits_while_etcd_is_unreachable() {
+/// Log lines, captured.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Current-thread runtime: the campaign runs on this thread, under this thread's subscriber.
+#[tokio::test]
+async fn campaign_waits_and_says_so_while_etcd_is_unreachable() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     // A port nobody listens on (bound, then released).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let config = ElectionConfig::new(
-        vec![format!("http://127.0.0.1:{port}")],
-        "farthing/test/x/leader",
-        "a",
-    );
-    let waited = timeout(Duration::from_millis(2500), campaign(&config)).await;
-    assert!(
-        waited.is_err(),
-        "campaign must keep waiting as a standby, got {waited:?}"
-    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let config = ElectionConfig::new(vec![endpoint.clone()], "farthing/test/x/leader", "a");
+    let waiting = campaign(&config);
+    tokio::pin!(waiting);
+    let bound = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = String::from_utf8_lossy(&logs.0.lock().expect("log buffer")).into_owned();
+        if let Some(line) = text.lines().find(|l| l.contains("campaigning again")) {
+            break line.to_string();
+        }
+        assert!(
+            Instant::now() < bound,
+            "no retry line within 10 s; logs: {text}"
+        );
+        let waited = timeout(Duration::from_millis(100), &mut waiting).await;
+        assert!(
+            waited.is_err(),
+            "campaign must keep waiting as a standby, got {waited:?}"
+        );
+    };
+    println!("standby log: {line}");
+    assert!(line.contains("WARN") && line.contains(&endpoint), "{line}");
 }
 
 #[tokio::test]
