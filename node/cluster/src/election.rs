@@ -6,6 +6,7 @@
 //! earlier leader's on the same etcd cluster. That epoch is what the store's fence compares.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,11 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Bound on opening a TCP connection to one etcd member.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on one try of a unary call: a try routed to a dead member's connection hangs until
+/// the pings notice; the next try usually goes to another member.
+const TRY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Wait between two tries of one unary call.
+const CALL_RETRY: Duration = Duration::from_millis(100);
 /// Wait between two campaign attempts when etcd does not answer.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -40,7 +46,11 @@ const RETRY: Duration = Duration::from_secs(2);
 /// | `lease_ttl` | lease TTL `T`, whole seconds, at least 2 s | 3 s |
 ///
 /// A failed leader's standby takes over about `T` after the failure; the leader itself stops
-/// believing it leads `T − 1 s` after the last keep-alive etcd answered.
+/// believing it leads `T − 1 s` after the last keep-alive etcd answered. Keep-alives go out
+/// three times per `T − 1 s`, so an etcd member failover must be over within about
+/// `(T − 1 s) · 2/3` (1.3 s at `T` = 3 s) or it costs the leadership: with etcd's
+/// `--election-timeout 500` writes resumed 0.5–1.3 s after the raft leader member was killed
+/// here; raise `T` for a longer election timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElectionConfig {
     /// etcd client URLs (`http://…`; this build has no TLS).
@@ -123,11 +133,49 @@ fn check_name(name: &str) -> Result<(), ClusterError> {
     Ok(())
 }
 
+/// Runs a unary call until it answers, retrying errors that another member may not give (a
+/// dead member's refused connection, a member without a raft leader) for [`CALL_TIMEOUT`] in
+/// all. A fresh client's first request can land on a dead member: one try is not enough.
+async fn retrying<T, F, Fut>(client: &Client, mut call: F) -> Result<T, String>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let last = match timeout(left.min(TRY_TIMEOUT), call(client.clone())).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(e)) if !transient(&e) => return Err(e.to_string()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {CALL_TIMEOUT:?}"),
+        };
+        if Instant::now() + CALL_RETRY >= deadline {
+            return Err(last);
+        }
+        sleep(CALL_RETRY).await;
+    }
+}
+
+/// Errors another member (or the same one a moment later) may not give.
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        // gRPC's DEADLINE_EXCEEDED and UNAVAILABLE (etcd's "no leader", "leader changed",
+        // "request timed out", a refused connection).
+        etcd_client::Error::GRpcStatus(status) => matches!(i32::from(status.code()), 4 | 14),
+        _ => false,
+    }
+}
+
 async fn connect(endpoints: &[String]) -> Result<Client, ClusterError> {
     check_endpoints(endpoints)?;
     let options = ConnectOptions::new()
         .with_connect_timeout(CONNECT_TIMEOUT)
-        .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1))
+        // HTTP/2 pings notice a dead member's connection within about a second, also under a
+        // long-pending campaign stream; until then the balancer still routes calls to it.
+        .with_keep_alive(Duration::from_millis(500), Duration::from_millis(500))
+        .with_keep_alive_while_idle(true)
         // A member cut off from its quorum refuses instead of answering from stale state.
         .with_require_leader(true);
     // The connection is lazy: errors here are malformed endpoints.
@@ -258,13 +306,18 @@ impl Leader {
             let _ = timeout(CALL_TIMEOUT, keeper).await;
         }
         self.observer.abort();
-        let resign = ResignOptions::new().with_leader(self.key.clone());
-        match timeout(CALL_TIMEOUT, self.client.resign(Some(resign))).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!("resign: etcd refused ({e}); revoking the lease"),
-            Err(_) => tracing::warn!("resign: etcd did not answer; revoking the lease"),
+        let key = self.key.clone();
+        let resigned = retrying(&self.client, |mut c| {
+            let resign = ResignOptions::new().with_leader(key.clone());
+            async move { c.resign(Some(resign)).await }
+        })
+        .await;
+        if let Err(e) = resigned {
+            tracing::warn!(
+                "resign: etcd did not delete the election key ({e}); revoking the lease"
+            );
         }
-        revoke(&mut self.client, self.lease).await;
+        revoke(&self.client, self.lease).await;
     }
 }
 
@@ -276,17 +329,12 @@ impl Drop for Leader {
     }
 }
 
-async fn revoke(client: &mut Client, lease: i64) {
-    match timeout(CALL_TIMEOUT, client.lease_revoke(lease)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(
+async fn revoke(client: &Client, lease: i64) {
+    if let Err(e) = retrying(client, |mut c| async move { c.lease_revoke(lease).await }).await {
+        tracing::warn!(
             lease,
-            "revoke: etcd refused ({e}); it expires the lease within its TTL"
-        ),
-        Err(_) => tracing::warn!(
-            lease,
-            "revoke: etcd did not answer; it expires the lease within its TTL"
-        ),
+            "revoke failed ({e}); etcd expires the lease within its TTL"
+        );
     }
 }
 
@@ -311,7 +359,8 @@ pub async fn campaign(config: &ElectionConfig) -> Result<Leader, ClusterError> {
             Err(why) => {
                 tracing::warn!(
                     name = %config.name, endpoints = %config.endpoints.join(","),
-                    "standby: {why}; campaigning again in {RETRY:?}"
+                    "standby, not leading: {why}; campaigning again in {RETRY:?} \
+                     (if this repeats, check that etcd runs and is reachable)"
                 );
                 sleep(RETRY).await;
             }
@@ -320,17 +369,15 @@ pub async fn campaign(config: &ElectionConfig) -> Result<Leader, ClusterError> {
 }
 
 /// One campaign with a fresh lease; `Err` says why it must be retried.
-async fn attempt(mut client: Client, config: &ElectionConfig, ttl: i64) -> Result<Leader, String> {
+async fn attempt(client: Client, config: &ElectionConfig, ttl: i64) -> Result<Leader, String> {
     let granted_at = Instant::now();
-    let lease = match timeout(CALL_TIMEOUT, client.lease_grant(ttl, None)).await {
-        Ok(Ok(lease)) => lease.id(),
-        Ok(Err(e)) => return Err(format!("etcd refused a lease ({e})")),
-        Err(_) => {
-            return Err(format!(
-                "etcd did not grant a lease within {CALL_TIMEOUT:?}"
-            ));
-        }
-    };
+    let lease = retrying(
+        &client,
+        |mut c| async move { c.lease_grant(ttl, None).await },
+    )
+    .await
+    .map_err(|e| format!("no lease from etcd ({e})"))?
+    .id();
     let shared = Shared::new(granted_at + config.lease_ttl - MARGIN);
     let (stop, stopped) = oneshot::channel();
     let lease_spec = Lease {
@@ -350,7 +397,7 @@ async fn attempt(mut client: Client, config: &ElectionConfig, ttl: i64) -> Resul
             won = campaigner.campaign(config.name.clone(), config.instance.clone(), lease) => won,
             reason = shared.lost() => {
                 drop(stop);
-                revoke(&mut client, lease).await;
+                revoke(&client, lease).await;
                 return Err(format!("lost the lease while waiting ({reason})"));
             }
         }
@@ -359,7 +406,7 @@ async fn attempt(mut client: Client, config: &ElectionConfig, ttl: i64) -> Resul
         Ok(mut won) => {
             let cluster_id = won.header().map_or(0, |h| h.cluster_id());
             match won.take_leader() {
-                Some(key) => confirm(&mut client, &config.name, &key)
+                Some(key) => confirm(&client, &config.name, &key)
                     .await
                     .map(|()| (key, cluster_id)),
                 None => Err("etcd answered the campaign without a leader key".to_string()),
@@ -376,7 +423,7 @@ async fn attempt(mut client: Client, config: &ElectionConfig, ttl: i64) -> Resul
         Ok(won) => won,
         Err(why) => {
             drop(stop);
-            revoke(&mut client, lease).await;
+            revoke(&client, lease).await;
             return Err(why);
         }
     };
@@ -387,6 +434,7 @@ async fn attempt(mut client: Client, config: &ElectionConfig, ttl: i64) -> Resul
         epoch,
         shared.clone(),
     ));
+    shared.set_leading();
     Ok(Leader {
         watch: LeaderWatch { shared, epoch },
         cluster_id,
@@ -401,7 +449,7 @@ async fn attempt(mut client: Client, config: &ElectionConfig, ttl: i64) -> Resul
 
 /// Confirms that `key` is the election's first key: a campaign can return after its lease
 /// expired, so the result is checked, not trusted.
-async fn confirm(client: &mut Client, name: &str, key: &LeaderKey) -> Result<(), String> {
+async fn confirm(client: &Client, name: &str, key: &LeaderKey) -> Result<(), String> {
     match first_key(client, name).await {
         Ok(Some((_, rev))) if i64::try_from(rev).ok() == Some(key.rev()) => Ok(()),
         Ok(Some((_, rev))) => Err(format!(
@@ -413,16 +461,17 @@ async fn confirm(client: &mut Client, name: &str, key: &LeaderKey) -> Result<(),
 }
 
 /// The election's leader: the key under `name/` with the lowest create revision.
-async fn first_key(client: &mut Client, name: &str) -> Result<Option<(String, u64)>, String> {
+async fn first_key(client: &Client, name: &str) -> Result<Option<(String, u64)>, String> {
     let options = GetOptions::new()
         .with_prefix()
         .with_sort(SortTarget::Create, SortOrder::Ascend)
         .with_limit(1);
-    let reply = match timeout(CALL_TIMEOUT, client.get(format!("{name}/"), Some(options))).await {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err(format!("no answer within {CALL_TIMEOUT:?}")),
-    };
+    let prefix = format!("{name}/");
+    let reply = retrying(client, |mut c| {
+        let (prefix, options) = (prefix.clone(), options.clone());
+        async move { c.get(prefix, Some(options)).await }
+    })
+    .await?;
     Ok(reply.kvs().first().map(|kv| {
         let value = String::from_utf8_lossy(kv.value()).into_owned();
         (value, u64::try_from(kv.create_revision()).unwrap_or(0))
@@ -436,8 +485,8 @@ pub async fn current_leader(
     name: &str,
 ) -> Result<Option<(String, u64)>, ClusterError> {
     check_name(name)?;
-    let mut client = connect(endpoints).await?;
-    first_key(&mut client, name)
+    let client = connect(endpoints).await?;
+    first_key(&client, name)
         .await
         .map_err(|detail| ClusterError::Unavailable {
             endpoints: endpoints.join(","),

@@ -5,6 +5,7 @@
 //! and never cleared.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,6 +20,12 @@ use crate::election::LostReason;
 /// safety bound (see the crate docs).
 pub(crate) const MARGIN: Duration = Duration::from_secs(1);
 
+/// Wait before reopening a keep-alive stream that could not be opened: short, because the
+/// local deadline is running (an etcd member failover must not cost the leadership).
+const REOPEN_RETRY: Duration = Duration::from_millis(100);
+/// A keep-alive gap this long is logged when renewals resume.
+const GAP_LOGGED: Duration = Duration::from_secs(1);
+
 /// Wait between two attempts to reopen the observe stream.
 const OBSERVE_RETRY: Duration = Duration::from_millis(500);
 
@@ -27,6 +34,8 @@ const OBSERVE_RETRY: Duration = Duration::from_millis(500);
 pub(crate) struct Shared {
     lost: watch::Sender<Option<LostReason>>,
     deadline: Mutex<Instant>,
+    /// The campaign was won: a loss from now on is a leadership lost (and logged as one).
+    led: AtomicBool,
 }
 
 impl Shared {
@@ -34,6 +43,7 @@ impl Shared {
         Arc::new(Self {
             lost: watch::Sender::new(None),
             deadline: Mutex::new(deadline),
+            led: AtomicBool::new(false),
         })
     }
 
@@ -42,12 +52,18 @@ impl Shared {
     }
 
     /// Moves the deadline later (never earlier: replies may be handled out of order with
-    /// reopened streams).
-    fn extend(&self, to: Instant) {
+    /// reopened streams); returns by how much.
+    fn extend(&self, to: Instant) -> Duration {
         let mut deadline = self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        let by = to.saturating_duration_since(*deadline);
         if to > *deadline {
             *deadline = to;
         }
+        by
+    }
+
+    pub(crate) fn set_leading(&self) {
+        self.led.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn reason(&self) -> Option<LostReason> {
@@ -64,7 +80,7 @@ impl Shared {
                 false
             }
         });
-        if first {
+        if first && self.led.load(Ordering::Relaxed) {
             match reason {
                 LostReason::Resigned => tracing::info!("leadership: resigned"),
                 _ => tracing::warn!("leadership lost: {reason}"),
@@ -161,8 +177,8 @@ pub(crate) async fn keep(
                     None => {
                         sent.clear();
                         match open(&mut client, &lease, interval, &shared).await {
-                            Open::Ok(pair) => stream = Some(pair),
-                            Open::Retry => {}
+                            Open::Ok(pair) => stream = Some(*pair),
+                            Open::Retry => next_send = Instant::now() + REOPEN_RETRY,
                             Open::Gone => {
                                 shared.lose(LostReason::LeaseExpired);
                                 return;
@@ -174,7 +190,7 @@ pub(crate) async fn keep(
             reply = next_reply(&mut stream) => match reply {
                 Ok(Some(reply)) if reply.ttl() > 0 => {
                     if let Some(at) = sent.pop_front() {
-                        shared.extend(at + lease.ttl - MARGIN);
+                        renewed(&shared, &lease, at, interval);
                     }
                 }
                 Ok(Some(_)) => {
@@ -194,7 +210,7 @@ pub(crate) async fn keep(
 }
 
 enum Open {
-    Ok((LeaseKeeper, LeaseKeepAliveStream)),
+    Ok(Box<(LeaseKeeper, LeaseKeepAliveStream)>),
     Retry,
     Gone,
 }
@@ -205,8 +221,8 @@ async fn open(client: &mut Client, lease: &Lease, bound: Duration, shared: &Shar
     let at = Instant::now();
     match timeout(bound, client.lease_keep_alive(lease.id)).await {
         Ok(Ok(pair)) => {
-            shared.extend(at + lease.ttl - MARGIN);
-            Open::Ok(pair)
+            renewed(shared, lease, at, bound);
+            Open::Ok(Box::new(pair))
         }
         Ok(Err(etcd_client::Error::LeaseKeepAliveError(e))) if e.contains("not found") => {
             Open::Gone
@@ -225,6 +241,17 @@ async fn open(client: &mut Client, lease: &Lease, bound: Duration, shared: &Shar
             );
             Open::Retry
         }
+    }
+}
+
+/// Records a renewal whose request was sent `at`; logs when it ends a long gap.
+fn renewed(shared: &Shared, lease: &Lease, at: Instant, interval: Duration) {
+    let gap = shared.extend(at + lease.ttl - MARGIN);
+    if gap > GAP_LOGGED + interval {
+        tracing::info!(
+            lease = lease.id,
+            "keep-alive answered again after a gap of {gap:?}"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! Two or more candidates in this process.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::Client;
@@ -141,23 +142,58 @@ async fn etcd_member_failover_keeps_the_leader() {
     b.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn campaign_waits_while_etcd_is_unreachable() {
+/// Log lines, captured.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Current-thread runtime: the campaign runs on this thread, under this thread's subscriber.
+#[tokio::test]
+async fn campaign_waits_and_says_so_while_etcd_is_unreachable() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     // A port nobody listens on (bound, then released).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let config = ElectionConfig::new(
-        vec![format!("http://127.0.0.1:{port}")],
-        "farthing/test/x/leader",
-        "a",
-    );
-    let waited = timeout(Duration::from_millis(2500), campaign(&config)).await;
-    assert!(
-        waited.is_err(),
-        "campaign must keep waiting as a standby, got {waited:?}"
-    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let config = ElectionConfig::new(vec![endpoint.clone()], "farthing/test/x/leader", "a");
+    let waiting = campaign(&config);
+    tokio::pin!(waiting);
+    let bound = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = String::from_utf8_lossy(&logs.0.lock().expect("log buffer")).into_owned();
+        if let Some(line) = text.lines().find(|l| l.contains("campaigning again")) {
+            break line.to_string();
+        }
+        assert!(
+            Instant::now() < bound,
+            "no retry line within 10 s; logs: {text}"
+        );
+        let waited = timeout(Duration::from_millis(100), &mut waiting).await;
+        assert!(
+            waited.is_err(),
+            "campaign must keep waiting as a standby, got {waited:?}"
+        );
+    };
+    println!("standby log: {line}");
+    assert!(line.contains("WARN") && line.contains(&endpoint), "{line}");
 }
 
 #[tokio::test]
@@ -211,4 +247,111 @@ async fn bad_configurations_are_refused() {
         current_leader(&[], "x").await,
         Err(ClusterError::Config(_))
     ));
+}
+
+/// The election's first key and its lease, as etcd has them.
+async fn leader_key(endpoints: &[String], name: &str) -> (String, i64) {
+    let mut client = Client::connect(endpoints, None).await.expect("connect");
+    let options = etcd_client::GetOptions::new().with_prefix().with_sort(
+        etcd_client::SortTarget::Create,
+        etcd_client::SortOrder::Ascend,
+    );
+    let reply = client
+        .get(format!("{name}/"), Some(options))
+        .await
+        .expect("get");
+    let kv = reply.kvs().first().expect("a leader key");
+    (kv.key_str().expect("utf-8 key").to_string(), kv.lease())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_lease_is_reported_by_the_keep_alive() {
+    let cluster = etcd(1).await;
+    let name = "farthing/test/revoked/leader";
+    let a = campaign(&config(&cluster, name, "a", 3))
+        .await
+        .expect("campaign");
+    let (_, lease) = leader_key(&cluster.endpoints(), name).await;
+    let mut client = Client::connect(cluster.endpoints(), None)
+        .await
+        .expect("connect");
+    client
+        .lease_revoke(lease)
+        .await
+        .expect("revoke the leader's lease");
+    let revoked = Instant::now();
+    let reason = timeout(BOUND, a.lost())
+        .await
+        .expect("the loss is reported");
+    println!(
+        "lease revoked -> leader reports {reason:?}: {:?}",
+        revoked.elapsed()
+    );
+    // etcd's answer (TTL 0), not the local deadline, which is up to 2 s away at T = 3 s.
+    assert_eq!(reason, LostReason::LeaseExpired);
+    assert!(!a.is_leading());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_key_is_reported_by_the_observer() {
+    let cluster = etcd(1).await;
+    let name = "farthing/test/deleted/leader";
+    let a = campaign(&config(&cluster, name, "a", 3))
+        .await
+        .expect("campaign");
+    let b_config = config(&cluster, name, "b", 3);
+    let b = tokio::spawn(async move { campaign(&b_config).await });
+    wait_for_candidates(&cluster.endpoints(), name, 2).await;
+
+    // The lease lives on; only the election key goes, so B leads and A's keep-alives succeed.
+    let (key, _) = leader_key(&cluster.endpoints(), name).await;
+    let mut client = Client::connect(cluster.endpoints(), None)
+        .await
+        .expect("connect");
+    client
+        .delete(key, None)
+        .await
+        .expect("delete the leader's key");
+    let b = timeout(BOUND, b)
+        .await
+        .expect("B leads")
+        .expect("task")
+        .expect("campaign");
+    let reason = timeout(BOUND, a.lost())
+        .await
+        .expect("the loss is reported");
+    assert_eq!(reason, LostReason::Superseded { epoch: b.epoch() });
+    assert!(!a.is_leading());
+    assert!(b.is_leading());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_leader_stops_its_keep_alive() {
+    let cluster = etcd(1).await;
+    let name = "farthing/test/dropped/leader";
+    let ttl = 2;
+    let a = campaign(&config(&cluster, name, "a", ttl))
+        .await
+        .expect("campaign");
+    let watch = a.watch();
+    let b_config = config(&cluster, name, "b", ttl);
+    let b = tokio::spawn(async move { campaign(&b_config).await });
+    wait_for_candidates(&cluster.endpoints(), name, 2).await;
+
+    drop(a);
+    let dropped = Instant::now();
+    assert_eq!(
+        timeout(BOUND, watch.lost()).await.expect("reported"),
+        LostReason::Dropped
+    );
+    let b = timeout(BOUND, b)
+        .await
+        .expect("B leads")
+        .expect("task")
+        .expect("campaign");
+    println!(
+        "leader dropped (T = {ttl} s) -> standby leads: {:?}",
+        dropped.elapsed()
+    );
+    assert!(b.epoch() > watch.epoch());
 }

@@ -16,8 +16,10 @@ use farthing_cluster::testing::EtcdCluster;
 use tokio::time::{Instant, sleep};
 
 /// Starts an etcd cluster or fails the test with the harness's reason (e.g. how to install
-/// etcd).
+/// etcd). Logs go to stdout when `FARTHING_TEST_LOG` is set (e.g. `farthing_cluster=info`).
 async fn etcd(members: usize) -> EtcdCluster {
+    let filter = tracing_subscriber::EnvFilter::from_env("FARTHING_TEST_LOG");
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     match EtcdCluster::start(members).await {
         Ok(cluster) => cluster,
         Err(e) => panic!("{e}"),
