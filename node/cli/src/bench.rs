@@ -16,6 +16,7 @@ mod load;
 mod measure;
 mod report;
 mod setup;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use load::{Load, both_ways, pay_until_linked};
 use measure::{Counters, Percentiles, crypto_ceiling, dir_size};
 use report::{Report, print_table};
 use setup::{Chain, client, open_channel};
+use store::Placement;
 
 /// `farthing bench` options.
 #[derive(Debug, clap::Args)]
@@ -80,6 +82,11 @@ pub(crate) struct BenchArgs {
     /// written with its proof).
     #[arg(long)]
     agents: bool,
+    /// `postgres`: run on RocksDB and then on PostgreSQL with a synchronous standby (started
+    /// on free loopback ports), side by side, and time a leader's failover to its standby
+    /// through etcd (kill -9 to the next acknowledged payment).
+    #[arg(long, default_value = "rocksdb", value_parser = ["rocksdb", "postgres"])]
+    store: String,
 }
 
 /// A progress line on stderr.
@@ -97,7 +104,11 @@ pub(crate) async fn run(args: BenchArgs, json: bool) -> Result<()> {
         let report = gateway::bench(&args, dir.path()).await;
         return finish(report, dir, args.keep, json, gateway::print_table);
     }
-    let report = bench(&args, dir.path()).await;
+    if args.store == "postgres" {
+        let report = store::compare(&args, dir.path()).await;
+        return finish(report, dir, args.keep, json, store::print);
+    }
+    let report = bench(&args, dir.path(), &Placement::default()).await;
     finish(report, dir, args.keep, json, print_table)
 }
 
@@ -122,7 +133,7 @@ fn finish<R: serde::Serialize>(
     Ok(())
 }
 
-async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
+async fn bench(args: &BenchArgs, dir: &Path, placement: &Placement) -> Result<Report> {
     let positive = |value: Option<f64>, option: &str| match value {
         Some(v) if !(v.is_finite() && v > 0.0) => {
             bail!("{option} must be a positive number, not {v}")
@@ -131,11 +142,15 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
     };
     positive(args.paced_rate, "--paced-rate")?;
     positive(args.duration, "--duration")?;
+    std::fs::create_dir_all(dir)?;
     let chain = Chain::start(args.anvil.clone(), args.node_workers, dir).await?;
 
-    let mut bob = chain.start_node(2, &dir.join("bob"), &[])?;
+    let (alice_store, bob_store) = (placement.flags("alice"), placement.flags("bob"));
+    let mut bob = chain.start_node(2, &dir.join("bob"), &bob_store)?;
     let link = format!("{}@{}", chain.bob(), bob.peers);
-    let alice = chain.start_node(1, &dir.join("alice"), &["--connect", &link])?;
+    let mut alice_flags = vec!["--connect".to_owned(), link];
+    alice_flags.extend(alice_store);
+    let alice = chain.start_node(1, &dir.join("alice"), &alice_flags)?;
     let alice_rpc = client(&alice).await?;
     let mut bob_rpc = client(&bob).await?;
     open_channel(&alice_rpc, &bob_rpc, chain.bob()).await?;
@@ -218,7 +233,9 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<Report> {
     let (bob_dir, bob_peers) = (bob.data_dir.clone(), bob.peers.clone());
     let _ = bob.stop();
     let restarted = Instant::now();
-    bob = chain.start_node(2, &bob_dir, &["--peer-listen", &bob_peers])?;
+    let mut flags = vec!["--peer-listen".to_owned(), bob_peers];
+    flags.extend(bob_store);
+    bob = chain.start_node(2, &bob_dir, &flags)?;
     bob_rpc = client(&bob).await?;
     pay_until_linked(&alice_rpc).await?;
     let restart_secs = restarted.elapsed().as_secs_f64();

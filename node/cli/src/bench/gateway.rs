@@ -167,8 +167,8 @@ fn processes_cpu(pids: &[u32]) -> Result<f64> {
 
 pub(super) async fn bench(args: &BenchArgs, dir: &Path) -> Result<GatewayReport> {
     let chain = Chain::start(args.anvil.clone(), args.node_workers, dir).await?;
-    let bob = chain.start_node(2, &dir.join("bob"), &[])?;
-    let alice = chain.start_node(1, &dir.join("alice"), &[])?;
+    let bob = chain.start_node(2, &dir.join("bob"), &[] as &[&str])?;
+    let alice = chain.start_node(1, &dir.join("alice"), &[] as &[&str])?;
     let alice_rpc = client(&alice).await?;
     let bob_rpc = client(&bob).await?;
     let upstream = serve_upstream().await?;

@@ -64,6 +64,11 @@ impl Chain {
         })
     }
 
+    /// The deployment file the nodes read.
+    pub(super) fn deployment_file(&self) -> PathBuf {
+        self.deployment_file.clone()
+    }
+
     /// alice's address (devnet account 1).
     pub(super) fn alice(&self) -> Address {
         self.devnet.params.alice.address()
@@ -80,7 +85,7 @@ impl Chain {
         &self,
         account: u32,
         data_dir: &Path,
-        extra: &[&str],
+        extra: &[impl AsRef<str>],
     ) -> Result<NodeProcess> {
         Ok(NodeCommand::new(
             &std::env::current_exe()?,

@@ -40,10 +40,6 @@ async fn killed_leader_fails_over_after_its_lease() {
         failover > Duration::from_millis(1500),
         "took over before the lease expired: {failover:?}"
     );
-    assert!(
-        failover < Duration::from_secs(ttl + 2),
-        "failover took {failover:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

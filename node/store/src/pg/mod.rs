@@ -4,13 +4,16 @@
 //!
 //! # Durability
 //!
-//! A commit returns `Ok` once PostgreSQL's `COMMIT` did: with `synchronous_commit = on` that
-//! is after its WAL was flushed, and flushed by its synchronous standby when it has one. A
-//! commit never gets a client-side statement timeout or a cancel (a cancel during the wait
-//! for the standby turns a commit that is not replicated into a success, with only a
-//! warning): it gets a deadline after which the connection is dropped and the commit is
-//! reported failed, outcome unknown. Such a warning arriving anyway (an operator cancelled the
-//! backend) also fails the commit.
+//! A commit returns `Ok` once PostgreSQL's `COMMIT` did: the commit connection sets
+//! `synchronous_commit = on` itself (whatever the role says), so that is after its WAL was
+//! flushed, and flushed by the synchronous standby when `synchronous_standby_names` names one
+//! (the store warns at open when it does not: then one disk holds the data, as with RocksDB).
+//! A commit never gets a statement timeout or a cancel from this client (a cancel during the
+//! wait for the standby turns a commit that is not replicated into a success, with only a
+//! warning): any notice the server sends during a commit (such a warning, in whatever
+//! language) fails it, outcome unknown. A commit that gets no answer within its deadline is
+//! reported failed, outcome unknown, and its server session is terminated (so it can neither
+//! hold the fence row nor pile up connections while the standby is away).
 //!
 //! # Fencing
 //!
@@ -90,9 +93,20 @@ impl std::fmt::Debug for PgStore {
 struct Conn {
     client: Client,
     s: Prepared,
-    /// Set when the server warned that a commit was cancelled while waiting for the standby:
-    /// that commit is not known to be replicated.
-    unreplicated: Arc<AtomicBool>,
+    /// Notices the server sent on this connection. One during a commit (e.g. "canceling wait
+    /// for synchronous replication", which comes with a successful `COMMIT`) fails the commit.
+    notices: Arc<AtomicU64>,
+    /// The server process serving this connection (`pg_backend_pid()`).
+    pid: i32,
+}
+
+/// What a connection is for: its session settings differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The one connection commits go through.
+    Committer,
+    /// Reads (and the takeover).
+    Reader,
 }
 
 struct Prepared {
@@ -120,7 +134,7 @@ impl PgStore {
     pub fn open(url: &str, schema: &str) -> Result<Self> {
         let mut config: Config = url.parse().map_err(|e| StoreError::Postgres {
             target: "the configured database".into(),
-            reason: format!("cannot read the connection string: {e}"),
+            reason: format!("cannot read the connection string: {}", error_text(&e)),
         })?;
         if !valid_schema(schema) {
             return Err(StoreError::Postgres {
@@ -186,9 +200,18 @@ impl PgStore {
         let holder = holder.to_owned();
         let (config, schema, target) = (self.config.clone(), self.schema.clone(), self.target());
         let target = target.to_owned();
+        // A store of a newer build is refused before the fence is raised: an older standby
+        // must not fence out a newer leader only to stop.
+        kv::schema_is_current(self, &self.target)?;
         let held = self.run(READ_DEADLINE * 3, async move {
-            let conn = connect(&config, &schema, &target).await?;
+            // Synchronous like a commit; the row lock is waited for as long as the batch in
+            // flight takes.
+            let conn = connect(&config, &schema, &target, Role::Committer).await?;
             let fail = |e| pg_error(&target, e);
+            conn.client
+                .batch_execute("SET lock_timeout = 0")
+                .await
+                .map_err(fail)?;
             let row = match epoch {
                 Some(e) => {
                     let mine = i64::try_from(e).unwrap_or(i64::MAX);
@@ -242,12 +265,14 @@ impl PgStore {
                 .map_err(|e| pg_error(&target, e))?;
             tokio::spawn(connection);
             let fail = |e| pg_error(&target, e);
-            let script = format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({}); {} COMMIT;",
+            // One transaction under a lock: instances starting together do not race, and a
+            // newer layout is refused before anything is changed.
+            let head = format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({}); {}",
                 sql::MIGRATION_LOCK,
-                sql::migration(&schema)
+                sql::migration_head(&schema)
             );
-            client.batch_execute(&script).await.map_err(fail)?;
+            client.batch_execute(&head).await.map_err(fail)?;
             let version: i32 = client
                 .query_one(
                     &format!("SELECT version FROM {schema}.ddl WHERE id = 1"),
@@ -257,11 +282,28 @@ impl PgStore {
                 .map_err(fail)?
                 .get(0);
             if version > sql::DDL_VERSION {
+                let _ = client.batch_execute("ROLLBACK").await;
                 return Err(StoreError::NewerSchema {
                     location: target.clone(),
                     found: version as u32,
                     supported: sql::DDL_VERSION as u32,
                 });
+            }
+            let body = format!("{} COMMIT;", sql::migration(&schema));
+            client.batch_execute(&body).await.map_err(fail)?;
+            let standbys: String = client
+                .query_one("SHOW synchronous_standby_names", &[])
+                .await
+                .map_err(fail)?
+                .get(0);
+            if standbys.trim().is_empty() {
+                tracing::warn!(
+                    store = %target,
+                    "PostgreSQL has no synchronous standby (synchronous_standby_names is empty): \
+                     a commit is durable on the primary's disk only, and a failover to an \
+                     asynchronous replica can lose acknowledged payments; set \
+                     synchronous_standby_names for a standby that every commit waits for"
+                );
             }
             Ok(())
         })
@@ -290,9 +332,11 @@ impl PgStore {
             };
             let _ = tx.send(outcome);
         });
+        // A task that died mid-way may have sent a commit: outcome unknown.
         rx.recv().unwrap_or_else(|_| {
-            Err(StoreError::Unavailable {
-                reason: "the PostgreSQL client's runtime stopped".into(),
+            Err(StoreError::Postgres {
+                target: self.target.clone(),
+                reason: "the PostgreSQL client's task stopped mid-way".into(),
             })
         })
     }
@@ -314,7 +358,9 @@ impl PgStore {
             self.target.clone(),
         );
         self.run(READ_DEADLINE, async move {
-            connect(&config, &schema, &target).await.map(Arc::new)
+            connect(&config, &schema, &target, Role::Reader)
+                .await
+                .map(Arc::new)
         })
     }
 
@@ -379,31 +425,43 @@ impl Drop for PgStore {
     }
 }
 
-/// Connect, set the schema, prepare the statements, and watch the connection's notices.
-async fn connect(config: &Config, schema: &str, target: &str) -> Result<Conn> {
+/// Connect, set the session up for `role`, prepare the statements, and count the
+/// connection's notices.
+async fn connect(config: &Config, schema: &str, target: &str, role: Role) -> Result<Conn> {
     let fail = |e| pg_error(target, e);
     let (client, mut connection) = config.connect(NoTls).await.map_err(fail)?;
-    let unreplicated = Arc::new(AtomicBool::new(false));
-    let flag = unreplicated.clone();
+    let notices = Arc::new(AtomicU64::new(0));
+    let counted = notices.clone();
     tokio::spawn(async move {
-        let mut messages = std::pin::pin!(futures::stream::poll_fn(
-            move |cx| connection.poll_message(cx)
-        ));
+        let mut messages = std::pin::pin!(futures::stream::poll_fn(move |cx| {
+            connection.poll_message(cx)
+        }));
         while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
             if let AsyncMessage::Notice(notice) = message {
-                if notice.message().contains("synchronous replication") {
-                    flag.store(true, Ordering::SeqCst);
-                }
+                counted.fetch_add(1, Ordering::SeqCst);
                 tracing::warn!(notice = notice.message(), "PostgreSQL");
             }
         }
     });
-    client
-        .batch_execute(&format!(
-            "SET search_path TO {schema}; SET idle_in_transaction_session_timeout = '5s'"
-        ))
+    // The commit connection: synchronous commit whatever the role or database says, no
+    // statement timeout (a cancel of the standby wait would pass a commit that is not
+    // replicated), the fence row never waited on longer than a commit may take, and a session
+    // that stops mid-transaction (a paused process) ended by the server so that it releases
+    // the fence row.
+    let session = match role {
+        Role::Committer => format!(
+            "SET search_path TO {schema}; SET synchronous_commit = on; SET statement_timeout = 0; \
+             SET lock_timeout = '5s'; SET idle_in_transaction_session_timeout = '5s'; \
+             SET default_transaction_isolation = 'read committed'"
+        ),
+        Role::Reader => format!("SET search_path TO {schema}; SET statement_timeout = 0"),
+    };
+    client.batch_execute(&session).await.map_err(fail)?;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
         .await
-        .map_err(fail)?;
+        .map_err(fail)?
+        .get(0);
     let prepare = |text| client.prepare(text);
     let s = Prepared {
         get: prepare(sql::GET).await.map_err(fail)?,
@@ -421,7 +479,8 @@ async fn connect(config: &Config, schema: &str, target: &str) -> Result<Conn> {
     Ok(Conn {
         client,
         s,
-        unreplicated,
+        notices,
+        pid,
     })
 }
 
@@ -443,7 +502,7 @@ async fn apply(conn: &Conn, epoch: u64, stmts: &[Stmt], target: &str) -> Result<
     }
     statements.push(&conn.s.commit);
     params.push(vec![]);
-    conn.unreplicated.store(false, Ordering::SeqCst);
+    let notices = conn.notices.load(Ordering::SeqCst);
     let flight = statements
         .iter()
         .zip(&params)
@@ -454,18 +513,24 @@ async fn apply(conn: &Conn, epoch: u64, stmts: &[Stmt], target: &str) -> Result<
         if let Err(e) = answer {
             return Err(match fenced(e) {
                 Some(fenced) => fenced,
-                None => pg_error(target, e.to_string()),
+                None => StoreError::Postgres {
+                    target: target.to_owned(),
+                    reason: error_text(e),
+                },
             });
         }
     }
     if let Err(e) = commit {
-        return Err(pg_error(target, e.to_string()));
-    }
-    if conn.unreplicated.load(Ordering::SeqCst) {
         return Err(StoreError::Postgres {
             target: target.to_owned(),
-            reason: "the commit's wait for the synchronous standby was cancelled: it is on the \
-                     primary but may not be replicated"
+            reason: error_text(e),
+        });
+    }
+    if conn.notices.load(Ordering::SeqCst) != notices {
+        return Err(StoreError::Postgres {
+            target: target.to_owned(),
+            reason: "the server sent a notice during the commit (e.g. that its wait for the \
+                     synchronous standby was cancelled): it may be on the primary only"
                 .into(),
         });
     }
@@ -490,22 +555,46 @@ fn rows(found: Vec<tokio_postgres::Row>) -> Rows {
     found.into_iter().map(|r| (r.get(0), r.get(1))).collect()
 }
 
-fn pg_error(target: &str, e: impl std::fmt::Display) -> StoreError {
+fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
     StoreError::Postgres {
         target: target.to_owned(),
-        reason: e.to_string(),
+        reason: error_text(&e),
+    }
+}
+
+/// What went wrong, in PostgreSQL's words: tokio-postgres' own text is only the kind ("db
+/// error"); the server's message, detail and hint, or the underlying cause, say what. None of
+/// them holds a password.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} ({})", db.message(), db.code().code());
+        for extra in [db.detail(), db.hint()].into_iter().flatten() {
+            text.push_str("; ");
+            text.push_str(extra);
+        }
+        return text;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
 
 /// Hosts, ports and database, for messages.
 fn describe(config: &Config) -> String {
+    let ports = config.get_ports();
+    // One port serves every host; none given: 5432.
+    let port = |i: usize| match ports {
+        [one] => *one,
+        _ => ports.get(i).copied().unwrap_or(5432),
+    };
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
-        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
-        .map(|(host, port)| match host {
-            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
-            tokio_postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+        .enumerate()
+        .map(|(i, host)| match host {
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{}", port(i)),
+            tokio_postgres::config::Host::Unix(p) => format!("{}:{}", p.display(), port(i)),
         })
         .collect();
     format!(
@@ -640,13 +729,31 @@ impl Kv for PgStore {
             self.schema.clone(),
             self.target.clone(),
         );
-        self.run(self.commit_deadline, async move {
+        let deadline = self.commit_deadline;
+        // The inner deadline ends the commit (and its server session); the outer one only
+        // bounds that clean-up.
+        self.run(deadline + END_SESSION, async move {
             let mut slot = committer.lock().await;
             if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
-                *slot = Some(connect(&config, &schema, &target).await?);
+                *slot = Some(connect(&config, &schema, &target, Role::Committer).await?);
             }
             let conn = slot.as_ref().expect("connected above");
-            let outcome = apply(conn, epoch, &stmts, &target).await;
+            let outcome =
+                match tokio::time::timeout(deadline, apply(conn, epoch, &stmts, &target)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        let pid = conn.pid;
+                        *slot = None;
+                        let ended = end_session(&config, &schema, &target, pid).await;
+                        Err(StoreError::Postgres {
+                            target: target.clone(),
+                            reason: format!(
+                                "the commit got no answer in {} s ({ended})",
+                                deadline.as_secs_f64()
+                            ),
+                        })
+                    }
+                };
             match &outcome {
                 Err(StoreError::Fenced { .. }) | Ok(()) => {}
                 // Outcome unknown, or the connection is in doubt: start over on a new one.
@@ -661,14 +768,39 @@ impl Kv for PgStore {
                 other => other,
             })
         })
-        .inspect_err(|e| {
-            if matches!(e, StoreError::Postgres { .. }) {
-                // A commit that ran out of time still holds the committer: drop its connection.
-                if let Ok(mut slot) = self.committer.try_lock() {
-                    *slot = None;
-                }
-            }
-        })
+    }
+}
+
+/// How long ending a stuck commit's server session may take.
+const END_SESSION: Duration = Duration::from_secs(5);
+
+/// End the server session `pid` (a commit that got no answer: it may still be waiting for the
+/// standby, holding the fence row) and wait until it is gone; what happened, for the error.
+async fn end_session(config: &Config, schema: &str, target: &str, pid: i32) -> String {
+    let ended = async {
+        let conn = connect(config, schema, target, Role::Reader).await?;
+        let fail = |e| pg_error(target, e);
+        conn.client
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .map_err(fail)?;
+        while conn
+            .client
+            .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .await
+            .map_err(fail)?
+            .is_some()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok::<_, StoreError>(())
+    };
+    match tokio::time::timeout(END_SESSION, ended).await {
+        Ok(Ok(())) => {
+            "its server session was ended; it may be found whole later, never in part".into()
+        }
+        Ok(Err(e)) => format!("its server session could not be ended: {e}"),
+        Err(_) => "its server session could not be ended in time".into(),
     }
 }
 

@@ -11,6 +11,21 @@ pub(super) const MIGRATION_LOCK: i64 = 0x4641_5254_4849_4e47; // "FARTHING"
 /// The SQLSTATE `farthing_fence` raises when the caller's epoch is not the store's.
 pub(super) const FENCED_STATE: &str = "FNC01";
 
+/// The schema and its layout version row, created first: a build that finds a newer layout
+/// refuses it before it changes anything else.
+pub(super) fn migration_head(schema: &str) -> String {
+    format!(
+        r#"
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.ddl (
+    id int PRIMARY KEY CHECK (id = 1),
+    version int NOT NULL
+);
+INSERT INTO {schema}.ddl VALUES (1, {DDL_VERSION}) ON CONFLICT (id) DO NOTHING;
+"#
+    )
+}
+
 /// The tables and the fence, in schema `{schema}`; idempotent.
 ///
 /// - `kv`: the same ordered byte map as RocksDB's (`bytea` compares like memcmp, shorter
@@ -22,12 +37,6 @@ pub(super) const FENCED_STATE: &str = "FNC01";
 pub(super) fn migration(schema: &str) -> String {
     format!(
         r#"
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.ddl (
-    id int PRIMARY KEY CHECK (id = 1),
-    version int NOT NULL
-);
-INSERT INTO {schema}.ddl VALUES (1, {DDL_VERSION}) ON CONFLICT (id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS {schema}.kv (
     k bytea PRIMARY KEY,
     v bytea NOT NULL

@@ -99,61 +99,94 @@ fn a_newer_epoch_fences_the_older_holder_out() {
     ));
 }
 
+/// Poll `query` on the primary until it prints `want` (30 s at most).
+fn wait_for(pg: &PgCluster, what: &str, query: &str, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = pg.sql(false, query).unwrap();
+        if seen.trim() == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {query} printed {seen:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const IN_SYNC_WAIT: &str = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+
 #[test]
-fn a_takeover_waits_for_the_batch_in_flight() {
-    let pg = cluster();
+fn a_takeover_waits_for_the_batch_in_flight_and_sees_it() {
+    let mut pg = cluster();
     let url = pg.url();
-    let old = Arc::new(leader(&url, "w"));
-    // Hold the fence row as a batch in flight does, from another session.
-    let (held, release) = (
-        std::sync::mpsc::channel::<()>(),
-        std::sync::mpsc::channel::<()>(),
-    );
-    let url2 = url.clone();
-    let holder = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let (client, connection) = url2
-                .parse::<Config>()
-                .unwrap()
-                .connect(NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            client
-                .batch_execute("BEGIN; SELECT * FROM w.leader WHERE id = 1 FOR UPDATE")
-                .await
-                .unwrap();
-            held.0.send(()).unwrap();
-            tokio::task::spawn_blocking(move || release.1.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            client.batch_execute("COMMIT").await.unwrap();
-        })
-    });
-    held.1.recv().unwrap();
+    let old = Arc::new(leader(&url, "w").with_commit_deadline(Duration::from_secs(60)));
     let new = PgStore::open(&url, "w").unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    // A real batch stuck in COMMIT (the standby is down), holding the fence row.
+    pg.stop_standby(Stop::Immediate).unwrap();
+    let committing = {
+        let old = old.clone();
+        std::thread::spawn(move || old.commit(&[Write::Channel(sample_channel(5))]))
+    };
+    wait_for(&pg, "the batch waits for the standby", IN_SYNC_WAIT, "1");
+    let taking = std::thread::spawn(move || {
         let taken = new.take_over(Some(100), "new").map(|_| Box::new(new));
-        let _ = tx.send(taken);
+        taken
     });
-    assert!(
-        rx.recv_timeout(Duration::from_millis(300)).is_err(),
-        "the takeover must wait while the row is locked"
+    wait_for(
+        &pg,
+        "the takeover waits for the fence row",
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+        "1",
     );
-    release.0.send(()).unwrap();
-    holder.join().unwrap();
-    let new = rx
-        .recv()
+    pg.start_standby().unwrap();
+    committing
+        .join()
         .unwrap()
-        .expect("the takeover completes once the batch ends");
+        .expect("the batch that began before the takeover commits");
+    let new = taking
+        .join()
+        .unwrap()
+        .expect("the takeover completes after it");
+    assert_eq!(
+        new.channel(5).unwrap(),
+        Some(sample_channel(5)),
+        "the new holder sees the batch it waited for"
+    );
     assert!(matches!(
-        old.commit(&[Write::Channel(sample_channel(1))]),
-        Err(StoreError::Fenced { .. })
+        old.commit(&[Write::Channel(sample_channel(6))]),
+        Err(StoreError::Fenced {
+            mine: 1,
+            found: 100,
+            ..
+        })
     ));
-    new.commit(&[Write::Channel(sample_channel(1))]).unwrap();
+    assert_eq!(new.channel(6).unwrap(), None);
+}
+
+#[test]
+fn a_cancelled_wait_for_the_standby_fails_the_commit() {
+    let mut pg = cluster();
+    let store = Arc::new(leader(&pg.url(), "c").with_commit_deadline(Duration::from_secs(60)));
+    pg.stop_standby(Stop::Immediate).unwrap();
+    let committing = {
+        let store = store.clone();
+        std::thread::spawn(move || store.commit(&[Write::Channel(sample_channel(7))]))
+    };
+    wait_for(&pg, "the batch waits for the standby", IN_SYNC_WAIT, "1");
+    // PostgreSQL then reports the COMMIT as done, with a warning only.
+    pg.sql(
+        false,
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+    )
+    .unwrap();
+    match committing.join().unwrap() {
+        Err(StoreError::Postgres { reason, .. }) => assert!(reason.contains("notice"), "{reason}"),
+        other => panic!("a commit not known to be replicated must fail, got {other:?}"),
+    }
+    pg.start_standby().unwrap();
+    store.commit(&[Write::Channel(sample_channel(8))]).unwrap();
 }
 
 #[test]
@@ -163,11 +196,16 @@ fn with_the_standby_down_a_commit_fails_and_lands_once_it_is_back() {
     let store = leader(&url, "d").with_commit_deadline(Duration::from_secs(2));
     store.commit(&[Write::Channel(sample_channel(1))]).unwrap();
     pg.stop_standby(Stop::Immediate).unwrap();
-    match store.commit(&[Write::Channel(sample_channel(2))]) {
-        Err(StoreError::Postgres { reason, .. }) => {
-            assert!(reason.contains("no answer"), "{reason}")
+    for _ in 0..3 {
+        match store.commit(&[Write::Channel(sample_channel(2))]) {
+            Err(StoreError::Postgres { reason, .. }) => {
+                assert!(reason.contains("no answer"), "{reason}");
+                assert!(reason.contains("session was ended"), "{reason}");
+            }
+            other => panic!("a commit the standby cannot confirm must fail, got {other:?}"),
         }
-        other => panic!("a commit the standby cannot confirm must fail, got {other:?}"),
+        // Its server session is gone: nothing piles up, nothing holds the fence row.
+        assert_eq!(pg.sql(false, IN_SYNC_WAIT).unwrap().trim(), "0");
     }
     pg.start_standby().unwrap();
     // Found whole later (it was committed on the primary, waiting for the standby), or not at
@@ -180,9 +218,14 @@ fn with_the_standby_down_a_commit_fails_and_lands_once_it_is_back() {
 fn bad_configuration_is_refused_with_what_to_do() {
     let e = PgStore::open("host=127.0.0.1 port=notaport", "s").unwrap_err();
     assert!(e.to_string().contains("connection string"), "{e}");
+    assert!(e.to_string().contains("port"), "says which option: {e}");
     let pg = PgCluster::start().unwrap();
     let e = PgStore::open(&pg.url(), "Bad-Name").unwrap_err();
     assert!(e.to_string().contains("schema name"), "{e}");
+    // PostgreSQL's own words, not just "db error".
+    let e =
+        PgStore::open(&pg.url().replace("dbname=postgres", "dbname=nosuchdb"), "s").unwrap_err();
+    assert!(e.to_string().contains("nosuchdb"), "{e}");
     drop(pg);
 }
 
