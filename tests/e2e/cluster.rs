@@ -148,6 +148,26 @@ async fn check_agreement(
     now
 }
 
+/// Kills every process whose command line holds `pattern` when dropped: a standby still
+/// waiting to lead is not owned by a [`Daemon`] yet, and must not outlive a failed test.
+struct KillAll(String);
+
+impl Drop for KillAll {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-9", "-f", &self.0])
+            .status();
+    }
+}
+
+/// Wait for a standby to lead (its start returns then).
+async fn leads(standby: tokio::task::JoinHandle<Daemon>) -> Daemon {
+    tokio::time::timeout(PATIENCE, standby)
+        .await
+        .expect("the standby leads")
+        .unwrap()
+}
+
 /// The store's fence row: (epoch, holder).
 fn fence(pg: &PgCluster, promoted: bool) -> (u64, String) {
     let row = pg
@@ -160,6 +180,7 @@ fn fence(pg: &PgCluster, promoted: bool) -> (u64, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing() {
     let net = Deployed::start().await;
+    let _instances = KillAll(net.data_dir("alice").display().to_string());
     let pg = tokio::task::spawn_blocking(PgCluster::with_sync_standby)
         .await
         .unwrap()
@@ -206,7 +227,7 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
         })
     };
 
-    let a1 = instance("a1").await.unwrap();
+    let a1 = leads(instance("a1")).await;
     assert_eq!(fence(&pg, false).1, "a1");
     let standby = instance("a2");
     let a1_rpc = net.rpc("alice", &a1);
@@ -226,7 +247,7 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
     .await;
     let killed = Instant::now();
     a1.kill();
-    let a2 = standby.await.unwrap();
+    let a2 = leads(standby).await;
     let took = killed.elapsed();
     stream.end().await;
     let a2_rpc = net.rpc("alice", &a2);
@@ -248,7 +269,7 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
     })
     .await;
     signal(a2.pid(), "STOP").unwrap();
-    let a3 = standby.await.unwrap();
+    let a3 = leads(standby).await;
     let (epoch_a3, holder) = fence(&pg, false);
     assert_eq!(holder, "a3");
     assert!(
@@ -307,7 +328,7 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
     );
     a3.stop();
     // The last standby leads once a3 resigned.
-    let a4 = standby.await.unwrap();
+    let a4 = leads(standby).await;
     assert_eq!(fence(&pg, false).1, "a4");
     a4.stop();
     bob.stop();

@@ -23,7 +23,12 @@ pub(crate) struct Postgres {
 
 /// Open the PostgreSQL store (`None` on RocksDB); with `[cluster]`, wait until this instance
 /// leads (`None` if a signal came first), then take the store over.
-pub(crate) async fn take_store(config: &Config) -> Result<Option<Option<Postgres>>> {
+///
+/// `stop` turns `Some` once a signal came (from the run's one listener).
+pub(crate) async fn take_store(
+    config: &Config,
+    stop: &mut tokio::sync::watch::Receiver<Option<Result<(), String>>>,
+) -> Result<Option<Option<Postgres>>> {
     if config.store.backend != StoreBackend::Postgres {
         return Ok(Some(None));
     }
@@ -56,8 +61,12 @@ pub(crate) async fn take_store(config: &Config) -> Result<Option<Option<Postgres
         println!("farthing standby {instance} waiting to lead");
         let leader = tokio::select! {
             led = farthing_cluster::campaign(&election) => led.wrap_err("the election failed")?,
-            signal = crate::daemon::wait_for_signal() => {
-                signal.wrap_err("installing signal handlers")?;
+            signal = stop.wait_for(Option::is_some) => {
+                if let Ok(signal) = signal
+                    && let Some(Err(e)) = &*signal
+                {
+                    return Err(eyre!("installing signal handlers: {e}"));
+                }
                 return Ok(None);
             }
         };
@@ -87,12 +96,13 @@ pub(crate) async fn take_store(config: &Config) -> Result<Option<Option<Postgres
     Ok(Some(Some(Postgres { store, leader })))
 }
 
-/// This instance's name: `cluster.instance`, else the host name and the RPC address.
+/// This instance's name: `cluster.instance`, else the host name, the RPC address and the
+/// process id (unique on one host, whatever the ports).
 fn instance_name(config: &Config) -> String {
     config.cluster.instance.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "node".into());
-        format!("{host}/{}", config.rpc.listen)
+        format!("{host}/{}/{}", config.rpc.listen, std::process::id())
     })
 }

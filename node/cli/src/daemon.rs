@@ -196,8 +196,24 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
     config.validate()?;
     init_logging(&config.log_level)?;
 
+    // One signal listener for the whole run: a SIGTERM while the standby waits, takes the
+    // store over or starts the node is not lost between listeners.
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await.map_err(|e| e.to_string());
+        let _ = stop_tx.send(Some(signal));
+    });
+    let mut stopped = stop.clone();
+    let signalled = async move {
+        match stopped.wait_for(Option::is_some).await {
+            Ok(signal) => signal.clone().unwrap_or(Ok(())),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::pin!(signalled);
+
     // On PostgreSQL with an election: a standby until this instance leads.
-    let Some(postgres) = crate::cluster::take_store(&config).await? else {
+    let Some(postgres) = crate::cluster::take_store(&config, &mut stop).await? else {
         return Ok(());
     };
     let (node, leader) = match postgres {
@@ -245,8 +261,8 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
         }
     };
     let fatal = tokio::select! {
-        signal = wait_for_signal() => {
-            signal.wrap_err("installing signal handlers")?;
+        signal = &mut signalled => {
+            signal.map_err(|e| eyre!("installing signal handlers: {e}"))?;
             None
         }
         reason = node.fatal() => Some(reason),
@@ -268,7 +284,7 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
     }
 }
 
-pub(crate) async fn wait_for_signal() -> std::io::Result<()> {
+async fn wait_for_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -168,6 +168,24 @@ fn transient(e: &etcd_client::Error) -> bool {
     }
 }
 
+/// The endpoints whose member answers a status request within a second, in the given order.
+async fn live_members(endpoints: &[String]) -> Vec<String> {
+    let probes = endpoints.iter().map(|endpoint| async move {
+        let options = ConnectOptions::new().with_connect_timeout(TRY_TIMEOUT);
+        let answered = timeout(TRY_TIMEOUT, async {
+            let mut client = Client::connect([endpoint], Some(options)).await.ok()?;
+            client.status().await.ok()
+        })
+        .await;
+        matches!(answered, Ok(Some(_))).then(|| endpoint.clone())
+    });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 async fn connect(endpoints: &[String]) -> Result<Client, ClusterError> {
     check_endpoints(endpoints)?;
     let options = ConnectOptions::new()
@@ -345,10 +363,20 @@ async fn revoke(client: &Client, lease: i64) {
 /// already granted then expires within `T`.
 pub async fn campaign(config: &ElectionConfig) -> Result<Leader, ClusterError> {
     let ttl = config.validate()?;
-    let client = connect(&config.endpoints).await?;
+    check_endpoints(&config.endpoints)?;
     tracing::info!(name = %config.name, instance = %config.instance, "standby: campaigning");
     loop {
-        match attempt(client.clone(), config, ttl).await {
+        // Each attempt on a client of the members that answer now: the client's balancer
+        // keeps routing calls to a dead member, and a campaign is one long call.
+        let live = live_members(&config.endpoints).await;
+        let attempt = async {
+            if live.is_empty() {
+                return Err("no etcd member answers a status request".to_owned());
+            }
+            let client = connect(&live).await.map_err(|e| e.to_string())?;
+            attempt(client, config, ttl).await
+        };
+        match attempt.await {
             Ok(leader) => {
                 tracing::info!(
                     name = %config.name, epoch = leader.epoch(), cluster_id = leader.cluster_id(),
