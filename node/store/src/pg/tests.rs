@@ -130,10 +130,7 @@ fn a_takeover_waits_for_the_batch_in_flight_and_sees_it() {
         std::thread::spawn(move || old.commit(&[Write::Channel(sample_channel(5))]))
     };
     wait_for(&pg, "the batch waits for the standby", IN_SYNC_WAIT, "1");
-    let taking = std::thread::spawn(move || {
-        let taken = new.take_over(Some(100), "new").map(|_| Box::new(new));
-        taken
-    });
+    let taking = std::thread::spawn(move || new.take_over(Some(100), "new").map(|_| Box::new(new)));
     wait_for(
         &pg,
         "the takeover waits for the fence row",
