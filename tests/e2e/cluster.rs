@@ -1,7 +1,8 @@
 //! One node as a leader and standbys (issue 16): alice's node runs as several `farthing node`
 //! processes on one PostgreSQL (with a synchronous standby) and one three-member etcd
 //! cluster, all real, started by the test on free loopback ports; bob's node is a plain RocksDB
-//! node. Payments stream from alice to bob through the leader's RPC while:
+//! node that dials alice's instances in turn (one `--connect` per instance: it finds whichever
+//! leads). Payments stream from alice to bob through the leader's RPC while:
 //! - the leader is killed (kill -9): a standby leads, every acknowledged payment is there,
 //!   nonces go on, bob agrees;
 //! - the next leader is paused (SIGSTOP) until a standby took over, then resumed: it steps down
@@ -186,15 +187,25 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
         .unwrap()
         .unwrap();
     let mut etcd = EtcdCluster::start(3).await.unwrap();
-    let bob_peers = format!("127.0.0.1:{}", farthing_e2e::fixed_port());
-    let bob = net.daemon(2, "bob", &["--peer-listen", &bob_peers]);
+    // Bob's node dials alice's: every instance's address, in turn (a standby listens on none
+    // until it leads), so it finds whichever leads.
+    let ports: Vec<u16> = (0..4).map(|_| farthing_e2e::fixed_port()).collect();
+    let alice_address = net.party("ALICE").address();
+    let mut bob_flags = Vec::new();
+    for port in &ports {
+        bob_flags.extend([
+            "--connect".to_owned(),
+            format!("{alice_address}@127.0.0.1:{port}"),
+        ]);
+    }
+    let bob_flags: Vec<&str> = bob_flags.iter().map(String::as_str).collect();
+    let bob = net.daemon(2, "bob", &bob_flags);
     let bob_rpc = net.rpc("bob", &bob);
-    let link = format!("{}@{bob_peers}", net.party("BOB").address());
     let url = pg.url();
     let endpoints = etcd.endpoints();
     // Every instance shares alice's data directory (her RPC token and credential key: the
     // secrets instances of one node must share) and the same flags but its name.
-    let instance = |name: &str| {
+    let instance = |n: usize| {
         let mut args = vec![
             "--store",
             "postgres",
@@ -204,14 +215,16 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
             "alice",
             "--lease-ttl",
             "4",
-            "--connect",
-            &link,
             "--instance",
         ]
         .into_iter()
         .map(str::to_owned)
         .collect::<Vec<_>>();
-        args.push(name.to_owned());
+        args.push(format!("a{}", n + 1));
+        args.extend([
+            "--peer-listen".to_owned(),
+            format!("127.0.0.1:{}", ports[n]),
+        ]);
         for e in &endpoints {
             args.extend(["--etcd".to_owned(), e.clone()]);
         }
@@ -227,9 +240,9 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
         })
     };
 
-    let a1 = leads(instance("a1")).await;
+    let a1 = leads(instance(0)).await;
     assert_eq!(fence(&pg, false).1, "a1");
-    let standby = instance("a2");
+    let standby = instance(1);
     let a1_rpc = net.rpc("alice", &a1);
     let opened = a1_rpc
         .open_channel(net.party("BOB").address(), "10".into(), Some(600))
@@ -262,7 +275,7 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
     let after_kill = check_agreement(&a2_rpc, &bob_rpc, &acked, "after kill -9").await;
 
     // 2. SIGSTOP the leader until a standby took over; SIGCONT: it steps down.
-    let standby = instance("a3");
+    let standby = instance(2);
     let stream = Stream::start(&a2_rpc, &acked, 3);
     eventually(PATIENCE, "payments through a2", async || {
         Stream::count(&acked, 3) >= 50
@@ -296,7 +309,7 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
     );
 
     // 3. Kill etcd's raft leader member under a leader with a standby: no takeover.
-    let standby = instance("a4");
+    let standby = instance(3);
     let stream = Stream::start(&a3_rpc, &acked, 5);
     let member = etcd.raft_leader_member().await.unwrap();
     etcd.kill_member(member).unwrap();

@@ -40,7 +40,8 @@ pub(crate) struct NodeArgs {
     /// Serve Prometheus metrics (GET /metrics) on this address.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
-    /// A partner node to keep a link to (0xADDRESS@host:port); repeatable.
+    /// A partner node to keep a link to (0xADDRESS@host:port); repeatable (several with one
+    /// address: its instances, dialled in turn).
     #[arg(long = "connect", value_name = "PEER")]
     connect: Vec<String>,
     /// Use devnet account N of the public test mnemonic (devnets only).
@@ -236,8 +237,18 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
         .listen_peers(config.peer.listen)
         .await
         .wrap_err_with(|| format!("cannot listen for peers on {}", config.peer.listen))?;
-    for peer in &config.peer.connect {
-        node.keep_linked(peer.parse()?);
+    // Several entries for one partner are its addresses (a node run as a leader and
+    // standbys), dialled in turn.
+    let mut partners: Vec<Vec<farthing_peer::PeerAddr>> = Vec::new();
+    for entry in &config.peer.connect {
+        let peer: farthing_peer::PeerAddr = entry.parse()?;
+        match partners.iter_mut().find(|p| p[0].address == peer.address) {
+            Some(addrs) => addrs.push(peer),
+            None => partners.push(vec![peer]),
+        }
+    }
+    for addrs in partners {
+        node.keep_linked_at(addrs);
     }
     if let Some(listen) = config.metrics.listen {
         let bound = node

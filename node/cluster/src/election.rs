@@ -34,7 +34,7 @@ const TRY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Wait between two tries of one unary call.
 const CALL_RETRY: Duration = Duration::from_millis(100);
 /// Wait between two campaign attempts when etcd does not answer.
-const RETRY: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_millis(500);
 
 /// One instance's place in its node's election.
 ///
@@ -190,9 +190,11 @@ async fn connect(endpoints: &[String]) -> Result<Client, ClusterError> {
     check_endpoints(endpoints)?;
     let options = ConnectOptions::new()
         .with_connect_timeout(CONNECT_TIMEOUT)
-        // HTTP/2 pings notice a dead member's connection within about a second, also under a
-        // long-pending campaign stream; until then the balancer still routes calls to it.
-        .with_keep_alive(Duration::from_millis(500), Duration::from_millis(500))
+        // HTTP/2 pings notice a member that stopped answering (a dead process's connection is
+        // closed at once). Not more often than etcd allows by default
+        // (`--grpc-keepalive-min-time` 5 s): more frequent pings get the connection closed
+        // ("too many pings"), which broke pending campaigns.
+        .with_keep_alive(Duration::from_secs(6), Duration::from_secs(3))
         .with_keep_alive_while_idle(true)
         // A member cut off from its quorum refuses instead of answering from stale state.
         .with_require_leader(true);

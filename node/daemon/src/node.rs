@@ -383,7 +383,13 @@ impl Node {
 
     /// Keep a link to `peer` up (redialed with backoff) until the node stops.
     pub fn keep_linked(&self, peer: PeerAddr) {
-        self.c.peering.keep_linked(peer);
+        self.c.peering.keep_linked(vec![peer]);
+    }
+
+    /// Keep a link to a partner reachable at any of `addrs` (its instances: a leader and
+    /// standbys); a failed dial moves on to the next address.
+    pub fn keep_linked_at(&self, addrs: Vec<PeerAddr>) {
+        self.c.peering.keep_linked(addrs);
     }
 
     /// Stop keeping a link to `peer` and drop the one that is up; `forget`: also forget its

@@ -32,7 +32,7 @@
 //! | `rpc.max_open_connections_per_source` | `64` | TCP connections open at once from one address; at least `max_ws_connections_per_source` + `max_http_requests_per_source` |
 //! | `rpc.idle_timeout_secs` | `30` | a connection that sends no request for this long is closed (not a WebSocket, not one being answered) |
 //! | `peer.listen` | `127.0.0.1:7751` | where partner nodes connect |
-//! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` (redialled with backoff to 5 min; `farthing_disconnectPeer` stops one until the next start) |
+//! | `peer.connect` | `[]` | partners to keep a link to, `0xADDRESS@host:port` (redialled with backoff to 5 min; `farthing_disconnectPeer` stops one until the next start); several entries with one address are that partner's addresses (a node run as a leader and standbys), dialled in turn |
 //! | `peer.max_strangers` | `16` | links at once from strangers — peers that share no channel with this node and are not in `peer.connect` / `connectPeer`; past it a new one is closed right after its handshake |
 //! | `peer.stranger_timeout_secs` | `120` | a stranger's link still sharing no channel after this long is closed (a partner whose channel opening this node has not applied yet is a stranger until it does) |
 //! | `channels.default_challenge_period` | `3600` | seconds, for channels opened without one |

@@ -56,6 +56,9 @@ pub(crate) struct KeptPeer {
 pub(crate) struct DialState {
     /// Where to dial.
     pub(crate) addr: PeerAddr,
+    /// The partner's other addresses (the instances of a node run as a leader and standbys),
+    /// tried in turn after a failed dial.
+    pub(crate) others: Vec<PeerAddr>,
     /// Whether the node keeps redialling it (`false` after `disconnectPeer`).
     pub(crate) kept: bool,
     /// Failed dials in a row.
@@ -67,10 +70,12 @@ pub(crate) struct DialState {
 }
 
 impl KeptPeer {
-    fn new(addr: PeerAddr) -> Self {
+    fn new(mut addrs: Vec<PeerAddr>) -> Self {
+        let addr = addrs.remove(0);
         Self {
             state: Mutex::new(DialState {
                 addr,
+                others: addrs,
                 kept: true,
                 failed: 0,
                 last_error: None,
@@ -99,9 +104,15 @@ impl KeptPeer {
         state.next_dial = None;
     }
 
-    /// A dial failed with `error`; the next one is in `wait`. Returns the failures in a row.
+    /// A dial failed with `error`; the next one is in `wait`, to the partner's next address if
+    /// it has several. Returns the failures in a row.
     pub(crate) fn failed(&self, error: String, wait: Duration) -> u32 {
         let mut state = self.lock();
+        if !state.others.is_empty() {
+            let next = state.others.remove(0);
+            let tried = std::mem::replace(&mut state.addr, next);
+            state.others.push(tried);
+        }
         state.failed = state.failed.saturating_add(1);
         state.last_error = Some((error, now_ms()));
         state.next_dial = Some(Instant::now() + wait);
@@ -130,22 +141,28 @@ pub(crate) struct Kept {
 }
 
 impl Kept {
-    /// Keep a link to `addr`: a new entry, a stopped one restarted, or a running one pointed
-    /// at `addr` and woken (its backoff starts over).
-    pub(crate) fn keep(&self, addr: PeerAddr) -> Keep {
+    /// Keep a link to a partner at `addrs` (one partner's, at least one; dialled in turn): a
+    /// new entry, a stopped one restarted, or a running one pointed at `addrs` and woken (its
+    /// backoff starts over).
+    pub(crate) fn keep(&self, mut addrs: Vec<PeerAddr>) -> Keep {
+        let Some(first) = addrs.first().cloned() else {
+            return Keep::Running;
+        };
+        addrs.retain(|a| a.address == first.address);
         let mut peers = self.lock();
-        if let Some(peer) = peers.get(&addr.address) {
+        if let Some(peer) = peers.get(&first.address) {
             let mut state = peer.lock();
             if state.kept {
-                state.addr = addr;
+                state.addr = addrs.remove(0);
+                state.others = addrs;
                 drop(state);
                 peer.wake.notify_one();
                 return Keep::Running;
             }
         }
         // New, or stopped (its loop, if still on its way out, ends: it is no longer kept).
-        let peer = Arc::new(KeptPeer::new(addr.clone()));
-        peers.insert(addr.address, peer.clone());
+        let peer = Arc::new(KeptPeer::new(addrs));
+        peers.insert(first.address, peer.clone());
         Keep::Start(peer)
     }
 
@@ -212,17 +229,42 @@ mod tests {
     #[test]
     fn keeping_twice_wakes_the_running_loop_instead_of_starting_another() {
         let kept = Kept::default();
-        assert!(matches!(kept.keep(addr(1, 7000)), Keep::Start(_)));
-        assert!(matches!(kept.keep(addr(1, 7001)), Keep::Running));
+        assert!(matches!(kept.keep(vec![addr(1, 7000)]), Keep::Start(_)));
+        assert!(matches!(kept.keep(vec![addr(1, 7001)]), Keep::Running));
         let all = kept.all();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].1.addr.port, 7001, "the newer address is dialled");
     }
 
     #[test]
+    fn a_failed_dial_moves_on_to_the_partners_next_address() {
+        let kept = Kept::default();
+        let Keep::Start(peer) = kept.keep(vec![addr(1, 7000), addr(1, 7001), addr(2, 7002)]) else {
+            panic!("a new peer starts a loop")
+        };
+        let port = |peer: &KeptPeer| peer.target().map(|a| a.port);
+        assert_eq!(port(&peer), Some(7000));
+        assert_eq!(
+            peer.state().others.len(),
+            1,
+            "another partner's address is dropped"
+        );
+        peer.failed("refused".into(), Duration::from_millis(1));
+        assert_eq!(port(&peer), Some(7001));
+        peer.failed("refused".into(), Duration::from_millis(1));
+        assert_eq!(port(&peer), Some(7000), "round and round");
+        peer.linked();
+        assert_eq!(
+            port(&peer),
+            Some(7000),
+            "a link stays on the address that answered"
+        );
+    }
+
+    #[test]
     fn stop_keeps_the_entry_and_forget_removes_it() {
         let kept = Kept::default();
-        let Keep::Start(peer) = kept.keep(addr(1, 7000)) else {
+        let Keep::Start(peer) = kept.keep(vec![addr(1, 7000)]) else {
             panic!("a new peer starts a loop")
         };
         peer.failed("refused".into(), Duration::from_secs(1));
@@ -231,7 +273,7 @@ mod tests {
         let (_, state) = &kept.all()[0];
         assert!(!state.kept && state.last_error.is_some());
         // Kept again: a fresh loop, the stopped one still ends.
-        let Keep::Start(fresh) = kept.keep(addr(1, 7000)) else {
+        let Keep::Start(fresh) = kept.keep(vec![addr(1, 7000)]) else {
             panic!("a stopped peer starts a new loop")
         };
         assert!(fresh.target().is_some() && peer.target().is_none());

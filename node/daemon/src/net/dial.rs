@@ -130,8 +130,11 @@ impl Peering {
     /// address, its backoff starting over. A failure is logged at WARN on the 1st, 2nd, 4th,
     /// 8th… failure in a row (DEBUG otherwise), so an address that never answers costs a few
     /// lines, not one every few seconds; `listPeers` shows its last error.
-    pub(crate) fn keep_linked(self: &Arc<Self>, peer: PeerAddr) {
-        let kept = match self.kept.keep(peer) {
+    ///
+    /// `peers` are one partner's addresses (a node run as a leader and standbys): a failed dial
+    /// moves on to the next.
+    pub(crate) fn keep_linked(self: &Arc<Self>, peers: Vec<PeerAddr>) {
+        let kept = match self.kept.keep(peers) {
             Keep::Start(kept) => kept,
             Keep::Running => return,
         };
@@ -181,7 +184,12 @@ impl Peering {
                             } else {
                                 tracing::debug!(%peer, "{e}; failed dial {failures}, next in {:.2} s", wait.as_secs_f64());
                             }
-                            wait = next_wait(wait);
+                            // A partner with several addresses: each is tried at this wait
+                            // before the wait grows (one of them is about to listen).
+                            let addresses = 1 + kept.state().others.len() as u32;
+                            if failures % addresses == 0 {
+                                wait = next_wait(wait);
+                            }
                         }
                     }
                 }
