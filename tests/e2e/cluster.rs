@@ -24,6 +24,9 @@ use farthing_e2e::{Daemon, Deployed, PATIENCE, USDC, done_if, eventually};
 use farthing_rpc::{FarthingApiClient, HttpClient, PayParams};
 use farthing_store::testing::postgres::{PgCluster, Stop};
 
+/// The leader's etcd lease in these tests, seconds.
+const LEASE_TTL: u64 = 4;
+
 /// Every acknowledged payment: (phase, nonce, base units).
 type Acked = Arc<Mutex<Vec<(u32, u64, u128)>>>;
 
@@ -188,8 +191,11 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
         .unwrap();
     let mut etcd = EtcdCluster::start(3).await.unwrap();
     // Bob's node dials alice's: every instance's address, in turn (a standby listens on none
-    // until it leads), so it finds whichever leads.
+    // until it leads), so it finds whichever leads. Instances a3 and a4 also dial bob's: a new
+    // leader then reaches bob even while bob's link to a paused old leader still looks up.
     let ports: Vec<u16> = (0..4).map(|_| farthing_e2e::fixed_port()).collect();
+    let bob_peers = format!("127.0.0.1:{}", farthing_e2e::fixed_port());
+    let bob_link = format!("{}@{bob_peers}", net.party("BOB").address());
     let alice_address = net.party("ALICE").address();
     let mut bob_flags = Vec::new();
     for port in &ports {
@@ -198,11 +204,13 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
             format!("{alice_address}@127.0.0.1:{port}"),
         ]);
     }
+    bob_flags.extend(["--peer-listen".to_owned(), bob_peers.clone()]);
     let bob_flags: Vec<&str> = bob_flags.iter().map(String::as_str).collect();
     let bob = net.daemon(2, "bob", &bob_flags);
     let bob_rpc = net.rpc("bob", &bob);
     let url = pg.url();
     let endpoints = etcd.endpoints();
+    let lease = LEASE_TTL.to_string();
     // Every instance shares alice's data directory (her RPC token and credential key: the
     // secrets instances of one node must share) and the same flags but its name.
     let instance = |n: usize| {
@@ -214,7 +222,7 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
             "--postgres-schema",
             "alice",
             "--lease-ttl",
-            "4",
+            &lease,
             "--instance",
         ]
         .into_iter()
@@ -225,6 +233,9 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
             "--peer-listen".to_owned(),
             format!("127.0.0.1:{}", ports[n]),
         ]);
+        if n >= 2 {
+            args.extend(["--connect".to_owned(), bob_link.clone()]);
+        }
         for e in &endpoints {
             args.extend(["--etcd".to_owned(), e.clone()]);
         }
@@ -274,7 +285,8 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
     assert_eq!(holder, "a2");
     let after_kill = check_agreement(&a2_rpc, &bob_rpc, &acked, "after kill -9").await;
 
-    // 2. SIGSTOP the leader until a standby took over; SIGCONT: it steps down.
+    // 2. SIGSTOP the leader until a standby took over and serves (while the old one is still
+    // paused: bob's link to it looks up, a3's own dial replaces it); SIGCONT: it steps down.
     let standby = instance(2);
     let stream = Stream::start(&a2_rpc, &acked, 3);
     eventually(PATIENCE, "payments through a2", async || {
@@ -289,6 +301,9 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
         epoch_a3 > epoch_a2,
         "epochs only grow: {epoch_a2} -> {epoch_a3}"
     );
+    let a3_rpc = net.rpc("alice", &a3);
+    pay_until_linked(&a3_rpc, &acked, 4).await;
+    let paused = check_agreement(&a3_rpc, &bob_rpc, &acked, "while a2 is paused").await;
     signal(a2.pid(), "CONT").unwrap();
     let zombie = tokio::task::spawn_blocking(move || a2.wait())
         .await
@@ -298,9 +313,11 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
         "the resumed old leader steps down: {zombie}"
     );
     stream.end().await;
-    let a3_rpc = net.rpc("alice", &a3);
-    pay_until_linked(&a3_rpc, &acked, 4).await;
-    let after_pause = check_agreement(&a3_rpc, &bob_rpc, &acked, "after SIGSTOP").await;
+    let after_pause = check_agreement(&a3_rpc, &bob_rpc, &acked, "after SIGCONT").await;
+    assert_eq!(
+        after_pause, paused,
+        "the resumed old leader changed nothing"
+    );
     assert!(after_pause.0 > after_kill.0, "nonces go on");
     assert_eq!(
         fence(&pg, false),
@@ -313,11 +330,13 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
     let stream = Stream::start(&a3_rpc, &acked, 5);
     let member = etcd.raft_leader_member().await.unwrap();
     etcd.kill_member(member).unwrap();
-    let before = Stream::count(&acked, 5);
+    let (killed, before) = (Instant::now(), Stream::count(&acked, 5));
+    // Past the lease and then some: had a3 lost its lease, the standby would hold the store.
+    let window = std::time::Duration::from_secs(LEASE_TTL + 2);
     eventually(
         PATIENCE,
-        "payments through a3 after the member kill",
-        async || Stream::count(&acked, 5) >= before + 200,
+        "payments through a3 well past a lease after the member kill",
+        async || Stream::count(&acked, 5) >= before + 200 && killed.elapsed() > window,
     )
     .await;
     stream.end().await;
@@ -339,7 +358,7 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
         "cluster: {} acknowledged payments, {sent} units, over 3 leaders",
         acked.lock().unwrap().len()
     );
-    a3.stop();
+    assert!(a3.stop().success(), "a clean stop exits 0");
     // The last standby leads once a3 resigned.
     let a4 = leads(standby).await;
     assert_eq!(fence(&pg, false).1, "a4");

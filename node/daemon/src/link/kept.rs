@@ -142,8 +142,8 @@ pub(crate) struct Kept {
 
 impl Kept {
     /// Keep a link to a partner at `addrs` (one partner's, at least one; dialled in turn): a
-    /// new entry, a stopped one restarted, or a running one pointed at `addrs` and woken (its
-    /// backoff starts over).
+    /// new entry, a stopped one restarted, or a running one pointed at `addrs` first (the
+    /// addresses it knew stay behind them) and woken (its backoff starts over).
     pub(crate) fn keep(&self, mut addrs: Vec<PeerAddr>) -> Keep {
         let Some(first) = addrs.first().cloned() else {
             return Keep::Running;
@@ -153,6 +153,14 @@ impl Kept {
         if let Some(peer) = peers.get(&first.address) {
             let mut state = peer.lock();
             if state.kept {
+                // The new addresses first; the partner's other known ones stay behind them
+                // (`connectPeer` with one instance's address keeps the configured others).
+                let known = std::iter::once(state.addr.clone()).chain(state.others.drain(..));
+                for addr in known {
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
                 state.addr = addrs.remove(0);
                 state.others = addrs;
                 drop(state);
@@ -234,6 +242,11 @@ mod tests {
         let all = kept.all();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].1.addr.port, 7001, "the newer address is dialled");
+        assert_eq!(
+            all[0].1.others,
+            vec![addr(1, 7000)],
+            "the older one stays behind it"
+        );
     }
 
     #[test]

@@ -30,6 +30,10 @@ const FIRST_REDIAL: Duration = Duration::from_millis(250);
 /// The longest wait between dials (an address that never answers is tried every 5 min).
 const MAX_REDIAL: Duration = Duration::from_secs(300);
 
+/// The longest wait between rounds of dials to a partner with several addresses (its
+/// instances): one of them is expected to lead soon, and a standby refuses at once.
+const MAX_ROUND_WAIT: Duration = Duration::from_secs(2);
+
 /// Why a link could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -184,11 +188,16 @@ impl Peering {
                             } else {
                                 tracing::debug!(%peer, "{e}; failed dial {failures}, next in {:.2} s", wait.as_secs_f64());
                             }
-                            // A partner with several addresses: each is tried at this wait
-                            // before the wait grows (one of them is about to listen).
+                            // A partner with several addresses (its instances: one leads, the
+                            // others listen on nothing): dial them back to back, and wait only
+                            // once a round of them failed.
                             let addresses = 1 + kept.state().others.len() as u32;
-                            if failures % addresses == 0 {
-                                wait = next_wait(wait);
+                            if failures % addresses != 0 {
+                                continue;
+                            }
+                            wait = next_wait(wait);
+                            if addresses > 1 {
+                                wait = wait.min(MAX_ROUND_WAIT);
                             }
                         }
                     }
