@@ -49,7 +49,11 @@ pub(crate) async fn take_store(
             lease_ttl: Duration::from_secs(config.cluster.lease_ttl_secs),
             ..ElectionConfig::new(
                 config.cluster.etcd.clone(),
-                config.cluster.election_name(&config.store.schema),
+                config.cluster.election_name(
+                    config.chain.chain_id,
+                    store.database(),
+                    &config.store.schema,
+                ),
                 instance.clone(),
             )
         };
@@ -78,6 +82,12 @@ pub(crate) async fn take_store(
     let taken = tokio::task::spawn_blocking(move || taker.take_over(epoch, &holder)).await?;
     match taken {
         Ok(_) => {}
+        Err(StoreError::Fenced { .. }) if leader.as_ref().is_some_and(|l| !l.is_leading()) => {
+            return Err(eyre!(
+                "this instance lost the leadership before it took the store over (another \
+                 instance leads): it steps down"
+            ));
+        }
         Err(StoreError::Fenced {
             mine,
             found,

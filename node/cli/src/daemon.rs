@@ -219,10 +219,20 @@ pub(crate) async fn run_node(data_dir: &std::path::Path, args: NodeArgs) -> Resu
     };
     let (node, leader) = match postgres {
         None => (Node::start(config.clone()).await?, None),
-        Some(pg) => (
-            Node::start_with_store(config.clone(), pg.store).await?,
-            pg.leader,
-        ),
+        Some(pg) => {
+            let start = Node::start_with_store(config.clone(), pg.store);
+            let node = match &pg.leader {
+                // A leadership lost while the node starts (a slow chain RPC) ends the start.
+                Some(leader) => tokio::select! {
+                    node = start => node?,
+                    reason = leader.lost() => {
+                        return Err(eyre!("this instance lost the leadership while starting ({reason}): it steps down"));
+                    }
+                },
+                None => start.await?,
+            };
+            (node, pg.leader)
+        }
     };
     let token = farthing_rpc::ensure_token(&config.data_dir)?;
     // The admin token, and agents' credentials the node's root key (cred.key) verifies.

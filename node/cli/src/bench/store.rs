@@ -103,6 +103,9 @@ async fn failovers(
         .map_err(|e| eyre!("starting etcd (scripts/setup.sh installs it): {e}"))?;
     let chain = Chain::start(args.anvil.clone(), args.node_workers, dir).await?;
     let bob = chain.start_node(2, &dir.join("bob"), &[] as &[&str])?;
+    // A standby still waiting to lead is no child the bench holds yet: on any early return it
+    // must not outlive the run (it would campaign forever, and the bench wait for it).
+    let _standbys = KillAll(dir.join("alice").display().to_string());
     let link = format!("{}@{}", chain.bob(), bob.peers);
     let alice_dir = dir.join("alice");
     let mut flags: Vec<String> = ["--store", "postgres", "--postgres", &pg.url()]
@@ -170,6 +173,17 @@ async fn failovers(
     leader.stop()?;
     drop(bob);
     Ok(took)
+}
+
+/// Kills (SIGKILL) every process whose command line holds the pattern, when dropped.
+struct KillAll(String);
+
+impl Drop for KillAll {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-9", "-f", &self.0])
+            .status();
+    }
 }
 
 /// Both reports, then the comparison.

@@ -9,7 +9,7 @@
 //! | `cluster.etcd` | `[]` | etcd endpoints (`http://host:port`); set: instances of this node elect a leader, the others wait as standbys (needs `store.backend = "postgres"`) |
 //! | `cluster.lease_ttl_secs` | `3` | the leader's etcd lease: a leader that stops answering is replaced after about this long |
 //! | `cluster.instance` | host name and RPC address | this instance's name in the election and in the store's fence row |
-//! | `cluster.election` | `farthing/<store.schema>` | the etcd election's name (instances of one node share it) |
+//! | `cluster.election` | `farthing/<chain.chain_id>/<database>/<store.schema>` | the etcd election's name (instances of one node share it; set it when nodes that share an etcd could share the default) |
 
 use serde::{Deserialize, Serialize};
 
@@ -112,10 +112,10 @@ impl StoreConfig {
 }
 
 impl ClusterConfig {
-    /// The election's name for a store in `schema`.
-    pub fn election_name(&self, schema: &str) -> String {
+    /// The election's name for a store in `schema` of `database`, on chain `chain_id`.
+    pub fn election_name(&self, chain_id: u64, database: &str, schema: &str) -> String {
         self.election
             .clone()
-            .unwrap_or_else(|| format!("farthing/{schema}"))
+            .unwrap_or_else(|| format!("farthing/{chain_id}/{database}/{schema}"))
     }
 }

@@ -247,6 +247,11 @@ impl PgStore {
         Ok(held)
     }
 
+    /// The database's name (the connection string's `dbname`, or `postgres`).
+    pub fn database(&self) -> &str {
+        self.config.get_dbname().unwrap_or("postgres")
+    }
+
     /// The epoch this instance holds the store with (0 before [`take_over`](Self::take_over)).
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)

@@ -263,3 +263,37 @@ pub fn sample_pending_tx(key: u64, channel: Option<ChannelId>) -> PendingTx {
         raw: (0..=(key % 200) as u8).collect(),
     }
 }
+
+/// A free port on 127.0.0.1 below the kernel's ephemeral port range, for a server that must
+/// come back on the same port after a restart (a node's peer port, a persistent anvil).
+///
+/// A port from the ephemeral range (what port 0 gives) is free for any outgoing connection's
+/// automatic bind while its server is down — even for a client that keeps reconnecting to that
+/// very port (a TCP self-connect) — and the restart then fails to bind. Ports below the range
+/// are only ever taken by an explicit bind.
+pub fn fixed_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let low = 10_000u16;
+    let span = ephemeral_low.saturating_sub(low).max(1);
+    // Tests run in parallel (threads and processes): start at a random port of the range.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let start = (hasher.finish() % u64::from(span)) as u16;
+    // Never the same port twice in one process: a server may bind it only later (a standby).
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let port = (0..span)
+        .map(|i| low + (start + i) % span)
+        .find(|&port| {
+            !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        })
+        .expect("a free port below the ephemeral range");
+    given.push(port);
+    port
+}

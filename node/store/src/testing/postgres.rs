@@ -9,7 +9,6 @@
 //! the test panics.
 
 use std::io;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -360,8 +359,10 @@ fn append(file: &Path, text: &str) -> io::Result<()> {
         .write_all(text.as_bytes())
 }
 
+/// Below the ephemeral range: a server restarted on its port (after `stop_primary`) must not
+/// find it taken by a client's outgoing connection meanwhile.
 fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(super::fixed_port())
 }
 
 fn is_root() -> io::Result<bool> {
