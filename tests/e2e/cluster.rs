@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use farthing_cluster::testing::{EtcdCluster, signal};
+use farthing_devnet::KillAll;
 use farthing_e2e::{Daemon, Deployed, PATIENCE, USDC, done_if, eventually};
 use farthing_rpc::{FarthingApiClient, HttpClient, PayParams};
 use farthing_store::testing::postgres::{PgCluster, Stop};
@@ -150,18 +151,6 @@ async fn check_agreement(
         now.1
     );
     now
-}
-
-/// Kills every process whose command line holds `pattern` when dropped: a standby still
-/// waiting to lead is not owned by a [`Daemon`] yet, and must not outlive a failed test.
-struct KillAll(String);
-
-impl Drop for KillAll {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("pkill")
-            .args(["-9", "-f", &self.0])
-            .status();
-    }
 }
 
 /// Wait for a standby to lead (its start returns then).

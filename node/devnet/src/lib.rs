@@ -23,7 +23,7 @@ mod params;
 use std::path::PathBuf;
 
 pub use anvil::{Devnet, DevnetOptions};
-pub use node::{NodeCommand, NodeProcess};
+pub use node::{KillAll, NodeCommand, NodeProcess};
 pub use params::DevnetParams;
 
 /// One USDC in base units (6 decimals).

@@ -193,3 +193,15 @@ impl Drop for NodeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Kills (SIGKILL) every process whose command line holds `pattern` (e.g. a data directory's
+/// path) when dropped: a node still starting — a standby waiting to lead — is no
+/// [`NodeProcess`] yet, and must not outlive a failed test or run.
+#[derive(Debug)]
+pub struct KillAll(pub String);
+
+impl Drop for KillAll {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-9", "-f", &self.0]).status();
+    }
+}

@@ -91,6 +91,64 @@ pub(crate) fn describe(key: &[u8]) -> String {
     key.escape_ascii().to_string()
 }
 
+/// Implement [`Store`](crate::Store) for a backend that is a [`Kv`]: every method is the shared
+/// logic of this module, so the backends encode, order and refuse alike; `close` is the
+/// backend's own when given (`close(this) { ... }`), else nothing.
+macro_rules! store_on_kv {
+    ($backend:ty $(, close($this:ident) $close:block)?) => {
+        impl $crate::Store for $backend {
+            fn channel(&self, id: farthing_core::ChannelId) -> $crate::Result<Option<farthing_core::Channel>> {
+                $crate::kv::channel(self, id)
+            }
+            fn channels(&self) -> $crate::Result<Vec<farthing_core::Channel>> {
+                $crate::kv::channels(self)
+            }
+            fn cursor(&self) -> $crate::Result<Option<$crate::Cursor>> {
+                $crate::kv::cursor(self)
+            }
+            fn pending_txs(&self) -> $crate::Result<Vec<$crate::PendingTx>> {
+                $crate::kv::pending_txs(self)
+            }
+            fn keyed_payment(&self, key: &str) -> $crate::Result<Option<$crate::KeyedPayment>> {
+                $crate::kv::keyed_payment(self, key)
+            }
+            fn redeemed(&self, challenge: &str) -> $crate::Result<Option<$crate::KeyedPayment>> {
+                $crate::kv::redeemed(self, challenge)
+            }
+            fn owner(&self) -> $crate::Result<Option<alloy_primitives::Address>> {
+                $crate::kv::owner(self)
+            }
+            fn closing_channels(&self) -> $crate::Result<Vec<farthing_core::ChannelId>> {
+                $crate::kv::closing_channels(self)
+            }
+            fn walk_payments(
+                &self,
+                walk: $crate::LogWalk,
+                each: &mut dyn FnMut($crate::LoggedPayment) -> bool,
+            ) -> $crate::Result<()> {
+                $crate::kv::walk_payments(self, walk, each)
+            }
+            fn credential_spends(&self, since: u64) -> $crate::Result<$crate::CredentialSpends> {
+                $crate::kv::credential_spends(self, since)
+            }
+            fn revoked_credentials(&self) -> $crate::Result<Vec<([u8; 16], u64)>> {
+                $crate::kv::revoked_credentials(self)
+            }
+            fn issued_credentials(&self) -> $crate::Result<Vec<$crate::IssuedCredential>> {
+                $crate::kv::issued_credentials(self)
+            }
+            fn commit(&self, writes: &[$crate::Write]) -> $crate::Result<()> {
+                $crate::kv::commit(self, writes)
+            }
+            $(
+                fn close(&$this) $close
+            )?
+        }
+    };
+}
+
+pub(crate) use store_on_kv;
+
 /// One change in a batch.
 pub(crate) enum Op {
     /// Set `key` to `value`.

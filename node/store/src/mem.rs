@@ -3,13 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use farthing_core::{Channel, ChannelId};
-
+use crate::Result;
 use crate::kv::{self, Kv, Op, Step, Visit};
-use crate::{
-    CredentialSpends, Cursor, IssuedCredential, KeyedPayment, LogWalk, LoggedPayment, PendingTx,
-    Result, Store, Write,
-};
 
 /// A [`Store`] in memory, with the same semantics as [`RocksStore`](crate::RocksStore) except
 /// that nothing survives the process: records are encoded and keyed exactly as on disk (so
@@ -116,69 +111,14 @@ impl Kv for MemStore {
     }
 }
 
-impl Store for MemStore {
-    fn channel(&self, id: ChannelId) -> Result<Option<Channel>> {
-        kv::channel(self, id)
-    }
-
-    fn channels(&self) -> Result<Vec<Channel>> {
-        kv::channels(self)
-    }
-
-    fn cursor(&self) -> Result<Option<Cursor>> {
-        kv::cursor(self)
-    }
-
-    fn pending_txs(&self) -> Result<Vec<PendingTx>> {
-        kv::pending_txs(self)
-    }
-
-    fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
-        kv::keyed_payment(self, key)
-    }
-
-    fn redeemed(&self, challenge: &str) -> Result<Option<KeyedPayment>> {
-        kv::redeemed(self, challenge)
-    }
-
-    fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
-        kv::owner(self)
-    }
-
-    fn closing_channels(&self) -> Result<Vec<ChannelId>> {
-        kv::closing_channels(self)
-    }
-
-    fn walk_payments(
-        &self,
-        walk: LogWalk,
-        each: &mut dyn FnMut(LoggedPayment) -> bool,
-    ) -> Result<()> {
-        kv::walk_payments(self, walk, each)
-    }
-
-    fn credential_spends(&self, since: u64) -> Result<CredentialSpends> {
-        kv::credential_spends(self, since)
-    }
-
-    fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>> {
-        kv::revoked_credentials(self)
-    }
-
-    fn issued_credentials(&self) -> Result<Vec<IssuedCredential>> {
-        kv::issued_credentials(self)
-    }
-
-    fn commit(&self, writes: &[Write]) -> Result<()> {
-        kv::commit(self, writes)
-    }
-}
+kv::store_on_kv!(MemStore);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::sample_channel;
     use crate::{DecodeError, StoreError};
+    use crate::{Store, Write};
 
     #[test]
     fn a_record_of_an_unknown_version_is_refused_here_too() {

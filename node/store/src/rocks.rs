@@ -3,14 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use farthing_core::{Channel, ChannelId};
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use crate::kv::{self, Kv, Op, SCHEMA_KEY, Step, Visit};
-use crate::{
-    CredentialSpends, Cursor, IssuedCredential, KeyedPayment, LogWalk, LoggedPayment, PendingTx,
-    Result, Store, StoreError, Write,
-};
+use crate::{Result, StoreError};
 
 /// The schema (key layout) this build writes and reads. Record versions are separate: each
 /// record carries its own (see [`records`](crate::records)).
@@ -202,71 +198,13 @@ impl Kv for RocksStore {
     }
 }
 
-impl Store for RocksStore {
-    fn channel(&self, id: ChannelId) -> Result<Option<Channel>> {
-        kv::channel(self, id)
-    }
-
-    fn channels(&self) -> Result<Vec<Channel>> {
-        kv::channels(self)
-    }
-
-    fn cursor(&self) -> Result<Option<Cursor>> {
-        kv::cursor(self)
-    }
-
-    fn pending_txs(&self) -> Result<Vec<PendingTx>> {
-        kv::pending_txs(self)
-    }
-
-    fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
-        kv::keyed_payment(self, key)
-    }
-
-    fn redeemed(&self, challenge: &str) -> Result<Option<KeyedPayment>> {
-        kv::redeemed(self, challenge)
-    }
-
-    fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
-        kv::owner(self)
-    }
-
-    fn closing_channels(&self) -> Result<Vec<ChannelId>> {
-        kv::closing_channels(self)
-    }
-
-    fn walk_payments(
-        &self,
-        walk: LogWalk,
-        each: &mut dyn FnMut(LoggedPayment) -> bool,
-    ) -> Result<()> {
-        kv::walk_payments(self, walk, each)
-    }
-
-    fn credential_spends(&self, since: u64) -> Result<CredentialSpends> {
-        kv::credential_spends(self, since)
-    }
-
-    fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>> {
-        kv::revoked_credentials(self)
-    }
-
-    fn issued_credentials(&self) -> Result<Vec<IssuedCredential>> {
-        kv::issued_credentials(self)
-    }
-
-    fn commit(&self, writes: &[Write]) -> Result<()> {
-        kv::commit(self, writes)
-    }
-
-    fn close(&self) {
-        // Dropping the handle flushes and closes RocksDB.
-        self.db
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-    }
-}
+kv::store_on_kv!(RocksStore, close(self) {
+    // Dropping the handle flushes and closes RocksDB.
+    self.db
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+});
 
 #[cfg(test)]
 mod tests {
@@ -274,6 +212,7 @@ mod tests {
     use crate::DecodeError;
     use crate::kv::{CURSOR_KEY, channel_key, pending_tx_key};
     use crate::testing::{sample_channel, sample_cursor, sample_pending_tx};
+    use crate::{Store, Write};
 
     #[test]
     fn a_new_store_records_its_schema_and_keeps_synced_writes() {

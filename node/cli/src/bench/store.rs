@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use eyre::{Result, WrapErr, eyre};
 use farthing_cluster::testing::EtcdCluster;
-use farthing_devnet::NodeCommand;
+use farthing_devnet::{KillAll, NodeCommand};
 use farthing_store::testing::postgres::PgCluster;
 use serde::Serialize;
 
@@ -173,17 +173,6 @@ async fn failovers(
     leader.stop()?;
     drop(bob);
     Ok(took)
-}
-
-/// Kills (SIGKILL) every process whose command line holds the pattern, when dropped.
-struct KillAll(String);
-
-impl Drop for KillAll {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("pkill")
-            .args(["-9", "-f", &self.0])
-            .status();
-    }
 }
 
 /// Both reports, then the comparison.

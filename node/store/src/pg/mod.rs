@@ -38,15 +38,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use farthing_core::{Channel, ChannelId};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 
 use crate::kv::{self, Kv, Op, Step, Visit};
-use crate::{
-    CredentialSpends, Cursor, IssuedCredential, KeyedPayment, LogWalk, LoggedPayment, PendingTx,
-    Result, Store, StoreError, Write,
-};
+use crate::{Result, StoreError};
 use plan::Stmt;
 
 /// How long a commit may take before the connection is dropped and the commit reported
@@ -809,71 +805,13 @@ async fn end_session(config: &Config, schema: &str, target: &str, pid: i32) -> S
     }
 }
 
-impl Store for PgStore {
-    fn channel(&self, id: ChannelId) -> Result<Option<Channel>> {
-        kv::channel(self, id)
-    }
-
-    fn channels(&self) -> Result<Vec<Channel>> {
-        kv::channels(self)
-    }
-
-    fn cursor(&self) -> Result<Option<Cursor>> {
-        kv::cursor(self)
-    }
-
-    fn pending_txs(&self) -> Result<Vec<PendingTx>> {
-        kv::pending_txs(self)
-    }
-
-    fn keyed_payment(&self, key: &str) -> Result<Option<KeyedPayment>> {
-        kv::keyed_payment(self, key)
-    }
-
-    fn redeemed(&self, challenge: &str) -> Result<Option<KeyedPayment>> {
-        kv::redeemed(self, challenge)
-    }
-
-    fn owner(&self) -> Result<Option<alloy_primitives::Address>> {
-        kv::owner(self)
-    }
-
-    fn closing_channels(&self) -> Result<Vec<ChannelId>> {
-        kv::closing_channels(self)
-    }
-
-    fn walk_payments(
-        &self,
-        walk: LogWalk,
-        each: &mut dyn FnMut(LoggedPayment) -> bool,
-    ) -> Result<()> {
-        kv::walk_payments(self, walk, each)
-    }
-
-    fn credential_spends(&self, since: u64) -> Result<CredentialSpends> {
-        kv::credential_spends(self, since)
-    }
-
-    fn revoked_credentials(&self) -> Result<Vec<([u8; 16], u64)>> {
-        kv::revoked_credentials(self)
-    }
-
-    fn issued_credentials(&self) -> Result<Vec<IssuedCredential>> {
-        kv::issued_credentials(self)
-    }
-
-    fn commit(&self, writes: &[Write]) -> Result<()> {
-        kv::commit(self, writes)
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.readers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-}
+kv::store_on_kv!(PgStore, close(self) {
+    self.closed.store(true, Ordering::SeqCst);
+    self.readers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clear();
+});
 
 #[cfg(test)]
 mod tests;

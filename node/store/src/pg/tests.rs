@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::*;
 use crate::testing::postgres::{PgCluster, Stop};
 use crate::testing::sample_channel;
+use crate::{Store, Write};
 
 fn cluster() -> PgCluster {
     PgCluster::with_sync_standby().expect("start PostgreSQL with a synchronous standby")
