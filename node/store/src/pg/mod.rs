@@ -30,6 +30,8 @@
 //! thread, async code included, like RocksDB. Commits go through one connection, reads through
 //! a small pool.
 
+mod commit;
+mod conn;
 mod plan;
 mod sql;
 
@@ -38,12 +40,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
+use tokio_postgres::{Config, NoTls};
 
 use crate::kv::{self, Kv, Op, Step, Visit};
 use crate::{Result, StoreError};
-use plan::Stmt;
+use commit::{END_SESSION, apply, end_session};
+use conn::{Conn, Role, connect, describe, error_text, pg_error, valid_schema};
 
 /// How long a commit may take before the connection is dropped and the commit reported
 /// failed (outcome unknown): a PostgreSQL that is gone, or a synchronous standby that is down
@@ -83,40 +85,6 @@ impl std::fmt::Debug for PgStore {
             .field("epoch", &self.epoch.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
-}
-
-/// One connection and its prepared statements.
-struct Conn {
-    client: Client,
-    s: Prepared,
-    /// Notices the server sent on this connection. One during a commit (e.g. "canceling wait
-    /// for synchronous replication", which comes with a successful `COMMIT`) fails the commit.
-    notices: Arc<AtomicU64>,
-    /// The server process serving this connection (`pg_backend_pid()`).
-    pid: i32,
-}
-
-/// What a connection is for: its session settings differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// The one connection commits go through.
-    Committer,
-    /// Reads (and the takeover).
-    Reader,
-}
-
-struct Prepared {
-    get: Statement,
-    range: Statement,
-    page_up: Statement,
-    page_down: Statement,
-    begin: Statement,
-    begin_snapshot: Statement,
-    commit: Statement,
-    fence: Statement,
-    upsert: Statement,
-    delete: Statement,
-    delete_range: Statement,
 }
 
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
@@ -426,190 +394,8 @@ impl Drop for PgStore {
     }
 }
 
-/// Connect, set the session up for `role`, prepare the statements, and count the
-/// connection's notices.
-async fn connect(config: &Config, schema: &str, target: &str, role: Role) -> Result<Conn> {
-    let fail = |e| pg_error(target, e);
-    let (client, mut connection) = config.connect(NoTls).await.map_err(fail)?;
-    let notices = Arc::new(AtomicU64::new(0));
-    let counted = notices.clone();
-    tokio::spawn(async move {
-        let mut messages = std::pin::pin!(futures::stream::poll_fn(move |cx| {
-            connection.poll_message(cx)
-        }));
-        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
-            if let AsyncMessage::Notice(notice) = message {
-                counted.fetch_add(1, Ordering::SeqCst);
-                tracing::warn!(notice = notice.message(), "PostgreSQL");
-            }
-        }
-    });
-    // The commit connection: synchronous commit whatever the role or database says, no
-    // statement timeout (a cancel of the standby wait would pass a commit that is not
-    // replicated), the fence row never waited on longer than a commit may take, and a session
-    // that stops mid-transaction (a paused process) ended by the server so that it releases
-    // the fence row.
-    let session = match role {
-        Role::Committer => format!(
-            "SET search_path TO {schema}; SET synchronous_commit = on; SET statement_timeout = 0; \
-             SET lock_timeout = '5s'; SET idle_in_transaction_session_timeout = '5s'; \
-             SET default_transaction_isolation = 'read committed'"
-        ),
-        Role::Reader => format!("SET search_path TO {schema}; SET statement_timeout = 0"),
-    };
-    client.batch_execute(&session).await.map_err(fail)?;
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .map_err(fail)?
-        .get(0);
-    let prepare = |text| client.prepare(text);
-    let s = Prepared {
-        get: prepare(sql::GET).await.map_err(fail)?,
-        range: prepare(sql::RANGE).await.map_err(fail)?,
-        page_up: prepare(sql::PAGE_UP).await.map_err(fail)?,
-        page_down: prepare(sql::PAGE_DOWN).await.map_err(fail)?,
-        begin: prepare(sql::BEGIN).await.map_err(fail)?,
-        begin_snapshot: prepare(sql::BEGIN_SNAPSHOT).await.map_err(fail)?,
-        commit: prepare(sql::COMMIT).await.map_err(fail)?,
-        fence: prepare(sql::FENCE).await.map_err(fail)?,
-        upsert: prepare(sql::UPSERT).await.map_err(fail)?,
-        delete: prepare(sql::DELETE).await.map_err(fail)?,
-        delete_range: prepare(sql::DELETE_RANGE).await.map_err(fail)?,
-    };
-    Ok(Conn {
-        client,
-        s,
-        notices,
-        pid,
-    })
-}
-
-/// One batch as one transaction, sent in one flight: `BEGIN`, the fence, the writes,
-/// `COMMIT`. If the fence or a write fails the transaction is aborted before `COMMIT`, which
-/// then rolls back: nothing written.
-async fn apply(conn: &Conn, epoch: u64, stmts: &[Stmt], target: &str) -> Result<()> {
-    let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
-    let mut params: Vec<Vec<&(dyn ToSql + Sync)>> = vec![vec![], vec![&epoch]];
-    let mut statements = vec![&conn.s.begin, &conn.s.fence];
-    for stmt in stmts {
-        let (statement, p): (_, Vec<&(dyn ToSql + Sync)>) = match stmt {
-            Stmt::Upsert(keys, values) => (&conn.s.upsert, vec![keys, values]),
-            Stmt::Delete(keys) => (&conn.s.delete, vec![keys]),
-            Stmt::DeleteRange(from, to) => (&conn.s.delete_range, vec![from, to]),
-        };
-        statements.push(statement);
-        params.push(p);
-    }
-    statements.push(&conn.s.commit);
-    params.push(vec![]);
-    let notices = conn.notices.load(Ordering::SeqCst);
-    let flight = statements
-        .iter()
-        .zip(&params)
-        .map(|(statement, p)| conn.client.execute(*statement, p));
-    let answers = futures::future::join_all(flight).await;
-    let (commit, writes) = answers.split_last().expect("COMMIT is always sent");
-    for answer in writes {
-        if let Err(e) = answer {
-            return Err(match fenced(e) {
-                Some(fenced) => fenced,
-                None => StoreError::Postgres {
-                    target: target.to_owned(),
-                    reason: error_text(e),
-                },
-            });
-        }
-    }
-    if let Err(e) = commit {
-        return Err(StoreError::Postgres {
-            target: target.to_owned(),
-            reason: error_text(e),
-        });
-    }
-    if conn.notices.load(Ordering::SeqCst) != notices {
-        return Err(StoreError::Postgres {
-            target: target.to_owned(),
-            reason: "the server sent a notice during the commit (e.g. that its wait for the \
-                     synchronous standby was cancelled): it may be on the primary only"
-                .into(),
-        });
-    }
-    Ok(())
-}
-
-/// The [`StoreError::Fenced`] a failed fence check carries, if `e` is one.
-fn fenced(e: &tokio_postgres::Error) -> Option<StoreError> {
-    let db = e.as_db_error()?;
-    if db.code().code() != sql::FENCED_STATE {
-        return None;
-    }
-    let (found, holder) = db.detail()?.split_once(' ')?;
-    Some(StoreError::Fenced {
-        mine: 0,
-        found: found.parse().ok()?,
-        holder: holder.to_owned(),
-    })
-}
-
 fn rows(found: Vec<tokio_postgres::Row>) -> Rows {
     found.into_iter().map(|r| (r.get(0), r.get(1))).collect()
-}
-
-fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
-    StoreError::Postgres {
-        target: target.to_owned(),
-        reason: error_text(&e),
-    }
-}
-
-/// What went wrong, in PostgreSQL's words: tokio-postgres' own text is only the kind ("db
-/// error"); the server's message, detail and hint, or the underlying cause, say what. None of
-/// them holds a password.
-fn error_text(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut text = format!("{} ({})", db.message(), db.code().code());
-        for extra in [db.detail(), db.hint()].into_iter().flatten() {
-            text.push_str("; ");
-            text.push_str(extra);
-        }
-        return text;
-    }
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
-}
-
-/// Hosts, ports and database, for messages.
-fn describe(config: &Config) -> String {
-    let ports = config.get_ports();
-    // One port serves every host; none given: 5432.
-    let port = |i: usize| match ports {
-        [one] => *one,
-        _ => ports.get(i).copied().unwrap_or(5432),
-    };
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, host)| match host {
-            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{}", port(i)),
-            tokio_postgres::config::Host::Unix(p) => format!("{}:{}", p.display(), port(i)),
-        })
-        .collect();
-    format!(
-        "postgres://{}/{}",
-        hosts.join(","),
-        config.get_dbname().unwrap_or("postgres")
-    )
-}
-
-fn valid_schema(schema: &str) -> bool {
-    let mut chars = schema.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && schema.len() <= 48
 }
 
 /// The first key after every key that starts with `prefix`.
@@ -769,39 +555,6 @@ impl Kv for PgStore {
                 other => other,
             })
         })
-    }
-}
-
-/// How long ending a stuck commit's server session may take.
-const END_SESSION: Duration = Duration::from_secs(5);
-
-/// End the server session `pid` (a commit that got no answer: it may still be waiting for the
-/// standby, holding the fence row) and wait until it is gone; what happened, for the error.
-async fn end_session(config: &Config, schema: &str, target: &str, pid: i32) -> String {
-    let ended = async {
-        let conn = connect(config, schema, target, Role::Reader).await?;
-        let fail = |e| pg_error(target, e);
-        conn.client
-            .execute("SELECT pg_terminate_backend($1)", &[&pid])
-            .await
-            .map_err(fail)?;
-        while conn
-            .client
-            .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
-            .await
-            .map_err(fail)?
-            .is_some()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok::<_, StoreError>(())
-    };
-    match tokio::time::timeout(END_SESSION, ended).await {
-        Ok(Ok(())) => {
-            "its server session was ended; it may be found whole later, never in part".into()
-        }
-        Ok(Err(e)) => format!("its server session could not be ended: {e}"),
-        Err(_) => "its server session could not be ended in time".into(),
     }
 }
 
