@@ -149,7 +149,23 @@ impl Credentials {
         store: &dyn Store,
         table: Arc<ChannelTable>,
     ) -> Result<Self, farthing_rpc::Error> {
-        let hex = farthing_rpc::ensure_secret(&data_dir.join(KEY_FILE))?;
+        let path = data_dir.join(KEY_FILE);
+        let issued = store
+            .issued_credentials()
+            .map_err(|e| farthing_rpc::Error::Config(format!("cannot read credentials: {e}")))?;
+        // A store that lists credentials this node issued, with no key to verify them: a new
+        // key would refuse every one of them (an instance of a node run on a shared store
+        // without the other instances' cred.key, or a data directory restored without it).
+        if !issued.is_empty() && !path.exists() {
+            return Err(farthing_rpc::Error::Config(format!(
+                "the store lists {} credentials this node issued, but {} is missing: copy \
+                 cred.key (mode 0600) from the instance or the backup that issued them; every \
+                 instance of a node shares it",
+                issued.len(),
+                path.display()
+            )));
+        }
+        let hex = farthing_rpc::ensure_secret(&path)?;
         let mut key = [0u8; 32];
         alloy::hex::decode_to_slice(&hex, &mut key).map_err(|_| {
             farthing_rpc::Error::TokenMalformed {
@@ -159,9 +175,6 @@ impl Credentials {
         let revoked = store
             .revoked_credentials()
             .map_err(|e| farthing_rpc::Error::Config(format!("cannot read revocations: {e}")))?;
-        let issued = store
-            .issued_credentials()
-            .map_err(|e| farthing_rpc::Error::Config(format!("cannot read credentials: {e}")))?;
         Ok(Self {
             key,
             revoked: RwLock::new(
@@ -507,6 +520,33 @@ mod tests {
             restarted.verify(&token),
             Err(Denied::Revoked { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_store_with_issued_credentials_needs_the_key_that_issued_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemStore::default());
+        let group = GroupCommit::new(store.clone());
+        let table = Arc::new(ChannelTable::new(Vec::new(), Vec::new(), group));
+        let credentials = Credentials::load(dir.path(), &*store, table.clone()).unwrap();
+        credentials
+            .issue(&Principal::Admin, None, Vec::new())
+            .await
+            .unwrap();
+        // Another instance, or a restore, without cred.key: refused, saying what to copy.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let refused = Credentials::load(elsewhere.path(), &*store, table.clone()).err();
+        let text = refused.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("cred.key") && text.contains("1 credentials"),
+            "{text}"
+        );
+        assert!(
+            !elsewhere.path().join(KEY_FILE).exists(),
+            "no new key was made"
+        );
+        // With the key, it loads.
+        Credentials::load(dir.path(), &*store, table).unwrap();
     }
 
     #[tokio::test]
