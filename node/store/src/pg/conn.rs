@@ -85,6 +85,23 @@ pub(super) async fn connect(
         .await
         .map_err(fail)?
         .get(0);
+    if role == Role::Committer {
+        let standbys: String = client
+            .query_one("SHOW synchronous_standby_names", &[])
+            .await
+            .map_err(fail)?
+            .get(0);
+        if standbys.trim().is_empty() {
+            tracing::warn!(
+                store = %target,
+                "PostgreSQL has no synchronous standby (synchronous_standby_names is empty; \
+                 after a promotion, until one is attached): a commit is durable on this \
+                 server's disk only, and a failover to an asynchronous replica can lose \
+                 acknowledged payments; set synchronous_standby_names for a standby that every \
+                 commit waits for"
+            );
+        }
+    }
     let prepare = |text| client.prepare(text);
     let s = Prepared {
         get: prepare(sql::GET).await.map_err(fail)?,

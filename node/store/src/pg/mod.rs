@@ -7,7 +7,9 @@
 //! A commit returns `Ok` once PostgreSQL's `COMMIT` did: the commit connection sets
 //! `synchronous_commit = on` itself (whatever the role says), so that is after its WAL was
 //! flushed, and flushed by the synchronous standby when `synchronous_standby_names` names one
-//! (the store warns at open when it does not: then one disk holds the data, as with RocksDB).
+//! (the store warns whenever its commit connection finds none — at the first commit, and
+//! after a promotion that left the new primary without a standby: then one disk holds the
+//! data, as with RocksDB).
 //! A commit never gets a statement timeout or a cancel from this client (a cancel during the
 //! wait for the standby turns a commit that is not replicated into a success, with only a
 //! warning): any notice the server sends during a commit (such a warning, in whatever
@@ -260,20 +262,6 @@ impl PgStore {
             }
             let body = format!("{} COMMIT;", sql::migration(&schema));
             client.batch_execute(&body).await.map_err(fail)?;
-            let standbys: String = client
-                .query_one("SHOW synchronous_standby_names", &[])
-                .await
-                .map_err(fail)?
-                .get(0);
-            if standbys.trim().is_empty() {
-                tracing::warn!(
-                    store = %target,
-                    "PostgreSQL has no synchronous standby (synchronous_standby_names is empty): \
-                     a commit is durable on the primary's disk only, and a failover to an \
-                     asynchronous replica can lose acknowledged payments; set \
-                     synchronous_standby_names for a standby that every commit waits for"
-                );
-            }
             Ok(())
         })
     }
