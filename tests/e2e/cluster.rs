@@ -103,8 +103,7 @@ async fn pay_until_linked(client: &HttpClient, acked: &Acked, phase: u32) {
 }
 
 /// Alice's and bob's nodes agree on alice's latest proof, which covers every acknowledged
-/// payment, and the nonces of each phase lie above all earlier phases' (a nonce acknowledged in
-/// two phases would be a nonce signed twice with different contents). Returns (nonce, units).
+/// payment ([`farthing_e2e::check_acknowledged`]). Returns (nonce, units).
 async fn check_agreement(
     alice: &HttpClient,
     bob: &HttpClient,
@@ -121,35 +120,7 @@ async fn check_agreement(
         done_if(sent == received, format!("{sent:?} vs {received:?}")).map(|_| sent)
     })
     .await;
-    let acked = acked.lock().unwrap();
-    let mut phases: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
-    for &(phase, nonce, _) in acked.iter() {
-        let range = phases.entry(phase).or_insert((nonce, nonce));
-        *range = (range.0.min(nonce), range.1.max(nonce));
-    }
-    let ranges: Vec<_> = phases.into_iter().collect();
-    for pair in ranges.windows(2) {
-        assert!(
-            pair[0].1.1 < pair[1].1.0,
-            "{what}: nonces of phase {} {:?} reach into those of phase {} {:?}",
-            pair[0].0,
-            pair[0].1,
-            pair[1].0,
-            pair[1].1
-        );
-    }
-    let top = ranges.last().map(|(_, (_, n))| *n).unwrap_or_default();
-    assert!(
-        top <= now.0,
-        "{what}: acknowledged nonce {top} is missing (latest {})",
-        now.0
-    );
-    let paid: u128 = acked.iter().map(|(_, _, u)| u).sum();
-    assert!(
-        paid <= now.1,
-        "{what}: acknowledged {paid} units, the nodes count {}",
-        now.1
-    );
+    farthing_e2e::check_acknowledged(&acked.lock().unwrap(), now, what);
     now
 }
 

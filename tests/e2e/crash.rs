@@ -210,36 +210,7 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
             "round {round}: alice's latest proof went backwards: {last:?} -> {now:?}"
         );
         last = now;
-        let acked = acked.lock().unwrap();
-        // Payments share a nonce only when one proof carried them (queued together, so in one
-        // phase): the nonces of each phase lie above all earlier ones. A nonce acknowledged in
-        // two phases would be a nonce signed twice with different contents.
-        let mut phases: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
-        for &(phase, nonce, _) in acked.iter() {
-            let range = phases.entry(phase).or_insert((nonce, nonce));
-            *range = (range.0.min(nonce), range.1.max(nonce));
-        }
-        let ranges: Vec<_> = phases.into_iter().collect();
-        for pair in ranges.windows(2) {
-            assert!(
-                pair[0].1.1 < pair[1].1.0,
-                "round {round}: nonces of phase {} {:?} reach into those of phase {} {:?}",
-                pair[0].0,
-                pair[0].1,
-                pair[1].0,
-                pair[1].1
-            );
-        }
-        assert!(
-            ranges.last().is_none_or(|(_, (_, n))| *n <= now.0),
-            "round {round}: an acknowledged payment is missing after the restart"
-        );
-        let paid: u128 = acked.iter().map(|(_, _, u)| u).sum();
-        assert!(
-            paid <= now.1,
-            "round {round}: acknowledged {paid} units, the nodes count {}",
-            now.1
-        );
+        farthing_e2e::check_acknowledged(&acked.lock().unwrap(), now, &format!("round {round}"));
     }
     eprintln!(
         "kill -9 test: {alice_kills} kills of alice's node, {bob_kills} of bob's, {} acknowledged payments, {} units",

@@ -280,3 +280,40 @@ macro_rules! send {
         receipt
     }};
 }
+
+/// Check acknowledged payments, each `(phase, nonce, base units)`, against the latest proof
+/// both nodes agree on, `latest` = (nonce, cumulative units): payments share a nonce only when
+/// one proof carried them (so in one phase), the nonces of each phase lie above all earlier
+/// phases' (a nonce acknowledged in two phases would be a nonce signed twice with different
+/// contents), no acknowledged nonce is above the latest, and the acknowledged units are
+/// covered. Panics naming `what`.
+pub fn check_acknowledged(acked: &[(u32, u64, u128)], latest: (u64, u128), what: &str) {
+    let mut phases: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
+    for &(phase, nonce, _) in acked {
+        let range = phases.entry(phase).or_insert((nonce, nonce));
+        *range = (range.0.min(nonce), range.1.max(nonce));
+    }
+    let ranges: Vec<_> = phases.into_iter().collect();
+    for pair in ranges.windows(2) {
+        assert!(
+            pair[0].1.1 < pair[1].1.0,
+            "{what}: nonces of phase {} {:?} reach into those of phase {} {:?}",
+            pair[0].0,
+            pair[0].1,
+            pair[1].0,
+            pair[1].1
+        );
+    }
+    let top = ranges.last().map(|(_, (_, n))| *n).unwrap_or_default();
+    assert!(
+        top <= latest.0,
+        "{what}: acknowledged nonce {top} is missing (latest {})",
+        latest.0
+    );
+    let paid: u128 = acked.iter().map(|(_, _, u)| u).sum();
+    assert!(
+        paid <= latest.1,
+        "{what}: acknowledged {paid} units, the nodes count {}",
+        latest.1
+    );
+}
