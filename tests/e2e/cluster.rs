@@ -262,6 +262,12 @@ async fn a_standby_takes_over_from_a_killed_or_paused_leader_and_loses_nothing()
         "epochs only grow: {epoch_a2} -> {epoch_a3}"
     );
     let a3_rpc = net.rpc("alice", &a3);
+    // `farthing info` says who serves: the store, its epoch and the instance.
+    let store = a3_rpc.info().await.unwrap().store;
+    assert!(
+        store.contains("#alice") && store.contains(&format!("epoch {epoch_a3}, instance a3")),
+        "{store}"
+    );
     pay_until_linked(&a3_rpc, &acked, 4).await;
     let paused = check_agreement(&a3_rpc, &bob_rpc, &acked, "while a2 is paused").await;
     signal(a2.pid(), "CONT").unwrap();

@@ -41,6 +41,9 @@ pub(crate) async fn take_store(
         .await?
         .wrap_err("cannot open the PostgreSQL store")?;
     let store = Arc::new(store);
+    // Before campaigning: a standby that could not serve agents' credentials must say so now,
+    // not when it wins (and fences out a leader that can).
+    farthing_daemon::require_credential_key(&config.data_dir, &*store).map_err(|e| eyre!(e))?;
     let instance = instance_name(config);
     let leader = if config.cluster.etcd.is_empty() {
         None

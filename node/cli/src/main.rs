@@ -311,8 +311,9 @@ async fn run(cli: Cli) -> Result<()> {
                     let info = client.info().await?;
                     output(json, &info, || {
                         format!(
-                            "node {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}\npeer links {} up · {} kept, {} of them down (farthing peers){}",
+                            "node {}\nstore {}\nchain {} · ChannelManager {} · token {} {}\nsynced block {} of {} · health {}{}\npeer links {} up · {} kept, {} of them down (farthing peers){}",
                             info.address,
+                            info.store,
                             info.chain_id,
                             info.channel_manager,
                             info.token_symbol,

@@ -194,10 +194,13 @@ impl Builder {
             (None, StoreBackend::Postgres) => {
                 let url = config.store.postgres_url().unwrap_or_default();
                 let store = PgStore::open(&url, &config.store.schema)?;
+                require_key(&config.data_dir, &store)?;
                 store.take_over(None, &format!("{}", config.rpc.listen))?;
                 Arc::new(store)
             }
         };
+        // Before anything is written (the owner record, rebroadcasts).
+        require_key(&config.data_dir, &*store)?;
         let key = Arc::new(NodeKey::new(load_key(
             config.key.as_ref().ok_or(StartError::NoKey)?,
         )?));
@@ -539,6 +542,12 @@ fn claim_store(
             key,
         })
     }
+}
+
+/// [`crate::credentials::require_key`] as a start error.
+fn require_key(data_dir: &std::path::Path, store: &dyn Store) -> Result<(), StartError> {
+    crate::credentials::require_key(data_dir, store)
+        .map_err(|e| StartError::Credentials(farthing_rpc::Error::Config(e)))
 }
 
 #[cfg(test)]

@@ -145,6 +145,9 @@ impl Store for Watched {
     fn close(&self) {
         self.inner.close();
     }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub mod commerce;
 pub mod config;
 mod cosign;
 mod credentials;
+
+pub use credentials::require_key as require_credential_key;
 mod health;
 pub mod keys;
 mod link;

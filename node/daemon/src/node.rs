@@ -542,6 +542,12 @@ impl Node {
         self.c.table.group().stats()
     }
 
+    /// Where the store is (RocksDB's directory, or PostgreSQL's database, schema, epoch and
+    /// instance).
+    pub fn store_location(&self) -> String {
+        self.c.store.location()
+    }
+
     // ---- metrics ----
 
     /// Count an RPC call answered with error `code` (this node's metrics).

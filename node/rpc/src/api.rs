@@ -333,6 +333,10 @@ pub struct NodeInfo {
     /// Write batches those commits carried (payments, acknowledgements, watcher passes).
     #[serde(default)]
     pub store_batches: u64,
+    /// Where the node's state is: RocksDB's directory, or PostgreSQL's database and schema
+    /// with the epoch and instance that hold it (a node run as a leader and standbys).
+    #[serde(default)]
+    pub store: String,
     /// Links to partner nodes: how many are up, how many addresses are kept (redialled);
     /// `farthing_listPeers` has each peer.
     #[serde(default)]

@@ -140,6 +140,9 @@ macro_rules! store_on_kv {
             fn commit(&self, writes: &[$crate::Write]) -> $crate::Result<()> {
                 $crate::kv::commit(self, writes)
             }
+            fn location(&self) -> String {
+                $crate::kv::Kv::location(self)
+            }
             $(
                 fn close(&$this) $close
             )?
@@ -182,6 +185,8 @@ pub(crate) trait Kv {
     fn scan_ranges(&self, ranges: &[(Vec<u8>, Vec<u8>)], each: &mut Visit<'_>) -> Result<()>;
     /// Apply `ops` in order, all or none, and return once they are durable.
     fn apply(&self, ops: Vec<Op>) -> Result<()>;
+    /// Where the map lives, for an operator.
+    fn location(&self) -> String;
 }
 
 /// Check the schema record of a store just opened at `location`, then set it to

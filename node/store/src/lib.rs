@@ -298,6 +298,12 @@ pub trait Store: Send + Sync {
     /// closes its store on shutdown, before the process exits (RocksDB must not be torn down
     /// by the process exit with its files open).
     fn close(&self) {}
+
+    /// Where the state is, for an operator (`farthing info`): RocksDB's directory, or
+    /// PostgreSQL's database and schema with the epoch and name this instance holds it under.
+    fn location(&self) -> String {
+        String::new()
+    }
 }
 
 macro_rules! forward_store {
@@ -352,6 +358,10 @@ macro_rules! forward_store {
 
             fn close(&self) {
                 (**self).close()
+            }
+
+            fn location(&self) -> String {
+                (**self).location()
             }
         }
     )*};

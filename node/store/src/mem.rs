@@ -45,6 +45,10 @@ impl MemStore {
 }
 
 impl Kv for MemStore {
+    fn location(&self) -> String {
+        "in memory".into()
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.lock().get(key).cloned())
     }

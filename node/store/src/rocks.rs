@@ -130,6 +130,10 @@ impl RocksStore {
 }
 
 impl Kv for RocksStore {
+    fn location(&self) -> String {
+        format!("RocksDB at {}", self.path.display())
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.with_db(|db| db.get(key).map_err(|source| self.rocks(source)))
     }

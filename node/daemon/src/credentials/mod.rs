@@ -110,6 +110,31 @@ pub(crate) enum CredentialOpError {
     Store(#[from] StoreError),
 }
 
+/// Refuse to run on a store that lists credentials this node issued when `data_dir` has no
+/// `cred.key` to verify them: a new key would refuse every one of them (an instance of a node
+/// on a shared store without the other instances' key, or a data directory restored without
+/// it). Checked before the store is taken over or anything is written.
+pub fn require_key(data_dir: &Path, store: &dyn Store) -> Result<(), String> {
+    let path = data_dir.join(KEY_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    let issued = store
+        .issued_credentials()
+        .map_err(|e| format!("cannot read credentials: {e}"))?;
+    if issued.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the store lists {} credentials this node issued, but {} is missing: copy cred.key \
+         (mode 0600) from the instance or the backup that issued them (every instance of a node \
+         shares it); if it is lost for good, write a new key into it (64 hex digits, mode 0600): \
+         every credential issued before then stops working and must be issued again",
+        issued.len(),
+        path.display()
+    ))
+}
+
 /// The credentials component.
 pub(crate) struct Credentials {
     key: [u8; 32],
@@ -149,22 +174,11 @@ impl Credentials {
         store: &dyn Store,
         table: Arc<ChannelTable>,
     ) -> Result<Self, farthing_rpc::Error> {
+        require_key(data_dir, store).map_err(farthing_rpc::Error::Config)?;
         let path = data_dir.join(KEY_FILE);
         let issued = store
             .issued_credentials()
             .map_err(|e| farthing_rpc::Error::Config(format!("cannot read credentials: {e}")))?;
-        // A store that lists credentials this node issued, with no key to verify them: a new
-        // key would refuse every one of them (an instance of a node run on a shared store
-        // without the other instances' cred.key, or a data directory restored without it).
-        if !issued.is_empty() && !path.exists() {
-            return Err(farthing_rpc::Error::Config(format!(
-                "the store lists {} credentials this node issued, but {} is missing: copy \
-                 cred.key (mode 0600) from the instance or the backup that issued them; every \
-                 instance of a node shares it",
-                issued.len(),
-                path.display()
-            )));
-        }
         let hex = farthing_rpc::ensure_secret(&path)?;
         let mut key = [0u8; 32];
         alloy::hex::decode_to_slice(&hex, &mut key).map_err(|_| {

@@ -70,7 +70,15 @@ pub(crate) struct DialState {
 }
 
 impl KeptPeer {
-    fn new(mut addrs: Vec<PeerAddr>) -> Self {
+    fn new(addrs: Vec<PeerAddr>) -> Self {
+        // Each address once, in the order given.
+        let mut unique: Vec<PeerAddr> = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            if !unique.contains(&addr) {
+                unique.push(addr);
+            }
+        }
+        let mut addrs = unique;
         let addr = addrs.remove(0);
         Self {
             state: Mutex::new(DialState {
@@ -154,7 +162,8 @@ impl Kept {
             let mut state = peer.lock();
             if state.kept {
                 // The new addresses first; the partner's other known ones stay behind them
-                // (`connectPeer` with one instance's address keeps the configured others).
+                // (`connectPeer` with one instance's address keeps the others; to replace a
+                // wrong address, `disconnectPeer --forget` first).
                 let known = std::iter::once(state.addr.clone()).chain(state.others.drain(..));
                 for addr in known {
                     if !addrs.contains(&addr) {
@@ -252,7 +261,12 @@ mod tests {
     #[test]
     fn a_failed_dial_moves_on_to_the_partners_next_address() {
         let kept = Kept::default();
-        let Keep::Start(peer) = kept.keep(vec![addr(1, 7000), addr(1, 7001), addr(2, 7002)]) else {
+        let Keep::Start(peer) = kept.keep(vec![
+            addr(1, 7000),
+            addr(1, 7001),
+            addr(1, 7000),
+            addr(2, 7002),
+        ]) else {
             panic!("a new peer starts a loop")
         };
         let port = |peer: &KeptPeer| peer.target().map(|a| a.port);
@@ -260,7 +274,7 @@ mod tests {
         assert_eq!(
             peer.state().others.len(),
             1,
-            "another partner's address is dropped"
+            "a repeated address and another partner's are dropped"
         );
         peer.failed("refused".into(), Duration::from_millis(1));
         assert_eq!(port(&peer), Some(7001));

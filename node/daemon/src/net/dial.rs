@@ -30,6 +30,9 @@ const FIRST_REDIAL: Duration = Duration::from_millis(250);
 /// The longest wait between dials (an address that never answers is tried every 5 min).
 const MAX_REDIAL: Duration = Duration::from_secs(300);
 
+/// How long a TCP connect to a partner may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The longest wait between rounds of dials to a partner with several addresses (its
 /// instances): one of them is expected to lead soon, and a standby refuses at once.
 const MAX_ROUND_WAIT: Duration = Duration::from_secs(2);
@@ -107,12 +110,19 @@ impl Peering {
     /// Dial a partner (`0xADDRESS@host:port`) and prove both identities.
     pub(crate) async fn connect(self: &Arc<Self>, peer: &PeerAddr) -> Result<(), LinkError> {
         let addr = format!("{}:{}", peer.host, peer.port);
-        let stream = TcpStream::connect(&addr)
-            .await
-            .map_err(|source| LinkError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
+        // A host that drops packets (a partner's instance whose machine died) must not hold
+        // the dial for the kernel's SYN timeout (about two minutes).
+        let stream = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&addr)).await {
+            Ok(connected) => connected,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer in {} s", DIAL_TIMEOUT.as_secs()),
+            )),
+        }
+        .map_err(|source| LinkError::Connect {
+            addr: addr.clone(),
+            source,
+        })?;
         let _ = stream.set_nodelay(true);
         let key = self.signer.key().signer();
         let (proven, conn) = handshake(
@@ -177,28 +187,32 @@ impl Peering {
                             wait = FIRST_REDIAL;
                         }
                         Some(Err(e)) => {
-                            let failures = kept.failed(e.to_string(), wait);
+                            // A partner with several addresses (its instances: one leads, the
+                            // others listen on nothing): dial them back to back, and wait only
+                            // once a round of them failed (at most MAX_ROUND_WAIT).
+                            let state = kept.state();
+                            let addresses = 1 + state.others.len() as u32;
+                            let mid_round = state.failed.wrapping_add(1) % addresses != 0;
+                            let next = match (mid_round, addresses) {
+                                (true, _) => Duration::ZERO,
+                                (false, 1) => next_wait(wait),
+                                (false, _) => next_wait(wait).min(MAX_ROUND_WAIT),
+                            };
+                            let failures = kept.failed(e.to_string(), next);
                             if worth_a_warning(failures) {
                                 tracing::warn!(
                                     %peer,
                                     "{e}; {failures} failed dial(s) in a row, next in {:.2} s (backing off to {} s; farthing_listPeers shows the last error, farthing_disconnectPeer stops it)",
-                                    wait.as_secs_f64(),
-                                    MAX_REDIAL.as_secs()
+                                    next.as_secs_f64(),
+                                    if addresses > 1 { MAX_ROUND_WAIT } else { MAX_REDIAL }.as_secs()
                                 );
                             } else {
-                                tracing::debug!(%peer, "{e}; failed dial {failures}, next in {:.2} s", wait.as_secs_f64());
+                                tracing::debug!(%peer, "{e}; failed dial {failures}, next in {:.2} s", next.as_secs_f64());
                             }
-                            // A partner with several addresses (its instances: one leads, the
-                            // others listen on nothing): dial them back to back, and wait only
-                            // once a round of them failed.
-                            let addresses = 1 + kept.state().others.len() as u32;
-                            if failures % addresses != 0 {
+                            if mid_round {
                                 continue;
                             }
-                            wait = next_wait(wait);
-                            if addresses > 1 {
-                                wait = wait.min(MAX_ROUND_WAIT);
-                            }
+                            wait = next;
                         }
                     }
                 }

@@ -197,6 +197,7 @@ impl FarthingApiServer for RpcHandler {
             },
             store_syncs,
             store_batches,
+            store: self.node.store_location(),
             address: self.node.address(),
             chain_id: d.chain_id,
             channel_manager: d.channel_manager,

@@ -335,6 +335,7 @@ pub const SCHEMAS: &[(&str, &[Field])] = &[
             ("health", "Health", true),
             ("store_syncs", "integer", true),
             ("store_batches", "integer", true),
+            ("store", "string", true),
             ("links", "LinkCounts", true),
         ],
     ),

@@ -83,6 +83,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         health: health.clone(),
         store_syncs: 0,
         store_batches: 0,
+        store: String::new(),
         links: LinkCounts::default(),
     };
     let peer = PeerView {

@@ -165,6 +165,7 @@ impl FarthingApiServer for Fake {
             health: Health::ok(),
             store_syncs: 0,
             store_batches: 0,
+            store: String::new(),
             links: Default::default(),
         })
     }

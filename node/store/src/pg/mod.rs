@@ -75,6 +75,8 @@ pub struct PgStore {
     readers: Mutex<Vec<Arc<Conn>>>,
     /// The epoch this instance holds the store with; 0 until [`PgStore::take_over`].
     epoch: AtomicU64,
+    /// The name this instance took the store over under.
+    holder: Mutex<String>,
     closed: AtomicBool,
     commit_deadline: Duration,
 }
@@ -135,6 +137,7 @@ impl PgStore {
             committer: Arc::default(),
             readers: Mutex::default(),
             epoch: AtomicU64::new(0),
+            holder: Mutex::default(),
             closed: AtomicBool::new(false),
             commit_deadline: COMMIT_DEADLINE,
         };
@@ -163,7 +166,7 @@ impl PgStore {
     /// commits. Fails with [`StoreError::Fenced`] if a holder with an epoch not lower than
     /// `epoch` exists. Returns the epoch now held.
     pub fn take_over(&self, epoch: Option<u64>, holder: &str) -> Result<u64> {
-        let holder = holder.to_owned();
+        let (holder, name) = (holder.to_owned(), holder.to_owned());
         let (config, schema, target) = (self.config.clone(), self.schema.clone(), self.target());
         let target = target.to_owned();
         // A store of a newer build is refused before the fence is raised: an older standby
@@ -208,14 +211,19 @@ impl PgStore {
             })
         })?;
         self.epoch.store(held, Ordering::SeqCst);
+        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) = name;
         kv::open_schema(self, &self.target)?;
         tracing::info!(epoch = held, store = %self.target, "took the store over");
         Ok(held)
     }
 
-    /// The database's name (the connection string's `dbname`, or `postgres`).
+    /// The database's name: the connection string's `dbname`, else (as PostgreSQL does) its
+    /// `user`, else `postgres`.
     pub fn database(&self) -> &str {
-        self.config.get_dbname().unwrap_or("postgres")
+        self.config
+            .get_dbname()
+            .or(self.config.get_user())
+            .unwrap_or("postgres")
     }
 
     /// The epoch this instance holds the store with (0 before [`take_over`](Self::take_over)).
@@ -400,6 +408,20 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 impl Kv for PgStore {
+    fn location(&self) -> String {
+        let holder = self.holder.lock().unwrap_or_else(PoisonError::into_inner);
+        format!(
+            "PostgreSQL {} (epoch {}, instance {})",
+            self.target,
+            self.epoch(),
+            if holder.is_empty() {
+                "none: not taken over"
+            } else {
+                holder.as_str()
+            }
+        )
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let (key, target) = (key.to_vec(), self.target.clone());
         self.read(move |conn| async move {

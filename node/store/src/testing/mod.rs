@@ -185,6 +185,10 @@ impl<S: Store> Store for FailingStore<S> {
     fn close(&self) {
         self.inner.close();
     }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
 }
 
 /// A 65-byte signature-shaped byte string (`r | s | v`), varied by `seed`.
@@ -293,7 +297,12 @@ pub fn fixed_port() -> u16 {
         .find(|&port| {
             !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
         })
-        .expect("a free port below the ephemeral range");
+        // No room below the range (a host whose ephemeral ports start low): any free port.
+        .or_else(|| {
+            let any = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
+            any.local_addr().ok().map(|a| a.port())
+        })
+        .expect("a free port on 127.0.0.1");
     given.push(port);
     port
 }
