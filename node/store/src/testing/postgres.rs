@@ -6,11 +6,12 @@
 //! PostgreSQL refuses to run as root: when the tests run as root, every server command runs
 //! as the user `postgres` (through `runuser`) in a directory that user owns. Everything is
 //! stopped (`pg_ctl -m immediate`) and deleted when the [`PgCluster`] is dropped, also when
-//! the test panics.
+//! the test panics. The servers are this process's children, in its process group (not
+//! daemonised by `pg_ctl start`): a Ctrl-C of a test or `farthing bench` stops them too.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,8 @@ pub enum Stop {
 struct Server {
     data: PathBuf,
     port: u16,
-    running: bool,
+    /// The server process (`runuser` in front of it when we are root), while it runs.
+    process: Option<Child>,
 }
 
 /// A PostgreSQL primary on a free loopback port and, if asked, a synchronous standby.
@@ -77,7 +79,7 @@ impl PgCluster {
             primary: Server {
                 data: root.join("primary"),
                 port: 0,
-                running: false,
+                process: None,
             },
             root,
             bin,
@@ -147,7 +149,7 @@ impl PgCluster {
         cluster.standby = Some(Server {
             data: standby,
             port: 0,
-            running: false,
+            process: None,
         });
         cluster.start_server(true)?;
         cluster.sql(
@@ -269,29 +271,29 @@ impl PgCluster {
                 0 => free_port()?,
                 kept => kept,
             };
-            let options = format!("-p {port}");
-            match self.pg(
-                "pg_ctl",
-                &[
-                    "-D",
-                    path(&data),
-                    "-l",
-                    path(&log),
-                    "-w",
-                    "-t",
-                    "30",
-                    "-o",
-                    &options,
-                    "start",
-                ],
-            ) {
-                Ok(_) => {
+            let output = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)?;
+            let mut child = self
+                .command("postgres")
+                .args(["-D", path(&data), "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(output.try_clone()?)
+                .stderr(output)
+                .spawn()?;
+            match self.wait_ready(&mut child, port) {
+                Ok(()) => {
                     let server = self.server_mut(standby);
                     server.port = port;
-                    server.running = true;
+                    server.process = Some(child);
                     return Ok(());
                 }
-                Err(e) => last = Some(e),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last = Some(e);
+                }
             }
         }
         let tail = std::fs::read_to_string(&log).unwrap_or_default();
@@ -301,6 +303,30 @@ impl PgCluster {
         )))
     }
 
+    /// Wait until the server on `port` accepts connections (30 s at most); an error if it
+    /// exits first (its port was taken meanwhile: the caller tries another).
+    fn wait_ready(&self, child: &mut Child, port: u16) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = port.to_string();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Err(io::Error::other(format!("postgres exited: {status}")));
+            }
+            if self
+                .pg("pg_isready", &["-q", "-h", "127.0.0.1", "-p", &port])
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(
+                    "postgres did not accept connections in 30 s",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn stop_server(&mut self, standby: bool, how: Stop) -> io::Result<()> {
         let data = self.server(standby)?.data.clone();
         let mode = match how {
@@ -308,12 +334,14 @@ impl PgCluster {
             Stop::Fast => "fast",
         };
         self.pg("pg_ctl", &["-D", path(&data), "-m", mode, "-w", "stop"])?;
-        self.server_mut(standby).running = false;
+        if let Some(mut process) = self.server_mut(standby).process.take() {
+            process.wait()?;
+        }
         Ok(())
     }
 
-    /// Run one of the server's programs, as the user `postgres` when we are root.
-    fn pg(&self, program: &str, args: &[&str]) -> io::Result<Output> {
+    /// One of the server's programs, as the user `postgres` when we are root.
+    fn command(&self, program: &str) -> Command {
         let exe = self.bin.join(program);
         let mut command = if self.as_postgres {
             let mut c = Command::new("runuser");
@@ -322,7 +350,13 @@ impl PgCluster {
         } else {
             Command::new(&exe)
         };
-        let out = command.args(args).current_dir(&self.root).output()?;
+        command.current_dir(&self.root);
+        command
+    }
+
+    /// Run one of the server's programs to its end; an error unless it succeeded.
+    fn pg(&self, program: &str, args: &[&str]) -> io::Result<Output> {
+        let out = self.command(program).args(args).output()?;
         if !out.status.success() {
             return Err(io::Error::other(format!(
                 "{program} {} failed ({}): {}{}",
@@ -339,7 +373,7 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         for standby in [true, false] {
-            if self.server(standby).is_ok_and(|s| s.running) {
+            if self.server(standby).is_ok_and(|s| s.process.is_some()) {
                 let _ = self.stop_server(standby, Stop::Immediate);
             }
         }
