@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use farthing_cluster::testing::{EtcdCluster, signal};
 use farthing_devnet::KillAll;
-use farthing_e2e::{Daemon, Deployed, PATIENCE, USDC, done_if, eventually};
-use farthing_rpc::{FarthingApiClient, HttpClient, PayParams};
+use farthing_e2e::{Daemon, Deployed, PATIENCE, USDC, base_units, done_if, eventually, pay_units};
+use farthing_rpc::{FarthingApiClient, HttpClient};
 use farthing_store::testing::postgres::{PgCluster, Stop};
 
 /// The leader's etcd lease in these tests, seconds.
@@ -30,20 +30,6 @@ const LEASE_TTL: u64 = 4;
 
 /// Every acknowledged payment: (phase, nonce, base units).
 type Acked = Arc<Mutex<Vec<(u32, u64, u128)>>>;
-
-fn pay(units: u128) -> PayParams {
-    PayParams {
-        channel_id: Some(1),
-        partner: None,
-        amount: farthing_core::format_amount(units, 6),
-        idempotency_key: None,
-        memo: None,
-    }
-}
-
-fn units(amount: &str) -> u128 {
-    farthing_core::parse_amount(amount, 6, u128::MAX).unwrap()
-}
 
 /// Payers streaming 1..=5-unit payments through `client` until stopped or refused.
 struct Stream {
@@ -63,7 +49,7 @@ impl Stream {
                             return;
                         }
                         let units = (i + p) % 5 + 1;
-                        match pay(units).call(&client).await {
+                        match pay_units(units).call(&client).await {
                             Ok(paid) => acked.lock().unwrap().push((phase, paid.nonce, units)),
                             Err(_) => return,
                         }
@@ -96,7 +82,7 @@ impl Stream {
 /// Pay until one payment is acknowledged (the new leader is linked to bob); it counts.
 async fn pay_until_linked(client: &HttpClient, acked: &Acked, phase: u32) {
     let paid = eventually(PATIENCE, "a payment through the new leader", async || {
-        pay(1).call(client).await.map_err(|e| e.to_string())
+        pay_units(1).call(client).await.map_err(|e| e.to_string())
     })
     .await;
     acked.lock().unwrap().push((phase, paid.nonce, 1));
@@ -114,8 +100,8 @@ async fn check_agreement(
         let (a, b) = (alice.get_channel(1).await, bob.get_channel(1).await);
         let (a, b) = (a.map_err(|e| e.to_string())?, b.map_err(|e| e.to_string())?);
         let (sent, received) = (
-            (a.sent_nonce, units(&a.sent)),
-            (b.received_nonce, units(&b.received)),
+            (a.sent_nonce, base_units(&a.sent)),
+            (b.received_nonce, base_units(&b.received)),
         );
         done_if(sent == received, format!("{sent:?} vs {received:?}")).map(|_| sent)
     })
@@ -369,7 +355,7 @@ async fn postgres_failover_and_outage_lose_nothing_acknowledged() {
     // PostgreSQL is down: the node acknowledges nothing and says why; back, it resumes.
     pg.stop_standby(Stop::Fast).unwrap();
     let refused = eventually(PATIENCE, "a refused payment", async || {
-        match pay(1).call(&alice_rpc).await {
+        match pay_units(1).call(&alice_rpc).await {
             Ok(paid) => Err(format!("acknowledged {paid:?}")),
             Err(e) => Ok(e.to_string()),
         }

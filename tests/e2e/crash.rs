@@ -14,8 +14,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use farthing_e2e::{Daemon, Devnet, PATIENCE, Party, USDC, done_if, eventually};
-use farthing_rpc::{ChannelView, FarthingApiClient, OpenParams, PayParams};
+use farthing_e2e::{
+    Daemon, Devnet, PATIENCE, Party, USDC, base_units, done_if, eventually, pay_units,
+};
+use farthing_rpc::{ChannelView, FarthingApiClient, OpenParams};
 
 const ROUNDS: u32 = 50;
 const PAYERS: usize = 4;
@@ -70,20 +72,6 @@ impl Nodes {
     }
 }
 
-fn units(amount: &str) -> u128 {
-    farthing_core::parse_amount(amount, 6, u128::MAX).unwrap()
-}
-
-fn pay(units: u128) -> PayParams {
-    PayParams {
-        channel_id: Some(1),
-        partner: None,
-        amount: farthing_core::format_amount(units, 6),
-        idempotency_key: None,
-        memo: None,
-    }
-}
-
 /// Every acknowledged payment: (phase, nonce, base units). Phases run one after the other: a
 /// round's payers, then the payment that finds the link back.
 type Acked = Mutex<Vec<(u32, u64, u128)>>;
@@ -93,7 +81,7 @@ type Acked = Mutex<Vec<(u32, u64, u128)>>;
 /// the checks below only ask that every acknowledged payment is kept.
 async fn pay_until_linked(alice: &farthing_rpc::HttpClient, acked: &Acked, phase: u32) {
     let paid = eventually(PATIENCE, "a payment once the link is back", async || {
-        pay(1).call(alice).await.map_err(|e| e.to_string())
+        pay_units(1).call(alice).await.map_err(|e| e.to_string())
     })
     .await;
     acked.lock().unwrap().push((phase, paid.nonce, 1));
@@ -163,7 +151,7 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
                             return;
                         }
                         let units = (i + p as u128) % 7 + 1;
-                        match pay(units).call(&client).await {
+                        match pay_units(units).call(&client).await {
                             Ok(paid) => {
                                 acked
                                     .lock()
@@ -198,13 +186,13 @@ async fn acknowledged_payments_survive_fifty_kill_9s_of_either_node() {
         let a = eventually(PATIENCE, &what, async || {
             let (a, b) = (view(&alice_rpc).await, view(&bob_rpc).await);
             let (sent, received) = (
-                (a.sent_nonce, units(&a.sent)),
-                (b.received_nonce, units(&b.received)),
+                (a.sent_nonce, base_units(&a.sent)),
+                (b.received_nonce, base_units(&b.received)),
             );
             done_if(sent == received, (sent, received)).map(|_| a)
         })
         .await;
-        let now = (a.sent_nonce, units(&a.sent));
+        let now = (a.sent_nonce, base_units(&a.sent));
         assert!(
             now.0 >= last.0 && now.1 >= last.1,
             "round {round}: alice's latest proof went backwards: {last:?} -> {now:?}"

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use farthing_credential::{Caveat, Credential};
-use farthing_e2e::{Deployed, PATIENCE, done_if, eventually};
+use farthing_e2e::{Deployed, PATIENCE, base_units, done_if, eventually};
 use farthing_rpc::{
     ClientError, CreatedCredential, FarthingApiClient, HttpClient, connect_http, connect_ws,
     refused_with,
@@ -450,10 +450,6 @@ async fn kill_9_never_lets_a_restart_forget_what_a_credential_spent() {
             .remaining,
         "0"
     );
-}
-
-fn base_units(amount: &str) -> u128 {
-    farthing_core::parse_amount(amount, 6, u128::MAX).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

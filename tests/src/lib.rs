@@ -317,3 +317,19 @@ pub fn check_acknowledged(acked: &[(u32, u64, u128)], latest: (u64, u128), what:
         latest.1
     );
 }
+
+/// A token amount as the RPC writes it (6 decimals) in base units.
+pub fn base_units(amount: &str) -> u128 {
+    farthing_core::parse_amount(amount, 6, u128::MAX).unwrap()
+}
+
+/// A payment of `units` base units on channel 1, no key, no memo.
+pub fn pay_units(units: u128) -> farthing_rpc::PayParams {
+    farthing_rpc::PayParams {
+        channel_id: Some(1),
+        partner: None,
+        amount: farthing_core::format_amount(units, 6),
+        idempotency_key: None,
+        memo: None,
+    }
+}
